@@ -1,0 +1,102 @@
+//! The hub's error types. Each variant carries the numbers a transport needs for its message.
+
+use crate::cursor::CursorError;
+use crate::topic::InvalidTopic;
+
+/// Why a publish, subscribe or fetch was refused.
+///
+/// Variants that come from client input (`InvalidTopic`, `InvalidEventType`, `InvalidCursor`,
+/// `CursorAhead`, `NoTopics`, `TooManyTopics`, `DataTooLarge`) map to a 4xx status or a
+/// WebSocket error frame; `TopicLimit`, `Closed` and `Storage` are the server's side.
+///
+/// ```
+/// use pushgate_hub::{Hub, HubError, NewEvent, TopicName};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let hub = Hub::builder().max_data_bytes(8).build();
+/// let err = hub
+///     .publish(&TopicName::new("t").unwrap(), NewEvent::new(serde_json::json!("far too long")))
+///     .await
+///     .unwrap_err();
+/// assert!(matches!(err, HubError::DataTooLarge { size: 14, limit: 8 }));
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// A topic name failed validation.
+    #[error("invalid topic: {0}")]
+    InvalidTopic(#[from] InvalidTopic),
+    /// An event type failed validation (same alphabet as topics, at most 64 bytes).
+    #[error("invalid event type: {0}")]
+    InvalidEventType(#[source] InvalidTopic),
+    /// A cursor string could not be parsed.
+    #[error(transparent)]
+    InvalidCursor(#[from] CursorError),
+    /// A cursor of this epoch points past the newest event: the hub never issued it.
+    #[error("cursor position {position} is ahead of the newest event ({head})")]
+    CursorAhead {
+        /// Position named by the cursor.
+        position: u64,
+        /// Newest position the hub has.
+        head: u64,
+    },
+    /// A subscription or fetch named no topic.
+    #[error("at least one topic is required")]
+    NoTopics,
+    /// A subscription or fetch named more distinct topics than allowed.
+    #[error("{count} topics requested; at most {limit} per subscription")]
+    TooManyTopics {
+        /// Distinct topics requested.
+        count: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// An event's JSON data is larger than allowed.
+    #[error("event data is {size} bytes; the limit is {limit}")]
+    DataTooLarge {
+        /// Size of the compact JSON text.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// Creating another topic would pass the hub-wide topic limit.
+    #[error("the hub already holds its limit of {limit} topics")]
+    TopicLimit {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The hub has been closed (shutting down).
+    #[error("the hub is closed")]
+    Closed,
+    /// The storage backend failed.
+    #[error("storage failed: {0}")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why [`Subscription::recv`](crate::Subscription::recv) returned no event. Both are final: the
+/// subscription delivers nothing more.
+///
+/// ```
+/// use pushgate_hub::RecvError;
+///
+/// let err = RecvError::Lagged { behind: 1200 };
+/// assert_eq!(err.to_string(), "subscriber lagged 1200 events behind and was cut off");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The subscriber fell too far behind: its backlog passed its limit, or events it had not
+    /// read yet were evicted from history. `behind` counts the events it had not read: those
+    /// lost to eviction (at least) plus those still retained.
+    /// Reconnecting from the last delivered cursor replays what is still retained and reports a
+    /// [`Reset`](crate::Reset) for the rest.
+    #[error("subscriber lagged {behind} events behind and was cut off")]
+    Lagged {
+        /// Unread events when it was cut off, lost and retained.
+        behind: u64,
+    },
+    /// The hub was closed.
+    #[error("the hub is closed")]
+    Closed,
+}

@@ -1,0 +1,401 @@
+//! Events: what publishers hand the hub ([`NewEvent`]) and what readers get back ([`Event`]).
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::cursor::{Cursor, Epoch};
+use crate::topic::{InvalidTopic, TopicName, validate_name};
+
+/// The event type used when a publisher names none.
+pub const DEFAULT_EVENT_TYPE: &str = "message";
+/// The longest event type accepted, in bytes.
+pub const MAX_EVENT_TYPE_LEN: usize = 64;
+
+/// An event's payload: one JSON value, kept as compact JSON text.
+///
+/// The text is produced once at publish time and shared by every reader, so a transport can
+/// splice it into its frames without re-serializing.
+///
+/// ```
+/// use pushgate_hub::Data;
+/// use serde_json::json;
+///
+/// let data = Data::from_json(r#"{ "id": 1,  "name": "Ada" }"#)?;
+/// assert_eq!(data.as_str(), r#"{"id":1,"name":"Ada"}"#);
+/// assert_eq!(data.to_value()?, json!({"id": 1, "name": "Ada"}));
+/// assert!(Data::from_json("{not json").is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Data(Bytes);
+
+impl Data {
+    /// Parses `text` as JSON and keeps its compact form.
+    ///
+    /// ```
+    /// # use pushgate_hub::Data;
+    /// assert_eq!(Data::from_json("[1, 2]")?.as_str(), "[1,2]");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        Ok(Self::from(&value))
+    }
+
+    /// The compact JSON text.
+    ///
+    /// ```
+    /// # use pushgate_hub::Data;
+    /// assert_eq!(Data::from(serde_json::json!(null)).as_str(), "null");
+    /// ```
+    pub fn as_str(&self) -> &str {
+        // Only ever built from serde_json output, which is UTF-8; fall back rather than panic.
+        std::str::from_utf8(&self.0).unwrap_or("null")
+    }
+
+    /// The compact JSON text as shared bytes (cloning is a reference count increment).
+    ///
+    /// ```
+    /// # use pushgate_hub::Data;
+    /// assert_eq!(&Data::from(serde_json::json!(1)).bytes()[..], b"1");
+    /// ```
+    pub fn bytes(&self) -> Bytes {
+        self.0.clone()
+    }
+
+    /// Size of the JSON text in bytes.
+    ///
+    /// ```
+    /// # use pushgate_hub::Data;
+    /// assert_eq!(Data::from(serde_json::json!("ab")).len(), 4);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: the smallest JSON value is one byte long. Present for clippy's sake.
+    ///
+    /// ```
+    /// # use pushgate_hub::Data;
+    /// assert!(!Data::from(serde_json::json!(0)).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Parses the text back into a [`serde_json::Value`].
+    ///
+    /// ```
+    /// # use pushgate_hub::Data;
+    /// assert_eq!(Data::from(serde_json::json!([true])).to_value()?, serde_json::json!([true]));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_slice(&self.0)
+    }
+}
+
+impl From<&serde_json::Value> for Data {
+    fn from(value: &serde_json::Value) -> Self {
+        // Serializing a Value cannot fail: its map keys are strings by construction.
+        Self(Bytes::from(value.to_string()))
+    }
+}
+
+impl From<serde_json::Value> for Data {
+    fn from(value: serde_json::Value) -> Self {
+        Self::from(&value)
+    }
+}
+
+impl fmt::Debug for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event as a publisher hands it to [`Hub::publish`](crate::Hub::publish): a type and data.
+/// The hub adds the topic, positions and timestamp.
+///
+/// ```
+/// use pushgate_hub::NewEvent;
+/// use serde_json::json;
+///
+/// let event = NewEvent::new(json!({"id": 7})).event_type("insert");
+/// assert_eq!(event.type_name(), "insert");
+/// assert_eq!(NewEvent::new(json!(1)).type_name(), "message");
+/// ```
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    event_type: Option<Box<str>>,
+    data: Data,
+}
+
+impl NewEvent {
+    /// An event of the default type (`"message"`) carrying `data`.
+    ///
+    /// ```
+    /// # use pushgate_hub::NewEvent;
+    /// let event = NewEvent::new(serde_json::json!("hello"));
+    /// assert_eq!(event.data().as_str(), "\"hello\"");
+    /// ```
+    pub fn new(data: impl Into<Data>) -> Self {
+        Self { event_type: None, data: data.into() }
+    }
+
+    /// Sets the event type. It is validated at publish time: 1 to 64 characters from
+    /// `[A-Za-z0-9_.:-]`, so it can stand unescaped in an SSE `event:` field.
+    ///
+    /// ```
+    /// # use pushgate_hub::NewEvent;
+    /// assert_eq!(NewEvent::new(serde_json::json!(1)).event_type("tick").type_name(), "tick");
+    /// ```
+    pub fn event_type(mut self, event_type: impl Into<Box<str>>) -> Self {
+        self.event_type = Some(event_type.into());
+        self
+    }
+
+    /// The event type, or `"message"` when none was set.
+    ///
+    /// ```
+    /// # use pushgate_hub::NewEvent;
+    /// assert_eq!(NewEvent::new(serde_json::json!(1)).type_name(), "message");
+    /// ```
+    pub fn type_name(&self) -> &str {
+        self.event_type.as_deref().unwrap_or(DEFAULT_EVENT_TYPE)
+    }
+
+    /// The payload.
+    ///
+    /// ```
+    /// # use pushgate_hub::NewEvent;
+    /// assert_eq!(NewEvent::new(serde_json::json!(2)).data().as_str(), "2");
+    /// ```
+    pub fn data(&self) -> &Data {
+        &self.data
+    }
+
+    /// Checks the event type; called by the hub before the event reaches storage.
+    pub(crate) fn validate(&self) -> Result<(), InvalidTopic> {
+        match &self.event_type {
+            Some(name) => validate_name(name, MAX_EVENT_TYPE_LEN),
+            None => Ok(()),
+        }
+    }
+
+    /// Splits into the parts a storage backend needs.
+    pub(crate) fn into_parts(self) -> (Box<str>, Data) {
+        let event_type = self.event_type.unwrap_or_else(|| DEFAULT_EVENT_TYPE.into());
+        (event_type, self.data)
+    }
+}
+
+/// Everything a storage backend supplies to build an [`Event`].
+///
+/// Only storage implementations construct events; readers get them as `Arc<Event>` from the hub.
+#[derive(Debug)]
+pub struct EventParts {
+    /// The topic the event was published to.
+    pub topic: TopicName,
+    /// The event type (already validated by the hub).
+    pub event_type: Box<str>,
+    /// The payload.
+    pub data: Data,
+    /// Position within the topic: 1 for its first event, then +1 each, with no gaps.
+    pub seq: u64,
+    /// Position in the hub-wide order, strictly increasing across all topics of the epoch.
+    pub position: u64,
+    /// The epoch the positions belong to.
+    pub epoch: Epoch,
+    /// Server time of publication, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+/// The number of distinct encodings an event caches; see [`EncodingSlot`].
+const MAX_ENCODINGS: usize = 4;
+
+/// A published event, as every reader sees it. Shared (`Arc<Event>`) between history and all
+/// readers; never copied per subscriber.
+///
+/// ```
+/// use pushgate_hub::{Cursor, Hub, NewEvent, TopicName};
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pushgate_hub::HubError> {
+/// let hub = Hub::new();
+/// let topic = TopicName::new("orders")?;
+/// let event = hub.publish(&topic, NewEvent::new(json!({"id": 1})).event_type("insert")).await?;
+/// assert_eq!(event.topic(), &topic);
+/// assert_eq!(event.seq(), 1);
+/// assert_eq!(event.type_name(), "insert");
+/// assert_eq!(event.data().as_str(), r#"{"id":1}"#);
+/// assert_eq!(event.cursor(), Cursor::at(hub.epoch(), event.position()));
+/// # Ok(()) }
+/// ```
+pub struct Event {
+    parts: EventParts,
+    stored_at: Instant,
+    encodings: OnceLock<Box<[OnceLock<Bytes>; MAX_ENCODINGS]>>,
+}
+
+impl Event {
+    /// Builds an event; for storage backends.
+    ///
+    /// ```
+    /// use pushgate_hub::{Data, Epoch, Event, EventParts, TopicName};
+    ///
+    /// let event = Event::from_parts(EventParts {
+    ///     topic: TopicName::new("t")?,
+    ///     event_type: "message".into(),
+    ///     data: Data::from(serde_json::json!(1)),
+    ///     seq: 1,
+    ///     position: 10,
+    ///     epoch: Epoch::from_u32(3),
+    ///     timestamp_ms: 0,
+    /// });
+    /// assert_eq!(event.cursor().to_string(), "00000003-a");
+    /// # Ok::<(), pushgate_hub::InvalidTopic>(())
+    /// ```
+    pub fn from_parts(parts: EventParts) -> Self {
+        Self { parts, stored_at: Instant::now(), encodings: OnceLock::new() }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &TopicName {
+        &self.parts.topic
+    }
+
+    /// The event type (`"message"` unless the publisher named one).
+    pub fn type_name(&self) -> &str {
+        &self.parts.event_type
+    }
+
+    /// The payload.
+    pub fn data(&self) -> &Data {
+        &self.parts.data
+    }
+
+    /// Position within the topic: 1, 2, 3, … with no gaps, in publish order.
+    pub fn seq(&self) -> u64 {
+        self.parts.seq
+    }
+
+    /// Position in the hub-wide order of the epoch.
+    pub fn position(&self) -> u64 {
+        self.parts.position
+    }
+
+    /// The epoch of [`position`](Self::position).
+    pub fn epoch(&self) -> Epoch {
+        self.parts.epoch
+    }
+
+    /// Server time of publication, in milliseconds since the Unix epoch.
+    pub fn timestamp_ms(&self) -> u64 {
+        self.parts.timestamp_ms
+    }
+
+    /// The cursor that resumes right after this event, for any subscription that includes its
+    /// topic. It is the same for every subscriber, which is what lets a transport encode an
+    /// event once and send the same bytes to all.
+    pub fn cursor(&self) -> Cursor {
+        Cursor::at(self.parts.epoch, self.parts.position)
+    }
+
+    /// When this process stored the event; drives age-based eviction.
+    pub(crate) fn stored_at(&self) -> Instant {
+        self.stored_at
+    }
+
+    /// Bytes of memory the event accounts for in history limits (payload plus fixed overhead).
+    pub(crate) fn approx_size(&self) -> usize {
+        const OVERHEAD: usize = std::mem::size_of::<Event>() + 32;
+        OVERHEAD + self.parts.data.len() + self.parts.event_type.len()
+    }
+
+    /// This event encoded by `encode`, computed once per slot and shared by every later caller.
+    ///
+    /// A transport allocates one [`EncodingSlot`] for its wire format and asks every event for
+    /// its bytes through it: the first subscriber to need them pays for the encoding, the other
+    /// thousands clone a reference-counted buffer.
+    ///
+    /// ```
+    /// use std::sync::LazyLock;
+    /// use bytes::Bytes;
+    /// use pushgate_hub::{EncodingSlot, Hub, NewEvent, TopicName};
+    ///
+    /// static UPPER: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pushgate_hub::HubError> {
+    /// let hub = Hub::new();
+    /// let event = hub.publish(&TopicName::new("t")?, NewEvent::new(serde_json::json!("hi"))).await?;
+    /// let mut calls = 0;
+    /// for _ in 0..3 {
+    ///     let bytes = event.encoded(&UPPER, |e| {
+    ///         calls += 1;
+    ///         Bytes::from(e.data().as_str().to_uppercase())
+    ///     });
+    ///     assert_eq!(&bytes[..], b"\"HI\"");
+    /// }
+    /// assert_eq!(calls, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn encoded(&self, slot: &EncodingSlot, encode: impl FnOnce(&Event) -> Bytes) -> Bytes {
+        let Some(index) = slot.index() else {
+            return encode(self);
+        };
+        let slots = self.encodings.get_or_init(Default::default);
+        slots[index].get_or_init(|| encode(self)).clone()
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("topic", &self.parts.topic)
+            .field("seq", &self.parts.seq)
+            .field("position", &self.parts.position)
+            .field("type", &self.parts.event_type)
+            .field("data", &self.parts.data)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cache slot for one encoding of events (one per wire format). See [`Event::encoded`].
+///
+/// The hub has room for four slots per event; slots allocated beyond that still work but do not
+/// cache. Allocate one per format for the life of the process, typically in a `static`.
+///
+/// ```
+/// use std::sync::LazyLock;
+/// use pushgate_hub::EncodingSlot;
+///
+/// static SSE_FRAME: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
+/// # let _ = &*SSE_FRAME;
+/// ```
+#[derive(Debug)]
+pub struct EncodingSlot(usize);
+
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+impl EncodingSlot {
+    /// Allocates the next slot.
+    ///
+    /// ```
+    /// # use pushgate_hub::EncodingSlot;
+    /// let slot = EncodingSlot::new();
+    /// # let _ = slot;
+    /// ```
+    #[allow(clippy::new_without_default)] // a Default would hide that each call takes a slot
+    pub fn new() -> Self {
+        Self(NEXT_SLOT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn index(&self) -> Option<usize> {
+        (self.0 < MAX_ENCODINGS).then_some(self.0)
+    }
+}

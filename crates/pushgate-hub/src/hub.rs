@@ -1,0 +1,592 @@
+//! The hub handle: publish, subscribe, fetch, presence and counters over one storage.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::cursor::{Cursor, Epoch};
+use crate::error::HubError;
+use crate::event::{Event, NewEvent};
+use crate::memory::{HistoryLimit, MemoryStorage};
+use crate::reader::Reader;
+use crate::registry::{Label, Registry, Signal};
+use crate::reset::Reset;
+use crate::storage::{AppendRequest, Notifier, Storage};
+use crate::subscription::{SubscribeOptions, Subscription};
+use crate::topic::TopicName;
+
+/// The event hub: topics, ordered events, history, cursors and fan-out.
+///
+/// Cheap to clone; all clones share one hub. See the [crate docs](crate) for the guarantees.
+///
+/// ```
+/// use pushgate_hub::{Cursor, Hub, Item, NewEvent, TopicName};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::new();
+/// let topic = TopicName::new("chat")?;
+/// let mut sub = hub.subscribe(&[topic.clone()], Cursor::Now)?;
+/// let sent = hub.publish(&topic, NewEvent::new(serde_json::json!({"text": "hi"}))).await?;
+/// let Item::Event(got) = sub.recv().await? else { panic!() };
+/// assert_eq!(got.position(), sent.position());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) counters: Counters,
+    limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_topics_per_subscription: usize,
+    max_data_bytes: usize,
+    max_backlog: Option<usize>,
+}
+
+/// Builds a [`Hub`] with non-default limits or storage.
+///
+/// ```
+/// use std::time::Duration;
+/// use pushgate_hub::{HistoryLimit, Hub};
+///
+/// let hub = Hub::builder()
+///     .history(HistoryLimit::default().max_events(100).max_age(Some(Duration::from_secs(60))))
+///     .max_topics(10_000)
+///     .max_topics_per_subscription(50)
+///     .max_data_bytes(64 * 1024)
+///     .max_backlog(Some(1_000))
+///     .build();
+/// # let _ = hub;
+/// ```
+#[derive(Default)]
+pub struct HubBuilder {
+    history: HistoryLimit,
+    max_topics: Option<usize>,
+    limits: Option<Limits>,
+    storage: Option<Arc<dyn Storage>>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_topics_per_subscription: 100, max_data_bytes: 1 << 20, max_backlog: None }
+    }
+}
+
+impl HubBuilder {
+    fn limits(&mut self) -> &mut Limits {
+        self.limits.get_or_insert_with(Limits::default)
+    }
+
+    /// History kept per topic by the default in-memory storage (default: 1,000 events, 10
+    /// minutes, 8 MiB). Ignored when a [`storage`](Self::storage) is given.
+    pub fn history(mut self, limit: HistoryLimit) -> Self {
+        self.history = limit;
+        self
+    }
+
+    /// Most topics the in-memory storage holds at once (default 100,000). Ignored when a
+    /// [`storage`](Self::storage) is given.
+    pub fn max_topics(mut self, n: usize) -> Self {
+        self.max_topics = Some(n);
+        self
+    }
+
+    /// Most distinct topics one subscription or fetch may name (default 100).
+    pub fn max_topics_per_subscription(mut self, n: usize) -> Self {
+        self.limits().max_topics_per_subscription = n.max(1);
+        self
+    }
+
+    /// Largest event data accepted, as compact JSON bytes (default 1 MiB).
+    pub fn max_data_bytes(mut self, n: usize) -> Self {
+        self.limits().max_data_bytes = n;
+        self
+    }
+
+    /// Default backlog limit of subscriptions that set none (default `None`: bounded by history).
+    pub fn max_backlog(mut self, n: Option<usize>) -> Self {
+        self.limits().max_backlog = n;
+        self
+    }
+
+    /// Sequence and keep events in `storage` instead of this process's memory.
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// Builds the hub.
+    pub fn build(self) -> Hub {
+        let storage = self.storage.unwrap_or_else(|| {
+            Arc::new(MemoryStorage::new(self.history, self.max_topics.unwrap_or(100_000)))
+        });
+        let registry = Arc::new(Registry::default());
+        storage.attach(Notifier(Arc::clone(&registry)));
+        Hub {
+            inner: Arc::new(Inner {
+                storage,
+                registry,
+                counters: Counters::default(),
+                limits: self.limits.unwrap_or_default(),
+            }),
+        }
+    }
+}
+
+/// Options of [`Hub::fetch`], the pull API behind both polling transports.
+///
+/// ```
+/// use std::time::Duration;
+/// use pushgate_hub::FetchOptions;
+///
+/// let short_poll = FetchOptions::default().limit(100);
+/// let long_poll = FetchOptions::default().wait(Duration::from_secs(25)).label("longpoll");
+/// # let _ = (short_poll, long_poll);
+/// ```
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    limit: usize,
+    wait: Duration,
+    label: Label,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self { limit: 1000, wait: Duration::ZERO, label: Cow::Borrowed("fetch") }
+    }
+}
+
+impl FetchOptions {
+    /// Most events returned (default 1,000, at least 1).
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = n.max(1);
+        self
+    }
+
+    /// How long to wait for an event when there is none yet (default zero: answer at once).
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// The name a waiting fetch is counted under in [`Presence`] (default `"fetch"`).
+    pub fn label(mut self, label: impl Into<Cow<'static, str>>) -> Self {
+        self.label = label.into();
+        self
+    }
+}
+
+/// The answer to a [`Hub::fetch`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Batch {
+    /// Events after the cursor, in the hub's total order.
+    pub events: Vec<Arc<Event>>,
+    /// Where the next fetch should start. Unchanged from the request's cursor when nothing
+    /// happened in these topics, so an idle poller can be answered from an HTTP cache.
+    pub cursor: Cursor,
+    /// Set when the request's cursor could not be honoured exactly; `events` then start at the
+    /// oldest retained event.
+    pub reset: Option<Reset>,
+}
+
+/// Live readers of a topic, per label. See [`Hub::presence`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Presence {
+    /// All live readers.
+    pub total: usize,
+    /// Readers per label (`"sse"`, `"ws"`, …), largest count first.
+    pub by_label: Vec<(String, usize)>,
+}
+
+/// A snapshot of the hub's counters, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events published since the hub was built.
+    pub published: u64,
+    /// Event deliveries (one per event per reader, subscriptions and fetches alike).
+    pub delivered: u64,
+    /// Subscribers cut off for lagging.
+    pub lagged: u64,
+    /// Resets reported (subscriptions and fetches).
+    pub resets: u64,
+    /// Live subscriptions now.
+    pub subscribers: u64,
+    /// Topics the storage holds now.
+    pub topics: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    published: AtomicU64,
+    delivered: AtomicU64,
+    lagged: AtomicU64,
+    resets: AtomicU64,
+    subscribers: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn delivered(&self, n: usize) {
+        self.delivered.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub(crate) fn lagged(&self) {
+        self.lagged.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn reset(&self) {
+        self.resets.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn subscribed(&self) {
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn unsubscribed(&self) {
+        self.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hub {
+    /// A hub with in-memory storage and default limits.
+    pub fn new() -> Self {
+        HubBuilder::default().build()
+    }
+
+    /// A builder for non-default limits or storage.
+    pub fn builder() -> HubBuilder {
+        HubBuilder::default()
+    }
+
+    /// The epoch of the hub's history; part of every cursor it issues.
+    pub fn epoch(&self) -> Epoch {
+        self.inner.storage.epoch()
+    }
+
+    /// Publishes an event to `topic` (created on first use) and returns it as stored, with its
+    /// `seq`, position and timestamp.
+    ///
+    /// Events of one topic get `seq` 1, 2, 3, … in the order their publishes complete; across
+    /// topics, positions order them the same way for every reader.
+    ///
+    /// # Errors
+    /// [`HubError::InvalidEventType`], [`HubError::DataTooLarge`], [`HubError::TopicLimit`],
+    /// [`HubError::Closed`], or a storage failure.
+    ///
+    /// ```
+    /// use pushgate_hub::{Hub, NewEvent, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pushgate_hub::HubError> {
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("db.users")?;
+    /// let first = hub.publish(&topic, NewEvent::new(serde_json::json!({"id": 1})).event_type("insert")).await?;
+    /// let second = hub.publish(&topic, NewEvent::new(serde_json::json!({"id": 1})).event_type("delete")).await?;
+    /// assert_eq!((first.seq(), second.seq()), (1, 2));
+    /// assert!(second.position() > first.position());
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish(&self, topic: &TopicName, event: NewEvent) -> Result<Arc<Event>, HubError> {
+        if self.inner.registry.is_closed() {
+            return Err(HubError::Closed);
+        }
+        event.validate().map_err(HubError::InvalidEventType)?;
+        let limit = self.inner.limits.max_data_bytes;
+        if event.data().len() > limit {
+            return Err(HubError::DataTooLarge { size: event.data().len(), limit });
+        }
+        let (event_type, data) = event.into_parts();
+        let event =
+            self.inner.storage.append(AppendRequest { topic: topic.clone(), event_type, data }).await?;
+        self.inner.counters.published.fetch_add(1, Ordering::Relaxed);
+        Ok(event)
+    }
+
+    /// Follows `topics` live from `cursor`, with default [`SubscribeOptions`].
+    ///
+    /// # Errors
+    /// [`HubError::NoTopics`], [`HubError::TooManyTopics`], [`HubError::CursorAhead`],
+    /// [`HubError::TopicLimit`], [`HubError::Closed`].
+    ///
+    /// ```
+    /// use pushgate_hub::{Cursor, Hub, HubError, TopicName};
+    ///
+    /// let hub = Hub::new();
+    /// let sub = hub.subscribe(&[TopicName::new("a")?, TopicName::new("b")?], Cursor::Now)?;
+    /// assert_eq!(hub.stats().subscribers, 1);
+    /// drop(sub);
+    /// assert_eq!(hub.stats().subscribers, 0);
+    /// assert!(matches!(hub.subscribe(&[], Cursor::Now), Err(HubError::NoTopics)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscribe(&self, topics: &[TopicName], cursor: Cursor) -> Result<Subscription, HubError> {
+        self.subscribe_with(topics, cursor, SubscribeOptions::default())
+    }
+
+    /// Follows `topics` live from `cursor`. See [`Subscription`] for what it delivers.
+    ///
+    /// ```
+    /// use pushgate_hub::{Cursor, Hub, SubscribeOptions, TopicName};
+    ///
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("a")?;
+    /// let _sub = hub.subscribe_with(&[topic.clone()], Cursor::Now, SubscribeOptions::default().label("sse"))?;
+    /// assert_eq!(hub.presence(&topic).by_label, [("sse".to_owned(), 1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscribe_with(
+        &self,
+        topics: &[TopicName],
+        cursor: Cursor,
+        mut options: SubscribeOptions,
+    ) -> Result<Subscription, HubError> {
+        if self.inner.registry.is_closed() {
+            return Err(HubError::Closed);
+        }
+        let reader =
+            Reader::new(&*self.inner.storage, topics, self.inner.limits.max_topics_per_subscription)?;
+        if options.max_backlog.is_none() {
+            options.max_backlog = self.inner.limits.max_backlog;
+        }
+        Subscription::new(Arc::clone(&self.inner), reader, cursor, options)
+    }
+
+    /// The pull API: events of `topics` after `cursor`, at most `options.limit`, without
+    /// holding a subscription. With a non-zero `options.wait` and nothing to return yet, waits
+    /// until something is published to one of the topics or the wait ends (long polling); the
+    /// waiting costs no task and no timer beyond the caller's own. Short polling is the same call
+    /// with no wait.
+    ///
+    /// A closed hub answers a waiting fetch at once with what it has, so parked long polls
+    /// end promptly on shutdown.
+    ///
+    /// # Errors
+    /// As [`subscribe`](Self::subscribe), and [`HubError::Closed`] for a fetch that starts after
+    /// the hub closed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pushgate_hub::{Cursor, FetchOptions, Hub, NewEvent, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("jobs")?;
+    /// let idle = hub.fetch(&[topic.clone()], Cursor::Now, &FetchOptions::default()).await?;
+    /// assert!(idle.events.is_empty());
+    ///
+    /// let publisher = hub.clone();
+    /// let t = topic.clone();
+    /// tokio::spawn(async move { publisher.publish(&t, NewEvent::new(serde_json::json!(1))).await });
+    /// let options = FetchOptions::default().wait(Duration::from_secs(25));
+    /// let batch = hub.fetch(&[topic], idle.cursor, &options).await?;
+    /// assert_eq!(batch.events.len(), 1);
+    /// assert_eq!(batch.cursor, batch.events[0].cursor());
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch(
+        &self,
+        topics: &[TopicName],
+        cursor: Cursor,
+        options: &FetchOptions,
+    ) -> Result<Batch, HubError> {
+        let inner = &*self.inner;
+        if inner.registry.is_closed() {
+            return Err(HubError::Closed);
+        }
+        let deadline = Instant::now() + options.wait;
+        let mut reader = Reader::new(&*inner.storage, topics, inner.limits.max_topics_per_subscription)?;
+        let epoch = inner.storage.epoch();
+        let start = reader.start(cursor, epoch, inner.storage.head())?;
+        let mut reset = start.reset;
+        let mut position = start.position;
+        let mut events = Vec::new();
+        let mut waiting: Option<(Arc<Signal>, Vec<crate::registry::Registration>)> = None;
+        loop {
+            if let Some((signal, _)) = &waiting {
+                signal.clear();
+            }
+            let head = inner.storage.head();
+            if head > position {
+                let mut gaps = Vec::new();
+                position = reader.step(position, head, options.limit, &mut events, &mut gaps).cursor;
+                if !gaps.is_empty() {
+                    reset = Some(merge_gaps(reset, gaps));
+                }
+            }
+            let done = !events.is_empty()
+                || reset.is_some()
+                || options.wait.is_zero()
+                || Instant::now() >= deadline
+                || inner.registry.is_closed();
+            if done {
+                break;
+            }
+            match &waiting {
+                None => {
+                    // Register, then look again before sleeping: a publish between the look
+                    // above and this registration would otherwise go unnoticed.
+                    let signal = Arc::new(Signal::default());
+                    let registrations = reader
+                        .names()
+                        .map(|name| inner.registry.add(name, &signal, &options.label))
+                        .collect();
+                    waiting = Some((signal, registrations));
+                }
+                Some((signal, _)) => {
+                    if tokio::time::timeout_at(deadline, signal.notified()).await.is_err() {
+                        continue; // one last look, then the deadline check ends the loop
+                    }
+                }
+            }
+        }
+        if let Some((_, registrations)) = waiting {
+            for registration in registrations {
+                inner.registry.remove(registration);
+            }
+        }
+        inner.counters.delivered(events.len());
+        if reset.is_some() {
+            inner.counters.reset();
+        }
+        let cursor = match cursor {
+            Cursor::At { epoch: theirs, .. } if events.is_empty() && reset.is_none() && theirs == epoch => {
+                cursor
+            }
+            _ => Cursor::at(epoch, position),
+        };
+        Ok(Batch { events, cursor, reset })
+    }
+
+    /// Live readers of `topic`: subscriptions and waiting fetches, per label.
+    ///
+    /// ```
+    /// use pushgate_hub::{Cursor, Hub, SubscribeOptions, TopicName};
+    ///
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("room")?;
+    /// let _a = hub.subscribe_with(&[topic.clone()], Cursor::Now, SubscribeOptions::default().label("ws"))?;
+    /// let _b = hub.subscribe_with(&[topic.clone()], Cursor::Now, SubscribeOptions::default().label("ws"))?;
+    /// let _c = hub.subscribe_with(&[topic.clone()], Cursor::Now, SubscribeOptions::default().label("sse"))?;
+    /// let presence = hub.presence(&topic);
+    /// assert_eq!(presence.total, 3);
+    /// assert_eq!(presence.by_label, [("ws".to_owned(), 2), ("sse".to_owned(), 1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn presence(&self, topic: &TopicName) -> Presence {
+        let by_label = self.inner.registry.presence(topic.as_str());
+        Presence { total: by_label.iter().map(|(_, n)| n).sum(), by_label }
+    }
+
+    /// A snapshot of the counters.
+    ///
+    /// ```
+    /// # use pushgate_hub::Hub;
+    /// assert_eq!(Hub::new().stats().published, 0);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.counters;
+        Stats {
+            published: c.published.load(Ordering::Relaxed),
+            delivered: c.delivered.load(Ordering::Relaxed),
+            lagged: c.lagged.load(Ordering::Relaxed),
+            resets: c.resets.load(Ordering::Relaxed),
+            subscribers: c.subscribers.load(Ordering::Relaxed),
+            topics: self.inner.storage.topic_count() as u64,
+        }
+    }
+
+    /// Evicts expired events from every topic and forgets topics that are empty and unused.
+    /// Returns how many topics were forgotten. [`maintain`](Self::maintain) calls it for you.
+    ///
+    /// ```
+    /// # use pushgate_hub::{Cursor, Hub, TopicName};
+    /// let hub = Hub::new();
+    /// drop(hub.subscribe(&[TopicName::new("gone")?], Cursor::Now)?);
+    /// assert_eq!(hub.stats().topics, 1);
+    /// assert_eq!(hub.sweep(), 1);
+    /// assert_eq!(hub.stats().topics, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sweep(&self) -> usize {
+        self.inner.storage.sweep()
+    }
+
+    /// Runs [`sweep`](Self::sweep) every `every` until the hub is closed. The hub spawns no task
+    /// of its own: the embedder owns this future (spawn it next to the server).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use pushgate_hub::Hub;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let hub = Hub::new();
+    /// let maintenance = tokio::spawn(hub.clone().maintain(Duration::from_secs(30)));
+    /// hub.close();
+    /// # tokio::time::timeout(Duration::from_secs(60), maintenance).await.unwrap().unwrap();
+    /// # }
+    /// ```
+    pub async fn maintain(self, every: Duration) {
+        let mut interval = tokio::time::interval(every.max(Duration::from_millis(1)));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let closed = self.inner.registry.closed();
+        tokio::pin!(closed);
+        loop {
+            tokio::select! {
+                () = &mut closed => return,
+                _ = interval.tick() => {}
+            }
+            let forgotten = self.sweep();
+            if forgotten > 0 {
+                tracing::debug!(forgotten, "swept idle topics");
+            }
+        }
+    }
+
+    /// Closes the hub: live subscriptions end with [`RecvError::Closed`](crate::RecvError::Closed),
+    /// waiting fetches answer at once, and new publishes, subscriptions and fetches are refused.
+    /// For graceful shutdown.
+    ///
+    /// ```
+    /// # use pushgate_hub::{Cursor, Hub, RecvError, TopicName};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let mut sub = hub.subscribe(&[TopicName::new("t")?], Cursor::Now)?;
+    /// hub.close();
+    /// assert_eq!(sub.recv().await.unwrap_err(), RecvError::Closed);
+    /// assert!(hub.is_closed());
+    /// # Ok(()) }
+    /// ```
+    pub fn close(&self) {
+        self.inner.registry.close();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.registry.is_closed()
+    }
+}
+
+fn merge_gaps(reset: Option<Reset>, gaps: Vec<crate::reset::TopicReset>) -> Reset {
+    match reset {
+        Some(reset) => reset.with_more(gaps),
+        None => Reset::new(crate::reset::ResetReason::Expired, gaps),
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("epoch", &self.epoch()).field("stats", &self.stats()).finish()
+    }
+}

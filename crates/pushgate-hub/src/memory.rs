@@ -1,0 +1,311 @@
+//! The in-process storage: history in bounded per-topic rings, positions from one counter.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use futures_util::future::{self, BoxFuture};
+use parking_lot::{Mutex, RwLock};
+use tokio::time::Instant;
+
+use crate::cursor::Epoch;
+use crate::error::HubError;
+use crate::event::{Event, EventParts};
+use crate::storage::{AppendRequest, Gap, Notifier, Storage, TopicLog, TopicRead};
+use crate::topic::TopicName;
+
+/// How much history each topic keeps. An event is dropped when any bound is passed, oldest
+/// first; the newest event of a topic is always kept.
+///
+/// History is also every live subscriber's buffer: a subscriber that has not read an event by
+/// the time it is evicted has lagged (see [`RecvError::Lagged`](crate::RecvError::Lagged)).
+///
+/// ```
+/// use std::time::Duration;
+/// use pushgate_hub::HistoryLimit;
+///
+/// let limit = HistoryLimit::default().max_events(100).max_age(Some(Duration::from_secs(60)));
+/// assert_eq!(limit.events(), 100);
+/// assert_eq!(HistoryLimit::default().events(), 1000);
+/// assert_eq!(HistoryLimit::default().age(), Some(Duration::from_secs(600)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimit {
+    max_events: usize,
+    max_age: Option<Duration>,
+    max_bytes: usize,
+}
+
+impl Default for HistoryLimit {
+    fn default() -> Self {
+        Self { max_events: 1000, max_age: Some(Duration::from_secs(600)), max_bytes: 8 << 20 }
+    }
+}
+
+impl HistoryLimit {
+    /// Keep at most `n` events per topic (at least 1 is always kept).
+    pub fn max_events(mut self, n: usize) -> Self {
+        self.max_events = n.max(1);
+        self
+    }
+
+    /// Drop events older than `age`; `None` keeps them until another bound evicts them.
+    pub fn max_age(mut self, age: Option<Duration>) -> Self {
+        self.max_age = age;
+        self
+    }
+
+    /// Keep at most about `bytes` of events per topic (payload plus a fixed per-event overhead).
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// The event bound.
+    pub fn events(&self) -> usize {
+        self.max_events
+    }
+
+    /// The age bound.
+    pub fn age(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    /// The byte bound.
+    pub fn bytes(&self) -> usize {
+        self.max_bytes
+    }
+}
+
+/// History in this process's memory. The default storage of a [`Hub`](crate::Hub).
+///
+/// Appends are serialized by one short critical section (take the next position, push onto the
+/// topic's ring, publish the head), which is what gives every reader one total order across
+/// topics; readers never take that lock.
+///
+/// ```
+/// use std::sync::Arc;
+/// use pushgate_hub::{HistoryLimit, Hub, MemoryStorage};
+///
+/// let storage = MemoryStorage::new(HistoryLimit::default().max_events(10), 10_000);
+/// let hub = Hub::builder().storage(Arc::new(storage)).build();
+/// # let _ = hub;
+/// ```
+pub struct MemoryStorage {
+    epoch: Epoch,
+    limit: HistoryLimit,
+    max_topics: usize,
+    /// Last position handed out; the lock that orders appends across topics.
+    sequencer: Mutex<u64>,
+    head: AtomicU64,
+    topics: DashMap<TopicName, Arc<MemoryTopic>>,
+    /// The newest position any forgotten topic had: a cursor older than this may have missed
+    /// events of a topic that no longer has a record.
+    horizon: AtomicU64,
+    notifier: OnceLock<Notifier>,
+}
+
+impl MemoryStorage {
+    /// An empty storage with a fresh random epoch.
+    pub fn new(limit: HistoryLimit, max_topics: usize) -> Self {
+        Self {
+            epoch: Epoch::random(),
+            limit,
+            max_topics,
+            sequencer: Mutex::new(0),
+            head: AtomicU64::new(0),
+            topics: DashMap::new(),
+            horizon: AtomicU64::new(0),
+            notifier: OnceLock::new(),
+        }
+    }
+
+    fn topic_entry(&self, name: &TopicName) -> Result<Arc<MemoryTopic>, HubError> {
+        if let Some(topic) = self.topics.get(name.as_str()) {
+            return Ok(Arc::clone(&topic));
+        }
+        if self.topics.len() >= self.max_topics {
+            return Err(HubError::TopicLimit { limit: self.max_topics });
+        }
+        let entry = self.topics.entry(name.clone()).or_insert_with(|| {
+            Arc::new(MemoryTopic {
+                limit: self.limit,
+                born_horizon: self.horizon.load(Ordering::Acquire),
+                last_position: AtomicU64::new(0),
+                ring: RwLock::new(Ring {
+                    events: VecDeque::new(),
+                    next_seq: 1,
+                    evicted_through: 0,
+                    bytes: 0,
+                }),
+            })
+        });
+        Ok(Arc::clone(&entry))
+    }
+
+    fn append_now(&self, request: AppendRequest) -> Result<Arc<Event>, HubError> {
+        let topic = self.topic_entry(&request.topic)?;
+        let timestamp_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let event = {
+            let mut last = self.sequencer.lock();
+            let position = *last + 1;
+            let event = topic.push(EventParts {
+                topic: request.topic,
+                event_type: request.event_type,
+                data: request.data,
+                seq: 0,
+                position,
+                epoch: self.epoch,
+                timestamp_ms,
+            });
+            *last = position;
+            // Release pairs with the Acquire in `head()`: whoever sees this head sees the event.
+            self.head.store(position, Ordering::Release);
+            event
+        };
+        if let Some(notifier) = self.notifier.get() {
+            notifier.committed(event.topic());
+        }
+        Ok(event)
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    fn topic(&self, topic: &TopicName) -> Result<Arc<dyn TopicLog>, HubError> {
+        Ok(self.topic_entry(topic)?)
+    }
+
+    fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Arc<Event>, HubError>> {
+        Box::pin(future::ready(self.append_now(request)))
+    }
+
+    fn attach(&self, notifier: Notifier) {
+        // A storage serves one hub; a second attach keeps the first hub's notifier.
+        let _ = self.notifier.set(notifier);
+    }
+
+    fn sweep(&self) -> usize {
+        let mut forgotten = 0;
+        let names: Vec<TopicName> = self.topics.iter().map(|e| e.key().clone()).collect();
+        for name in names {
+            // remove_if holds the shard lock, so nobody can clone the Arc between the check
+            // and the removal; a strong count of 1 means only this map holds the topic.
+            let removed = self.topics.remove_if(name.as_str(), |_, topic| {
+                topic.expire();
+                Arc::strong_count(topic) == 1 && topic.ring.read().events.is_empty()
+            });
+            if let Some((_, topic)) = removed {
+                self.horizon.fetch_max(topic.last_position.load(Ordering::Acquire), Ordering::AcqRel);
+                forgotten += 1;
+            }
+        }
+        forgotten
+    }
+
+    fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+}
+
+struct MemoryTopic {
+    limit: HistoryLimit,
+    born_horizon: u64,
+    last_position: AtomicU64,
+    ring: RwLock<Ring>,
+}
+
+struct Ring {
+    events: VecDeque<Arc<Event>>,
+    next_seq: u64,
+    /// Position of the newest evicted event, 0 if none was.
+    evicted_through: u64,
+    bytes: usize,
+}
+
+impl Ring {
+    fn evict_front(&mut self) {
+        if let Some(event) = self.events.pop_front() {
+            self.evicted_through = event.position();
+            self.bytes -= event.approx_size();
+        }
+    }
+
+    fn evict_expired(&mut self, max_age: Duration, now: Instant) {
+        while self.events.front().is_some_and(|e| now.saturating_duration_since(e.stored_at()) > max_age) {
+            self.evict_front();
+        }
+    }
+
+    fn resume_seq(&self) -> u64 {
+        self.events.front().map_or(self.next_seq, |e| e.seq())
+    }
+}
+
+impl MemoryTopic {
+    /// Assigns the topic sequence number and stores the event; called under the sequencer lock.
+    fn push(&self, mut parts: EventParts) -> Arc<Event> {
+        let mut ring = self.ring.write();
+        parts.seq = ring.next_seq;
+        let position = parts.position;
+        let event = Arc::new(Event::from_parts(parts));
+        ring.next_seq += 1;
+        ring.bytes += event.approx_size();
+        ring.events.push_back(Arc::clone(&event));
+        while ring.events.len() > self.limit.max_events
+            || (ring.bytes > self.limit.max_bytes && ring.events.len() > 1)
+        {
+            ring.evict_front();
+        }
+        if let Some(max_age) = self.limit.max_age {
+            ring.evict_expired(max_age, event.stored_at());
+        }
+        self.last_position.store(position, Ordering::Release);
+        event
+    }
+}
+
+impl TopicLog for MemoryTopic {
+    fn last_position(&self) -> u64 {
+        self.last_position.load(Ordering::Acquire)
+    }
+
+    fn read(&self, after: u64, upto: u64, limit: usize, out: &mut Vec<Arc<Event>>) -> TopicRead {
+        let ring = self.ring.read();
+        let gap = if ring.evicted_through > after {
+            Some(Gap { resume_seq: ring.resume_seq(), evicted_through: ring.evicted_through, certain: true })
+        } else if after < self.born_horizon {
+            Some(Gap { resume_seq: ring.resume_seq(), evicted_through: self.born_horizon, certain: false })
+        } else {
+            None
+        };
+        let start = ring.events.partition_point(|e| e.position() <= after);
+        let end = ring.events.partition_point(|e| e.position() <= upto);
+        let available = end.saturating_sub(start);
+        let take = available.min(limit);
+        out.extend(ring.events.range(start..start + take).cloned());
+        TopicRead { gap, remaining: available - take }
+    }
+
+    fn expire(&self) {
+        let Some(max_age) = self.limit.max_age else { return };
+        let now = Instant::now();
+        let expired = |ring: &Ring| {
+            ring.events.front().is_some_and(|e| now.saturating_duration_since(e.stored_at()) > max_age)
+        };
+        if expired(&self.ring.read()) {
+            self.ring.write().evict_expired(max_age, now);
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Who is waiting on which topic: wake-ups and presence.
+//!
+//! Each reader owns one [`Signal`] registered on every topic it reads. A commit to a topic sets
+//! the signal of each of that topic's readers and wakes its task; the reader then reads the new
+//! events from storage itself. The publisher's cost is one atomic swap (and at most one wake)
+//! per reader, whatever the reader's backlog, and no reader can delay another.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use dashmap::DashMap;
+use futures_util::task::AtomicWaker;
+use parking_lot::RwLock;
+use slab::Slab;
+
+use crate::topic::TopicName;
+
+/// A reader's wake-up flag.
+#[derive(Default)]
+pub(crate) struct Signal {
+    notified: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    pub(crate) fn notify(&self) {
+        // Skip the wake when one is already pending: the reader has not consumed it yet.
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    /// Forgets earlier notifications; called before a reader looks at storage, so that a commit
+    /// landing after the look sets the flag again.
+    pub(crate) fn clear(&self) {
+        self.notified.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn poll_notified(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waker.register(cx.waker());
+        if self.notified.swap(false, Ordering::AcqRel) { Poll::Ready(()) } else { Poll::Pending }
+    }
+
+    pub(crate) async fn notified(&self) {
+        std::future::poll_fn(|cx| self.poll_notified(cx)).await;
+    }
+}
+
+/// A transport's name for its readers in presence counts (`"sse"`, `"ws"`, …).
+pub(crate) type Label = Cow<'static, str>;
+
+#[derive(Default)]
+struct Readers {
+    signals: Slab<(Arc<Signal>, Label)>,
+    by_label: Vec<(Label, usize)>,
+}
+
+#[derive(Default)]
+struct TopicReaders(RwLock<Readers>);
+
+/// Every topic's readers, and the hub's closed flag (closing is a wake-up like any other).
+#[derive(Default)]
+pub(crate) struct Registry {
+    topics: DashMap<TopicName, Arc<TopicReaders>>,
+    closed: AtomicBool,
+    /// Wakes owners of background work (maintenance) on close; readers use their signals.
+    on_close: tokio::sync::Notify,
+}
+
+/// Proof of one reader's registration on one topic; give it back to [`Registry::remove`].
+pub(crate) struct Registration {
+    topic: TopicName,
+    key: usize,
+}
+
+impl Registry {
+    pub(crate) fn add(&self, topic: &TopicName, signal: &Arc<Signal>, label: &Label) -> Registration {
+        // Inserting under the map's entry guard keeps `remove` from dropping the topic's
+        // record between our lookup and our insert.
+        let entry = self.topics.entry(topic.clone()).or_default();
+        let mut readers = entry.0.write();
+        let key = readers.signals.insert((Arc::clone(signal), label.clone()));
+        match readers.by_label.iter_mut().find(|(l, _)| l == label) {
+            Some((_, count)) => *count += 1,
+            None => readers.by_label.push((label.clone(), 1)),
+        }
+        Registration { topic: topic.clone(), key }
+    }
+
+    pub(crate) fn remove(&self, registration: Registration) {
+        self.topics.remove_if(registration.topic.as_str(), |_, entry| {
+            let mut readers = entry.0.write();
+            if readers.signals.contains(registration.key) {
+                let (_, label) = readers.signals.remove(registration.key);
+                if let Some(i) = readers.by_label.iter().position(|(l, _)| *l == label) {
+                    readers.by_label[i].1 -= 1;
+                    if readers.by_label[i].1 == 0 {
+                        readers.by_label.swap_remove(i);
+                    }
+                }
+            }
+            readers.signals.is_empty()
+        });
+    }
+
+    pub(crate) fn wake(&self, topic: &TopicName) {
+        let Some(entry) = self.topics.get(topic.as_str()).map(|e| Arc::clone(&e)) else {
+            return;
+        };
+        for (_, (signal, _)) in entry.0.read().signals.iter() {
+            signal.notify();
+        }
+    }
+
+    /// Readers of `topic` per label, largest first.
+    pub(crate) fn presence(&self, topic: &str) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = self
+            .topics
+            .get(topic)
+            .map(|e| e.0.read().by_label.iter().map(|(l, n)| (l.to_string(), *n)).collect())
+            .unwrap_or_default();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        counts
+    }
+
+    /// Resolves once the registry is closed.
+    pub(crate) async fn closed(&self) {
+        let notified = self.on_close.notified();
+        tokio::pin!(notified);
+        // Enable before checking the flag so a close in between is not missed.
+        notified.as_mut().enable();
+        if !self.is_closed() {
+            notified.await;
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.on_close.notify_waiters();
+        for entry in self.topics.iter() {
+            for (_, (signal, _)) in entry.value().0.read().signals.iter() {
+                signal.notify();
+            }
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}

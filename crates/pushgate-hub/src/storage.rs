@@ -1,0 +1,119 @@
+//! The seam between the hub's fan-out and the place events are sequenced and kept.
+//!
+//! [`MemoryStorage`](crate::MemoryStorage) is the default: one process, history in RAM, a new
+//! [`Epoch`] per start. A multi-node backend (Redis) implements the same two traits: it assigns
+//! positions from the shared store and keeps a readable local copy of recent events, calling
+//! [`Notifier::committed`] as events become readable in position order. Transports never see
+//! this seam; they talk to [`Hub`](crate::Hub) only.
+//!
+//! The contract a backend must keep, because subscriptions rely on it for loss-free,
+//! duplicate-free, totally ordered delivery:
+//! - positions strictly increase across all topics of an epoch; `seq` counts 1, 2, 3, … per topic;
+//! - [`Storage::head`] only moves forward, and once it returns `h`, every event at a position
+//!   `<= h` is readable from its topic's [`TopicLog`] (publish the head *after* the event);
+//! - eviction removes events oldest-first per topic and is reported through [`Gap`].
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use crate::cursor::Epoch;
+use crate::error::HubError;
+use crate::event::{Data, Event};
+use crate::registry::Registry;
+use crate::topic::TopicName;
+
+/// Sequencing and history for a hub: assigns positions, stores events, answers range reads.
+///
+/// Implement it to back a [`Hub`](crate::Hub) with something other than memory; see the
+/// [module docs](self) for the ordering contract. Reads are synchronous and must be cheap (they
+/// run on every delivery); only appends may wait on I/O.
+pub trait Storage: Send + Sync + 'static {
+    /// The epoch every position handed out belongs to.
+    fn epoch(&self) -> Epoch;
+
+    /// The highest position `h` such that every event at a position `<= h` is readable.
+    fn head(&self) -> u64;
+
+    /// The log of `topic`, created on first use.
+    ///
+    /// # Errors
+    /// [`HubError::TopicLimit`] when creating it would pass the backend's topic limit.
+    fn topic(&self, topic: &TopicName) -> Result<Arc<dyn TopicLog>, HubError>;
+
+    /// Sequences and stores an event, resolving once it is readable (the head covers it).
+    fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Arc<Event>, HubError>>;
+
+    /// Receives the hub's wake-up handle; called once, when the hub is built.
+    fn attach(&self, notifier: Notifier);
+
+    /// Evicts expired events and forgets idle, empty topics no one holds. Returns how many
+    /// topics were forgotten.
+    fn sweep(&self) -> usize;
+
+    /// Topics currently held.
+    fn topic_count(&self) -> usize;
+}
+
+/// One topic's retained events, read by position range.
+pub trait TopicLog: Send + Sync {
+    /// Position of the newest event of this topic, 0 if it has none. A cheap check (an atomic
+    /// load) that lets a reader skip topics with nothing new.
+    fn last_position(&self) -> u64;
+
+    /// Appends to `out`, in order, at most `limit` events with `after < position <= upto`.
+    fn read(&self, after: u64, upto: u64, limit: usize, out: &mut Vec<Arc<Event>>) -> TopicRead;
+
+    /// Evicts events older than the age limit now, rather than at the next append.
+    fn expire(&self);
+}
+
+/// What an append asks of the storage. The hub has validated every field.
+#[derive(Debug)]
+pub struct AppendRequest {
+    /// Target topic.
+    pub topic: TopicName,
+    /// Event type.
+    pub event_type: Box<str>,
+    /// Payload.
+    pub data: Data,
+}
+
+/// The outcome of [`TopicLog::read`] besides the events themselves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicRead {
+    /// Set when events after `after` were evicted (or may have been), so the reader missed them.
+    pub gap: Option<Gap>,
+    /// Events in range that were not returned because of `limit`.
+    pub remaining: usize,
+}
+
+/// Events a reader missed in one topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// The `seq` of the oldest event still available (retained, or the next to be published).
+    pub resume_seq: u64,
+    /// The position of the newest missing event; reading after it sees no gap.
+    pub evicted_through: u64,
+    /// False when the backend cannot tell whether anything was missed (the topic was forgotten
+    /// and created again), only that it may have been.
+    pub certain: bool,
+}
+
+/// The hub's wake-up handle: a storage calls [`committed`](Self::committed) after events of a
+/// topic become readable, and every subscriber of that topic is woken.
+#[derive(Clone)]
+pub struct Notifier(pub(crate) Arc<Registry>);
+
+impl Notifier {
+    /// Wakes the readers of `topic`. Cheap when the topic has no subscribers.
+    pub fn committed(&self, topic: &TopicName) {
+        self.0.wake(topic);
+    }
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notifier")
+    }
+}

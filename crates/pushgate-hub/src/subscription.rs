@@ -1,0 +1,349 @@
+//! Subscriptions: a reader that follows a set of topics live, from a cursor.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
+
+use crate::cursor::{Cursor, Epoch};
+use crate::error::RecvError;
+use crate::event::Event;
+use crate::hub::Inner;
+use crate::reader::Reader;
+use crate::registry::{Label, Registration, Signal};
+use crate::reset::{Reset, ResetReason};
+use crate::topic::TopicName;
+
+/// What a subscription delivers.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// The next event, in the hub's total order.
+    Event(Arc<Event>),
+    /// History the cursor asked for is gone; comes first, before any event.
+    Reset(Reset),
+}
+
+/// How a subscription behaves; see [`Hub::subscribe_with`](crate::Hub::subscribe_with).
+///
+/// ```
+/// use pushgate_hub::SubscribeOptions;
+///
+/// let options = SubscribeOptions::default().label("sse").max_backlog(Some(500));
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
+pub struct SubscribeOptions {
+    pub(crate) label: Label,
+    pub(crate) max_backlog: Option<usize>,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        Self { label: Label::Borrowed("embedded"), max_backlog: None }
+    }
+}
+
+impl SubscribeOptions {
+    /// The name this subscriber is counted under in [`Presence`](crate::Presence), usually the
+    /// transport (`"sse"`, `"ws"`). Defaults to `"embedded"`.
+    pub fn label(mut self, label: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// Cut the subscriber off with [`RecvError::Lagged`] once more than `n` events are waiting
+    /// for it. `None` (the default, unless the hub sets one) lets it fall behind until history
+    /// evicts an event it has not read.
+    pub fn max_backlog(mut self, n: Option<usize>) -> Self {
+        self.max_backlog = n;
+        self
+    }
+}
+
+/// A live reader of one or more topics, created by [`Hub::subscribe`](crate::Hub::subscribe).
+///
+/// Delivers, in order: a [`Reset`] if the starting cursor could not be honoured exactly, then
+/// every retained event after the cursor, then live events as they are published, with no
+/// loss, duplicate or reordering at the switch from history to live (both come from the same
+/// ordered log; there is no separate live channel to race with).
+///
+/// **Order.** Events of all its topics arrive in the hub's single total order (by
+/// [`Event::position`]), the same order every other subscriber and every poll sees.
+///
+/// **Lag.** Events are not copied into a per-subscriber queue; the subscription reads them from
+/// history. A subscriber that falls behind by more than its backlog limit, or whose unread
+/// events are evicted, gets [`RecvError::Lagged`] and nothing more: its transport closes it, and
+/// the client resumes from its last cursor. Nobody else is slowed down by it.
+///
+/// **Close.** Dropping the subscription unregisters it. After [`Hub::close`](crate::Hub::close),
+/// `recv` returns [`RecvError::Closed`].
+///
+/// ```
+/// use pushgate_hub::{Cursor, Hub, Item, NewEvent, TopicName};
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::new();
+/// let (a, b) = (TopicName::new("a")?, TopicName::new("b")?);
+/// hub.publish(&a, NewEvent::new(json!("old"))).await?;
+///
+/// let mut sub = hub.subscribe(&[a.clone(), b.clone()], Cursor::Oldest)?;
+/// hub.publish(&b, NewEvent::new(json!("new"))).await?;
+///
+/// let mut seen = Vec::new();
+/// for _ in 0..2 {
+///     match sub.recv().await? {
+///         Item::Event(event) => seen.push(event.data().as_str().to_owned()),
+///         Item::Reset(reset) => panic!("unexpected {reset:?}"),
+///     }
+/// }
+/// assert_eq!(seen, ["\"old\"", "\"new\""]);
+/// # Ok(()) }
+/// ```
+pub struct Subscription {
+    hub: Arc<Inner>,
+    reader: Reader,
+    signal: Arc<Signal>,
+    registrations: Vec<Registration>,
+    epoch: Epoch,
+    position: u64,
+    pending_reset: Option<Reset>,
+    max_backlog: usize,
+    /// Items read but not yet handed out by `recv`/`poll_next`; at most one batch.
+    buffer: VecDeque<Item>,
+    scratch: Vec<Arc<Event>>,
+    failed: Option<RecvError>,
+    /// Whether this subscription was counted in the hub's subscriber gauge.
+    counted: bool,
+}
+
+/// Events a subscription reads from history in one step.
+const BATCH: usize = 256;
+
+impl Subscription {
+    pub(crate) fn new(
+        hub: Arc<Inner>,
+        reader: Reader,
+        cursor: Cursor,
+        options: SubscribeOptions,
+    ) -> Result<Self, crate::HubError> {
+        let signal = Arc::new(Signal::default());
+        // Register before looking at the head: a commit after this point wakes us, a commit
+        // before it is covered by the head we read next.
+        let registrations =
+            reader.names().map(|name| hub.registry.add(name, &signal, &options.label)).collect::<Vec<_>>();
+        let epoch = hub.storage.epoch();
+        let mut subscription = Self {
+            hub,
+            reader,
+            signal,
+            registrations,
+            epoch,
+            position: 0,
+            pending_reset: None,
+            max_backlog: options.max_backlog.unwrap_or(usize::MAX),
+            buffer: VecDeque::new(),
+            scratch: Vec::new(),
+            failed: None,
+            counted: false,
+        };
+        // On error the half-built subscription is dropped, which unregisters it.
+        if subscription.hub.registry.is_closed() {
+            return Err(crate::HubError::Closed);
+        }
+        let head = subscription.hub.storage.head();
+        let start = subscription.reader.start(cursor, epoch, head)?;
+        subscription.position = start.position;
+        if let Some(reset) = &start.reset {
+            subscription.hub.counters.reset();
+            tracing_reset(reset);
+        }
+        subscription.pending_reset = start.reset;
+        subscription.hub.counters.subscribed();
+        subscription.counted = true;
+        Ok(subscription)
+    }
+
+    /// The cursor that resumes right after the last item delivered: give it back to
+    /// [`Hub::subscribe`](crate::Hub::subscribe) (on any transport) to continue where this left
+    /// off.
+    ///
+    /// ```
+    /// # use pushgate_hub::{Cursor, Hub, TopicName};
+    /// let hub = Hub::new();
+    /// let sub = hub.subscribe(&[TopicName::new("t")?], Cursor::Now)?;
+    /// assert_eq!(sub.cursor(), Cursor::at(hub.epoch(), 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cursor(&self) -> Cursor {
+        // Items still buffered were read but not delivered: resume before the first of them.
+        let position = match self.buffer.front() {
+            Some(Item::Event(event)) => event.position() - 1,
+            _ => self.position,
+        };
+        Cursor::at(self.epoch, position)
+    }
+
+    /// The topics followed, sorted and deduplicated.
+    ///
+    /// ```
+    /// # use pushgate_hub::{Cursor, Hub, TopicName};
+    /// let hub = Hub::new();
+    /// let (a, b) = (TopicName::new("a")?, TopicName::new("b")?);
+    /// let sub = hub.subscribe(&[b.clone(), a.clone(), b.clone()], Cursor::Now)?;
+    /// assert_eq!(sub.topics().collect::<Vec<_>>(), [&a, &b]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn topics(&self) -> impl Iterator<Item = &TopicName> {
+        self.reader.names()
+    }
+
+    /// The next item, waiting for one if needed. Cancel-safe: dropping the future loses nothing.
+    pub async fn recv(&mut self) -> Result<Item, RecvError> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Appends up to `limit` items to `buf`, waiting until there is at least one; returns how
+    /// many were appended. Lets a transport write a burst in one syscall. Cancel-safe.
+    ///
+    /// ```
+    /// # use pushgate_hub::{Cursor, Hub, NewEvent, TopicName};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("t")?;
+    /// let mut sub = hub.subscribe(&[topic.clone()], Cursor::Now)?;
+    /// for i in 0..5 {
+    ///     hub.publish(&topic, NewEvent::new(serde_json::json!(i))).await?;
+    /// }
+    /// let mut items = Vec::new();
+    /// assert_eq!(sub.recv_many(&mut items, 100).await?, 5);
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_many(&mut self, buf: &mut Vec<Item>, limit: usize) -> Result<usize, RecvError> {
+        std::future::poll_fn(|cx| self.poll_recv_many(cx, buf, limit)).await
+    }
+
+    /// Poll form of [`recv`](Self::recv).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Item, RecvError>> {
+        loop {
+            if let Some(item) = self.buffer.pop_front() {
+                return Poll::Ready(Ok(item));
+            }
+            match self.poll_fill(cx, BATCH) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Poll form of [`recv_many`](Self::recv_many).
+    pub fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<Item>,
+        limit: usize,
+    ) -> Poll<Result<usize, RecvError>> {
+        let limit = limit.max(1);
+        if self.buffer.is_empty() {
+            match self.poll_fill(cx, limit) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let n = self.buffer.len().min(limit);
+        buf.extend(self.buffer.drain(..n));
+        Poll::Ready(Ok(n))
+    }
+
+    /// Reads the next batch into `buffer`, or registers to be woken.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<Result<(), RecvError>> {
+        if let Some(err) = self.failed {
+            return Poll::Ready(Err(err));
+        }
+        if let Some(reset) = self.pending_reset.take() {
+            self.buffer.push_back(Item::Reset(reset));
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if self.hub.registry.is_closed() {
+                return Poll::Ready(Err(self.fail(RecvError::Closed)));
+            }
+            self.signal.clear();
+            let head = self.hub.storage.head();
+            if head > self.position {
+                let mut gaps = Vec::new();
+                let step = self.reader.step(self.position, head, limit, &mut self.scratch, &mut gaps);
+                if !gaps.is_empty() || step.backlog > self.max_backlog {
+                    self.scratch.clear();
+                    let lost: u64 = gaps.iter().map(|g| g.missed.at_least.max(1)).sum();
+                    let behind = lost + step.backlog as u64;
+                    self.hub.counters.lagged();
+                    tracing::debug!(behind, topics = ?gaps.iter().map(|g| &g.topic).collect::<Vec<_>>(), "subscriber lagged");
+                    return Poll::Ready(Err(self.fail(RecvError::Lagged { behind })));
+                }
+                self.position = step.cursor;
+                if !self.scratch.is_empty() {
+                    self.hub.counters.delivered(self.scratch.len());
+                    self.buffer.extend(self.scratch.drain(..).map(Item::Event));
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            if self.signal.poll_notified(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn fail(&mut self, err: RecvError) -> RecvError {
+        self.failed = Some(err);
+        self.buffer.clear();
+        err
+    }
+}
+
+fn tracing_reset(reset: &Reset) {
+    let topics: Vec<&str> = reset.topics().iter().map(|t| t.topic.as_str()).collect();
+    match reset.reason() {
+        ResetReason::Expired => tracing::debug!(?topics, "cursor older than retained history"),
+        ResetReason::EpochChanged { cursor, current } => {
+            tracing::debug!(?topics, %cursor, %current, "cursor from another epoch")
+        }
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Result<Item, RecvError>;
+
+    /// Yields items until the subscription fails, yields that error once, then ends.
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.failed.is_some() && this.buffer.is_empty() && this.pending_reset.is_none() {
+            return Poll::Ready(None);
+        }
+        this.poll_recv(cx).map(Some)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        for registration in self.registrations.drain(..) {
+            self.hub.registry.remove(registration);
+        }
+        if self.counted {
+            self.hub.counters.unsubscribed();
+        }
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("topics", &self.reader.names().collect::<Vec<_>>())
+            .field("cursor", &self.cursor())
+            .finish_non_exhaustive()
+    }
+}

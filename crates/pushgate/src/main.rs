@@ -1,0 +1,81 @@
+//! The `pushgate` command: parses the command line, installs the tracing
+//! subscriber, and runs the gateway from the library until ctrl-c or SIGTERM.
+
+use std::future::Future;
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+
+/// pushgate: a push gateway that delivers ordered events to clients.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "Logging: set RUST_LOG to a tracing filter such as `debug` or \
+                  `pushgate=trace`; the default level is `info`. Logs go to stderr.\n\
+                  Run `pushgate serve --help` for the options of `serve`."
+)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway until ctrl-c (SIGINT) or SIGTERM, then finish in-flight requests and exit 0.
+    Serve {
+        /// Address and port to listen on; use port 0 to let the OS pick one.
+        #[arg(
+            long,
+            env = "PUSHGATE_LISTEN",
+            value_name = "ADDR",
+            default_value_t = pushgate::Config::default().listen,
+        )]
+        listen: SocketAddr,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    install_tracing_subscriber();
+    match cli.command {
+        Command::Serve { listen } => {
+            let config = pushgate::Config::default().with_listen(listen);
+            pushgate::serve(config, shutdown_signal()?).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), in colour only on a terminal.
+fn install_tracing_subscriber() {
+    let filter = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into()).from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Returns a future that completes on the first SIGINT or SIGTERM.
+///
+/// The handlers are registered here, before serving starts, so a failure to
+/// register is an error at startup rather than a gateway that cannot be
+/// stopped cleanly.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("received SIGINT, shutting down"),
+            _ = terminate.recv() => tracing::info!("received SIGTERM, shutting down"),
+        }
+    })
+}
