@@ -572,6 +572,22 @@ impl Hub {
         self.inner.registry.close();
     }
 
+    /// Resolves once the hub is closed: lets connections that hold no subscription (an idle
+    /// WebSocket) learn of a shutdown.
+    ///
+    /// ```
+    /// # use pushgate_hub::Hub;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let hub = Hub::new();
+    /// let waiter = tokio::spawn({ let hub = hub.clone(); async move { hub.closed().await } });
+    /// hub.close();
+    /// waiter.await.unwrap();
+    /// # }
+    /// ```
+    pub async fn closed(&self) {
+        self.inner.registry.closed().await;
+    }
+
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.inner.registry.is_closed()

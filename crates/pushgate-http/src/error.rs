@@ -1,0 +1,151 @@
+//! Errors as HTTP answers: the one place a hub error gets its status and code.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use pushgate_hub::HubError;
+
+/// A machine-readable error code, stable across releases (clients may match on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A topic name is not `[A-Za-z0-9_.:-]{1,128}`.
+    InvalidTopic,
+    /// An event type is not `[A-Za-z0-9_.:-]{1,64}`.
+    InvalidEventType,
+    /// A cursor is neither `now`, `oldest` nor one the server issued.
+    InvalidCursor,
+    /// A cursor points past the newest event.
+    CursorAhead,
+    /// No topic was named.
+    NoTopics,
+    /// Too many topics in one subscription.
+    TooManyTopics,
+    /// A body or frame is not the JSON expected.
+    InvalidJson,
+    /// A query parameter is malformed (e.g. a non-numeric timeout).
+    InvalidParameter,
+    /// A body, frame or event is larger than allowed.
+    TooLarge,
+    /// The server holds its limit of topics or connections.
+    Overloaded,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// The server failed.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears in JSON (`"invalid_topic"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidTopic => "invalid_topic",
+            Self::InvalidEventType => "invalid_event_type",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::CursorAhead => "cursor_ahead",
+            Self::NoTopics => "no_topics",
+            Self::TooManyTopics => "too_many_topics",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidParameter => "invalid_parameter",
+            Self::TooLarge => "too_large",
+            Self::Overloaded => "overloaded",
+            Self::ShuttingDown => "shutting_down",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidTopic
+            | Self::InvalidEventType
+            | Self::InvalidCursor
+            | Self::CursorAhead
+            | Self::NoTopics
+            | Self::TooManyTopics
+            | Self::InvalidJson
+            | Self::InvalidParameter => StatusCode::BAD_REQUEST,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Overloaded | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An error answer: a status and `{"error":{"code","message"}}`.
+///
+/// ```
+/// use pushgate_http::{ApiError, ErrorCode};
+/// use pushgate_hub::{HubError, TopicName};
+///
+/// let err = ApiError::from(HubError::from(TopicName::new("a b").unwrap_err()));
+/// assert_eq!(err.code(), ErrorCode::InvalidTopic);
+/// assert_eq!(err.code().status(), 400);
+/// assert!(err.to_json().starts_with(r#"{"error":{"code":"invalid_topic","message":"#));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with `code` and a human-readable `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    /// The code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The JSON value `{"code","message"}` (the inside of the `error` member).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::json!({ "code": self.code.as_str(), "message": self.message })
+    }
+
+    /// The JSON body `{"error":{"code","message"}}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({ "error": self.to_value() }).to_string()
+    }
+}
+
+impl From<HubError> for ApiError {
+    fn from(err: HubError) -> Self {
+        let code = match &err {
+            HubError::InvalidTopic(_) => ErrorCode::InvalidTopic,
+            HubError::InvalidEventType(_) => ErrorCode::InvalidEventType,
+            HubError::InvalidCursor(_) => ErrorCode::InvalidCursor,
+            HubError::CursorAhead { .. } => ErrorCode::CursorAhead,
+            HubError::NoTopics => ErrorCode::NoTopics,
+            HubError::TooManyTopics { .. } => ErrorCode::TooManyTopics,
+            HubError::DataTooLarge { .. } => ErrorCode::TooLarge,
+            HubError::TopicLimit { .. } => ErrorCode::Overloaded,
+            HubError::Closed => ErrorCode::ShuttingDown,
+            _ => ErrorCode::Internal,
+        };
+        Self::new(code, err.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.code.status(), self.to_json()).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}

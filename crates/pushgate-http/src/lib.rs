@@ -1,0 +1,14 @@
+//! HTTP vocabulary shared by pushgate's transports, and nothing else: how a subscribe request
+//! names its topics and cursor, how hub errors become statuses with a JSON body, and the JSON
+//! of one event, which is identical on every transport.
+//!
+//! Transport logic (when to answer, how to frame a stream) stays in the transport crates; what
+//! two of them would otherwise write twice lives here.
+
+mod error;
+mod query;
+mod wire;
+
+pub use error::{ApiError, ErrorCode};
+pub use query::{Query, SubscribeParams};
+pub use wire::{batch_body, event_json, render_batch, reset_json};

@@ -1,0 +1,147 @@
+//! The subscribe request every transport accepts: `?topic=a&topic=b&cursor=…`.
+
+use std::borrow::Cow;
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+use pushgate_hub::{Cursor, TopicName};
+
+use crate::error::{ApiError, ErrorCode};
+
+/// A parsed query string: ordered `(name, value)` pairs, repeated names kept.
+///
+/// ```
+/// use pushgate_http::Query;
+///
+/// let q = Query::parse(Some("topic=a&topic=b&timeout=5"));
+/// assert_eq!(q.all("topic").collect::<Vec<_>>(), ["a", "b"]);
+/// assert_eq!(q.get("timeout"), Some("5"));
+/// assert_eq!(q.get("cursor"), None);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    /// Parses `application/x-www-form-urlencoded` text (a URI's query); `None` is empty.
+    pub fn parse(raw: Option<&str>) -> Self {
+        let pairs = raw
+            .map(|raw| form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())))
+            .into_iter()
+            .flatten()
+            .collect();
+        Self { pairs }
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// A whole number of seconds in `name`, at most `max`; `None` when absent.
+    ///
+    /// ```
+    /// # use pushgate_http::Query;
+    /// let q = Query::parse(Some("timeout=30&bad=x"));
+    /// assert_eq!(q.seconds("timeout", 60).unwrap(), Some(std::time::Duration::from_secs(30)));
+    /// assert_eq!(q.seconds("timeout", 10).unwrap(), Some(std::time::Duration::from_secs(10)));
+    /// assert!(q.seconds("bad", 10).is_err());
+    /// ```
+    pub fn seconds(&self, name: &str, max: u64) -> Result<Option<std::time::Duration>, ApiError> {
+        match self.get(name) {
+            None | Some("") => Ok(None),
+            Some(text) => text
+                .parse::<u64>()
+                .map(|s| Some(std::time::Duration::from_secs(s.min(max))))
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::InvalidParameter,
+                        format!("`{name}` must be a whole number of seconds, got {text:?}"),
+                    )
+                }),
+        }
+    }
+}
+
+/// What every transport's subscribe request carries: topics and a starting cursor.
+///
+/// Topics come from repeated `topic` parameters and/or a comma-separated `topics` parameter.
+/// The cursor comes from, in order of precedence: the `Last-Event-ID` header (what a
+/// reconnecting `EventSource` sends), the `cursor` parameter, the `last_event_id` parameter (for
+/// clients that cannot set headers); absent, it is `now`.
+///
+/// As an axum extractor it rejects a bad request with [`ApiError`] (400 and a JSON body).
+///
+/// ```
+/// use pushgate_http::{Query, SubscribeParams};
+/// use pushgate_hub::Cursor;
+///
+/// let q = Query::parse(Some("topic=a&topics=b,c&cursor=oldest"));
+/// let params = SubscribeParams::from_query(&q, None)?;
+/// assert_eq!(params.topics.iter().map(|t| t.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+/// assert_eq!(params.cursor, Cursor::Oldest);
+///
+/// let header_wins = SubscribeParams::from_query(&q, Some("now"))?;
+/// assert_eq!(header_wins.cursor, Cursor::Now);
+///
+/// assert!(SubscribeParams::from_query(&Query::parse(Some("topic=a&cursor=junk")), None).is_err());
+/// # Ok::<(), pushgate_http::ApiError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SubscribeParams {
+    /// The topics, in request order (duplicates are harmless; the hub ignores them).
+    pub topics: Vec<TopicName>,
+    /// Where to start.
+    pub cursor: Cursor,
+}
+
+impl SubscribeParams {
+    /// Reads topics and cursor from `query` and an optional `Last-Event-ID` header value.
+    pub fn from_query(query: &Query, last_event_id: Option<&str>) -> Result<Self, ApiError> {
+        let named = query.all("topic").map(Cow::Borrowed).chain(
+            query.all("topics").flat_map(|list| list.split(',')).filter(|t| !t.is_empty()).map(Cow::Borrowed),
+        );
+        let topics = named
+            .map(|name| {
+                TopicName::new(&name)
+                    .map_err(|err| ApiError::new(ErrorCode::InvalidTopic, format!("topic {name:?}: {err}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let cursor_text = [last_event_id, query.get("cursor"), query.get("last_event_id")]
+            .into_iter()
+            .flatten()
+            .find(|text| !text.is_empty());
+        let cursor = match cursor_text {
+            None => Cursor::Now,
+            Some(text) => text
+                .parse::<Cursor>()
+                .map_err(|err| ApiError::new(ErrorCode::InvalidCursor, format!("{err} (got {text:?})")))?,
+        };
+        Ok(Self { topics, cursor })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SubscribeParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = Query::parse(parts.uri.query());
+        let header = parts.headers.get("last-event-id").and_then(|v| v.to_str().ok());
+        Self::from_query(&query, header)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::parse(parts.uri.query()))
+    }
+}

@@ -1,0 +1,1 @@
+//! pushgate transport: longpoll (in progress).

@@ -1,0 +1,1 @@
+//! pushgate transport: poll (in progress).

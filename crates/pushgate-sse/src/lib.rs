@@ -1,0 +1,1 @@
+//! pushgate transport: sse (in progress).

@@ -1,0 +1,1 @@
+//! pushgate transport: ws (in progress).
