@@ -24,10 +24,18 @@ pub enum ErrorCode {
     InvalidJson,
     /// A query parameter is malformed (e.g. a non-numeric timeout).
     InvalidParameter,
+    /// The endpoint needs a protocol upgrade the request did not ask for (WebSocket).
+    UpgradeRequired,
+    /// The method is not served at this path.
+    MethodNotAllowed,
+    /// No such endpoint.
+    NotFound,
     /// A body, frame or event is larger than allowed.
     TooLarge,
     /// The server holds its limit of topics or connections.
     Overloaded,
+    /// The subscriber fell too far behind and was cut off; reconnect with the last cursor.
+    SlowConsumer,
     /// The server is shutting down.
     ShuttingDown,
     /// The server failed.
@@ -46,8 +54,12 @@ impl ErrorCode {
             Self::TooManyTopics => "too_many_topics",
             Self::InvalidJson => "invalid_json",
             Self::InvalidParameter => "invalid_parameter",
+            Self::UpgradeRequired => "upgrade_required",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NotFound => "not_found",
             Self::TooLarge => "too_large",
             Self::Overloaded => "overloaded",
+            Self::SlowConsumer => "slow_consumer",
             Self::ShuttingDown => "shutting_down",
             Self::Internal => "internal",
         }
@@ -65,7 +77,10 @@ impl ErrorCode {
             | Self::InvalidJson
             | Self::InvalidParameter => StatusCode::BAD_REQUEST,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Overloaded | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Overloaded | Self::ShuttingDown | Self::SlowConsumer => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -14,6 +14,10 @@ use crate::topic::{InvalidTopic, TopicName, validate_name};
 pub const DEFAULT_EVENT_TYPE: &str = "message";
 /// The longest event type accepted, in bytes.
 pub const MAX_EVENT_TYPE_LEN: usize = 64;
+/// Event types publishers may not use: the transports send their own control messages under
+/// these names (an SSE `event: reset` or `event: error` must not be forgeable by a publisher,
+/// and a browser's `EventSource` fires `onerror` for an event named `error`).
+pub const RESERVED_EVENT_TYPES: [&str; 2] = ["reset", "error"];
 
 /// An event's payload: one JSON value, kept as compact JSON text.
 ///
@@ -148,7 +152,8 @@ impl NewEvent {
     }
 
     /// Sets the event type. It is validated at publish time: 1 to 64 characters from
-    /// `[A-Za-z0-9_.:-]`, so it can stand unescaped in an SSE `event:` field.
+    /// `[A-Za-z0-9_.:-]`, so it can stand unescaped in an SSE `event:` field, and not one of
+    /// [`RESERVED_EVENT_TYPES`].
     ///
     /// ```
     /// # use pushgate_hub::NewEvent;
@@ -182,6 +187,9 @@ impl NewEvent {
     /// Checks the event type; called by the hub before the event reaches storage.
     pub(crate) fn validate(&self) -> Result<(), InvalidTopic> {
         match &self.event_type {
+            Some(name) if RESERVED_EVENT_TYPES.contains(&&**name) => {
+                Err(InvalidTopic::Reserved { name: name.to_string() })
+            }
             Some(name) => validate_name(name, MAX_EVENT_TYPE_LEN),
             None => Ok(()),
         }

@@ -43,6 +43,12 @@ pub enum InvalidTopic {
         /// Length of the rejected name in bytes.
         len: usize,
     },
+    /// The name is reserved (an event type the transports use for control messages).
+    #[error("{name:?} is reserved for the server's own messages")]
+    Reserved {
+        /// The reserved name.
+        name: String,
+    },
     /// The name holds a character outside `[A-Za-z0-9_.:-]`.
     #[error("topic name has {character:?} at byte {index}; allowed are A-Z a-z 0-9 _ . : -")]
     BadCharacter {

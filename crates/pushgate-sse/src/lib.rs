@@ -1,1 +1,35 @@
-//! pushgate transport: sse (in progress).
+//! Server-Sent Events for pushgate: `GET /v1/sse` streams a subscription as `text/event-stream`.
+//!
+//! ```text
+//! retry: 2000
+//!
+//! id: 9f03c1d2-2a
+//! event: message
+//! data: {"topic":"chat","seq":3,"id":"9f03c1d2-2a","event":"message","data":{},"ts":1763750000000}
+//!
+//! : hb
+//!
+//! ```
+//!
+//! - Each event's `id:` is its cursor, so a browser's automatic reconnect (with
+//!   `Last-Event-ID`) resumes exactly after the last event it saw; other clients pass `?cursor=`
+//!   or `?last_event_id=`.
+//! - A cursor the hub cannot honour exactly yields `event: reset` first, with an `id:` to resume
+//!   from.
+//! - After the configured silence ([`SseConfig::heartbeat`]), a `: hb` comment keeps proxies from
+//!   closing the stream.
+//! - A subscriber whose backlog overflows gets `event: error` with code `slow_consumer`, and the
+//!   stream ends; on [`Hub::close`](pushgate_hub::Hub::close) the code is `shutting_down`.
+//! - Errors before the stream starts (bad topic or cursor, no topics, …) are the usual JSON error
+//!   answers of `pushgate-http`.
+//!
+//! Each event's frame is encoded once and shared by all subscribers; events that are ready
+//! together go out as one chunk of up to [`SseConfig::batch_size`] frames.
+
+mod body;
+mod config;
+mod endpoint;
+mod framing;
+
+pub use config::SseConfig;
+pub use endpoint::router;

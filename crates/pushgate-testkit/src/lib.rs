@@ -1,1 +1,50 @@
-//! Dev-only test support for pushgate (in progress).
+//! Dev-only test support for pushgate: a real gateway on a free port, a client for each of the
+//! four transports behind one interface, and the conformance suite that runs against all of them.
+//!
+//! What each part gives:
+//!
+//! - [`TestServer`] (module `server`): the gateway's router (`pushgate::app`) served on
+//!   `127.0.0.1:0` with its own [`Hub`](pushgate_hub::Hub). It exposes
+//!   [`base_url`](TestServer::base_url), [`hub`](TestServer::hub) (publish directly, or look at
+//!   presence), [`publish`](TestServer::publish) through `POST /v1/publish/{topic}`, and
+//!   [`shutdown`](TestServer::shutdown); dropping it stops it too.
+//! - [`sse`]: a WHATWG-conformant Server-Sent Events reader ([`SseReader`]) over any byte stream,
+//!   such as a `reqwest` response body, yielding [`SseMessage`]s (event type, last event id, data);
+//!   comments (`: hb`) and retry-only blocks are not messages.
+//! - [`Transport`], [`TransportClient`] and [`Feed`]: one way to subscribe over short poll, long
+//!   poll, SSE or WebSocket. A client's [`connect`](TransportClient::connect) returns a
+//!   [`Feed`] of [`Delivery`]s (the event object, or a reset object, exactly as the protocol
+//!   defines them) with a bounded-wait [`next`](Feed::next), and the cursor to resume from.
+//!   A rejected subscribe request is a [`Rejected`] error carrying the status and JSON body.
+//!   Every client counts its HTTP requests (a WebSocket handshake is one) and the bytes of
+//!   payload it received ([`Traffic`]).
+//!
+//! The conformance suite lives in `tests/conformance.rs`: each test is written once and the
+//! `conformance!` macro instantiates it for every transport.
+//!
+//! ```
+//! use std::time::Duration;
+//! use pushgate_testkit::{Delivery, TestServer, Transport};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> anyhow::Result<()> {
+//! let server = TestServer::start().await?;
+//! let client = Transport::Sse.client()?;
+//! let mut feed = client.connect(&server, &["chat"], None).await?;
+//! let published = server.publish("chat", serde_json::json!({"text": "hi"})).await?;
+//! let Some(Delivery::Event(event)) = feed.next(Duration::from_secs(5)).await? else {
+//!     anyhow::bail!("no event");
+//! };
+//! assert_eq!(event["id"], published.id.as_str());
+//! assert_eq!(feed.cursor(), Some(published.id.as_str()));
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod feed;
+mod server;
+pub mod sse;
+
+pub use client::{LongPollClient, PollClient, SseClient, Transport, TransportClient, WsClient};
+pub use feed::{Delivery, Feed, Rejected, Traffic};
+pub use server::{Published, TestServer};
+pub use sse::{SseMessage, SseReader};

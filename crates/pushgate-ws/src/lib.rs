@@ -1,1 +1,41 @@
-//! pushgate transport: ws (in progress).
+//! WebSocket transport for pushgate: `GET /v1/ws` (RFC 6455), on tokio-tungstenite.
+//!
+//! A connection holds one subscription (one position in the hub's order, one set of topics),
+//! optionally opened from the query (`?topic=…&cursor=…`, errors answered as HTTP 400 before
+//! upgrading), and changed by `subscribe`/`unsubscribe` frames without losing or repeating
+//! events of the topics that stay. Every message is a JSON text frame with a `type`:
+//!
+//! ```text
+//! → {"type":"subscribe","topics":["chat"],"cursor":"9f03c1d2-2a"}
+//! ← {"type":"subscribed","topics":["chat"],"cursor":"9f03c1d2-2a"}
+//! ← {"type":"event","topic":"chat","seq":3,"id":"9f03c1d2-2b","event":"message","data":{"text":"hi"},"ts":1763750000000}
+//! → {"type":"publish","topic":"chat","data":{"text":"yo"}}
+//! ← {"type":"published","topic":"chat","seq":4,"id":"9f03c1d2-2c"}
+//! → {"type":"ping","id":1}
+//! ← {"type":"pong","id":1}
+//! → {"type":"shout"}
+//! ← {"type":"error","error":{"code":"invalid_json","message":"…"},"request":"shout"}
+//! ```
+//!
+//! - An event frame is the shared event object with `"type":"event"` in front, encoded once per
+//!   event for all subscribers; events that are ready together are written back to back and
+//!   flushed once. A cursor the hub cannot honour exactly yields a `reset` frame first.
+//! - A bad frame gets an `error` frame; the connection stays open.
+//! - Close codes: 1001 when the hub closes (shutdown) or a protocol Ping goes unanswered for
+//!   [`WsConfig::pong_timeout`]; 1009 for a message over [`WsConfig::max_message_size`]; 4008
+//!   when a slow client falls more than [`WsConfig::max_backlog`] live events behind (it
+//!   reconnects with its last event's `id`); 1011 on an internal error; 1002/1007 for protocol
+//!   violations.
+//! - Memory per connection is bounded: small read and write buffers, a capped write buffer, at
+//!   most one batch of shared, already-encoded events queued; unread events stay in the hub.
+
+mod close;
+mod config;
+mod connection;
+mod endpoint;
+mod frame;
+mod handshake;
+mod outbox;
+
+pub use config::WsConfig;
+pub use endpoint::router;

@@ -1,14 +1,22 @@
-//! The pushgate gateway as a library.
+//! The pushgate gateway as a library: composes one [`Hub`] and the four transports into one
+//! HTTP server.
 //!
-//! The binary in `main.rs` only parses the command line, installs a tracing
-//! subscriber and waits for a shutdown signal; everything it serves comes from
-//! here, so tests can drive the same [`app`] and [`serve_on`] over a real
-//! socket.
+//! The binary in `main.rs` only parses the command line ([`cli`]), installs a tracing
+//! subscriber and waits for a shutdown signal; everything it serves comes from here, so tests
+//! drive the same [`app`] and [`serve_on`] (or [`serve_hub_on`], with a hub of their own) over
+//! a real socket.
 //!
-//! Today the gateway serves two routes:
+//! Routes (the wire contract is `docs/protocol.md`):
 //!
-//! - `GET /` — the placeholder page from `web/index.html`;
-//! - `GET /healthz` — `200 OK` with the JSON body `{"status":"ok"}`.
+//! | route | served by |
+//! |---|---|
+//! | `GET /v1/poll`, `/v1/longpoll`, `/v1/sse`, `/v1/ws` | the transport crates |
+//! | `POST /v1/publish/{topic}`, `GET /v1/presence/{topic}`, `GET /healthz` | this crate's API |
+//! | `GET /` | the page in `web/index.html` |
+//! | anything else | `404` with a JSON error body |
+//!
+//! [`serve_on`] runs its own accept loop (header-read timeout, connection limit, idle timeout,
+//! graceful drain); see `server.rs`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), pushgate::ServeError> {
@@ -17,60 +25,31 @@
 //! # }
 //! ```
 
+mod api;
+pub mod cli;
+mod config;
+mod server;
+
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
-use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::response::Html;
 use axum::routing::get;
+use pushgate_hub::Hub;
 use tokio::net::TcpListener;
 
+pub use config::{Config, ConfigError};
+
 /// The page served at `/`, embedded at compile time.
-///
-/// A later issue replaces this with an embedded copy of the whole `web/`
-/// directory.
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
 
-/// The body of a successful `GET /healthz`.
-const HEALTHY_JSON: &str = r#"{"status":"ok"}"#;
+/// How often idle topics and expired events are swept.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
 
-/// How the gateway is set up.
-///
-/// Start from [`Config::default`] and change what you need with the `with_*`
-/// methods, so new settings can be added without breaking callers:
-///
-/// ```
-/// use std::net::{Ipv4Addr, SocketAddr};
-///
-/// let listen = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 9000));
-/// let config = pushgate::Config::default().with_listen(listen);
-/// assert_eq!(config.listen, listen);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Config {
-    /// The address [`serve`] binds to. Defaults to `127.0.0.1:8080`.
-    pub listen: SocketAddr,
-}
-
-impl Config {
-    /// Returns this configuration with the listen address replaced.
-    #[must_use]
-    pub fn with_listen(mut self, listen: SocketAddr) -> Self {
-        self.listen = listen;
-        self
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self { listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)) }
-    }
-}
-
-/// Why [`serve`] or [`serve_on`] stopped with an error.
+/// Why [`serve`] or [`serve_on`] could not run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
@@ -83,69 +62,115 @@ pub enum ServeError {
         #[source]
         source: io::Error,
     },
-    /// The server failed while accepting or serving connections.
-    #[error("the server stopped with an I/O error")]
-    Serve(#[source] io::Error),
+    /// The configuration is inconsistent.
+    #[error("invalid configuration")]
+    Config(#[from] ConfigError),
 }
 
-/// Builds the gateway's router: every route the gateway serves.
+/// Builds the gateway's router over `hub`: every route the gateway serves.
 ///
-/// The configuration is not read yet; the transports and the tower-http
-/// layers that arrive in later issues take their settings from it.
-pub fn app(_config: &Config) -> Router {
-    Router::new().route("/", get(index)).route("/healthz", get(healthz))
+/// The caller owns the hub: closing it ([`Hub::close`]) ends streams and parked polls, which is
+/// how [`serve_on`] shuts down.
+pub fn app(hub: Hub, config: &Config) -> Router {
+    let longpoll = pushgate_longpoll::LongPollConfig::default()
+        .default_timeout(config.longpoll_timeout)
+        .max_timeout(config.longpoll_max_timeout);
+    let sse = pushgate_sse::SseConfig::default().heartbeat(config.sse_heartbeat);
+    let ws = pushgate_ws::WsConfig::default().max_message_size(config.ws_max_message_bytes);
+    Router::new()
+        .merge(pushgate_poll::router(hub.clone(), pushgate_poll::PollConfig::default()))
+        .merge(pushgate_longpoll::router(hub.clone(), longpoll))
+        .merge(pushgate_sse::router(hub.clone(), sse))
+        .merge(pushgate_ws::router(hub.clone(), ws))
+        .merge(api::router(hub, config.max_body_bytes))
+        .route("/", get(index))
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
 }
 
-/// Binds `config.listen` and serves [`app`] until `shutdown` completes.
-///
-/// When `shutdown` completes the listener closes, in-flight requests are
-/// allowed to finish, and the function returns `Ok(())`.
+/// [`app`] over a new hub built from `config` ([`Config::build_hub`]); returns both, since
+/// whoever serves the router must close the hub to shut down.
+pub fn app_with_hub(config: &Config) -> (Hub, Router) {
+    let hub = config.build_hub();
+    let router = app(hub.clone(), config);
+    (hub, router)
+}
+
+/// Binds `config.listen` and serves the gateway until `shutdown` completes; see [`serve_on`].
 ///
 /// # Errors
 ///
-/// [`ServeError::Bind`] when the address cannot be bound, and
-/// [`ServeError::Serve`] when serving fails.
+/// [`ServeError::Config`] for an inconsistent configuration, [`ServeError::Bind`] when the
+/// address cannot be bound.
 pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    config.validate()?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     serve_on(listener, &config, shutdown).await
 }
 
-/// Serves [`app`] on an already bound `listener` until `shutdown` completes.
+/// Serves the gateway on an already bound `listener` until `shutdown` completes, over a new
+/// hub built from `config`; see [`serve_hub_on`].
 ///
-/// This is [`serve`] for callers that bind themselves, typically tests that
-/// bind port 0 and need to learn the port before the server starts.
-/// `config.listen` is ignored here.
+/// This is [`serve`] for callers that bind themselves, typically tests that bind port 0 and
+/// need to learn the port before the server starts. `config.listen` is ignored here.
 ///
 /// # Errors
 ///
-/// [`ServeError::Serve`] when serving fails.
+/// [`ServeError::Config`] for an inconsistent configuration.
 pub async fn serve_on(
     listener: TcpListener,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    config.validate()?;
+    serve_hub_on(listener, config.build_hub(), config, shutdown).await
+}
+
+/// Serves [`app`] over `hub` on `listener` with the gateway's accept loop (header-read
+/// timeout, connection limit, idle timeout) until `shutdown` completes, and runs the hub's
+/// maintenance meanwhile. `config.listen` is ignored here.
+///
+/// When `shutdown` completes: no new connection is accepted; `hub` is closed, so parked long
+/// polls are answered, SSE streams end and WebSockets close with 1001; every connection
+/// finishes the response in flight and closes; after `config.drain_timeout` the remaining
+/// connections are cut. Then the function returns `Ok(())`.
+///
+/// # Errors
+///
+/// [`ServeError::Config`] for an inconsistent configuration.
+pub async fn serve_hub_on(
+    listener: TcpListener,
+    hub: Hub,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    config.validate()?;
+    let limits = server::Limits {
+        // `validate` checked that it fits.
+        max_connections: u32::try_from(config.max_connections).unwrap_or(u32::MAX),
+        header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
+        drain_timeout: config.drain_timeout,
+    };
+    let router = app(hub.clone(), config);
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),
     }
-    // axum::serve gives us no header-read timeout; a later issue replaces it
-    // with an accept loop of our own over hyper-util that sets one.
-    axum::serve(listener, app(config)).with_graceful_shutdown(shutdown).await.map_err(ServeError::Serve)?;
+    let maintenance = tokio::spawn(hub.clone().maintain(MAINTENANCE_INTERVAL));
+    server::run(listener, router, hub, limits, shutdown).await;
+    // The hub is closed by now, which ends maintenance at once.
+    maintenance.await.ok();
     tracing::info!("stopped");
     Ok(())
 }
 
-/// `GET /`: the placeholder page.
+/// `GET /`: the browser client.
 async fn index() -> Html<&'static str> {
     Html(INDEX_HTML)
-}
-
-/// `GET /healthz`: the process is up and answering requests.
-async fn healthz() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], HEALTHY_JSON)
 }

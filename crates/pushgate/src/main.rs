@@ -3,10 +3,10 @@
 
 use std::future::Future;
 use std::io::IsTerminal as _;
-use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use pushgate::cli::ServeArgs;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
@@ -28,17 +28,8 @@ struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the gateway until ctrl-c (SIGINT) or SIGTERM, then finish in-flight requests and exit 0.
-    Serve {
-        /// Address and port to listen on; use port 0 to let the OS pick one.
-        #[arg(
-            long,
-            env = "PUSHGATE_LISTEN",
-            value_name = "ADDR",
-            default_value_t = pushgate::Config::default().listen,
-        )]
-        listen: SocketAddr,
-    },
+    /// Run the gateway until ctrl-c (SIGINT) or SIGTERM, then drain connections and exit 0.
+    Serve(ServeArgs),
 }
 
 #[tokio::main]
@@ -46,10 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     install_tracing_subscriber();
     match cli.command {
-        Command::Serve { listen } => {
-            let config = pushgate::Config::default().with_listen(listen);
-            pushgate::serve(config, shutdown_signal()?).await?;
-        }
+        Command::Serve(args) => pushgate::serve(args.into(), shutdown_signal()?).await?,
     }
     Ok(())
 }

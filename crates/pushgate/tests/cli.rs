@@ -32,3 +32,53 @@ fn serve_help_names_listen_with_its_env_and_default() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn serve_help_documents_every_option_with_its_env_and_default() -> anyhow::Result<()> {
+    let help = run(&["serve", "--help"])?;
+    let options = [
+        ("--max-body-bytes <BYTES>", "PUSHGATE_MAX_BODY_BYTES", "1MiB"),
+        ("--longpoll-timeout <DURATION>", "PUSHGATE_LONGPOLL_TIMEOUT", "25s"),
+        ("--longpoll-max-timeout <DURATION>", "PUSHGATE_LONGPOLL_MAX_TIMEOUT", "2m"),
+        ("--sse-heartbeat <DURATION>", "PUSHGATE_SSE_HEARTBEAT", "15s"),
+        ("--ws-max-message-bytes <BYTES>", "PUSHGATE_WS_MAX_MESSAGE_BYTES", "64KiB"),
+        ("--max-connections <N>", "PUSHGATE_MAX_CONNECTIONS", "10000"),
+        ("--header-read-timeout <DURATION>", "PUSHGATE_HEADER_READ_TIMEOUT", "10s"),
+        ("--idle-timeout <DURATION>", "PUSHGATE_IDLE_TIMEOUT", "5m"),
+        ("--drain-timeout <DURATION>", "PUSHGATE_DRAIN_TIMEOUT", "10s"),
+        ("--max-topics-per-subscription <N>", "PUSHGATE_MAX_TOPICS_PER_SUBSCRIPTION", "100"),
+        ("--history-events <N>", "PUSHGATE_HISTORY_EVENTS", "1000"),
+        ("--history-age <DURATION>", "PUSHGATE_HISTORY_AGE", "10m"),
+    ];
+    for (flag, env, default) in options {
+        // clap prints each option's help, env and default together, up to the next option.
+        let start = help.find(flag).with_context(|| format!("`serve --help` lacks {flag}:\n{help}"))?;
+        let entry = &help[start..];
+        let entry = &entry[..entry[flag.len()..].find("\n  -").map_or(entry.len(), |end| end + flag.len())];
+        for needle in [env, &format!("[default: {default}]")] {
+            ensure!(entry.contains(needle), "{flag}'s help lacks {needle:?}:\n{entry}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn serve_refuses_an_invalid_value_before_starting() -> anyhow::Result<()> {
+    let output = Command::new(env!("CARGO_BIN_EXE_pushgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--header-read-timeout", "soon"])
+        .output()
+        .context("running the pushgate binary")?;
+    ensure!(!output.status.success(), "an invalid duration was accepted");
+    let stderr = String::from_utf8(output.stderr)?;
+    ensure!(stderr.contains("--header-read-timeout"), "stderr names the option:\n{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_pushgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--idle-timeout", "30s"])
+        .env_remove("RUST_LOG")
+        .output()
+        .context("running the pushgate binary")?;
+    ensure!(!output.status.success(), "an idle timeout shorter than the long-poll maximum was accepted");
+    let stderr = String::from_utf8(output.stderr)?;
+    ensure!(stderr.contains("idle timeout"), "stderr says why:\n{stderr}");
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! The response body of one SSE connection: a stream of chunks read from a subscription.
+//!
+//! The body owns the [`Subscription`]: when the client goes away, hyper drops the body and the
+//! subscription with it, so presence and hub counters follow the connection exactly, with no
+//! task to clean up.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use pushgate_hub::{Cursor, Item, RecvError, Reset, Subscription};
+use tokio::time::{Instant, Sleep};
+
+use crate::config::SseConfig;
+use crate::framing::{self, Chunk, HEARTBEAT};
+
+/// Chunks of `text/event-stream` for one subscriber; ends after an `event: error` frame when
+/// the subscription fails (slow consumer, shutdown).
+pub(crate) struct SseBody {
+    /// `None` once the final frame has been produced.
+    subscription: Option<Subscription>,
+    /// The `retry:` frame, until the first chunk carries it.
+    retry: Option<Bytes>,
+    heartbeat: Option<Heartbeat>,
+    batch_size: usize,
+    items: Vec<Item>,
+    chunk: Chunk,
+}
+
+/// A timer that fires after `every` of silence. Writes only record the time; the timer is
+/// re-armed lazily when it fires early, so a busy stream does not touch the timer wheel per chunk.
+struct Heartbeat {
+    every: Duration,
+    last_write: Instant,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Heartbeat {
+    fn new(every: Duration) -> Self {
+        let now = Instant::now();
+        Self { every, last_write: now, sleep: Box::pin(tokio::time::sleep_until(now + every)) }
+    }
+
+    /// Whether a heartbeat is due now; otherwise the timer is armed to wake the task.
+    fn poll_due(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let due = self.last_write + self.every;
+            if due <= Instant::now() {
+                return true;
+            }
+            self.sleep.as_mut().reset(due);
+        }
+    }
+
+    fn wrote(&mut self) {
+        self.last_write = Instant::now();
+    }
+}
+
+impl SseBody {
+    pub(crate) fn new(subscription: Subscription, config: &SseConfig) -> Self {
+        Self {
+            subscription: Some(subscription),
+            retry: Some(framing::retry_frame(config.retry)),
+            heartbeat: (!config.heartbeat.is_zero()).then(|| Heartbeat::new(config.heartbeat)),
+            batch_size: config.batch_size,
+            items: Vec::with_capacity(config.batch_size),
+            chunk: Chunk::default(),
+        }
+    }
+
+    /// Moves whatever the subscription has ready, up to one batch, into `self.chunk`. Returns
+    /// the error that ended the subscription, if it did.
+    fn read_ready(&mut self, subscription: &mut Subscription, cx: &mut Context<'_>) -> Option<RecvError> {
+        // A reset comes first, and its `id:` should let a client that reconnects right after it
+        // resume without being reset again. The subscription's own cursor at that point is still
+        // the stale one; the event that follows (from history, so normally in the same read)
+        // tells where delivery really resumes: just before it.
+        let mut reset: Option<(Reset, Cursor)> = None;
+        let mut failed = None;
+        let mut taken = 0;
+        while taken < self.batch_size {
+            match subscription.poll_recv_many(cx, &mut self.items, self.batch_size - taken) {
+                Poll::Pending => break,
+                Poll::Ready(Err(err)) => {
+                    failed = Some(err);
+                    break;
+                }
+                Poll::Ready(Ok(n)) => {
+                    taken += n.max(1);
+                    for item in self.items.drain(..) {
+                        match item {
+                            Item::Event(event) => {
+                                if let Some((reset, _)) = reset.take() {
+                                    let resume =
+                                        Cursor::at(event.epoch(), event.position().saturating_sub(1));
+                                    self.chunk.push(framing::reset_frame(&reset, resume));
+                                }
+                                self.chunk.push(framing::event_frame(&event));
+                            }
+                            Item::Reset(next) => reset = Some((next, subscription.cursor())),
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((reset, resume)) = reset {
+            self.chunk.push(framing::reset_frame(&reset, resume));
+        }
+        failed
+    }
+}
+
+impl Stream for SseBody {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(mut subscription) = this.subscription.take() else {
+            return Poll::Ready(None);
+        };
+        if let Some(retry) = this.retry.take() {
+            this.chunk.push(retry);
+        }
+        if let Some(err) = this.read_ready(&mut subscription, cx) {
+            // The final frame goes out with whatever was read before the failure; dropping the
+            // subscription here releases it before the client has even read the frame.
+            let topics: Vec<_> = subscription.topics().collect();
+            tracing::debug!(transport = "sse", ?topics, %err, "stream ended");
+            drop(subscription);
+            this.chunk.push(framing::end_frame(err));
+            return Poll::Ready(Some(Ok(this.chunk.take())));
+        }
+        this.subscription = Some(subscription);
+        if this.chunk.is_empty() {
+            let due = this.heartbeat.as_mut().is_some_and(|heartbeat| heartbeat.poll_due(cx));
+            if !due {
+                return Poll::Pending;
+            }
+            this.chunk.push(Bytes::from_static(HEARTBEAT));
+        }
+        if let Some(heartbeat) = &mut this.heartbeat {
+            heartbeat.wrote();
+        }
+        Poll::Ready(Some(Ok(this.chunk.take())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use futures_util::StreamExt;
+    use pushgate_hub::{Hub, NewEvent, SubscribeOptions, TopicName};
+
+    async fn publish(hub: &Hub, topic: &TopicName, n: usize) -> Vec<Bytes> {
+        let mut frames = Vec::new();
+        for i in 0..n {
+            let event = hub.publish(topic, NewEvent::new(serde_json::json!(i))).await.unwrap();
+            frames.push(framing::event_frame(&event));
+        }
+        frames
+    }
+
+    fn concat(parts: &[Bytes]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    async fn next(body: &mut SseBody) -> Option<Bytes> {
+        tokio::time::timeout(Duration::from_secs(60), body.next()).await.unwrap().map(|chunk| chunk.unwrap())
+    }
+
+    #[tokio::test]
+    async fn ready_events_go_out_together_in_chunks_of_at_most_a_batch() {
+        let hub = Hub::new();
+        let topic = TopicName::new("t").unwrap();
+        let old = publish(&hub, &topic, 10).await;
+        let sub = hub.subscribe(&[topic.clone()], Cursor::Oldest).unwrap();
+        let mut body = SseBody::new(sub, &SseConfig::default().batch_size(4));
+
+        let retry = framing::retry_frame(Duration::from_secs(2));
+        let first = [&[retry][..], &old[..4]].concat();
+        assert_eq!(next(&mut body).await.unwrap(), concat(&first));
+        assert_eq!(next(&mut body).await.unwrap(), concat(&old[4..8]));
+        assert_eq!(next(&mut body).await.unwrap(), concat(&old[8..]));
+
+        // A single frame is the shared, cached buffer itself.
+        let live = publish(&hub, &topic, 1).await;
+        assert_eq!(next(&mut body).await.unwrap().as_ptr(), live[0].as_ptr());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_heartbeat_is_sent_after_each_interval_of_silence() {
+        let hub = Hub::new();
+        let topic = TopicName::new("t").unwrap();
+        let sub = hub.subscribe(&[topic.clone()], Cursor::Now).unwrap();
+        let mut body = SseBody::new(sub, &SseConfig::default().heartbeat(Duration::from_secs(15)));
+        let start = Instant::now();
+        assert_eq!(next(&mut body).await.unwrap(), &b"retry: 2000\n\n"[..]);
+
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let event = publish(&hub, &topic, 1).await;
+        assert_eq!(next(&mut body).await.unwrap(), event[0]);
+        assert_eq!(next(&mut body).await.unwrap(), HEARTBEAT);
+        assert_eq!(start.elapsed(), Duration::from_secs(25));
+        assert_eq!(next(&mut body).await.unwrap(), HEARTBEAT);
+        assert_eq!(start.elapsed(), Duration::from_secs(40));
+    }
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_gets_its_events_then_the_error_then_the_end() {
+        let hub = Hub::new();
+        let topic = TopicName::new("t").unwrap();
+        let options = SubscribeOptions::default().label("sse").max_backlog(Some(3));
+        let sub = hub.subscribe_with(&[topic.clone()], Cursor::Now, options).unwrap();
+        let mut body = SseBody::new(sub, &SseConfig::default());
+        let events = publish(&hub, &topic, 2).await;
+        let expected = [&[framing::retry_frame(Duration::from_secs(2))][..], &events[..]].concat();
+        assert_eq!(next(&mut body).await.unwrap(), concat(&expected));
+
+        publish(&hub, &topic, 5).await;
+        let last = next(&mut body).await.unwrap();
+        assert!(last.starts_with(b"event: error\ndata: {\"code\":\"slow_consumer\""), "{last:?}");
+        // The subscription is released with the final frame, before the client reads it.
+        assert_eq!(hub.presence(&topic).total, 0);
+        assert_eq!(next(&mut body).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_closed_hub_ends_the_stream_with_shutting_down() {
+        let hub = Hub::new();
+        let topic = TopicName::new("t").unwrap();
+        let sub = hub.subscribe(&[topic], Cursor::Now).unwrap();
+        let mut body = SseBody::new(sub, &SseConfig::default().heartbeat(Duration::ZERO));
+        assert_eq!(next(&mut body).await.unwrap(), &b"retry: 2000\n\n"[..]);
+        hub.close();
+        let last = next(&mut body).await.unwrap();
+        assert!(last.starts_with(b"event: error\ndata: {\"code\":\"shutting_down\""), "{last:?}");
+        assert_eq!(next(&mut body).await, None);
+    }
+}

@@ -1,0 +1,223 @@
+//! The SSE wire format, without I/O: turning hub items into `text/event-stream` bytes.
+//!
+//! Every frame is a handful of `field: value` lines ended by a blank line. Values never contain
+//! a line break: event types and cursors are restricted to `[A-Za-z0-9_.:-]`, and the event and
+//! reset objects are compact JSON, which escapes control characters inside strings. So each
+//! frame has exactly one `data:` line and a WHATWG parser hands the JSON back unchanged.
+//!
+//! An event's frame is the same for every subscriber (its `id:` is the event's own cursor), so
+//! it is encoded once per event and shared ([`event_frame`]).
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use pushgate_http::{ErrorCode, event_json, reset_json};
+use pushgate_hub::{Cursor, EncodingSlot, Event, RecvError, Reset};
+
+static SSE_FRAME: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
+
+/// The comment sent after a stretch of silence, so proxies and idle timers keep the stream open.
+pub(crate) const HEARTBEAT: &[u8] = b": hb\n\n";
+
+/// `id: <cursor>\nevent: <type>\ndata: <event object>\n\n`, encoded once per event.
+pub(crate) fn event_frame(event: &Event) -> Bytes {
+    event.encoded(&SSE_FRAME, encode_event_frame)
+}
+
+fn encode_event_frame(event: &Event) -> Bytes {
+    let json = event_json(event);
+    let id = event.cursor().to_string();
+    let kind = event.type_name();
+    let mut out = BytesMut::with_capacity(24 + id.len() + kind.len() + json.len());
+    out.put_slice(b"id: ");
+    out.put_slice(id.as_bytes());
+    out.put_slice(b"\nevent: ");
+    out.put_slice(kind.as_bytes());
+    out.put_slice(b"\ndata: ");
+    out.put_slice(&json);
+    out.put_slice(b"\n\n");
+    out.freeze()
+}
+
+/// `event: reset\nid: <resume>\ndata: <reset object>\n\n`. The `id:` lets a client that
+/// reconnects right after the reset resume from where the reset left it.
+pub(crate) fn reset_frame(reset: &Reset, resume: Cursor) -> Bytes {
+    Bytes::from(format!("event: reset\nid: {resume}\ndata: {}\n\n", reset_json(reset)))
+}
+
+/// `retry: <ms>\n\n`: how long a browser waits before reconnecting.
+pub(crate) fn retry_frame(retry: Duration) -> Bytes {
+    Bytes::from(format!("retry: {}\n\n", retry.as_millis()))
+}
+
+/// `event: error\ndata: {"code":…,"message":…}\n\n`: the last frame of a stream that the server
+/// ends.
+pub(crate) fn error_frame(code: &str, message: &str) -> Bytes {
+    let data = serde_json::json!({ "code": code, "message": message });
+    Bytes::from(format!("event: error\ndata: {data}\n\n"))
+}
+
+/// The frame that ends a stream whose subscription failed with `err`.
+pub(crate) fn end_frame(err: RecvError) -> Bytes {
+    match err {
+        RecvError::Lagged { behind } => error_frame(
+            ErrorCode::SlowConsumer.as_str(),
+            &format!("subscriber fell {behind} events behind; reconnect with the last event id"),
+        ),
+        RecvError::Closed => error_frame(ErrorCode::ShuttingDown.as_str(), "the server is shutting down"),
+        _ => error_frame(ErrorCode::Internal.as_str(), &err.to_string()),
+    }
+}
+
+/// Frames gathered for one write, joined into a single chunk.
+///
+/// Reused across writes so a busy stream allocates only the joined buffer.
+#[derive(Debug, Default)]
+pub(crate) struct Chunk {
+    parts: Vec<Bytes>,
+    len: usize,
+}
+
+impl Chunk {
+    pub(crate) fn push(&mut self, frame: Bytes) {
+        self.len += frame.len();
+        self.parts.push(frame);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// The frames as one buffer, leaving the chunk empty. A single frame is passed on as is:
+    /// the shared, cached event bytes go to the socket without a copy.
+    pub(crate) fn take(&mut self) -> Bytes {
+        let bytes = if self.parts.len() == 1 {
+            self.parts.pop().unwrap_or_default()
+        } else {
+            let mut out = BytesMut::with_capacity(self.len);
+            for part in self.parts.drain(..) {
+                out.put_slice(&part);
+            }
+            out.freeze()
+        };
+        self.len = 0;
+        bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    use pushgate_hub::{Data, Epoch, EventParts, FetchOptions, Hub, NewEvent, TopicName};
+
+    fn event(event_type: &str, data: serde_json::Value) -> Event {
+        Event::from_parts(EventParts {
+            topic: TopicName::new("chat").unwrap(),
+            event_type: event_type.into(),
+            data: Data::from(data),
+            seq: 3,
+            position: 42,
+            epoch: Epoch::from_u32(0x9f03c1d2),
+            timestamp_ms: 1_763_750_000_000,
+        })
+    }
+
+    /// Parses `bytes` the way a browser would.
+    async fn parse(bytes: Bytes) -> Vec<eventsource_stream::Event> {
+        let stream = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]);
+        stream.eventsource().map(|e| e.unwrap()).collect().await
+    }
+
+    #[test]
+    fn an_event_frame_carries_its_cursor_type_and_object_on_one_data_line() {
+        let event = event("message", serde_json::json!({"text": "hi\nthere"}));
+        let frame = event_frame(&event);
+        let expected = concat!(
+            "id: 9f03c1d2-2a\nevent: message\n",
+            r#"data: {"topic":"chat","seq":3,"id":"9f03c1d2-2a","event":"message","#,
+            r#""data":{"text":"hi\nthere"},"ts":1763750000000}"#,
+            "\n\n"
+        );
+        assert_eq!(std::str::from_utf8(&frame).unwrap(), expected);
+    }
+
+    #[test]
+    fn an_event_frame_is_encoded_once_and_shared() {
+        let event = event("alert", serde_json::json!(1));
+        let first = event_frame(&event);
+        let second = event_frame(&event);
+        assert_eq!(first.as_ptr(), second.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn a_browser_parser_reads_back_the_event_object() {
+        let event = event("alert", serde_json::json!({"a": [1, "two\r\n"]}));
+        let parsed = parse(event_frame(&event)).await;
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].event, "alert");
+        assert_eq!(parsed[0].id, "9f03c1d2-2a");
+        assert_eq!(parsed[0].data.as_bytes(), &event_json(&event)[..]);
+    }
+
+    #[tokio::test]
+    async fn a_reset_frame_names_the_reset_and_where_to_resume() {
+        let hub = Hub::new();
+        let topic = TopicName::new("t").unwrap();
+        hub.publish(&topic, NewEvent::new(serde_json::json!(1))).await.unwrap();
+        let stale = Cursor::at(Epoch::from_u32(hub.epoch().as_u32() ^ 1), 7);
+        let reset = hub.fetch(&[topic], stale, &FetchOptions::default()).await.unwrap().reset.unwrap();
+        let resume = Cursor::at(hub.epoch(), 0);
+
+        let frame = reset_frame(&reset, resume);
+        assert!(frame.starts_with(b"event: reset\nid: "));
+        let parsed = parse(frame).await;
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].event, "reset");
+        assert_eq!(parsed[0].id, resume.to_string());
+        let data: serde_json::Value = serde_json::from_str(&parsed[0].data).unwrap();
+        assert_eq!(data, reset_json(&reset));
+        assert_eq!(data["reason"], "epoch_changed");
+    }
+
+    #[tokio::test]
+    async fn end_frames_are_error_events_with_a_code() {
+        for (err, code) in
+            [(RecvError::Lagged { behind: 9 }, "slow_consumer"), (RecvError::Closed, "shutting_down")]
+        {
+            let parsed = parse(end_frame(err)).await;
+            assert_eq!(parsed.len(), 1);
+            assert_eq!(parsed[0].event, "error");
+            let data: serde_json::Value = serde_json::from_str(&parsed[0].data).unwrap();
+            assert_eq!(data["code"], code);
+            assert!(data["message"].is_string());
+        }
+    }
+
+    #[test]
+    fn retry_and_heartbeat_frames() {
+        assert_eq!(&retry_frame(Duration::from_millis(2000))[..], b"retry: 2000\n\n");
+        assert_eq!(HEARTBEAT, b": hb\n\n");
+    }
+
+    #[test]
+    fn a_chunk_joins_frames_and_passes_a_single_frame_through() {
+        let mut chunk = Chunk::default();
+        assert!(chunk.is_empty());
+        let one = Bytes::from_static(b"a\n\n");
+        chunk.push(one.clone());
+        let taken = chunk.take();
+        assert_eq!(taken.as_ptr(), one.as_ptr());
+        assert!(chunk.is_empty());
+
+        chunk.push(retry_frame(Duration::from_secs(1)));
+        chunk.push(Bytes::from_static(HEARTBEAT));
+        assert_eq!(&chunk.take()[..], b"retry: 1000\n\n: hb\n\n");
+        assert!(chunk.is_empty());
+        assert_eq!(chunk.take(), Bytes::new());
+    }
+}

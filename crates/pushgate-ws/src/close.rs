@@ -1,0 +1,78 @@
+//! Why the server closes a connection, and the one mapping from those reasons to close codes.
+
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Why the server ends a connection with a Close frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseReason {
+    /// The hub closed: the server is shutting down (1001).
+    ShuttingDown,
+    /// A protocol Ping went unanswered (1001).
+    PingTimeout,
+    /// The client sent a message over the limit (1009).
+    TooBig { limit: usize },
+    /// The connection's backlog overflowed (4008).
+    SlowConsumer { behind: u64 },
+    /// The client broke RFC 6455 (1002).
+    Protocol,
+    /// The client sent a text frame that is not UTF-8 (1007).
+    InvalidUtf8,
+    /// The server failed (1011).
+    Internal,
+}
+
+/// The close code of a slow consumer: backlog overflowed, reconnect with the last cursor.
+pub(crate) const SLOW_CONSUMER: u16 = 4008;
+
+impl CloseReason {
+    /// The close code.
+    pub(crate) fn code(self) -> u16 {
+        match self {
+            Self::ShuttingDown | Self::PingTimeout => 1001,
+            Self::TooBig { .. } => 1009,
+            Self::SlowConsumer { .. } => SLOW_CONSUMER,
+            Self::Protocol => 1002,
+            Self::InvalidUtf8 => 1007,
+            Self::Internal => 1011,
+        }
+    }
+
+    /// The reason text; RFC 6455 allows at most 123 bytes.
+    pub(crate) fn reason(self) -> String {
+        match self {
+            Self::ShuttingDown => "server shutting down; reconnect".to_owned(),
+            Self::PingTimeout => "no pong within the timeout".to_owned(),
+            Self::TooBig { limit } => format!("message too big; the limit is {limit} bytes"),
+            Self::SlowConsumer { behind } => {
+                format!("slow consumer: {behind} events behind; reconnect with your last cursor")
+            }
+            Self::Protocol => "protocol error".to_owned(),
+            Self::InvalidUtf8 => "text frame is not UTF-8".to_owned(),
+            Self::Internal => "internal error".to_owned(),
+        }
+    }
+
+    /// The Close frame to send.
+    pub(crate) fn frame(self) -> CloseFrame {
+        CloseFrame { code: CloseCode::from(self.code()), reason: self.reason().into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_the_protocol() {
+        assert_eq!(CloseReason::ShuttingDown.code(), 1001);
+        assert_eq!(CloseReason::PingTimeout.code(), 1001);
+        assert_eq!(CloseReason::TooBig { limit: 1 }.code(), 1009);
+        assert_eq!(CloseReason::SlowConsumer { behind: 1 }.code(), 4008);
+        assert_eq!(CloseReason::Internal.code(), 1011);
+        let frame = CloseReason::SlowConsumer { behind: u64::MAX }.frame();
+        assert_eq!(u16::from(frame.code), 4008);
+        assert!(frame.reason.len() <= 123);
+        assert!(CloseReason::TooBig { limit: usize::MAX }.reason().len() <= 123);
+    }
+}

@@ -1,0 +1,157 @@
+//! Limits and timers of the WebSocket transport, and how they map onto tungstenite's own config.
+
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Configuration of [`router`](crate::router): message limits, buffer sizes, heartbeat and
+/// backlog. Every setting has a default suited to many mostly idle connections.
+///
+/// tungstenite's own defaults (64 MiB messages, 128 KiB read and write buffers, an unbounded
+/// write buffer) are meant for a few busy peers; here a connection costs a few KiB at rest.
+///
+/// ```
+/// use std::time::Duration;
+/// use pushgate_ws::WsConfig;
+///
+/// let config = WsConfig::default()
+///     .max_message_size(16 * 1024)
+///     .ping_interval(Duration::from_secs(20))
+///     .pong_timeout(Duration::from_secs(10))
+///     .max_backlog(256);
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone)]
+pub struct WsConfig {
+    pub(crate) max_message_size: usize,
+    pub(crate) max_frame_size: usize,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) write_buffer_size: usize,
+    pub(crate) max_write_buffer_size: usize,
+    pub(crate) ping_interval: Duration,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) max_backlog: usize,
+    pub(crate) close_timeout: Duration,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            max_message_size: 64 * 1024,
+            max_frame_size: 64 * 1024,
+            read_buffer_size: 4 * 1024,
+            write_buffer_size: 8 * 1024,
+            // One default-sized event (the hub's 1 MiB data limit plus its envelope) must fit
+            // behind a full write buffer; see `max_write_buffer_size`.
+            max_write_buffer_size: 1024 * 1024 + 64 * 1024,
+            ping_interval: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(30),
+            max_backlog: 1024,
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl WsConfig {
+    /// Largest message a client may send, in bytes (default 64 KiB). A bigger one closes the
+    /// connection with 1009.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes.max(1);
+        self
+    }
+
+    /// Largest single frame a client may send, in bytes (default 64 KiB); a message may be
+    /// split into several frames, but never exceeds [`max_message_size`](Self::max_message_size).
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes.max(1);
+        self
+    }
+
+    /// Bytes read from the socket at a time (default 4 KiB). Bigger messages grow the buffer
+    /// up to the message limit.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes.max(256);
+        self
+    }
+
+    /// Frames are gathered up to this many bytes before a write to the socket (default 8 KiB);
+    /// every batch of events is flushed at its end regardless.
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.write_buffer_size = bytes;
+        self
+    }
+
+    /// Most bytes tungstenite may hold for one connection while the socket is not writable
+    /// (default 1 MiB + 64 KiB). It must exceed [`write_buffer_size`](Self::write_buffer_size)
+    /// plus the largest frame sent: an event frame is its data plus about 300 bytes, and data is
+    /// bounded by the hub's `max_data_bytes`. An event too large to fit closes the connection
+    /// with 1011.
+    pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
+        self.max_write_buffer_size = bytes;
+        self
+    }
+
+    /// How often the server sends a protocol-level Ping (default 30 s).
+    pub fn ping_interval(mut self, every: Duration) -> Self {
+        self.ping_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a Ping may go unanswered before the connection is closed with 1001
+    /// (default 30 s).
+    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
+        self.pong_timeout = timeout;
+        self
+    }
+
+    /// Most live events a connection may fall behind (published, not yet taken by the
+    /// connection because its socket is full) before it is closed with 4008, slow consumer
+    /// (default 1,024); the client resumes from its last event's `id`. Replaying the history a
+    /// cursor asks for does not count: only eviction can cut a replay short.
+    pub fn max_backlog(mut self, events: usize) -> Self {
+        self.max_backlog = events.max(1);
+        self
+    }
+
+    /// How long a closing connection waits for its Close frame to be written and answered
+    /// before the socket is dropped (default 5 s).
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// tungstenite's view of these limits. Its constructor panics unless the write-buffer cap
+    /// exceeds the write buffer, so the cap is raised to keep that true.
+    pub(crate) fn tungstenite(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_size)
+            .write_buffer_size(self.write_buffer_size)
+            .max_write_buffer_size(self.max_write_buffer_size.max(self.write_buffer_size.saturating_add(1)))
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_frame_size.min(self.max_message_size)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_small_and_bounded() {
+        let ws = WsConfig::default().tungstenite();
+        assert_eq!(ws.max_message_size, Some(64 * 1024));
+        assert_eq!(ws.max_frame_size, Some(64 * 1024));
+        assert!(ws.read_buffer_size <= 8 * 1024);
+        assert!(ws.write_buffer_size <= 8 * 1024);
+        assert!(ws.max_write_buffer_size > ws.write_buffer_size + (1 << 20));
+        assert!(ws.max_write_buffer_size < 4 << 20);
+    }
+
+    #[test]
+    fn the_write_cap_always_exceeds_the_write_buffer() {
+        let ws = WsConfig::default().write_buffer_size(8192).max_write_buffer_size(100).tungstenite();
+        assert!(ws.max_write_buffer_size > ws.write_buffer_size);
+        let frames = WsConfig::default().max_message_size(10).max_frame_size(1000).tungstenite();
+        assert_eq!(frames.max_frame_size, Some(10));
+    }
+}

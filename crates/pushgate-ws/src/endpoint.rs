@@ -1,0 +1,76 @@
+//! `GET /v1/ws`: the axum handler that validates the upgrade, subscribes from the query, answers
+//! 101 and hands the upgraded socket to a connection task.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use hyper::upgrade::OnUpgrade;
+use pushgate_http::{ApiError, ErrorCode, Query, SubscribeParams};
+use pushgate_hub::{Hub, HubError};
+
+use crate::config::WsConfig;
+use crate::connection::Connection;
+use crate::handshake;
+
+struct Shared {
+    hub: Hub,
+    config: WsConfig,
+}
+
+/// The WebSocket transport as an axum [`Router`] serving `GET /v1/ws`; merge it into any app
+/// served by `axum::serve` or hyper with upgrades enabled.
+///
+/// Each accepted connection runs on a task of its own (`tokio::spawn`), owned by the connection
+/// and by the hub: it ends when the client closes or goes silent, on an I/O or protocol error,
+/// when the client falls too far behind, or when [`Hub::close`] is called (each connection then
+/// sends 1001 and is gone within [`WsConfig::close_timeout`]). Graceful shutdown is therefore
+/// `hub.close()`.
+///
+/// ```
+/// use pushgate_hub::Hub;
+/// use pushgate_ws::{WsConfig, router};
+///
+/// let hub = Hub::new();
+/// let app: axum::Router = router(hub.clone(), WsConfig::default());
+/// # let _ = app;
+/// ```
+pub fn router(hub: Hub, config: WsConfig) -> Router {
+    Router::new().route("/v1/ws", any(upgrade)).with_state(Arc::new(Shared { hub, config }))
+}
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Response {
+    let accept = match handshake::accept(request.method(), request.version(), request.headers()) {
+        Ok(accept) => accept,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let last_event_id = request.headers().get("last-event-id").and_then(|v| v.to_str().ok());
+    let params = match SubscribeParams::from_query(&Query::parse(request.uri().query()), last_event_id) {
+        Ok(params) => params,
+        Err(err) => return err.into_response(),
+    };
+    if request.extensions().get::<OnUpgrade>().is_none() {
+        // Served by something that cannot hand over the connection (a test harness calling
+        // the router directly, HTTP/2): refuse rather than answer 101 and hang.
+        return ApiError::new(ErrorCode::Internal, "this server cannot upgrade connections").into_response();
+    }
+    if shared.hub.is_closed() {
+        return ApiError::from(HubError::Closed).into_response();
+    }
+    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    // Subscribing before the 101 turns a bad topic list or cursor into an HTTP error, and makes
+    // the connection subscribed from the moment the client sees it open.
+    let connection = match Connection::new(id, shared.hub.clone(), &shared.config, params) {
+        Ok(connection) => connection,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    tracing::debug!(connection = id, transport = "ws", "websocket upgrade accepted");
+    tokio::spawn(connection.serve(on_upgrade, shared.config.clone()));
+    handshake::switching_protocols(&accept)
+}

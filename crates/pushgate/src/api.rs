@@ -1,0 +1,176 @@
+//! The gateway's own HTTP API, next to the transports: publish, presence, health, and the JSON
+//! answers for unknown routes.
+//!
+//! - `POST /v1/publish/{topic}` with `{"event"?: "<type>", "data": <any JSON>}` →
+//!   `200 {"topic","seq","id"}`;
+//! - `GET /v1/presence/{topic}` → `{"topic","total","by_transport":{"sse":2,…}}`;
+//! - `GET /healthz` → `{"status":"ok"}`.
+//!
+//! Errors use the shared `{"error":{"code","message"}}` body from [`pushgate_http::ApiError`].
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use pushgate_http::{ApiError, ErrorCode};
+use pushgate_hub::{Hub, NewEvent, TopicName};
+use serde_json::{Map, Value, json};
+
+/// The body of a successful `GET /healthz`.
+const HEALTHY_JSON: &str = r#"{"status":"ok"}"#;
+
+#[derive(Clone)]
+struct ApiState {
+    hub: Hub,
+    max_body_bytes: usize,
+}
+
+/// Publish, presence and health routes over `hub`.
+pub(crate) fn router(hub: Hub, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/publish/{topic}", post(publish))
+        .route("/v1/presence/{topic}", get(presence))
+        .route("/healthz", get(healthz))
+        .with_state(ApiState { hub, max_body_bytes })
+}
+
+/// `POST /v1/publish/{topic}`.
+async fn publish(
+    State(state): State<ApiState>,
+    topic: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let topic = topic_name(topic)?;
+    let body = read_body(&headers, body, state.max_body_bytes).await?;
+    let event = parse_publish(&body)?;
+    let stored = state.hub.publish(&topic, event).await?;
+    let answer =
+        json!({ "topic": stored.topic().as_str(), "seq": stored.seq(), "id": stored.cursor().to_string() });
+    Ok(json_response(StatusCode::OK, answer.to_string()))
+}
+
+/// `GET /v1/presence/{topic}`: live SSE and WebSocket subscribers and parked long polls.
+async fn presence(
+    State(state): State<ApiState>,
+    topic: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let topic = topic_name(topic)?;
+    let presence = state.hub.presence(&topic);
+    let by_transport: Map<String, Value> =
+        presence.by_label.into_iter().map(|(label, count)| (label, Value::from(count))).collect();
+    let answer = json!({ "topic": topic.as_str(), "total": presence.total, "by_transport": by_transport });
+    Ok(json_response(StatusCode::OK, answer.to_string()))
+}
+
+/// `GET /healthz`: the process is up and answering requests.
+async fn healthz() -> Response {
+    json_response(StatusCode::OK, HEALTHY_JSON.to_owned())
+}
+
+/// The answer for a path no route serves.
+pub(crate) async fn not_found(method: Method, uri: Uri) -> Response {
+    // `pushgate_http::ErrorCode` has no `not_found` (yet), so this body is written here in the
+    // same shape.
+    let message = format!("no route for {method} {}", uri.path());
+    json_response(StatusCode::NOT_FOUND, error_json("not_found", &message))
+}
+
+/// The answer for a known path asked with a method it does not serve.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let message = format!("{} does not accept {method}", uri.path());
+    json_response(StatusCode::METHOD_NOT_ALLOWED, error_json("method_not_allowed", &message))
+}
+
+fn error_json(code: &str, message: &str) -> String {
+    json!({ "error": { "code": code, "message": message } }).to_string()
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn topic_name(path: Result<Path<String>, PathRejection>) -> Result<TopicName, ApiError> {
+    let Path(name) = path.map_err(|err| ApiError::new(ErrorCode::InvalidTopic, err.body_text()))?;
+    TopicName::new(&name)
+        .map_err(|err| ApiError::new(ErrorCode::InvalidTopic, format!("topic {name:?}: {err}")))
+}
+
+/// Reads at most `limit` bytes of body; a declared or actual larger body is `413 too_large`.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::new(ErrorCode::TooLarge, format!("the body is larger than {limit} bytes"));
+    // Refuse a declared oversize body before reading any of it.
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(err) => Err(ApiError::new(ErrorCode::InvalidJson, format!("could not read the body: {err}"))),
+    }
+}
+
+/// `{"event"?: "<type>", "data": <any JSON>}` as a hub event. `data` is required (`null` is a
+/// value); other members are refused so a misspelt `event` is not silently ignored.
+fn parse_publish(body: &[u8]) -> Result<NewEvent, ApiError> {
+    let invalid = |message: String| ApiError::new(ErrorCode::InvalidJson, message);
+    let value: Value =
+        serde_json::from_slice(body).map_err(|err| invalid(format!("the body is not JSON: {err}")))?;
+    let Value::Object(mut object) = value else {
+        return Err(invalid(
+            r#"the body must be a JSON object {"event"?: "<type>", "data": <any JSON>}"#.to_owned(),
+        ));
+    };
+    let data = object
+        .remove("data")
+        .ok_or_else(|| invalid("the body has no `data` member (use null for none)".to_owned()))?;
+    let event_type = match object.remove("event") {
+        None => None,
+        Some(Value::String(event_type)) => Some(event_type),
+        Some(other) => return Err(invalid(format!("`event` must be a string, got {other}"))),
+    };
+    if let Some(unknown) = object.keys().next() {
+        return Err(invalid(format!(
+            "unknown member {unknown:?}; a publish body has only `event` and `data`"
+        )));
+    }
+    let event = NewEvent::new(data);
+    Ok(match event_type {
+        Some(event_type) => event.event_type(event_type),
+        None => event,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_bodies_are_parsed_strictly() {
+        let event = parse_publish(br#"{"event":"alert","data":{"x":1}}"#).expect("valid");
+        assert_eq!(event.type_name(), "alert");
+        assert_eq!(event.data().as_str(), r#"{"x":1}"#);
+        assert_eq!(parse_publish(br#"{"data":null}"#).expect("null is a value").data().as_str(), "null");
+        assert_eq!(parse_publish(br#"{"data":1}"#).expect("valid").type_name(), "message");
+
+        for bad in [
+            &b"not json"[..],
+            b"[1]",
+            b"{}",
+            br#"{"event":"x"}"#,
+            br#"{"event":1,"data":1}"#,
+            br#"{"data":1,"evnet":"x"}"#,
+        ] {
+            let err = parse_publish(bad).expect_err("invalid");
+            assert_eq!(err.code(), ErrorCode::InvalidJson, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

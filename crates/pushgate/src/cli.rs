@@ -1,0 +1,219 @@
+//! The options of `pushgate serve`: one flag and one `PUSHGATE_*` variable per [`Config`] field,
+//! with [`Config::default`] as the single source of the defaults shown in `--help`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// `pushgate serve` options. Flags win over environment variables, which win over defaults.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on; use port 0 to let the OS pick one.
+    #[arg(long, env = "PUSHGATE_LISTEN", value_name = "ADDR", default_value_t = Config::default().listen)]
+    pub listen: SocketAddr,
+
+    /// Largest publish body (e.g. 1048576, 512KiB, 1MiB); larger ones get 413.
+    #[arg(long, env = "PUSHGATE_MAX_BODY_BYTES", value_name = "BYTES",
+          default_value_t = Bytes(Config::default().max_body_bytes))]
+    pub max_body_bytes: Bytes,
+
+    /// Long-poll wait when the request names no `timeout` (e.g. 25s, 1m).
+    #[arg(long, env = "PUSHGATE_LONGPOLL_TIMEOUT", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().longpoll_timeout))]
+    pub longpoll_timeout: Seconds,
+
+    /// Longest long-poll wait, whatever the request asks.
+    #[arg(long, env = "PUSHGATE_LONGPOLL_MAX_TIMEOUT", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().longpoll_max_timeout))]
+    pub longpoll_max_timeout: Seconds,
+
+    /// Interval of the SSE heartbeat comment.
+    #[arg(long, env = "PUSHGATE_SSE_HEARTBEAT", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().sse_heartbeat))]
+    pub sse_heartbeat: Seconds,
+
+    /// Largest WebSocket message accepted from a client (close 1009 beyond).
+    #[arg(long, env = "PUSHGATE_WS_MAX_MESSAGE_BYTES", value_name = "BYTES",
+          default_value_t = Bytes(Config::default().ws_max_message_bytes))]
+    pub ws_max_message_bytes: Bytes,
+
+    /// Most open connections, WebSockets included; more are answered 503 and closed.
+    #[arg(long, env = "PUSHGATE_MAX_CONNECTIONS", value_name = "N",
+          default_value_t = Config::default().max_connections)]
+    pub max_connections: usize,
+
+    /// Time a client has to send request headers; also the keep-alive idle limit.
+    #[arg(long, env = "PUSHGATE_HEADER_READ_TIMEOUT", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().header_read_timeout))]
+    pub header_read_timeout: Seconds,
+
+    /// Close a connection with no bytes read or written for this long (0 disables); must
+    /// exceed the long-poll maximum and the SSE heartbeat.
+    #[arg(long, env = "PUSHGATE_IDLE_TIMEOUT", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().idle_timeout))]
+    pub idle_timeout: Seconds,
+
+    /// On shutdown, time open connections get to finish before they are cut.
+    #[arg(long, env = "PUSHGATE_DRAIN_TIMEOUT", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().drain_timeout))]
+    pub drain_timeout: Seconds,
+
+    /// Most distinct topics one subscription or poll may name.
+    #[arg(long, env = "PUSHGATE_MAX_TOPICS_PER_SUBSCRIPTION", value_name = "N",
+          default_value_t = Config::default().max_topics_per_subscription)]
+    pub max_topics_per_subscription: usize,
+
+    /// Events kept per topic for resuming and `cursor=oldest`.
+    #[arg(long, env = "PUSHGATE_HISTORY_EVENTS", value_name = "N",
+          default_value_t = Config::default().history_events)]
+    pub history_events: usize,
+
+    /// How long events are kept for resuming (0: until evicted by count).
+    #[arg(long, env = "PUSHGATE_HISTORY_AGE", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().history_age))]
+    pub history_age: Seconds,
+}
+
+impl From<ServeArgs> for Config {
+    fn from(args: ServeArgs) -> Self {
+        Config::default()
+            .with_listen(args.listen)
+            .with_max_body_bytes(args.max_body_bytes.0)
+            .with_longpoll_timeout(args.longpoll_timeout.0)
+            .with_longpoll_max_timeout(args.longpoll_max_timeout.0)
+            .with_sse_heartbeat(args.sse_heartbeat.0)
+            .with_ws_max_message_bytes(args.ws_max_message_bytes.0)
+            .with_max_connections(args.max_connections)
+            .with_header_read_timeout(args.header_read_timeout.0)
+            .with_idle_timeout(args.idle_timeout.0)
+            .with_drain_timeout(args.drain_timeout.0)
+            .with_max_topics_per_subscription(args.max_topics_per_subscription)
+            .with_history_events(args.history_events)
+            .with_history_age(args.history_age.0)
+    }
+}
+
+/// Why a command-line value is not a duration or a size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a whole number with an optional unit ({units}), got {text:?}")]
+pub struct UnitError {
+    text: String,
+    units: &'static str,
+}
+
+/// A duration on the command line: a whole number with an optional unit `ms`, `s` (the
+/// default), `m` or `h`.
+///
+/// ```
+/// use pushgate::cli::Seconds;
+/// use std::time::Duration;
+///
+/// assert_eq!("25".parse::<Seconds>()?.0, Duration::from_secs(25));
+/// assert_eq!("500ms".parse::<Seconds>()?.0, Duration::from_millis(500));
+/// assert_eq!("2m".parse::<Seconds>()?.to_string(), "2m");
+/// assert!("soon".parse::<Seconds>().is_err());
+/// # Ok::<(), pushgate::cli::UnitError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+const DURATION_UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)];
+
+impl FromStr for Seconds {
+    type Err = UnitError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let millis = parse_with_units(text, &DURATION_UNITS, 1000)
+            .ok_or_else(|| UnitError { text: text.to_owned(), units: "ms, s, m, h" })?;
+        Ok(Self(Duration::from_millis(millis)))
+    }
+}
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX);
+        write_with_units(f, millis, &DURATION_UNITS, "s")
+    }
+}
+
+/// A size on the command line: a whole number of bytes with an optional unit `KiB` or `MiB`.
+///
+/// ```
+/// use pushgate::cli::Bytes;
+///
+/// assert_eq!("65536".parse::<Bytes>()?.0, 65536);
+/// assert_eq!("64KiB".parse::<Bytes>()?.0, 65536);
+/// assert_eq!(Bytes(1 << 20).to_string(), "1MiB");
+/// # Ok::<(), pushgate::cli::UnitError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bytes(pub usize);
+
+const SIZE_UNITS: [(&str, u64); 3] = [("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)];
+
+impl FromStr for Bytes {
+    type Err = UnitError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse_with_units(text, &SIZE_UNITS, 1)
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Self)
+            .ok_or_else(|| UnitError { text: text.to_owned(), units: "B, KiB, MiB" })
+    }
+}
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_with_units(f, self.0 as u64, &SIZE_UNITS, "")
+    }
+}
+
+/// `text` as a number times its unit's factor (`bare` without a unit); `None` if malformed.
+fn parse_with_units(text: &str, units: &[(&str, u64)], bare: u64) -> Option<u64> {
+    let text = text.trim();
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: u64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "" => bare,
+        unit => units.iter().find(|(name, _)| *name == unit)?.1,
+    };
+    number.checked_mul(factor)
+}
+
+/// Writes `value` in the largest unit that divides it exactly (`zero_unit` after a zero).
+fn write_with_units(
+    f: &mut fmt::Formatter<'_>,
+    value: u64,
+    units: &[(&str, u64)],
+    zero_unit: &str,
+) -> fmt::Result {
+    if value == 0 {
+        return write!(f, "0{zero_unit}");
+    }
+    let (name, factor) =
+        units.iter().find(|(_, factor)| value.is_multiple_of(*factor)).copied().unwrap_or(("", 1));
+    let name = if name == "B" { "" } else { name };
+    write!(f, "{}{name}", value / factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_round_trip() {
+        for text in ["0s", "25s", "2m", "1h", "1500ms", "90s"] {
+            assert_eq!(text.parse::<Seconds>().map(|s| s.to_string()).as_deref(), Ok(text));
+        }
+        for text in ["0", "1MiB", "64KiB", "1000"] {
+            assert_eq!(text.parse::<Bytes>().map(|s| s.to_string()).as_deref(), Ok(text));
+        }
+        for bad in ["", "s", "-1", "1.5s", "10 parsecs", "99999999999999999999h"] {
+            assert!(bad.parse::<Seconds>().is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The accept loop: our own, because `axum::serve` sets no header-read timer and has no
+//! connection limit.
+//!
+//! Each accepted TCP connection is served by hyper's HTTP/1 server with upgrades (WebSocket),
+//! a header-read timeout, and the axum router as its service. Around that:
+//!
+//! - **Connection limit.** A connection holds a permit for as long as its socket lives, also
+//!   after a WebSocket upgrade (the permit travels inside the I/O object). Over the limit, a
+//!   connection is answered with a canned `503 overloaded` (`Retry-After: 1`) and closed, so
+//!   clients and load balancers learn why; at most [`MAX_REJECTING`] such answers are in flight,
+//!   further ones are dropped unanswered.
+//! - **Idle timeout.** A connection on which nothing is read or written for the idle timeout is
+//!   closed (see [`Activity`]).
+//! - **Graceful shutdown.** Stop accepting, close the hub (parked long polls answer, SSE streams
+//!   end, WebSockets close 1001), tell every connection to finish its response and close, then
+//!   wait up to the drain timeout for all connections, upgraded ones included, before cutting
+//!   the rest.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use pushgate_http::{ApiError, ErrorCode};
+use pushgate_hub::Hub;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Most over-limit connections being answered `503` at once; beyond it they are just closed.
+const MAX_REJECTING: usize = 64;
+/// How long answering an over-limit connection may take.
+const REJECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How much of an over-limit connection's request is read (and discarded): its head before
+/// answering, then a little more before closing.
+const REJECT_DRAIN_BYTES: usize = 16 * 1024;
+/// Pause after an accept error that is not about one connection (out of file descriptors),
+/// so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The accept loop's limits, taken from [`crate::Config`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_connections: u32,
+    pub(crate) header_read_timeout: Duration,
+    /// Zero disables it.
+    pub(crate) idle_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then closes `hub` and drains.
+pub(crate) async fn run(
+    listener: TcpListener,
+    router: Router,
+    hub: Hub,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
+    let overloaded = Arc::new(overloaded_response());
+    let (stop, stopping) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut next_id: u64 = 0;
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            // Reap finished connection tasks so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) if is_connection_error(&error) => continue,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed; pausing");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
+                next_id += 1;
+                // Events are small and latency matters more than packet count.
+                stream.set_nodelay(true).ok();
+                match Arc::clone(&permits).try_acquire_owned() {
+                    Ok(permit) => {
+                        let span = tracing::debug_span!("connection", id = next_id, %peer);
+                        let conn = serve_connection(stream, permit, router.clone(), limits, stopping.clone());
+                        connections.spawn(tracing::Instrument::instrument(conn, span));
+                    }
+                    Err(_) => match Arc::clone(&rejecting).try_acquire_owned() {
+                        Ok(permit) => {
+                            tracing::debug!(%peer, "connection limit reached; answering 503");
+                            connections.spawn(reject(stream, Arc::clone(&overloaded), permit));
+                        }
+                        Err(_) => tracing::debug!(%peer, "connection limit reached; dropping"),
+                    },
+                }
+            }
+        }
+    }
+
+    drop(listener);
+    tracing::info!(connections = connections.len(), "shutting down: draining connections");
+    hub.close();
+    stop.send_replace(true);
+    let drain = async {
+        while connections.join_next().await.is_some() {}
+        // Upgraded connections (WebSockets) outlive their hyper task; they hold a permit until
+        // their socket closes, so having every permit back means every socket is closed.
+        let _all = permits.acquire_many(limits.max_connections).await;
+    };
+    if tokio::time::timeout(limits.drain_timeout, drain).await.is_err() {
+        tracing::warn!(
+            remaining = connections.len(),
+            "drain timeout passed; closing the remaining connections"
+        );
+        connections.shutdown().await;
+    }
+}
+
+/// Serves one connection until it ends, the idle timeout passes, or a stop is requested
+/// (then the response in flight is finished and the connection closed).
+async fn serve_connection(
+    stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+    router: Router,
+    limits: Limits,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Tracked { stream, activity: Arc::clone(&activity), _permit: permit });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let conn = builder.serve_connection(io, TowerToHyperService::new(router)).with_upgrades();
+    tokio::pin!(conn);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            // An error means the server is gone: stop all the same.
+            _ = stopping.wait_for(|stop| *stop), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = activity.idle_for(limits.idle_timeout) => {
+                tracing::debug!(timeout = ?limits.idle_timeout, "closing an idle connection");
+                return;
+            }
+        }
+    }
+}
+
+/// Answers an over-limit connection with `overloaded` and closes it.
+async fn reject(mut stream: TcpStream, overloaded: Arc<String>, _permit: OwnedSemaphorePermit) {
+    let answer = async {
+        // Answer only once the request's head is in: an HTTP client takes bytes that arrive
+        // before it has sent its request for a protocol error, not for a 503.
+        let mut head = Vec::new();
+        let mut buf = [0_u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < REJECT_DRAIN_BYTES {
+            match stream.read(&mut buf).await? {
+                0 => return Ok(()),
+                n => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        stream.write_all(overloaded.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read (and discard) a little of what follows, such as a body, so closing with unread
+        // data does not reset the connection before the client reads the answer.
+        let mut drained = 0;
+        while drained < REJECT_DRAIN_BYTES {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, io::Error>(())
+    };
+    // Whatever happens, the connection is closed when this returns.
+    let _ = tokio::time::timeout(REJECT_TIMEOUT, answer).await;
+}
+
+/// The canned answer for connections over the limit.
+fn overloaded_response() -> String {
+    let body =
+        ApiError::new(ErrorCode::Overloaded, "the server is at its connection limit; retry later").to_json();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         retry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Accept errors about one connection (it was reset before we took it), not the listener.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// When a connection last read or wrote a byte.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    start: Instant,
+    /// Milliseconds after `start`.
+    last: AtomicU64,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Self {
+        Self { start: Instant::now(), last: AtomicU64::new(0) }
+    }
+
+    pub(crate) fn touch(&self) {
+        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(elapsed, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last.load(Ordering::Relaxed))
+    }
+
+    /// Resolves once nothing happened for `timeout`; never for a zero timeout.
+    pub(crate) async fn idle_for(&self, timeout: Duration) {
+        if timeout.is_zero() {
+            return std::future::pending().await;
+        }
+        loop {
+            let deadline = self.last() + timeout;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A connection's socket with its permit and activity record, which it keeps for its whole
+/// life, through a WebSocket upgrade too.
+struct Tracked {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.stream).poll_write(cx, data);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_for_waits_for_silence_and_restarts_on_activity() {
+        let activity = Activity::new();
+        let timeout = Duration::from_secs(10);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        activity.touch();
+        let started = Instant::now();
+        activity.idle_for(timeout).await;
+        // Six seconds passed before the touch, so the silence ends ten seconds after it.
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+
+        let never = tokio::time::timeout(Duration::from_secs(3600), activity.idle_for(Duration::ZERO)).await;
+        assert!(never.is_err(), "a zero timeout never fires");
+    }
+
+    #[test]
+    fn the_overloaded_answer_is_a_complete_http_response() {
+        let response = overloaded_response();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        assert!(body.starts_with(r#"{"error":{"code":"overloaded","#));
+    }
+}
