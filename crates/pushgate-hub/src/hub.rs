@@ -197,6 +197,11 @@ pub struct Batch {
     pub cursor: Cursor,
     /// Set when the request's cursor could not be honoured exactly; `events` then start at the
     /// oldest retained event.
+    ///
+    /// A cursor is one position, so a paged read (a `limit` smaller than what is retained) from
+    /// an expired cursor reports the same reset on each page until its cursor passes the lost
+    /// range: each page is true on its own. The repeated `resume_seq` identifies the same loss;
+    /// a client that sums `missed` across pages must count each `(topic, resume_seq)` once.
     pub reset: Option<Reset>,
 }
 
