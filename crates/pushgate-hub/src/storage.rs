@@ -1,17 +1,6 @@
 //! The seam between the hub's fan-out and the place events are sequenced and kept.
 //!
-//! [`MemoryStorage`](crate::MemoryStorage) is the default: one process, history in RAM, a new
-//! [`Epoch`] per start. A multi-node backend (Redis) implements the same two traits: it assigns
-//! positions from the shared store and keeps a readable local copy of recent events, calling
-//! [`Notifier::committed`] as events become readable in position order. Transports never see
-//! this seam; they talk to [`Hub`](crate::Hub) only.
-//!
-//! The contract a backend must keep, because subscriptions rely on it for loss-free,
-//! duplicate-free, totally ordered delivery:
-//! - positions strictly increase across all topics of an epoch; `seq` counts 1, 2, 3, … per topic;
-//! - [`Storage::head`] only moves forward, and once it returns `h`, every event at a position
-//!   `<= h` is readable from its topic's [`TopicLog`] (publish the head *after* the event);
-//! - eviction removes events oldest-first per topic and is reported through [`Gap`].
+//! The contract itself is documented on [`Storage`], since this module is private.
 
 use std::sync::Arc;
 
@@ -25,9 +14,21 @@ use crate::topic::TopicName;
 
 /// Sequencing and history for a hub: assigns positions, stores events, answers range reads.
 ///
-/// Implement it to back a [`Hub`](crate::Hub) with something other than memory; see the
-/// [module docs](self) for the ordering contract. Reads are synchronous and must be cheap (they
-/// run on every delivery); only appends may wait on I/O.
+/// [`MemoryStorage`](crate::MemoryStorage) is the default: one process, history in RAM, a new
+/// [`Epoch`] per start. A multi-node backend (Redis) implements the same two traits: it assigns
+/// positions from the shared store and keeps a readable local copy of recent events, calling
+/// [`Notifier::committed`] as events become readable in position order. Transports never see
+/// this seam; they talk to [`Hub`](crate::Hub) only.
+///
+/// The contract, which subscriptions rely on for loss-free, duplicate-free, totally ordered
+/// delivery:
+/// - positions strictly increase across all topics of an epoch; `seq` counts 1, 2, 3, … per topic;
+/// - [`Storage::head`] only moves forward, and once it returns `h`, every event at a position
+///   `<= h` is readable from its topic's [`TopicLog`] (publish the head *after* the event);
+/// - eviction removes events oldest-first per topic and is reported through [`Gap`].
+///
+/// Reads are synchronous and must be cheap (they run on every delivery); only appends may wait
+/// on I/O.
 pub trait Storage: Send + Sync + 'static {
     /// The epoch every position handed out belongs to.
     fn epoch(&self) -> Epoch;

@@ -56,6 +56,11 @@ impl SubscribeOptions {
     /// Cut the subscriber off with [`RecvError::Lagged`] once more than `n` events are waiting
     /// for it. `None` (the default, unless the hub sets one) lets it fall behind until history
     /// evicts an event it has not read.
+    ///
+    /// The limit applies to live events only: while a subscriber replays the history it asked
+    /// for (everything up to the head at the time it subscribed), only eviction can cut it off.
+    /// Otherwise a client resuming with a large retained backlog would be cut off at once, and
+    /// again each time it came back with the same cursor.
     pub fn max_backlog(mut self, n: Option<usize>) -> Self {
         self.max_backlog = n;
         self
@@ -111,6 +116,9 @@ pub struct Subscription {
     position: u64,
     pending_reset: Option<Reset>,
     max_backlog: usize,
+    /// The head when the subscription started: until the reader passes it, it is replaying
+    /// history, which history's own bounds limit; the backlog limit applies after.
+    live_from: u64,
     /// Items read but not yet handed out by `recv`/`poll_next`; at most one batch.
     buffer: VecDeque<Item>,
     scratch: Vec<Arc<Event>>,
@@ -144,6 +152,7 @@ impl Subscription {
             position: 0,
             pending_reset: None,
             max_backlog: options.max_backlog.unwrap_or(usize::MAX),
+            live_from: 0,
             buffer: VecDeque::new(),
             scratch: Vec::new(),
             failed: None,
@@ -156,6 +165,7 @@ impl Subscription {
         let head = subscription.hub.storage.head();
         let start = subscription.reader.start(cursor, epoch, head)?;
         subscription.position = start.position;
+        subscription.live_from = head;
         if let Some(reset) = &start.reset {
             subscription.hub.counters.reset();
             tracing_reset(reset);
@@ -277,7 +287,8 @@ impl Subscription {
             if head > self.position {
                 let mut gaps = Vec::new();
                 let step = self.reader.step(self.position, head, limit, &mut self.scratch, &mut gaps);
-                if !gaps.is_empty() || step.backlog > self.max_backlog {
+                let replaying = self.position < self.live_from;
+                if !gaps.is_empty() || (step.backlog > self.max_backlog && !replaying) {
                     self.scratch.clear();
                     let lost: u64 = gaps.iter().map(|g| g.missed.at_least.max(1)).sum();
                     let behind = lost + step.backlog as u64;

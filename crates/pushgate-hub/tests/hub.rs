@@ -413,3 +413,22 @@ async fn subscriptions_are_streams_and_batch_receivers() {
     assert!(matches!(sub.next().await, Some(Err(RecvError::Closed))));
     assert!(sub.next().await.is_none(), "the stream ends after its error");
 }
+
+#[tokio::test]
+async fn the_backlog_limit_spares_a_replay_of_retained_history() {
+    let hub = Hub::new();
+    let t = topic("t");
+    for i in 0..100 {
+        publish(&hub, &t, json!(i)).await;
+    }
+    let options = SubscribeOptions::default().max_backlog(Some(10));
+    let mut sub = hub.subscribe_with(&[t.clone()], Cursor::Oldest, options).expect("subscribe");
+    for seq in 1..=100 {
+        assert_eq!(next_event(&mut sub).await.seq(), seq, "100 retained events replay past a limit of 10");
+    }
+    // Once live, the limit holds.
+    for i in 0..11 {
+        publish(&hub, &t, json!(i)).await;
+    }
+    assert_eq!(sub.recv().await.unwrap_err(), RecvError::Lagged { behind: 11 });
+}

@@ -14,7 +14,8 @@
 //! - a reset comes first or not at all, lists exactly the topics whose history after the cursor
 //!   was evicted (or every topic, for a cursor of another epoch), with a `Missed` range that
 //!   holds the true count and the `resume_seq` the reader then gets;
-//! - `Lagged` only when unread events were evicted or the backlog passed its limit (and never
+//! - `Lagged` only when unread events were evicted or the backlog passed its limit, a limit that
+//!   applies once the reader has replayed what was retained when it subscribed (and never
 //!   an event instead, once nothing is read ahead), with `behind` between the retained and all
 //!   unread events; resuming from the subscription's `cursor()` skips nothing;
 //! - fetch pages chained by their cursors add up to the ground truth;
@@ -130,6 +131,8 @@ struct Reader {
     sub: Subscription,
     topics: BTreeSet<usize>,
     max_backlog: Option<usize>,
+    /// The head when it subscribed: the backlog limit spares the replay up to here.
+    live_from: u64,
     /// The reset predicted when it subscribed.
     reset: Option<ExpectedReset>,
     /// Per topic, the `seq` below which nothing is owed: history its start reset declared lost,
@@ -371,6 +374,7 @@ impl Model {
             sub,
             topics,
             max_backlog: max_backlog.or(self.hub_backlog),
+            live_from: self.truth.head(),
             reset,
             owed_from,
             items: 0,
@@ -423,7 +427,9 @@ impl Model {
                 }
                 let unread = reader.unread(&self.truth);
                 assert_eq!(Some(&got), unread.first(), "exactly the ground truth after the cursor");
-                if reader.drained {
+                // Once it has read past its subscribe-time head (a sufficient condition: the
+                // subscription's own position is at least `last`), live events are bounded.
+                if reader.drained && reader.last >= reader.live_from {
                     let limit = reader.max_backlog.unwrap_or(usize::MAX);
                     assert!(
                         unread.len() <= limit,
