@@ -197,6 +197,11 @@ pub struct Batch {
     pub cursor: Cursor,
     /// Set when the request's cursor could not be honoured exactly; `events` then start at the
     /// oldest retained event.
+    ///
+    /// A cursor is one position, so a paged read (a `limit` smaller than what is retained) from
+    /// an expired cursor reports the same reset on each page until its cursor passes the lost
+    /// range: each page is true on its own. The repeated `resume_seq` identifies the same loss;
+    /// a client that sums `missed` across pages must count each `(topic, resume_seq)` once.
     pub reset: Option<Reset>,
 }
 
@@ -413,10 +418,12 @@ impl Hub {
         let mut reset = start.reset;
         let mut position = start.position;
         let mut events = Vec::new();
-        let mut waiting: Option<(Arc<Signal>, Vec<crate::registry::Registration>)> = None;
+        // Dropped with the future too: a client that disconnects from a parked long poll must
+        // not leave its registrations behind.
+        let mut waiting: Option<Waiting<'_>> = None;
         loop {
-            if let Some((signal, _)) = &waiting {
-                signal.clear();
+            if let Some(w) = &waiting {
+                w.signal.clear();
             }
             let head = inner.storage.head();
             if head > position {
@@ -443,20 +450,16 @@ impl Hub {
                         .names()
                         .map(|name| inner.registry.add(name, &signal, &options.label))
                         .collect();
-                    waiting = Some((signal, registrations));
+                    waiting = Some(Waiting { registry: &inner.registry, signal, registrations });
                 }
-                Some((signal, _)) => {
-                    if tokio::time::timeout_at(deadline, signal.notified()).await.is_err() {
+                Some(w) => {
+                    if tokio::time::timeout_at(deadline, w.signal.notified()).await.is_err() {
                         continue; // one last look, then the deadline check ends the loop
                     }
                 }
             }
         }
-        if let Some((_, registrations)) = waiting {
-            for registration in registrations {
-                inner.registry.remove(registration);
-            }
-        }
+        drop(waiting);
         inner.counters.delivered(events.len());
         if reset.is_some() {
             inner.counters.reset();
@@ -591,6 +594,21 @@ impl Hub {
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.inner.registry.is_closed()
+    }
+}
+
+/// A parked fetch's registrations, removed when the fetch ends or its future is dropped.
+struct Waiting<'a> {
+    registry: &'a Registry,
+    signal: Arc<Signal>,
+    registrations: Vec<crate::registry::Registration>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        for registration in self.registrations.drain(..) {
+            self.registry.remove(registration);
+        }
     }
 }
 

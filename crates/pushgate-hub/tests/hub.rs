@@ -436,3 +436,15 @@ async fn the_backlog_limit_spares_a_replay_of_retained_history() {
     }
     assert_eq!(sub.recv().await.unwrap_err(), RecvError::Lagged { behind: 11 });
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_long_poll_abandoned_while_parked_leaves_nothing_behind() {
+    let hub = Hub::new();
+    let t = topic("t");
+    let options = FetchOptions::default().wait(Duration::from_secs(25)).label("longpoll");
+    let topics = [t.clone()];
+    let parked = tokio::time::timeout(Duration::from_secs(1), hub.fetch(&topics, Cursor::Now, &options));
+    assert!(parked.await.is_err(), "still parked when its caller gives up");
+    assert_eq!(hub.presence(&t).total, 0, "dropping the future unregisters it");
+    assert_eq!(hub.sweep(), 1, "and the topic is free to be forgotten");
+}
