@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 /// The existing app's own handler: it records a price and pushes it to every open page.
 async fn set_price(State(hub): State<Hub>, Json(body): Json<Value>) -> Result<Json<Value>, String> {
     let topic = TopicName::new("prices").map_err(|e| e.to_string())?;
-    let event = hub.publish(&topic, NewEvent::new(body).event_type("price")).await.map_err(|e| e.to_string())?;
+    let event =
+        hub.publish(&topic, NewEvent::new(body).event_type("price")).await.map_err(|e| e.to_string())?;
     Ok(Json(json!({ "seq": event.seq(), "id": event.cursor().to_string() })))
 }
 
@@ -34,7 +35,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(pushgate_longpoll::router(hub.clone(), LongPollConfig::default()));
 
     let addr = std::env::var("PUSHGATE_EXAMPLE_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let seconds: u64 = std::env::var("PUSHGATE_EXAMPLE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let seconds: u64 =
+        std::env::var("PUSHGATE_EXAMPLE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("serving on http://{} for {seconds} s", listener.local_addr()?);
 

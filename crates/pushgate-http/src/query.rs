@@ -44,6 +44,28 @@ impl Query {
         self.pairs.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// A count in `name` from 1 up, lowered to `max`; `default` (also lowered) when absent.
+    ///
+    /// ```
+    /// # use pushgate_http::Query;
+    /// let q = Query::parse(Some("limit=5000&zero=0"));
+    /// assert_eq!(q.count("limit", 10, 50).unwrap(), 50);
+    /// assert_eq!(q.count("absent", 10, 50).unwrap(), 10);
+    /// assert!(q.count("zero", 10, 50).is_err());
+    /// ```
+    pub fn count(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
+        match self.get(name) {
+            None | Some("") => Ok(default.min(max)),
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n.min(max)),
+                _ => Err(ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("`{name}` must be a whole number from 1 to {max}, got {text:?}"),
+                )),
+            },
+        }
+    }
+
     /// A whole number of seconds in `name`, at most `max`; `None` when absent.
     ///
     /// ```
@@ -56,15 +78,14 @@ impl Query {
     pub fn seconds(&self, name: &str, max: u64) -> Result<Option<std::time::Duration>, ApiError> {
         match self.get(name) {
             None | Some("") => Ok(None),
-            Some(text) => text
-                .parse::<u64>()
-                .map(|s| Some(std::time::Duration::from_secs(s.min(max))))
-                .map_err(|_| {
+            Some(text) => {
+                text.parse::<u64>().map(|s| Some(std::time::Duration::from_secs(s.min(max)))).map_err(|_| {
                     ApiError::new(
                         ErrorCode::InvalidParameter,
                         format!("`{name}` must be a whole number of seconds, got {text:?}"),
                     )
-                }),
+                })
+            }
         }
     }
 }
@@ -143,5 +164,55 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(Self::parse(parts.uri.query()))
+    }
+}
+
+/// How many events one poll answer may carry: a default for requests that name no `limit`, and
+/// a cap on those that do. Shared by the short- and long-poll transports.
+///
+/// ```
+/// use pushgate_http::{BatchLimit, Query};
+///
+/// let limit = BatchLimit::new(100, 500);
+/// assert_eq!(limit.from_query(&Query::parse(None))?, 100);
+/// assert_eq!(limit.from_query(&Query::parse(Some("limit=9999")))?, 500);
+/// assert!(limit.from_query(&Query::parse(Some("limit=0"))).is_err());
+/// assert_eq!(BatchLimit::default(), BatchLimit::new(1000, 1000));
+/// # Ok::<(), pushgate_http::ApiError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimit {
+    default: usize,
+    max: usize,
+}
+
+impl Default for BatchLimit {
+    fn default() -> Self {
+        Self { default: 1000, max: 1000 }
+    }
+}
+
+impl BatchLimit {
+    /// `default` events when the request names no `limit`, at most `max` whatever it names (both
+    /// at least 1; the default is lowered to the maximum).
+    pub fn new(default: usize, max: usize) -> Self {
+        let max = max.max(1);
+        Self { default: default.clamp(1, max), max }
+    }
+
+    /// The limit used when the request names none.
+    pub fn default_limit(&self) -> usize {
+        self.default
+    }
+
+    /// The largest limit honoured.
+    pub fn max_limit(&self) -> usize {
+        self.max
+    }
+
+    /// The request's `limit` parameter, capped, or the default; `400 invalid_parameter` when it
+    /// is not a whole number from 1 up.
+    pub fn from_query(&self, query: &Query) -> Result<usize, ApiError> {
+        query.count("limit", self.default, self.max)
     }
 }

@@ -129,7 +129,9 @@ fn etag(request_cursor: Cursor, batch: &Batch) -> String {
     // answer; anything else gets a tag naming its own content (its first and last event).
     match (batch.events.first(), batch.events.last(), &batch.reset) {
         (None, _, None) if request_cursor == batch.cursor => format!("\"idle-{}\"", batch.cursor),
-        (Some(first), Some(last), _) => format!("\"{}-{}-{}\"", request_cursor, first.cursor(), last.cursor()),
+        (Some(first), Some(last), _) => {
+            format!("\"{}-{}-{}\"", request_cursor, first.cursor(), last.cursor())
+        }
         _ => format!("\"r-{}-{}\"", request_cursor, batch.cursor),
     }
 }

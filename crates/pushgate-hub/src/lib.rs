@@ -121,7 +121,10 @@ mod topic;
 
 pub use cursor::{Cursor, CursorError, Epoch};
 pub use error::{HubError, RecvError};
-pub use event::{DEFAULT_EVENT_TYPE, Data, EncodingSlot, Event, EventParts, MAX_EVENT_TYPE_LEN, NewEvent};
+pub use event::{
+    DEFAULT_EVENT_TYPE, Data, EncodingSlot, Event, EventParts, MAX_EVENT_TYPE_LEN, NewEvent,
+    RESERVED_EVENT_TYPES,
+};
 pub use hub::{Batch, FetchOptions, Hub, HubBuilder, Presence, Stats};
 pub use memory::{HistoryLimit, MemoryStorage};
 pub use reset::{Missed, Reset, ResetReason, TopicReset};

@@ -27,7 +27,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use http::HeaderMap;
-use pushgate_http::{ApiError, ErrorCode, Query, SubscribeParams};
+use pushgate_http::{ApiError, BatchLimit, Query, SubscribeParams};
 use pushgate_hub::{FetchOptions, Hub};
 
 /// The path this transport serves.
@@ -42,7 +42,7 @@ pub const LABEL: &str = "longpoll";
 /// use std::time::Duration;
 /// use pushgate_longpoll::LongPollConfig;
 ///
-/// let config = LongPollConfig::default().max_timeout(Duration::from_secs(60)).max_limit(100);
+/// let config = LongPollConfig::default().max_timeout(Duration::from_secs(60));
 /// assert_eq!(config.get_default_timeout(), Duration::from_secs(25));
 /// assert_eq!(config.get_max_timeout(), Duration::from_secs(60));
 /// ```
@@ -51,8 +51,7 @@ pub const LABEL: &str = "longpoll";
 pub struct LongPollConfig {
     default_timeout: Duration,
     max_timeout: Duration,
-    default_limit: usize,
-    max_limit: usize,
+    limit: BatchLimit,
 }
 
 impl Default for LongPollConfig {
@@ -60,8 +59,7 @@ impl Default for LongPollConfig {
         Self {
             default_timeout: Duration::from_secs(25),
             max_timeout: Duration::from_secs(120),
-            default_limit: 1000,
-            max_limit: 1000,
+            limit: BatchLimit::default(),
         }
     }
 }
@@ -82,17 +80,11 @@ impl LongPollConfig {
         self
     }
 
-    /// Events per answer when the request names no `limit` (default 1,000; capped by the maximum).
+    /// Events per answer: the default when the request names no `limit`, and the cap (default
+    /// 1,000 and 1,000).
     #[must_use]
-    pub fn default_limit(mut self, n: usize) -> Self {
-        self.default_limit = n.max(1);
-        self
-    }
-
-    /// Most events per answer whatever the request asks (default 1,000).
-    #[must_use]
-    pub fn max_limit(mut self, n: usize) -> Self {
-        self.max_limit = n.max(1);
+    pub fn limit(mut self, limit: BatchLimit) -> Self {
+        self.limit = limit;
         self
     }
 
@@ -110,21 +102,6 @@ impl LongPollConfig {
     fn timeout(&self, query: &Query) -> Result<Duration, ApiError> {
         let requested = query.seconds("timeout", self.max_timeout.as_secs())?;
         Ok(requested.map_or(self.get_default_timeout(), |t| t.min(self.max_timeout)))
-    }
-
-    /// The request's `limit`, or the default.
-    // FIXME: the same few lines as pushgate-poll's; they belong in pushgate_http::Query.
-    fn limit(&self, query: &Query) -> Result<usize, ApiError> {
-        match query.get("limit") {
-            None | Some("") => Ok(self.default_limit.min(self.max_limit)),
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if n > 0 => Ok(n.min(self.max_limit)),
-                _ => Err(ApiError::new(
-                    ErrorCode::InvalidParameter,
-                    format!("`limit` must be a whole number from 1 to {}, got {text:?}", self.max_limit),
-                )),
-            },
-        }
     }
 }
 
@@ -145,25 +122,20 @@ async fn longpoll(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let options = FetchOptions::default()
-        .limit(shared.config.limit(&query)?)
+        .limit(shared.config.limit.from_query(&query)?)
         .wait(shared.config.timeout(&query)?)
         .label(LABEL);
-    // FIXME: `Hub::fetch` forgets to deregister its waiter when its future is dropped, and
-    // hyper drops this handler when the client disconnects, so an abandoned poll would stay
-    // counted in presence (and registered) forever. Until the hub deregisters on drop, the
-    // fetch runs on its own task and always completes: by an event, its timeout (at most
-    // `max_timeout`) or the hub closing. Its owner is this handler; dropping the handle
-    // detaches it only for what remains of that bounded wait.
-    let hub = shared.hub.clone();
-    let (topics, cursor) = (params.topics, params.cursor);
-    let fetch = tokio::spawn(async move { hub.fetch(&topics, cursor, &options).await });
-    let batch = fetch.await.map_err(|err| ApiError::new(ErrorCode::Internal, err.to_string()))??;
+    // When the client disconnects, hyper drops this future; the hub unregisters the parked
+    // fetch on drop, so nothing outlives the request.
+    let batch = shared.hub.fetch(&params.topics, params.cursor, &options).await?;
+    let cursor = params.cursor;
     Ok(pushgate_http::render_batch(cursor, &batch, &headers))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pushgate_http::ErrorCode;
 
     #[test]
     fn timeout_defaults_caps_and_rejects_junk() {
@@ -177,14 +149,5 @@ mod tests {
 
         let short = LongPollConfig::default().max_timeout(Duration::from_secs(10));
         assert_eq!(short.timeout(&Query::default()), Ok(Duration::from_secs(10)));
-    }
-
-    #[test]
-    fn limit_defaults_caps_and_rejects_junk() {
-        let config = LongPollConfig::default().default_limit(10).max_limit(50);
-        let limit = |raw: &str| config.limit(&Query::parse(Some(raw)));
-        assert_eq!(limit(""), Ok(10));
-        assert_eq!(limit("limit=5000"), Ok(50));
-        assert_eq!(limit("limit=0").map_err(|e| e.code()), Err(ErrorCode::InvalidParameter));
     }
 }

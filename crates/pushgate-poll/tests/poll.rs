@@ -73,7 +73,7 @@ async fn receives_events_after_the_cursor_and_keeps_an_idle_cursor() {
 #[tokio::test]
 async fn limit_paginates_and_is_capped() {
     let hub = Hub::new();
-    let addr = serve(&hub, PollConfig::default().max_limit(3)).await;
+    let addr = serve(&hub, PollConfig::default().limit(pushgate_http::BatchLimit::new(3, 3))).await;
     for i in 1..=5 {
         publish(&hub, "t", json!(i)).await;
     }

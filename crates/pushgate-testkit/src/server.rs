@@ -27,7 +27,7 @@ pub struct TestServer {
     hub: Hub,
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    task: Option<JoinHandle<Result<(), pushgate::ServeError>>>,
 }
 
 /// The answer to `POST /v1/publish/{topic}`: where the event went.
@@ -70,16 +70,16 @@ impl TestServer {
     pub async fn start_with_hub(hub: Hub, config: pushgate::Config) -> anyhow::Result<Self> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.context("binding 127.0.0.1:0")?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        // `pushgate::serve_on` builds its own hub, so the router is served here instead: the
-        // gateway's routes and layers, but axum's accept loop rather than the gateway's.
-        let app = pushgate::app(hub.clone(), &config);
+        // The gateway's own accept loop (header-read timeout, connection limit, drain), so the
+        // suite exercises what the binary runs.
         let (stop, stopped) = oneshot::channel::<()>();
+        let served = hub.clone();
         let task = tokio::spawn(async move {
             // A dropped sender stops the server too.
             let shutdown = async {
                 stopped.await.ok();
             };
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            pushgate::serve_hub_on(listener, served, &config, shutdown).await
         });
         Ok(Self {
             addr,

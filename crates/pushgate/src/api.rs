@@ -74,21 +74,13 @@ async fn healthz() -> Response {
 }
 
 /// The answer for a path no route serves.
-pub(crate) async fn not_found(method: Method, uri: Uri) -> Response {
-    // `pushgate_http::ErrorCode` has no `not_found` (yet), so this body is written here in the
-    // same shape.
-    let message = format!("no route for {method} {}", uri.path());
-    json_response(StatusCode::NOT_FOUND, error_json("not_found", &message))
+pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("no route for {method} {}", uri.path()))
 }
 
 /// The answer for a known path asked with a method it does not serve.
-pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
-    let message = format!("{} does not accept {method}", uri.path());
-    json_response(StatusCode::METHOD_NOT_ALLOWED, error_json("method_not_allowed", &message))
-}
-
-fn error_json(code: &str, message: &str) -> String {
-    json!({ "error": { "code": code, "message": message } }).to_string()
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("{} does not accept {method}", uri.path()))
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
