@@ -11,18 +11,23 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
-/// pushgate: a push gateway that delivers ordered events to clients.
+/// pushgate: a push gateway that delivers ordered events to clients over short polling, long
+/// polling, Server-Sent Events and WebSocket. With no subcommand it serves, with the options below.
 #[derive(Debug, Parser)]
 #[command(
     version,
+    args_conflicts_with_subcommands = true,
     after_help = "Logging: set RUST_LOG to a tracing filter such as `debug` or \
                   `pushgate=trace`; the default level is `info`. Logs go to stderr.\n\
-                  Run `pushgate serve --help` for the options of `serve`."
+                  Options come from flags, then PUSHGATE_* environment variables, then defaults."
 )]
 struct Cli {
-    /// What to do.
+    /// What to do (default: serve).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// The options of `serve`, also accepted without the subcommand.
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 /// The subcommands.
@@ -36,9 +41,11 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     install_tracing_subscriber();
-    match cli.command {
-        Command::Serve(args) => pushgate::serve(args.into(), shutdown_signal()?).await?,
-    }
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    pushgate::serve(args.into(), shutdown_signal()?).await?;
     Ok(())
 }
 

@@ -34,8 +34,14 @@ fn serve_help_names_listen_with_its_env_and_default() -> anyhow::Result<()> {
 }
 
 #[test]
-fn serve_help_documents_every_option_with_its_env_and_default() -> anyhow::Result<()> {
-    let help = run(&["serve", "--help"])?;
+fn both_help_texts_document_every_option_with_its_env_and_default() -> anyhow::Result<()> {
+    for args in [&["--help"][..], &["serve", "--help"][..]] {
+        every_option_documented(&run(args)?)?;
+    }
+    Ok(())
+}
+
+fn every_option_documented(help: &str) -> anyhow::Result<()> {
     let options = [
         ("--max-body-bytes <BYTES>", "PUSHGATE_MAX_BODY_BYTES", "1MiB"),
         ("--longpoll-timeout <DURATION>", "PUSHGATE_LONGPOLL_TIMEOUT", "25s"),
@@ -52,7 +58,7 @@ fn serve_help_documents_every_option_with_its_env_and_default() -> anyhow::Resul
     ];
     for (flag, env, default) in options {
         // clap prints each option's help, env and default together, up to the next option.
-        let start = help.find(flag).with_context(|| format!("`serve --help` lacks {flag}:\n{help}"))?;
+        let start = help.find(flag).with_context(|| format!("the help lacks {flag}:\n{help}"))?;
         let entry = &help[start..];
         let entry = &entry[..entry[flag.len()..].find("\n  -").map_or(entry.len(), |end| end + flag.len())];
         for needle in [env, &format!("[default: {default}]")] {
