@@ -156,13 +156,14 @@ impl HubBuilder {
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
     limit: usize,
+    max_bytes: usize,
     wait: Duration,
     label: Label,
 }
 
 impl Default for FetchOptions {
     fn default() -> Self {
-        Self { limit: 1000, wait: Duration::ZERO, label: Cow::Borrowed("fetch") }
+        Self { limit: 1000, max_bytes: 4 << 20, wait: Duration::ZERO, label: Cow::Borrowed("fetch") }
     }
 }
 
@@ -170,6 +171,14 @@ impl FetchOptions {
     /// Most events returned (default 1,000, at least 1).
     pub fn limit(mut self, n: usize) -> Self {
         self.limit = n.max(1);
+        self
+    }
+
+    /// About how many bytes of events one answer may hold (default 4 MiB): an answer stops
+    /// before the event that would pass it, and the returned cursor continues from there. The
+    /// first event is always included, however large, so every event can be delivered.
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n;
         self
     }
 
@@ -428,7 +437,9 @@ impl Hub {
             let head = inner.storage.head();
             if head > position {
                 let mut gaps = Vec::new();
-                position = reader.step(position, head, options.limit, &mut events, &mut gaps).cursor;
+                position = reader
+                    .step(position, head, options.limit, options.max_bytes, &mut events, &mut gaps)
+                    .cursor;
                 if !gaps.is_empty() {
                     reset = Some(merge_gaps(reset, gaps));
                 }

@@ -107,13 +107,15 @@ impl Reader {
         Ok(Start { position, reset })
     }
 
-    /// Appends to `out`, in position order, at most `limit` events after `cursor` and up to
-    /// `head`. Returns the gaps found since the last step in `gaps`.
+    /// Appends to `out`, in position order, at most `limit` events (and about `max_bytes` of
+    /// payload, but always at least one event) after `cursor` and up to `head`. Returns the gaps
+    /// found since the last step in `gaps`.
     pub(crate) fn step(
         &mut self,
         cursor: u64,
         head: u64,
         limit: usize,
+        max_bytes: usize,
         out: &mut Vec<Arc<Event>>,
         gaps: &mut Vec<TopicReset>,
     ) -> Step {
@@ -146,6 +148,15 @@ impl Reader {
         let mut next = cap;
         if keep > limit {
             keep = limit;
+            next = out[first + keep - 1].position();
+        }
+        let mut bytes = 0usize;
+        if let Some(over) = out[first..first + keep].iter().position(|e| {
+            bytes = bytes.saturating_add(e.approx_size());
+            bytes > max_bytes
+        }) {
+            // The first event always goes, or one large event could never be delivered.
+            keep = over.max(1);
             next = out[first + keep - 1].position();
         }
         out.truncate(first + keep);

@@ -286,7 +286,8 @@ impl Subscription {
             let head = self.hub.storage.head();
             if head > self.position {
                 let mut gaps = Vec::new();
-                let step = self.reader.step(self.position, head, limit, &mut self.scratch, &mut gaps);
+                let step =
+                    self.reader.step(self.position, head, limit, usize::MAX, &mut self.scratch, &mut gaps);
                 let replaying = self.position < self.live_from;
                 if !gaps.is_empty() || (step.backlog > self.max_backlog && !replaying) {
                     self.scratch.clear();

@@ -448,3 +448,21 @@ async fn a_long_poll_abandoned_while_parked_leaves_nothing_behind() {
     assert_eq!(hub.presence(&t).total, 0, "dropping the future unregisters it");
     assert_eq!(hub.sweep(), 1, "and the topic is free to be forgotten");
 }
+
+#[tokio::test]
+async fn a_fetch_stops_at_its_byte_budget_but_always_returns_one_event() {
+    let hub = Hub::new();
+    let t = topic("t");
+    let big = "x".repeat(10_000);
+    for _ in 0..10 {
+        publish(&hub, &t, json!(big)).await;
+    }
+    let options = FetchOptions::default().max_bytes(35_000);
+    let first = hub.fetch(&[t.clone()], Cursor::Oldest, &options).await.expect("fetch");
+    assert_eq!(first.events.len(), 3, "three 10 KB events fit in 35 KB, a fourth would not");
+    let rest = hub.fetch(&[t.clone()], first.cursor, &options).await.expect("fetch");
+    assert_eq!(rest.events.first().map(|e| e.seq()), Some(4), "continues where the budget stopped");
+    let tiny = FetchOptions::default().max_bytes(1);
+    let one = hub.fetch(&[t.clone()], Cursor::Oldest, &tiny).await.expect("fetch");
+    assert_eq!(one.events.len(), 1, "an event larger than the budget still goes, alone");
+}
