@@ -1,0 +1,27 @@
+//! Errors of database sources.
+
+/// Why a source operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The configuration is invalid (a URL scheme no feature supports, a bad identifier, …).
+    #[error("invalid source configuration: {0}")]
+    Config(String),
+    /// The database refused or failed a statement, or the connection broke.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A watched table is missing or has no columns.
+    #[error("table {0:?} does not exist or has no columns")]
+    NoSuchTable(String),
+    /// A change row could not be turned into an event (bad JSON in the outbox).
+    #[error("outbox row {id} is malformed: {reason}")]
+    MalformedRow {
+        /// The outbox id.
+        id: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The hub refused an event.
+    #[error("the hub refused a change: {0}")]
+    Hub(#[from] pushgate_hub::HubError),
+}

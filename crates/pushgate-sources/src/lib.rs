@@ -1,0 +1,7 @@
+//! Database change sources (in progress).
+
+mod error;
+mod model;
+
+pub use error::SourceError;
+pub use model::{SourceNames, TableSpec};
