@@ -32,6 +32,8 @@ pub enum ErrorCode {
     NotFound,
     /// A body, frame or event is larger than allowed.
     TooLarge,
+    /// The client did not send its request body within the server's deadline.
+    RequestTimeout,
     /// The server holds its limit of topics or connections.
     Overloaded,
     /// The subscriber fell too far behind and was cut off; reconnect with the last cursor.
@@ -58,6 +60,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotFound => "not_found",
             Self::TooLarge => "too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::Overloaded => "overloaded",
             Self::SlowConsumer => "slow_consumer",
             Self::ShuttingDown => "shutting_down",
@@ -77,6 +80,7 @@ impl ErrorCode {
             | Self::InvalidJson
             | Self::InvalidParameter => StatusCode::BAD_REQUEST,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -164,3 +168,15 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_read_deadline_is_408_request_timeout() {
+        let err = ApiError::new(ErrorCode::RequestTimeout, "too slow");
+        assert_eq!(err.code().status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(err.to_json(), r#"{"error":{"code":"request_timeout","message":"too slow"}}"#);
+    }
+}

@@ -10,5 +10,5 @@ mod query;
 mod wire;
 
 pub use error::{ApiError, ErrorCode};
-pub use query::{BatchLimit, Query, SubscribeParams};
+pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
 pub use wire::{batch_body, event_json, render_batch, reset_json};

@@ -167,6 +167,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
     }
 }
 
+/// The default budget of one poll answer, in bytes of events (4 MiB): the short- and long-poll
+/// transports pass it to the hub's `FetchOptions::max_bytes` unless configured otherwise.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 4 << 20;
+
 /// How many events one poll answer may carry: a default for requests that name no `limit`, and
 /// a cap on those that do. Shared by the short- and long-poll transports.
 ///

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use pushgate_hub::{Batch, Cursor, EncodingSlot, Event, Reset, ResetReason};
+use pushgate_hub::{Batch, Cursor, EncodingSlot, Event, Reset, ResetReason, TopicName};
 
 static EVENT_JSON: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
 
@@ -99,16 +99,23 @@ pub fn batch_body(batch: &Batch) -> Bytes {
     out.freeze()
 }
 
-/// A poll answer for `batch`: 200 with [`batch_body`], or 304 when the request's
-/// `If-None-Match` already names this answer. The ETag is derived from the request cursor and
-/// the answer's cursor, so an idle poller (same cursor in, same cursor out) costs a 304.
-pub fn render_batch(request_cursor: Cursor, batch: &Batch, request_headers: &HeaderMap) -> Response {
-    let etag = etag(request_cursor, batch);
-    let not_modified = request_headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut response = if not_modified {
+/// A poll answer for `batch`, fetched for `topics` from `request_cursor`: 200 with
+/// [`batch_body`], or 304 when the request's `If-None-Match` names this answer's `ETag`.
+///
+/// The tag names the answer, so one tag never stands for two different answers: it holds the
+/// request cursor, the answer's cursor and first and last events, a short hash of the
+/// request's topic set (sorted and deduplicated, so `topic=a&topic=b` and `topics=b,a` share
+/// it), and, when the answer has a reset, a marker with a hash of that reset. An idle poller
+/// (same topics, same cursor, nothing new) sends back the tag it got and is answered 304.
+/// `If-None-Match: *` never gives 304: it would match any answer, new events included.
+pub fn render_batch(
+    topics: &[TopicName],
+    request_cursor: Cursor,
+    batch: &Batch,
+    request_headers: &HeaderMap,
+) -> Response {
+    let etag = etag(topics, request_cursor, batch);
+    let mut response = if if_none_match(request_headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut response = (StatusCode::OK, batch_body(batch)).into_response();
@@ -124,43 +131,181 @@ pub fn render_batch(request_cursor: Cursor, batch: &Batch, request_headers: &Hea
     response
 }
 
-fn etag(request_cursor: Cursor, batch: &Batch) -> String {
-    // Only an empty, reset-free answer that leaves the cursor where it was is a repeatable
-    // answer; anything else gets a tag naming its own content (its first and last event).
-    match (batch.events.first(), batch.events.last(), &batch.reset) {
-        (None, _, None) if request_cursor == batch.cursor => format!("\"idle-{}\"", batch.cursor),
-        (Some(first), Some(last), _) => {
-            format!("\"{}-{}-{}\"", request_cursor, first.cursor(), last.cursor())
+/// Whether any `If-None-Match` header lists `etag`. The comparison is weak, as RFC 9110 asks
+/// for this header (`W/"x"` matches `"x"`); `*` is deliberately not a match.
+fn if_none_match(request_headers: &HeaderMap, etag: &str) -> bool {
+    request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|tags| tags.split(','))
+        .map(|tag| tag.trim())
+        .any(|tag| tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+/// The answer's tag; `.` separates its fields since no cursor contains one.
+fn etag(topics: &[TopicName], request_cursor: Cursor, batch: &Batch) -> String {
+    let topics = topic_set_hash(topics);
+    let mut tag = match (batch.events.first(), batch.events.last()) {
+        // Nothing new and the cursor unchanged: the answer an idle poller gets over and over.
+        (None, _) if batch.reset.is_none() && request_cursor == batch.cursor => {
+            format!("\"idle.{}.{topics:016x}", batch.cursor)
         }
-        _ => format!("\"r-{}-{}\"", request_cursor, batch.cursor),
+        (Some(first), Some(last)) => format!(
+            "\"ev.{request_cursor}.{}.{}.{}.{topics:016x}",
+            first.cursor(),
+            last.cursor(),
+            batch.cursor
+        ),
+        _ => format!("\"to.{request_cursor}.{}.{topics:016x}", batch.cursor),
+    };
+    if let Some(reset) = &batch.reset {
+        let reset = Fnv::default().write(reset_json(reset).to_string().as_bytes()).finish();
+        tag.push_str(&format!(".reset.{reset:016x}"));
+    }
+    tag.push('"');
+    tag
+}
+
+/// A hash of the set of `topics`: order and repetition do not change it.
+fn topic_set_hash(topics: &[TopicName]) -> u64 {
+    let mut sorted: Vec<&str> = topics.iter().map(TopicName::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    // `,` cannot occur in a topic name, so it separates names unambiguously.
+    sorted.iter().fold(Fnv::default(), |hash, topic| hash.write(topic.as_bytes()).write(b",")).finish()
+}
+
+/// 64-bit FNV-1a: tiny, and unlike `std`'s hasher the same in every process and Rust release,
+/// so a tag never depends on which build or instance issued it.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(self, bytes: &[u8]) -> Self {
+        Self(bytes.iter().fold(self.0, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)))
+    }
+
+    fn finish(self) -> u64 {
+        self.0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pushgate_hub::{FetchOptions, Hub, NewEvent, TopicName};
+    use pushgate_hub::{Epoch, FetchOptions, Hub, NewEvent};
+
+    fn topic(name: &str) -> TopicName {
+        TopicName::new(name).expect("topic")
+    }
+
+    fn tag_of(response: &Response) -> HeaderValue {
+        response.headers()[header::ETAG].clone()
+    }
+
+    fn if_none_match(tag: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(tag).expect("header value"));
+        headers
+    }
+
+    async fn fetch(hub: &Hub, topics: &[TopicName], cursor: Cursor) -> Batch {
+        hub.fetch(topics, cursor, &FetchOptions::default()).await.expect("fetch")
+    }
 
     #[tokio::test]
     async fn an_idle_poll_repeats_its_etag_and_gets_304() {
         let hub = Hub::new();
-        let topic = TopicName::new("t").expect("topic");
-        let first = hub.fetch(&[topic.clone()], Cursor::Now, &FetchOptions::default()).await.expect("fetch");
-        let cursor = first.cursor;
-        let idle = hub.fetch(&[topic.clone()], cursor, &FetchOptions::default()).await.expect("fetch");
-        let response = render_batch(cursor, &idle, &HeaderMap::new());
+        let topics = [topic("t")];
+        let cursor = fetch(&hub, &topics, Cursor::Now).await.cursor;
+        let idle = fetch(&hub, &topics, cursor).await;
+        let response = render_batch(&topics, cursor, &idle, &HeaderMap::new());
         assert_eq!(response.status(), StatusCode::OK);
-        let tag = response.headers()[header::ETAG].clone();
-        let mut headers = HeaderMap::new();
-        headers.insert(header::IF_NONE_MATCH, tag);
-        assert_eq!(render_batch(cursor, &idle, &headers).status(), StatusCode::NOT_MODIFIED);
+        let tag = tag_of(&response);
+        let headers = if_none_match(tag.to_str().expect("ascii"));
+        let cached = render_batch(&topics, cursor, &idle, &headers);
+        assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(tag_of(&cached), tag);
+        let weak = if_none_match(&format!("\"other\", W/{}", tag.to_str().expect("ascii")));
+        assert_eq!(render_batch(&topics, cursor, &idle, &weak).status(), StatusCode::NOT_MODIFIED);
 
-        hub.publish(&topic, NewEvent::new(serde_json::json!(1))).await.expect("publish");
-        let busy = hub.fetch(&[topic], cursor, &FetchOptions::default()).await.expect("fetch");
-        assert_eq!(render_batch(cursor, &busy, &headers).status(), StatusCode::OK);
+        hub.publish(&topics[0], NewEvent::new(serde_json::json!(1))).await.expect("publish");
+        let busy = fetch(&hub, &topics, cursor).await;
+        assert_eq!(render_batch(&topics, cursor, &busy, &headers).status(), StatusCode::OK);
         let body: serde_json::Value = serde_json::from_slice(&batch_body(&busy)).expect("json");
         assert_eq!(body["events"][0]["seq"], 1);
         assert_eq!(body["cursor"], busy.cursor.to_string());
         assert!(body.get("reset").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_wildcard_if_none_match_never_gives_304() {
+        let hub = Hub::new();
+        let topics = [topic("t")];
+        let cursor = fetch(&hub, &topics, Cursor::Now).await.cursor;
+        let idle = fetch(&hub, &topics, cursor).await;
+        assert_eq!(render_batch(&topics, cursor, &idle, &if_none_match("*")).status(), StatusCode::OK);
+        hub.publish(&topics[0], NewEvent::new(serde_json::json!(1))).await.expect("publish");
+        let busy = fetch(&hub, &topics, cursor).await;
+        assert_eq!(render_batch(&topics, cursor, &busy, &if_none_match("*")).status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn the_tag_depends_on_the_topic_set_but_not_on_its_order_or_repeats() {
+        let hub = Hub::new();
+        let (a, b) = (topic("a"), topic("b"));
+        let start = fetch(&hub, &[a.clone(), b.clone()], Cursor::Now).await.cursor;
+        for (name, n) in [(&a, 1), (&b, 2), (&a, 3)] {
+            hub.publish(name, NewEvent::new(serde_json::json!(n))).await.expect("publish");
+        }
+        // Both answers run from a's first event to a's second, but only one holds b's event.
+        let only_a = [a.clone()];
+        let a_batch = fetch(&hub, &only_a, start).await;
+        let both = [a.clone(), b.clone()];
+        let both_batch = fetch(&hub, &both, start).await;
+        assert_eq!(a_batch.events.len(), 2);
+        assert_eq!(both_batch.events.len(), 3);
+        assert_eq!(a_batch.cursor, both_batch.cursor);
+
+        let a_tag = tag_of(&render_batch(&only_a, start, &a_batch, &HeaderMap::new()));
+        let stale = if_none_match(a_tag.to_str().expect("ascii"));
+        assert_eq!(render_batch(&both, start, &both_batch, &stale).status(), StatusCode::OK);
+
+        let same_set = [b.clone(), a.clone(), b.clone()];
+        let both_tag = tag_of(&render_batch(&both, start, &both_batch, &HeaderMap::new()));
+        assert_eq!(tag_of(&render_batch(&same_set, start, &both_batch, &HeaderMap::new())), both_tag);
+        assert_ne!(a_tag, both_tag);
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_a_reset_has_its_own_tag() {
+        let hub = Hub::new();
+        let topics = [topic("t")];
+        hub.publish(&topics[0], NewEvent::new(serde_json::json!(1))).await.expect("publish");
+        let stale = Cursor::at(Epoch::from_u32(hub.epoch().as_u32() ^ 1), 1);
+        let mut batch = fetch(&hub, &topics, stale).await;
+        assert!(batch.reset.is_some(), "a cursor of another epoch is a reset");
+        let with_reset = tag_of(&render_batch(&topics, stale, &batch, &HeaderMap::new()));
+        assert!(with_reset.to_str().expect("ascii").contains(".reset."), "{with_reset:?}");
+
+        // The same events without the reset are another answer, so the tag must not match.
+        batch.reset = None;
+        let headers = if_none_match(with_reset.to_str().expect("ascii"));
+        let response = render_batch(&topics, stale, &batch, &headers);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_ne!(tag_of(&response), with_reset);
+    }
+
+    #[test]
+    fn fnv_matches_its_reference_values() {
+        assert_eq!(Fnv::default().finish(), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(Fnv::default().write(b"a").finish(), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(Fnv::default().write(b"foo").finish(), 0xdcb2_7518_fed9_d577);
     }
 }

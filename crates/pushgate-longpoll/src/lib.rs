@@ -4,7 +4,9 @@
 //! `docs/protocol.md`.
 //!
 //! The waiting is the hub's: this crate is a [`Hub::fetch`] with a wait and the presence label
-//! `"longpoll"`, rendered by [`pushgate_http::render_batch`]. A parked request is counted in
+//! `"longpoll"`, rendered by [`pushgate_http::render_batch`]. An answer holds at most
+//! [`LongPollConfig::limit`] events and about [`LongPollConfig::max_bytes`] of them (always at
+//! least one); the cursor then continues after the last event returned. A parked request is counted in
 //! [`Hub::presence`] while it waits. On shutdown
 //! ([`Hub::close`]) parked requests are answered at once with what they have, so clients
 //! re-poll elsewhere; requests arriving after that get `503 shutting_down`.
@@ -27,7 +29,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use http::HeaderMap;
-use pushgate_http::{ApiError, BatchLimit, Query, SubscribeParams};
+use pushgate_http::{ApiError, BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
 use pushgate_hub::{FetchOptions, Hub};
 
 /// The path this transport serves.
@@ -42,9 +44,11 @@ pub const LABEL: &str = "longpoll";
 /// use std::time::Duration;
 /// use pushgate_longpoll::LongPollConfig;
 ///
-/// let config = LongPollConfig::default().max_timeout(Duration::from_secs(60));
+/// let config = LongPollConfig::default().max_timeout(Duration::from_secs(60)).max_bytes(1 << 20);
 /// assert_eq!(config.get_default_timeout(), Duration::from_secs(25));
 /// assert_eq!(config.get_max_timeout(), Duration::from_secs(60));
+/// assert_eq!(config.get_max_bytes(), 1 << 20);
+/// assert_eq!(LongPollConfig::default().get_max_bytes(), 4 << 20);
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -52,6 +56,7 @@ pub struct LongPollConfig {
     default_timeout: Duration,
     max_timeout: Duration,
     limit: BatchLimit,
+    max_bytes: usize,
 }
 
 impl Default for LongPollConfig {
@@ -60,6 +65,7 @@ impl Default for LongPollConfig {
             default_timeout: Duration::from_secs(25),
             max_timeout: Duration::from_secs(120),
             limit: BatchLimit::default(),
+            max_bytes: DEFAULT_MAX_ANSWER_BYTES,
         }
     }
 }
@@ -86,6 +92,20 @@ impl LongPollConfig {
     pub fn limit(mut self, limit: BatchLimit) -> Self {
         self.limit = limit;
         self
+    }
+
+    /// About how many bytes of events one answer may hold (default 4 MiB). The answer stops
+    /// before the event that would pass it and its cursor continues from there; the first
+    /// event always goes, however large, so every event can be delivered.
+    #[must_use]
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// The answer budget in bytes.
+    pub fn get_max_bytes(&self) -> usize {
+        self.max_bytes
     }
 
     /// The wait used when the request names no `timeout`.
@@ -123,13 +143,13 @@ async fn longpoll(
 ) -> Result<Response, ApiError> {
     let options = FetchOptions::default()
         .limit(shared.config.limit.from_query(&query)?)
+        .max_bytes(shared.config.max_bytes)
         .wait(shared.config.timeout(&query)?)
         .label(LABEL);
     // When the client disconnects, hyper drops this future; the hub unregisters the parked
     // fetch on drop, so nothing outlives the request.
     let batch = shared.hub.fetch(&params.topics, params.cursor, &options).await?;
-    let cursor = params.cursor;
-    Ok(pushgate_http::render_batch(cursor, &batch, &headers))
+    Ok(pushgate_http::render_batch(&params.topics, params.cursor, &batch, &headers))
 }
 
 #[cfg(test)]

@@ -165,3 +165,32 @@ async fn bad_requests_are_400_with_a_json_error() {
         assert_eq!(body["error"]["code"], code, "{query}: {body}");
     }
 }
+
+#[tokio::test]
+async fn a_large_backlog_is_paged_by_the_answer_budget() {
+    let hub = pushgate_hub::Hub::builder()
+        .history(pushgate_hub::HistoryLimit::default().max_bytes(64 << 20))
+        .build();
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(hub.clone(), LongPollConfig::default().max_bytes(2 << 20));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    for i in 0..8 {
+        let data = json!(format!("{i}{}", "x".repeat(1_000_000)));
+        hub.publish(&topic("big"), NewEvent::new(data)).await.unwrap();
+    }
+
+    let mut cursor = "oldest".to_owned();
+    let mut seen = Vec::new();
+    while seen.len() < 8 {
+        let url = format!("http://{addr}/v1/longpoll?topic=big&cursor={cursor}&timeout=1");
+        let bytes = client().get(url).send().await.unwrap().bytes().await.unwrap();
+        assert!(bytes.len() < 3 << 20, "an answer of {} bytes passes the 2 MiB budget", bytes.len());
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        let events = body["events"].as_array().unwrap();
+        assert_eq!(events.len(), 2, "each answer holds two events: {}", seen.len());
+        seen.extend(events.iter().map(|e| e["seq"].as_u64().unwrap()));
+        cursor = body["cursor"].as_str().unwrap().to_owned();
+    }
+    assert_eq!(seen, (1..=8).collect::<Vec<_>>(), "following the cursor yields every event once");
+}

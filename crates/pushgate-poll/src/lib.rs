@@ -4,6 +4,8 @@
 //! As far as the hub is concerned a short poll is a long poll with no wait: this crate is a
 //! [`Hub::fetch`] with a zero wait, rendered by [`pushgate_http::render_batch`] (which also
 //! gives every answer an `ETag`, so an idle poller that sends it back gets `304 Not Modified`).
+//! An answer holds at most [`PollConfig::limit`] events and about [`PollConfig::max_bytes`] of
+//! them (always at least one); the cursor then continues after the last event returned.
 //! Nothing is held between polls, so short polls are not counted in presence.
 //!
 //! ```
@@ -23,7 +25,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use http::HeaderMap;
-use pushgate_http::{ApiError, BatchLimit, Query, SubscribeParams};
+use pushgate_http::{ApiError, BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
 use pushgate_hub::{FetchOptions, Hub};
 
 /// The path this transport serves.
@@ -35,13 +37,22 @@ pub const PATH: &str = "/v1/poll";
 /// use pushgate_http::BatchLimit;
 /// use pushgate_poll::PollConfig;
 ///
-/// let config = PollConfig::default().limit(BatchLimit::new(100, 500));
+/// let config = PollConfig::default().limit(BatchLimit::new(100, 500)).max_bytes(1 << 20);
 /// assert_eq!(config.get_limit().max_limit(), 500);
+/// assert_eq!(config.get_max_bytes(), 1 << 20);
+/// assert_eq!(PollConfig::default().get_max_bytes(), 4 << 20);
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PollConfig {
     limit: BatchLimit,
+    max_bytes: usize,
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        Self { limit: BatchLimit::default(), max_bytes: DEFAULT_MAX_ANSWER_BYTES }
+    }
 }
 
 impl PollConfig {
@@ -53,9 +64,23 @@ impl PollConfig {
         self
     }
 
+    /// About how many bytes of events one answer may hold (default 4 MiB). The answer stops
+    /// before the event that would pass it and its cursor continues from there; the first
+    /// event always goes, however large, so every event can be delivered.
+    #[must_use]
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
     /// The events-per-answer limit.
     pub fn get_limit(&self) -> BatchLimit {
         self.limit
+    }
+
+    /// The answer budget in bytes.
+    pub fn get_max_bytes(&self) -> usize {
+        self.max_bytes
     }
 }
 
@@ -75,7 +100,9 @@ async fn poll(
     query: Query,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let options = FetchOptions::default().limit(shared.config.limit.from_query(&query)?);
+    let options = FetchOptions::default()
+        .limit(shared.config.limit.from_query(&query)?)
+        .max_bytes(shared.config.max_bytes);
     let batch = shared.hub.fetch(&params.topics, params.cursor, &options).await?;
-    Ok(pushgate_http::render_batch(params.cursor, &batch, &headers))
+    Ok(pushgate_http::render_batch(&params.topics, params.cursor, &batch, &headers))
 }

@@ -174,3 +174,34 @@ async fn a_closed_hub_answers_503_shutting_down() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"]["code"], "shutting_down");
 }
+
+#[tokio::test]
+async fn a_large_backlog_is_paged_by_the_answer_budget() {
+    // Eight events of about 1 MB; history keeps them all.
+    let hub = Hub::builder().history(HistoryLimit::default().max_bytes(64 << 20)).build();
+    let addr = serve(&hub, PollConfig::default().max_bytes(2 << 20)).await;
+    for i in 0..8 {
+        publish(&hub, "big", json!(format!("{i}{}", "x".repeat(1_000_000)))).await;
+    }
+
+    let mut cursor = "oldest".to_owned();
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let response =
+            client().get(format!("http://{addr}/v1/poll?topic=big&cursor={cursor}")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.bytes().await.unwrap();
+        assert!(bytes.len() < 3 << 20, "an answer of {} bytes passes the 2 MiB budget", bytes.len());
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        let events = body["events"].as_array().unwrap();
+        if seen.is_empty() {
+            assert_eq!(events.len(), 2, "the first answer holds two events");
+        }
+        if events.is_empty() {
+            break;
+        }
+        seen.extend(events.iter().map(|e| e["seq"].as_u64().unwrap()));
+        cursor = body["cursor"].as_str().unwrap().to_owned();
+    }
+    assert_eq!(seen, (1..=8).collect::<Vec<_>>(), "following the cursor yields every event once");
+}

@@ -71,7 +71,7 @@ impl SseBody {
             heartbeat: (!config.heartbeat.is_zero()).then(|| Heartbeat::new(config.heartbeat)),
             batch_size: config.batch_size,
             items: Vec::with_capacity(config.batch_size),
-            chunk: Chunk::default(),
+            chunk: Chunk::new(config.max_chunk_bytes),
         }
     }
 
@@ -122,6 +122,11 @@ impl Stream for SseBody {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        // What the last read gathered goes out first, one capped chunk per call; the next batch
+        // is read only when it is all gone, so a subscriber holds at most one batch of frames.
+        if !this.chunk.is_empty() {
+            return Poll::Ready(Some(Ok(this.write())));
+        }
         let Some(mut subscription) = this.subscription.take() else {
             return Poll::Ready(None);
         };
@@ -135,7 +140,7 @@ impl Stream for SseBody {
             tracing::debug!(transport = "sse", ?topics, %err, "stream ended");
             drop(subscription);
             this.chunk.push(framing::end_frame(err));
-            return Poll::Ready(Some(Ok(this.chunk.take())));
+            return Poll::Ready(Some(Ok(this.write())));
         }
         this.subscription = Some(subscription);
         if this.chunk.is_empty() {
@@ -145,10 +150,17 @@ impl Stream for SseBody {
             }
             this.chunk.push(Bytes::from_static(HEARTBEAT));
         }
-        if let Some(heartbeat) = &mut this.heartbeat {
+        Poll::Ready(Some(Ok(this.write())))
+    }
+}
+
+impl SseBody {
+    /// The next chunk to write, noted by the heartbeat.
+    fn write(&mut self) -> Bytes {
+        if let Some(heartbeat) = &mut self.heartbeat {
             heartbeat.wrote();
         }
-        Poll::Ready(Some(Ok(this.chunk.take())))
+        self.chunk.take()
     }
 }
 
@@ -158,7 +170,7 @@ mod tests {
 
     use super::*;
     use futures_util::StreamExt;
-    use pushgate_hub::{Hub, NewEvent, SubscribeOptions, TopicName};
+    use pushgate_hub::{HistoryLimit, Hub, NewEvent, SubscribeOptions, TopicName};
 
     async fn publish(hub: &Hub, topic: &TopicName, n: usize) -> Vec<Bytes> {
         let mut frames = Vec::new();
@@ -194,6 +206,34 @@ mod tests {
         // A single frame is the shared, cached buffer itself.
         let live = publish(&hub, &topic, 1).await;
         assert_eq!(next(&mut body).await.unwrap().as_ptr(), live[0].as_ptr());
+    }
+
+    #[tokio::test]
+    async fn large_events_go_out_as_their_shared_frames_and_small_ones_joined_under_the_cap() {
+        let hub = Hub::builder().history(HistoryLimit::default().max_bytes(64 << 20)).build();
+        let topic = TopicName::new("t").unwrap();
+        let big = serde_json::json!("x".repeat((1 << 20) - 64));
+        let mut frames = Vec::new();
+        for n in 0..8 {
+            let data = if n % 4 == 3 { big.clone() } else { serde_json::json!(n) };
+            let event = hub.publish(&topic, NewEvent::new(data)).await.unwrap();
+            frames.push(framing::event_frame(&event));
+        }
+        let sub = hub.subscribe(&[topic.clone()], Cursor::Oldest).unwrap();
+        // The default cap is 64 KiB.
+        let mut body = SseBody::new(sub, &SseConfig::default());
+
+        let retry = framing::retry_frame(Duration::from_secs(2));
+        let mut chunks = Vec::new();
+        while chunks.iter().map(Bytes::len).sum::<usize>() < retry.len() + concat(&frames).len() {
+            chunks.push(next(&mut body).await.unwrap());
+        }
+        // The retry line and three small events, then the large one as the cached frame itself.
+        assert_eq!(chunks.len(), 4, "{:?}", chunks.iter().map(Bytes::len).collect::<Vec<_>>());
+        assert_eq!(chunks[0], concat(&[&[retry][..], &frames[..3]].concat()));
+        assert_eq!(chunks[1].as_ptr(), frames[3].as_ptr());
+        assert_eq!(chunks[2], concat(&frames[4..7]));
+        assert_eq!(chunks[3].as_ptr(), frames[7].as_ptr());
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,7 +12,8 @@ use std::time::Duration;
 ///     .heartbeat(Duration::from_secs(30))
 ///     .retry(Duration::from_secs(5))
 ///     .max_backlog(Some(10_000))
-///     .batch_size(128);
+///     .batch_size(128)
+///     .max_chunk_bytes(32 * 1024);
 /// # let _ = config;
 /// ```
 #[derive(Debug, Clone)]
@@ -21,6 +22,7 @@ pub struct SseConfig {
     pub(crate) retry: Duration,
     pub(crate) max_backlog: Option<usize>,
     pub(crate) batch_size: usize,
+    pub(crate) max_chunk_bytes: usize,
 }
 
 impl Default for SseConfig {
@@ -30,6 +32,7 @@ impl Default for SseConfig {
             retry: Duration::from_millis(2000),
             max_backlog: Some(1024),
             batch_size: 64,
+            max_chunk_bytes: crate::framing::DEFAULT_MAX_CHUNK_BYTES,
         }
     }
 }
@@ -53,8 +56,10 @@ impl SseConfig {
     /// `slow_consumer` error (see [`SubscribeOptions::max_backlog`]). Default `Some(1024)`;
     /// `None` defers to the hub's own limit, if any.
     ///
-    /// Events replayed from history count too: a subscription starting further back than this
-    /// ends at once, and its client should resume from a later cursor.
+    /// Only live events count: while a stream replays the history its cursor asked for
+    /// (everything published before it subscribed), the hub exempts it from this limit, and
+    /// only eviction from history can cut the replay short. A client resuming far back is
+    /// therefore not cut off at once, nor again each time it returns with the same cursor.
     ///
     /// [`SubscribeOptions::max_backlog`]: pushgate_hub::SubscribeOptions::max_backlog
     pub fn max_backlog(mut self, n: Option<usize>) -> Self {
@@ -62,10 +67,21 @@ impl SseConfig {
         self
     }
 
-    /// At most this many events go into one write to the socket (default 64, at least 1).
-    /// Events that are ready together are sent as one chunk rather than one write each.
+    /// At most this many events are read from the hub at once (default 64, at least 1); the
+    /// next are read only once these are written. Events that are ready together are joined
+    /// into chunks of up to [`max_chunk_bytes`](Self::max_chunk_bytes) rather than written one
+    /// by one.
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);
+        self
+    }
+
+    /// Largest chunk built by joining event frames (default 64 KiB). Joining is the one copy
+    /// a stream makes of its events, so this bounds the memory a subscriber holds beyond the
+    /// shared, encoded-once frames: a frame that does not fit is written on its own, as the
+    /// buffer all subscribers share. `0` never joins.
+    pub fn max_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.max_chunk_bytes = bytes;
         self
     }
 }

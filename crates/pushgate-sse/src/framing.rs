@@ -8,6 +8,7 @@
 //! An event's frame is the same for every subscriber (its `id:` is the event's own cursor), so
 //! it is encoded once per event and shared ([`event_frame`]).
 
+use std::collections::VecDeque;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -70,39 +71,64 @@ pub(crate) fn end_frame(err: RecvError) -> Bytes {
     }
 }
 
-/// Frames gathered for one write, joined into a single chunk.
+/// The default for [`Chunk`]'s cap: about one TCP window's worth, so joining saves writes
+/// without building large per-subscriber buffers.
+pub(crate) const DEFAULT_MAX_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Frames gathered for writing, handed out as chunks of at most `max_bytes` each.
 ///
-/// Reused across writes so a busy stream allocates only the joined buffer.
-#[derive(Debug, Default)]
+/// Small frames are joined so that a burst goes out in a few writes; a frame that does not fit
+/// under the cap is handed out on its own, as the shared, cached buffer itself. Joining is the
+/// only copy a subscriber makes, so its memory is bounded by the cap whatever the event sizes:
+/// a catching-up client with 1 MiB events holds references to the shared frames, not a joined
+/// copy of them.
+#[derive(Debug)]
 pub(crate) struct Chunk {
-    parts: Vec<Bytes>,
-    len: usize,
+    parts: VecDeque<Bytes>,
+    max_bytes: usize,
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_CHUNK_BYTES)
+    }
 }
 
 impl Chunk {
+    /// An empty chunk whose joined buffers stay within `max_bytes`.
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        Self { parts: VecDeque::new(), max_bytes }
+    }
+
     pub(crate) fn push(&mut self, frame: Bytes) {
-        self.len += frame.len();
-        self.parts.push(frame);
+        self.parts.push_back(frame);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.parts.is_empty()
     }
 
-    /// The frames as one buffer, leaving the chunk empty. A single frame is passed on as is:
-    /// the shared, cached event bytes go to the socket without a copy.
+    /// The next chunk to write, leaving what did not fit for later calls: the leading frames
+    /// joined while they fit in `max_bytes` together, or the first frame alone (not copied) when
+    /// it does not fit with the next one. Empty when nothing is left.
     pub(crate) fn take(&mut self) -> Bytes {
-        let bytes = if self.parts.len() == 1 {
-            self.parts.pop().unwrap_or_default()
-        } else {
-            let mut out = BytesMut::with_capacity(self.len);
-            for part in self.parts.drain(..) {
-                out.put_slice(&part);
-            }
-            out.freeze()
-        };
-        self.len = 0;
-        bytes
+        let Some(first) = self.parts.pop_front() else { return Bytes::new() };
+        let mut len = first.len();
+        let joined = self.parts.iter().take_while(|part| {
+            len += part.len();
+            len <= self.max_bytes
+        });
+        let count = joined.count();
+        if count == 0 {
+            return first;
+        }
+        let total = first.len() + self.parts.iter().take(count).map(Bytes::len).sum::<usize>();
+        let mut out = BytesMut::with_capacity(total);
+        out.put_slice(&first);
+        for part in self.parts.drain(..count) {
+            out.put_slice(&part);
+        }
+        out.freeze()
     }
 }
 
@@ -219,5 +245,44 @@ mod tests {
         assert_eq!(&chunk.take()[..], b"retry: 1000\n\n: hb\n\n");
         assert!(chunk.is_empty());
         assert_eq!(chunk.take(), Bytes::new());
+    }
+
+    fn frame(byte: u8, len: usize) -> Bytes {
+        Bytes::from(vec![byte; len])
+    }
+
+    #[test]
+    fn a_chunk_stays_within_its_cap_and_sends_large_frames_uncopied() {
+        let mut chunk = Chunk::new(100);
+        let small = [frame(b'a', 30), frame(b'b', 30), frame(b'c', 40), frame(b'd', 1)];
+        let large = frame(b'L', 1000);
+        let tail = [frame(b'e', 60), frame(b'f', 60)];
+        for part in small.iter().chain([&large]).chain(&tail) {
+            chunk.push(part.clone());
+        }
+
+        // Small frames go together up to the cap (exactly 100 here); the next one waits.
+        assert_eq!(chunk.take(), [&small[0][..], &small[1], &small[2]].concat());
+        // A frame that does not fit with the next goes alone, even a small one...
+        assert_eq!(chunk.take().as_ptr(), small[3].as_ptr());
+        // ...and a frame over the cap is the shared buffer itself, never copied.
+        let taken = chunk.take();
+        assert_eq!((taken.as_ptr(), taken.len()), (large.as_ptr(), 1000));
+        assert_eq!(chunk.take().as_ptr(), tail[0].as_ptr());
+        assert_eq!(chunk.take().as_ptr(), tail[1].as_ptr());
+        assert!(chunk.is_empty());
+    }
+
+    #[test]
+    fn a_burst_of_large_frames_is_never_joined() {
+        let mut chunk = Chunk::default();
+        let frames: Vec<Bytes> = (0..64u8).map(|n| frame(n, 1 << 20)).collect();
+        for part in &frames {
+            chunk.push(part.clone());
+        }
+        for part in &frames {
+            assert_eq!(chunk.take().as_ptr(), part.as_ptr());
+        }
+        assert!(chunk.is_empty());
     }
 }

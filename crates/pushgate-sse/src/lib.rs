@@ -24,7 +24,9 @@
 //!   answers of `pushgate-http`.
 //!
 //! Each event's frame is encoded once and shared by all subscribers; events that are ready
-//! together go out as one chunk of up to [`SseConfig::batch_size`] frames.
+//! together (up to [`SseConfig::batch_size`]) are joined into chunks of at most
+//! [`SseConfig::max_chunk_bytes`], and a frame too large to join is written as the shared buffer
+//! itself.
 
 mod body;
 mod config;

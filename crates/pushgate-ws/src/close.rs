@@ -10,6 +10,8 @@ pub(crate) enum CloseReason {
     ShuttingDown,
     /// A protocol Ping went unanswered (1001).
     PingTimeout,
+    /// Nothing could be written for the pong timeout: the client stopped reading (1001).
+    Stalled,
     /// The client sent a message over the limit (1009).
     TooBig { limit: usize },
     /// The connection's backlog overflowed (4008).
@@ -29,7 +31,7 @@ impl CloseReason {
     /// The close code.
     pub(crate) fn code(self) -> u16 {
         match self {
-            Self::ShuttingDown | Self::PingTimeout => 1001,
+            Self::ShuttingDown | Self::PingTimeout | Self::Stalled => 1001,
             Self::TooBig { .. } => 1009,
             Self::SlowConsumer { .. } => SLOW_CONSUMER,
             Self::Protocol => 1002,
@@ -43,6 +45,7 @@ impl CloseReason {
         match self {
             Self::ShuttingDown => "server shutting down; reconnect".to_owned(),
             Self::PingTimeout => "no pong within the timeout".to_owned(),
+            Self::Stalled => "not reading: nothing could be sent within the timeout".to_owned(),
             Self::TooBig { limit } => format!("message too big; the limit is {limit} bytes"),
             Self::SlowConsumer { behind } => {
                 format!("slow consumer: {behind} events behind; reconnect with your last cursor")
@@ -67,6 +70,7 @@ mod tests {
     fn codes_follow_the_protocol() {
         assert_eq!(CloseReason::ShuttingDown.code(), 1001);
         assert_eq!(CloseReason::PingTimeout.code(), 1001);
+        assert_eq!(CloseReason::Stalled.code(), 1001);
         assert_eq!(CloseReason::TooBig { limit: 1 }.code(), 1009);
         assert_eq!(CloseReason::SlowConsumer { behind: 1 }.code(), 4008);
         assert_eq!(CloseReason::Internal.code(), 1011);

@@ -98,7 +98,10 @@ impl WsConfig {
     }
 
     /// How long a Ping may go unanswered before the connection is closed with 1001
-    /// (default 30 s).
+    /// (default 30 s). Only a Pong echoing the payload of the Ping last flushed to the socket
+    /// answers it. A connection whose socket takes nothing (no frame accepted, no flush
+    /// completed) for this long while frames wait is closed with 1001 too: its client stopped
+    /// reading.
     pub fn pong_timeout(mut self, timeout: Duration) -> Self {
         self.pong_timeout = timeout;
         self

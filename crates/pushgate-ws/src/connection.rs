@@ -10,9 +10,13 @@
 //! Memory stays bounded whatever the client does: tungstenite holds at most
 //! `max_write_buffer_size` bytes, the queue at most one batch of (shared) event frames plus a
 //! few replies, and unread events stay in the hub, which cuts the subscription off past
-//! `max_backlog`. A client that stops reading altogether fills its socket, then leaves its Pings
-//! unanswered, and is dropped within `ping_interval + pong_timeout + close_timeout`.
+//! `max_backlog`. A client that stops reading altogether fills its socket; once nothing more can
+//! be written for `pong_timeout` it is closed, and its Pings go unanswered anyway (only a Pong
+//! carrying the payload of a Ping actually flushed to the socket counts, so sending Pongs
+//! without reading keeps no one alive). Either way it is dropped within
+//! `ping_interval + pong_timeout + close_timeout`.
 
+use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -32,6 +36,7 @@ use crate::close::CloseReason;
 use crate::config::WsConfig;
 use crate::frame::{self, ClientFrame};
 use crate::outbox::Outbox;
+use crate::reopen::{self, Floors};
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 type Sink = SplitSink<Socket, Message>;
@@ -61,12 +66,21 @@ pub(crate) struct Connection {
     hub: Hub,
     max_backlog: usize,
     subscription: Option<Subscription>,
+    /// What the subscription reads again after a change of topics and must skip.
+    floors: Floors,
+    /// The subscription was reopened for a change of topics: its own reset (told from where it
+    /// reopened) is replaced by resets told from each topic's own start.
+    resets_replaced: bool,
     /// Where a subscribe frame without a cursor starts when there is no subscription: the
     /// query's cursor at first, the last subscription's cursor after an unsubscribe from all.
     position: Cursor,
     outbox: Outbox,
     /// When the Ping in flight must have been answered.
     pong_due: Option<Instant>,
+    /// Pings sent so far; each carries a payload derived from its number and `ping_key`.
+    pings: u64,
+    /// Makes Ping payloads unpredictable, so a Pong proves the Ping was read.
+    ping_key: u64,
 }
 
 impl Connection {
@@ -82,9 +96,13 @@ impl Connection {
             hub,
             max_backlog: config.max_backlog,
             subscription: None,
+            floors: Floors::default(),
+            resets_replaced: false,
             position: params.cursor,
             outbox: Outbox::default(),
             pong_due: None,
+            pings: 0,
+            ping_key: RandomState::new().hash_one(id),
         };
         if !params.topics.is_empty() {
             connection.subscription = Some(connection.open(&params.topics, params.cursor)?);
@@ -93,8 +111,11 @@ impl Connection {
     }
 
     fn open(&self, topics: &[TopicName], cursor: Cursor) -> Result<Subscription, HubError> {
-        let options = SubscribeOptions::default().label("ws").max_backlog(Some(self.max_backlog));
-        self.hub.subscribe_with(topics, cursor, options)
+        self.hub.subscribe_with(topics, cursor, self.options())
+    }
+
+    fn options(&self) -> SubscribeOptions {
+        SubscribeOptions::default().label("ws").max_backlog(Some(self.max_backlog))
     }
 
     /// Waits for hyper to hand over the socket (after the 101 is sent), then serves it.
@@ -143,6 +164,7 @@ impl Connection {
             // not yet written stay in the hub, which counts them against `max_backlog`.
             let pulling = self.subscription.is_some() && self.outbox.events() == 0;
             let pong_due = self.pong_due;
+            let stalled = self.outbox.waiting_since().map(|since| since + config.pong_timeout);
             tokio::select! {
                 () = &mut closed => return End::Close(CloseReason::ShuttingDown),
                 written = self.outbox.drain(sink), if draining => {
@@ -153,9 +175,14 @@ impl Connection {
                 () = time::sleep_until(pong_due.unwrap_or_else(Instant::now)), if pong_due.is_some() => {
                     return End::Close(CloseReason::PingTimeout);
                 }
+                // The client stopped reading: its socket has taken nothing for a pong timeout.
+                () = time::sleep_until(stalled.unwrap_or_else(Instant::now)), if stalled.is_some() => {
+                    return End::Close(CloseReason::Stalled);
+                }
                 _ = ping.tick() => {
                     if self.pong_due.is_none() {
-                        self.outbox.push_ping();
+                        self.pings += 1;
+                        self.outbox.push_ping(self.ping_key.wrapping_add(self.pings));
                         self.pong_due = Some(Instant::now() + config.pong_timeout);
                     }
                 }
@@ -174,7 +201,10 @@ impl Connection {
     }
 
     async fn on_message(&mut self, message: Option<Result<Message, WsError>>) -> Option<End> {
-        match message? {
+        // The stream ends only once the connection is closed or failed: polling it again would
+        // return `None` at once, forever.
+        let Some(message) = message else { return Some(End::Lost) };
+        match message {
             Ok(Message::Text(text)) => self.on_text(text.as_str()).await,
             Ok(Message::Binary(_)) => {
                 let error =
@@ -183,7 +213,11 @@ impl Connection {
             }
             // tungstenite has queued the Pong; it goes out with the next flush.
             Ok(Message::Ping(_)) => self.outbox.mark_unflushed(),
-            Ok(Message::Pong(_)) => self.pong_due = None,
+            Ok(Message::Pong(payload)) => {
+                if self.outbox.answers_ping(&payload) {
+                    self.pong_due = None;
+                }
+            }
             Ok(Message::Close(_)) => return Some(End::ClientClosed),
             Ok(Message::Frame(_)) => {}
             Err(err) => return Some(read_failed(err)),
@@ -196,20 +230,21 @@ impl Connection {
             Err(bad) => frame::error(bad.request.as_deref(), &bad.error),
             Ok(ClientFrame::Ping { id }) => frame::pong(&id),
             Ok(ClientFrame::Subscribe { topics, cursor }) => {
-                let mut all: Vec<TopicName> = self.topics().cloned().collect();
-                all.extend(topics);
-                let cursor = cursor.unwrap_or_else(|| self.cursor());
-                self.resubscribe(&all, cursor, "subscribe")
+                if self.subscription.is_some() {
+                    let keep: Vec<TopicName> = self.topics().cloned().collect();
+                    return self.change(&keep, &topics, cursor, "subscribe").await;
+                }
+                self.start(&topics, cursor.unwrap_or(self.position))
             }
             Ok(ClientFrame::Unsubscribe { topics }) => {
                 let rest: Vec<TopicName> = self.topics().filter(|t| !topics.contains(t)).cloned().collect();
-                if rest.is_empty() {
-                    self.position = self.cursor();
-                    self.subscription = None;
-                    frame::subscribed(std::iter::empty(), self.position)
-                } else {
-                    self.resubscribe(&rest, self.cursor(), "unsubscribe")
+                if !rest.is_empty() {
+                    return self.change(&rest, &[], None, "unsubscribe").await;
                 }
+                self.position = self.cursor();
+                self.subscription = None;
+                self.floors = Floors::default();
+                frame::subscribed(std::iter::empty(), self.position)
             }
             Ok(ClientFrame::Publish { topic, event }) => match self.hub.publish(&topic, event).await {
                 Ok(event) => frame::published(&event),
@@ -223,23 +258,44 @@ impl Connection {
         self.subscription.iter().flat_map(Subscription::topics)
     }
 
-    /// The connection's position: right after the last event taken from the hub.
+    /// The connection's position: right after the last event taken from the hub. While floors
+    /// are in force, topics may stand further on; this is where none loses anything.
     fn cursor(&self) -> Cursor {
         self.subscription.as_ref().map_or(self.position, Subscription::cursor)
     }
 
-    /// Replaces the subscription with one for `topics` from `cursor`. The hub's cursor is one
-    /// position in its single order, so continuing from the current cursor neither loses nor
-    /// repeats events of the topics that stay. On error the old subscription stays.
-    fn resubscribe(&mut self, topics: &[TopicName], cursor: Cursor, request: &str) -> bytes::Bytes {
+    /// Subscribes a connection that follows nothing to `topics` from `cursor`.
+    fn start(&mut self, topics: &[TopicName], cursor: Cursor) -> bytes::Bytes {
         match self.open(topics, cursor) {
             Ok(subscription) => {
                 let reply = frame::subscribed(subscription.topics(), subscription.cursor());
                 self.subscription = Some(subscription);
+                self.floors = Floors::default();
+                self.resets_replaced = false;
                 reply
             }
-            Err(err) => frame::error(Some(request), &ApiError::from(err)),
+            Err(err) => frame::error(Some("subscribe"), &ApiError::from(err)),
         }
+    }
+
+    /// Changes the topic set to `keep` plus `add` (the added topics starting at `cursor`, or
+    /// where the connection stands), without losing or repeating events of the kept topics;
+    /// see [`reopen`]. Queues the reply, then the resets due, before any event of the new
+    /// subscription. On error the old subscription stays.
+    async fn change(&mut self, keep: &[TopicName], add: &[TopicName], cursor: Option<Cursor>, request: &str) {
+        let plan = reopen::plan(self.cursor(), &self.floors, keep, add, cursor);
+        let reopened = match reopen::reopen(&self.hub, self.options(), plan).await {
+            Ok(reopened) => reopened,
+            Err(err) => return self.outbox.push_reply(frame::error(Some(request), &ApiError::from(err))),
+        };
+        let reply = frame::subscribed(reopened.subscription.topics(), reopened.subscription.cursor());
+        self.outbox.push_reply(reply);
+        for reset in frame::resets(&reopened.resets) {
+            self.outbox.push_event(reset);
+        }
+        self.subscription = Some(reopened.subscription);
+        self.floors = reopened.floors;
+        self.resets_replaced = true;
     }
 
     fn on_batch(&mut self, received: Result<usize, RecvError>, items: &mut Vec<Item>) -> Option<End> {
@@ -247,9 +303,16 @@ impl Connection {
             Ok(_) => {
                 for item in items.drain(..) {
                     match item {
-                        Item::Event(event) => self.outbox.push_event(frame::event(&event)),
+                        Item::Event(event) if self.floors.admits(&event) => {
+                            self.outbox.push_event(frame::event(&event));
+                        }
+                        Item::Event(_) => {}
+                        Item::Reset(_) if self.resets_replaced => {}
                         Item::Reset(reset) => self.outbox.push_event(frame::reset(&reset)),
                     }
+                }
+                if !self.floors.is_empty() {
+                    self.floors.passed(self.cursor());
                 }
                 None
             }
@@ -320,4 +383,17 @@ async fn finish(mut sink: Sink, mut stream: Stream, end: End, wait: Duration) {
         }
     };
     let _ = time::timeout(wait, closing).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_end_of_the_client_stream_ends_the_connection() {
+        let params = SubscribeParams::from_query(&pushgate_http::Query::parse(None), None).unwrap();
+        let mut connection = Connection::new(1, Hub::new(), &WsConfig::default(), params).unwrap();
+        // Answering `None` with "carry on" would poll the ended stream again at once, forever.
+        assert!(matches!(connection.on_message(None).await, Some(End::Lost)));
+    }
 }

@@ -140,6 +140,26 @@ pub(crate) fn reset(reset: &Reset) -> Bytes {
     tagged("reset", reset_json(reset).to_string().as_bytes())
 }
 
+/// Reset frames for resets read from several starting points: one frame per reason, with the
+/// topics of all resets of that reason (each topic appears in one reset only).
+pub(crate) fn resets(resets: &[Reset]) -> Vec<Bytes> {
+    let mut merged: Vec<Value> = Vec::new();
+    for reset in resets {
+        let value = reset_json(reset);
+        match merged.iter_mut().find(|m| m["reason"] == value["reason"]) {
+            Some(into) => {
+                if let (Some(topics), Some(more)) =
+                    (into["topics"].as_array_mut(), value["topics"].as_array())
+                {
+                    topics.extend(more.iter().cloned());
+                }
+            }
+            None => merged.push(value),
+        }
+    }
+    merged.iter().map(|value| tagged("reset", value.to_string().as_bytes())).collect()
+}
+
 /// Puts `"type":"<kind>"` in front of the fields of the JSON object `object`.
 fn tagged(kind: &str, object: &[u8]) -> Bytes {
     let fields = object.strip_prefix(b"{").unwrap_or(object);
@@ -360,5 +380,20 @@ mod tests {
         let mut expected = reset_json(&stale);
         expected["type"] = json!("reset");
         assert_eq!(json_of(&frame), expected);
+
+        // Resets of one reason from reads of other topics become one frame.
+        let other = TopicName::new("u").unwrap();
+        for n in 0..3 {
+            hub.publish(&other, NewEvent::new(json!(n))).await.unwrap();
+        }
+        let more = hub.fetch(&[other], first.cursor(), &pushgate_hub::FetchOptions::default()).await.unwrap();
+        let frames = resets(&[stale.clone(), more.reset.unwrap()]);
+        assert_eq!(frames.len(), 1);
+        let merged = json_of(&frames[0]);
+        assert_eq!(merged["reason"], "expired");
+        let topics: Vec<_> =
+            merged["topics"].as_array().unwrap().iter().map(|t| t["topic"].clone()).collect();
+        assert_eq!(topics, [json!("t"), json!("u")]);
+        assert_eq!(resets(&[stale.clone()]), [frame]);
     }
 }

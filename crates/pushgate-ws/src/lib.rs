@@ -3,7 +3,8 @@
 //! A connection holds one subscription (one position in the hub's order, one set of topics),
 //! optionally opened from the query (`?topic=…&cursor=…`, errors answered as HTTP 400 before
 //! upgrading), and changed by `subscribe`/`unsubscribe` frames without losing or repeating
-//! events of the topics that stay. Every message is a JSON text frame with a `type`:
+//! events of the topics that stay (a `subscribe` with a cursor starts only the added topics
+//! there). Every message is a JSON text frame with a `type`:
 //!
 //! ```text
 //! → {"type":"subscribe","topics":["chat"],"cursor":"9f03c1d2-2a"}
@@ -21,9 +22,10 @@
 //!   event for all subscribers; events that are ready together are written back to back and
 //!   flushed once. A cursor the hub cannot honour exactly yields a `reset` frame first.
 //! - A bad frame gets an `error` frame; the connection stays open.
-//! - Close codes: 1001 when the hub closes (shutdown) or a protocol Ping goes unanswered for
-//!   [`WsConfig::pong_timeout`]; 1009 for a message over [`WsConfig::max_message_size`]; 4008
-//!   when a slow client falls more than [`WsConfig::max_backlog`] live events behind (it
+//! - Close codes: 1001 when the hub closes (shutdown), when a protocol Ping goes unanswered for
+//!   [`WsConfig::pong_timeout`] (unsolicited Pongs answer nothing), or when the socket takes
+//!   nothing for as long while frames wait; 1009 for a message over
+//!   [`WsConfig::max_message_size`]; 4008 when a slow client falls more than [`WsConfig::max_backlog`] live events behind (it
 //!   reconnects with its last event's `id`); 1011 on an internal error; 1002/1007 for protocol
 //!   violations.
 //! - Memory per connection is bounded: small read and write buffers, a capped write buffer, at
@@ -36,6 +38,7 @@ mod endpoint;
 mod frame;
 mod handshake;
 mod outbox;
+mod reopen;
 
 pub use config::WsConfig;
 pub use endpoint::router;

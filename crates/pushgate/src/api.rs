@@ -7,6 +7,13 @@
 //! - `GET /healthz` → `{"status":"ok"}`.
 //!
 //! Errors use the shared `{"error":{"code","message"}}` body from [`pushgate_http::ApiError`].
+//!
+//! A publish body must arrive within [`Config::body_read_timeout`]: hyper's header-read
+//! timeout ends with the headers, and without a deadline a client trickling its body a byte at
+//! a time would hold a connection slot forever. A late body is `408 request_timeout`, and the
+//! connection is closed since the rest of the body is still on its way.
+
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -21,6 +28,8 @@ use pushgate_http::{ApiError, ErrorCode};
 use pushgate_hub::{Hub, NewEvent, TopicName};
 use serde_json::{Map, Value, json};
 
+use crate::config::Config;
+
 /// The body of a successful `GET /healthz`.
 const HEALTHY_JSON: &str = r#"{"status":"ok"}"#;
 
@@ -28,15 +37,18 @@ const HEALTHY_JSON: &str = r#"{"status":"ok"}"#;
 struct ApiState {
     hub: Hub,
     max_body_bytes: usize,
+    body_read_timeout: Duration,
 }
 
-/// Publish, presence and health routes over `hub`.
-pub(crate) fn router(hub: Hub, max_body_bytes: usize) -> Router {
+/// Publish, presence and health routes over `hub`, with `config`'s body limit and deadline.
+pub(crate) fn router(hub: Hub, config: &Config) -> Router {
+    let state =
+        ApiState { hub, max_body_bytes: config.max_body_bytes, body_read_timeout: config.body_read_timeout };
     Router::new()
         .route("/v1/publish/{topic}", post(publish))
         .route("/v1/presence/{topic}", get(presence))
         .route("/healthz", get(healthz))
-        .with_state(ApiState { hub, max_body_bytes })
+        .with_state(state)
 }
 
 /// `POST /v1/publish/{topic}`.
@@ -47,7 +59,16 @@ async fn publish(
     body: Body,
 ) -> Result<Response, ApiError> {
     let topic = topic_name(topic)?;
-    let body = read_body(&headers, body, state.max_body_bytes).await?;
+    let body = match read_body(&headers, body, state.max_body_bytes, state.body_read_timeout).await {
+        Ok(body) => body,
+        Err(err) if err.code() == ErrorCode::RequestTimeout => {
+            // The unread rest of the body would be taken for the next request: close.
+            let mut response = err.into_response();
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(response);
+        }
+        Err(err) => return Err(err),
+    };
     let event = parse_publish(&body)?;
     let stored = state.hub.publish(&topic, event).await?;
     let answer =
@@ -95,15 +116,27 @@ fn topic_name(path: Result<Path<String>, PathRejection>) -> Result<TopicName, Ap
         .map_err(|err| ApiError::new(ErrorCode::InvalidTopic, format!("topic {name:?}: {err}")))
 }
 
-/// Reads at most `limit` bytes of body; a declared or actual larger body is `413 too_large`.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads at most `limit` bytes of body within `deadline`; a declared or actual larger body is
+/// `413 too_large`, a body still incomplete at the deadline `408 request_timeout`.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::new(ErrorCode::TooLarge, format!("the body is larger than {limit} bytes"));
     // Refuse a declared oversize body before reading any of it.
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let Ok(read) = tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await else {
+        return Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!("the body did not arrive within {} ms", deadline.as_millis()),
+        ));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Err(err) => Err(ApiError::new(ErrorCode::InvalidJson, format!("could not read the body: {err}"))),

@@ -20,6 +20,17 @@ pub struct ServeArgs {
           default_value_t = Bytes(Config::default().max_body_bytes))]
     pub max_body_bytes: Bytes,
 
+    /// Time a client has to send a publish body once its headers are in; slower ones get 408.
+    #[arg(long, env = "PUSHGATE_BODY_READ_TIMEOUT", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().body_read_timeout))]
+    pub body_read_timeout: Seconds,
+
+    /// About how many bytes of events one poll or long-poll answer holds (at least one event;
+    /// the cursor continues after a cut).
+    #[arg(long, env = "PUSHGATE_MAX_ANSWER_BYTES", value_name = "BYTES",
+          default_value_t = Bytes(Config::default().max_answer_bytes))]
+    pub max_answer_bytes: Bytes,
+
     /// Long-poll wait when the request names no `timeout` (e.g. 25s, 1m).
     #[arg(long, env = "PUSHGATE_LONGPOLL_TIMEOUT", value_name = "DURATION",
           default_value_t = Seconds(Config::default().longpoll_timeout))]
@@ -82,6 +93,8 @@ impl From<ServeArgs> for Config {
         Config::default()
             .with_listen(args.listen)
             .with_max_body_bytes(args.max_body_bytes.0)
+            .with_body_read_timeout(args.body_read_timeout.0)
+            .with_max_answer_bytes(args.max_answer_bytes.0)
             .with_longpoll_timeout(args.longpoll_timeout.0)
             .with_longpoll_max_timeout(args.longpoll_max_timeout.0)
             .with_sse_heartbeat(args.sse_heartbeat.0)
@@ -203,6 +216,23 @@ fn write_with_units(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn the_answer_budget_and_body_deadline_reach_the_config() {
+        use clap::Parser as _;
+        let args = ["pushgate", "--max-answer-bytes", "2MiB", "--body-read-timeout", "1500ms"];
+        let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
+        assert_eq!(config.max_answer_bytes, 2 << 20);
+        assert_eq!(config.body_read_timeout, Duration::from_millis(1500));
+        let defaults = Config::from(Command::try_parse_from(["pushgate"]).expect("no options").serve);
+        assert_eq!(defaults, Config::default());
+    }
 
     #[test]
     fn units_round_trip() {

@@ -31,7 +31,15 @@ pub struct Config {
     /// The address [`serve`](crate::serve) binds to. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
     /// Largest `POST /v1/publish/{topic}` body; larger ones get `413 too_large`. Default 1 MiB.
+    /// It also bounds an event's data in the hub, and so the WebSocket write buffer (see
+    /// [`ws_max_write_buffer_bytes`](Config::ws_max_write_buffer_bytes)).
     pub max_body_bytes: usize,
+    /// How long a client may take to send a publish body once its headers are in; a slower one
+    /// gets `408 request_timeout` and the connection is closed. Default 10 s.
+    pub body_read_timeout: Duration,
+    /// About how many bytes of events one short- or long-poll answer holds (always at least one
+    /// event; the cursor continues after a cut). Default 4 MiB.
+    pub max_answer_bytes: usize,
     /// How long a long poll that names no `timeout` is held. Default 25 s.
     pub longpoll_timeout: Duration,
     /// The longest a long poll is held, whatever it asks. Default 120 s.
@@ -40,6 +48,12 @@ pub struct Config {
     pub sse_heartbeat: Duration,
     /// Largest WebSocket message accepted from a client (close 1009 beyond). Default 64 KiB.
     pub ws_max_message_bytes: usize,
+    /// Most bytes a WebSocket connection may hold unsent while its peer is not reading. An
+    /// event frame larger than this closes every WebSocket with 1011, so it must hold two of
+    /// the largest events: at least `2 × max_body_bytes + 64 KiB`, which is what `None`
+    /// (the default) uses, and never less than the WebSocket transport's own default
+    /// (1 MiB + 64 KiB). See [`Config::ws_write_buffer_cap`].
+    pub ws_max_write_buffer_bytes: Option<usize>,
     /// Most open connections (WebSockets included). Connections beyond it are answered
     /// `503 overloaded` and closed. Default 10,000.
     pub max_connections: usize,
@@ -53,6 +67,20 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// On shutdown, how long open connections get to finish before they are cut. Default 10 s.
     pub drain_timeout: Duration,
+    /// TCP keepalive on accepted connections: idle time before the first probe; zero leaves
+    /// keepalive off. With the interval and probe count it finds peers that vanished without
+    /// a word (a crashed host, a dropped NAT mapping) on connections that are silent on
+    /// purpose. Default 30 s.
+    pub tcp_keepalive_idle: Duration,
+    /// TCP keepalive: time between unanswered probes. Default 10 s.
+    pub tcp_keepalive_interval: Duration,
+    /// TCP keepalive: unanswered probes before the connection is dropped. Default 3.
+    pub tcp_keepalive_retries: u32,
+    /// `TCP_USER_TIMEOUT` on accepted connections (Linux): how long sent data may stay
+    /// unacknowledged before the connection is dropped, so a dead peer does not hold its
+    /// buffers for the minutes of the system's retransmission limit; zero keeps the system
+    /// default. Default 30 s.
+    pub tcp_user_timeout: Duration,
     /// Most distinct topics one subscription or poll may name. Default 100.
     pub max_topics_per_subscription: usize,
     /// Events kept per topic for resuming and `cursor=oldest`. Default 1,000.
@@ -67,14 +95,21 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             max_body_bytes: 1 << 20,
+            body_read_timeout: Duration::from_secs(10),
+            max_answer_bytes: pushgate_http::DEFAULT_MAX_ANSWER_BYTES,
             longpoll_timeout: Duration::from_secs(25),
             longpoll_max_timeout: Duration::from_secs(120),
             sse_heartbeat: Duration::from_secs(15),
             ws_max_message_bytes: 64 << 10,
+            ws_max_write_buffer_bytes: None,
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(10),
+            tcp_keepalive_idle: Duration::from_secs(30),
+            tcp_keepalive_interval: Duration::from_secs(10),
+            tcp_keepalive_retries: 3,
+            tcp_user_timeout: Duration::from_secs(30),
             max_topics_per_subscription: 100,
             history_events: 1000,
             history_age: Duration::from_secs(600),
@@ -118,7 +153,34 @@ pub enum ConfigError {
         /// The longest silence it must allow.
         needed: Duration,
     },
+    /// The WebSocket write buffer cannot hold two of the largest events.
+    #[error(
+        "the WebSocket write buffer ({value} bytes) must be at least {needed} bytes \
+         (2 × max_body_bytes + 64 KiB), or events near the body limit close every WebSocket"
+    )]
+    WsWriteBufferTooSmall {
+        /// The configured cap.
+        value: usize,
+        /// The smallest cap that holds two of the largest events.
+        needed: usize,
+    },
+    /// `max_body_bytes` is so large that the WebSocket write buffer it needs cannot be counted.
+    #[error("max_body_bytes is {value}; at most {limit} is supported")]
+    BodyLimitTooLarge {
+        /// The configured value.
+        value: usize,
+        /// The largest value supported.
+        limit: usize,
+    },
 }
+
+/// The WebSocket transport's default write-buffer cap (`WsConfig::max_write_buffer_size`):
+/// one default-sized event behind a full write buffer. The gateway never goes below it.
+const WS_DEFAULT_MAX_WRITE_BUFFER: usize = (1 << 20) + (64 << 10);
+/// Room for a frame's envelope and the write buffer's own batch, next to two events' data.
+const WS_WRITE_BUFFER_SLACK: usize = 64 << 10;
+/// The largest `max_body_bytes` whose write-buffer need can be counted.
+const MAX_BODY_BYTES_LIMIT: usize = (usize::MAX - WS_WRITE_BUFFER_SLACK) / 2;
 
 /// The most connections the accept loop can count (its semaphore counts in `u32`).
 const MAX_CONNECTIONS_LIMIT: usize = u32::MAX as usize;
@@ -143,6 +205,10 @@ setters! {
     with_listen => listen: SocketAddr;
     /// Replaces [`max_body_bytes`](Config::max_body_bytes).
     with_max_body_bytes => max_body_bytes: usize;
+    /// Replaces [`body_read_timeout`](Config::body_read_timeout).
+    with_body_read_timeout => body_read_timeout: Duration;
+    /// Replaces [`max_answer_bytes`](Config::max_answer_bytes).
+    with_max_answer_bytes => max_answer_bytes: usize;
     /// Replaces [`longpoll_timeout`](Config::longpoll_timeout).
     with_longpoll_timeout => longpoll_timeout: Duration;
     /// Replaces [`longpoll_max_timeout`](Config::longpoll_max_timeout).
@@ -151,6 +217,8 @@ setters! {
     with_sse_heartbeat => sse_heartbeat: Duration;
     /// Replaces [`ws_max_message_bytes`](Config::ws_max_message_bytes).
     with_ws_max_message_bytes => ws_max_message_bytes: usize;
+    /// Replaces [`ws_max_write_buffer_bytes`](Config::ws_max_write_buffer_bytes).
+    with_ws_max_write_buffer_bytes => ws_max_write_buffer_bytes: Option<usize>;
     /// Replaces [`max_connections`](Config::max_connections).
     with_max_connections => max_connections: usize;
     /// Replaces [`header_read_timeout`](Config::header_read_timeout).
@@ -159,6 +227,14 @@ setters! {
     with_idle_timeout => idle_timeout: Duration;
     /// Replaces [`drain_timeout`](Config::drain_timeout).
     with_drain_timeout => drain_timeout: Duration;
+    /// Replaces [`tcp_keepalive_idle`](Config::tcp_keepalive_idle).
+    with_tcp_keepalive_idle => tcp_keepalive_idle: Duration;
+    /// Replaces [`tcp_keepalive_interval`](Config::tcp_keepalive_interval).
+    with_tcp_keepalive_interval => tcp_keepalive_interval: Duration;
+    /// Replaces [`tcp_keepalive_retries`](Config::tcp_keepalive_retries).
+    with_tcp_keepalive_retries => tcp_keepalive_retries: u32;
+    /// Replaces [`tcp_user_timeout`](Config::tcp_user_timeout).
+    with_tcp_user_timeout => tcp_user_timeout: Duration;
     /// Replaces [`max_topics_per_subscription`](Config::max_topics_per_subscription).
     with_max_topics_per_subscription => max_topics_per_subscription: usize;
     /// Replaces [`history_events`](Config::history_events).
@@ -184,6 +260,8 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("max_body_bytes", self.max_body_bytes == 0),
+            ("body_read_timeout", self.body_read_timeout.is_zero()),
+            ("max_answer_bytes", self.max_answer_bytes == 0),
             ("ws_max_message_bytes", self.ws_max_message_bytes == 0),
             ("max_connections", self.max_connections == 0),
             ("header_read_timeout", self.header_read_timeout.is_zero()),
@@ -193,6 +271,27 @@ impl Config {
         ];
         if let Some((name, _)) = positive.into_iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero { name });
+        }
+        if !self.tcp_keepalive_idle.is_zero() {
+            let keepalive = [
+                ("tcp_keepalive_interval", self.tcp_keepalive_interval.is_zero()),
+                ("tcp_keepalive_retries", self.tcp_keepalive_retries == 0),
+            ];
+            if let Some((name, _)) = keepalive.into_iter().find(|(_, zero)| *zero) {
+                return Err(ConfigError::Zero { name });
+            }
+        }
+        if self.max_body_bytes > MAX_BODY_BYTES_LIMIT {
+            return Err(ConfigError::BodyLimitTooLarge {
+                value: self.max_body_bytes,
+                limit: MAX_BODY_BYTES_LIMIT,
+            });
+        }
+        let needed = self.ws_write_buffer_need();
+        if let Some(value) = self.ws_max_write_buffer_bytes
+            && value < needed
+        {
+            return Err(ConfigError::WsWriteBufferTooSmall { value, needed });
         }
         if self.max_connections > MAX_CONNECTIONS_LIMIT {
             return Err(ConfigError::TooManyConnections {
@@ -211,6 +310,31 @@ impl Config {
             return Err(ConfigError::IdleTooShort { idle: self.idle_timeout, needed });
         }
         Ok(())
+    }
+
+    /// The WebSocket write-buffer cap the gateway uses: [`ws_max_write_buffer_bytes`] when
+    /// set, else `2 × max_body_bytes + 64 KiB`, never below the transport's default of
+    /// 1 MiB + 64 KiB. One event frame is its data (at most `max_body_bytes`, the hub's data
+    /// limit) plus a small envelope, and the buffer must take a whole frame while the previous
+    /// one may still be in it.
+    ///
+    /// [`ws_max_write_buffer_bytes`]: Config::ws_max_write_buffer_bytes
+    ///
+    /// ```
+    /// let config = pushgate::Config::default().with_max_body_bytes(3 << 20);
+    /// assert_eq!(config.ws_write_buffer_cap(), (6 << 20) + (64 << 10));
+    /// assert_eq!(pushgate::Config::default().ws_write_buffer_cap(), (2 << 20) + (64 << 10));
+    /// ```
+    pub fn ws_write_buffer_cap(&self) -> usize {
+        self.ws_max_write_buffer_bytes.unwrap_or_else(|| self.ws_write_buffer_need())
+    }
+
+    /// The smallest write-buffer cap that holds two of the largest event frames.
+    fn ws_write_buffer_need(&self) -> usize {
+        self.max_body_bytes
+            .saturating_mul(2)
+            .saturating_add(WS_WRITE_BUFFER_SLACK)
+            .max(WS_DEFAULT_MAX_WRITE_BUFFER)
     }
 
     /// A new hub with this configuration's history and limits.
@@ -242,6 +366,8 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.max_body_bytes, 1024 * 1024);
         assert_eq!(config.ws_max_message_bytes, 64 * 1024);
+        assert_eq!(config.max_answer_bytes, 4 << 20);
+        assert_eq!(config.body_read_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -259,6 +385,44 @@ mod tests {
             base.clone().with_idle_timeout(Duration::from_secs(120)).validate(),
             Err(ConfigError::IdleTooShort { .. })
         ));
-        assert_eq!(base.with_idle_timeout(Duration::ZERO).validate(), Ok(()));
+        assert_eq!(base.clone().with_idle_timeout(Duration::ZERO).validate(), Ok(()));
+        assert_eq!(
+            base.clone().with_body_read_timeout(Duration::ZERO).validate(),
+            Err(ConfigError::Zero { name: "body_read_timeout" })
+        );
+        assert_eq!(
+            base.clone().with_max_answer_bytes(0).validate(),
+            Err(ConfigError::Zero { name: "max_answer_bytes" })
+        );
+        assert_eq!(
+            base.clone().with_tcp_keepalive_retries(0).validate(),
+            Err(ConfigError::Zero { name: "tcp_keepalive_retries" })
+        );
+        let no_keepalive = base.clone().with_tcp_keepalive_idle(Duration::ZERO);
+        assert_eq!(no_keepalive.with_tcp_keepalive_retries(0).validate(), Ok(()));
+        assert!(matches!(
+            base.with_max_body_bytes(usize::MAX).validate(),
+            Err(ConfigError::BodyLimitTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn the_websocket_write_buffer_holds_two_of_the_largest_events() {
+        let default = Config::default();
+        assert_eq!(default.ws_write_buffer_cap(), 2 * (1 << 20) + (64 << 10));
+        // Small bodies never take the cap below the transport's default.
+        let small = Config::default().with_max_body_bytes(1000);
+        assert_eq!(small.ws_write_buffer_cap(), WS_DEFAULT_MAX_WRITE_BUFFER);
+        let large = Config::default().with_max_body_bytes(3 << 20);
+        assert_eq!(large.ws_write_buffer_cap(), (6 << 20) + (64 << 10));
+
+        let needed = (6 << 20) + (64 << 10);
+        assert_eq!(
+            large.clone().with_ws_max_write_buffer_bytes(Some(2 << 20)).validate(),
+            Err(ConfigError::WsWriteBufferTooSmall { value: 2 << 20, needed })
+        );
+        let explicit = large.with_ws_max_write_buffer_bytes(Some(8 << 20));
+        assert_eq!(explicit.validate(), Ok(()));
+        assert_eq!(explicit.ws_write_buffer_cap(), 8 << 20);
     }
 }

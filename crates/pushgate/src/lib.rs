@@ -28,6 +28,7 @@
 mod api;
 pub mod cli;
 mod config;
+mod fd_limit;
 mod server;
 
 use std::future::Future;
@@ -72,17 +73,23 @@ pub enum ServeError {
 /// The caller owns the hub: closing it ([`Hub::close`]) ends streams and parked polls, which is
 /// how [`serve_on`] shuts down.
 pub fn app(hub: Hub, config: &Config) -> Router {
+    let poll = pushgate_poll::PollConfig::default().max_bytes(config.max_answer_bytes);
     let longpoll = pushgate_longpoll::LongPollConfig::default()
         .default_timeout(config.longpoll_timeout)
-        .max_timeout(config.longpoll_max_timeout);
+        .max_timeout(config.longpoll_max_timeout)
+        .max_bytes(config.max_answer_bytes);
     let sse = pushgate_sse::SseConfig::default().heartbeat(config.sse_heartbeat);
-    let ws = pushgate_ws::WsConfig::default().max_message_size(config.ws_max_message_bytes);
+    // The write-buffer cap follows the body limit: an event frame larger than the cap would
+    // close every WebSocket with 1011.
+    let ws = pushgate_ws::WsConfig::default()
+        .max_message_size(config.ws_max_message_bytes)
+        .max_write_buffer_size(config.ws_write_buffer_cap());
     Router::new()
-        .merge(pushgate_poll::router(hub.clone(), pushgate_poll::PollConfig::default()))
+        .merge(pushgate_poll::router(hub.clone(), poll))
         .merge(pushgate_longpoll::router(hub.clone(), longpoll))
         .merge(pushgate_sse::router(hub.clone(), sse))
         .merge(pushgate_ws::router(hub.clone(), ws))
-        .merge(api::router(hub, config.max_body_bytes))
+        .merge(api::router(hub, config))
         .route("/", get(index))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
@@ -98,6 +105,10 @@ pub fn app_with_hub(config: &Config) -> (Hub, Router) {
 
 /// Binds `config.listen` and serves the gateway until `shutdown` completes; see [`serve_on`].
 ///
+/// Before binding it raises the process's soft limit of open files toward the hard limit
+/// (every connection is a file descriptor) and logs a warning when the result is still below
+/// `max_connections` plus a margin; it does not fail for that.
+///
 /// # Errors
 ///
 /// [`ServeError::Config`] for an inconsistent configuration, [`ServeError::Bind`] when the
@@ -107,6 +118,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     config.validate()?;
+    fd_limit::raise(config.max_connections);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
@@ -156,6 +168,12 @@ pub async fn serve_hub_on(
         header_read_timeout: config.header_read_timeout,
         idle_timeout: config.idle_timeout,
         drain_timeout: config.drain_timeout,
+        socket: server::SocketOptions {
+            keepalive_idle: config.tcp_keepalive_idle,
+            keepalive_interval: config.tcp_keepalive_interval,
+            keepalive_retries: config.tcp_keepalive_retries,
+            user_timeout: config.tcp_user_timeout,
+        },
     };
     let router = app(hub.clone(), config);
     match listener.local_addr() {

@@ -11,6 +11,9 @@
 //!   further ones are dropped unanswered.
 //! - **Idle timeout.** A connection on which nothing is read or written for the idle timeout is
 //!   closed (see [`Activity`]).
+//! - **Dead peers.** Every accepted socket gets TCP keepalive and `TCP_USER_TIMEOUT` (see
+//!   [`SocketOptions`]), so a peer that vanished is found by the kernel even on a connection
+//!   that is silent on purpose or has unacknowledged data stuck in its send buffer.
 //! - **Graceful shutdown.** Stop accepting, close the hub (parked long polls answer, SSE streams
 //!   end, WebSockets close 1001), tell every connection to finish its response and close, then
 //!   wait up to the drain timeout for all connections, upgraded ones included, before cutting
@@ -54,6 +57,18 @@ pub(crate) struct Limits {
     /// Zero disables it.
     pub(crate) idle_timeout: Duration,
     pub(crate) drain_timeout: Duration,
+    pub(crate) socket: SocketOptions,
+}
+
+/// TCP options set on every accepted socket, taken from [`crate::Config`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SocketOptions {
+    /// Idle time before the first keepalive probe; zero leaves keepalive off.
+    pub(crate) keepalive_idle: Duration,
+    pub(crate) keepalive_interval: Duration,
+    pub(crate) keepalive_retries: u32,
+    /// Zero keeps the system default.
+    pub(crate) user_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then closes `hub` and drains.
@@ -88,8 +103,10 @@ pub(crate) async fn run(
                     }
                 };
                 next_id += 1;
-                // Events are small and latency matters more than packet count.
-                stream.set_nodelay(true).ok();
+                if let Err(error) = configure_socket(&stream, &limits.socket) {
+                    // The connection still works, only without the dead-peer detection.
+                    tracing::debug!(%error, %peer, "cannot set socket options");
+                }
                 match Arc::clone(&permits).try_acquire_owned() {
                     Ok(permit) => {
                         let span = tracing::debug_span!("connection", id = next_id, %peer);
@@ -162,6 +179,25 @@ async fn serve_connection(
             }
         }
     }
+}
+
+/// Sets an accepted socket's options: no Nagle delay, TCP keepalive and `TCP_USER_TIMEOUT`.
+fn configure_socket(stream: &TcpStream, options: &SocketOptions) -> io::Result<()> {
+    // Events are small and latency matters more than packet count.
+    stream.set_nodelay(true)?;
+    let socket = socket2::SockRef::from(stream);
+    if !options.keepalive_idle.is_zero() {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(options.keepalive_idle)
+            .with_interval(options.keepalive_interval)
+            .with_retries(options.keepalive_retries);
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if !options.user_timeout.is_zero() {
+        socket.set_tcp_user_timeout(Some(options.user_timeout))?;
+    }
+    Ok(())
 }
 
 /// Answers an over-limit connection with `overloaded` and closes it.
@@ -324,6 +360,52 @@ mod tests {
 
         let never = tokio::time::timeout(Duration::from_secs(3600), activity.idle_for(Duration::ZERO)).await;
         assert!(never.is_err(), "a zero timeout never fires");
+    }
+
+    /// A connected pair over 127.0.0.1: the accepted side, as the accept loop gets it, and the
+    /// client side (kept open for the test).
+    async fn accepted_socket() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await.expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        (accepted, client)
+    }
+
+    #[tokio::test]
+    async fn accepted_sockets_get_keepalive_and_a_user_timeout() {
+        let options = SocketOptions {
+            keepalive_idle: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(10),
+            keepalive_retries: 3,
+            user_timeout: Duration::from_secs(30),
+        };
+        let (accepted, _client) = accepted_socket().await;
+        configure_socket(&accepted, &options).expect("options are set");
+
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(accepted.nodelay().expect("TCP_NODELAY"));
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(socket.tcp_keepalive_time().expect("TCP_KEEPIDLE"), Duration::from_secs(30));
+        assert_eq!(socket.tcp_keepalive_interval().expect("TCP_KEEPINTVL"), Duration::from_secs(10));
+        assert_eq!(socket.tcp_keepalive_retries().expect("TCP_KEEPCNT"), 3);
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        assert_eq!(socket.tcp_user_timeout().expect("TCP_USER_TIMEOUT"), Some(Duration::from_secs(30)));
+    }
+
+    #[tokio::test]
+    async fn zero_leaves_keepalive_off_and_the_user_timeout_at_the_system_default() {
+        let options = SocketOptions {
+            keepalive_idle: Duration::ZERO,
+            keepalive_interval: Duration::from_secs(10),
+            keepalive_retries: 3,
+            user_timeout: Duration::ZERO,
+        };
+        let (accepted, _client) = accepted_socket().await;
+        configure_socket(&accepted, &options).expect("options are set");
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(!socket.keepalive().expect("SO_KEEPALIVE"));
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        assert_eq!(socket.tcp_user_timeout().expect("TCP_USER_TIMEOUT"), None);
     }
 
     #[test]

@@ -184,3 +184,55 @@ async fn topic_limits_come_from_the_config() {
     assert_eq!(error["error"]["code"], "too_many_topics");
     assert_eq!(get_json(addr, "/v1/poll?topics=a,b").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_body_trickled_slower_than_the_deadline_is_408_and_the_connection_closed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let deadline = Duration::from_secs(1);
+    let (addr, _stop) = start(Config::default().with_body_read_timeout(deadline)).await;
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    writer
+        .write_all(b"POST /v1/publish/chat HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // One byte every 300 ms: 100 bytes would take 30 s.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            if writer.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+
+    let mut response = Vec::new();
+    let read = timeout(BOUND, reader.read_to_end(&mut response)).await;
+    trickle.abort();
+    let took = started.elapsed();
+    let response = String::from_utf8_lossy(&response);
+    assert!(read.is_ok(), "the connection was not closed within {BOUND:?}: {response}");
+    assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
+    assert!(response.contains(r#"{"error":{"code":"request_timeout","#), "{response}");
+    assert!(response.to_ascii_lowercase().contains("connection: close"), "{response}");
+    assert!(took >= deadline - Duration::from_millis(100) && took < deadline * 3, "answered after {took:?}");
+
+    // A prompt publish on another connection is unaffected.
+    assert_eq!(publish(addr, "chat", r#"{"data":1}"#).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn poll_answers_keep_to_the_answer_budget() {
+    let (addr, _stop) = start(Config::default().with_max_answer_bytes(2 << 20)).await;
+    for i in 0..3 {
+        let body = format!(r#"{{"data":"{i}{}"}}"#, "x".repeat(1_000_000));
+        assert_eq!(publish(addr, "big", body).await.0, StatusCode::OK);
+    }
+    for path in ["/v1/poll?topic=big&cursor=oldest", "/v1/longpoll?topic=big&cursor=oldest&timeout=1"] {
+        let (status, answer) = get_json(addr, path).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["events"].as_array().unwrap().len(), 2, "{path}");
+    }
+}

@@ -44,6 +44,8 @@ fn both_help_texts_document_every_option_with_its_env_and_default() -> anyhow::R
 fn every_option_documented(help: &str) -> anyhow::Result<()> {
     let options = [
         ("--max-body-bytes <BYTES>", "PUSHGATE_MAX_BODY_BYTES", "1MiB"),
+        ("--body-read-timeout <DURATION>", "PUSHGATE_BODY_READ_TIMEOUT", "10s"),
+        ("--max-answer-bytes <BYTES>", "PUSHGATE_MAX_ANSWER_BYTES", "4MiB"),
         ("--longpoll-timeout <DURATION>", "PUSHGATE_LONGPOLL_TIMEOUT", "25s"),
         ("--longpoll-max-timeout <DURATION>", "PUSHGATE_LONGPOLL_MAX_TIMEOUT", "2m"),
         ("--sse-heartbeat <DURATION>", "PUSHGATE_SSE_HEARTBEAT", "15s"),

@@ -138,3 +138,41 @@ async fn an_upgraded_websocket_keeps_its_connection_slot() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn an_event_near_a_raised_body_limit_reaches_a_websocket() {
+    // A 2 MiB event is above the WebSocket transport's default write-buffer cap (1 MiB +
+    // 64 KiB), so the gateway must derive the cap from the body limit.
+    let config = Config::default().with_max_body_bytes(3 << 20);
+    let (addr, _stop, _task) = start(config).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws?topic=big")).await.unwrap();
+    readers(addr, "big", 1).await;
+
+    let data = "x".repeat(2 << 20);
+    let published = client()
+        .post(format!("http://{addr}/v1/publish/big"))
+        .body(format!(r#"{{"data":"{data}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), reqwest::StatusCode::OK);
+
+    let event = timeout(BOUND, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let frame: Value = serde_json::from_str(&text).unwrap();
+                    if frame["type"] == "event" {
+                        return frame;
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => panic!("the WebSocket was closed: {frame:?}"),
+                Some(Ok(_)) => {}
+                other => panic!("expected the event, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the event arrived");
+    assert_eq!(event["data"].as_str().map(str::len), Some(2 << 20));
+}
