@@ -466,3 +466,15 @@ async fn a_fetch_stops_at_its_byte_budget_but_always_returns_one_event() {
     let one = hub.fetch(&[t.clone()], Cursor::Oldest, &tiny).await.expect("fetch");
     assert_eq!(one.events.len(), 1, "an event larger than the budget still goes, alone");
 }
+
+#[tokio::test]
+async fn numbers_pass_through_exactly_as_published() {
+    // Money columns and 64-bit ids must not be rounded through f64 on their way to clients.
+    let hub = Hub::new();
+    let t = topic("t");
+    let text = r#"{"amount":12345678901234567890.12,"id":9007199254740993,"tiny":1e-400}"#;
+    let data = pushgate_hub::Data::from_json(text).expect("valid JSON");
+    assert_eq!(data.as_str(), text);
+    let event = hub.publish(&t, NewEvent::new(data)).await.expect("publish");
+    assert_eq!(event.data().as_str(), text);
+}

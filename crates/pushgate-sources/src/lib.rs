@@ -107,8 +107,8 @@
 //! - On MariaDB/MySQL and SQLite the triggers list the columns: run [`install`] again after
 //!   `ALTER TABLE`, or new columns are missing from events (and, on MariaDB, writes fail once a
 //!   listed column is dropped). PostgreSQL's triggers list only `bytea` columns.
-//! - Numbers are read as 64-bit integers or doubles: decimals beyond about 15 significant
-//!   digits lose precision.
+//! - Numbers keep every digit the database wrote (the workspace's JSON keeps arbitrary
+//!   precision); a browser's `JSON.parse` still rounds beyond about 15 significant digits.
 //! - Run one tailer per database (and set of names): two would publish every change twice.
 //! - Every change is written twice (the row and its outbox copy) and updated once more when
 //!   published: a write-heavy table pays for that.

@@ -78,8 +78,11 @@ impl Default for SourceNames {
 impl SourceNames {
     /// `<prefix>outbox`, `<prefix>watch`, and triggers named `<prefix><table>_…`.
     pub fn with_prefix(prefix: &str) -> Result<Self, SourceError> {
-        let names =
-            Self { outbox: format!("{prefix}outbox"), watch: format!("{prefix}watch"), prefix: prefix.to_owned() };
+        let names = Self {
+            outbox: format!("{prefix}outbox"),
+            watch: format!("{prefix}watch"),
+            prefix: prefix.to_owned(),
+        };
         validate_identifier(&names.outbox)?;
         validate_identifier(&names.watch)?;
         Ok(names)

@@ -318,6 +318,11 @@ mod tests {
     use serde_json::{Value, json};
     use sqlx::Connection;
 
+    /// A JSON number exactly as written: decimals keep their digits (and trailing zeros) end to end.
+    fn exact(number: &str) -> serde_json::Value {
+        serde_json::from_str(number).expect("a JSON number")
+    }
+
     use super::*;
 
     /// The pool, or None (test skipped) when the server at `PUSHGATE_POSTGRES_URL` (default
@@ -420,7 +425,7 @@ mod tests {
         assert_eq!(
             inserted,
             json!({
-                "id": 1, "big": 9007199254740993_i64, "f": 1.5, "n": 12.50, "t": text, "b": true,
+                "id": 1, "big": 9007199254740993_i64, "f": 1.5, "n": exact("12.50"), "t": text, "b": true,
                 "ts": "2024-01-02T03:04:05.678", "tz": "2024-01-02T03:00:00+00:00",
                 "j": {"a": [1, null]}, "js": {"b": 2}, "bin": "AP8Q", "Blob2": null,
             })
