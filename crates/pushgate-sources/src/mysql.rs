@@ -27,11 +27,16 @@ const PRUNE_BATCH: usize = 1_000;
 
 /// Connects a small pool. sqlx sets `utf8mb4` and a `+00:00` session time zone on each connection.
 pub(crate) async fn connect(url: &str) -> Result<Pool, SourceError> {
+    let options: sqlx::mysql::MySqlConnectOptions = url.parse()?;
+    // One direct attempt first: a pool retries a refused connection until its acquire timeout
+    // and then reports only "pool timed out", hiding the reason an operator needs.
+    sqlx::Connection::close(<sqlx::MySqlConnection as sqlx::Connection>::connect_with(&options).await?)
+        .await?;
     let pool = MySqlPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(5))
         .idle_timeout(Duration::from_secs(300))
-        .connect(url)
+        .connect_with(options)
         .await?;
     Ok(pool)
 }
@@ -127,7 +132,9 @@ pub(crate) async fn execute(pool: &Pool, statements: &[String]) -> Result<(), So
     let mut conn = pool.acquire().await?;
     for statement in statements {
         // The text protocol: `CREATE TRIGGER` cannot be a prepared statement on every server.
-        sqlx::raw_sql(statement).execute(&mut *conn).await?;
+        // Through the concrete connection: `raw_sql(..).execute(&mut *conn)` is generic over the
+        // executor, and rustc then cannot prove this future `Send`.
+        sqlx::Executor::execute(&mut *conn, sqlx::raw_sql(statement)).await?;
     }
     Ok(())
 }

@@ -33,6 +33,9 @@ pub(crate) async fn connect(url: &str) -> Result<Pool, SourceError> {
     if options.get_application_name().is_none() {
         options = options.application_name("pushgate");
     }
+    // One direct attempt first: a pool retries a refused connection until its acquire timeout
+    // and then reports only "pool timed out", hiding the reason an operator needs.
+    sqlx::Connection::close(<sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await?).await?;
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(10))
@@ -167,7 +170,9 @@ pub(crate) async fn execute(pool: &Pool, statements: &[String]) -> Result<(), So
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(INSTALL_LOCK).execute(&mut *tx).await?;
     for statement in statements {
-        sqlx::raw_sql(statement).execute(&mut *tx).await?;
+        // Through the concrete connection: `raw_sql(..).execute(&mut *tx)` is generic over the
+        // executor, and rustc then cannot prove this future `Send`.
+        sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(statement)).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -76,17 +76,13 @@ pub(crate) async fn install_plan(
             literal(table),
             literal(&spec.topic_name()),
         ));
-        let image = |record: &str| {
-            let pairs: Vec<String> = columns
-                .iter()
-                .map(|(name, declared)| format!("{}, {}", literal(name), column_json(record, name, declared)))
-                .collect();
-            format!("json_object(\n    {})", pairs.join(",\n    "))
-        };
+        // A plain function rather than a closure: a closure taking `&str`, alive across the next
+        // iteration's `.await`, makes this future not `Send` (a rustc limitation with
+        // higher-ranked closures in async fns).
         let captures = [
-            ("ins", "INSERT", "insert", image("NEW"), "NULL".to_owned()),
-            ("upd", "UPDATE", "update", image("NEW"), image("OLD")),
-            ("del", "DELETE", "delete", "NULL".to_owned(), image("OLD")),
+            ("ins", "INSERT", "insert", row_image(&columns, "NEW"), "NULL".to_owned()),
+            ("upd", "UPDATE", "update", row_image(&columns, "NEW"), row_image(&columns, "OLD")),
+            ("del", "DELETE", "delete", "NULL".to_owned(), row_image(&columns, "OLD")),
         ];
         for (suffix, event, op, new_row, old_row) in captures {
             let trigger = ident(&names.trigger(table, suffix)?);
@@ -100,6 +96,15 @@ pub(crate) async fn install_plan(
         }
     }
     Ok(plan)
+}
+
+/// `json_object(...)` of every column of `record` (`NEW` or `OLD`).
+fn row_image(columns: &[(String, String)], record: &str) -> String {
+    let pairs: Vec<String> = columns
+        .iter()
+        .map(|(name, declared)| format!("{}, {}", literal(name), column_json(record, name, declared)))
+        .collect();
+    format!("json_object(\n    {})", pairs.join(",\n    "))
 }
 
 pub(crate) async fn uninstall_plan(
@@ -164,7 +169,9 @@ pub(crate) async fn uninstall_plan(
 pub(crate) async fn execute(pool: &Pool, statements: &[String]) -> Result<(), SourceError> {
     let mut tx = pool.begin().await?;
     for statement in statements {
-        sqlx::raw_sql(statement).execute(&mut *tx).await?;
+        // Through the concrete connection: `raw_sql(..).execute(&mut *tx)` is generic over the
+        // executor, and rustc then cannot prove this future `Send`.
+        sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(statement)).await?;
     }
     tx.commit().await?;
     Ok(())

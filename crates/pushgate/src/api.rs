@@ -4,7 +4,9 @@
 //! - `POST /v1/publish/{topic}` with `{"event"?: "<type>", "data": <any JSON>}` →
 //!   `200 {"topic","seq","id"}`;
 //! - `GET /v1/presence/{topic}` → `{"topic","total","by_transport":{"sse":2,…}}`;
-//! - `GET /healthz` → `{"status":"ok"}`.
+//! - `GET /healthz` → `{"status":"ok"|"degraded","sources":[{"url","state","error","attempt"},…]}`:
+//!   always `200` while the process answers; `degraded` when a database source is not live
+//!   (see [`Sources::health`]).
 //!
 //! Errors use the shared `{"error":{"code","message"}}` body from [`pushgate_http::ApiError`].
 //!
@@ -29,21 +31,25 @@ use pushgate_hub::{Hub, NewEvent, TopicName};
 use serde_json::{Map, Value, json};
 
 use crate::config::Config;
-
-/// The body of a successful `GET /healthz`.
-const HEALTHY_JSON: &str = r#"{"status":"ok"}"#;
+use crate::sources::Sources;
 
 #[derive(Clone)]
 struct ApiState {
     hub: Hub,
+    sources: Sources,
     max_body_bytes: usize,
     body_read_timeout: Duration,
 }
 
-/// Publish, presence and health routes over `hub`, with `config`'s body limit and deadline.
-pub(crate) fn router(hub: Hub, config: &Config) -> Router {
-    let state =
-        ApiState { hub, max_body_bytes: config.max_body_bytes, body_read_timeout: config.body_read_timeout };
+/// Publish, presence and health routes over `hub`, with `config`'s body limit and deadline;
+/// `/healthz` reports `sources`.
+pub(crate) fn router(hub: Hub, config: &Config, sources: Sources) -> Router {
+    let state = ApiState {
+        hub,
+        sources,
+        max_body_bytes: config.max_body_bytes,
+        body_read_timeout: config.body_read_timeout,
+    };
     Router::new()
         .route("/v1/publish/{topic}", post(publish))
         .route("/v1/presence/{topic}", get(presence))
@@ -59,15 +65,9 @@ async fn publish(
     body: Body,
 ) -> Result<Response, ApiError> {
     let topic = topic_name(topic)?;
-    let body = match read_body(&headers, body, state.max_body_bytes, state.body_read_timeout).await {
+    let body = match read_request_body(&headers, body, state.max_body_bytes, state.body_read_timeout).await {
         Ok(body) => body,
-        Err(err) if err.code() == ErrorCode::RequestTimeout => {
-            // The unread rest of the body would be taken for the next request: close.
-            let mut response = err.into_response();
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return Ok(response);
-        }
-        Err(err) => return Err(err),
+        Err(response) => return Ok(response),
     };
     let event = parse_publish(&body)?;
     let stored = state.hub.publish(&topic, event).await?;
@@ -89,9 +89,11 @@ async fn presence(
     Ok(json_response(StatusCode::OK, answer.to_string()))
 }
 
-/// `GET /healthz`: the process is up and answering requests.
-async fn healthz() -> Response {
-    json_response(StatusCode::OK, HEALTHY_JSON.to_owned())
+/// `GET /healthz`: the process is up and answering requests, and how its sources are doing.
+async fn healthz(State(state): State<ApiState>) -> Response {
+    let mut response = json_response(StatusCode::OK, state.sources.health().to_string());
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The answer for a path no route serves.
@@ -104,7 +106,8 @@ pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed, format!("{} does not accept {method}", uri.path()))
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
+/// An answer with a JSON `body`.
+pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
@@ -114,6 +117,25 @@ fn topic_name(path: Result<Path<String>, PathRejection>) -> Result<TopicName, Ap
     let Path(name) = path.map_err(|err| ApiError::new(ErrorCode::InvalidTopic, err.body_text()))?;
     TopicName::new(&name)
         .map_err(|err| ApiError::new(ErrorCode::InvalidTopic, format!("topic {name:?}: {err}")))
+}
+
+/// [`read_body`] for a handler: an error is the answer to send, and one for a body still
+/// arriving at the deadline also closes the connection, since the unread rest of the body
+/// would be taken for the next request.
+pub(crate) async fn read_request_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, Response> {
+    read_body(headers, body, limit, deadline).await.map_err(|err| {
+        let close = err.code() == ErrorCode::RequestTimeout;
+        let mut response = err.into_response();
+        if close {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    })
 }
 
 /// Reads at most `limit` bytes of body within `deadline`; a declared or actual larger body is

@@ -1,12 +1,21 @@
 //! The options of `pushgate serve`: one flag and one `PUSHGATE_*` variable per [`Config`] field,
-//! with [`Config::default`] as the single source of the defaults shown in `--help`.
+//! with [`Config::default`] as the single source of the defaults shown in `--help` (except the
+//! demo, on by default here and off in the library); and `pushgate db` ([`DbCommand`]).
+
+mod db;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use db::{DbCommand, DbError, InstallArgs, UninstallArgs};
+
 use crate::config::Config;
+
+/// Where `pushgate serve` keeps the demo database unless told otherwise.
+pub const DEFAULT_DEMO_DB: &str = "./pushgate-demo.db";
 
 /// `pushgate serve` options. Flags win over environment variables, which win over defaults.
 #[derive(Debug, Clone, clap::Args)]
@@ -86,6 +95,29 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHGATE_HISTORY_AGE", value_name = "DURATION",
           default_value_t = Seconds(Config::default().history_age))]
     pub history_age: Seconds,
+
+    /// Tail the outbox of this database into the hub: postgres://…, mysql://… (or mariadb://…),
+    /// sqlite:PATH, prepared with `pushgate db install`. Repeat for more (in the variable:
+    /// comma-separated). One that cannot connect retries and shows it on /healthz. The demo
+    /// stays on unless --no-demo.
+    #[arg(
+        long = "source",
+        env = "PUSHGATE_SOURCES",
+        value_name = "URL",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub sources: Vec<String>,
+
+    /// The demo's SQLite file, created if missing with the tables users and orders, tailed into
+    /// the topics db.users and db.orders, and served as JSON at /demo/users and /demo/orders.
+    #[arg(long, env = "PUSHGATE_DEMO_DB", value_name = "PATH", default_value = DEFAULT_DEMO_DB)]
+    pub demo_db: PathBuf,
+
+    /// No demo: no demo database and no /demo routes (the demo is on by default, also with
+    /// --source).
+    #[arg(long, env = "PUSHGATE_NO_DEMO")]
+    pub no_demo: bool,
 }
 
 impl From<ServeArgs> for Config {
@@ -106,6 +138,8 @@ impl From<ServeArgs> for Config {
             .with_max_topics_per_subscription(args.max_topics_per_subscription)
             .with_history_events(args.history_events)
             .with_history_age(args.history_age.0)
+            .with_sources(args.sources)
+            .with_demo_db((!args.no_demo).then_some(args.demo_db))
     }
 }
 
@@ -231,7 +265,20 @@ mod tests {
         assert_eq!(config.max_answer_bytes, 2 << 20);
         assert_eq!(config.body_read_timeout, Duration::from_millis(1500));
         let defaults = Config::from(Command::try_parse_from(["pushgate"]).expect("no options").serve);
-        assert_eq!(defaults, Config::default());
+        assert_eq!(defaults, Config::default().with_demo_db(Some(DEFAULT_DEMO_DB.into())));
+    }
+
+    #[test]
+    fn sources_repeat_and_the_demo_can_be_turned_off() {
+        use clap::Parser as _;
+        let args =
+            ["pushgate", "--source", "sqlite:a.db", "--source", "mysql://h/db,postgres://h/db", "--no-demo"];
+        let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
+        assert_eq!(config.sources, ["sqlite:a.db", "mysql://h/db", "postgres://h/db"]);
+        assert_eq!(config.demo_db, None);
+        let args = ["pushgate", "--demo-db", "/tmp/d.db"];
+        let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
+        assert_eq!(config.demo_db, Some(PathBuf::from("/tmp/d.db")));
     }
 
     #[test]

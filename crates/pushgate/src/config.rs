@@ -4,9 +4,11 @@
 //! [`crate::serve_on`] read it. Nothing else in the process reads configuration.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use pushgate_hub::{HistoryLimit, Hub};
+use pushgate_sources::{Source, SourceConfig};
 
 /// How the gateway is set up.
 ///
@@ -88,6 +90,17 @@ pub struct Config {
     /// How long an event is kept for resuming; zero keeps events until evicted by count.
     /// Default 10 min.
     pub history_age: Duration,
+    /// Databases whose outbox the gateway tails into the hub: `postgres://…`, `mysql://…` (or
+    /// `mariadb://…`), `sqlite:PATH`, each prepared with `pushgate db install`. Each runs next
+    /// to the server while it serves; one that cannot connect retries with backoff and shows its
+    /// state on `/healthz`, and never stops the gateway. Default none.
+    pub sources: Vec<String>,
+    /// The demo's SQLite file. When set, [`serve_hub_on`](crate::serve_hub_on) creates it if
+    /// missing with the tables `users` and `orders` and their triggers, tails it like a source,
+    /// and serves the demo REST API under `/demo/`. Default `None` here, so embedders and tests
+    /// get no demo unless they ask; the `pushgate` command turns it on
+    /// (`./pushgate-demo.db`) unless given `--no-demo`.
+    pub demo_db: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -113,6 +126,8 @@ impl Default for Config {
             max_topics_per_subscription: 100,
             history_events: 1000,
             history_age: Duration::from_secs(600),
+            sources: Vec::new(),
+            demo_db: None,
         }
     }
 }
@@ -163,6 +178,26 @@ pub enum ConfigError {
         value: usize,
         /// The smallest cap that holds two of the largest events.
         needed: usize,
+    },
+    /// A database source cannot be used: its URL names no supported database.
+    #[error("source {url}: {reason}")]
+    Source {
+        /// The URL, password hidden.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The same database source is given twice; both would publish every change.
+    #[error("source {url} is given twice; each would publish every change")]
+    DuplicateSource {
+        /// The URL, password hidden.
+        url: String,
+    },
+    /// The demo database's path cannot be written as an SQLite URL (it is not UTF-8).
+    #[error("the demo database path {path:?} is not valid UTF-8")]
+    DemoPath {
+        /// The path.
+        path: PathBuf,
     },
     /// `max_body_bytes` is so large that the WebSocket write buffer it needs cannot be counted.
     #[error("max_body_bytes is {value}; at most {limit} is supported")]
@@ -241,6 +276,10 @@ setters! {
     with_history_events => history_events: usize;
     /// Replaces [`history_age`](Config::history_age).
     with_history_age => history_age: Duration;
+    /// Replaces [`sources`](Config::sources).
+    with_sources => sources: Vec<String>;
+    /// Replaces [`demo_db`](Config::demo_db).
+    with_demo_db => demo_db: Option<PathBuf>;
 }
 
 impl Config {
@@ -308,6 +347,25 @@ impl Config {
         let needed = self.longpoll_max_timeout.max(self.sse_heartbeat);
         if !self.idle_timeout.is_zero() && self.idle_timeout <= needed {
             return Err(ConfigError::IdleTooShort { idle: self.idle_timeout, needed });
+        }
+        self.validate_sources()
+    }
+
+    /// Every source names a database compiled in, once; the demo path makes a URL.
+    fn validate_sources(&self) -> Result<(), ConfigError> {
+        for (i, url) in self.sources.iter().enumerate() {
+            let config = SourceConfig::new(url.as_str());
+            if let Err(err) = Source::new(config.clone()) {
+                return Err(ConfigError::Source { url: config.url_redacted(), reason: err.to_string() });
+            }
+            if self.sources[..i].contains(url) {
+                return Err(ConfigError::DuplicateSource { url: config.url_redacted() });
+            }
+        }
+        if let Some(path) = &self.demo_db
+            && crate::demo::sqlite_url(path).is_none()
+        {
+            return Err(ConfigError::DemoPath { path: path.clone() });
         }
         Ok(())
     }
@@ -401,9 +459,25 @@ mod tests {
         let no_keepalive = base.clone().with_tcp_keepalive_idle(Duration::ZERO);
         assert_eq!(no_keepalive.with_tcp_keepalive_retries(0).validate(), Ok(()));
         assert!(matches!(
-            base.with_max_body_bytes(usize::MAX).validate(),
+            base.clone().with_max_body_bytes(usize::MAX).validate(),
             Err(ConfigError::BodyLimitTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn sources_must_name_a_known_database_once() {
+        let base = Config::default();
+        let ok = ["postgres://u:p@h/db", "mysql://h/db", "mariadb://h/db", "sqlite:/tmp/x.db"];
+        let config = base.clone().with_sources(ok.map(String::from).to_vec());
+        assert_eq!(config.validate(), Ok(()));
+
+        let bad = base.clone().with_sources(vec!["oracle://u:secret@h/db".into()]);
+        match bad.validate() {
+            Err(ConfigError::Source { url, .. }) => assert_eq!(url, "oracle://u:***@h/db"),
+            other => panic!("expected ConfigError::Source, got {other:?}"),
+        }
+        let twice = base.with_sources(vec!["mysql://u:secret@h/db".into(), "mysql://u:secret@h/db".into()]);
+        assert_eq!(twice.validate(), Err(ConfigError::DuplicateSource { url: "mysql://u:***@h/db".into() }));
     }
 
     #[test]

@@ -12,11 +12,15 @@
 //! |---|---|
 //! | `GET /v1/poll`, `/v1/longpoll`, `/v1/sse`, `/v1/ws` | the transport crates |
 //! | `POST /v1/publish/{topic}`, `GET /v1/presence/{topic}`, `GET /healthz` | this crate's API |
+//! | `GET/POST /demo/{users,orders}`, `GET/PUT/DELETE /demo/{users,orders}/{id}` | the demo (`demo/`), when [`Config::demo_db`] is set |
 //! | `GET /` | the page in `web/index.html` |
 //! | anything else | `404` with a JSON error body |
 //!
 //! [`serve_on`] runs its own accept loop (header-read timeout, connection limit, idle timeout,
-//! graceful drain); see `server.rs`.
+//! graceful drain); see `server.rs`. Next to it run the database sources of
+//! [`Config::sources`] and, with [`Config::demo_db`], the demo's (`sources.rs`, `demo/`):
+//! they tail their outboxes into the hub until it closes. [`app`] builds the routes only; the
+//! sources and the demo run under [`serve_on`] and [`serve_hub_on`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), pushgate::ServeError> {
@@ -28,21 +32,29 @@
 mod api;
 pub mod cli;
 mod config;
+mod demo;
 mod fd_limit;
 mod server;
+mod sources;
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
 use pushgate_hub::Hub;
+use pushgate_sources::SourceError;
 use tokio::net::TcpListener;
 
 pub use config::{Config, ConfigError};
+
+use demo::Demo;
+use sources::Sources;
 
 /// The page served at `/`, embedded at compile time.
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
@@ -66,13 +78,29 @@ pub enum ServeError {
     /// The configuration is inconsistent.
     #[error("invalid configuration")]
     Config(#[from] ConfigError),
+    /// The demo database could not be created or prepared.
+    #[error("cannot prepare the demo database {} (choose another with --demo-db, or --no-demo)", path.display())]
+    Demo {
+        /// The demo database's path.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: SourceError,
+    },
 }
 
-/// Builds the gateway's router over `hub`: every route the gateway serves.
+/// Builds the gateway's router over `hub`: the transports and the API (publish, presence,
+/// health), without the demo routes, and with no source on `/healthz`: the sources and the
+/// demo of `config` run only under [`serve_on`] and [`serve_hub_on`].
 ///
 /// The caller owns the hub: closing it ([`Hub::close`]) ends streams and parked polls, which is
 /// how [`serve_on`] shuts down.
 pub fn app(hub: Hub, config: &Config) -> Router {
+    routes(hub, config, Sources::default(), None)
+}
+
+/// Every route: [`app`]'s, `/healthz` reporting `sources`, and the demo's when there is one.
+fn routes(hub: Hub, config: &Config, sources: Sources, demo: Option<Arc<Demo>>) -> Router {
     let poll = pushgate_poll::PollConfig::default().max_bytes(config.max_answer_bytes);
     let longpoll = pushgate_longpoll::LongPollConfig::default()
         .default_timeout(config.longpoll_timeout)
@@ -84,12 +112,16 @@ pub fn app(hub: Hub, config: &Config) -> Router {
     let ws = pushgate_ws::WsConfig::default()
         .max_message_size(config.ws_max_message_bytes)
         .max_write_buffer_size(config.ws_write_buffer_cap());
-    Router::new()
+    let mut router = Router::new()
         .merge(pushgate_poll::router(hub.clone(), poll))
         .merge(pushgate_longpoll::router(hub.clone(), longpoll))
         .merge(pushgate_sse::router(hub.clone(), sse))
-        .merge(pushgate_ws::router(hub.clone(), ws))
-        .merge(api::router(hub, config))
+        .merge(pushgate_ws::router(hub.clone(), ws));
+    if let Some(demo) = demo {
+        router = router.merge(demo::router(hub.clone(), demo, config));
+    }
+    router
+        .merge(api::router(hub, config, sources))
         .route("/", get(index))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
@@ -112,7 +144,7 @@ pub fn app_with_hub(config: &Config) -> (Hub, Router) {
 /// # Errors
 ///
 /// [`ServeError::Config`] for an inconsistent configuration, [`ServeError::Bind`] when the
-/// address cannot be bound.
+/// address cannot be bound, [`ServeError::Demo`] when the demo database cannot be prepared.
 pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -133,7 +165,7 @@ pub async fn serve(
 ///
 /// # Errors
 ///
-/// [`ServeError::Config`] for an inconsistent configuration.
+/// As [`serve_hub_on`].
 pub async fn serve_on(
     listener: TcpListener,
     config: &Config,
@@ -145,16 +177,23 @@ pub async fn serve_on(
 
 /// Serves [`app`] over `hub` on `listener` with the gateway's accept loop (header-read
 /// timeout, connection limit, idle timeout) until `shutdown` completes, and runs the hub's
-/// maintenance meanwhile. `config.listen` is ignored here.
+/// maintenance and the database sources meanwhile. `config.listen` is ignored here.
+///
+/// Before serving, with [`Config::demo_db`] set, it prepares the demo database (creating the
+/// file, its tables and triggers as needed) and adds the `/demo/` routes and the demo's
+/// source. Each of [`Config::sources`] (and the demo's) tails its outbox into `hub` in a task
+/// of its own; one that cannot connect retries with backoff and shows it on `/healthz`.
 ///
 /// When `shutdown` completes: no new connection is accepted; `hub` is closed, so parked long
-/// polls are answered, SSE streams end and WebSockets close with 1001; every connection
-/// finishes the response in flight and closes; after `config.drain_timeout` the remaining
-/// connections are cut. Then the function returns `Ok(())`.
+/// polls are answered, SSE streams end, WebSockets close with 1001 and the sources stop; every
+/// connection finishes the response in flight and closes; after `config.drain_timeout` the
+/// remaining connections are cut and the sources still running are aborted. Then the function
+/// returns `Ok(())`.
 ///
 /// # Errors
 ///
-/// [`ServeError::Config`] for an inconsistent configuration.
+/// [`ServeError::Config`] for an inconsistent configuration, [`ServeError::Demo`] when the
+/// demo database cannot be prepared.
 pub async fn serve_hub_on(
     listener: TcpListener,
     hub: Hub,
@@ -175,15 +214,35 @@ pub async fn serve_hub_on(
             user_timeout: config.tcp_user_timeout,
         },
     };
-    let router = app(hub.clone(), config);
+    let mut sources = Sources::new(&config.sources)?;
+    let demo = match &config.demo_db {
+        Some(path) => {
+            let demo =
+                Demo::open(path).await.map_err(|source| ServeError::Demo { path: path.clone(), source })?;
+            tracing::info!(path = %path.display(), "demo database ready: /demo/users, /demo/orders");
+            sources.push(demo.source());
+            Some(Arc::new(demo))
+        }
+        None => None,
+    };
+    let router = routes(hub.clone(), config, sources.clone(), demo.clone());
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),
     }
     let maintenance = tokio::spawn(hub.clone().maintain(MAINTENANCE_INTERVAL));
-    server::run(listener, router, hub, limits, shutdown).await;
+    let running = sources.spawn(&hub);
+    // The sources stop when the server closes the hub, in parallel with the connections'
+    // drain, and get the same time for it.
+    tokio::join!(
+        server::run(listener, router, hub.clone(), limits, shutdown),
+        running.stopped(hub, config.drain_timeout),
+    );
     // The hub is closed by now, which ends maintenance at once.
     maintenance.await.ok();
+    if let Some(demo) = demo {
+        demo.close().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

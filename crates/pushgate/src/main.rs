@@ -1,18 +1,20 @@
 //! The `pushgate` command: parses the command line, installs the tracing
-//! subscriber, and runs the gateway from the library until ctrl-c or SIGTERM.
+//! subscriber, and runs the gateway from the library until ctrl-c or SIGTERM, or
+//! prepares a database for it (`pushgate db`).
 
 use std::future::Future;
 use std::io::IsTerminal as _;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use pushgate::cli::ServeArgs;
+use pushgate::cli::{DbCommand, ServeArgs};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
 /// pushgate: a push gateway that delivers ordered events to clients over short polling, long
-/// polling, Server-Sent Events and WebSocket. With no subcommand it serves, with the options below.
+/// polling, Server-Sent Events and WebSocket. With no subcommand it serves, with the options below:
+/// with none at all, it also runs the demo on an SQLite file (./pushgate-demo.db).
 #[derive(Debug, Parser)]
 #[command(
     version,
@@ -35,6 +37,12 @@ struct Cli {
 enum Command {
     /// Run the gateway until ctrl-c (SIGINT) or SIGTERM, then drain connections and exit 0.
     Serve(ServeArgs),
+    /// Prepare a database for `--source` (install the outbox and triggers), or clean it up.
+    Db {
+        /// What to do.
+        #[command(subcommand)]
+        command: DbCommand,
+    },
 }
 
 #[tokio::main]
@@ -43,6 +51,10 @@ async fn main() -> anyhow::Result<()> {
     install_tracing_subscriber();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Db { command }) => {
+            print!("{}", command.run().await?);
+            return Ok(());
+        }
         None => cli.serve,
     };
     pushgate::serve(args.into(), shutdown_signal()?).await?;

@@ -173,7 +173,7 @@ async fn unknown_routes_and_methods_get_json_errors() {
     assert_eq!(error["error"]["code"], "method_not_allowed");
 
     let (status, health) = get_json(addr, "/healthz").await;
-    assert_eq!((status, health), (StatusCode::OK, json!({"status": "ok"})));
+    assert_eq!((status, health), (StatusCode::OK, json!({"status": "ok", "sources": []})));
 }
 
 #[tokio::test]

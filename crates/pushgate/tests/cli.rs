@@ -18,7 +18,7 @@ fn run(args: &[&str]) -> anyhow::Result<String> {
 #[test]
 fn top_level_help_names_the_subcommand_and_logging() -> anyhow::Result<()> {
     let help = run(&["--help"])?;
-    for needle in ["serve", "RUST_LOG", "--version"] {
+    for needle in ["serve", "db", "RUST_LOG", "--version", "pushgate-demo.db"] {
         ensure!(help.contains(needle), "`pushgate --help` lacks {needle:?}:\n{help}");
     }
     Ok(())
@@ -57,15 +57,48 @@ fn every_option_documented(help: &str) -> anyhow::Result<()> {
         ("--max-topics-per-subscription <N>", "PUSHGATE_MAX_TOPICS_PER_SUBSCRIPTION", "100"),
         ("--history-events <N>", "PUSHGATE_HISTORY_EVENTS", "1000"),
         ("--history-age <DURATION>", "PUSHGATE_HISTORY_AGE", "10m"),
+        ("--demo-db <PATH>", "PUSHGATE_DEMO_DB", "./pushgate-demo.db"),
     ];
     for (flag, env, default) in options {
-        // clap prints each option's help, env and default together, up to the next option.
-        let start = help.find(flag).with_context(|| format!("the help lacks {flag}:\n{help}"))?;
-        let entry = &help[start..];
-        let entry = &entry[..entry[flag.len()..].find("\n  -").map_or(entry.len(), |end| end + flag.len())];
+        let entry = help_entry(help, flag)?;
         for needle in [env, &format!("[default: {default}]")] {
             ensure!(entry.contains(needle), "{flag}'s help lacks {needle:?}:\n{entry}");
         }
+    }
+    // Without a default; the sources' variable may hold passwords, so its value is never shown.
+    for (flag, needles) in [
+        ("--source <URL>", &["[env: PUSHGATE_SOURCES]", "Repeat", "--no-demo", "pushgate db install"][..]),
+        ("--no-demo", &["PUSHGATE_NO_DEMO", "/demo"]),
+    ] {
+        let entry = help_entry(help, flag)?;
+        for needle in needles {
+            ensure!(entry.contains(needle), "{flag}'s help lacks {needle:?}:\n{entry}");
+        }
+    }
+    Ok(())
+}
+
+/// The help of one option: clap prints its help, env and default together, up to the next
+/// option.
+fn help_entry<'a>(help: &'a str, flag: &str) -> anyhow::Result<&'a str> {
+    let start = help.find(flag).with_context(|| format!("the help lacks {flag}:\n{help}"))?;
+    let entry = &help[start..];
+    Ok(&entry[..entry[flag.len()..].find("\n  -").map_or(entry.len(), |end| end + flag.len())])
+}
+
+#[test]
+fn db_help_names_its_subcommands_and_options() -> anyhow::Result<()> {
+    let help = run(&["db", "--help"])?;
+    for needle in ["install", "uninstall"] {
+        ensure!(help.contains(needle), "`pushgate db --help` lacks {needle:?}:\n{help}");
+    }
+    let help = run(&["db", "install", "--help"])?;
+    for needle in ["--url <URL>", "--table <TABLE>", "--topic <TABLE=TOPIC>", "--dry-run", "ALTER TABLE"] {
+        ensure!(help.contains(needle), "`pushgate db install --help` lacks {needle:?}:\n{help}");
+    }
+    let help = run(&["db", "uninstall", "--help"])?;
+    for needle in ["--url <URL>", "--table <TABLE>", "--dry-run"] {
+        ensure!(help.contains(needle), "`pushgate db uninstall --help` lacks {needle:?}:\n{help}");
     }
     Ok(())
 }
