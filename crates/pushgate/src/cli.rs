@@ -17,6 +17,9 @@ use crate::config::Config;
 /// Where `pushgate serve` keeps the demo database unless told otherwise.
 pub const DEFAULT_DEMO_DB: &str = "./pushgate-demo.db";
 
+/// Events a second of `pushgate serve`'s demo ticker unless told otherwise.
+pub const DEFAULT_DEMO_TICKER_RATE: u32 = 2;
+
 /// `pushgate serve` options. Flags win over environment variables, which win over defaults.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -114,10 +117,20 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHGATE_DEMO_DB", value_name = "PATH", default_value = DEFAULT_DEMO_DB)]
     pub demo_db: PathBuf,
 
-    /// No demo: no demo database and no /demo routes (the demo is on by default, also with
-    /// --source).
+    /// No demo: no demo database, no /demo routes and no demo ticker (the demo is on by
+    /// default, also with --source).
     #[arg(long, env = "PUSHGATE_NO_DEMO")]
     pub no_demo: bool,
+
+    /// Events a second published to the topic demo.ticker for the live dashboard page
+    /// (0 turns it off) [default: 2, or 0 with --no-demo].
+    #[arg(long, env = "PUSHGATE_DEMO_TICKER_RATE", value_name = "N")]
+    pub demo_ticker_rate: Option<u32>,
+
+    /// Serve the pages at / from this directory, read at each request (for working on web/),
+    /// instead of the copy compiled into the binary.
+    #[arg(long, env = "PUSHGATE_WEB_DIR", value_name = "DIR")]
+    pub web_dir: Option<PathBuf>,
 }
 
 impl From<ServeArgs> for Config {
@@ -140,6 +153,12 @@ impl From<ServeArgs> for Config {
             .with_history_age(args.history_age.0)
             .with_sources(args.sources)
             .with_demo_db((!args.no_demo).then_some(args.demo_db))
+            .with_demo_ticker_rate(args.demo_ticker_rate.unwrap_or(if args.no_demo {
+                0
+            } else {
+                DEFAULT_DEMO_TICKER_RATE
+            }))
+            .with_web_dir(args.web_dir)
     }
 }
 
@@ -265,7 +284,12 @@ mod tests {
         assert_eq!(config.max_answer_bytes, 2 << 20);
         assert_eq!(config.body_read_timeout, Duration::from_millis(1500));
         let defaults = Config::from(Command::try_parse_from(["pushgate"]).expect("no options").serve);
-        assert_eq!(defaults, Config::default().with_demo_db(Some(DEFAULT_DEMO_DB.into())));
+        assert_eq!(
+            defaults,
+            Config::default()
+                .with_demo_db(Some(DEFAULT_DEMO_DB.into()))
+                .with_demo_ticker_rate(DEFAULT_DEMO_TICKER_RATE)
+        );
     }
 
     #[test]
@@ -279,6 +303,23 @@ mod tests {
         let args = ["pushgate", "--demo-db", "/tmp/d.db"];
         let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
         assert_eq!(config.demo_db, Some(PathBuf::from("/tmp/d.db")));
+    }
+
+    #[test]
+    fn the_ticker_follows_the_demo_unless_given_a_rate() {
+        use clap::Parser as _;
+        let rate = |args: &[&str]| {
+            let args = std::iter::once("pushgate").chain(args.iter().copied());
+            Config::from(Command::try_parse_from(args).expect("valid options").serve).demo_ticker_rate
+        };
+        assert_eq!(rate(&[]), DEFAULT_DEMO_TICKER_RATE);
+        assert_eq!(rate(&["--demo-ticker-rate", "0"]), 0);
+        assert_eq!(rate(&["--demo-ticker-rate", "20"]), 20);
+        assert_eq!(rate(&["--no-demo"]), 0);
+        assert_eq!(rate(&["--no-demo", "--demo-ticker-rate", "5"]), 5);
+        let args = ["pushgate", "--web-dir", "web"];
+        let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
+        assert_eq!(config.web_dir, Some(PathBuf::from("web")));
     }
 
     #[test]

@@ -101,6 +101,16 @@ pub struct Config {
     /// get no demo unless they ask; the `pushgate` command turns it on
     /// (`./pushgate-demo.db`) unless given `--no-demo`.
     pub demo_db: Option<PathBuf>,
+    /// Events a second the demo ticker publishes to the topic `demo.ticker` (event type `tick`,
+    /// data `{"symbol","price","t"}`), which the live dashboard page draws; zero turns it off.
+    /// It runs next to the server while it serves and stops when the hub closes. At most
+    /// 1,000. Default 0 here, like [`demo_db`](Config::demo_db); the `pushgate` command
+    /// publishes 2 a second unless given `--demo-ticker-rate 0` or `--no-demo`.
+    pub demo_ticker_rate: u32,
+    /// A directory to serve the pages from (at `/`, for paths no other route takes) instead of
+    /// the copy of `web/` compiled into the binary; files are read at each request, so edits
+    /// show on reload. Default `None`: the compiled-in pages.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -128,6 +138,8 @@ impl Default for Config {
             history_age: Duration::from_secs(600),
             sources: Vec::new(),
             demo_db: None,
+            demo_ticker_rate: 0,
+            web_dir: None,
         }
     }
 }
@@ -207,6 +219,20 @@ pub enum ConfigError {
         /// The largest value supported.
         limit: usize,
     },
+    /// The demo ticker's rate is above the most it may publish.
+    #[error("demo_ticker_rate is {value} events a second; at most {limit} are supported")]
+    TickerRateTooHigh {
+        /// The configured rate.
+        value: u32,
+        /// The largest rate supported.
+        limit: u32,
+    },
+    /// The directory to serve the pages from is not a directory.
+    #[error("the web directory {path:?} is not a directory")]
+    WebDir {
+        /// The path.
+        path: PathBuf,
+    },
 }
 
 /// The WebSocket transport's default write-buffer cap (`WsConfig::max_write_buffer_size`):
@@ -216,6 +242,9 @@ const WS_DEFAULT_MAX_WRITE_BUFFER: usize = (1 << 20) + (64 << 10);
 const WS_WRITE_BUFFER_SLACK: usize = 64 << 10;
 /// The largest `max_body_bytes` whose write-buffer need can be counted.
 const MAX_BODY_BYTES_LIMIT: usize = (usize::MAX - WS_WRITE_BUFFER_SLACK) / 2;
+
+/// The demo ticker's fastest rate, events a second: a demo, not a load generator.
+const MAX_TICKER_RATE: u32 = 1000;
 
 /// The most connections the accept loop can count (its semaphore counts in `u32`).
 const MAX_CONNECTIONS_LIMIT: usize = u32::MAX as usize;
@@ -280,6 +309,10 @@ setters! {
     with_sources => sources: Vec<String>;
     /// Replaces [`demo_db`](Config::demo_db).
     with_demo_db => demo_db: Option<PathBuf>;
+    /// Replaces [`demo_ticker_rate`](Config::demo_ticker_rate).
+    with_demo_ticker_rate => demo_ticker_rate: u32;
+    /// Replaces [`web_dir`](Config::web_dir).
+    with_web_dir => web_dir: Option<PathBuf>;
 }
 
 impl Config {
@@ -337,6 +370,17 @@ impl Config {
                 value: self.max_connections,
                 limit: MAX_CONNECTIONS_LIMIT,
             });
+        }
+        if self.demo_ticker_rate > MAX_TICKER_RATE {
+            return Err(ConfigError::TickerRateTooHigh {
+                value: self.demo_ticker_rate,
+                limit: MAX_TICKER_RATE,
+            });
+        }
+        if let Some(path) = &self.web_dir
+            && !path.is_dir()
+        {
+            return Err(ConfigError::WebDir { path: path.clone() });
         }
         if self.longpoll_timeout > self.longpoll_max_timeout {
             return Err(ConfigError::LongPollDefaultAboveMax {
@@ -462,6 +506,16 @@ mod tests {
             base.clone().with_max_body_bytes(usize::MAX).validate(),
             Err(ConfigError::BodyLimitTooLarge { .. })
         ));
+        assert_eq!(base.clone().with_demo_ticker_rate(1000).validate(), Ok(()));
+        assert_eq!(
+            base.clone().with_demo_ticker_rate(1001).validate(),
+            Err(ConfigError::TickerRateTooHigh { value: 1001, limit: 1000 })
+        );
+        let missing = PathBuf::from("/nonexistent/pushgate-web");
+        assert_eq!(
+            base.clone().with_web_dir(Some(missing.clone())).validate(),
+            Err(ConfigError::WebDir { path: missing })
+        );
     }
 
     #[test]

@@ -13,14 +13,17 @@
 //! | `GET /v1/poll`, `/v1/longpoll`, `/v1/sse`, `/v1/ws` | the transport crates |
 //! | `POST /v1/publish/{topic}`, `GET /v1/presence/{topic}`, `GET /healthz` | this crate's API |
 //! | `GET/POST /demo/{users,orders}`, `GET/PUT/DELETE /demo/{users,orders}/{id}` | the demo (`demo/`), when [`Config::demo_db`] is set |
-//! | `GET /` | the page in `web/index.html` |
+//! | `GET /`, `GET /{file}` | the pages of `web/`, compiled in or from [`Config::web_dir`] (`web.rs`) |
 //! | anything else | `404` with a JSON error body |
+//!
+//! The routes above win over the pages: a file is looked up only for a path none of them takes.
 //!
 //! [`serve_on`] runs its own accept loop (header-read timeout, connection limit, idle timeout,
 //! graceful drain); see `server.rs`. Next to it run the database sources of
 //! [`Config::sources`] and, with [`Config::demo_db`], the demo's (`sources.rs`, `demo/`):
-//! they tail their outboxes into the hub until it closes. [`app`] builds the routes only; the
-//! sources and the demo run under [`serve_on`] and [`serve_hub_on`].
+//! they tail their outboxes into the hub until it closes; so does the demo ticker with
+//! [`Config::demo_ticker_rate`] (`ticker.rs`). [`app`] builds the routes only; the sources,
+//! the demo and the ticker run under [`serve_on`] and [`serve_hub_on`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), pushgate::ServeError> {
@@ -36,6 +39,8 @@ mod demo;
 mod fd_limit;
 mod server;
 mod sources;
+mod ticker;
+mod web;
 
 use std::future::Future;
 use std::io;
@@ -45,8 +50,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::response::Html;
-use axum::routing::get;
 use pushgate_hub::Hub;
 use pushgate_sources::SourceError;
 use tokio::net::TcpListener;
@@ -55,9 +58,7 @@ pub use config::{Config, ConfigError};
 
 use demo::Demo;
 use sources::Sources;
-
-/// The page served at `/`, embedded at compile time.
-const INDEX_HTML: &str = include_str!("../../../web/index.html");
+use web::Pages;
 
 /// How often idle topics and expired events are swept.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
@@ -120,10 +121,10 @@ fn routes(hub: Hub, config: &Config, sources: Sources, demo: Option<Arc<Demo>>) 
     if let Some(demo) = demo {
         router = router.merge(demo::router(hub.clone(), demo, config));
     }
+    let pages = Pages::new(config.web_dir.as_deref());
     router
         .merge(api::router(hub, config, sources))
-        .route("/", get(index))
-        .fallback(api::not_found)
+        .fallback(move |method, uri, headers| pages.clone().serve(method, uri, headers))
         .method_not_allowed_fallback(api::method_not_allowed)
 }
 
@@ -177,7 +178,7 @@ pub async fn serve_on(
 
 /// Serves [`app`] over `hub` on `listener` with the gateway's accept loop (header-read
 /// timeout, connection limit, idle timeout) until `shutdown` completes, and runs the hub's
-/// maintenance and the database sources meanwhile. `config.listen` is ignored here.
+/// maintenance, the database sources and the demo ticker meanwhile. `config.listen` is ignored here.
 ///
 /// Before serving, with [`Config::demo_db`] set, it prepares the demo database (creating the
 /// file, its tables and triggers as needed) and adds the `/demo/` routes and the demo's
@@ -231,6 +232,7 @@ pub async fn serve_hub_on(
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),
     }
     let maintenance = tokio::spawn(hub.clone().maintain(MAINTENANCE_INTERVAL));
+    let ticker = tokio::spawn(ticker::run(hub.clone(), config.demo_ticker_rate));
     let running = sources.spawn(&hub);
     // The sources stop when the server closes the hub, in parallel with the connections'
     // drain, and get the same time for it.
@@ -238,16 +240,12 @@ pub async fn serve_hub_on(
         server::run(listener, router, hub.clone(), limits, shutdown),
         running.stopped(hub, config.drain_timeout),
     );
-    // The hub is closed by now, which ends maintenance at once.
+    // The hub is closed by now, which ends maintenance and the ticker at once.
     maintenance.await.ok();
+    ticker.await.ok();
     if let Some(demo) = demo {
         demo.close().await;
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// `GET /`: the browser client.
-async fn index() -> Html<&'static str> {
-    Html(INDEX_HTML)
 }

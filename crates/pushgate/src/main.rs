@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway until ctrl-c (SIGINT) or SIGTERM, then drain connections and exit 0.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Prepare a database for `--source` (install the outbox and triggers), or clean it up.
     Db {
         /// What to do.
@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     install_tracing_subscriber();
     let args = match cli.command {
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
         Some(Command::Db { command }) => {
             print!("{}", command.run().await?);
             return Ok(());

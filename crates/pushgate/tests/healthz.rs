@@ -60,7 +60,7 @@ async fn library_serves_healthz_and_index_then_stops_on_shutdown() -> anyhow::Re
     let index = client.get(format!("http://{addr}/")).send().await?;
     ensure!(index.status() == reqwest::StatusCode::OK, "GET / status {}", index.status());
     let page = index.text().await?;
-    ensure!(page.contains("<title>pushgate</title>"), "GET / body {page}");
+    ensure!(page.contains("<title>pushgate"), "GET / body {page}");
 
     stop.send(()).ok();
     let served = timeout(Duration::from_secs(5), server)

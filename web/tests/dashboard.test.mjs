@@ -1,0 +1,92 @@
+// The live dashboard (web/dashboard.html) on each transport: the gateway's demo ticker
+// (`demo.ticker`, 2 ticks a second by default) reaches the page, its message counter grows and
+// the charts get new points within 2 s (short poll: its 1 s interval + 2 s). Saves
+// docs/images/dashboard.png.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import * as lib from './lib.mjs';
+
+/** The page's short-poll interval (the client's default). */
+const POLL_INTERVAL_MS = 1000;
+
+/** @type {import('./lib.mjs').Gateway} */
+let gateway;
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+before(async () => {
+  gateway = await lib.sharedGateway();
+  browser = await lib.launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await gateway?.stop();
+});
+
+/** The newest tick's `t` the page has seen (0 before the first). */
+async function lastTickTime(page) {
+  return Number(await page.locator('[data-testid="last-tick"]').getAttribute('data-t', { timeout: 2000 }));
+}
+
+for (const transport of lib.TRANSPORTS) {
+  test(`${transport}: ticks arrive, the counter grows and the charts get new points`, async () => {
+    const page = await lib.openPage(browser, gateway, 'dashboard.html', { transport, waitForOpen: true });
+    try {
+      const bound = (transport === 'poll' ? POLL_INTERVAL_MS : 0) + 2000;
+      const before = await lib.readChrome(page);
+      const firstTick = await lastTickTime(page);
+
+      await lib.waitUntil(async () => (await lib.readChrome(page)).messages > before.messages, {
+        timeout: bound,
+        what: `the message counter passing ${before.messages}`,
+      });
+      const newTick = await lib.waitUntil(async () => {
+        const t = await lastTickTime(page);
+        return t > firstTick && t;
+      }, { timeout: bound, what: 'a tick newer than the first one seen' });
+      assert.ok(newTick > firstTick);
+
+      // The charts draw what arrived: points in total, and on every symbol's chart.
+      const drawn = await lib.waitUntil(async () => {
+        const points = Number(await page.locator('[data-testid="chart-points"]').textContent());
+        return points > 0 && points;
+      }, { timeout: 2000, what: 'points on the charts' });
+      assert.ok(drawn > 0);
+      const perChart = await page.locator('svg[data-testid^="chart-"][data-points]').evaluateAll((charts) =>
+        charts.map((chart) => [chart.getAttribute('data-testid'), Number(chart.getAttribute('data-points'))]),
+      );
+      assert.ok(perChart.length >= 1, 'one chart per symbol');
+      assert.ok(perChart.some(([, points]) => points > 0), `points per chart: ${JSON.stringify(perChart)}`);
+      const line = await page.locator('svg[data-testid^="chart-"] polyline').first().getAttribute('points');
+      assert.ok(line && line.split(' ').length >= 1, 'a line is drawn');
+
+      const chrome = await lib.readChrome(page);
+      assert.equal(chrome.status, 'open');
+      assert.equal(chrome.transport, transport);
+      assert.ok(chrome.requests >= 1 && chrome.bytes > 0, JSON.stringify(chrome));
+      assert.deepEqual(page.problems, []);
+    } finally {
+      await page.close();
+    }
+  });
+}
+
+test('screenshot: docs/images/dashboard.png', async () => {
+  const page = await lib.openPage(browser, gateway, 'dashboard.html', { transport: 'ws', waitForOpen: true });
+  try {
+    await page.setViewportSize({ width: 1200, height: 800 });
+    // Charts with most of a minute of history look like the page in use: wait for 50 s of ticks
+    // at the default rate, but never fail for it (a gateway that just started has less).
+    await lib
+      .waitUntil(async () => Number(await page.locator('[data-testid="chart-points"]').textContent()) >= 100, {
+        timeout: 15_000,
+        what: '100 points',
+      })
+      .catch(() => {});
+    await lib.screenshot(page, 'dashboard');
+  } finally {
+    await page.close();
+  }
+});
