@@ -1,8 +1,10 @@
-//! The options of `pushgate serve`: one flag and one `PUSHGATE_*` variable per [`Config`] field,
-//! with [`Config::default`] as the single source of the defaults shown in `--help` (except the
-//! demo, on by default here and off in the library); and `pushgate db` ([`DbCommand`]).
+//! The options of `pushgate serve`: one flag, one `PUSHGATE_*` variable and one key of the
+//! `--config` TOML file per [`Config`] field, with [`Config::default`] as the single source of
+//! the defaults shown in `--help` (except the demo, on by default here and off in the library);
+//! and `pushgate db` ([`DbCommand`]).
 
 mod db;
+mod file;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -11,6 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use db::{DbCommand, DbError, InstallArgs, UninstallArgs};
+pub use file::ConfigFileError;
 
 use crate::config::Config;
 
@@ -20,9 +23,39 @@ pub const DEFAULT_DEMO_DB: &str = "./pushgate-demo.db";
 /// Events a second of `pushgate serve`'s demo ticker unless told otherwise.
 pub const DEFAULT_DEMO_TICKER_RATE: u32 = 2;
 
-/// `pushgate serve` options. Flags win over environment variables, which win over defaults.
+/// How the `pushgate` command writes its logs to stderr.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines, in colour on a terminal.
+    #[default]
+    Text,
+    /// One JSON object a line (`timestamp`, `level`, `fields`, `target`, spans), for log
+    /// collectors.
+    Json,
+}
+
+/// `pushgate serve` options. Flags win over environment variables, which win over the
+/// `--config` file, which wins over defaults ([`ServeArgs::with_file`]).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
+    /// Read options from this TOML file: keys are the long option names in snake_case
+    /// (`max_body_bytes = "2MiB"`, `sources = ["postgres://…"]`); flags and PUSHGATE_*
+    /// variables win over it.
+    #[arg(long, env = "PUSHGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective configuration as TOML (source passwords hidden) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
+    /// Log format on stderr: text, or json (one object a line).
+    #[arg(long, env = "PUSHGATE_LOG_FORMAT", value_name = "FORMAT", value_enum,
+          default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Address and port to listen on; use port 0 to let the OS pick one.
     #[arg(long, env = "PUSHGATE_LISTEN", value_name = "ADDR", default_value_t = Config::default().listen)]
     pub listen: SocketAddr,
@@ -135,6 +168,7 @@ pub struct ServeArgs {
 
 impl From<ServeArgs> for Config {
     fn from(args: ServeArgs) -> Self {
+        let demo_ticker_rate = args.demo_ticker_rate();
         Config::default()
             .with_listen(args.listen)
             .with_max_body_bytes(args.max_body_bytes.0)
@@ -153,12 +187,15 @@ impl From<ServeArgs> for Config {
             .with_history_age(args.history_age.0)
             .with_sources(args.sources)
             .with_demo_db((!args.no_demo).then_some(args.demo_db))
-            .with_demo_ticker_rate(args.demo_ticker_rate.unwrap_or(if args.no_demo {
-                0
-            } else {
-                DEFAULT_DEMO_TICKER_RATE
-            }))
+            .with_demo_ticker_rate(demo_ticker_rate)
             .with_web_dir(args.web_dir)
+    }
+}
+
+impl ServeArgs {
+    /// The demo ticker's rate: the one given, else the default with the demo and 0 without.
+    fn demo_ticker_rate(&self) -> u32 {
+        self.demo_ticker_rate.unwrap_or(if self.no_demo { 0 } else { DEFAULT_DEMO_TICKER_RATE })
     }
 }
 
@@ -234,6 +271,57 @@ impl FromStr for Bytes {
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_with_units(f, self.0 as u64, &SIZE_UNITS, "")
+    }
+}
+
+/// Durations and sizes are written to a configuration file as the flags take them ("25s").
+impl serde::Serialize for Seconds {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl serde::Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Reads a string with the flags' units, or a bare non-negative integer (seconds, bytes).
+struct UnitVisitor<T>(std::marker::PhantomData<T>);
+
+impl<T> serde::de::Visitor<'_> for UnitVisitor<T>
+where
+    T: FromStr<Err = UnitError>,
+{
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a whole number, or a string such as \"25s\" or \"1MiB\"")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+        text.parse().map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<T, E> {
+        self.visit_str(&n.to_string())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<T, E> {
+        self.visit_str(&n.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UnitVisitor(std::marker::PhantomData))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UnitVisitor(std::marker::PhantomData))
     }
 }
 
@@ -320,6 +408,19 @@ mod tests {
         let args = ["pushgate", "--web-dir", "web"];
         let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
         assert_eq!(config.web_dir, Some(PathBuf::from("web")));
+    }
+
+    #[test]
+    fn the_log_format_is_text_unless_asked() {
+        use clap::Parser as _;
+        let format = |args: &[&str]| {
+            let args = std::iter::once("pushgate").chain(args.iter().copied());
+            Command::try_parse_from(args).map(|command| command.serve.log_format)
+        };
+        assert_eq!(format(&[]).ok(), Some(LogFormat::Text));
+        assert_eq!(format(&["--log-format", "json"]).ok(), Some(LogFormat::Json));
+        assert_eq!(format(&["--log-format", "text"]).ok(), Some(LogFormat::Text));
+        assert!(format(&["--log-format", "xml"]).is_err());
     }
 
     #[test]

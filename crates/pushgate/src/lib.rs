@@ -12,6 +12,7 @@
 //! |---|---|
 //! | `GET /v1/poll`, `/v1/longpoll`, `/v1/sse`, `/v1/ws` | the transport crates |
 //! | `POST /v1/publish/{topic}`, `GET /v1/presence/{topic}`, `GET /healthz` | this crate's API |
+//! | `GET /readyz`, `GET /metrics` (Prometheus text format) | `metrics.rs` |
 //! | `GET/POST /demo/{users,orders}`, `GET/PUT/DELETE /demo/{users,orders}/{id}` | the demo (`demo/`), when [`Config::demo_db`] is set |
 //! | `GET /`, `GET /{file}` | the pages of `web/`, compiled in or from [`Config::web_dir`] (`web.rs`) |
 //! | anything else | `404` with a JSON error body |
@@ -37,6 +38,7 @@ pub mod cli;
 mod config;
 mod demo;
 mod fd_limit;
+mod metrics;
 mod server;
 mod sources;
 mod ticker;
@@ -97,11 +99,19 @@ pub enum ServeError {
 /// The caller owns the hub: closing it ([`Hub::close`]) ends streams and parked polls, which is
 /// how [`serve_on`] shuts down.
 pub fn app(hub: Hub, config: &Config) -> Router {
-    routes(hub, config, Sources::default(), None)
+    let server = Arc::new(server::ServerStatus::new(1));
+    routes(hub, config, Sources::default(), server, None)
 }
 
-/// Every route: [`app`]'s, `/healthz` reporting `sources`, and the demo's when there is one.
-fn routes(hub: Hub, config: &Config, sources: Sources, demo: Option<Arc<Demo>>) -> Router {
+/// Every route: [`app`]'s, `/healthz`, `/readyz` and `/metrics` reporting `sources` and
+/// `server`, and the demo's when there is one.
+fn routes(
+    hub: Hub,
+    config: &Config,
+    sources: Sources,
+    server: Arc<server::ServerStatus>,
+    demo: Option<Arc<Demo>>,
+) -> Router {
     let poll = pushgate_poll::PollConfig::default().max_bytes(config.max_answer_bytes);
     let longpoll = pushgate_longpoll::LongPollConfig::default()
         .default_timeout(config.longpoll_timeout)
@@ -122,7 +132,13 @@ fn routes(hub: Hub, config: &Config, sources: Sources, demo: Option<Arc<Demo>>) 
         router = router.merge(demo::router(hub.clone(), demo, config));
     }
     let pages = Pages::new(config.web_dir.as_deref());
+    let observed = metrics::Observed { hub: hub.clone(), sources: sources.clone(), server };
+    let observability = Router::new()
+        .route("/metrics", axum::routing::get(metrics::metrics))
+        .route("/readyz", axum::routing::get(metrics::readyz))
+        .with_state(observed);
     router
+        .merge(observability)
         .merge(api::router(hub, config, sources))
         .fallback(move |method, uri, headers| pages.clone().serve(method, uri, headers))
         .method_not_allowed_fallback(api::method_not_allowed)
@@ -226,7 +242,8 @@ pub async fn serve_hub_on(
         }
         None => None,
     };
-    let router = routes(hub.clone(), config, sources.clone(), demo.clone());
+    let status = Arc::new(server::ServerStatus::new(limits.max_connections));
+    let router = routes(hub.clone(), config, sources.clone(), Arc::clone(&status), demo.clone());
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),
@@ -237,7 +254,7 @@ pub async fn serve_hub_on(
     // The sources stop when the server closes the hub, in parallel with the connections'
     // drain, and get the same time for it.
     tokio::join!(
-        server::run(listener, router, hub.clone(), limits, shutdown),
+        server::run(listener, router, hub.clone(), limits, status, shutdown),
         running.stopped(hub, config.drain_timeout),
     );
     // The hub is closed by now, which ends maintenance and the ticker at once.

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::io::IsTerminal as _;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use pushgate::cli::{DbCommand, ServeArgs};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use pushgate::cli::{DbCommand, LogFormat, ServeArgs};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
@@ -21,7 +21,8 @@ use tracing_subscriber::filter::LevelFilter;
     args_conflicts_with_subcommands = true,
     after_help = "Logging: set RUST_LOG to a tracing filter such as `debug` or \
                   `pushgate=trace`; the default level is `info`. Logs go to stderr.\n\
-                  Options come from flags, then PUSHGATE_* environment variables, then defaults."
+                  Options come from flags, then PUSHGATE_* environment variables, then the \
+                  --config file, then defaults; --print-config shows the result."
 )]
 struct Cli {
     /// What to do (default: serve).
@@ -47,28 +48,38 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    install_tracing_subscriber();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => *args,
+    // The matches are kept: they tell which options a flag or variable gave, which the
+    // configuration file must not override.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    let (args, serve_matches) = match cli.command {
+        Some(Command::Serve(args)) => (*args, matches.subcommand_matches("serve").unwrap_or(&matches)),
         Some(Command::Db { command }) => {
+            install_tracing_subscriber(LogFormat::Text);
             print!("{}", command.run().await?);
             return Ok(());
         }
-        None => cli.serve,
+        None => (cli.serve, &matches),
     };
+    let args = args.with_file(serve_matches)?;
+    if args.print_config {
+        print!("{}", args.to_toml()?);
+        return Ok(());
+    }
+    install_tracing_subscriber(args.log_format);
     pushgate::serve(args.into(), shutdown_signal()?).await?;
     Ok(())
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`), in colour only on a terminal.
-fn install_tracing_subscriber() {
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`): as text, in colour only on a
+/// terminal, or as one JSON object a line.
+fn install_tracing_subscriber(format: LogFormat) {
     let filter = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into()).from_env_lossy();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 /// Returns a future that completes on the first SIGINT or SIGTERM.

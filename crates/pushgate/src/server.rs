@@ -23,7 +23,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -48,6 +48,46 @@ const REJECT_DRAIN_BYTES: usize = 16 * 1024;
 /// Pause after an accept error that is not about one connection (out of file descriptors),
 /// so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What the accept loop shows the rest of the gateway: open and accepted connections for
+/// `/metrics`, and whether shutdown began for `/readyz`. Shared between the loop and the routes.
+#[derive(Debug)]
+pub(crate) struct ServerStatus {
+    /// One permit per connection slot; a served connection holds one until its socket closes
+    /// (upgraded WebSockets included), so the permits taken are the open connections.
+    permits: Arc<Semaphore>,
+    max_connections: u32,
+    accepted: AtomicU64,
+    draining: AtomicBool,
+}
+
+impl ServerStatus {
+    /// The status of a server that allows `max_connections` at once.
+    pub(crate) fn new(max_connections: u32) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_connections as usize)),
+            max_connections,
+            accepted: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Connections being served now (over-limit ones being answered 503 are not counted).
+    pub(crate) fn open_connections(&self) -> u64 {
+        let free = u32::try_from(self.permits.available_permits()).unwrap_or(u32::MAX);
+        u64::from(self.max_connections.saturating_sub(free))
+    }
+
+    /// Connections accepted since the server started, over-limit ones included.
+    pub(crate) fn accepted_connections(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Whether shutdown began: the server accepts nothing more and drains.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
 
 /// The accept loop's limits, taken from [`crate::Config`].
 #[derive(Debug, Clone, Copy)]
@@ -77,9 +117,10 @@ pub(crate) async fn run(
     router: Router,
     hub: Hub,
     limits: Limits,
+    status: Arc<ServerStatus>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let permits = Arc::clone(&status.permits);
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
     let overloaded = Arc::new(overloaded_response());
     let (stop, stopping) = watch::channel(false);
@@ -103,6 +144,7 @@ pub(crate) async fn run(
                     }
                 };
                 next_id += 1;
+                status.accepted.fetch_add(1, Ordering::Relaxed);
                 if let Err(error) = configure_socket(&stream, &limits.socket) {
                     // The connection still works, only without the dead-peer detection.
                     tracing::debug!(%error, %peer, "cannot set socket options");
@@ -126,6 +168,7 @@ pub(crate) async fn run(
     }
 
     drop(listener);
+    status.draining.store(true, Ordering::Relaxed);
     tracing::info!(connections = connections.len(), "shutting down: draining connections");
     hub.close();
     stop.send_replace(true);

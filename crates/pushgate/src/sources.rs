@@ -53,6 +53,11 @@ impl Sources {
         Running { tasks }
     }
 
+    /// Each source's URL (password hidden) and state now.
+    pub(crate) fn states(&self) -> Vec<(String, SourceState)> {
+        self.list.iter().map(|source| (source.url_redacted(), source.state())).collect()
+    }
+
     /// The body of `GET /healthz`: `status` is `ok` when every source is live (or there is
     /// none), else `degraded`; `sources` lists each one's URL (password hidden), `state`
     /// (`connecting`, `live` or `retrying`), and while retrying the last `error` and the

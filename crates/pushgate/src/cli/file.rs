@@ -1,0 +1,191 @@
+//! `--config FILE`: the options of `pushgate serve` in a TOML file, and `--print-config`.
+//!
+//! A key is an option's long name in snake_case (`--max-body-bytes` is `max_body_bytes`,
+//! `--source` is `sources`, a list); durations and sizes take the flags' units as strings
+//! (`"25s"`, `"1MiB"`) or a bare number (seconds, bytes). An unknown key is an error, so a typo
+//! does not silently leave a default in place.
+//!
+//! Precedence, highest first: flags, `PUSHGATE_*` environment variables, the file, defaults.
+//! clap resolves the first two and the defaults; [`ServeArgs::with_file`] then replaces every
+//! value that came from a default by the file's, when the file has one.
+
+use std::fs;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+use pushgate_sources::SourceConfig;
+use serde::{Deserialize, Serialize};
+
+use super::{Bytes, LogFormat, Seconds, ServeArgs};
+
+/// Why the configuration file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigFileError {
+    /// The file cannot be read.
+    #[error("cannot read the configuration file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system reported.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not TOML, names an unknown option, or holds a value of the wrong kind.
+    #[error("invalid configuration file {}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where and what.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The effective configuration cannot be written as TOML.
+    #[error("cannot write the configuration as TOML")]
+    Print(#[from] toml::ser::Error),
+}
+
+/// The options a configuration file may set; every one is optional.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_body_bytes: Option<Bytes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_read_timeout: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_answer_bytes: Option<Bytes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    longpoll_timeout: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    longpoll_max_timeout: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sse_heartbeat: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ws_max_message_bytes: Option<Bytes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header_read_timeout: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idle_timeout: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drain_timeout: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_topics_per_subscription: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history_events: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history_age: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    demo_db: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_demo: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    demo_ticker_rate: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<LogFormat>,
+}
+
+impl ConfigFile {
+    fn read(path: &Path) -> Result<Self, ConfigFileError> {
+        let text = fs::read_to_string(path)
+            .map_err(|source| ConfigFileError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigFileError::Parse { path: path.to_owned(), source })
+    }
+}
+
+/// For each listed option the file sets, takes the file's value unless a flag or an environment
+/// variable gave one. `plain` options hold the value itself, `optional` ones an `Option`.
+macro_rules! take_from_file {
+    ($args:ident, $file:ident, $given:ident; plain: $($plain:ident),*; optional: $($optional:ident),*) => {
+        $(
+            if let Some(value) = $file.$plain
+                && !$given(stringify!($plain))
+            {
+                $args.$plain = value;
+            }
+        )*
+        $(
+            if let Some(value) = $file.$optional
+                && !$given(stringify!($optional))
+            {
+                $args.$optional = Some(value);
+            }
+        )*
+    };
+}
+
+impl ServeArgs {
+    /// These options completed from `--config` (when given): each option that `matches` (the
+    /// matches these arguments were parsed from) took from its default takes the file's value
+    /// instead, when the file sets it. Flags and environment variables keep winning.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigFileError::Read`] or [`ConfigFileError::Parse`] for a file that cannot be read or
+    /// used.
+    pub fn with_file(mut self, matches: &ArgMatches) -> Result<Self, ConfigFileError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let file = ConfigFile::read(&path)?;
+        let given = |id: &str| {
+            matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
+        };
+        let args = &mut self;
+        take_from_file!(args, file, given;
+            plain: listen, max_body_bytes, body_read_timeout, max_answer_bytes, longpoll_timeout,
+                longpoll_max_timeout, sse_heartbeat, ws_max_message_bytes, max_connections,
+                header_read_timeout, idle_timeout, drain_timeout, max_topics_per_subscription,
+                history_events, history_age, sources, demo_db, no_demo, log_format;
+            optional: demo_ticker_rate, web_dir
+        );
+        Ok(self)
+    }
+
+    /// The effective configuration as a TOML file that `--config` accepts: every option, the
+    /// demo ticker's rate resolved, the sources' passwords hidden (so the output is safe to
+    /// log, but a file made from it needs the passwords put back).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigFileError::Print`] if a value cannot be written as TOML (a path that is not UTF-8).
+    pub fn to_toml(&self) -> Result<String, ConfigFileError> {
+        let file = ConfigFile {
+            listen: Some(self.listen),
+            max_body_bytes: Some(self.max_body_bytes),
+            body_read_timeout: Some(self.body_read_timeout),
+            max_answer_bytes: Some(self.max_answer_bytes),
+            longpoll_timeout: Some(self.longpoll_timeout),
+            longpoll_max_timeout: Some(self.longpoll_max_timeout),
+            sse_heartbeat: Some(self.sse_heartbeat),
+            ws_max_message_bytes: Some(self.ws_max_message_bytes),
+            max_connections: Some(self.max_connections),
+            header_read_timeout: Some(self.header_read_timeout),
+            idle_timeout: Some(self.idle_timeout),
+            drain_timeout: Some(self.drain_timeout),
+            max_topics_per_subscription: Some(self.max_topics_per_subscription),
+            history_events: Some(self.history_events),
+            history_age: Some(self.history_age),
+            sources: Some(
+                self.sources.iter().map(|url| SourceConfig::new(url.as_str()).url_redacted()).collect(),
+            ),
+            demo_db: Some(self.demo_db.clone()),
+            no_demo: Some(self.no_demo),
+            demo_ticker_rate: Some(self.demo_ticker_rate()),
+            web_dir: self.web_dir.clone(),
+            log_format: Some(self.log_format),
+        };
+        Ok(toml::to_string(&file)?)
+    }
+}

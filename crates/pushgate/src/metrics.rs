@@ -1,0 +1,137 @@
+//! `GET /metrics` in the Prometheus text format, and `GET /readyz`.
+//!
+//! Every value is read when scraped (the hub's counters, the accept loop's connection counts,
+//! each source's state), so a fresh registry is filled and encoded per scrape: nothing is
+//! counted twice and nothing runs between scrapes. The metrics:
+//!
+//! | name | type | what |
+//! |---|---|---|
+//! | `pushgate_events_published_total` | counter | events published into the hub |
+//! | `pushgate_events_delivered_total` | counter | event deliveries, one per event per reader |
+//! | `pushgate_subscribers_lagged_total` | counter | subscribers cut off for lagging |
+//! | `pushgate_resets_total` | counter | resets reported to subscriptions and fetches |
+//! | `pushgate_subscribers` | gauge | live subscriptions |
+//! | `pushgate_topics` | gauge | topics the hub holds |
+//! | `pushgate_connections_open` | gauge | connections being served |
+//! | `pushgate_connections_accepted_total` | counter | connections accepted, over-limit ones included |
+//! | `pushgate_draining` | gauge | 1 once shutdown began |
+//! | `pushgate_source_live{url}` | gauge | 1 when the source (URL, password hidden) is live, else 0 |
+//!
+//! Connections and subscriptions per transport are not exported: the hub counts them per topic
+//! only ([`Hub::presence`]), and summing over every topic at each scrape would cost a walk of
+//! all topics. A per-label total kept by the hub would make them cheap.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse as _, Response};
+use http::{HeaderValue, StatusCode, header};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Metric, Registry};
+use pushgate_hub::Hub;
+use serde_json::json;
+
+use crate::api::json_response;
+use crate::server::ServerStatus;
+use crate::sources::Sources;
+
+/// What `/metrics` and `/readyz` read.
+#[derive(Debug, Clone)]
+pub(crate) struct Observed {
+    pub(crate) hub: Hub,
+    pub(crate) sources: Sources,
+    pub(crate) server: Arc<ServerStatus>,
+}
+
+/// The content type of the text format `prometheus-client` writes (OpenMetrics 1.0 text).
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `GET /metrics`.
+pub(crate) async fn metrics(State(observed): State<Observed>) -> Response {
+    match render(&observed) {
+        Ok(text) => {
+            let mut response = (StatusCode::OK, text).into_response();
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot encode the metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// The metrics as text.
+fn render(observed: &Observed) -> Result<String, std::fmt::Error> {
+    let stats = observed.hub.stats();
+    let mut registry = Registry::with_prefix("pushgate");
+    register(&mut registry, "events_published", "Events published into the hub", counter(stats.published));
+    register(
+        &mut registry,
+        "events_delivered",
+        "Event deliveries, one per event per reader",
+        counter(stats.delivered),
+    );
+    register(&mut registry, "subscribers_lagged", "Subscribers cut off for lagging", counter(stats.lagged));
+    register(&mut registry, "resets", "Resets reported to subscriptions and fetches", counter(stats.resets));
+    register(&mut registry, "subscribers", "Live subscriptions", gauge(stats.subscribers));
+    register(&mut registry, "topics", "Topics the hub holds", gauge(stats.topics));
+    let server = &observed.server;
+    register(&mut registry, "connections_open", "Connections being served", gauge(server.open_connections()));
+    register(
+        &mut registry,
+        "connections_accepted",
+        "Connections accepted, over-limit ones included",
+        counter(server.accepted_connections()),
+    );
+    register(&mut registry, "draining", "1 once shutdown began", gauge(u64::from(server.is_draining())));
+    let sources = Family::<Vec<(String, String)>, Gauge>::default();
+    for (url, state) in observed.sources.states() {
+        sources.get_or_create(&vec![("url".to_owned(), url)]).set(i64::from(state.is_live()));
+    }
+    register(&mut registry, "source_live", "1 when the database source is live, else 0", sources);
+    let mut text = String::new();
+    encode(&mut text, &registry)?;
+    Ok(text)
+}
+
+fn register(registry: &mut Registry, name: &str, help: &str, metric: impl Metric) {
+    registry.register(name, help, metric);
+}
+
+fn counter(value: u64) -> Counter {
+    let counter = Counter::default();
+    counter.inc_by(value);
+    counter
+}
+
+fn gauge(value: u64) -> Gauge {
+    let gauge = Gauge::default();
+    gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+    gauge
+}
+
+/// `GET /readyz`: `200 {"ready":true}` when every source is live and the server is not
+/// draining; else `503 {"ready":false,"reasons":[…]}`, one sentence per reason.
+pub(crate) async fn readyz(State(observed): State<Observed>) -> Response {
+    let mut reasons = Vec::new();
+    if observed.server.is_draining() {
+        reasons.push("draining: shutdown began".to_owned());
+    }
+    for (url, state) in observed.sources.states() {
+        if !state.is_live() {
+            reasons.push(format!("source {url} is {state}"));
+        }
+    }
+    let (status, body) = if reasons.is_empty() {
+        (StatusCode::OK, json!({ "ready": true }))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, json!({ "ready": false, "reasons": reasons }))
+    };
+    let mut response = json_response(status, body.to_string());
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,113 @@
+//! The built binary's configuration layers (flags > `PUSHGATE_*` > `--config` file > defaults),
+//! seen through `--print-config`, and `--log-format json`.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+
+/// The binary with no `PUSHGATE_*` variable from the test's own environment.
+fn pushgate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pushgate"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PUSHGATE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_file_which_beats_defaults() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("pushgate.toml");
+    std::fs::write(
+        &file,
+        r#"
+listen = "0.0.0.0:9000"
+max_connections = 5
+history_events = 7
+sse_heartbeat = 20
+max_body_bytes = "2MiB"
+sources = ["postgres://app:secret@db/shop"]
+log_format = "json"
+"#,
+    )?;
+    let output = pushgate()
+        .args(["serve", "--config"])
+        .arg(&file)
+        .args(["--history-events", "9", "--print-config"])
+        .env("PUSHGATE_MAX_CONNECTIONS", "6")
+        .env("PUSHGATE_HISTORY_EVENTS", "8")
+        .output()?;
+    ensure!(output.status.success(), "exit {}: {}", output.status, String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8(output.stdout)?;
+    let table: toml::Table = printed.parse().with_context(|| format!("not TOML:\n{printed}"))?;
+    let get = |key: &str| table.get(key).map(ToString::to_string).unwrap_or_default();
+    assert_eq!(get("history_events"), "9", "the flag wins:\n{printed}");
+    assert_eq!(get("max_connections"), "6", "the variable wins over the file:\n{printed}");
+    assert_eq!(get("listen"), r#""0.0.0.0:9000""#, "the file wins over the default:\n{printed}");
+    assert_eq!(get("sse_heartbeat"), r#""20s""#, "{printed}");
+    assert_eq!(get("max_body_bytes"), r#""2MiB""#, "{printed}");
+    assert_eq!(get("log_format"), r#""json""#, "{printed}");
+    assert_eq!(get("longpoll_timeout"), r#""25s""#, "the default stays:\n{printed}");
+    ensure!(!printed.contains("secret") && printed.contains("app:***@db"), "{printed}");
+
+    // The printed configuration is itself a valid file, and prints the same.
+    let again = dir.path().join("again.toml");
+    std::fs::write(&again, &printed)?;
+    let output = pushgate().arg("--config").arg(&again).arg("--print-config").output()?;
+    ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8(output.stdout)?, printed);
+    Ok(())
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_an_error() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("pushgate.toml");
+    std::fs::write(&file, "max_conections = 5\n")?;
+    let output = pushgate().arg("--config").arg(&file).arg("--print-config").output()?;
+    ensure!(!output.status.success(), "a typo was accepted");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(stderr.contains("max_conections"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn json_logs_are_one_object_a_line_on_stderr() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut child = pushgate()
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-demo", "--log-format", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("stderr")?;
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The "listening" line comes at start; wait for it, bounded.
+    let result = (|| -> anyhow::Result<()> {
+        loop {
+            let line = received.recv_timeout(Duration::from_secs(10)).context("no listening line")?;
+            let object: serde_json::Value =
+                serde_json::from_str(&line).with_context(|| format!("not JSON: {line}"))?;
+            ensure!(object["level"].is_string(), "{line}");
+            if object["fields"]["message"] == "listening" {
+                return Ok(());
+            }
+        }
+    })();
+    child.kill().ok();
+    child.wait().ok();
+    result
+}
