@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Reproduces the transport tables and charts of docs/benchmarks.md (about 20 minutes).
+#
+# Needs the release build and the nchan peer's packages (the nchan profile restarts the peer
+# before each transport with /work/shared/peers/nchan/{stop,start}.sh):
+#   cargo build --release -p pushgate -p pushgate-bench
+#   apt-get install -y --no-install-recommends nginx libnginx-mod-nchan
+#
+# Usage: crates/pushgate-bench/scripts/benchmarks.sh [section...]
+#   sections: default c18k knee pollcost charts (default: all of them, in that order)
+set -euo pipefail
+ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+BENCH=${BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/pushgate-bench}
+OUT=$ROOT/docs/images/bench
+NCHAN=$ROOT/crates/pushgate-bench/profiles/nchan.toml
+mkdir -p "$OUT/results"
+
+run() { # name, then the bench's arguments
+  local name=$1; shift
+  echo "== $name: load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  "$BENCH" "$@" --json "$OUT/results/$name.json" | tee "$OUT/results/$name.txt"
+}
+
+both() { # name, then the scenario's arguments: pushgate (a child), then nchan
+  local name=$1; shift
+  run "$name-pushgate" "$@"
+  run "$name-nchan" --target-profile "$NCHAN" "$@"
+}
+
+for section in "${@:-default c18k knee pollcost charts}"; do
+  for s in $section; do
+    case $s in
+      # 1,000 subscribers, 10 topics, 1,000 publishes/s of 100 B for 30 s: 100,000 deliveries/s.
+      default) both default ;;
+      # 18,000 concurrent subscribers, 18,000 deliveries/s.
+      c18k) both c18k --transports sse,ws --subscribers 18000 --topics 100 --rate 100 ;;
+      # One topic: each of the 100 publishes/s reaches all 1,000 subscribers at once.
+      knee) both knee --transports sse,ws --subscribers 1000 --topics 1 --rate 100 ;;
+      # What one short-poll request costs: 10,000 pollers, almost no publishing.
+      pollcost) both pollcost --transports poll --subscribers 10000 --topics 10 --rate 10 ;;
+      charts) "$BENCH" charts --out "$OUT" "$OUT/results/default-pushgate.json" "$OUT/results/default-nchan.json" ;;
+      *) echo "unknown section $s" >&2; exit 2 ;;
+    esac
+  done
+done
