@@ -156,7 +156,14 @@ fn latency_cdf<DB: DrawingBackend>(
     let high = points.iter().copied().fold(0.0, f64::max).max(2.0) / 1e3;
     let all_targets = targets(reports);
     let mut chart = ChartBuilder::on(&root)
-        .caption("Delivery latency distribution", ("sans-serif", 24))
+        .caption(
+            if all_targets.len() > 1 {
+                format!("Delivery latency distribution ({}: solid, others dashed)", all_targets[0])
+            } else {
+                "Delivery latency distribution".to_owned()
+            },
+            ("sans-serif", 24),
+        )
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
@@ -198,7 +205,13 @@ fn latency_cdf<DB: DrawingBackend>(
             chart.draw_series(LineSeries::new(line, style)).map_err(plot_error)?
         }
         .label(label)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        .legend(move |(x, y)| {
+            // Two segments either way, so a dashed series shows dashed in the legend too.
+            let gap = if dashed { 4 } else { 0 };
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (10 - gap, 0)], color.stroke_width(2))
+                + PathElement::new(vec![(10 + gap, 0), (20, 0)], color.stroke_width(2))
+        });
     }
     chart
         .configure_series_labels()
