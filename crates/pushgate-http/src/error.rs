@@ -36,6 +36,10 @@ pub enum ErrorCode {
     RequestTimeout,
     /// The server holds its limit of topics or connections.
     Overloaded,
+    /// The client's IP address holds its limit of connections.
+    TooManyConnectionsFromIp,
+    /// The connection publishes faster than its allowed rate; retry after a moment.
+    RateLimited,
     /// The subscriber fell too far behind and was cut off; reconnect with the last cursor.
     SlowConsumer,
     /// The server is shutting down.
@@ -62,6 +66,8 @@ impl ErrorCode {
             Self::TooLarge => "too_large",
             Self::RequestTimeout => "request_timeout",
             Self::Overloaded => "overloaded",
+            Self::TooManyConnectionsFromIp => "too_many_connections_from_ip",
+            Self::RateLimited => "rate_limited",
             Self::SlowConsumer => "slow_consumer",
             Self::ShuttingDown => "shutting_down",
             Self::Internal => "internal",
@@ -84,6 +90,7 @@ impl ErrorCode {
             Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::TooManyConnectionsFromIp | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded | Self::ShuttingDown | Self::SlowConsumer => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

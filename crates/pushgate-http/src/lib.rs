@@ -1,14 +1,19 @@
 //! HTTP vocabulary shared by pushgate's transports, and nothing else: how a subscribe request
-//! names its topics and cursor, how hub errors become statuses with a JSON body, and the JSON
-//! of one event, which is identical on every transport.
+//! names its topics and cursor, how hub errors become statuses with a JSON body, the JSON
+//! of one event, which is identical on every transport, and the limits the gateway and the
+//! WebSocket transport both apply (the publish rate, the refusal counters).
 //!
 //! Transport logic (when to answer, how to frame a stream) stays in the transport crates; what
 //! two of them would otherwise write twice lives here.
 
 mod error;
 mod query;
+mod rate;
+mod refusal;
 mod wire;
 
 pub use error::{ApiError, ErrorCode};
 pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
+pub use rate::{PublishRate, TokenBucket};
+pub use refusal::{Refusal, Refusals};
 pub use wire::{batch_body, event_json, render_batch, reset_json};
