@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use crate::cursor::{Cursor, Epoch};
 use crate::error::HubError;
 use crate::event::{Event, NewEvent};
+use crate::latency::{LabelCounters, LabelStats};
 use crate::memory::{HistoryLimit, MemoryStorage};
 use crate::reader::Reader;
 use crate::registry::{Label, Registry, Signal};
@@ -240,6 +241,11 @@ pub struct Stats {
     pub subscribers: u64,
     /// Topics the storage holds now.
     pub topics: u64,
+    /// Subscriptions and fetches refused for naming more topics than allowed
+    /// ([`HubError::TooManyTopics`]).
+    pub refused_too_many_topics: u64,
+    /// Publishes refused for data over the limit ([`HubError::DataTooLarge`]).
+    pub refused_data_too_large: u64,
 }
 
 #[derive(Default)]
@@ -249,9 +255,20 @@ pub(crate) struct Counters {
     lagged: AtomicU64,
     resets: AtomicU64,
     subscribers: AtomicU64,
+    refused_too_many_topics: AtomicU64,
+    refused_data_too_large: AtomicU64,
 }
 
 impl Counters {
+    /// Counts `err` when it is a refusal by a limit.
+    fn refused(&self, err: &HubError) {
+        match err {
+            HubError::TooManyTopics { .. } => &self.refused_too_many_topics,
+            HubError::DataTooLarge { .. } => &self.refused_data_too_large,
+            _ => return,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
     pub(crate) fn delivered(&self, n: usize) {
         self.delivered.fetch_add(n as u64, Ordering::Relaxed);
     }
@@ -320,7 +337,9 @@ impl Hub {
         event.validate().map_err(HubError::InvalidEventType)?;
         let limit = self.inner.limits.max_data_bytes;
         if event.data().len() > limit {
-            return Err(HubError::DataTooLarge { size: event.data().len(), limit });
+            let err = HubError::DataTooLarge { size: event.data().len(), limit };
+            self.inner.counters.refused(&err);
+            return Err(err);
         }
         let (event_type, data) = event.into_parts();
         let event =
@@ -370,8 +389,8 @@ impl Hub {
         if self.inner.registry.is_closed() {
             return Err(HubError::Closed);
         }
-        let reader =
-            Reader::new(&*self.inner.storage, topics, self.inner.limits.max_topics_per_subscription)?;
+        let reader = Reader::new(&*self.inner.storage, topics, self.inner.limits.max_topics_per_subscription)
+            .inspect_err(|err| self.inner.counters.refused(err))?;
         if options.max_backlog.is_none() {
             options.max_backlog = self.inner.limits.max_backlog;
         }
@@ -421,7 +440,9 @@ impl Hub {
             return Err(HubError::Closed);
         }
         let deadline = Instant::now() + options.wait;
-        let mut reader = Reader::new(&*inner.storage, topics, inner.limits.max_topics_per_subscription)?;
+        let mut reader = Reader::new(&*inner.storage, topics, inner.limits.max_topics_per_subscription)
+            .inspect_err(|err| inner.counters.refused(err))?;
+        let label = inner.registry.label_counters(&options.label);
         let epoch = inner.storage.epoch();
         let start = reader.start(cursor, epoch, inner.storage.head())?;
         let mut reset = start.reset;
@@ -461,7 +482,9 @@ impl Hub {
                         .names()
                         .map(|name| inner.registry.add(name, &signal, &options.label))
                         .collect();
-                    waiting = Some(Waiting { registry: &inner.registry, signal, registrations });
+                    label.joined();
+                    waiting =
+                        Some(Waiting { registry: &inner.registry, signal, registrations, label: &label });
                 }
                 Some(w) => {
                     if tokio::time::timeout_at(deadline, w.signal.notified()).await.is_err() {
@@ -472,6 +495,8 @@ impl Hub {
         }
         drop(waiting);
         inner.counters.delivered(events.len());
+        label.fetched();
+        label.delivered(&events);
         if reset.is_some() {
             inner.counters.reset();
         }
@@ -519,7 +544,37 @@ impl Hub {
             resets: c.resets.load(Ordering::Relaxed),
             subscribers: c.subscribers.load(Ordering::Relaxed),
             topics: self.inner.storage.topic_count() as u64,
+            refused_too_many_topics: c.refused_too_many_topics.load(Ordering::Relaxed),
+            refused_data_too_large: c.refused_data_too_large.load(Ordering::Relaxed),
         }
+    }
+
+    /// Readers per label (`"sse"`, `"ws"`, `"longpoll"`, …; see [`SubscribeOptions::label`] and
+    /// [`FetchOptions::label`]): how many are live, fetches answered, and the latency from
+    /// publish to hand-over of every event delivered. Cheap: the hub keeps these as it goes.
+    /// Labels appear once first used, in that order; past 32 labels, further ones are counted
+    /// under `"other"`.
+    ///
+    /// ```
+    /// use pushgate_hub::{Cursor, FetchOptions, Hub, NewEvent, SubscribeOptions, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("t")?;
+    /// let mut sub = hub.subscribe_with(&[topic.clone()], Cursor::Now, SubscribeOptions::default().label("sse"))?;
+    /// hub.publish(&topic, NewEvent::new(serde_json::json!(1))).await?;
+    /// sub.recv().await?;
+    /// hub.fetch(&[topic], Cursor::Oldest, &FetchOptions::default().label("poll")).await?;
+    ///
+    /// let stats = hub.stats_by_label();
+    /// let sse = stats.iter().find(|s| s.label == "sse").unwrap();
+    /// assert_eq!((sse.live, sse.latency.count), (1, 1));
+    /// let poll = stats.iter().find(|s| s.label == "poll").unwrap();
+    /// assert_eq!((poll.live, poll.fetches, poll.latency.count), (0, 1, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn stats_by_label(&self) -> Vec<LabelStats> {
+        self.inner.registry.label_stats()
     }
 
     /// Evicts expired events from every topic and forgets topics that are empty and unused.
@@ -613,10 +668,13 @@ struct Waiting<'a> {
     registry: &'a Registry,
     signal: Arc<Signal>,
     registrations: Vec<crate::registry::Registration>,
+    /// Counts the fetch as a live reader of its label while it waits.
+    label: &'a LabelCounters,
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
+        self.label.left();
         for registration in self.registrations.drain(..) {
             self.registry.remove(registration);
         }

@@ -77,8 +77,11 @@
 //! # Presence and counters
 //!
 //! [`Hub::presence`] counts live readers of a topic by a label the transport supplies
-//! (`"sse"`, `"ws"`, …); [`Hub::stats`] gives published, delivered, lagged, resets and current
-//! subscribers for metrics.
+//! (`"sse"`, `"ws"`, …); [`Hub::stats`] gives published, delivered, lagged, resets, current
+//! subscribers and the refusals the hub makes (too many topics, data too large) for metrics;
+//! [`Hub::stats_by_label`] gives, per label, the live readers, the fetches answered and a
+//! histogram of delivery latency (publish timestamp to hand-over, [`LatencyHistogram`]). All
+//! are kept as the hub goes, with atomics, so reading them costs no walk over topics.
 //!
 //! # Example
 //!
@@ -111,6 +114,7 @@ mod cursor;
 mod error;
 mod event;
 mod hub;
+mod latency;
 mod memory;
 mod reader;
 mod registry;
@@ -126,6 +130,7 @@ pub use event::{
     RESERVED_EVENT_TYPES,
 };
 pub use hub::{Batch, FetchOptions, Hub, HubBuilder, Presence, Stats};
+pub use latency::{LATENCY_BUCKETS, LabelStats, LatencyHistogram};
 pub use memory::{HistoryLimit, MemoryStorage};
 pub use reset::{Missed, Reset, ResetReason, TopicReset};
 pub use storage::{AppendRequest, Gap, Notifier, Storage, TopicLog, TopicRead};

@@ -4,6 +4,9 @@
 //! the signal of each of that topic's readers and wakes its task; the reader then reads the new
 //! events from storage itself. The publisher's cost is one atomic swap (and at most one wake)
 //! per reader, whatever the reader's backlog, and no reader can delay another.
+//!
+//! It also keeps the counters of each label ([`LabelCounters`]): readers find theirs once and
+//! update it with atomics.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use futures_util::task::AtomicWaker;
 use parking_lot::RwLock;
 use slab::Slab;
 
+use crate::latency::{LabelCounters, LabelStats};
 use crate::topic::TopicName;
 
 /// A reader's wake-up flag.
@@ -67,7 +71,15 @@ pub(crate) struct Registry {
     closed: AtomicBool,
     /// Wakes owners of background work (maintenance) on close; readers use their signals.
     on_close: tokio::sync::Notify,
+    /// Counters per label, at most [`MAX_LABELS`]; a few transports, so a scan is cheapest.
+    labels: RwLock<Vec<Arc<LabelCounters>>>,
 }
+
+/// Most labels counted apart; readers of further labels are counted under [`OTHER_LABEL`], so
+/// an embedder that makes up labels cannot grow the list without bound.
+const MAX_LABELS: usize = 32;
+/// Where readers of labels beyond [`MAX_LABELS`] are counted.
+const OTHER_LABEL: &str = "other";
 
 /// Proof of one reader's registration on one topic; give it back to [`Registry::remove`].
 pub(crate) struct Registration {
@@ -123,6 +135,26 @@ impl Registry {
             .unwrap_or_default();
         counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         counts
+    }
+
+    /// The counters of `label`, created on first use.
+    pub(crate) fn label_counters(&self, label: &Label) -> Arc<LabelCounters> {
+        if let Some(found) = self.labels.read().iter().find(|c| c.label() == label) {
+            return Arc::clone(found);
+        }
+        let mut labels = self.labels.write();
+        let label = if labels.len() >= MAX_LABELS { &Label::Borrowed(OTHER_LABEL) } else { label };
+        if let Some(found) = labels.iter().find(|c| c.label() == label) {
+            return Arc::clone(found);
+        }
+        let counters = Arc::new(LabelCounters::new(label.clone()));
+        labels.push(Arc::clone(&counters));
+        counters
+    }
+
+    /// Every label's counters, in the order the labels were first used.
+    pub(crate) fn label_stats(&self) -> Vec<LabelStats> {
+        self.labels.read().iter().map(|c| c.snapshot()).collect()
     }
 
     /// Resolves once the registry is closed.

@@ -11,6 +11,7 @@ use crate::cursor::{Cursor, Epoch};
 use crate::error::RecvError;
 use crate::event::Event;
 use crate::hub::Inner;
+use crate::latency::LabelCounters;
 use crate::reader::Reader;
 use crate::registry::{Label, Registration, Signal};
 use crate::reset::{Reset, ResetReason};
@@ -123,8 +124,10 @@ pub struct Subscription {
     buffer: VecDeque<Item>,
     scratch: Vec<Arc<Event>>,
     failed: Option<RecvError>,
-    /// Whether this subscription was counted in the hub's subscriber gauge.
+    /// Whether this subscription was counted in the hub's subscriber gauge (and its label's).
     counted: bool,
+    /// Its label's counters: live readers and delivery latency.
+    label: Arc<LabelCounters>,
 }
 
 /// Events a subscription reads from history in one step.
@@ -143,6 +146,7 @@ impl Subscription {
         let registrations =
             reader.names().map(|name| hub.registry.add(name, &signal, &options.label)).collect::<Vec<_>>();
         let epoch = hub.storage.epoch();
+        let label = hub.registry.label_counters(&options.label);
         let mut subscription = Self {
             hub,
             reader,
@@ -157,6 +161,7 @@ impl Subscription {
             scratch: Vec::new(),
             failed: None,
             counted: false,
+            label,
         };
         // On error the half-built subscription is dropped, which unregisters it.
         if subscription.hub.registry.is_closed() {
@@ -172,6 +177,7 @@ impl Subscription {
         }
         subscription.pending_reset = start.reset;
         subscription.hub.counters.subscribed();
+        subscription.label.joined();
         subscription.counted = true;
         Ok(subscription)
     }
@@ -300,6 +306,7 @@ impl Subscription {
                 self.position = step.cursor;
                 if !self.scratch.is_empty() {
                     self.hub.counters.delivered(self.scratch.len());
+                    self.label.delivered(&self.scratch);
                     self.buffer.extend(self.scratch.drain(..).map(Item::Event));
                     return Poll::Ready(Ok(()));
                 }
@@ -347,6 +354,7 @@ impl Drop for Subscription {
         }
         if self.counted {
             self.hub.counters.unsubscribed();
+            self.label.left();
         }
     }
 }

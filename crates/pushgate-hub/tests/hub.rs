@@ -478,3 +478,64 @@ async fn numbers_pass_through_exactly_as_published() {
     let event = hub.publish(&t, NewEvent::new(data)).await.expect("publish");
     assert_eq!(event.data().as_str(), text);
 }
+
+fn label_stats(hub: &Hub, label: &str) -> pushgate_hub::LabelStats {
+    hub.stats_by_label().into_iter().find(|s| s.label == label).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn readers_are_counted_per_label_with_their_delivery_latency() {
+    let hub = Hub::new();
+    let t = topic("room");
+    let sse = SubscribeOptions::default().label("sse");
+    // A subscription with two topics is one reader.
+    let mut a =
+        hub.subscribe_with(&[t.clone(), topic("other")], Cursor::Now, sse.clone()).expect("subscribe");
+    let b = hub.subscribe_with(&[t.clone()], Cursor::Now, sse).expect("subscribe");
+    assert_eq!(label_stats(&hub, "sse").live, 2);
+
+    // A parked fetch is a live reader of its label until it is answered.
+    let parked = {
+        let hub = hub.clone();
+        let t = t.clone();
+        tokio::spawn(async move {
+            let options = FetchOptions::default().wait(Duration::from_secs(5)).label("longpoll");
+            hub.fetch(&[t], Cursor::Now, &options).await
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while label_stats(&hub, "longpoll").live == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the long poll parks");
+    publish(&hub, &t, json!(1)).await;
+    let batch = parked.await.expect("join").expect("fetch");
+    assert_eq!(batch.events.len(), 1);
+    next_event(&mut a).await;
+
+    let longpoll = label_stats(&hub, "longpoll");
+    assert_eq!((longpoll.live, longpoll.fetches, longpoll.latency.count), (0, 1, 1));
+    let sse = label_stats(&hub, "sse");
+    // `b` has not read yet: only what was handed over counts.
+    assert_eq!((sse.live, sse.latency.count), (2, 1));
+    assert_eq!(sse.latency.counts.iter().sum::<u64>(), 1);
+    assert!(sse.latency.sum_seconds < 5.0);
+    drop((a, b));
+    assert_eq!(label_stats(&hub, "sse").live, 0);
+}
+
+#[tokio::test]
+async fn refusals_by_the_hub_are_counted() {
+    let hub = Hub::builder().max_topics_per_subscription(2).max_data_bytes(10).build();
+    let three = [topic("a"), topic("b"), topic("c")];
+    assert!(matches!(hub.subscribe(&three, Cursor::Now), Err(HubError::TooManyTopics { .. })));
+    let fetched = hub.fetch(&three, Cursor::Now, &FetchOptions::default()).await;
+    assert!(matches!(fetched, Err(HubError::TooManyTopics { .. })));
+    let big = hub.publish(&topic("a"), NewEvent::new(json!("far more than ten bytes"))).await;
+    assert!(matches!(big, Err(HubError::DataTooLarge { .. })));
+    hub.publish(&topic("a"), NewEvent::new(json!(1))).await.expect("small data is fine");
+    let stats = hub.stats();
+    assert_eq!((stats.refused_too_many_topics, stats.refused_data_too_large), (2, 1));
+}
