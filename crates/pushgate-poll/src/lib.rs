@@ -102,7 +102,10 @@ async fn poll(
 ) -> Result<Response, ApiError> {
     let options = FetchOptions::default()
         .limit(shared.config.limit.from_query(&query)?)
-        .max_bytes(shared.config.max_bytes);
+        .max_bytes(shared.config.max_bytes)
+        // Short polls never wait, so they never show in presence; the label names them in the
+        // hub's per-label counters (fetches, delivery latency).
+        .label("poll");
     let batch = shared.hub.fetch(&params.topics, params.cursor, &options).await?;
     Ok(pushgate_http::render_batch(&params.topics, params.cursor, &batch, &headers))
 }
