@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use pushgate_http::{PublishRate, Refusals};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Configuration of [`router`](crate::router): message limits, buffer sizes, heartbeat and
@@ -32,6 +33,8 @@ pub struct WsConfig {
     pub(crate) pong_timeout: Duration,
     pub(crate) max_backlog: usize,
     pub(crate) close_timeout: Duration,
+    pub(crate) publish_rate: PublishRate,
+    pub(crate) refusals: Refusals,
 }
 
 impl Default for WsConfig {
@@ -48,6 +51,8 @@ impl Default for WsConfig {
             pong_timeout: Duration::from_secs(30),
             max_backlog: 1024,
             close_timeout: Duration::from_secs(5),
+            publish_rate: PublishRate::default(),
+            refusals: Refusals::default(),
         }
     }
 }
@@ -120,6 +125,21 @@ impl WsConfig {
     /// before the socket is dropped (default 5 s).
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// How fast one connection may send `publish` frames (default 100 a second, bursts of 200;
+    /// [`PublishRate::UNLIMITED`] for no limit). A publish over the rate is answered with an
+    /// error frame `rate_limited` and not published; the connection stays open.
+    pub fn publish_rate(mut self, rate: PublishRate) -> Self {
+        self.publish_rate = rate;
+        self
+    }
+
+    /// Where the connections count what they refuse (publishes over the rate, messages over
+    /// the size limit), for the embedder's metrics. Default: counters nobody reads.
+    pub fn refusals(mut self, refusals: Refusals) -> Self {
+        self.refusals = refusals;
         self
     }
 

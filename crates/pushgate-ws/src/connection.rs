@@ -23,7 +23,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use pushgate_http::{ApiError, ErrorCode, SubscribeParams};
+use pushgate_http::{ApiError, ErrorCode, Refusal, Refusals, SubscribeParams, TokenBucket};
 use pushgate_hub::{Cursor, Hub, HubError, Item, RecvError, SubscribeOptions, Subscription, TopicName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{self, Instant, MissedTickBehavior};
@@ -81,6 +81,9 @@ pub(crate) struct Connection {
     pings: u64,
     /// Makes Ping payloads unpredictable, so a Pong proves the Ping was read.
     ping_key: u64,
+    /// The connection's allowance of `publish` frames.
+    publishes: TokenBucket,
+    refusals: Refusals,
 }
 
 impl Connection {
@@ -103,6 +106,8 @@ impl Connection {
             pong_due: None,
             pings: 0,
             ping_key: RandomState::new().hash_one(id),
+            publishes: config.publish_rate.bucket(Instant::now().into_std()),
+            refusals: config.refusals.clone(),
         };
         if !params.topics.is_empty() {
             connection.subscription = Some(connection.open(&params.topics, params.cursor)?);
@@ -136,6 +141,9 @@ impl Connection {
         let (mut sink, mut stream) = socket.split();
         let end = self.run(&mut sink, &mut stream, &config).await;
         self.subscription = None;
+        if let End::Close(CloseReason::TooBig { .. }) = end {
+            self.refusals.count(Refusal::MessageTooLarge);
+        }
         match &end {
             End::Close(reason) => tracing::debug!(
                 connection = self.id,
@@ -246,10 +254,21 @@ impl Connection {
                 self.floors = Floors::default();
                 frame::subscribed(std::iter::empty(), self.position)
             }
-            Ok(ClientFrame::Publish { topic, event }) => match self.hub.publish(&topic, event).await {
-                Ok(event) => frame::published(&event),
-                Err(err) => frame::error(Some("publish"), &ApiError::from(err)),
-            },
+            Ok(ClientFrame::Publish { topic, event }) => {
+                if let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {
+                    self.refusals.count(Refusal::RateLimited);
+                    let message = format!(
+                        "this connection publishes faster than its limit; the next publish is allowed in {} ms",
+                        wait.as_millis().max(1)
+                    );
+                    frame::error(Some("publish"), &ApiError::new(ErrorCode::RateLimited, message))
+                } else {
+                    match self.hub.publish(&topic, event).await {
+                        Ok(event) => frame::published(&event),
+                        Err(err) => frame::error(Some("publish"), &ApiError::from(err)),
+                    }
+                }
+            }
         };
         self.outbox.push_reply(reply);
     }

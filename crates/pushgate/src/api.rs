@@ -10,27 +10,34 @@
 //!
 //! Errors use the shared `{"error":{"code","message"}}` body from [`pushgate_http::ApiError`].
 //!
+//! Publishes are limited per connection (see [`crate::limits`]): over the rate, a publish is
+//! `429 rate_limited` with `Retry-After` (whole seconds, at least 1). The body is read first,
+//! so the refusal keeps the keep-alive connection (and its empty bucket) usable. Refusals
+//! (rate, body size) are counted for `/metrics`.
+//!
 //! A publish body must arrive within [`Config::body_read_timeout`]: hyper's header-read
 //! timeout ends with the headers, and without a deadline a client trickling its body a byte at
 //! a time would hold a connection slot forever. A late body is `408 request_timeout`, and the
 //! connection is closed since the rest of the body is still on its way.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use pushgate_http::{ApiError, ErrorCode};
+use pushgate_http::{ApiError, ErrorCode, Refusal, Refusals};
 use pushgate_hub::{Hub, NewEvent, TopicName};
 use serde_json::{Map, Value, json};
 
 use crate::config::Config;
+use crate::limits::ConnectionState;
 use crate::sources::Sources;
 
 #[derive(Clone)]
@@ -39,16 +46,18 @@ struct ApiState {
     sources: Sources,
     max_body_bytes: usize,
     body_read_timeout: Duration,
+    refusals: Refusals,
 }
 
 /// Publish, presence and health routes over `hub`, with `config`'s body limit and deadline;
-/// `/healthz` reports `sources`.
-pub(crate) fn router(hub: Hub, config: &Config, sources: Sources) -> Router {
+/// `/healthz` reports `sources`; refusals are counted in `refusals`.
+pub(crate) fn router(hub: Hub, config: &Config, sources: Sources, refusals: Refusals) -> Router {
     let state = ApiState {
         hub,
         sources,
         max_body_bytes: config.max_body_bytes,
         body_read_timeout: config.body_read_timeout,
+        refusals,
     };
     Router::new()
         .route("/v1/publish/{topic}", post(publish))
@@ -60,6 +69,7 @@ pub(crate) fn router(hub: Hub, config: &Config, sources: Sources) -> Router {
 /// `POST /v1/publish/{topic}`.
 async fn publish(
     State(state): State<ApiState>,
+    connection: Option<Extension<Arc<ConnectionState>>>,
     topic: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
@@ -67,13 +77,37 @@ async fn publish(
     let topic = topic_name(topic)?;
     let body = match read_request_body(&headers, body, state.max_body_bytes, state.body_read_timeout).await {
         Ok(body) => body,
-        Err(response) => return Ok(response),
+        Err(response) => {
+            if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                state.refusals.count(Refusal::MessageTooLarge);
+            }
+            return Ok(response);
+        }
     };
+    if let Some(Extension(connection)) = connection
+        && let Err(wait) = connection.try_publish()
+    {
+        state.refusals.count(Refusal::RateLimited);
+        return Ok(rate_limited(wait));
+    }
     let event = parse_publish(&body)?;
     let stored = state.hub.publish(&topic, event).await?;
     let answer =
         json!({ "topic": stored.topic().as_str(), "seq": stored.seq(), "id": stored.cursor().to_string() });
     Ok(json_response(StatusCode::OK, answer.to_string()))
+}
+
+/// `429 rate_limited` with `Retry-After`: the wait until the next token, in whole seconds
+/// rounded up (HTTP has no finer unit).
+fn rate_limited(wait: Duration) -> Response {
+    let message = format!(
+        "this connection publishes faster than its limit; the next publish is allowed in {} ms",
+        wait.as_millis().max(1)
+    );
+    let mut response = ApiError::new(ErrorCode::RateLimited, message).into_response();
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
 }
 
 /// `GET /v1/presence/{topic}`: live SSE and WebSocket subscribers and parked long polls.

@@ -101,6 +101,23 @@ pub struct ServeArgs {
           default_value_t = Config::default().max_connections)]
     pub max_connections: usize,
 
+    /// Most open connections from one IP address, WebSockets included; more are answered 429
+    /// too_many_connections_from_ip and closed (0: no limit).
+    #[arg(long, env = "PUSHGATE_MAX_CONNECTIONS_PER_IP", value_name = "N",
+          default_value_t = Config::default().max_connections_per_ip)]
+    pub max_connections_per_ip: usize,
+
+    /// Publishes a second one connection may make on average (HTTP keep-alive connection or
+    /// WebSocket); more get 429 rate_limited or a rate_limited error frame (0: no limit).
+    #[arg(long, env = "PUSHGATE_PUBLISH_RATE", value_name = "N",
+          default_value_t = Config::default().publish_rate)]
+    pub publish_rate: u32,
+
+    /// Publishes one connection may make at once above --publish-rate.
+    #[arg(long, env = "PUSHGATE_PUBLISH_BURST", value_name = "N",
+          default_value_t = Config::default().publish_burst)]
+    pub publish_burst: u32,
+
     /// Time a client has to send request headers; also the keep-alive idle limit.
     #[arg(long, env = "PUSHGATE_HEADER_READ_TIMEOUT", value_name = "DURATION",
           default_value_t = Seconds(Config::default().header_read_timeout))]
@@ -179,6 +196,9 @@ impl From<ServeArgs> for Config {
             .with_sse_heartbeat(args.sse_heartbeat.0)
             .with_ws_max_message_bytes(args.ws_max_message_bytes.0)
             .with_max_connections(args.max_connections)
+            .with_max_connections_per_ip(args.max_connections_per_ip)
+            .with_publish_rate(args.publish_rate)
+            .with_publish_burst(args.publish_burst)
             .with_header_read_timeout(args.header_read_timeout.0)
             .with_idle_timeout(args.idle_timeout.0)
             .with_drain_timeout(args.drain_timeout.0)

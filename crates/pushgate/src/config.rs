@@ -59,6 +59,20 @@ pub struct Config {
     /// Most open connections (WebSockets included). Connections beyond it are answered
     /// `503 overloaded` and closed. Default 10,000.
     pub max_connections: usize,
+    /// Most open connections from one IP address (WebSockets included); connections beyond it
+    /// are answered `429 too_many_connections_from_ip` and closed. Zero turns the limit off
+    /// (for load tests from one host, or behind a proxy that connects from one address).
+    /// Default 1,024.
+    pub max_connections_per_ip: usize,
+    /// Publishes a second one connection may make on average, through `POST /v1/publish` (per
+    /// keep-alive connection) or WebSocket `publish` frames; beyond it a publish is refused
+    /// with `429 rate_limited` (`Retry-After`) or a `rate_limited` error frame. Zero turns the
+    /// limit off. Publishes from inside the process (database sources, the demo) are never
+    /// limited. Default 100.
+    pub publish_rate: u32,
+    /// Publishes one connection may make at once above [`publish_rate`](Config::publish_rate)
+    /// (the token bucket's size). Default 200.
+    pub publish_burst: u32,
     /// How long a client may take to send a request's headers, and how long a keep-alive
     /// connection may wait for its next request. Default 10 s.
     pub header_read_timeout: Duration,
@@ -126,6 +140,9 @@ impl Default for Config {
             ws_max_message_bytes: 64 << 10,
             ws_max_write_buffer_bytes: None,
             max_connections: 10_000,
+            max_connections_per_ip: 1024,
+            publish_rate: 100,
+            publish_burst: 200,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(10),
@@ -285,6 +302,12 @@ setters! {
     with_ws_max_write_buffer_bytes => ws_max_write_buffer_bytes: Option<usize>;
     /// Replaces [`max_connections`](Config::max_connections).
     with_max_connections => max_connections: usize;
+    /// Replaces [`max_connections_per_ip`](Config::max_connections_per_ip).
+    with_max_connections_per_ip => max_connections_per_ip: usize;
+    /// Replaces [`publish_rate`](Config::publish_rate).
+    with_publish_rate => publish_rate: u32;
+    /// Replaces [`publish_burst`](Config::publish_burst).
+    with_publish_burst => publish_burst: u32;
     /// Replaces [`header_read_timeout`](Config::header_read_timeout).
     with_header_read_timeout => header_read_timeout: Duration;
     /// Replaces [`idle_timeout`](Config::idle_timeout).
@@ -371,6 +394,9 @@ impl Config {
                 limit: MAX_CONNECTIONS_LIMIT,
             });
         }
+        if self.publish_rate > 0 && self.publish_burst == 0 {
+            return Err(ConfigError::Zero { name: "publish_burst" });
+        }
         if self.demo_ticker_rate > MAX_TICKER_RATE {
             return Err(ConfigError::TickerRateTooHigh {
                 value: self.demo_ticker_rate,
@@ -439,6 +465,17 @@ impl Config {
             .max(WS_DEFAULT_MAX_WRITE_BUFFER)
     }
 
+    /// The publish rate of one connection, from [`publish_rate`](Config::publish_rate) and
+    /// [`publish_burst`](Config::publish_burst).
+    ///
+    /// ```
+    /// assert!(pushgate::Config::default().publish_rate().is_limited());
+    /// assert!(!pushgate::Config::default().with_publish_rate(0).publish_rate().is_limited());
+    /// ```
+    pub fn publish_rate(&self) -> pushgate_http::PublishRate {
+        pushgate_http::PublishRate::new(self.publish_rate, self.publish_burst)
+    }
+
     /// A new hub with this configuration's history and limits.
     ///
     /// ```
@@ -496,6 +533,12 @@ mod tests {
             base.clone().with_max_answer_bytes(0).validate(),
             Err(ConfigError::Zero { name: "max_answer_bytes" })
         );
+        assert_eq!(
+            base.clone().with_publish_burst(0).validate(),
+            Err(ConfigError::Zero { name: "publish_burst" })
+        );
+        assert_eq!(base.clone().with_publish_rate(0).with_publish_burst(0).validate(), Ok(()));
+        assert_eq!(base.clone().with_max_connections_per_ip(0).validate(), Ok(()));
         assert_eq!(
             base.clone().with_tcp_keepalive_retries(0).validate(),
             Err(ConfigError::Zero { name: "tcp_keepalive_retries" })

@@ -38,6 +38,7 @@ pub mod cli;
 mod config;
 mod demo;
 mod fd_limit;
+mod limits;
 mod metrics;
 mod server;
 mod sources;
@@ -52,6 +53,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use pushgate_http::Refusals;
 use pushgate_hub::Hub;
 use pushgate_sources::SourceError;
 use tokio::net::TcpListener;
@@ -99,7 +101,7 @@ pub enum ServeError {
 /// The caller owns the hub: closing it ([`Hub::close`]) ends streams and parked polls, which is
 /// how [`serve_on`] shuts down.
 pub fn app(hub: Hub, config: &Config) -> Router {
-    let server = Arc::new(server::ServerStatus::new(1));
+    let server = Arc::new(server::ServerStatus::new(1, Refusals::default()));
     routes(hub, config, Sources::default(), server, None)
 }
 
@@ -122,7 +124,9 @@ fn routes(
     // close every WebSocket with 1011.
     let ws = pushgate_ws::WsConfig::default()
         .max_message_size(config.ws_max_message_bytes)
-        .max_write_buffer_size(config.ws_write_buffer_cap());
+        .max_write_buffer_size(config.ws_write_buffer_cap())
+        .publish_rate(config.publish_rate())
+        .refusals(server.refusals().clone());
     let mut router = Router::new()
         .merge(pushgate_poll::router(hub.clone(), poll))
         .merge(pushgate_longpoll::router(hub.clone(), longpoll))
@@ -132,6 +136,7 @@ fn routes(
         router = router.merge(demo::router(hub.clone(), demo, config));
     }
     let pages = Pages::new(config.web_dir.as_deref());
+    let server_refusals = server.refusals().clone();
     let observed = metrics::Observed { hub: hub.clone(), sources: sources.clone(), server };
     let observability = Router::new()
         .route("/metrics", axum::routing::get(metrics::metrics))
@@ -139,7 +144,7 @@ fn routes(
         .with_state(observed);
     router
         .merge(observability)
-        .merge(api::router(hub, config, sources))
+        .merge(api::router(hub, config, sources, server_refusals))
         .fallback(move |method, uri, headers| pages.clone().serve(method, uri, headers))
         .method_not_allowed_fallback(api::method_not_allowed)
 }
@@ -221,6 +226,9 @@ pub async fn serve_hub_on(
     let limits = server::Limits {
         // `validate` checked that it fits.
         max_connections: u32::try_from(config.max_connections).unwrap_or(u32::MAX),
+        // More than `u32::MAX` from one address cannot happen: the total limit is lower.
+        max_connections_per_ip: u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX),
+        publish_rate: config.publish_rate(),
         header_read_timeout: config.header_read_timeout,
         idle_timeout: config.idle_timeout,
         drain_timeout: config.drain_timeout,
@@ -242,7 +250,7 @@ pub async fn serve_hub_on(
         }
         None => None,
     };
-    let status = Arc::new(server::ServerStatus::new(limits.max_connections));
+    let status = Arc::new(server::ServerStatus::new(limits.max_connections, Refusals::default()));
     let router = routes(hub.clone(), config, sources.clone(), Arc::clone(&status), demo.clone());
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),

@@ -16,10 +16,29 @@
 //! | `pushgate_connections_accepted_total` | counter | connections accepted, over-limit ones included |
 //! | `pushgate_draining` | gauge | 1 once shutdown began |
 //! | `pushgate_source_live{url}` | gauge | 1 when the source (URL, password hidden) is live, else 0 |
+//! | `pushgate_subscriptions{transport}` | gauge | live readers per transport: SSE streams and subscribed WebSockets (one each), parked long polls |
+//! | `pushgate_fetches_total{transport}` | counter | poll and long-poll answers (`poll`, `longpoll`) |
+//! | `pushgate_delivery_latency_seconds{transport}` | histogram | publish timestamp to hand-over to a reader, per event delivered |
+//! | `pushgate_refused_total{reason}` | counter | refusals by a limit; see below |
 //!
-//! Connections and subscriptions per transport are not exported: the hub counts them per topic
-//! only ([`Hub::presence`]), and summing over every topic at each scrape would cost a walk of
-//! all topics. A per-label total kept by the hub would make them cheap.
+//! Per transport: an SSE stream or a WebSocket with topics holds one subscription, so
+//! `pushgate_subscriptions` is also their connection count (a WebSocket that follows no topic
+//! is not in it); a long poll counts while it is parked. Short polls hold nothing between
+//! requests; `pushgate_fetches_total{transport="poll"}` counts them instead. The values come
+//! from the hub's per-label counters ([`Hub::stats_by_label`]), kept as it goes, so a scrape
+//! walks no topics. Transports appear once first used.
+//!
+//! Delivery latency is measured from the event's publish timestamp (whole milliseconds of the
+//! publishing node's clock) to its hand-over to the transport's reader, before it is written to
+//! the socket; buckets run from 1 ms to 10 s.
+//!
+//! Refusal reasons (`pushgate_refused_total{reason}`), each listed from the start at 0:
+//! `connections` (over `--max-connections`, 503 `overloaded`), `connections_per_ip` (over
+//! `--max-connections-per-ip`, 429 `too_many_connections_from_ip`), `rate_limited` (a publish
+//! over `--publish-rate`, 429 or a WebSocket error frame), `too_many_topics` (a subscription
+//! or poll over `--max-topics-per-subscription`, 400 or an error frame), `message_too_large`
+//! (a publish body over `--max-body-bytes` or event data over the hub's limit, 413; a WebSocket
+//! message over `--ws-max-message-bytes`, close 1009).
 
 use std::sync::Arc;
 
@@ -27,11 +46,14 @@ use axum::extract::State;
 use axum::response::{IntoResponse as _, Response};
 use http::{HeaderValue, StatusCode, header};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Metric, Registry};
-use pushgate_hub::Hub;
+use pushgate_http::Refusal;
+use pushgate_hub::{Hub, LATENCY_BUCKETS, LabelStats};
 use serde_json::json;
 
 use crate::api::json_response;
@@ -93,9 +115,81 @@ fn render(observed: &Observed) -> Result<String, std::fmt::Error> {
         sources.get_or_create(&vec![("url".to_owned(), url)]).set(i64::from(state.is_live()));
     }
     register(&mut registry, "source_live", "1 when the database source is live, else 0", sources);
+    let by_label = observed.hub.stats_by_label();
+    let subscriptions = labelled::<Gauge>("transport", &by_label, |s, g| {
+        g.set(i64::try_from(s.live).unwrap_or(i64::MAX));
+    });
+    register(
+        &mut registry,
+        "subscriptions",
+        "Live readers per transport: SSE streams, subscribed WebSockets, parked long polls",
+        subscriptions,
+    );
+    let fetches = labelled::<Counter>("transport", &by_label, |s, c| {
+        c.inc_by(s.fetches);
+    });
+    register(&mut registry, "fetches", "Poll and long-poll answers per transport", fetches);
+    register(
+        &mut registry,
+        "delivery_latency_seconds",
+        "Time from an event's publish timestamp to its hand-over to a reader, per transport",
+        LatencyHistograms(by_label),
+    );
+    let refused = Family::<Vec<(String, String)>, Counter>::default();
+    let server_refusals = observed.server.refusals();
+    for reason in Refusal::ALL {
+        let from_hub = match reason {
+            Refusal::TooManyTopics => stats.refused_too_many_topics,
+            Refusal::MessageTooLarge => stats.refused_data_too_large,
+            _ => 0,
+        };
+        let count = server_refusals.get(reason) + from_hub;
+        refused.get_or_create(&vec![("reason".to_owned(), reason.as_str().to_owned())]).inc_by(count);
+    }
+    register(&mut registry, "refused", "Connections and requests refused by a limit, per reason", refused);
     let mut text = String::new();
     encode(&mut text, &registry)?;
     Ok(text)
+}
+
+/// A family with one member per label of `stats`, filled by `set`.
+fn labelled<M: Default + Clone + prometheus_client::metrics::TypedMetric + EncodeMetric>(
+    name: &str,
+    stats: &[LabelStats],
+    set: impl Fn(&LabelStats, &M),
+) -> Family<Vec<(String, String)>, M> {
+    let family = Family::<Vec<(String, String)>, M>::default();
+    for s in stats {
+        set(s, &family.get_or_create(&vec![(name.to_owned(), s.label.clone())]));
+    }
+    family
+}
+
+/// The hub's latency histograms, one per transport. `prometheus-client`'s own histogram
+/// takes observations one by one; these arrive already bucketed from the hub.
+#[derive(Debug)]
+struct LatencyHistograms(Vec<LabelStats>);
+
+impl EncodeMetric for LatencyHistograms {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for stats in &self.0 {
+            let labels = vec![("transport".to_owned(), stats.label.clone())];
+            let latency = &stats.latency;
+            let bounds = LATENCY_BUCKETS.iter().copied().chain(std::iter::once(f64::INFINITY));
+            let buckets: Vec<(f64, u64)> = bounds.zip(latency.counts.iter().copied()).collect();
+            encoder.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+                latency.sum_seconds,
+                latency.count,
+                &buckets,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 fn register(registry: &mut Registry, name: &str, help: &str, metric: impl Metric) {

@@ -9,6 +9,10 @@
 //!   connection is answered with a canned `503 overloaded` (`Retry-After: 1`) and closed, so
 //!   clients and load balancers learn why; at most [`MAX_REJECTING`] such answers are in flight,
 //!   further ones are dropped unanswered.
+//! - **Connections per IP address.** Likewise, a connection from an address that holds
+//!   `max_connections_per_ip` connections is answered `429 too_many_connections_from_ip`
+//!   (`Retry-After: 1`) and closed; see [`crate::limits`], which also gives each connection the
+//!   state its requests share (its publish rate).
 //! - **Idle timeout.** A connection on which nothing is read or written for the idle timeout is
 //!   closed (see [`Activity`]).
 //! - **Dead peers.** Every accepted socket gets TCP keepalive and `TCP_USER_TIMEOUT` (see
@@ -29,14 +33,15 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
-use pushgate_http::{ApiError, ErrorCode};
+use pushgate_http::{ApiError, ErrorCode, PublishRate, Refusal, Refusals};
 use pushgate_hub::Hub;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+use crate::limits::{ConnectionState, IpSlot, PerIp, WithConnection};
 
 /// Most over-limit connections being answered `503` at once; beyond it they are just closed.
 const MAX_REJECTING: usize = 64;
@@ -59,16 +64,20 @@ pub(crate) struct ServerStatus {
     max_connections: u32,
     accepted: AtomicU64,
     draining: AtomicBool,
+    /// Where the loop counts the connections it refuses.
+    refusals: Refusals,
 }
 
 impl ServerStatus {
-    /// The status of a server that allows `max_connections` at once.
-    pub(crate) fn new(max_connections: u32) -> Self {
+    /// The status of a server that allows `max_connections` at once and counts its refusals in
+    /// `refusals`.
+    pub(crate) fn new(max_connections: u32, refusals: Refusals) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max_connections as usize)),
             max_connections,
             accepted: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            refusals,
         }
     }
 
@@ -83,6 +92,12 @@ impl ServerStatus {
         self.accepted.load(Ordering::Relaxed)
     }
 
+    /// The refusal counters of this server: the accept loop's, the publish API's and the
+    /// WebSocket transport's.
+    pub(crate) fn refusals(&self) -> &Refusals {
+        &self.refusals
+    }
+
     /// Whether shutdown began: the server accepts nothing more and drains.
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
@@ -93,6 +108,9 @@ impl ServerStatus {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub(crate) max_connections: u32,
+    /// Zero disables it.
+    pub(crate) max_connections_per_ip: u32,
+    pub(crate) publish_rate: PublishRate,
     pub(crate) header_read_timeout: Duration,
     /// Zero disables it.
     pub(crate) idle_timeout: Duration,
@@ -123,6 +141,8 @@ pub(crate) async fn run(
     let permits = Arc::clone(&status.permits);
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
     let overloaded = Arc::new(overloaded_response());
+    let too_many_from_ip = Arc::new(too_many_from_ip_response());
+    let per_ip = PerIp::new(limits.max_connections_per_ip);
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut next_id: u64 = 0;
@@ -149,19 +169,30 @@ pub(crate) async fn run(
                     // The connection still works, only without the dead-peer detection.
                     tracing::debug!(%error, %peer, "cannot set socket options");
                 }
-                match Arc::clone(&permits).try_acquire_owned() {
-                    Ok(permit) => {
+                let admitted = match per_ip.try_acquire(peer.ip()) {
+                    None => Err((Refusal::ConnectionsPerIp, &too_many_from_ip)),
+                    Some(slot) => match Arc::clone(&permits).try_acquire_owned() {
+                        Ok(permit) => Ok((permit, slot)),
+                        Err(_) => Err((Refusal::Connections, &overloaded)),
+                    },
+                };
+                match admitted {
+                    Ok((permit, slot)) => {
                         let span = tracing::debug_span!("connection", id = next_id, %peer);
-                        let conn = serve_connection(stream, permit, router.clone(), limits, stopping.clone());
+                        let conn =
+                            serve_connection(stream, (permit, slot), router.clone(), limits, stopping.clone());
                         connections.spawn(tracing::Instrument::instrument(conn, span));
                     }
-                    Err(_) => match Arc::clone(&rejecting).try_acquire_owned() {
-                        Ok(permit) => {
-                            tracing::debug!(%peer, "connection limit reached; answering 503");
-                            connections.spawn(reject(stream, Arc::clone(&overloaded), permit));
+                    Err((reason, answer)) => {
+                        status.refusals.count(reason);
+                        match Arc::clone(&rejecting).try_acquire_owned() {
+                            Ok(permit) => {
+                                tracing::debug!(%peer, reason = reason.as_str(), "connection refused; answering");
+                                connections.spawn(reject(stream, Arc::clone(answer), permit));
+                            }
+                            Err(_) => tracing::debug!(%peer, reason = reason.as_str(), "connection refused; dropping"),
                         }
-                        Err(_) => tracing::debug!(%peer, "connection limit reached; dropping"),
-                    },
+                    }
                 }
             }
         }
@@ -191,16 +222,17 @@ pub(crate) async fn run(
 /// (then the response in flight is finished and the connection closed).
 async fn serve_connection(
     stream: TcpStream,
-    permit: OwnedSemaphorePermit,
+    slots: (OwnedSemaphorePermit, IpSlot),
     router: Router,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Tracked { stream, activity: Arc::clone(&activity), _permit: permit });
+    let io = TokioIo::new(Tracked { stream, activity: Arc::clone(&activity), _slots: slots });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    let conn = builder.serve_connection(io, TowerToHyperService::new(router)).with_upgrades();
+    let service = WithConnection::new(router, ConnectionState::new(limits.publish_rate));
+    let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let mut draining = false;
     loop {
@@ -243,8 +275,8 @@ fn configure_socket(stream: &TcpStream, options: &SocketOptions) -> io::Result<(
     Ok(())
 }
 
-/// Answers an over-limit connection with `overloaded` and closes it.
-async fn reject(mut stream: TcpStream, overloaded: Arc<String>, _permit: OwnedSemaphorePermit) {
+/// Answers an over-limit connection with `answer` (a canned response) and closes it.
+async fn reject(mut stream: TcpStream, answer: Arc<String>, _permit: OwnedSemaphorePermit) {
     let answer = async {
         // Answer only once the request's head is in: an HTTP client takes bytes that arrive
         // before it has sent its request for a protocol error, not for a 503.
@@ -256,7 +288,7 @@ async fn reject(mut stream: TcpStream, overloaded: Arc<String>, _permit: OwnedSe
                 n => head.extend_from_slice(&buf[..n]),
             }
         }
-        stream.write_all(overloaded.as_bytes()).await?;
+        stream.write_all(answer.as_bytes()).await?;
         stream.shutdown().await?;
         // Read (and discard) a little of what follows, such as a body, so closing with unread
         // data does not reset the connection before the client reads the answer.
@@ -275,11 +307,26 @@ async fn reject(mut stream: TcpStream, overloaded: Arc<String>, _permit: OwnedSe
 
 /// The canned answer for connections over the limit.
 fn overloaded_response() -> String {
-    let body =
-        ApiError::new(ErrorCode::Overloaded, "the server is at its connection limit; retry later").to_json();
+    canned(ApiError::new(ErrorCode::Overloaded, "the server is at its connection limit; retry later"))
+}
+
+/// The canned answer for connections over the limit of their IP address.
+fn too_many_from_ip_response() -> String {
+    canned(ApiError::new(
+        ErrorCode::TooManyConnectionsFromIp,
+        "your address holds the server's limit of connections; close some or retry later",
+    ))
+}
+
+/// `error` as a complete response that closes the connection, with `Retry-After: 1`.
+fn canned(error: ApiError) -> String {
+    let body = error.to_json();
+    let status = error.code().status();
     format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
          retry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
         body.len()
     )
 }
@@ -329,12 +376,12 @@ impl Activity {
     }
 }
 
-/// A connection's socket with its permit and activity record, which it keeps for its whole
-/// life, through a WebSocket upgrade too.
+/// A connection's socket with its permit, its IP address's slot and its activity record, which
+/// it keeps for its whole life, through a WebSocket upgrade too.
 struct Tracked {
     stream: TcpStream,
     activity: Arc<Activity>,
-    _permit: OwnedSemaphorePermit,
+    _slots: (OwnedSemaphorePermit, IpSlot),
 }
 
 impl AsyncRead for Tracked {
@@ -458,5 +505,12 @@ mod tests {
         assert!(head.starts_with("HTTP/1.1 503 "));
         assert!(head.contains(&format!("content-length: {}", body.len())));
         assert!(body.starts_with(r#"{"error":{"code":"overloaded","#));
+
+        let response = too_many_from_ip_response();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(head.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{head}");
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        assert!(head.contains("retry-after: 1"));
+        assert!(body.starts_with(r#"{"error":{"code":"too_many_connections_from_ip","#));
     }
 }

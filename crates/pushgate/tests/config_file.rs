@@ -33,13 +33,16 @@ sse_heartbeat = 20
 max_body_bytes = "2MiB"
 sources = ["postgres://app:secret@db/shop"]
 log_format = "json"
+publish_rate = 50
+max_connections_per_ip = 10
 "#,
     )?;
     let output = pushgate()
         .args(["serve", "--config"])
         .arg(&file)
-        .args(["--history-events", "9", "--print-config"])
+        .args(["--history-events", "9", "--publish-burst", "70", "--print-config"])
         .env("PUSHGATE_MAX_CONNECTIONS", "6")
+        .env("PUSHGATE_MAX_CONNECTIONS_PER_IP", "0")
         .env("PUSHGATE_HISTORY_EVENTS", "8")
         .output()?;
     ensure!(output.status.success(), "exit {}: {}", output.status, String::from_utf8_lossy(&output.stderr));
@@ -53,6 +56,9 @@ log_format = "json"
     assert_eq!(get("max_body_bytes"), r#""2MiB""#, "{printed}");
     assert_eq!(get("log_format"), r#""json""#, "{printed}");
     assert_eq!(get("longpoll_timeout"), r#""25s""#, "the default stays:\n{printed}");
+    assert_eq!(get("publish_rate"), "50", "{printed}");
+    assert_eq!(get("publish_burst"), "70", "{printed}");
+    assert_eq!(get("max_connections_per_ip"), "0", "{printed}");
     ensure!(!printed.contains("secret") && printed.contains("app:***@db"), "{printed}");
 
     // The printed configuration is itself a valid file, and prints the same.

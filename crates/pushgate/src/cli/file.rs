@@ -71,6 +71,12 @@ struct ConfigFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_connections: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections_per_ip: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    publish_rate: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    publish_burst: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     header_read_timeout: Option<Seconds>,
     #[serde(skip_serializing_if = "Option::is_none")]
     idle_timeout: Option<Seconds>,
@@ -146,6 +152,7 @@ impl ServeArgs {
         take_from_file!(args, file, given;
             plain: listen, max_body_bytes, body_read_timeout, max_answer_bytes, longpoll_timeout,
                 longpoll_max_timeout, sse_heartbeat, ws_max_message_bytes, max_connections,
+                max_connections_per_ip, publish_rate, publish_burst,
                 header_read_timeout, idle_timeout, drain_timeout, max_topics_per_subscription,
                 history_events, history_age, sources, demo_db, no_demo, log_format;
             optional: demo_ticker_rate, web_dir
@@ -171,6 +178,9 @@ impl ServeArgs {
             sse_heartbeat: Some(self.sse_heartbeat),
             ws_max_message_bytes: Some(self.ws_max_message_bytes),
             max_connections: Some(self.max_connections),
+            max_connections_per_ip: Some(self.max_connections_per_ip),
+            publish_rate: Some(self.publish_rate),
+            publish_burst: Some(self.publish_burst),
             header_read_timeout: Some(self.header_read_timeout),
             idle_timeout: Some(self.idle_timeout),
             drain_timeout: Some(self.drain_timeout),
