@@ -88,6 +88,11 @@ fn log_tail(path: &Path) -> String {
 impl Server {
     /// Starts `bin serve --listen 127.0.0.1:<free port> --no-demo --max-connections <n>`
     /// (without `--no-demo` if this gateway does not know it) and waits for `/healthz`.
+    ///
+    /// The per-client limits are turned off: every subscriber connects from 127.0.0.x, far
+    /// more than the default per-IP limit, and the publisher pipelines its whole rate over a
+    /// few keep-alive connections. They are set through the environment, which a gateway that
+    /// predates them ignores (an unknown flag would stop it).
     pub(crate) async fn spawn(bin: &Path, max_connections: usize) -> anyhow::Result<Self> {
         for no_demo in [true, false] {
             let port = free_port()?;
@@ -102,6 +107,8 @@ impl Server {
             }
             command
                 .args(["--max-connections", &max_connections.to_string()])
+                .env("PUSHGATE_MAX_CONNECTIONS_PER_IP", "0")
+                .env("PUSHGATE_PUBLISH_RATE", "0")
                 .stdin(Stdio::null())
                 .stdout(file.try_clone()?)
                 .stderr(file)
