@@ -1,0 +1,445 @@
+//! The gateway's limits over real sockets: connections in total and per IP address, the
+//! publish rate per connection (HTTP and WebSocket), topics per subscription and message
+//! size; each refusal with its code and its count in `/metrics`, and the per-transport
+//! metrics (subscriptions, fetches, delivery latency) while real clients are connected.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail, ensure};
+use futures_util::{SinkExt as _, StreamExt as _};
+use pushgate::Config;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::oneshot;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Bound on any one exchange with the server.
+const BOUND: Duration = Duration::from_secs(5);
+
+/// A gateway on 127.0.0.1, port 0, with `config`; dropping the returned sender stops it.
+async fn start(config: Config) -> (SocketAddr, oneshot::Sender<()>) {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        pushgate::serve_on(listener, &config, async {
+            stopped.await.ok();
+        })
+        .await
+    });
+    (addr, stop)
+}
+
+/// A TCP connection to `addr` from the local address `from` (any of 127.0.0.0/8).
+async fn connect_from(from: Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::from((from, 0))).expect("bind the client side");
+    timeout(BOUND, socket.connect(addr)).await.expect("connect in time").expect("connect")
+}
+
+/// One HTTP/1.1 response read off a keep-alive connection.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
+    fn code(&self) -> String {
+        let body: Value = serde_json::from_str(&self.body).unwrap_or(Value::Null);
+        body["error"]["code"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// An HTTP/1.1 connection on which requests are sent one at a time (no client pool that might
+/// open another connection: the limits under test are per connection).
+struct Conn {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Conn {
+    async fn open(from: Ipv4Addr, addr: SocketAddr) -> Self {
+        let (reader, writer) = connect_from(from, addr).await.into_split();
+        Self { reader: BufReader::new(reader), writer }
+    }
+
+    async fn get(&mut self, path: &str) -> anyhow::Result<Answer> {
+        self.send(&format!("GET {path} HTTP/1.1\r\nhost: test\r\n\r\n")).await
+    }
+
+    async fn publish(&mut self, topic: &str, body: &str) -> anyhow::Result<Answer> {
+        let request = format!(
+            "POST /v1/publish/{topic} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.send(&request).await
+    }
+
+    async fn send(&mut self, request: &str) -> anyhow::Result<Answer> {
+        self.writer.write_all(request.as_bytes()).await?;
+        timeout(BOUND, read_answer(&mut self.reader)).await.context("no answer in time")?
+    }
+}
+
+async fn read_answer(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> anyhow::Result<Answer> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            bail!("the connection closed after {head:?}");
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let status = head.split(' ').nth(1).context("no status")?.parse()?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+        .context("no content-length")?
+        .parse()?;
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await?;
+    Ok(Answer { status, head, body: String::from_utf8(body)? })
+}
+
+/// A request on a new connection that the server is expected to answer and close (a refused
+/// connection): everything it sent back.
+async fn refused_answer(from: Ipv4Addr, addr: SocketAddr) -> String {
+    let mut stream = connect_from(from, addr).await;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n").await.expect("write");
+    let mut answer = Vec::new();
+    timeout(BOUND, stream.read_to_end(&mut answer)).await.expect("closed in time").expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// `/metrics` over a new connection from 127.0.0.3 (an address no test fills).
+async fn metrics(addr: SocketAddr) -> String {
+    let answer = Conn::open(Ipv4Addr::new(127, 0, 0, 3), addr).await.get("/metrics").await.expect("metrics");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    answer.body
+}
+
+/// The value of the sample `name` (labels included) in `text`; 0 when absent.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn refused(text: &str, reason: &str) -> f64 {
+    sample(text, &format!("pushgate_refused_total{{reason=\"{reason}\"}}"))
+}
+
+/// Waits until `/metrics` satisfies `ready`.
+async fn metrics_until(addr: SocketAddr, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    let polled = timeout(BOUND, async {
+        loop {
+            let text = metrics(addr).await;
+            if ready(&text) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    polled.unwrap_or_else(|_| panic!("/metrics never showed {what}"))
+}
+
+const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
+const OTHER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+#[tokio::test]
+async fn connections_over_the_per_ip_limit_get_429_and_other_addresses_still_connect() {
+    let (addr, _stop) = start(Config::default().with_max_connections_per_ip(2)).await;
+    // Two served connections from 127.0.0.1 fill its share (each answered, so each is counted).
+    let mut first = Conn::open(LOCAL, addr).await;
+    let mut second = Conn::open(LOCAL, addr).await;
+    assert_eq!(first.get("/healthz").await.unwrap().status, 200);
+    assert_eq!(second.get("/healthz").await.unwrap().status, 200);
+
+    let answer = refused_answer(LOCAL, addr).await;
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+    assert!(answer.contains(r#""code":"too_many_connections_from_ip""#), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+
+    // Another address has its own count, and the connections held keep working.
+    let mut other = Conn::open(OTHER, addr).await;
+    assert_eq!(other.get("/healthz").await.unwrap().status, 200);
+    assert_eq!(first.get("/healthz").await.unwrap().status, 200);
+
+    // A closed connection gives its slot back.
+    drop(second);
+    let reconnected = timeout(BOUND, async {
+        loop {
+            let mut conn = Conn::open(LOCAL, addr).await;
+            if let Ok(answer) = conn.get("/healthz").await {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a slot came back");
+    assert_eq!(reconnected.status, 200);
+
+    let text = metrics(addr).await;
+    assert_eq!(refused(&text, "connections_per_ip"), 1.0, "{text}");
+    assert_eq!(refused(&text, "connections"), 0.0, "{text}");
+}
+
+#[tokio::test]
+async fn connections_over_the_total_limit_get_503_and_are_counted() {
+    let (addr, _stop) = start(Config::default().with_max_connections(1)).await;
+    let mut held = Conn::open(LOCAL, addr).await;
+    assert_eq!(held.get("/healthz").await.unwrap().status, 200);
+    let answer = refused_answer(OTHER, addr).await;
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains(r#""code":"overloaded""#), "{answer}");
+    // `/metrics` on the one connection there is.
+    let text = held.get("/metrics").await.unwrap().body;
+    assert_eq!(refused(&text, "connections"), 1.0, "{text}");
+    assert_eq!(refused(&text, "connections_per_ip"), 0.0, "{text}");
+}
+
+#[tokio::test]
+async fn http_publishes_over_the_rate_get_429_while_other_connections_and_subscribers_go_on() {
+    let config = Config::default().with_publish_rate(1).with_publish_burst(3);
+    let (addr, _stop) = start(config).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut stream = client.get(format!("http://{addr}/v1/sse?topic=news")).send().await.unwrap();
+
+    let mut fast = Conn::open(LOCAL, addr).await;
+    for n in 0..3 {
+        let answer = fast.publish("news", &format!(r#"{{"data":{n}}}"#)).await.unwrap();
+        assert_eq!(answer.status, 200, "publish {n} of the burst: {answer:?}");
+    }
+    let answer = fast.publish("news", r#"{"data":"one too many"}"#).await.unwrap();
+    assert_eq!(answer.status, 429, "{answer:?}");
+    assert_eq!(answer.code(), "rate_limited");
+    assert_eq!(answer.header("retry-after"), Some("1"), "{}", answer.head);
+
+    // The refused connection is still open (its next answer is another 429, not a closed
+    // socket), and another connection has its own allowance.
+    assert_eq!(fast.publish("news", r#"{"data":"again"}"#).await.unwrap().status, 429);
+    let mut other = Conn::open(LOCAL, addr).await;
+    assert_eq!(other.publish("news", r#"{"data":"other"}"#).await.unwrap().status, 200);
+
+    // The subscriber got every accepted publish and none of the refused ones.
+    let mut text = String::new();
+    timeout(BOUND, async {
+        while text.matches("\ndata: ").count() + usize::from(text.starts_with("data: ")) < 4 {
+            let chunk = stream.chunk().await.expect("chunk").expect("stream open");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("four events did not arrive: {text}"));
+    assert!(text.contains(r#""data":"other""#), "{text}");
+    assert!(!text.contains("one too many") && !text.contains("again"), "{text}");
+
+    let metrics = metrics(addr).await;
+    assert_eq!(refused(&metrics, "rate_limited"), 2.0, "{metrics}");
+}
+
+/// A WebSocket to `path`, and a reader of its next JSON frame.
+async fn websocket(
+    addr: SocketAddr,
+    path: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+    let (socket, _) = timeout(BOUND, tokio_tungstenite::connect_async(format!("ws://{addr}{path}")))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    socket
+}
+
+async fn next_json<S>(socket: &mut S) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let message =
+            timeout(BOUND, socket.next()).await.expect("a frame in time").expect("open").expect("ok");
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON frame"),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_publishes_over_the_rate_get_an_error_frame_and_the_connection_stays_open() {
+    let config = Config::default().with_publish_rate(1).with_publish_burst(2);
+    let (addr, _stop) = start(config).await;
+    let mut listener = websocket(addr, "/v1/ws?topic=room").await;
+    let mut publisher = websocket(addr, "/v1/ws").await;
+    for n in 0..3 {
+        let frame = json!({"type": "publish", "topic": "room", "data": n}).to_string();
+        publisher.send(Message::text(frame)).await.unwrap();
+    }
+    let mut replies = Vec::new();
+    for _ in 0..3 {
+        replies.push(next_json(&mut publisher).await);
+    }
+    assert_eq!(replies[0]["type"], "published", "{replies:?}");
+    assert_eq!(replies[1]["type"], "published", "{replies:?}");
+    assert_eq!(replies[2]["type"], "error", "{replies:?}");
+    assert_eq!(replies[2]["error"]["code"], "rate_limited", "{replies:?}");
+    assert_eq!(replies[2]["request"], "publish", "{replies:?}");
+
+    // Still open: it answers a ping.
+    publisher.send(Message::text(r#"{"type":"ping","id":7}"#)).await.unwrap();
+    assert_eq!(next_json(&mut publisher).await, json!({"type": "pong", "id": 7}));
+    // The listener got the two accepted publishes, in order.
+    for n in 0..2 {
+        let event = next_json(&mut listener).await;
+        assert_eq!((event["type"].clone(), event["data"].clone()), (json!("event"), json!(n)), "{event}");
+    }
+    let text = metrics(addr).await;
+    assert_eq!(refused(&text, "rate_limited"), 1.0, "{text}");
+}
+
+#[tokio::test]
+async fn topics_per_subscription_are_limited_on_every_transport() {
+    let (addr, _stop) = start(Config::default().with_max_topics_per_subscription(2)).await;
+    let mut conn = Conn::open(LOCAL, addr).await;
+    for path in ["/v1/poll", "/v1/longpoll", "/v1/sse"] {
+        let answer = conn.get(&format!("{path}?topic=a&topic=b&topic=c&timeout=1")).await.unwrap();
+        assert_eq!((answer.status, answer.code()), (400, "too_many_topics".to_owned()), "{path}: {answer:?}");
+    }
+
+    // A WebSocket may follow two topics; a subscribe frame that would make three is refused
+    // with an error frame, and the two topics go on.
+    let mut socket = websocket(addr, "/v1/ws?topic=a&topic=b").await;
+    socket.send(Message::text(r#"{"type":"subscribe","topics":["c"]}"#)).await.unwrap();
+    let reply = next_json(&mut socket).await;
+    assert_eq!(reply["type"], "error", "{reply}");
+    assert_eq!(reply["error"]["code"], "too_many_topics", "{reply}");
+    assert_eq!(reply["request"], "subscribe", "{reply}");
+    assert_eq!(conn.publish("b", r#"{"data":"still here"}"#).await.unwrap().status, 200);
+    let event = next_json(&mut socket).await;
+    assert_eq!((event["topic"].clone(), event["data"].clone()), (json!("b"), json!("still here")));
+
+    let text = metrics(addr).await;
+    assert_eq!(refused(&text, "too_many_topics"), 4.0, "{text}");
+}
+
+#[tokio::test]
+async fn messages_over_the_size_limits_are_refused_413_or_closed_1009() {
+    let config = Config::default().with_max_body_bytes(1000).with_ws_max_message_bytes(1000);
+    let (addr, _stop) = start(config).await;
+    let mut conn = Conn::open(LOCAL, addr).await;
+    let big = format!(r#"{{"data":"{}"}}"#, "x".repeat(2000));
+    let answer = conn.publish("t", &big).await.unwrap();
+    assert_eq!((answer.status, answer.code()), (413, "too_large".to_owned()), "{answer:?}");
+
+    let mut socket = websocket(addr, "/v1/ws").await;
+    let frame = json!({"type": "publish", "topic": "t", "data": "x".repeat(2000)}).to_string();
+    socket.send(Message::text(frame)).await.unwrap();
+    let closed = timeout(BOUND, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("expected a Close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed in time")
+    .expect("a close frame");
+    assert_eq!(u16::from(closed.code), 1009, "{closed:?}");
+
+    let text =
+        metrics_until(addr, "two message_too_large refusals", |t| refused(t, "message_too_large") >= 2.0)
+            .await;
+    assert_eq!(refused(&text, "message_too_large"), 2.0, "{text}");
+}
+
+#[tokio::test]
+async fn metrics_show_subscriptions_per_transport_and_delivery_latency() -> anyhow::Result<()> {
+    let (addr, _stop) = start(Config::default()).await;
+    let client = reqwest::Client::builder().no_proxy().timeout(BOUND * 2).build()?;
+    let mut sse = client.get(format!("http://{addr}/v1/sse?topic=live")).send().await?;
+    let mut ws = websocket(addr, "/v1/ws?topic=live").await;
+    let longpoll = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client.get(format!("http://{addr}/v1/longpoll?topic=live&timeout=8")).send().await?.text().await
+        }
+    });
+    let text = metrics_until(addr, "one subscription per transport", |t| {
+        ["sse", "ws", "longpoll"]
+            .iter()
+            .all(|tr| sample(t, &format!("pushgate_subscriptions{{transport=\"{tr}\"}}")) == 1.0)
+    })
+    .await;
+    ensure!(sample(&text, "pushgate_subscribers") == 2.0, "{text}");
+
+    let mut conn = Conn::open(LOCAL, addr).await;
+    ensure!(conn.publish("live", r#"{"data":1}"#).await?.status == 200);
+    let answered = timeout(BOUND, longpoll).await??;
+    ensure!(answered?.contains(r#""data":1"#));
+    let event = next_json(&mut ws).await;
+    ensure!(event["data"] == 1, "{event}");
+    let mut seen = String::new();
+    while !seen.contains("data: ") {
+        let chunk = timeout(BOUND, sse.chunk()).await??.context("stream open")?;
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    ensure!(conn.get("/v1/poll?topic=live&cursor=oldest").await?.status == 200);
+
+    let text = metrics_until(addr, "a delivery per transport", |t| {
+        ["sse", "ws", "longpoll", "poll"].iter().all(|tr| {
+            sample(t, &format!("pushgate_delivery_latency_seconds_count{{transport=\"{tr}\"}}")) == 1.0
+        })
+    })
+    .await;
+    // The long poll was answered, so it is no longer a live reader; the streams still are.
+    ensure!(sample(&text, r#"pushgate_subscriptions{transport="longpoll"}"#) == 0.0, "{text}");
+    ensure!(sample(&text, r#"pushgate_subscriptions{transport="sse"}"#) == 1.0, "{text}");
+    ensure!(sample(&text, r#"pushgate_fetches_total{transport="poll"}"#) == 1.0, "{text}");
+    ensure!(sample(&text, r#"pushgate_fetches_total{transport="longpoll"}"#) == 1.0, "{text}");
+    // Each delivery is within the 10 s bucket and its latency is counted in the sum.
+    for transport in ["sse", "ws", "longpoll"] {
+        let within = sample(
+            &text,
+            &format!("pushgate_delivery_latency_seconds_bucket{{le=\"10.0\",transport=\"{transport}\"}}"),
+        );
+        let within = if within == 0.0 {
+            sample(
+                &text,
+                &format!("pushgate_delivery_latency_seconds_bucket{{transport=\"{transport}\",le=\"10.0\"}}"),
+            )
+        } else {
+            within
+        };
+        ensure!(within == 1.0, "{transport}: {text}");
+    }
+    ensure!(text.contains("# TYPE pushgate_delivery_latency_seconds histogram"), "{text}");
+    drop((sse, ws));
+    metrics_until(addr, "the streams gone", |t| {
+        sample(t, r#"pushgate_subscriptions{transport="sse"}"#) == 0.0
+            && sample(t, r#"pushgate_subscriptions{transport="ws"}"#) == 0.0
+    })
+    .await;
+    Ok(())
+}
