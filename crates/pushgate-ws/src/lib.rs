@@ -21,7 +21,10 @@
 //! - An event frame is the shared event object with `"type":"event"` in front, encoded once per
 //!   event for all subscribers; events that are ready together are written back to back and
 //!   flushed once. A cursor the hub cannot honour exactly yields a `reset` frame first.
-//! - A bad frame gets an `error` frame; the connection stays open.
+//! - A bad frame gets an `error` frame; the connection stays open. So does a `publish` over
+//!   the connection's [`WsConfig::publish_rate`] (`rate_limited`, nothing published) and a
+//!   `subscribe` that would follow too many topics (`too_many_topics`, the old set goes on).
+//!   Refusals by a limit are counted in [`WsConfig::refusals`].
 //! - Close codes: 1001 when the hub closes (shutdown), when a protocol Ping goes unanswered for
 //!   [`WsConfig::pong_timeout`] (unsolicited Pongs answer nothing), or when the socket takes
 //!   nothing for as long while frames wait; 1009 for a message over

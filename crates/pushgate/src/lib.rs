@@ -19,8 +19,9 @@
 //!
 //! The routes above win over the pages: a file is looked up only for a path none of them takes.
 //!
-//! [`serve_on`] runs its own accept loop (header-read timeout, connection limit, idle timeout,
-//! graceful drain); see `server.rs`. Next to it run the database sources of
+//! [`serve_on`] runs its own accept loop (header-read timeout, connection limits in total and
+//! per IP address, the publish rate per connection, idle timeout, graceful drain); see
+//! `server.rs` and `limits.rs`. Next to it run the database sources of
 //! [`Config::sources`] and, with [`Config::demo_db`], the demo's (`sources.rs`, `demo/`):
 //! they tail their outboxes into the hub until it closes; so does the demo ticker with
 //! [`Config::demo_ticker_rate`] (`ticker.rs`). [`app`] builds the routes only; the sources,
