@@ -30,7 +30,7 @@
 //!
 //! Delivery latency is measured from the event's publish timestamp (whole milliseconds of the
 //! publishing node's clock) to its hand-over to the transport's reader, before it is written to
-//! the socket; buckets run from 1 ms to 10 s.
+//! the socket; buckets run from 1 ms to 10 s. Replayed history counts with its age.
 //!
 //! Refusal reasons (`pushgate_refused_total{reason}`), each listed from the start at 0:
 //! `connections` (over `--max-connections`, 503 `overloaded`), `connections_per_ip` (over
