@@ -43,7 +43,7 @@ use tokio::time::Instant;
 
 use crate::limits::{ConnectionState, IpSlot, PerIp, WithConnection};
 
-/// Most over-limit connections being answered `503` at once; beyond it they are just closed.
+/// Most refused connections being answered (`503`, `429`) at once; beyond it they are just closed.
 const MAX_REJECTING: usize = 64;
 /// How long answering an over-limit connection may take.
 const REJECT_TIMEOUT: Duration = Duration::from_secs(1);
