@@ -40,6 +40,8 @@ pub enum ErrorCode {
     SlowConsumer,
     /// The server is shutting down.
     ShuttingDown,
+    /// A store the server depends on (Redis) is unreachable; retry later.
+    Unavailable,
     /// The server failed.
     Internal,
 }
@@ -64,6 +66,7 @@ impl ErrorCode {
             Self::Overloaded => "overloaded",
             Self::SlowConsumer => "slow_consumer",
             Self::ShuttingDown => "shutting_down",
+            Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
     }
@@ -84,7 +87,9 @@ impl ErrorCode {
             Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Overloaded | Self::ShuttingDown | Self::SlowConsumer => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::ShuttingDown | Self::SlowConsumer | Self::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -146,6 +151,7 @@ impl From<HubError> for ApiError {
             HubError::DataTooLarge { .. } => ErrorCode::TooLarge,
             HubError::TopicLimit { .. } => ErrorCode::Overloaded,
             HubError::Closed => ErrorCode::ShuttingDown,
+            HubError::Unavailable { .. } => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         };
         Self::new(code, err.to_string())
@@ -178,5 +184,13 @@ mod tests {
         let err = ApiError::new(ErrorCode::RequestTimeout, "too slow");
         assert_eq!(err.code().status(), StatusCode::REQUEST_TIMEOUT);
         assert_eq!(err.to_json(), r#"{"error":{"code":"request_timeout","message":"too slow"}}"#);
+    }
+
+    #[test]
+    fn an_unavailable_store_is_503_unavailable() {
+        let err = ApiError::from(HubError::Unavailable { reason: "redis is down".into() });
+        assert_eq!(err.code().status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.code().as_str(), "unavailable");
+        assert!(err.message().contains("redis is down"), "{err}");
     }
 }
