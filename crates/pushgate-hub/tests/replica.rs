@@ -1,6 +1,8 @@
 //! A replica `MemoryStorage` filled by `apply`, behind a real hub: what a shared-store backend
 //! relies on.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use std::sync::Arc;
 use std::time::Duration;
 
