@@ -191,6 +191,19 @@ pub enum ConnectError {
     },
 }
 
+/// Checks that `url` is a Redis URL this crate can connect to, without connecting.
+///
+/// ```
+/// assert!(pushgate_redis::check_url("redis://127.0.0.1:6379/0").is_ok());
+/// assert!(pushgate_redis::check_url("postgres://h/db").is_err());
+/// ```
+///
+/// # Errors
+/// [`ConnectError::Url`] saying what is wrong.
+pub fn check_url(url: &str) -> Result<(), ConnectError> {
+    redis::Client::open(url).map(drop).map_err(ConnectError::Url)
+}
+
 /// The keys of one deployment.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {

@@ -16,6 +16,8 @@
 //! | `pushgate_connections_accepted_total` | counter | connections accepted, over-limit ones included |
 //! | `pushgate_draining` | gauge | 1 once shutdown began |
 //! | `pushgate_source_live{url}` | gauge | 1 when the source (URL, password hidden) is live, else 0 |
+//! | `pushgate_redis_connected` | gauge | with `--redis`: 1 while connected and following the log, else 0 |
+//! | `pushgate_redis_applied_position` | gauge | with `--redis`: the newest log position this node applied |
 //!
 //! Connections and subscriptions per transport are not exported: the hub counts them per topic
 //! only ([`Hub::presence`]), and summing over every topic at each scrape would cost a walk of
@@ -32,6 +34,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Metric, Registry};
 use pushgate_hub::Hub;
+use pushgate_redis::RedisState;
 use serde_json::json;
 
 use crate::api::json_response;
@@ -44,6 +47,8 @@ pub(crate) struct Observed {
     pub(crate) hub: Hub,
     pub(crate) sources: Sources,
     pub(crate) server: Arc<ServerStatus>,
+    /// The Redis storage's state, when the hub runs on one.
+    pub(crate) redis: Option<RedisState>,
 }
 
 /// The content type of the text format `prometheus-client` writes (OpenMetrics 1.0 text).
@@ -93,9 +98,24 @@ fn render(observed: &Observed) -> Result<String, std::fmt::Error> {
         sources.get_or_create(&vec![("url".to_owned(), url)]).set(i64::from(state.is_live()));
     }
     register(&mut registry, "source_live", "1 when the database source is live, else 0", sources);
+    if let Some(redis) = &observed.redis {
+        register_redis(&mut registry, redis);
+    }
     let mut text = String::new();
     encode(&mut text, &registry)?;
     Ok(text)
+}
+
+fn register_redis(registry: &mut Registry, redis: &RedisState) {
+    let connected = gauge(u64::from(redis.connected()));
+    register(
+        registry,
+        "redis_connected",
+        "1 while connected to Redis and following its log, else 0",
+        connected,
+    );
+    let applied = gauge(redis.applied_position());
+    register(registry, "redis_applied_position", "The newest Redis log position this node applied", applied);
 }
 
 fn register(registry: &mut Registry, name: &str, help: &str, metric: impl Metric) {
@@ -114,8 +134,9 @@ fn gauge(value: u64) -> Gauge {
     gauge
 }
 
-/// `GET /readyz`: `200 {"ready":true}` when every source is live and the server is not
-/// draining; else `503 {"ready":false,"reasons":[…]}`, one sentence per reason.
+/// `GET /readyz`: `200 {"ready":true}` when every source is live, Redis (if used) is connected
+/// and the server is not draining; else `503 {"ready":false,"reasons":[…]}`, one sentence per
+/// reason. With Redis the body also has `"redis":{"connected","error"}`.
 pub(crate) async fn readyz(State(observed): State<Observed>) -> Response {
     let mut reasons = Vec::new();
     if observed.server.is_draining() {
@@ -126,11 +147,24 @@ pub(crate) async fn readyz(State(observed): State<Observed>) -> Response {
             reasons.push(format!("source {url} is {state}"));
         }
     }
-    let (status, body) = if reasons.is_empty() {
+    if let Some(redis) = &observed.redis {
+        if let Some(fatal) = redis.fatal() {
+            reasons.push(format!("redis: {fatal}"));
+        } else if !redis.connected() {
+            let error = redis.last_error().unwrap_or_else(|| "not connected yet".to_owned());
+            reasons.push(format!("redis is disconnected: {error}"));
+        }
+    }
+    let (status, mut body) = if reasons.is_empty() {
         (StatusCode::OK, json!({ "ready": true }))
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, json!({ "ready": false, "reasons": reasons }))
     };
+    if let Some(redis) = &observed.redis {
+        let connected = redis.connected();
+        let error = if connected { None } else { redis.fatal().or_else(|| redis.last_error()) };
+        body["redis"] = json!({ "connected": connected, "error": error });
+    }
     let mut response = json_response(status, body.to_string());
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

@@ -33,6 +33,7 @@ sse_heartbeat = 20
 max_body_bytes = "2MiB"
 sources = ["postgres://app:secret@db/shop"]
 log_format = "json"
+redis = "redis://:hunter2@cache:6379/1"
 "#,
     )?;
     let output = pushgate()
@@ -54,6 +55,7 @@ log_format = "json"
     assert_eq!(get("log_format"), r#""json""#, "{printed}");
     assert_eq!(get("longpoll_timeout"), r#""25s""#, "the default stays:\n{printed}");
     ensure!(!printed.contains("secret") && printed.contains("app:***@db"), "{printed}");
+    assert_eq!(get("redis"), r#""redis://:***@cache:6379/1""#, "the Redis password is hidden:\n{printed}");
 
     // The printed configuration is itself a valid file, and prints the same.
     let again = dir.path().join("again.toml");
