@@ -56,7 +56,9 @@
 //!   missed ([`Missed`], exact where known), never silence, then continues from the oldest
 //!   retained event.
 //! - **A malformed cursor is an error** ([`CursorError`]), and so is one pointing past the newest
-//!   event of this epoch ([`HubError::CursorAhead`]); neither silently restarts.
+//!   event of this epoch ([`HubError::CursorAhead`]); neither silently restarts. On a shared store
+//!   a cursor up to [`Storage::max_lead`] past this node's head is another node's, not an error:
+//!   it reads as "nothing yet" until the head passes it.
 //!
 //! # Fan-out and slow readers
 //!
@@ -71,8 +73,9 @@
 //! # Storage
 //!
 //! Sequencing and history sit behind the [`Storage`] and [`TopicLog`] traits.
-//! [`MemoryStorage`] is the default; a multi-node backend implements the same traits without
-//! any transport changing.
+//! [`MemoryStorage`] is the default; a multi-node backend (the `pushgate-redis` crate)
+//! implements the same traits without any transport changing, keeping a
+//! [`MemoryStorage::replica`] that it fills with [`MemoryStorage::apply`].
 //!
 //! # Presence and counters
 //!
