@@ -165,7 +165,8 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHGATE_WEB_DIR", value_name = "DIR")]
     pub web_dir: Option<PathBuf>,
 
-    /// Share topics with the other gateways using this Redis (redis://[:password@]host:port):
+    /// Share topics with the other gateways using this Redis (redis://host:port, or with a
+    /// password redis://:PASSWORD@host:port):
     /// positions, history and cursors live in Redis, so any node serves any client. Without
     /// it, history is in this process's memory. Redis must be reachable at start-up.
     #[arg(long, env = "PUSHGATE_REDIS", value_name = "URL", hide_env_values = true)]
