@@ -200,3 +200,29 @@ async fn connecting_to_nothing_is_an_error() {
     let err = RedisStorage::connect("http://nope", RedisOptions::default()).await.unwrap_err();
     assert!(err.to_string().contains("invalid redis url"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_found_behind_this_node_on_reconnect_are_raised_before_publishing() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, state) = node(&redis, RedisOptions::default()).await;
+    let t = topic("raised");
+    let mut last = None;
+    for i in 1..=3 {
+        last = Some(a.publish(&t, NewEvent::new(json!(i))).await.unwrap());
+    }
+    let last = last.unwrap();
+    // The store kept its epoch but lost counters (as when another node restored it from less).
+    assert_eq!(redis.command(&["SET", "pushgate:pos", "1"]).await.unwrap().trim(), "+OK");
+    assert_eq!(redis.command(&["HSET", "pushgate:seq", "raised", "1"]).await.unwrap().trim(), ":0");
+    redis.command(&["CLIENT", "KILL", "TYPE", "normal"]).await.unwrap();
+    until("a to reconnect", || state.connected()).await;
+    let event = loop {
+        match a.publish(&t, NewEvent::new(json!(4))).await {
+            Ok(event) => break event,
+            Err(HubError::Unavailable { .. }) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(err) => panic!("{err:?}"),
+        }
+    };
+    assert_eq!(event.position(), last.position() + 1);
+    assert_eq!(event.seq(), 4);
+}

@@ -312,3 +312,23 @@ where
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_finding_another_epoch_in_redis_refuses_publishes_and_exits_with_an_error() {
+    let redis = RedisServer::start().await.unwrap();
+    let mut a = Gateway::start(&redis).await.unwrap();
+    let old = publish_ok(&a, "t", json!(1)).await;
+    // The store was replaced under the node.
+    assert_eq!(redis.command(&["SET", "pushgate:epoch", "00000001"]).await.unwrap().trim(), "+OK");
+    let (status, body) = publish(&a, "t", json!(2)).await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")), "{body}");
+    let exit = tokio::time::timeout(Duration::from_secs(30), a.child.wait()).await.unwrap().unwrap();
+    assert!(!exit.success(), "the node must exit with an error, so its supervisor restarts it: {exit}");
+    // Restarted, a node adopts the store's epoch; an old cursor then gets a reset.
+    let b = Gateway::start(&redis).await.unwrap();
+    let published = publish_ok(&b, "t", json!(3)).await;
+    assert!(published["id"].as_str().unwrap().starts_with("00000001-"), "{published}");
+    let url = b.url(&format!("/v1/poll?topic=t&cursor={}", old["id"].as_str().unwrap()));
+    let answer: Value = http().get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["reset"]["reason"], "epoch_changed", "{answer}");
+}
