@@ -299,6 +299,8 @@ pub(crate) struct Shared {
     pub(crate) connection: Mutex<Option<MultiplexedConnection>>,
     /// The applied position, for publishes waiting to read their own write.
     pub(crate) applied: watch::Sender<u64>,
+    /// The newest log position passed over as unreadable; reading resumes after it.
+    pub(crate) skipped_through: AtomicU64,
     pub(crate) append_script: redis::Script,
     pub(crate) restore_script: redis::Script,
 }
@@ -373,6 +375,7 @@ impl RedisStorage {
             state: RedisState(Arc::default()),
             connection: Mutex::new(None),
             applied: watch::Sender::new(0),
+            skipped_through: AtomicU64::new(0),
             append_script: redis::Script::new(scripts::APPEND),
             restore_script: redis::Script::new(scripts::RESTORE),
             options,

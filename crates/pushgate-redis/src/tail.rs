@@ -2,6 +2,7 @@
 //! to this node's copy, reconnecting (and restoring a store that lost its state) after outages.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use pushgate_hub::{Data, Storage, TopicName};
@@ -78,16 +79,30 @@ pub(crate) async fn load(
         let Some(last) = reply.ids.last() else { return Ok(()) };
         start = format!("({}", last.id);
         for entry in &reply.ids {
-            apply(shared, entry)?;
+            apply_or_skip(shared, entry);
         }
     }
 }
 
-fn apply(shared: &Shared, entry: &StreamId) -> Result<(), ConnectError> {
-    let parsed = Entry::parse(entry)?;
-    shared
-        .apply(parsed)
-        .map_err(|err| ConnectError::BadEntry { id: entry.id.clone(), reason: err.to_string() })
+/// Applies one entry; one this node cannot read (not written by pushgate) is logged and passed
+/// over, so it neither stops the node nor is read again. Its topic, if any, shows a gap.
+fn apply_or_skip(shared: &Shared, entry: &StreamId) {
+    let applied = Entry::parse(entry).and_then(|parsed| {
+        shared
+            .apply(parsed)
+            .map_err(|err| ConnectError::BadEntry { id: entry.id.clone(), reason: err.to_string() })
+    });
+    if let Err(err) = applied {
+        tracing::error!(%err, "skipping a log entry");
+        if let Some(position) = entry.id.split_once('-').and_then(|(p, _)| p.parse::<u64>().ok()) {
+            shared.skipped_through.fetch_max(position, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Where the next read starts: after the head, or after an unreadable entry past it.
+fn read_after(shared: &Shared) -> u64 {
+    shared.replica.head().max(shared.skipped_through.load(Ordering::Acquire))
 }
 
 /// Why a session with Redis ended.
@@ -175,7 +190,7 @@ async fn read_batch(
     block: Option<Duration>,
 ) -> Result<(), Ended> {
     loop {
-        let after = format!("{}-0", shared.replica.head());
+        let after = format!("{}-0", read_after(shared));
         let mut command = redis::cmd("XREAD");
         command.arg("COUNT").arg(BATCH);
         if let Some(block) = block {
@@ -186,8 +201,8 @@ async fn read_batch(
         let entries: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
         let full = entries.len() >= BATCH;
         if let Some(first) = entries.first().and_then(|e| Entry::parse(e).ok())
-            && first.position > shared.replica.head() + 1
-            && shared.replica.head() > 0
+            && first.position > read_after(shared) + 1
+            && read_after(shared) > 0
         {
             // The stream was trimmed past what this node had applied (it was away too long):
             // the topics concerned report a gap to their readers.
@@ -198,10 +213,7 @@ async fn read_batch(
             );
         }
         for entry in &entries {
-            if let Err(err) = apply(shared, entry) {
-                // One unreadable entry must not stop the node; its topic shows a gap.
-                tracing::error!(%err, "skipping a log entry");
-            }
+            apply_or_skip(shared, entry);
         }
         if !full {
             return Ok(());

@@ -226,3 +226,22 @@ async fn counters_found_behind_this_node_on_reconnect_are_raised_before_publishi
     assert_eq!(event.position(), last.position() + 1);
     assert_eq!(event.seq(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_not_written_by_pushgate_is_passed_over_without_stopping_the_node() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, state) = node(&redis, RedisOptions::default()).await;
+    let t = topic("t");
+    let first = a.publish(&t, NewEvent::new(json!(1))).await.unwrap();
+    // A foreign entry at the next position, with the counter moved past it.
+    let id = format!("{}-0", first.position() + 1);
+    redis.command(&["XADD", "pushgate:log", &id, "junk", "1"]).await.unwrap();
+    redis.command(&["INCR", "pushgate:pos"]).await.unwrap();
+    let second = a.publish(&t, NewEvent::new(json!(2))).await.unwrap();
+    assert_eq!((second.position(), second.seq()), (first.position() + 2, 2));
+    assert!(state.connected());
+    // A node started now loads past it too.
+    let (b, _) = node(&redis, RedisOptions::default()).await;
+    let batch = b.fetch(&[t], Cursor::Oldest, &FetchOptions::default()).await.unwrap();
+    assert_eq!(batch.events.iter().map(|e| e.seq()).collect::<Vec<_>>(), vec![1, 2]);
+}
