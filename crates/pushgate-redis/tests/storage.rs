@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pushgate_hub::{Cursor, FetchOptions, Hub, HubError, Item, NewEvent, Subscription, TopicName};
@@ -244,4 +245,100 @@ async fn an_entry_not_written_by_pushgate_is_passed_over_without_stopping_the_no
     let (b, _) = node(&redis, RedisOptions::default()).await;
     let batch = b.fetch(&[t], Cursor::Oldest, &FetchOptions::default()).await.unwrap();
     assert_eq!(batch.events.iter().map(|e| e.seq()).collect::<Vec<_>>(), vec![1, 2]);
+}
+
+/// A TCP relay to Redis that can be cut (every connection dropped, new ones refused) and
+/// resumed: one node loses Redis while the other keeps it.
+struct Relay {
+    port: u16,
+    open: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let accept = tokio::spawn({
+            let open = Arc::clone(&open);
+            let links = Arc::clone(&links);
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !open.load(Ordering::SeqCst) {
+                        continue; // dropped: refused
+                    }
+                    let link = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                        {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    links.lock().unwrap().push(link);
+                }
+            }
+        });
+        Self { port, open, links, accept }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn resume(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_redis_keeps_its_subscribers_and_catches_up_when_back() {
+    let redis = RedisServer::start().await.unwrap();
+    let relay = Relay::start(redis.port()).await;
+    let storage = RedisStorage::connect(&relay.url(), RedisOptions::default()).await.unwrap();
+    let state_a = storage.state();
+    let a = Hub::builder().storage(Arc::new(storage)).build();
+    let (b, _) = node(&redis, RedisOptions::default()).await;
+    let t = topic("catch-up");
+    let mut on_a = a.subscribe(&[t.clone()], Cursor::Now).unwrap();
+    for i in 1..=2 {
+        b.publish(&t, NewEvent::new(json!(i))).await.unwrap();
+    }
+    for seq in 1..=2 {
+        assert_eq!(next_event(&mut on_a).await.seq(), seq);
+    }
+
+    relay.cut();
+    until("a to notice", || !state_a.connected()).await;
+    let err = a.publish(&t, NewEvent::new(json!("refused"))).await.unwrap_err();
+    assert!(matches!(err, HubError::Unavailable { .. }), "{err:?}");
+    for i in 3..=5 {
+        b.publish(&t, NewEvent::new(json!(i))).await.unwrap();
+    }
+    let nothing = tokio::time::timeout(Duration::from_millis(300), on_a.recv()).await;
+    assert!(nothing.is_err(), "a cannot see b's events while cut off: {nothing:?}");
+
+    relay.resume();
+    for seq in 3..=5 {
+        assert_eq!(next_event(&mut on_a).await.seq(), seq, "caught up in order");
+    }
+    until("a to reconnect", || state_a.connected()).await;
+    let event = a.publish(&t, NewEvent::new(json!(6))).await.unwrap();
+    assert_eq!(event.seq(), 6);
+    assert_eq!(next_event(&mut on_a).await.seq(), 6);
 }
