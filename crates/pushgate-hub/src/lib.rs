@@ -34,7 +34,8 @@
 //! retained.
 //!
 //! The epoch changes whenever history is lost (an in-memory hub restarts, a Redis store is
-//! wiped). A cursor from another epoch is recognised as such and never compared by position.
+//! replaced; nodes restore a Redis that restarted empty under the same epoch). A cursor from
+//! another epoch is recognised as such and never compared by position.
 //!
 //! # History
 //!
