@@ -44,6 +44,8 @@ pub enum ErrorCode {
     SlowConsumer,
     /// The server is shutting down.
     ShuttingDown,
+    /// A store the server depends on (Redis) is unreachable; retry later.
+    Unavailable,
     /// The server failed.
     Internal,
 }
@@ -70,6 +72,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::SlowConsumer => "slow_consumer",
             Self::ShuttingDown => "shutting_down",
+            Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
     }
@@ -91,7 +94,9 @@ impl ErrorCode {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::TooManyConnectionsFromIp | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::Overloaded | Self::ShuttingDown | Self::SlowConsumer => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::ShuttingDown | Self::SlowConsumer | Self::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -153,6 +158,7 @@ impl From<HubError> for ApiError {
             HubError::DataTooLarge { .. } => ErrorCode::TooLarge,
             HubError::TopicLimit { .. } => ErrorCode::Overloaded,
             HubError::Closed => ErrorCode::ShuttingDown,
+            HubError::Unavailable { .. } => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         };
         Self::new(code, err.to_string())
@@ -185,5 +191,13 @@ mod tests {
         let err = ApiError::new(ErrorCode::RequestTimeout, "too slow");
         assert_eq!(err.code().status(), StatusCode::REQUEST_TIMEOUT);
         assert_eq!(err.to_json(), r#"{"error":{"code":"request_timeout","message":"too slow"}}"#);
+    }
+
+    #[test]
+    fn an_unavailable_store_is_503_unavailable() {
+        let err = ApiError::from(HubError::Unavailable { reason: "redis is down".into() });
+        assert_eq!(err.code().status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.code().as_str(), "unavailable");
+        assert!(err.message().contains("redis is down"), "{err}");
     }
 }

@@ -4,7 +4,7 @@
 //! Positions strictly increase across all topics, so one number says "I have seen everything up
 //! to here" for any set of topics. A cursor is that number plus the [`Epoch`] it belongs to:
 //! positions of one epoch mean nothing in another, and the epoch changes whenever history is
-//! lost (an in-memory hub restarts, a backing store is wiped).
+//! lost (an in-memory hub restarts, a backing store is replaced).
 //!
 //! The text form is `<epoch as 8 hex digits>-<position in hex>`, e.g. `9f03c1d2-2a`: URL-safe,
 //! short enough to repeat on every SSE event, and the same on every transport. It is opaque to

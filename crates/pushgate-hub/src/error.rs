@@ -7,7 +7,8 @@ use crate::topic::InvalidTopic;
 ///
 /// Variants that come from client input (`InvalidTopic`, `InvalidEventType`, `InvalidCursor`,
 /// `CursorAhead`, `NoTopics`, `TooManyTopics`, `DataTooLarge`) map to a 4xx status or a
-/// WebSocket error frame; `TopicLimit`, `Closed` and `Storage` are the server's side.
+/// WebSocket error frame; `TopicLimit`, `Closed`, `Unavailable` and `Storage` are the server's
+/// side.
 ///
 /// ```
 /// use pushgate_hub::{Hub, HubError, NewEvent, TopicName};
@@ -69,6 +70,13 @@ pub enum HubError {
     /// The hub has been closed (shutting down).
     #[error("the hub is closed")]
     Closed,
+    /// The storage backend cannot take writes now (a shared store is unreachable); retrying later
+    /// may succeed. Reads of what this node already holds keep working.
+    #[error("storage unavailable: {reason}")]
+    Unavailable {
+        /// What is down, for the error message.
+        reason: String,
+    },
     /// The storage backend failed.
     #[error("storage failed: {0}")]
     Storage(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -34,7 +34,8 @@
 //! retained.
 //!
 //! The epoch changes whenever history is lost (an in-memory hub restarts, a Redis store is
-//! wiped). A cursor from another epoch is recognised as such and never compared by position.
+//! replaced; nodes restore a Redis that restarted empty under the same epoch). A cursor from
+//! another epoch is recognised as such and never compared by position.
 //!
 //! # History
 //!
@@ -56,7 +57,9 @@
 //!   missed ([`Missed`], exact where known), never silence, then continues from the oldest
 //!   retained event.
 //! - **A malformed cursor is an error** ([`CursorError`]), and so is one pointing past the newest
-//!   event of this epoch ([`HubError::CursorAhead`]); neither silently restarts.
+//!   event of this epoch ([`HubError::CursorAhead`]); neither silently restarts. On a shared store
+//!   a cursor up to [`Storage::max_lead`] past this node's head is another node's, not an error:
+//!   it reads as "nothing yet" until the head passes it.
 //!
 //! # Fan-out and slow readers
 //!
@@ -71,8 +74,9 @@
 //! # Storage
 //!
 //! Sequencing and history sit behind the [`Storage`] and [`TopicLog`] traits.
-//! [`MemoryStorage`] is the default; a multi-node backend implements the same traits without
-//! any transport changing.
+//! [`MemoryStorage`] is the default; a multi-node backend (the `pushgate-redis` crate)
+//! implements the same traits without any transport changing, keeping a
+//! [`MemoryStorage::replica`] that it fills with [`MemoryStorage::apply`].
 //!
 //! # Presence and counters
 //!

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::cursor::Epoch;
 use crate::error::HubError;
-use crate::event::{Event, EventParts};
+use crate::event::{Data, Event, EventParts};
 use crate::storage::{AppendRequest, Gap, Notifier, Storage, TopicLog, TopicRead};
 use crate::topic::TopicName;
 
@@ -122,6 +122,90 @@ impl MemoryStorage {
         }
     }
 
+    /// An empty storage of a known `epoch`, filled by [`apply`](Self::apply) rather than by
+    /// appends: the local copy a shared-store backend (Redis) keeps of the shared log, which
+    /// assigns positions and `seq` itself.
+    ///
+    /// ```
+    /// use pushgate_hub::{Data, Epoch, HistoryLimit, MemoryStorage, Storage, TopicName};
+    ///
+    /// let replica = MemoryStorage::replica(Epoch::from_u32(7), HistoryLimit::default(), 100);
+    /// let topic = TopicName::new("t")?;
+    /// let event = replica.apply(5, &topic, 1, "message".into(), Data::from(serde_json::json!(1)), 0)?;
+    /// assert_eq!(event.map(|e| (e.position(), e.seq())), Some((5, 1)));
+    /// assert_eq!(replica.head(), 5);
+    /// // Applying a position at or below the head again is a no-op, so a re-read is harmless.
+    /// assert!(replica.apply(5, &topic, 1, "message".into(), Data::from(serde_json::json!(1)), 0)?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn replica(epoch: Epoch, limit: HistoryLimit, max_topics: usize) -> Self {
+        Self { epoch, ..Self::new(limit, max_topics) }
+    }
+
+    /// Stores an event that was already sequenced elsewhere at `position` (which must be past
+    /// the head) with topic sequence number `seq`, moves the head to `position` and wakes the
+    /// topic's readers. Returns `None`, changing nothing, when `position` is not past the head
+    /// (the event is already here).
+    ///
+    /// A `seq` beyond the next one the topic expects means events of the topic were never seen
+    /// here (they were gone from the shared log before this copy started, or trimmed before it
+    /// read them): readers from before `position` get a [`Gap`] for them rather than silence.
+    ///
+    /// The topic limit is not enforced here: the shared log has already accepted the event, and
+    /// a copy that skipped it would break the head's promise.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for a bounded copy.
+    pub fn apply(
+        &self,
+        position: u64,
+        topic: &TopicName,
+        seq: u64,
+        event_type: Box<str>,
+        data: Data,
+        timestamp_ms: u64,
+    ) -> Result<Option<Arc<Event>>, HubError> {
+        let entry = match self.topics.get(topic.as_str()) {
+            Some(entry) => Arc::clone(&entry),
+            None => self.insert_topic(topic),
+        };
+        let event = {
+            let mut last = self.sequencer.lock();
+            if position <= *last {
+                return Ok(None);
+            }
+            let event = entry.push_sequenced(EventParts {
+                topic: topic.clone(),
+                event_type,
+                data,
+                seq,
+                position,
+                epoch: self.epoch,
+                timestamp_ms,
+            });
+            *last = position;
+            self.head.store(position, Ordering::Release);
+            event
+        };
+        if let Some(notifier) = self.notifier.get() {
+            notifier.committed(event.topic());
+        }
+        Ok(Some(event))
+    }
+
+    /// The `seq` of the newest event of every topic held (topics with no event yet are left
+    /// out). A shared-store backend uses it to restore the store's counters after the store lost
+    /// them.
+    pub fn last_seqs(&self) -> Vec<(TopicName, u64)> {
+        self.topics
+            .iter()
+            .filter_map(|entry| {
+                let next = entry.value().ring.read().next_seq;
+                (next > 1).then(|| (entry.key().clone(), next - 1))
+            })
+            .collect()
+    }
+
     fn topic_entry(&self, name: &TopicName) -> Result<Arc<MemoryTopic>, HubError> {
         if let Some(topic) = self.topics.get(name.as_str()) {
             return Ok(Arc::clone(&topic));
@@ -129,6 +213,10 @@ impl MemoryStorage {
         if self.topics.len() >= self.max_topics {
             return Err(HubError::TopicLimit { limit: self.max_topics });
         }
+        Ok(self.insert_topic(name))
+    }
+
+    fn insert_topic(&self, name: &TopicName) -> Arc<MemoryTopic> {
         let entry = self.topics.entry(name.clone()).or_insert_with(|| {
             Arc::new(MemoryTopic {
                 limit: self.limit,
@@ -142,7 +230,7 @@ impl MemoryStorage {
                 }),
             })
         });
-        Ok(Arc::clone(&entry))
+        Arc::clone(&entry)
     }
 
     fn append_now(&self, request: AppendRequest) -> Result<Arc<Event>, HubError> {
@@ -258,11 +346,34 @@ impl MemoryTopic {
     fn push(&self, mut parts: EventParts) -> Arc<Event> {
         let mut ring = self.ring.write();
         parts.seq = ring.next_seq;
-        let position = parts.position;
         let event = Arc::new(Event::from_parts(parts));
         ring.next_seq += 1;
+        self.store(&mut ring, &event);
+        event
+    }
+
+    /// Stores an event whose `seq` was assigned elsewhere; called under the sequencer lock.
+    fn push_sequenced(&self, parts: EventParts) -> Arc<Event> {
+        let mut ring = self.ring.write();
+        let event = Arc::new(Event::from_parts(parts));
+        if event.seq() > ring.next_seq {
+            // Earlier events of the topic never reached this copy: all of them sit before this
+            // position, so a reader from before it may have missed them. What is still held
+            // predates the hole; dropping it keeps "resume from the oldest retained" true.
+            while !ring.events.is_empty() {
+                ring.evict_front();
+            }
+            ring.evicted_through = ring.evicted_through.max(event.position() - 1);
+        }
+        ring.next_seq = event.seq() + 1;
+        self.store(&mut ring, &event);
+        event
+    }
+
+    fn store(&self, ring: &mut Ring, event: &Arc<Event>) {
+        let position = event.position();
         ring.bytes += event.approx_size();
-        ring.events.push_back(Arc::clone(&event));
+        ring.events.push_back(Arc::clone(event));
         while ring.events.len() > self.limit.max_events
             || (ring.bytes > self.limit.max_bytes && ring.events.len() > 1)
         {
@@ -272,7 +383,6 @@ impl MemoryTopic {
             ring.evict_expired(max_age, event.stored_at());
         }
         self.last_position.store(position, Ordering::Release);
-        event
     }
 }
 

@@ -22,6 +22,8 @@ struct TopicState {
 /// A reader's per-topic state over one storage.
 pub(crate) struct Reader {
     topics: Vec<TopicState>,
+    /// The storage's [`Storage::max_lead`].
+    max_lead: u64,
 }
 
 /// What one read step found besides the events it appended.
@@ -60,7 +62,7 @@ impl Reader {
                 Ok(TopicState { name: name.clone(), log: storage.topic(name)?, floor: 0, expected: None })
             })
             .collect::<Result<_, HubError>>()?;
-        Ok(Self { topics })
+        Ok(Self { topics, max_lead: storage.max_lead() })
     }
 
     pub(crate) fn names(&self) -> impl Iterator<Item = &TopicName> {
@@ -76,9 +78,11 @@ impl Reader {
             Cursor::At { epoch: theirs, .. } if theirs != epoch => {
                 (0, Some(ResetReason::EpochChanged { cursor: theirs, current: epoch }))
             }
-            Cursor::At { position, .. } if position > head => {
+            Cursor::At { position, .. } if position > head.saturating_add(self.max_lead) => {
                 return Err(HubError::CursorAhead { position, head });
             }
+            // Issued by another node of a shared store: nothing to read until the head passes it.
+            Cursor::At { position, .. } if position > head => return Ok(Start { position, reset: None }),
             Cursor::At { position, .. } => (position, Some(ResetReason::Expired)),
         };
         let mut reset_topics = Vec::new();

@@ -54,6 +54,17 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Topics currently held.
     fn topic_count(&self) -> usize;
+
+    /// How far past [`head`](Self::head) a cursor of this epoch may point and still be taken as
+    /// an event that is not readable *here yet* rather than as [`HubError::CursorAhead`].
+    ///
+    /// A shared store's other nodes may have made newer positions readable before this one (a
+    /// client moved from such a node); the hub then treats the cursor as "nothing yet" and
+    /// waits for the head to pass it. The default, 0, suits a single-process storage, where no
+    /// valid cursor can be ahead of the head.
+    fn max_lead(&self) -> u64 {
+        0
+    }
 }
 
 /// One topic's retained events, read by position range.

@@ -18,6 +18,8 @@
 //!   A rejected subscribe request is a [`Rejected`] error carrying the status and JSON body.
 //!   Every client counts its HTTP requests (a WebSocket handshake is one) and the bytes of
 //!   payload it received ([`Traffic`]).
+//! - [`RedisServer`]: a private `redis-server` child on a free port (nothing on disk, killed on
+//!   drop, restartable empty) for the Redis scale-out tests.
 //!
 //! The conformance suite lives in `tests/conformance.rs`: each test is written once and the
 //! `conformance!` macro instantiates it for every transport.
@@ -41,10 +43,12 @@
 
 mod client;
 mod feed;
+mod redis;
 mod server;
 pub mod sse;
 
 pub use client::{LongPollClient, PollClient, SseClient, Transport, TransportClient, WsClient};
 pub use feed::{Delivery, Feed, Rejected, Traffic};
+pub use redis::RedisServer;
 pub use server::{Published, TestServer};
 pub use sse::{SseMessage, SseReader};

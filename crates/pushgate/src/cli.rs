@@ -47,7 +47,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHGATE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Print the effective configuration as TOML (source passwords hidden) and exit.
+    /// Print the effective configuration as TOML (source and Redis passwords hidden) and exit.
     #[arg(long)]
     pub print_config: bool,
 
@@ -181,6 +181,13 @@ pub struct ServeArgs {
     /// instead of the copy compiled into the binary.
     #[arg(long, env = "PUSHGATE_WEB_DIR", value_name = "DIR")]
     pub web_dir: Option<PathBuf>,
+
+    /// Share topics with the other gateways using this Redis (redis://host:port, or with a
+    /// password redis://:PASSWORD@host:port):
+    /// positions, history and cursors live in Redis, so any node serves any client. Without
+    /// it, history is in this process's memory. Redis must be reachable at start-up.
+    #[arg(long, env = "PUSHGATE_REDIS", value_name = "URL", hide_env_values = true)]
+    pub redis: Option<String>,
 }
 
 impl From<ServeArgs> for Config {
@@ -209,6 +216,7 @@ impl From<ServeArgs> for Config {
             .with_demo_db((!args.no_demo).then_some(args.demo_db))
             .with_demo_ticker_rate(demo_ticker_rate)
             .with_web_dir(args.web_dir)
+            .with_redis(args.redis)
     }
 }
 
@@ -428,6 +436,18 @@ mod tests {
         let args = ["pushgate", "--web-dir", "web"];
         let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
         assert_eq!(config.web_dir, Some(PathBuf::from("web")));
+    }
+
+    #[test]
+    fn redis_is_off_unless_given() {
+        use clap::Parser as _;
+        let parse = |argv: &[&str]| Config::from(Command::try_parse_from(argv).unwrap().serve);
+        assert_eq!(parse(&["pushgate"]).redis, None);
+        let config = parse(&["pushgate", "--redis", "redis://:pw@127.0.0.1:6380/2"]);
+        assert_eq!(config.redis.as_deref(), Some("redis://:pw@127.0.0.1:6380/2"));
+        assert!(config.validate().is_ok());
+        let bad = parse(&["pushgate", "--redis", "http://:secret@h"]).validate().unwrap_err().to_string();
+        assert!(bad.contains("redis url") && !bad.contains("secret"), "{bad}");
     }
 
     #[test]

@@ -7,8 +7,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pushgate_hub::{HistoryLimit, Hub};
+use std::sync::Arc;
+
+use pushgate_hub::{HistoryLimit, Hub, HubBuilder};
+use pushgate_redis::{RedisOptions, RedisState, RedisStorage};
 use pushgate_sources::{Source, SourceConfig};
+
+/// `url` with its password hidden, for logs, errors and `--print-config`.
+pub(crate) fn redact_url(url: &str) -> String {
+    SourceConfig::new(url).url_redacted()
+}
 
 /// How the gateway is set up.
 ///
@@ -125,6 +133,13 @@ pub struct Config {
     /// the copy of `web/` compiled into the binary; files are read at each request, so edits
     /// show on reload. Default `None`: the compiled-in pages.
     pub web_dir: Option<PathBuf>,
+    /// A Redis URL (`redis://[:password@]host:port[/db]`) shared by several gateway nodes:
+    /// positions, history and cursors then live in Redis, so an event published on any node
+    /// reaches subscribers on every node and a client resumes on any node
+    /// ([`pushgate_redis`]). [`serve`](crate::serve) and [`serve_on`](crate::serve_on) connect
+    /// at start-up ([`Config::connect_hub`]) and refuse to start when Redis cannot be reached.
+    /// Default `None`: the in-memory hub of one process.
+    pub redis: Option<String>,
 }
 
 impl Default for Config {
@@ -157,6 +172,7 @@ impl Default for Config {
             demo_db: None,
             demo_ticker_rate: 0,
             web_dir: None,
+            redis: None,
         }
     }
 }
@@ -250,6 +266,14 @@ pub enum ConfigError {
         /// The path.
         path: PathBuf,
     },
+    /// The Redis URL cannot be used.
+    #[error("redis url {url}: {reason}")]
+    Redis {
+        /// The URL, password hidden.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
 }
 
 /// The WebSocket transport's default write-buffer cap (`WsConfig::max_write_buffer_size`):
@@ -336,6 +360,8 @@ setters! {
     with_demo_ticker_rate => demo_ticker_rate: u32;
     /// Replaces [`web_dir`](Config::web_dir).
     with_web_dir => web_dir: Option<PathBuf>;
+    /// Replaces [`redis`](Config::redis).
+    with_redis => redis: Option<String>;
 }
 
 impl Config {
@@ -418,6 +444,11 @@ impl Config {
         if !self.idle_timeout.is_zero() && self.idle_timeout <= needed {
             return Err(ConfigError::IdleTooShort { idle: self.idle_timeout, needed });
         }
+        if let Some(url) = &self.redis
+            && let Err(err) = pushgate_redis::check_url(url)
+        {
+            return Err(ConfigError::Redis { url: redact_url(url), reason: err.to_string() });
+        }
         self.validate_sources()
     }
 
@@ -483,14 +514,47 @@ impl Config {
     /// assert_eq!(hub.stats().published, 0);
     /// ```
     pub fn build_hub(&self) -> Hub {
+        self.hub_builder().history(self.history_limit()).build()
+    }
+
+    /// The hub [`serve`](crate::serve) and [`serve_on`](crate::serve_on) use: with
+    /// [`redis`](Config::redis) set, one on a [`RedisStorage`] (connected, its epoch read and its
+    /// retained log loaded), returned with the connection's state for `/readyz` and `/metrics`;
+    /// else [`build_hub`](Self::build_hub)'s.
+    ///
+    /// # Errors
+    /// [`ServeError::Redis`](crate::ServeError::Redis) when Redis cannot be reached or holds
+    /// something unexpected.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pushgate::ServeError> {
+    /// let (hub, redis) = pushgate::Config::default().connect_hub().await?;
+    /// assert!(redis.is_none());
+    /// # let _ = hub; Ok(()) }
+    /// ```
+    pub async fn connect_hub(&self) -> Result<(Hub, Option<RedisState>), crate::ServeError> {
+        let Some(url) = &self.redis else {
+            return Ok((self.build_hub(), None));
+        };
+        let options = RedisOptions::default().history(self.history_limit());
+        let storage = RedisStorage::connect(url, options)
+            .await
+            .map_err(|source| crate::ServeError::Redis { url: redact_url(url), source })?;
+        let state = storage.state();
+        Ok((self.hub_builder().storage(Arc::new(storage)).build(), Some(state)))
+    }
+
+    fn history_limit(&self) -> HistoryLimit {
         let age = (!self.history_age.is_zero()).then_some(self.history_age);
+        HistoryLimit::default().max_events(self.history_events).max_age(age)
+    }
+
+    fn hub_builder(&self) -> HubBuilder {
         Hub::builder()
-            .history(HistoryLimit::default().max_events(self.history_events).max_age(age))
             .max_topics_per_subscription(self.max_topics_per_subscription)
             // A publish body holds the data and a little more, so the body limit bounds the
             // data too; the hub's own check catches data that grows when made compact.
             .max_data_bytes(self.max_body_bytes)
-            .build()
     }
 }
 

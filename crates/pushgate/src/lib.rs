@@ -56,6 +56,7 @@ use std::time::Duration;
 use axum::Router;
 use pushgate_http::Refusals;
 use pushgate_hub::Hub;
+use pushgate_redis::RedisState;
 use pushgate_sources::SourceError;
 use tokio::net::TcpListener;
 
@@ -84,6 +85,19 @@ pub enum ServeError {
     /// The configuration is inconsistent.
     #[error("invalid configuration")]
     Config(#[from] ConfigError),
+    /// Redis ([`Config::redis`]) could not be reached at start-up or holds something unexpected.
+    #[error("cannot use redis at {url}")]
+    Redis {
+        /// The URL, password hidden.
+        url: String,
+        /// What failed.
+        #[source]
+        source: pushgate_redis::ConnectError,
+    },
+    /// Redis now holds another epoch than the one this node serves (the store was replaced):
+    /// the node stopped rather than mix two histories; started again, it adopts the store's.
+    #[error("stopped: {0}")]
+    RedisEpoch(String),
     /// The demo database could not be created or prepared.
     #[error("cannot prepare the demo database {} (choose another with --demo-db, or --no-demo)", path.display())]
     Demo {
@@ -103,17 +117,18 @@ pub enum ServeError {
 /// how [`serve_on`] shuts down.
 pub fn app(hub: Hub, config: &Config) -> Router {
     let server = Arc::new(server::ServerStatus::new(1, Refusals::default()));
-    routes(hub, config, Sources::default(), server, None)
+    routes(hub, config, Sources::default(), server, None, None)
 }
 
-/// Every route: [`app`]'s, `/healthz`, `/readyz` and `/metrics` reporting `sources` and
-/// `server`, and the demo's when there is one.
+/// Every route: [`app`]'s, `/healthz`, `/readyz` and `/metrics` reporting `sources`, `server`
+/// and `redis`, and the demo's when there is one.
 fn routes(
     hub: Hub,
     config: &Config,
     sources: Sources,
     server: Arc<server::ServerStatus>,
     demo: Option<Arc<Demo>>,
+    redis: Option<RedisState>,
 ) -> Router {
     let poll = pushgate_poll::PollConfig::default().max_bytes(config.max_answer_bytes);
     let longpoll = pushgate_longpoll::LongPollConfig::default()
@@ -138,7 +153,7 @@ fn routes(
     }
     let pages = Pages::new(config.web_dir.as_deref());
     let server_refusals = server.refusals().clone();
-    let observed = metrics::Observed { hub: hub.clone(), sources: sources.clone(), server };
+    let observed = metrics::Observed { hub: hub.clone(), sources: sources.clone(), server, redis };
     let observability = Router::new()
         .route("/metrics", axum::routing::get(metrics::metrics))
         .route("/readyz", axum::routing::get(metrics::readyz))
@@ -181,21 +196,56 @@ pub async fn serve(
 }
 
 /// Serves the gateway on an already bound `listener` until `shutdown` completes, over a new
-/// hub built from `config`; see [`serve_hub_on`].
+/// hub built from `config` ([`Config::connect_hub`]: on Redis when [`Config::redis`] is set);
+/// see [`serve_hub_on`].
 ///
 /// This is [`serve`] for callers that bind themselves, typically tests that bind port 0 and
 /// need to learn the port before the server starts. `config.listen` is ignored here.
 ///
+/// With Redis, `/readyz` also reports the Redis connection and `/metrics` its state; if Redis
+/// comes to hold another epoch, the server shuts down as on `shutdown` and returns
+/// [`ServeError::RedisEpoch`], so a supervisor restarts it on the store's epoch.
+///
 /// # Errors
 ///
-/// As [`serve_hub_on`].
+/// As [`serve_hub_on`], and [`ServeError::Redis`] when Redis cannot be used at start-up.
 pub async fn serve_on(
     listener: TcpListener,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     config.validate()?;
-    serve_hub_on(listener, config.build_hub(), config, shutdown).await
+    let (hub, redis) = config.connect_hub().await?;
+    let Some(state) = redis else {
+        return serve_with(listener, hub, config, shutdown, None).await;
+    };
+    let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel();
+    let watched = state.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            reason = redis_fatal(watched) => {
+                tracing::error!(%reason, "shutting down: this node cannot go on with this redis");
+                let _ = fatal_tx.send(reason);
+            }
+        }
+    };
+    serve_with(listener, hub, config, stop, Some(state)).await?;
+    match fatal_rx.await {
+        Ok(reason) => Err(ServeError::RedisEpoch(reason)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Resolves with the reason once the Redis storage gave up for good.
+async fn redis_fatal(state: RedisState) -> String {
+    let mut every = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        every.tick().await;
+        if let Some(reason) = state.fatal() {
+            return reason;
+        }
+    }
 }
 
 /// Serves [`app`] over `hub` on `listener` with the gateway's accept loop (header-read
@@ -222,6 +272,17 @@ pub async fn serve_hub_on(
     hub: Hub,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    serve_with(listener, hub, config, shutdown, None).await
+}
+
+/// [`serve_hub_on`], reporting `redis` on `/readyz` and `/metrics` when given.
+async fn serve_with(
+    listener: TcpListener,
+    hub: Hub,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    redis: Option<RedisState>,
 ) -> Result<(), ServeError> {
     config.validate()?;
     let limits = server::Limits {
@@ -252,7 +313,7 @@ pub async fn serve_hub_on(
         None => None,
     };
     let status = Arc::new(server::ServerStatus::new(limits.max_connections, Refusals::default()));
-    let router = routes(hub.clone(), config, sources.clone(), Arc::clone(&status), demo.clone());
+    let router = routes(hub.clone(), config, sources.clone(), Arc::clone(&status), demo.clone(), redis);
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),

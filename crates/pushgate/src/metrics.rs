@@ -20,6 +20,8 @@
 //! | `pushgate_fetches_total{transport}` | counter | poll and long-poll answers (`poll`, `longpoll`) |
 //! | `pushgate_delivery_latency_seconds{transport}` | histogram | publish timestamp to hand-over to a reader, per event delivered |
 //! | `pushgate_refused_total{reason}` | counter | refusals by a limit; see below |
+//! | `pushgate_redis_connected` | gauge | with `--redis`: 1 while connected and following the log, else 0 |
+//! | `pushgate_redis_applied_position` | gauge | with `--redis`: the newest log position this node applied |
 //!
 //! Per transport: an SSE stream or a WebSocket with topics holds one subscription, so
 //! `pushgate_subscriptions` is also their connection count (a WebSocket that follows no topic
@@ -54,6 +56,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Metric, Registry};
 use pushgate_http::Refusal;
 use pushgate_hub::{Hub, LATENCY_BUCKETS, LabelStats};
+use pushgate_redis::RedisState;
 use serde_json::json;
 
 use crate::api::json_response;
@@ -66,6 +69,8 @@ pub(crate) struct Observed {
     pub(crate) hub: Hub,
     pub(crate) sources: Sources,
     pub(crate) server: Arc<ServerStatus>,
+    /// The Redis storage's state, when the hub runs on one.
+    pub(crate) redis: Option<RedisState>,
 }
 
 /// The content type of the text format `prometheus-client` writes (OpenMetrics 1.0 text).
@@ -147,6 +152,9 @@ fn render(observed: &Observed) -> Result<String, std::fmt::Error> {
         refused.get_or_create(&vec![("reason".to_owned(), reason.as_str().to_owned())]).inc_by(count);
     }
     register(&mut registry, "refused", "Connections and requests refused by a limit, per reason", refused);
+    if let Some(redis) = &observed.redis {
+        register_redis(&mut registry, redis);
+    }
     let mut text = String::new();
     encode(&mut text, &registry)?;
     Ok(text)
@@ -192,6 +200,18 @@ impl EncodeMetric for LatencyHistograms {
     }
 }
 
+fn register_redis(registry: &mut Registry, redis: &RedisState) {
+    let connected = gauge(u64::from(redis.connected()));
+    register(
+        registry,
+        "redis_connected",
+        "1 while connected to Redis and following its log, else 0",
+        connected,
+    );
+    let applied = gauge(redis.applied_position());
+    register(registry, "redis_applied_position", "The newest Redis log position this node applied", applied);
+}
+
 fn register(registry: &mut Registry, name: &str, help: &str, metric: impl Metric) {
     registry.register(name, help, metric);
 }
@@ -208,8 +228,9 @@ fn gauge(value: u64) -> Gauge {
     gauge
 }
 
-/// `GET /readyz`: `200 {"ready":true}` when every source is live and the server is not
-/// draining; else `503 {"ready":false,"reasons":[…]}`, one sentence per reason.
+/// `GET /readyz`: `200 {"ready":true}` when every source is live, Redis (if used) is connected
+/// and the server is not draining; else `503 {"ready":false,"reasons":[…]}`, one sentence per
+/// reason. With Redis the body also has `"redis":{"connected","error"}`.
 pub(crate) async fn readyz(State(observed): State<Observed>) -> Response {
     let mut reasons = Vec::new();
     if observed.server.is_draining() {
@@ -220,11 +241,24 @@ pub(crate) async fn readyz(State(observed): State<Observed>) -> Response {
             reasons.push(format!("source {url} is {state}"));
         }
     }
-    let (status, body) = if reasons.is_empty() {
+    if let Some(redis) = &observed.redis {
+        if let Some(fatal) = redis.fatal() {
+            reasons.push(format!("redis: {fatal}"));
+        } else if !redis.connected() {
+            let error = redis.last_error().unwrap_or_else(|| "not connected yet".to_owned());
+            reasons.push(format!("redis is disconnected: {error}"));
+        }
+    }
+    let (status, mut body) = if reasons.is_empty() {
         (StatusCode::OK, json!({ "ready": true }))
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, json!({ "ready": false, "reasons": reasons }))
     };
+    if let Some(redis) = &observed.redis {
+        let connected = redis.connected();
+        let error = if connected { None } else { redis.fatal().or_else(|| redis.last_error()) };
+        body["redis"] = json!({ "connected": connected, "error": error });
+    }
     let mut response = json_response(status, body.to_string());
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

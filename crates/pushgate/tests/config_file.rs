@@ -35,6 +35,7 @@ sources = ["postgres://app:secret@db/shop"]
 log_format = "json"
 publish_rate = 50
 max_connections_per_ip = 10
+redis = "redis://:hunter2@cache:6379/1"
 "#,
     )?;
     let output = pushgate()
@@ -60,6 +61,7 @@ max_connections_per_ip = 10
     assert_eq!(get("publish_burst"), "70", "{printed}");
     assert_eq!(get("max_connections_per_ip"), "0", "{printed}");
     ensure!(!printed.contains("secret") && printed.contains("app:***@db"), "{printed}");
+    assert_eq!(get("redis"), r#""redis://:***@cache:6379/1""#, "the Redis password is hidden:\n{printed}");
 
     // The printed configuration is itself a valid file, and prints the same.
     let again = dir.path().join("again.toml");

@@ -100,6 +100,8 @@ struct ConfigFile {
     web_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<String>,
 }
 
 impl ConfigFile {
@@ -155,13 +157,13 @@ impl ServeArgs {
                 max_connections_per_ip, publish_rate, publish_burst,
                 header_read_timeout, idle_timeout, drain_timeout, max_topics_per_subscription,
                 history_events, history_age, sources, demo_db, no_demo, log_format;
-            optional: demo_ticker_rate, web_dir
+            optional: demo_ticker_rate, web_dir, redis
         );
         Ok(self)
     }
 
     /// The effective configuration as a TOML file that `--config` accepts: every option, the
-    /// demo ticker's rate resolved, the sources' passwords hidden (so the output is safe to
+    /// demo ticker's rate resolved, the sources' and Redis's passwords hidden (so the output is safe to
     /// log, but a file made from it needs the passwords put back).
     ///
     /// # Errors
@@ -195,6 +197,7 @@ impl ServeArgs {
             demo_ticker_rate: Some(self.demo_ticker_rate()),
             web_dir: self.web_dir.clone(),
             log_format: Some(self.log_format),
+            redis: self.redis.as_deref().map(crate::config::redact_url),
         };
         Ok(toml::to_string(&file)?)
     }

@@ -1,0 +1,54 @@
+//! A replica `MemoryStorage` filled by `apply`, behind a real hub: what a shared-store backend
+//! relies on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pushgate_hub::{
+    Cursor, Data, Epoch, FetchOptions, HistoryLimit, Hub, Item, MemoryStorage, Storage, TopicName,
+};
+use serde_json::json;
+
+fn replica() -> Arc<MemoryStorage> {
+    Arc::new(MemoryStorage::replica(Epoch::from_u32(0xabc), HistoryLimit::default(), 10))
+}
+
+#[tokio::test]
+async fn applied_events_wake_subscribers_and_keep_their_numbers() {
+    let storage = replica();
+    let hub = Hub::builder().storage(storage.clone()).build();
+    let topic = TopicName::new("t").unwrap();
+    let mut sub = hub.subscribe(&[topic.clone()], Cursor::Now).unwrap();
+    storage.apply(3, &topic, 1, "message".into(), Data::from(json!(1)), 42).unwrap();
+    storage.apply(9, &topic, 2, "x".into(), Data::from(json!(2)), 43).unwrap();
+    for (position, seq) in [(3, 1), (9, 2)] {
+        let item = tokio::time::timeout(Duration::from_secs(5), sub.recv()).await.unwrap().unwrap();
+        let Item::Event(event) = item else { panic!("expected an event, got {item:?}") };
+        assert_eq!((event.position(), event.seq(), event.epoch()), (position, seq, Epoch::from_u32(0xabc)));
+    }
+    assert_eq!(storage.head(), 9);
+    assert_eq!(storage.last_seqs(), vec![(topic.clone(), 2)]);
+    // Old or repeated positions change nothing.
+    assert!(storage.apply(9, &topic, 2, "x".into(), Data::from(json!(2)), 43).unwrap().is_none());
+    assert!(storage.apply(4, &topic, 9, "x".into(), Data::from(json!(2)), 43).unwrap().is_none());
+    assert_eq!(storage.head(), 9);
+}
+
+#[tokio::test]
+async fn a_topic_first_seen_past_seq_1_reports_a_gap_to_older_cursors() {
+    let storage = replica();
+    let hub = Hub::builder().storage(storage.clone()).build();
+    let topic = TopicName::new("t").unwrap();
+    let epoch = Epoch::from_u32(0xabc);
+    storage.apply(10, &topic, 5, "message".into(), Data::from(json!(5)), 0).unwrap();
+    let batch = hub.fetch(&[topic.clone()], Cursor::at(epoch, 2), &FetchOptions::default()).await.unwrap();
+    let reset = batch.reset.expect("events 1..=4 were never seen here: a reset, not silence");
+    assert_eq!(reset.topics()[0].resume_seq, 5);
+    assert_eq!(batch.events.len(), 1);
+    // A cursor at the position just before it missed nothing of this topic.
+    let batch = hub.fetch(&[topic.clone()], Cursor::at(epoch, 9), &FetchOptions::default()).await.unwrap();
+    assert!(batch.reset.is_none());
+    assert_eq!(batch.events[0].seq(), 5);
+}

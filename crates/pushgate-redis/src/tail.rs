@@ -1,0 +1,262 @@
+//! The tail: loads the retained log at start-up, then follows the shared stream and applies it
+//! to this node's copy, reconnecting (and restoring a store that lost its state) after outages.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use pushgate_hub::{Data, Storage, TopicName};
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
+
+use crate::scripts::parse_epoch;
+use crate::{ConnectError, Shared};
+
+/// Entries read per command, at start-up and when catching up.
+const BATCH: usize = 1000;
+/// How long one `XREAD` blocks; also how often the tail looks at its own state when idle.
+const BLOCK: Duration = Duration::from_millis(1000);
+/// Topic counters sent per restore call, to keep each script call small.
+const RESTORE_CHUNK: usize = 500;
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// One log entry, parsed.
+pub(crate) struct Entry {
+    pub(crate) position: u64,
+    pub(crate) topic: TopicName,
+    pub(crate) seq: u64,
+    pub(crate) event_type: Box<str>,
+    pub(crate) data: Data,
+    pub(crate) timestamp_ms: u64,
+}
+
+impl Entry {
+    fn parse(entry: &StreamId) -> Result<Self, ConnectError> {
+        let bad = |reason: String| ConnectError::BadEntry { id: entry.id.clone(), reason };
+        let field = |name: &str| match entry.map.get(name) {
+            Some(Value::BulkString(bytes)) => {
+                std::str::from_utf8(bytes).map_err(|_| bad(format!("field {name} is not UTF-8")))
+            }
+            Some(Value::SimpleString(text)) => Ok(text.as_str()),
+            _ => Err(bad(format!("field {name} is missing"))),
+        };
+        let number = |name: &str| {
+            field(name)?.parse::<u64>().map_err(|_| bad(format!("field {name} is not a number")))
+        };
+        let position = entry
+            .id
+            .strip_suffix("-0")
+            .and_then(|p| p.parse::<u64>().ok())
+            .ok_or_else(|| bad("the ID is not <position>-0".to_owned()))?;
+        Ok(Self {
+            position,
+            topic: TopicName::new(field("topic")?).map_err(|err| bad(err.to_string()))?,
+            seq: number("seq")?,
+            event_type: field("type")?.into(),
+            data: Data::from_json(field("data")?).map_err(|err| bad(err.to_string()))?,
+            timestamp_ms: number("ts")?,
+        })
+    }
+}
+
+/// Loads what the stream retains into the copy, oldest first.
+pub(crate) async fn load(
+    shared: &Shared,
+    connection: &mut MultiplexedConnection,
+) -> Result<(), ConnectError> {
+    let mut start = "-".to_owned();
+    loop {
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&shared.keys.log)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(BATCH)
+            .query_async(connection)
+            .await?;
+        let Some(last) = reply.ids.last() else { return Ok(()) };
+        start = format!("({}", last.id);
+        for entry in &reply.ids {
+            apply_or_skip(shared, entry);
+        }
+    }
+}
+
+/// Applies one entry; one this node cannot read (not written by pushgate) is logged and passed
+/// over, so it neither stops the node nor is read again. Its topic, if any, shows a gap.
+fn apply_or_skip(shared: &Shared, entry: &StreamId) {
+    let applied = Entry::parse(entry).and_then(|parsed| {
+        shared
+            .apply(parsed)
+            .map_err(|err| ConnectError::BadEntry { id: entry.id.clone(), reason: err.to_string() })
+    });
+    if let Err(err) = applied {
+        tracing::error!(%err, "skipping a log entry");
+        if let Some(position) = entry.id.split_once('-').and_then(|(p, _)| p.parse::<u64>().ok()) {
+            shared.skipped_through.fetch_max(position, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Where the next read starts: after the head, or after an unreadable entry past it.
+fn read_after(shared: &Shared) -> u64 {
+    shared.replica.head().max(shared.skipped_through.load(Ordering::Acquire))
+}
+
+/// Why a session with Redis ended.
+enum Ended {
+    /// Redis went away or failed: reconnect.
+    Lost(String),
+    /// The store holds another epoch: stop.
+    Fatal(String),
+}
+
+impl From<redis::RedisError> for Ended {
+    fn from(err: redis::RedisError) -> Self {
+        Self::Lost(err.to_string())
+    }
+}
+
+/// Follows the log until the storage is dropped (the task is aborted then) or fatal.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        match session(&shared, &mut backoff).await {
+            Ended::Fatal(reason) => {
+                tracing::error!(%reason, "redis storage stopped; restart this node to adopt the store's epoch");
+                shared.set_connection(None);
+                shared.state.set_error(reason.clone());
+                shared.state.set_fatal(reason);
+                return;
+            }
+            Ended::Lost(reason) => {
+                if shared.state.connected() {
+                    tracing::warn!(%reason, "lost redis; publishes are refused until it is back");
+                } else {
+                    tracing::debug!(%reason, "redis still unreachable");
+                }
+                shared.state.set_connected(false);
+                shared.set_connection(None);
+                shared.state.set_error(reason);
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn session(shared: &Shared, backoff: &mut Duration) -> Ended {
+    let timeout = shared.options.timeout;
+    let result = async {
+        let mut command = shared
+            .client
+            .get_multiplexed_async_connection_with_config(&shared.connection_config(timeout))
+            .await?;
+        // XREAD BLOCK holds its connection: a separate one keeps publishes from queueing behind it.
+        let mut blocking = shared
+            .client
+            .get_multiplexed_async_connection_with_config(&shared.connection_config(timeout + BLOCK))
+            .await?;
+        restore_if_needed(shared, &mut command).await?;
+        let was_down = !shared.state.connected();
+        // Catch up before taking publishes again, so a publish waits for little.
+        read_batch(shared, &mut blocking, None).await?;
+        shared.set_connection(Some(command));
+        shared.state.set_connected(true);
+        *backoff = BACKOFF_MIN;
+        if was_down {
+            tracing::info!(head = shared.replica.head(), "redis connected; following the log");
+        }
+        loop {
+            read_batch(shared, &mut blocking, Some(BLOCK)).await?;
+            if !shared.state.connected() {
+                // A publish found the store without our epoch (wiped without a restart).
+                return Err(Ended::Lost("the store lost its state".to_owned()));
+            }
+        }
+    };
+    match result.await {
+        Ok(never) => never,
+        Err(ended) => ended,
+    }
+}
+
+/// Reads and applies the entries after the head; with `block`, waits up to that long for one.
+async fn read_batch(
+    shared: &Shared,
+    connection: &mut MultiplexedConnection,
+    block: Option<Duration>,
+) -> Result<(), Ended> {
+    loop {
+        let after = format!("{}-0", read_after(shared));
+        let mut command = redis::cmd("XREAD");
+        command.arg("COUNT").arg(BATCH);
+        if let Some(block) = block {
+            command.arg("BLOCK").arg(block.as_millis() as u64);
+        }
+        command.arg("STREAMS").arg(&shared.keys.log).arg(&after);
+        let reply: Option<StreamReadReply> = command.query_async(connection).await?;
+        let entries: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
+        let full = entries.len() >= BATCH;
+        if let Some(first) = entries.first().and_then(|e| Entry::parse(e).ok())
+            && first.position > read_after(shared) + 1
+            && read_after(shared) > 0
+        {
+            // The stream was trimmed past what this node had applied (it was away too long):
+            // the topics concerned report a gap to their readers.
+            tracing::warn!(
+                head = shared.replica.head(),
+                next = first.position,
+                "log trimmed past this node's head"
+            );
+        }
+        for entry in &entries {
+            apply_or_skip(shared, entry);
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// Puts the epoch and counters back when the store lost them; ends the session as fatal when it
+/// holds another epoch.
+async fn restore_if_needed(shared: &Shared, connection: &mut MultiplexedConnection) -> Result<(), Ended> {
+    let keys = &shared.keys;
+    let ours = shared.replica.epoch();
+    let head = shared.replica.head();
+    let (epoch, pos): (Option<String>, Option<u64>) =
+        redis::cmd("MGET").arg(&keys.epoch).arg(&keys.pos).query_async(connection).await?;
+    match epoch.as_deref() {
+        Some(text) if parse_epoch(text) == Some(ours) && pos.unwrap_or(0) >= head => return Ok(()),
+        Some(text) if parse_epoch(text) != Some(ours) => {
+            return Err(Ended::Fatal(format!("redis holds epoch {text}, this node serves epoch {ours}")));
+        }
+        _ => {}
+    }
+    let seqs = shared.replica.last_seqs();
+    let mut chunks: Vec<&[(TopicName, u64)]> = seqs.chunks(RESTORE_CHUNK).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    for chunk in chunks {
+        let mut invocation = shared.restore_script.prepare_invoke();
+        invocation.key(&keys.epoch).key(&keys.pos).key(&keys.seq).arg(ours.to_string()).arg(head);
+        for (topic, seq) in chunk {
+            invocation.arg(topic.as_str()).arg(*seq);
+        }
+        let epoch: String = invocation.invoke_async(connection).await?;
+        if parse_epoch(&epoch) != Some(ours) {
+            return Err(Ended::Fatal(format!("redis holds epoch {epoch}, this node serves epoch {ours}")));
+        }
+    }
+    tracing::warn!(
+        epoch = %ours,
+        head,
+        topics = seqs.len(),
+        "redis had lost its state; restored the epoch and counters from this node"
+    );
+    Ok(())
+}

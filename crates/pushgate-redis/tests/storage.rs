@@ -1,0 +1,344 @@
+//! RedisStorage against a real, private redis-server: two hubs ("nodes") in one process share
+//! positions, history and cursors, and survive Redis going away.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pushgate_hub::{Cursor, FetchOptions, Hub, HubError, Item, NewEvent, Subscription, TopicName};
+use pushgate_redis::{RedisOptions, RedisState, RedisStorage};
+use pushgate_testkit::RedisServer;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn node(redis: &RedisServer, options: RedisOptions) -> (Hub, RedisState) {
+    let storage = RedisStorage::connect(&redis.url(), options).await.expect("connect");
+    let state = storage.state();
+    (Hub::builder().storage(Arc::new(storage)).build(), state)
+}
+
+fn topic(name: &str) -> TopicName {
+    TopicName::new(name).unwrap()
+}
+
+async fn next_event(sub: &mut Subscription) -> Arc<pushgate_hub::Event> {
+    match tokio::time::timeout(WAIT, sub.recv()).await.expect("an item in time").expect("recv") {
+        Item::Event(event) => event,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_published_on_one_node_reaches_the_other_with_the_same_numbers() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, _) = node(&redis, RedisOptions::default()).await;
+    let (b, _) = node(&redis, RedisOptions::default()).await;
+    assert_eq!(a.epoch(), b.epoch(), "nodes share the epoch, so cursors are portable");
+    let t = topic("chat");
+    let mut on_b = b.subscribe(&[t.clone()], Cursor::Now).unwrap();
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        sent.push(node.publish(&t, NewEvent::new(json!(i))).await.unwrap());
+    }
+    for (i, expected) in sent.iter().enumerate() {
+        let got = next_event(&mut on_b).await;
+        assert_eq!((got.position(), got.seq()), (expected.position(), expected.seq()));
+        assert_eq!(got.seq(), i as u64 + 1);
+        assert_eq!(got.data().as_str(), i.to_string());
+    }
+    // A cursor from A resumes on B exactly.
+    let cursor = sent[9].cursor();
+    let batch = b.fetch(&[t.clone()], cursor, &FetchOptions::default()).await.unwrap();
+    assert!(batch.reset.is_none());
+    assert_eq!(batch.events.iter().map(|e| e.seq()).collect::<Vec<_>>(), (11..=20).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_answers_cursors_from_before_it_started() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, _) = node(&redis, RedisOptions::default()).await;
+    let t = topic("orders");
+    let first = a.publish(&t, NewEvent::new(json!(1))).await.unwrap();
+    for i in 2..=5 {
+        a.publish(&t, NewEvent::new(json!(i))).await.unwrap();
+    }
+    let (c, _) = node(&redis, RedisOptions::default()).await;
+    let batch = c.fetch(&[t.clone()], first.cursor(), &FetchOptions::default()).await.unwrap();
+    assert!(batch.reset.is_none());
+    assert_eq!(batch.events.iter().map(|e| e.seq()).collect::<Vec<_>>(), vec![2, 3, 4, 5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_whose_start_was_trimmed_reports_a_reset_on_a_new_node() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, _) = node(&redis, RedisOptions::default()).await;
+    let t = topic("trimmed");
+    for i in 1..=6 {
+        a.publish(&t, NewEvent::new(json!(i))).await.unwrap();
+    }
+    // Exact trim to the newest 3 entries: seq 1..=3 are gone from the shared log.
+    let reply = redis.command(&["XTRIM", "pushgate:log", "MAXLEN", "3"]).await.unwrap();
+    assert_eq!(reply.trim(), ":3");
+    let (c, _) = node(&redis, RedisOptions::default()).await;
+    let batch = c.fetch(&[t.clone()], Cursor::at(c.epoch(), 0), &FetchOptions::default()).await.unwrap();
+    let reset = batch.reset.expect("seq 1..=3 were lost: a reset, not silence");
+    assert_eq!(reset.topics()[0].resume_seq, 4);
+    assert_eq!(batch.events.iter().map(|e| e.seq()).collect::<Vec<_>>(), vec![4, 5, 6]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_ahead_of_this_node_waits_and_one_too_far_ahead_is_an_error() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, _) = node(&redis, RedisOptions::default().max_lead(100)).await;
+    let t = topic("ahead");
+    let head = a.publish(&t, NewEvent::new(json!(0))).await.unwrap().position();
+    // As if issued by a node that applied 3 more events than this one.
+    let ahead = Cursor::at(a.epoch(), head + 3);
+    let batch = a.fetch(&[t.clone()], ahead, &FetchOptions::default()).await.unwrap();
+    assert!(batch.events.is_empty() && batch.reset.is_none());
+    assert_eq!(batch.cursor, ahead, "a short poll answers empty with the same cursor");
+    let waiting = {
+        let a = a.clone();
+        let t = t.clone();
+        tokio::spawn(async move {
+            a.fetch(&[t], ahead, &FetchOptions::default().wait(WAIT)).await.map(|b| b.events)
+        })
+    };
+    let mut sub = a.subscribe(&[t.clone()], ahead).unwrap();
+    for i in 1..=4 {
+        a.publish(&t, NewEvent::new(json!(i))).await.unwrap();
+    }
+    // Positions up to the cursor count as seen; the first one past it is delivered.
+    let got = next_event(&mut sub).await;
+    assert_eq!(got.position(), head + 4);
+    let events = waiting.await.unwrap().unwrap();
+    assert_eq!(events.iter().map(|e| e.position()).collect::<Vec<_>>(), vec![head + 4]);
+    let too_far = Cursor::at(a.epoch(), head + 4 + 101);
+    let err = a.fetch(&[t], too_far, &FetchOptions::default()).await.unwrap_err();
+    assert!(matches!(err, HubError::CursorAhead { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarting_empty_is_survived_with_increasing_positions_and_no_loss() {
+    let mut redis = RedisServer::start().await.unwrap();
+    let (a, state_a) = node(&redis, RedisOptions::default()).await;
+    let (b, state_b) = node(&redis, RedisOptions::default()).await;
+    let epoch = a.epoch();
+    let t = topic("outage");
+    let mut on_a = a.subscribe(&[t.clone()], Cursor::Now).unwrap();
+    let mut on_b = b.subscribe(&[t.clone()], Cursor::Now).unwrap();
+    let mut last = 0;
+    for i in 1..=3 {
+        last = a.publish(&t, NewEvent::new(json!(i))).await.unwrap().position();
+    }
+    until("b to apply", || state_b.applied_position() == last).await;
+
+    redis.kill().await.unwrap();
+    until("a to notice", || !state_a.connected()).await;
+    let err = b.publish(&t, NewEvent::new(json!("lost"))).await.unwrap_err();
+    assert!(matches!(err, HubError::Unavailable { .. }), "{err:?}");
+    assert!(state_a.last_error().is_some());
+
+    redis.restart().await.unwrap();
+    until("both to reconnect", || state_a.connected() && state_b.connected()).await;
+    assert_eq!(
+        redis.command(&["GET", "pushgate:epoch"]).await.unwrap().lines().nth(1),
+        Some(&*epoch.to_string())
+    );
+    let mut positions = Vec::new();
+    for i in 4..=6 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let event = node.publish(&t, NewEvent::new(json!(i))).await.unwrap();
+        assert_eq!(event.epoch(), epoch);
+        assert_eq!(event.seq(), i, "seq continues from what the nodes had");
+        positions.push(event.position());
+    }
+    assert!(positions[0] > last, "positions keep increasing across the wipe");
+    for sub in [&mut on_a, &mut on_b] {
+        for seq in 1..=6 {
+            assert_eq!(next_event(sub).await.seq(), seq);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_with_another_epoch_stops_the_node_rather_than_mixing_histories() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, state) = node(&redis, RedisOptions::default()).await;
+    let t = topic("x");
+    a.publish(&t, NewEvent::new(json!(1))).await.unwrap();
+    assert_eq!(redis.command(&["SET", "pushgate:epoch", "00000001"]).await.unwrap().trim(), "+OK");
+    let err = a.publish(&t, NewEvent::new(json!(2))).await.unwrap_err();
+    assert!(matches!(err, HubError::Unavailable { .. }), "{err:?}");
+    until("the node to give up", || state.fatal().is_some()).await;
+    assert!(!state.connected());
+    assert!(state.fatal().unwrap().contains("00000001"));
+    let err = a.publish(&t, NewEvent::new(json!(3))).await.unwrap_err();
+    assert!(matches!(err, HubError::Unavailable { .. }), "{err:?}");
+    // What it holds is still readable.
+    let batch = a.fetch(&[t], Cursor::Oldest, &FetchOptions::default()).await.unwrap();
+    assert_eq!(batch.events.len(), 1);
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_is_an_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options = RedisOptions::default().timeout(Duration::from_millis(500));
+    let err = RedisStorage::connect(&format!("redis://127.0.0.1:{port}"), options).await.unwrap_err();
+    assert!(err.to_string().contains("redis"), "{err}");
+    let err = RedisStorage::connect("http://nope", RedisOptions::default()).await.unwrap_err();
+    assert!(err.to_string().contains("invalid redis url"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_found_behind_this_node_on_reconnect_are_raised_before_publishing() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, state) = node(&redis, RedisOptions::default()).await;
+    let t = topic("raised");
+    let mut last = None;
+    for i in 1..=3 {
+        last = Some(a.publish(&t, NewEvent::new(json!(i))).await.unwrap());
+    }
+    let last = last.unwrap();
+    // The store kept its epoch but lost counters (as when another node restored it from less).
+    assert_eq!(redis.command(&["SET", "pushgate:pos", "1"]).await.unwrap().trim(), "+OK");
+    assert_eq!(redis.command(&["HSET", "pushgate:seq", "raised", "1"]).await.unwrap().trim(), ":0");
+    redis.command(&["CLIENT", "KILL", "TYPE", "normal"]).await.unwrap();
+    until("a to reconnect", || state.connected()).await;
+    let event = loop {
+        match a.publish(&t, NewEvent::new(json!(4))).await {
+            Ok(event) => break event,
+            Err(HubError::Unavailable { .. }) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(err) => panic!("{err:?}"),
+        }
+    };
+    assert_eq!(event.position(), last.position() + 1);
+    assert_eq!(event.seq(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_not_written_by_pushgate_is_passed_over_without_stopping_the_node() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, state) = node(&redis, RedisOptions::default()).await;
+    let t = topic("t");
+    let first = a.publish(&t, NewEvent::new(json!(1))).await.unwrap();
+    // A foreign entry at the next position, with the counter moved past it.
+    let id = format!("{}-0", first.position() + 1);
+    redis.command(&["XADD", "pushgate:log", &id, "junk", "1"]).await.unwrap();
+    redis.command(&["INCR", "pushgate:pos"]).await.unwrap();
+    let second = a.publish(&t, NewEvent::new(json!(2))).await.unwrap();
+    assert_eq!((second.position(), second.seq()), (first.position() + 2, 2));
+    assert!(state.connected());
+    // A node started now loads past it too.
+    let (b, _) = node(&redis, RedisOptions::default()).await;
+    let batch = b.fetch(&[t], Cursor::Oldest, &FetchOptions::default()).await.unwrap();
+    assert_eq!(batch.events.iter().map(|e| e.seq()).collect::<Vec<_>>(), vec![1, 2]);
+}
+
+/// A TCP relay to Redis that can be cut (every connection dropped, new ones refused) and
+/// resumed: one node loses Redis while the other keeps it.
+struct Relay {
+    port: u16,
+    open: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let accept = tokio::spawn({
+            let open = Arc::clone(&open);
+            let links = Arc::clone(&links);
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !open.load(Ordering::SeqCst) {
+                        continue; // dropped: refused
+                    }
+                    let link = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                        {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    links.lock().unwrap().push(link);
+                }
+            }
+        });
+        Self { port, open, links, accept }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn resume(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_redis_keeps_its_subscribers_and_catches_up_when_back() {
+    let redis = RedisServer::start().await.unwrap();
+    let relay = Relay::start(redis.port()).await;
+    let storage = RedisStorage::connect(&relay.url(), RedisOptions::default()).await.unwrap();
+    let state_a = storage.state();
+    let a = Hub::builder().storage(Arc::new(storage)).build();
+    let (b, _) = node(&redis, RedisOptions::default()).await;
+    let t = topic("catch-up");
+    let mut on_a = a.subscribe(&[t.clone()], Cursor::Now).unwrap();
+    for i in 1..=2 {
+        b.publish(&t, NewEvent::new(json!(i))).await.unwrap();
+    }
+    for seq in 1..=2 {
+        assert_eq!(next_event(&mut on_a).await.seq(), seq);
+    }
+
+    relay.cut();
+    until("a to notice", || !state_a.connected()).await;
+    let err = a.publish(&t, NewEvent::new(json!("refused"))).await.unwrap_err();
+    assert!(matches!(err, HubError::Unavailable { .. }), "{err:?}");
+    for i in 3..=5 {
+        b.publish(&t, NewEvent::new(json!(i))).await.unwrap();
+    }
+    let nothing = tokio::time::timeout(Duration::from_millis(300), on_a.recv()).await;
+    assert!(nothing.is_err(), "a cannot see b's events while cut off: {nothing:?}");
+
+    relay.resume();
+    for seq in 3..=5 {
+        assert_eq!(next_event(&mut on_a).await.seq(), seq, "caught up in order");
+    }
+    until("a to reconnect", || state_a.connected()).await;
+    let event = a.publish(&t, NewEvent::new(json!(6))).await.unwrap();
+    assert_eq!(event.seq(), 6);
+    assert_eq!(next_event(&mut on_a).await.seq(), 6);
+}
