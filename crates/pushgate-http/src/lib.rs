@@ -1,14 +1,17 @@
 //! HTTP vocabulary shared by pushgate's transports, and nothing else: how a subscribe request
 //! names its topics and cursor, how hub errors become statuses with a JSON body, and the JSON
-//! of one event, which is identical on every transport.
+//! of one event, which is identical on every transport; and the seam of access control
+//! ([`Authorize`]): how a request's token is found and what a refusal looks like.
 //!
 //! Transport logic (when to answer, how to frame a stream) stays in the transport crates; what
 //! two of them would otherwise write twice lives here.
 
+mod auth;
 mod error;
 mod query;
 mod wire;
 
+pub use auth::{Action, AllowAll, AuthError, Authorize, Grant, allow_all, redact_query, token_from};
 pub use error::{ApiError, ErrorCode};
 pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
 pub use wire::{batch_body, event_json, render_batch, reset_json};
