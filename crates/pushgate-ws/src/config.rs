@@ -1,8 +1,12 @@
 //! Limits and timers of the WebSocket transport, and how they map onto tungstenite's own config.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use pushgate_http::Authorize;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::origin::AllowedOrigins;
 
 /// Configuration of [`router`](crate::router): message limits, buffer sizes, heartbeat and
 /// backlog. Every setting has a default suited to many mostly idle connections.
@@ -32,6 +36,9 @@ pub struct WsConfig {
     pub(crate) pong_timeout: Duration,
     pub(crate) max_backlog: usize,
     pub(crate) close_timeout: Duration,
+    pub(crate) authorize: Arc<dyn Authorize>,
+    pub(crate) auth_timeout: Duration,
+    pub(crate) allowed_origins: AllowedOrigins,
 }
 
 impl Default for WsConfig {
@@ -48,6 +55,9 @@ impl Default for WsConfig {
             pong_timeout: Duration::from_secs(30),
             max_backlog: 1024,
             close_timeout: Duration::from_secs(5),
+            authorize: pushgate_http::allow_all(),
+            auth_timeout: Duration::from_secs(10),
+            allowed_origins: AllowedOrigins::default(),
         }
     }
 }
@@ -120,6 +130,36 @@ impl WsConfig {
     /// before the socket is dropped (default 5 s).
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// Who may subscribe to and publish on which topics (default: everyone, everything).
+    ///
+    /// The token comes from the upgrade request (`?token=` or `Authorization: Bearer`; an
+    /// invalid one is refused with HTTP 401 before upgrading) or from an `auth` frame
+    /// (`{"type":"auth","token":"…"}`, answered `{"type":"authed","expires":<unix s>}`), which
+    /// may be sent again at any time to replace the token before it expires. A `subscribe` or
+    /// `publish` frame the token does not allow gets an `error` frame (`topic_forbidden`,
+    /// `token_required`, …) and the connection stays. When the token expires without a
+    /// refresh, the connection is closed with 4401.
+    pub fn authorize(mut self, authorize: Arc<dyn Authorize>) -> Self {
+        self.authorize = authorize;
+        self
+    }
+
+    /// Under an enforced [`authorize`](Self::authorize) policy, how long a connection that
+    /// opened with no token may stay without sending an `auth` frame or subscribing to a topic
+    /// open to anonymous clients; then it is closed with 4408 (default 10 s).
+    pub fn auth_timeout(mut self, timeout: Duration) -> Self {
+        self.auth_timeout = timeout;
+        self
+    }
+
+    /// Which web pages may open a connection, by their `Origin` (default: same origin only).
+    /// An upgrade from any other page is refused with `403 origin_forbidden`; one without an
+    /// `Origin` header (not a browser) is allowed.
+    pub fn allowed_origins(mut self, origins: AllowedOrigins) -> Self {
+        self.allowed_origins = origins;
         self
     }
 
