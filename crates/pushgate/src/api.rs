@@ -2,7 +2,8 @@
 //! answers for unknown routes.
 //!
 //! - `POST /v1/publish/{topic}` with `{"event"?: "<type>", "data": <any JSON>}` →
-//!   `200 {"topic","seq","id"}`;
+//!   `200 {"topic","seq","id"}`; with auth on, the admin key or a token allowed to publish on
+//!   the topic (`Authorization: Bearer …` or `?token=`), else `401`/`403`;
 //! - `GET /v1/presence/{topic}` → `{"topic","total","by_transport":{"sse":2,…}}`;
 //! - `GET /healthz` → `{"status":"ok"|"degraded","sources":[{"url","state","error","attempt"},…]}`:
 //!   always `200` while the process answers; `degraded` when a database source is not live
@@ -15,6 +16,7 @@
 //! a time would hold a connection slot forever. A late body is `408 request_timeout`, and the
 //! connection is closed since the rest of the body is still on its way.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -26,7 +28,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use pushgate_http::{ApiError, ErrorCode};
+use pushgate_http::{Action, ApiError, Authorize, ErrorCode, Query, token_from};
 use pushgate_hub::{Hub, NewEvent, TopicName};
 use serde_json::{Map, Value, json};
 
@@ -39,16 +41,18 @@ struct ApiState {
     sources: Sources,
     max_body_bytes: usize,
     body_read_timeout: Duration,
+    authorize: Arc<dyn Authorize>,
 }
 
 /// Publish, presence and health routes over `hub`, with `config`'s body limit and deadline;
-/// `/healthz` reports `sources`.
-pub(crate) fn router(hub: Hub, config: &Config, sources: Sources) -> Router {
+/// `/healthz` reports `sources`; publishing is checked against `authorize`.
+pub(crate) fn router(hub: Hub, config: &Config, sources: Sources, authorize: Arc<dyn Authorize>) -> Router {
     let state = ApiState {
         hub,
         sources,
         max_body_bytes: config.max_body_bytes,
         body_read_timeout: config.body_read_timeout,
+        authorize,
     };
     Router::new()
         .route("/v1/publish/{topic}", post(publish))
@@ -61,10 +65,14 @@ pub(crate) fn router(hub: Hub, config: &Config, sources: Sources) -> Router {
 async fn publish(
     State(state): State<ApiState>,
     topic: Result<Path<String>, PathRejection>,
+    query: Query,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let topic = topic_name(topic)?;
+    // Checked before the body is read: a refused publisher costs no body buffering.
+    let token = token_from(&query, &headers);
+    state.authorize.check(token, Action::Publish, std::slice::from_ref(&topic))?;
     let body = match read_request_body(&headers, body, state.max_body_bytes, state.body_read_timeout).await {
         Ok(body) => body,
         Err(response) => return Ok(response),
