@@ -493,3 +493,98 @@ async fn cors_answers_preflights_and_marks_answers_only_when_configured() -> any
     assert!(answer.headers().get("access-control-allow-origin").is_none());
     Ok(())
 }
+
+// Tokens in logs.
+
+/// The `pushgate` binary, killed when dropped, with its stderr lines collected.
+struct Binary {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl Binary {
+    /// Starts `pushgate serve` on port 0 with `args`, logging everything as JSON; returns it
+    /// and its address, read from the "listening" line.
+    fn start(args: &[&str]) -> anyhow::Result<(Self, SocketAddr)> {
+        use std::io::BufRead as _;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pushgate"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("PUSHGATE_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
+            .args(["serve", "--listen", "127.0.0.1:0", "--no-demo", "--log-format", "json"])
+            .args(args)
+            // Even asking for tungstenite's traces by name gets none.
+            .env("RUST_LOG", "trace,tungstenite=trace")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take().context("stderr")?;
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let binary = Self { child, lines };
+        loop {
+            let line = binary.lines.recv_timeout(STEP).context("no listening line")?;
+            let object: Value = serde_json::from_str(&line).with_context(|| format!("not JSON: {line}"))?;
+            if object["fields"]["message"] == "listening" {
+                let addr = object["fields"]["addr"].as_str().context("addr")?.parse()?;
+                return Ok((binary, addr));
+            }
+        }
+    }
+
+    /// Every line logged so far.
+    fn logged(&self) -> String {
+        self.lines.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+#[tokio::test]
+async fn tokens_and_keys_never_reach_the_logs_even_at_trace_level() -> anyhow::Result<()> {
+    let (binary, addr) =
+        Binary::start(&["--jwt-secret", SECRET, "--admin-key", ADMIN_KEY, "--jwt-leeway", "0s"])?;
+    let gateway = Gateway { addr, _stop: oneshot::channel().0 };
+    let token = valid(600);
+    let (_, forged, _) = bad_tokens().swap_remove(0);
+    let forged = forged.context("forged")?;
+    for used in [&token, &forged] {
+        for (path, extra) in HTTP_TRANSPORTS {
+            get(&gateway, &format!("{path}?topic=user:42&token={used}{extra}")).await?;
+        }
+        try_connect(&gateway, &query("user:42", Some(used))).await?.ok();
+        publish(&gateway, "chat.room", Some(used)).await?;
+    }
+    let mut ws = connect(&gateway, "").await?;
+    send(&mut ws, json!({"type": "auth", "token": token})).await?;
+    assert_eq!(next_json(&mut ws).await?["type"], "authed");
+    send(&mut ws, json!({"type": "auth", "token": forged})).await?;
+    assert_eq!(next_json(&mut ws).await?["type"], "error");
+    assert_eq!(publish(&gateway, "anywhere", Some(ADMIN_KEY)).await?.0, 200);
+    drop(ws);
+    // Let the server log what it does after the last answer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let logged = binary.logged();
+    ensure!(logged.lines().count() > 3, "the binary logged almost nothing at trace level:\n{logged}");
+    let signature = |jwt: &str| jwt.rsplit('.').next().unwrap_or_default().to_owned();
+    for secret in [SECRET, ADMIN_KEY, &signature(&token), &signature(&forged)] {
+        ensure!(!logged.contains(secret), "{secret:?} was logged:\n{logged}");
+    }
+    Ok(())
+}
