@@ -141,7 +141,7 @@ fn routes(
         .merge(pushgate_sse::router(hub.clone(), sse))
         .merge(pushgate_ws::router(hub.clone(), ws));
     if let Some(demo) = demo {
-        router = router.merge(demo::router(hub.clone(), demo, config));
+        router = router.merge(demo::router(hub.clone(), demo, config, authorize.clone()));
     }
     let pages = Pages::new(config.web_dir.as_deref());
     let observed = metrics::Observed { hub: hub.clone(), sources: sources.clone(), server };

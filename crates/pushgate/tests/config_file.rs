@@ -135,11 +135,16 @@ fn print_config_redacts_the_jwt_secret_and_admin_key_read_from_anywhere() -> any
     assert_eq!(table["cors_origins"].to_string(), r#"["https://a.example"]"#, "{printed}");
     ensure!(!printed.contains("file-secret-value") && !printed.contains("file-admin-key"), "{printed}");
 
-    let from_env = pushgate().env("PUSHGATE_JWT_SECRET", "env-secret-value").arg("--print-config").output()?;
+    let from_env =
+        pushgate().env("PUSHGATE_JWT_SECRET", "env-secret-value").arg("--print-config").output()?;
     let printed = String::from_utf8(from_env.stdout)?;
-    ensure!(printed.contains(r#"jwt_secret = "<redacted>""#) && !printed.contains("env-secret-value"), "{printed}");
+    ensure!(
+        printed.contains(r#"jwt_secret = "<redacted>""#) && !printed.contains("env-secret-value"),
+        "{printed}"
+    );
 
-    let missing = pushgate().args(["--jwt-secret-file", "/nonexistent/jwt.secret", "--print-config"]).output()?;
+    let missing =
+        pushgate().args(["--jwt-secret-file", "/nonexistent/jwt.secret", "--print-config"]).output()?;
     ensure!(!missing.status.success(), "a missing secret file was accepted");
     let stderr = String::from_utf8_lossy(&missing.stderr);
     ensure!(stderr.contains("/nonexistent/jwt.secret"), "{stderr}");
