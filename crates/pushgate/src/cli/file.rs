@@ -5,6 +5,10 @@
 //! (`"25s"`, `"1MiB"`) or a bare number (seconds, bytes). An unknown key is an error, so a typo
 //! does not silently leave a default in place.
 //!
+//! Secrets (`jwt_secret`, `admin_key`) may be in the file, but are better in the environment or,
+//! for the JWT secret, in a file of their own (`jwt_secret_file`, read here too); `--print-config`
+//! shows them as `<redacted>`.
+//!
 //! Precedence, highest first: flags, `PUSHGATE_*` environment variables, the file, defaults.
 //! clap resolves the first two and the defaults; [`ServeArgs::with_file`] then replaces every
 //! value that came from a default by the file's, when the file has one.
