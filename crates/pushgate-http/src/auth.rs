@@ -11,8 +11,7 @@
 //! The default, [`AllowAll`], allows everything forever: with no policy configured the
 //! transports behave as if auth did not exist.
 //!
-//! A token is a secret: nothing here puts one into an error message or a log line, and
-//! [`redact_query`] hides it in a query string that is about to be logged.
+//! A token is a secret: nothing here puts one into an error message or a log line.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -219,26 +218,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let (scheme, credentials) = value.split_once(' ')?;
     let credentials = credentials.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
-}
-
-/// `query` with the value of every `token` parameter replaced by `<redacted>`, for logging a
-/// request's URI.
-///
-/// ```
-/// use pushgate_http::redact_query;
-///
-/// assert_eq!(redact_query("topic=a&token=s3cr3t&cursor=now"), "topic=a&token=<redacted>&cursor=now");
-/// assert_eq!(redact_query("topic=a"), "topic=a");
-/// ```
-pub fn redact_query(query: &str) -> Cow<'_, str> {
-    if !query.split('&').any(|pair| pair.starts_with("token=")) {
-        return Cow::Borrowed(query);
-    }
-    let pairs: Vec<&str> = query
-        .split('&')
-        .map(|pair| if pair.starts_with("token=") { "token=<redacted>" } else { pair })
-        .collect();
-    Cow::Owned(pairs.join("&"))
 }
 
 #[cfg(test)]

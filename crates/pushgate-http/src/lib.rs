@@ -11,7 +11,7 @@ mod error;
 mod query;
 mod wire;
 
-pub use auth::{Action, AllowAll, AuthError, Authorize, Grant, allow_all, redact_query, token_from};
+pub use auth::{Action, AllowAll, AuthError, Authorize, Grant, allow_all, token_from};
 pub use error::{ApiError, ErrorCode};
 pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
 pub use wire::{batch_body, event_json, render_batch, reset_json};
