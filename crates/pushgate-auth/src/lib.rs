@@ -48,6 +48,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use pushgate_http::{Action, AuthError, Authorize, Grant};
@@ -237,6 +239,15 @@ impl JwtAuth {
         let Some(secret) = &self.secret else {
             return Err(invalid("this server accepts no tokens"));
         };
+        // The header first: a token that is not even a JWT, or names an algorithm unknown to
+        // the library (`none`), is told apart from one whose claims are not ours, which
+        // `decode` reports alike.
+        if jsonwebtoken::decode_header(token).is_err() {
+            return Err(match header_alg(token) {
+                Some(_) => invalid("the token's algorithm is not accepted here"),
+                None => invalid("the token is not a well-formed JWT"),
+            });
+        }
         let mut validation = Validation::new(self.algorithm.jwt());
         validation.leeway = self.leeway.as_secs();
         validation.validate_aud = false;
@@ -261,6 +272,14 @@ impl JwtAuth {
     fn expiry(&self, claims: &Claims) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(claims.exp) + Duration::from_secs(self.leeway.as_secs())
     }
+}
+
+/// The `alg` named by a token's header, if the header is base64url JSON at all.
+fn header_alg(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("alg")?.as_str().map(str::to_owned)
 }
 
 fn invalid(reason: &'static str) -> AuthError {

@@ -86,6 +86,13 @@ fn forged_expired_and_malformed_tokens_are_refused() {
     bad_list["subscribe"] = json!("user:42");
     assert_eq!(check(&token(&bad_list)), ErrorCode::InvalidToken);
     assert_eq!(check("not a jwt"), ErrorCode::InvalidToken);
+    let malformed = auth.check(Some("abc.def.ghi"), Action::Subscribe, &some).unwrap_err();
+    assert_eq!(malformed, AuthError::InvalidToken { reason: "the token is not a well-formed JWT".into() });
+    let wrong_shape = auth.check(Some(&token(&bad_list)), Action::Subscribe, &some).unwrap_err();
+    assert_eq!(
+        wrong_shape,
+        AuthError::InvalidToken { reason: "the token's claims are not pushgate claims".into() }
+    );
     assert_eq!(check(""), ErrorCode::InvalidToken);
     // Even an invalid token is refused when no topic is named.
     assert_eq!(code(auth.check(Some("x.y.z"), Action::Subscribe, &[])), ErrorCode::InvalidToken);
@@ -99,14 +106,16 @@ fn only_the_configured_algorithm_is_accepted() {
     let check = |token: &str| auth.check(Some(token), Action::Subscribe, &some);
 
     let none = crafted(&json!({"alg": "none", "typ": "JWT"}), &claims, "");
-    assert_eq!(code(check(&none)), ErrorCode::InvalidToken);
+    let not_accepted =
+        AuthError::InvalidToken { reason: "the token's algorithm is not accepted here".into() };
+    assert_eq!(check(&none), Err(not_accepted.clone()));
     let none_signed = crafted(&json!({"alg": "none"}), &claims, "c2ln");
     assert_eq!(code(check(&none_signed)), ErrorCode::InvalidToken);
     // RS/HS confusion: an RS256 header over an HMAC made with the secret (taken as a public key).
     let valid = token(&claims);
     let hmac_signature = valid.rsplit('.').next().unwrap();
     let rs256 = crafted(&json!({"alg": "RS256", "typ": "JWT"}), &claims, hmac_signature);
-    assert_eq!(code(check(&rs256)), ErrorCode::InvalidToken);
+    assert_eq!(check(&rs256), Err(not_accepted.clone()));
     let hs512 = sign(&claims, &Header::new(jsonwebtoken::Algorithm::HS512), SECRET);
     assert_eq!(code(check(&hs512)), ErrorCode::InvalidToken);
     assert!(check(&valid).is_ok());

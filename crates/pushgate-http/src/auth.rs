@@ -43,6 +43,16 @@ impl Action {
     }
 }
 
+impl Action {
+    /// The verb with its preposition, for messages: `"subscribe to"`, `"publish on"`.
+    fn phrase(self) -> &'static str {
+        match self {
+            Self::Subscribe => "subscribe to",
+            Self::Publish => "publish on",
+        }
+    }
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -96,7 +106,7 @@ impl Grant {
 #[non_exhaustive]
 pub enum AuthError {
     /// The request carries no token and anonymous clients may not do this (401).
-    #[error("a token is required to {action} {topic}")]
+    #[error("a token is required to {} {topic}", action.phrase())]
     TokenRequired {
         /// What was asked.
         action: Action,
@@ -114,7 +124,7 @@ pub enum AuthError {
     #[error("the token has expired")]
     TokenExpired,
     /// The token is valid but does not allow this action on this topic (403).
-    #[error("the token does not allow to {action} {topic}")]
+    #[error("this token may not {} {topic}", action.phrase())]
     TopicForbidden {
         /// What was asked.
         action: Action,
@@ -231,7 +241,7 @@ mod tests {
         let forbidden = ApiError::from(AuthError::TopicForbidden { action: Action::Subscribe, topic });
         assert_eq!(forbidden.code(), ErrorCode::TopicForbidden);
         assert_eq!(forbidden.code().status(), 403);
-        assert_eq!(forbidden.message(), "the token does not allow to subscribe user:42");
+        assert_eq!(forbidden.message(), "this token may not subscribe to user:42");
         let expired = ApiError::from(AuthError::TokenExpired);
         assert_eq!((expired.code().status().as_u16(), expired.code().as_str()), (401, "token_expired"));
         let invalid = ApiError::from(AuthError::InvalidToken { reason: "bad signature".into() });
