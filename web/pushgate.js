@@ -431,8 +431,9 @@ export class Connection extends EventTarget {
   }
 
   /**
-   * The token expired: get a fresh one (unless `setToken` already gave one) and reconnect at once
-   * from the cursor; a failing `refreshToken` closes the connection with its error.
+   * The token expired: get a fresh one (unless `setToken` already gave one) and reconnect from the
+   * cursor, at once unless the last attempt already ended so; a failing `refreshToken` closes the
+   * connection with its error.
    * @param {PushgateError} error
    */
   async #renewAndRestart(error) {
@@ -446,7 +447,14 @@ export class Connection extends EventTarget {
         return;
       }
     }
-    if (generation === this.#generation && this.status !== 'closed') this.#start();
+    if (generation !== this.#generation || this.status === 'closed') return;
+    // At once the first time; a token that keeps coming back expired backs off like any failure.
+    const delay = this.#attempt === 0 ? 0 : Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.#attempt);
+    this.#attempt += 1;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#start();
+    }, delay);
   }
 
   /**
