@@ -29,11 +29,22 @@
  * counts on its first answer. A transport chosen by `auto` that fails 3 times in a row is chosen
  * again from the start.
  *
+ * Auth: with a `token` option the client sends it as the `token` query parameter on every poll,
+ * long poll and SSE stream, as `Authorization: Bearer` when publishing over HTTP, and as an
+ * `{"type":"auth"}` frame first thing on a WebSocket. `setToken()` replaces it: at once on an open
+ * WebSocket (an in-band refresh, answered `authed`), from the next request on the others. When the
+ * server says the token expired (`token_expired`: an HTTP 401, an SSE `event: error`, WebSocket
+ * close 4401), the client asks `refreshToken()` (an option) for a fresh one and reconnects from its
+ * cursor at once; without `refreshToken` it reconnects only if `setToken()` gave a new token
+ * meanwhile, and otherwise closes with that error. On a WebSocket with `refreshToken`, the token is
+ * also renewed in-band 30 s before it expires, so the connection never drops for it.
+ *
  * What ends a connection for good: `close()`; a 4xx answer other than 408/429 (on SSE, learnt
- * from a zero-wait poll with the same parameters, since `EventSource` hides the answer); a
- * WebSocket `error` frame refusing the subscription itself; a WebSocket close with 1008 (policy);
- * an SSE `event: error` whose code is not `slow_consumer`, `shutting_down`, `overloaded` or
- * `internal`. Everything else reconnects: network failures, 5xx, 408, 429, WebSocket closes 1001,
+ * from a zero-wait poll with the same parameters, since `EventSource` hides the answer), such as
+ * `token_required`, `invalid_token` or `topic_forbidden`; a WebSocket `error` frame refusing the
+ * subscription itself or the token; a WebSocket close with 4408 (no token in time); an expired
+ * token that cannot be renewed (above); an SSE `event: error` whose code is not `slow_consumer`,
+ * `shutting_down`, `overloaded` or `internal`. Everything else reconnects: network failures, 5xx, 408, 429, WebSocket closes 1001,
  * 1006, 1011, 1012, 4008 (slow consumer) and 1009 (after a publish over the size limit; that
  * publish is rejected). Protocol errors the connection survives (a refused publish frame) are
  * dispatched as `error` events without closing it.
@@ -98,6 +109,8 @@
  * @property {number} [interval] short-poll interval in ms, default 1000
  * @property {number} [timeout] long-poll wait in seconds, default 25
  * @property {string[]} [events] event types to listen for on SSE besides `message` (see above)
+ * @property {string} [token] an access token (see Auth above); none by default
+ * @property {() => (string|Promise<string>)} [refreshToken] returns a fresh token when the current one expires
  */
 
 /**
@@ -182,11 +195,14 @@ export function connect(options) {
  * @param {string} topic
  * @param {string|null|undefined} event the event type; empty for the default `message`
  * @param {any} data any JSON value (`null` included)
- * @param {{url?: string}} [options]
+ * @param {{url?: string, token?: string}} [options] `token`: sent as `Authorization: Bearer`
  * @returns {Promise<Published>}
  */
-export async function publish(topic, event, data, { url } = {}) {
+export async function publish(topic, event, data, { url, token } = {}) {
   const base = baseUrl(url);
+  /** @type {Record<string, string>} */
+  const headers = { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
   /** @type {{event?: string, data: any}} */
   const body = { data: data === undefined ? null : data };
   if (event) body.event = event;
@@ -194,7 +210,7 @@ export async function publish(topic, event, data, { url } = {}) {
   try {
     response = await fetch(`${base}/v1/publish/${encodeURIComponent(topic)}`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers,
       body: JSON.stringify(body),
     });
   } catch (error) {
@@ -258,6 +274,14 @@ export class Connection extends EventTarget {
   /** @type {((type: string) => void)|undefined} adds a listener to the open EventSource */
   #sseListen;
   #onWake = () => this.#wake();
+  /** @type {string|undefined} the access token; never logged */
+  #token;
+  /** @type {string|undefined} the token the current attempt started with */
+  #attemptToken;
+  /** @type {(() => (string|Promise<string>))|undefined} */
+  #refreshToken;
+  /** @type {ReturnType<typeof setTimeout>|undefined} renews the WebSocket's token before it expires */
+  #renewTimer;
 
   /** @param {Options} options */
   constructor(options) {
@@ -275,6 +299,8 @@ export class Connection extends EventTarget {
     this.interval = options.interval ?? 1000;
     this.timeout = options.timeout ?? 25;
     this.#sseTypes = new Set(['message', ...(options.events ?? [])]);
+    this.#token = options.token || undefined;
+    this.#refreshToken = options.refreshToken;
     if (typeof window !== 'undefined') window.addEventListener('online', this.#onWake);
     if (typeof document !== 'undefined') document.addEventListener('visibilitychange', this.#onWake);
     queueMicrotask(() => {
@@ -304,7 +330,21 @@ export class Connection extends EventTarget {
         socket.send(JSON.stringify(frame));
       });
     }
-    return publish(topic, event, data, { url: this.url });
+    return publish(topic, event, data, { url: this.url, token: this.#token });
+  }
+
+  /**
+   * Replaces the access token: sent at once on an open WebSocket (answered `authed`; a refused
+   * token is dispatched as an `error` event and the old one stays in force), used from the next
+   * request on the other transports, and by every reconnect.
+   * @param {string} token
+   */
+  setToken(token) {
+    this.#token = token || undefined;
+    const socket = this.#socket;
+    if (this.#token && socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({ type: 'auth', token: this.#token }));
+    }
   }
 
   /** Stops for good: status `closed`. */
@@ -319,6 +359,7 @@ export class Connection extends EventTarget {
     this.#retryTimer = undefined;
     this.#stopAttempt?.();
     const generation = ++this.#generation;
+    this.#attemptToken = this.#token;
     const transport = this.requested !== 'auto' ? this.requested : this.#locked ?? AUTO_ORDER[this.#autoIndex];
     if (transport !== this.transport) {
       this.transport = transport;
@@ -356,6 +397,10 @@ export class Connection extends EventTarget {
     this.#generation += 1;
     this.#stopAttempt?.();
     this.#stopAttempt = undefined;
+    if (error.code === 'token_expired' && (this.#refreshToken || this.#token !== this.#attemptToken)) {
+      this.#renewAndRestart(error);
+      return;
+    }
     if (error.terminal) {
       this.#finish(error.toJSON());
       return;
@@ -385,6 +430,53 @@ export class Connection extends EventTarget {
     }, delay);
   }
 
+  /**
+   * The token expired: get a fresh one (unless `setToken` already gave one) and reconnect from the
+   * cursor, at once unless the last attempt already ended so; a failing `refreshToken` closes the
+   * connection with its error.
+   * @param {PushgateError} error
+   */
+  async #renewAndRestart(error) {
+    this.#setStatus('reconnecting', error.toJSON());
+    const generation = this.#generation;
+    if (this.#refreshToken && this.#token === this.#attemptToken) {
+      try {
+        this.#token = (await this.#refreshToken()) || undefined;
+      } catch (failure) {
+        if (generation === this.#generation) this.#finish(new PushgateError('token_expired', `refreshToken failed: ${failure}`).toJSON());
+        return;
+      }
+    }
+    if (generation !== this.#generation || this.status === 'closed') return;
+    // At once the first time; a token that keeps coming back expired backs off like any failure.
+    const delay = this.#attempt === 0 ? 0 : Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.#attempt);
+    this.#attempt += 1;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#start();
+    }, delay);
+  }
+
+  /**
+   * Schedules an in-band renewal of the WebSocket's token 30 s before `expires` (Unix seconds).
+   * @param {number|null|undefined} expires
+   */
+  #scheduleRenewal(expires) {
+    clearTimeout(this.#renewTimer);
+    this.#renewTimer = undefined;
+    if (!this.#refreshToken || typeof expires !== 'number') return;
+    const refresh = this.#refreshToken;
+    const delay = Math.max(1000, expires * 1000 - Date.now() - 30_000);
+    this.#renewTimer = setTimeout(async () => {
+      this.#renewTimer = undefined;
+      try {
+        this.setToken(await refresh());
+      } catch (failure) {
+        this.dispatchEvent(new CustomEvent('error', { detail: { code: 'token_expired', message: `refreshToken failed: ${failure}` } }));
+      }
+    }, delay);
+  }
+
   /** `online` or the page became visible: a pending retry happens now. */
   #wake() {
     if (typeof document !== 'undefined' && document.visibilityState === 'hidden') return;
@@ -396,6 +488,8 @@ export class Connection extends EventTarget {
     if (this.status === 'closed') return;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    clearTimeout(this.#renewTimer);
+    this.#renewTimer = undefined;
     this.#generation += 1;
     this.#stopAttempt?.();
     this.#stopAttempt = undefined;
@@ -457,6 +551,7 @@ export class Connection extends EventTarget {
     for (const topic of this.topics) params.append('topic', topic);
     params.set('cursor', this.cursor);
     for (const [key, value] of Object.entries(extra)) params.set(key, value);
+    if (this.#token) params.set('token', this.#token);
     return `${this.url}${path}?${params}`;
   }
 
@@ -757,6 +852,7 @@ export class Connection extends EventTarget {
     let cursor = last.id;
     for (let round = 0; round < 10; round += 1) {
       const params = new URLSearchParams({ topic: event.topic, cursor });
+      if (this.#token) params.set('token', this.#token);
       let answer;
       try {
         answer = await this.#get(`${this.url}/v1/poll?${params}`, signal);
@@ -812,6 +908,8 @@ export class Connection extends EventTarget {
     socket.addEventListener('open', () => {
       if (!live()) return;
       this.stats.bytes += WS_HANDSHAKE_BYTES;
+      // Frames are handled in order: the subscription is checked against this token.
+      if (this.#token) socket.send(JSON.stringify({ type: 'auth', token: this.#token }));
       socket.send(JSON.stringify({ type: 'subscribe', topics: this.topics, cursor: this.cursor }));
     });
     socket.addEventListener('message', (message) => {
@@ -840,6 +938,8 @@ export class Connection extends EventTarget {
           this.#socket = socket;
           this.#working(generation);
         }
+      } else if (type === 'authed') {
+        this.#scheduleRenewal(rest.expires);
       } else if (type === 'published') {
         this.#pendingPublishes.shift()?.resolve(/** @type {Published} */ (rest));
       } else if (type === 'error') {
@@ -848,9 +948,11 @@ export class Connection extends EventTarget {
           this.#pendingPublishes.shift()?.reject(new PushgateError(error.code, error.message));
         }
         this.dispatchEvent(new CustomEvent('error', { detail: error }));
-        if (rest.request === 'subscribe' && !subscribed) {
-          // Our one subscription was refused (a bad topic or cursor): retrying cannot help.
-          this.#failed(generation, new PushgateError(error.code, error.message, 400));
+        if ((rest.request === 'subscribe' || rest.request === 'auth') && !subscribed) {
+          // Our one subscription, or the token it needs, was refused: retrying cannot help
+          // (an expired token is renewed instead, when it can be).
+          const status = error.code === 'token_expired' ? undefined : 400;
+          this.#failed(generation, new PushgateError(error.code, error.message, status));
         }
       }
     });
@@ -859,15 +961,19 @@ export class Connection extends EventTarget {
       if (this.#socket === socket) this.#socket = undefined;
       rejectPending(`the WebSocket closed (${close.code})`);
       if (!live()) return;
-      // 1008: policy (authorization) — the same request would be refused again.
-      const status = close.code === 1008 ? 403 : undefined;
-      const code = close.code === 4008 ? 'slow_consumer' : close.code === 1009 ? 'too_large' : 'network';
+      // 4408: no token in time — the same connection would be closed again.
+      const status = close.code === 4408 ? 401 : undefined;
+      /** @type {Record<number, string>} */
+      const codes = { 4008: 'slow_consumer', 1009: 'too_large', 4401: 'token_expired', 4408: 'auth_timeout' };
+      const code = codes[close.code] ?? 'network';
       this.#failed(generation, new PushgateError(code, `the WebSocket closed (${close.code}${close.reason ? `: ${close.reason}` : ''})`, status));
     });
 
     return () => {
       stopped = true;
       clearTimeout(probeTimer);
+      clearTimeout(this.#renewTimer);
+      this.#renewTimer = undefined;
       if (this.#socket === socket) this.#socket = undefined;
       rejectPending('the connection moved on');
       if (socket.readyState === WebSocket.CONNECTING || socket.readyState === WebSocket.OPEN) socket.close(1000);

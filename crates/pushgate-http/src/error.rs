@@ -48,6 +48,16 @@ pub enum ErrorCode {
     Unavailable,
     /// The server failed.
     Internal,
+    /// The request needs a token and carries none (401).
+    TokenRequired,
+    /// The token is malformed, forged or signed with an algorithm not accepted (401).
+    InvalidToken,
+    /// The token's expiry has passed (401); get a fresh one and reconnect or refresh.
+    TokenExpired,
+    /// The token does not allow this action on this topic (403).
+    TopicForbidden,
+    /// A WebSocket upgrade from a web page whose origin is not allowed (403).
+    OriginForbidden,
 }
 
 impl ErrorCode {
@@ -74,6 +84,11 @@ impl ErrorCode {
             Self::ShuttingDown => "shutting_down",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
+            Self::TokenRequired => "token_required",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::TopicForbidden => "topic_forbidden",
+            Self::OriginForbidden => "origin_forbidden",
         }
     }
 
@@ -98,6 +113,8 @@ impl ErrorCode {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::TokenRequired | Self::InvalidToken | Self::TokenExpired => StatusCode::UNAUTHORIZED,
+            Self::TopicForbidden | Self::OriginForbidden => StatusCode::FORBIDDEN,
         }
     }
 }
@@ -170,6 +187,10 @@ impl IntoResponse for ApiError {
         let mut response = (self.code.status(), self.to_json()).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.code.status() == StatusCode::UNAUTHORIZED {
+            // RFC 6750: a 401 names the scheme the client should authenticate with.
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
     }
 }

@@ -1,17 +1,20 @@
 //! HTTP vocabulary shared by pushgate's transports, and nothing else: how a subscribe request
 //! names its topics and cursor, how hub errors become statuses with a JSON body, the JSON
-//! of one event, which is identical on every transport, and the limits the gateway and the
-//! WebSocket transport both apply (the publish rate, the refusal counters).
+//! of one event, which is identical on every transport, the limits the gateway and the
+//! WebSocket transport both apply (the publish rate, the refusal counters), and the seam of
+//! access control ([`Authorize`]): how a request's token is found and what a refusal looks like.
 //!
 //! Transport logic (when to answer, how to frame a stream) stays in the transport crates; what
 //! two of them would otherwise write twice lives here.
 
+mod auth;
 mod error;
 mod query;
 mod rate;
 mod refusal;
 mod wire;
 
+pub use auth::{Action, AllowAll, AuthError, Authorize, Grant, allow_all, token_from};
 pub use error::{ApiError, ErrorCode};
 pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
 pub use rate::{PublishRate, TokenBucket};

@@ -11,6 +11,9 @@
 //! ([`Hub::close`]) parked requests are answered at once with what they have, so clients
 //! re-poll elsewhere; requests arriving after that get `503 shutting_down`.
 //!
+//! Every request is checked against [`LongPollConfig::authorize`] (default: allow all), and a
+//! parked request is answered at the latest when its token expires.
+//!
 //! ```
 //! use std::time::Duration;
 //! use pushgate_hub::Hub;
@@ -29,7 +32,9 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use http::HeaderMap;
-use pushgate_http::{ApiError, BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
+use pushgate_http::{
+    Action, ApiError, Authorize, BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams, token_from,
+};
 use pushgate_hub::{FetchOptions, Hub};
 
 /// The path this transport serves.
@@ -53,6 +58,7 @@ pub const LABEL: &str = "longpoll";
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct LongPollConfig {
+    authorize: Arc<dyn Authorize>,
     default_timeout: Duration,
     max_timeout: Duration,
     limit: BatchLimit,
@@ -66,6 +72,7 @@ impl Default for LongPollConfig {
             max_timeout: Duration::from_secs(120),
             limit: BatchLimit::default(),
             max_bytes: DEFAULT_MAX_ANSWER_BYTES,
+            authorize: pushgate_http::allow_all(),
         }
     }
 }
@@ -100,6 +107,14 @@ impl LongPollConfig {
     #[must_use]
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
+        self
+    }
+
+    /// Who may poll which topics (default: everyone, everything). Every request is checked
+    /// with its token ([`token_from`]); a refusal is `401` or `403` with the usual JSON body.
+    #[must_use]
+    pub fn authorize(mut self, authorize: Arc<dyn Authorize>) -> Self {
+        self.authorize = authorize;
         self
     }
 
@@ -141,10 +156,18 @@ async fn longpoll(
     query: Query,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let grant =
+        shared.config.authorize.check(token_from(&query, &headers), Action::Subscribe, &params.topics)?;
+    // A parked request never outlives its token: it is answered (empty, same cursor) when the
+    // token expires, and the next poll is refused until the client brings a fresh one.
+    let mut wait = shared.config.timeout(&query)?;
+    if let Some(remaining) = grant.remaining() {
+        wait = wait.min(remaining);
+    }
     let options = FetchOptions::default()
         .limit(shared.config.limit.from_query(&query)?)
         .max_bytes(shared.config.max_bytes)
-        .wait(shared.config.timeout(&query)?)
+        .wait(wait)
         .label(LABEL);
     // When the client disconnects, hyper drops this future; the hub unregisters the parked
     // fetch on drop, so nothing outlives the request.

@@ -7,6 +7,8 @@
 //! An answer holds at most [`PollConfig::limit`] events and about [`PollConfig::max_bytes`] of
 //! them (always at least one); the cursor then continues after the last event returned.
 //! Nothing is held between polls, so short polls are not counted in presence.
+//! Every poll is checked against [`PollConfig::authorize`] (default: allow all), so an expired
+//! or revoked token stops working at the next poll.
 //!
 //! ```
 //! use pushgate_hub::Hub;
@@ -25,7 +27,9 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use http::HeaderMap;
-use pushgate_http::{ApiError, BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
+use pushgate_http::{
+    Action, ApiError, Authorize, BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams, token_from,
+};
 use pushgate_hub::{FetchOptions, Hub};
 
 /// The path this transport serves.
@@ -45,13 +49,18 @@ pub const PATH: &str = "/v1/poll";
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PollConfig {
+    authorize: Arc<dyn Authorize>,
     limit: BatchLimit,
     max_bytes: usize,
 }
 
 impl Default for PollConfig {
     fn default() -> Self {
-        Self { limit: BatchLimit::default(), max_bytes: DEFAULT_MAX_ANSWER_BYTES }
+        Self {
+            limit: BatchLimit::default(),
+            max_bytes: DEFAULT_MAX_ANSWER_BYTES,
+            authorize: pushgate_http::allow_all(),
+        }
     }
 }
 
@@ -78,6 +87,14 @@ impl PollConfig {
         self.limit
     }
 
+    /// Who may poll which topics (default: everyone, everything). Every request is checked
+    /// with its token ([`token_from`]); a refusal is `401` or `403` with the usual JSON body.
+    #[must_use]
+    pub fn authorize(mut self, authorize: Arc<dyn Authorize>) -> Self {
+        self.authorize = authorize;
+        self
+    }
+
     /// The answer budget in bytes.
     pub fn get_max_bytes(&self) -> usize {
         self.max_bytes
@@ -100,6 +117,8 @@ async fn poll(
     query: Query,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let token = token_from(&query, &headers);
+    shared.config.authorize.check(token, Action::Subscribe, &params.topics)?;
     let options = FetchOptions::default()
         .limit(shared.config.limit.from_query(&query)?)
         .max_bytes(shared.config.max_bytes)

@@ -28,6 +28,8 @@ pub(crate) struct SseBody {
     batch_size: usize,
     items: Vec<Item>,
     chunk: Chunk,
+    /// Fires when the subscriber's token expires, which ends the stream.
+    expiry: Option<Pin<Box<Sleep>>>,
 }
 
 /// A timer that fires after `every` of silence. Writes only record the time; the timer is
@@ -72,7 +74,14 @@ impl SseBody {
             batch_size: config.batch_size,
             items: Vec::with_capacity(config.batch_size),
             chunk: Chunk::new(config.max_chunk_bytes),
+            expiry: None,
         }
+    }
+
+    /// Ends the stream with `token_expired` after `remaining` (never for `None`).
+    pub(crate) fn expires_in(mut self, remaining: Option<Duration>) -> Self {
+        self.expiry = remaining.map(|after| Box::pin(tokio::time::sleep(after)));
+        self
     }
 
     /// Moves whatever the subscription has ready, up to one batch, into `self.chunk`. Returns
@@ -132,6 +141,13 @@ impl Stream for SseBody {
         };
         if let Some(retry) = this.retry.take() {
             this.chunk.push(retry);
+        }
+        if this.expiry.as_mut().is_some_and(|expiry| expiry.as_mut().poll(cx).is_ready()) {
+            let topics: Vec<_> = subscription.topics().collect();
+            tracing::debug!(transport = "sse", ?topics, "token expired, stream ended");
+            drop(subscription);
+            this.chunk.push(framing::expired_frame());
+            return Poll::Ready(Some(Ok(this.write())));
         }
         if let Some(err) = this.read_ready(&mut subscription, cx) {
             // The final frame goes out with whatever was read before the failure; dropping the
@@ -269,6 +285,24 @@ mod tests {
         let last = next(&mut body).await.unwrap();
         assert!(last.starts_with(b"event: error\ndata: {\"code\":\"slow_consumer\""), "{last:?}");
         // The subscription is released with the final frame, before the client reads it.
+        assert_eq!(hub.presence(&topic).total, 0);
+        assert_eq!(next(&mut body).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expiring_token_ends_the_stream_with_token_expired() {
+        let hub = Hub::new();
+        let topic = TopicName::new("t").unwrap();
+        let sub = hub.subscribe(&[topic.clone()], Cursor::Now).unwrap();
+        let config = SseConfig::default().heartbeat(Duration::ZERO);
+        let mut body = SseBody::new(sub, &config).expires_in(Some(Duration::from_secs(30)));
+        let start = Instant::now();
+        assert_eq!(next(&mut body).await.unwrap(), &b"retry: 2000\n\n"[..]);
+        let event = publish(&hub, &topic, 1).await;
+        assert_eq!(next(&mut body).await.unwrap(), event[0]);
+        let last = next(&mut body).await.unwrap();
+        assert!(last.starts_with(b"event: error\ndata: {\"code\":\"token_expired\""), "{last:?}");
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
         assert_eq!(hub.presence(&topic).total, 0);
         assert_eq!(next(&mut body).await, None);
     }

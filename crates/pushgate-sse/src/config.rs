@@ -1,6 +1,9 @@
 //! How the SSE endpoint behaves: heartbeats, the reconnect hint, and per-subscriber bounds.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use pushgate_http::Authorize;
 
 /// Settings for [`router`](crate::router).
 ///
@@ -23,6 +26,7 @@ pub struct SseConfig {
     pub(crate) max_backlog: Option<usize>,
     pub(crate) batch_size: usize,
     pub(crate) max_chunk_bytes: usize,
+    pub(crate) authorize: Arc<dyn Authorize>,
 }
 
 impl Default for SseConfig {
@@ -33,6 +37,7 @@ impl Default for SseConfig {
             max_backlog: Some(1024),
             batch_size: 64,
             max_chunk_bytes: crate::framing::DEFAULT_MAX_CHUNK_BYTES,
+            authorize: pushgate_http::allow_all(),
         }
     }
 }
@@ -82,6 +87,16 @@ impl SseConfig {
     /// buffer all subscribers share. `0` never joins.
     pub fn max_chunk_bytes(mut self, bytes: usize) -> Self {
         self.max_chunk_bytes = bytes;
+        self
+    }
+
+    /// Who may subscribe to which topics (default: everyone, everything). A stream is checked
+    /// when it opens, with the request's token (`?token=`, which is all `EventSource` can send,
+    /// or `Authorization: Bearer`); a refusal is `401`/`403` JSON. When the token expires the
+    /// stream sends `event: error` with code `token_expired` and ends: the client reconnects
+    /// with a fresh token and its last event id.
+    pub fn authorize(mut self, authorize: Arc<dyn Authorize>) -> Self {
+        self.authorize = authorize;
         self
     }
 }

@@ -7,8 +7,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http::HeaderMap;
 use http::{HeaderValue, StatusCode, header};
-use pushgate_http::{ApiError, SubscribeParams};
+use pushgate_http::{Action, ApiError, Query, SubscribeParams, token_from};
 use pushgate_hub::{Hub, SubscribeOptions};
 
 use crate::body::SseBody;
@@ -52,14 +53,26 @@ pub fn router(hub: Hub, config: SseConfig) -> Router {
     Router::new().route("/v1/sse", get(subscribe)).with_state(state)
 }
 
-async fn subscribe(State(endpoint): State<Arc<Endpoint>>, params: SubscribeParams) -> Response {
+async fn subscribe(
+    State(endpoint): State<Arc<Endpoint>>,
+    params: SubscribeParams,
+    query: Query,
+    headers: HeaderMap,
+) -> Response {
+    let token = token_from(&query, &headers);
+    let grant = match endpoint.config.authorize.check(token, Action::Subscribe, &params.topics) {
+        Ok(grant) => grant,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
     let options = SubscribeOptions::default().label(LABEL).max_backlog(endpoint.config.max_backlog);
     let subscription = match endpoint.hub.subscribe_with(&params.topics, params.cursor, options) {
         Ok(subscription) => subscription,
         Err(err) => return ApiError::from(err).into_response(),
     };
     tracing::debug!(transport = "sse", topics = ?params.topics, cursor = %params.cursor, "stream opened");
-    let mut response = Response::new(Body::from_stream(SseBody::new(subscription, &endpoint.config)));
+    let mut response = Response::new(Body::from_stream(
+        SseBody::new(subscription, &endpoint.config).expires_in(grant.remaining()),
+    ));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

@@ -71,6 +71,14 @@ pub(crate) fn end_frame(err: RecvError) -> Bytes {
     }
 }
 
+/// The frame that ends a stream whose token expired: reconnect with a fresh token.
+pub(crate) fn expired_frame() -> Bytes {
+    error_frame(
+        ErrorCode::TokenExpired.as_str(),
+        "the token has expired; reconnect with a fresh token and the last event id",
+    )
+}
+
 /// The default for [`Chunk`]'s cap: about one TCP window's worth, so joining saves writes
 /// without building large per-subscriber buffers.
 pub(crate) const DEFAULT_MAX_CHUNK_BYTES: usize = 64 * 1024;

@@ -20,6 +20,9 @@
 //!   closing the stream.
 //! - A subscriber whose backlog overflows gets `event: error` with code `slow_consumer`, and the
 //!   stream ends; on [`Hub::close`](pushgate_hub::Hub::close) the code is `shutting_down`.
+//! - With [`SseConfig::authorize`], a stream opens only for a token allowed to subscribe to its
+//!   topics (`?token=` or `Authorization: Bearer`), and ends with `event: error` code
+//!   `token_expired` when that token expires.
 //! - Errors before the stream starts (bad topic or cursor, no topics, …) are the usual JSON error
 //!   answers of `pushgate-http`.
 //!

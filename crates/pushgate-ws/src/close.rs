@@ -22,10 +22,18 @@ pub(crate) enum CloseReason {
     InvalidUtf8,
     /// The server failed (1011).
     Internal,
+    /// The connection's token expired and was not refreshed (4401).
+    TokenExpired,
+    /// Auth is required and no token came within the auth timeout (4408).
+    AuthTimeout,
 }
 
 /// The close code of a slow consumer: backlog overflowed, reconnect with the last cursor.
 pub(crate) const SLOW_CONSUMER: u16 = 4008;
+/// The close code of a connection whose token expired: reconnect with a fresh token.
+pub(crate) const TOKEN_EXPIRED: u16 = 4401;
+/// The close code of a connection that sent no token in time.
+pub(crate) const AUTH_TIMEOUT: u16 = 4408;
 
 impl CloseReason {
     /// The close code.
@@ -37,6 +45,8 @@ impl CloseReason {
             Self::Protocol => 1002,
             Self::InvalidUtf8 => 1007,
             Self::Internal => 1011,
+            Self::TokenExpired => TOKEN_EXPIRED,
+            Self::AuthTimeout => AUTH_TIMEOUT,
         }
     }
 
@@ -53,6 +63,10 @@ impl CloseReason {
             Self::Protocol => "protocol error".to_owned(),
             Self::InvalidUtf8 => "text frame is not UTF-8".to_owned(),
             Self::Internal => "internal error".to_owned(),
+            Self::TokenExpired => {
+                "token expired; reconnect with a fresh token and your last cursor".to_owned()
+            }
+            Self::AuthTimeout => "no auth frame within the auth timeout".to_owned(),
         }
     }
 
@@ -74,6 +88,8 @@ mod tests {
         assert_eq!(CloseReason::TooBig { limit: 1 }.code(), 1009);
         assert_eq!(CloseReason::SlowConsumer { behind: 1 }.code(), 4008);
         assert_eq!(CloseReason::Internal.code(), 1011);
+        assert_eq!(CloseReason::TokenExpired.code(), 4401);
+        assert_eq!(CloseReason::AuthTimeout.code(), 4408);
         let frame = CloseReason::SlowConsumer { behind: u64::MAX }.frame();
         assert_eq!(u16::from(frame.code), 4008);
         assert!(frame.reason.len() <= 123);

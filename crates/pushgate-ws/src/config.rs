@@ -1,9 +1,12 @@
 //! Limits and timers of the WebSocket transport, and how they map onto tungstenite's own config.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use pushgate_http::{PublishRate, Refusals};
+use pushgate_http::{Authorize, PublishRate, Refusals};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::origin::AllowedOrigins;
 
 /// Configuration of [`router`](crate::router): message limits, buffer sizes, heartbeat and
 /// backlog. Every setting has a default suited to many mostly idle connections.
@@ -35,6 +38,9 @@ pub struct WsConfig {
     pub(crate) close_timeout: Duration,
     pub(crate) publish_rate: PublishRate,
     pub(crate) refusals: Refusals,
+    pub(crate) authorize: Arc<dyn Authorize>,
+    pub(crate) auth_timeout: Duration,
+    pub(crate) allowed_origins: AllowedOrigins,
 }
 
 impl Default for WsConfig {
@@ -53,6 +59,9 @@ impl Default for WsConfig {
             close_timeout: Duration::from_secs(5),
             publish_rate: PublishRate::default(),
             refusals: Refusals::default(),
+            authorize: pushgate_http::allow_all(),
+            auth_timeout: Duration::from_secs(10),
+            allowed_origins: AllowedOrigins::default(),
         }
     }
 }
@@ -140,6 +149,36 @@ impl WsConfig {
     /// the size limit), for the embedder's metrics. Default: counters nobody reads.
     pub fn refusals(mut self, refusals: Refusals) -> Self {
         self.refusals = refusals;
+        self
+    }
+
+    /// Who may subscribe to and publish on which topics (default: everyone, everything).
+    ///
+    /// The token comes from the upgrade request (`?token=` or `Authorization: Bearer`; an
+    /// invalid one is refused with HTTP 401 before upgrading) or from an `auth` frame
+    /// (`{"type":"auth","token":"…"}`, answered `{"type":"authed","expires":<unix s>}`), which
+    /// may be sent again at any time to replace the token before it expires. A `subscribe` or
+    /// `publish` frame the token does not allow gets an `error` frame (`topic_forbidden`,
+    /// `token_required`, …) and the connection stays. When the token expires without a
+    /// refresh, the connection is closed with 4401.
+    pub fn authorize(mut self, authorize: Arc<dyn Authorize>) -> Self {
+        self.authorize = authorize;
+        self
+    }
+
+    /// Under an enforced [`authorize`](Self::authorize) policy, how long a connection that
+    /// opened with no token may stay without sending an `auth` frame or subscribing to a topic
+    /// open to anonymous clients; then it is closed with 4408 (default 10 s).
+    pub fn auth_timeout(mut self, timeout: Duration) -> Self {
+        self.auth_timeout = timeout;
+        self
+    }
+
+    /// Which web pages may open a connection, by their `Origin` (default: same origin only).
+    /// An upgrade from any other page is refused with `403 origin_forbidden`; one without an
+    /// `Origin` header (not a browser) is allowed.
+    pub fn allowed_origins(mut self, origins: AllowedOrigins) -> Self {
+        self.allowed_origins = origins;
         self
     }
 

@@ -23,7 +23,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use pushgate_http::{ApiError, ErrorCode, Refusal, Refusals, SubscribeParams, TokenBucket};
+use pushgate_http::{Action, ApiError, ErrorCode, Refusal, Refusals, SubscribeParams, TokenBucket};
 use pushgate_hub::{Cursor, Hub, HubError, Item, RecvError, SubscribeOptions, Subscription, TopicName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{self, Instant, MissedTickBehavior};
@@ -32,6 +32,7 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use crate::auth::Auth;
 use crate::close::CloseReason;
 use crate::config::WsConfig;
 use crate::frame::{self, ClientFrame};
@@ -84,6 +85,7 @@ pub(crate) struct Connection {
     /// The connection's allowance of `publish` frames.
     publishes: TokenBucket,
     refusals: Refusals,
+    auth: Auth,
 }
 
 impl Connection {
@@ -93,6 +95,7 @@ impl Connection {
         hub: Hub,
         config: &WsConfig,
         params: SubscribeParams,
+        auth: Auth,
     ) -> Result<Self, HubError> {
         let mut connection = Self {
             id,
@@ -108,6 +111,7 @@ impl Connection {
             ping_key: RandomState::new().hash_one(id),
             publishes: config.publish_rate.bucket(Instant::now().into_std()),
             refusals: config.refusals.clone(),
+            auth,
         };
         if !params.topics.is_empty() {
             connection.subscription = Some(connection.open(&params.topics, params.cursor)?);
@@ -173,8 +177,20 @@ impl Connection {
             let pulling = self.subscription.is_some() && self.outbox.events() == 0;
             let pong_due = self.pong_due;
             let stalled = self.outbox.waiting_since().map(|since| since + config.pong_timeout);
+            let expires = self.auth.expires_at();
+            let auth_deadline = self.auth.deadline();
             tokio::select! {
                 () = &mut closed => return End::Close(CloseReason::ShuttingDown),
+                () = time::sleep_until(expires.unwrap_or_else(Instant::now)), if expires.is_some() => {
+                    return End::Close(CloseReason::TokenExpired);
+                }
+                () = time::sleep_until(auth_deadline.unwrap_or_else(Instant::now)), if auth_deadline.is_some() => {
+                    // A client that subscribed to topics open to anonymous clients needs no token.
+                    if self.subscription.is_none() {
+                        return End::Close(CloseReason::AuthTimeout);
+                    }
+                    self.auth.stop_waiting();
+                }
                 written = self.outbox.drain(sink), if draining => {
                     if let Err(err) = written {
                         return write_failed(err);
@@ -237,6 +253,18 @@ impl Connection {
         let reply = match frame::parse(text) {
             Err(bad) => frame::error(bad.request.as_deref(), &bad.error),
             Ok(ClientFrame::Ping { id }) => frame::pong(&id),
+            Ok(ClientFrame::Auth { token }) => {
+                let topics: Vec<TopicName> = self.topics().cloned().collect();
+                match self.auth.refresh(token, &topics) {
+                    Ok(grant) => frame::authed(grant.expires_unix()),
+                    Err(err) => frame::error(Some("auth"), &err),
+                }
+            }
+            Ok(ClientFrame::Subscribe { topics, .. })
+                if let Err(err) = self.auth.check(Action::Subscribe, &topics) =>
+            {
+                frame::error(Some("subscribe"), &err)
+            }
             Ok(ClientFrame::Subscribe { topics, cursor }) => {
                 if self.subscription.is_some() {
                     let keep: Vec<TopicName> = self.topics().cloned().collect();
@@ -253,6 +281,11 @@ impl Connection {
                 self.subscription = None;
                 self.floors = Floors::default();
                 frame::subscribed(std::iter::empty(), self.position)
+            }
+            Ok(ClientFrame::Publish { topic, .. })
+                if let Err(err) = self.auth.check(Action::Publish, std::slice::from_ref(&topic)) =>
+            {
+                frame::error(Some("publish"), &err)
             }
             Ok(ClientFrame::Publish { topic, event }) => {
                 if let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {
@@ -411,7 +444,9 @@ mod tests {
     #[tokio::test]
     async fn the_end_of_the_client_stream_ends_the_connection() {
         let params = SubscribeParams::from_query(&pushgate_http::Query::parse(None), None).unwrap();
-        let mut connection = Connection::new(1, Hub::new(), &WsConfig::default(), params).unwrap();
+        let config = WsConfig::default();
+        let auth = Auth::new(&config, None, pushgate_http::Grant::forever());
+        let mut connection = Connection::new(1, Hub::new(), &config, params, auth).unwrap();
         // Answering `None` with "carry on" would poll the ended stream again at once, forever.
         assert!(matches!(connection.on_message(None).await, Some(End::Lost)));
     }

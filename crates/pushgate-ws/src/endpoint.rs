@@ -9,9 +9,10 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use hyper::upgrade::OnUpgrade;
-use pushgate_http::{ApiError, ErrorCode, Query, SubscribeParams};
+use pushgate_http::{Action, ApiError, ErrorCode, Grant, Query, SubscribeParams, token_from};
 use pushgate_hub::{Hub, HubError};
 
+use crate::auth::Auth;
 use crate::config::WsConfig;
 use crate::connection::Connection;
 use crate::handshake;
@@ -49,11 +50,29 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
         Ok(accept) => accept,
         Err(refusal) => return refusal.into_response(),
     };
+    if !shared.config.allowed_origins.allows_request(request.headers()) {
+        let origin = request.headers().get(http::header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let message = format!("pages from {origin:?} may not open a WebSocket on this server");
+        return ApiError::new(ErrorCode::OriginForbidden, message).into_response();
+    }
+    let query = Query::parse(request.uri().query());
     let last_event_id = request.headers().get("last-event-id").and_then(|v| v.to_str().ok());
-    let params = match SubscribeParams::from_query(&Query::parse(request.uri().query()), last_event_id) {
+    let params = match SubscribeParams::from_query(&query, last_event_id) {
         Ok(params) => params,
         Err(err) => return err.into_response(),
     };
+    // A token or topics in the query are checked now, so a refusal is an HTTP answer; without
+    // either the connection opens unauthenticated and may send an `auth` frame.
+    let token = token_from(&query, request.headers());
+    let grant = if token.is_some() || !params.topics.is_empty() {
+        match shared.config.authorize.check(token, Action::Subscribe, &params.topics) {
+            Ok(grant) => grant,
+            Err(err) => return ApiError::from(err).into_response(),
+        }
+    } else {
+        Grant::forever()
+    };
+    let auth = Auth::new(&shared.config, token.map(str::to_owned), grant);
     if request.extensions().get::<OnUpgrade>().is_none() {
         // Served by something that cannot hand over the connection (a test harness calling
         // the router directly, HTTP/2): refuse rather than answer 101 and hang.
@@ -65,7 +84,7 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
     let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     // Subscribing before the 101 turns a bad topic list or cursor into an HTTP error, and makes
     // the connection subscribed from the moment the client sees it open.
-    let connection = match Connection::new(id, shared.hub.clone(), &shared.config, params) {
+    let connection = match Connection::new(id, shared.hub.clone(), &shared.config, params, auth) {
         Ok(connection) => connection,
         Err(err) => return ApiError::from(err).into_response(),
     };

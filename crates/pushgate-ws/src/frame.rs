@@ -27,6 +27,8 @@ pub(crate) enum ClientFrame {
     Publish { topic: TopicName, event: NewEvent },
     /// Application-level ping; answered with a `pong` carrying the same `id`.
     Ping { id: Value },
+    /// Authenticate, or replace the token before it expires.
+    Auth { token: String },
 }
 
 /// A client frame that could not be understood: the `error` frame's contents.
@@ -62,6 +64,9 @@ enum RawFrame {
         #[serde(default)]
         id: Value,
     },
+    Auth {
+        token: String,
+    },
 }
 
 /// Tells an explicit `null` (a value to publish) from an absent field.
@@ -83,8 +88,15 @@ pub(crate) fn parse(text: &str) -> Result<ClientFrame, BadFrame> {
             ));
         }
     };
-    let raw = RawFrame::deserialize(value)
-        .map_err(|err| bad(Some(&request), ErrorCode::InvalidJson, err.to_string()))?;
+    let raw = RawFrame::deserialize(value).map_err(|err| {
+        // serde quotes the values it rejects, and a token is a secret: say what was wrong only.
+        let message = if request == "auth" {
+            r#"an auth frame is {"type":"auth","token":"<string>"}"#.to_owned()
+        } else {
+            err.to_string()
+        };
+        bad(Some(&request), ErrorCode::InvalidJson, message)
+    })?;
     validate(raw).map_err(|error| BadFrame { request: Some(request), error })
 }
 
@@ -111,6 +123,7 @@ fn validate(raw: RawFrame) -> Result<ClientFrame, ApiError> {
             ClientFrame::Publish { topic: topic_name(&topic)?, event: new }
         }
         RawFrame::Ping { id } => ClientFrame::Ping { id },
+        RawFrame::Auth { token } => ClientFrame::Auth { token },
     })
 }
 
@@ -229,6 +242,17 @@ pub(crate) fn pong(id: &Value) -> Bytes {
     to_bytes(&Pong { r#type: "pong", id })
 }
 
+#[derive(Serialize)]
+struct Authed {
+    r#type: &'static str,
+    expires: Option<u64>,
+}
+
+/// `{"type":"authed","expires":<unix seconds or null>}`, the answer to an `auth` frame.
+pub(crate) fn authed(expires: Option<u64>) -> Bytes {
+    to_bytes(&Authed { r#type: "authed", expires })
+}
+
 fn to_bytes(frame: &impl Serialize) -> Bytes {
     // These structs hold strings, numbers and JSON values only: serializing cannot fail, and
     // an empty object is the harmless answer if it ever did.
@@ -288,6 +312,14 @@ mod tests {
         let Ok(ClientFrame::Ping { id }) = parse(r#"{"type":"ping","id":{"n":[1]}}"#) else { panic!("ping") };
         assert_eq!(id, json!({"n": [1]}));
         let Ok(ClientFrame::Ping { id: Value::Null }) = parse(r#"{"type":"ping"}"#) else { panic!("ping") };
+        let Ok(ClientFrame::Auth { token }) = parse(r#"{"type":"auth","token":"t.o.k"}"#) else {
+            panic!("auth")
+        };
+        assert_eq!(token, "t.o.k");
+        assert_eq!(&authed(Some(7))[..], br#"{"type":"authed","expires":7}"#);
+        // A rejected token is not quoted back.
+        let bad = bad_frame(r#"{"type":"auth","token":12345678}"#);
+        assert!(!bad.error.message().contains("12345678"), "{}", bad.error.message());
     }
 
     #[test]

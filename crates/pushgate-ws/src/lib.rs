@@ -31,17 +31,27 @@
 //!   [`WsConfig::max_message_size`]; 4008 when a slow client falls more than [`WsConfig::max_backlog`] live events behind (it
 //!   reconnects with its last event's `id`); 1011 on an internal error; 1002/1007 for protocol
 //!   violations.
+//! - Auth ([`WsConfig::authorize`]): a token in the upgrade's query or an
+//!   `{"type":"auth","token":"…"}` frame, answered `{"type":"authed","expires":…}` and
+//!   repeatable to refresh it; a forbidden `subscribe` or `publish` gets an `error` frame; an
+//!   invalid token in the query is HTTP 401 before upgrading. Close codes 4401 when the token
+//!   expires unrefreshed, 4408 when no token came within [`WsConfig::auth_timeout`].
+//! - Upgrades from web pages are checked against [`WsConfig::allowed_origins`] (default: same
+//!   origin), refused with HTTP 403 `origin_forbidden`.
 //! - Memory per connection is bounded: small read and write buffers, a capped write buffer, at
 //!   most one batch of shared, already-encoded events queued; unread events stay in the hub.
 
+mod auth;
 mod close;
 mod config;
 mod connection;
 mod endpoint;
 mod frame;
 mod handshake;
+mod origin;
 mod outbox;
 mod reopen;
 
 pub use config::WsConfig;
 pub use endpoint::router;
+pub use origin::{AllowedOrigins, InvalidOrigin, Origin};

@@ -2,7 +2,8 @@
 //! answers for unknown routes.
 //!
 //! - `POST /v1/publish/{topic}` with `{"event"?: "<type>", "data": <any JSON>}` →
-//!   `200 {"topic","seq","id"}`;
+//!   `200 {"topic","seq","id"}`; with auth on, the admin key or a token allowed to publish on
+//!   the topic (`Authorization: Bearer …` or `?token=`), else `401`/`403`;
 //! - `GET /v1/presence/{topic}` → `{"topic","total","by_transport":{"sse":2,…}}`;
 //! - `GET /healthz` → `{"status":"ok"|"degraded","sources":[{"url","state","error","attempt"},…]}`:
 //!   always `200` while the process answers; `degraded` when a database source is not live
@@ -32,7 +33,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use pushgate_http::{ApiError, ErrorCode, Refusal, Refusals};
+use pushgate_http::{Action, ApiError, Authorize, ErrorCode, Query, Refusal, Refusals, token_from};
 use pushgate_hub::{Hub, NewEvent, TopicName};
 use serde_json::{Map, Value, json};
 
@@ -47,17 +48,26 @@ struct ApiState {
     max_body_bytes: usize,
     body_read_timeout: Duration,
     refusals: Refusals,
+    authorize: Arc<dyn Authorize>,
 }
 
 /// Publish, presence and health routes over `hub`, with `config`'s body limit and deadline;
-/// `/healthz` reports `sources`; refusals are counted in `refusals`.
-pub(crate) fn router(hub: Hub, config: &Config, sources: Sources, refusals: Refusals) -> Router {
+/// `/healthz` reports `sources`; publishing is checked against `authorize`; refusals are
+/// counted in `refusals`.
+pub(crate) fn router(
+    hub: Hub,
+    config: &Config,
+    sources: Sources,
+    refusals: Refusals,
+    authorize: Arc<dyn Authorize>,
+) -> Router {
     let state = ApiState {
         hub,
         sources,
         max_body_bytes: config.max_body_bytes,
         body_read_timeout: config.body_read_timeout,
         refusals,
+        authorize,
     };
     Router::new()
         .route("/v1/publish/{topic}", post(publish))
@@ -71,10 +81,14 @@ async fn publish(
     State(state): State<ApiState>,
     connection: Option<Extension<Arc<ConnectionState>>>,
     topic: Result<Path<String>, PathRejection>,
+    query: Query,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let topic = topic_name(topic)?;
+    // Checked before the body is read: a refused publisher costs no body buffering.
+    let token = token_from(&query, &headers);
+    state.authorize.check(token, Action::Publish, std::slice::from_ref(&topic))?;
     let body = match read_request_body(&headers, body, state.max_body_bytes, state.body_read_timeout).await {
         Ok(body) => body,
         Err(response) => {

@@ -15,7 +15,7 @@ use std::time::Duration;
 pub use db::{DbCommand, DbError, InstallArgs, UninstallArgs};
 pub use file::ConfigFileError;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 
 /// Where `pushgate serve` keeps the demo database unless told otherwise.
 pub const DEFAULT_DEMO_DB: &str = "./pushgate-demo.db";
@@ -188,6 +188,52 @@ pub struct ServeArgs {
     /// it, history is in this process's memory. Redis must be reachable at start-up.
     #[arg(long, env = "PUSHGATE_REDIS", value_name = "URL", hide_env_values = true)]
     pub redis: Option<String>,
+
+    // Access control. Auth is on with a JWT secret or an admin key, off (all allowed) without.
+    /// HMAC secret (HS256) that signs client tokens: JWTs with `exp` and `subscribe`/`publish`
+    /// topic patterns. Turns auth on. Prefer --jwt-secret-file or the variable: flags are
+    /// visible to other users of the machine.
+    #[arg(
+        long,
+        env = "PUSHGATE_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        conflicts_with = "jwt_secret_file"
+    )]
+    pub jwt_secret: Option<Secret>,
+
+    /// Read the JWT secret from this file (one line; a final newline is dropped).
+    #[arg(long, env = "PUSHGATE_JWT_SECRET_FILE", value_name = "FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// How long after its `exp` a token is still accepted (clock skew).
+    #[arg(long, env = "PUSHGATE_JWT_LEEWAY", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().jwt_leeway))]
+    pub jwt_leeway: Seconds,
+
+    /// Key the application's servers send as `Authorization: Bearer <key>` to publish on any
+    /// topic through POST /v1/publish. Turns auth on.
+    #[arg(long, env = "PUSHGATE_ADMIN_KEY", value_name = "KEY", hide_env_values = true)]
+    pub admin_key: Option<Secret>,
+
+    /// With auth on, a topic pattern anyone may subscribe to (`news`, `news.*`, `*`). Repeat
+    /// for more (in the variable: comma-separated).
+    #[arg(long, env = "PUSHGATE_ANONYMOUS_SUBSCRIBE", value_name = "PATTERN", value_delimiter = ',')]
+    pub anonymous_subscribe: Vec<String>,
+
+    /// With auth on, a topic pattern anyone may publish on. Repeatable.
+    #[arg(long, env = "PUSHGATE_ANONYMOUS_PUBLISH", value_name = "PATTERN", value_delimiter = ',')]
+    pub anonymous_publish: Vec<String>,
+
+    /// A web origin (`https://app.example`) whose pages may open WebSockets; `*` any.
+    /// Repeatable. Default: only pages from the gateway's own host and port.
+    #[arg(long, env = "PUSHGATE_ALLOWED_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// A web origin allowed to poll, stream and publish over HTTP from scripts (CORS); `*` any.
+    /// Repeatable. Default: none (no CORS headers).
+    #[arg(long, env = "PUSHGATE_CORS_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
 }
 
 impl From<ServeArgs> for Config {
@@ -217,6 +263,13 @@ impl From<ServeArgs> for Config {
             .with_demo_ticker_rate(demo_ticker_rate)
             .with_web_dir(args.web_dir)
             .with_redis(args.redis)
+            .with_jwt_secret(args.jwt_secret)
+            .with_jwt_leeway(args.jwt_leeway.0)
+            .with_admin_key(args.admin_key)
+            .with_anonymous_subscribe(args.anonymous_subscribe)
+            .with_anonymous_publish(args.anonymous_publish)
+            .with_allowed_origins(args.allowed_origins)
+            .with_cors_origins(args.cors_origins)
     }
 }
 
@@ -461,6 +514,41 @@ mod tests {
         assert_eq!(format(&["--log-format", "json"]).ok(), Some(LogFormat::Json));
         assert_eq!(format(&["--log-format", "text"]).ok(), Some(LogFormat::Text));
         assert!(format(&["--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn access_options_reach_the_config() {
+        use clap::Parser as _;
+        let args = [
+            "pushgate",
+            "--jwt-secret",
+            "s3cr3t",
+            "--admin-key",
+            "k3y",
+            "--anonymous-subscribe",
+            "news.*",
+            "--anonymous-subscribe",
+            "public",
+            "--anonymous-publish",
+            "guestbook",
+            "--allowed-origins",
+            "https://a.example,https://b.example",
+            "--cors-origins",
+            "*",
+            "--jwt-leeway",
+            "0s",
+        ];
+        let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
+        assert_eq!(config.jwt_secret.as_ref().map(Secret::expose), Some("s3cr3t"));
+        assert_eq!(config.admin_key.as_ref().map(Secret::expose), Some("k3y"));
+        assert_eq!(config.anonymous_subscribe, ["news.*", "public"]);
+        assert_eq!(config.anonymous_publish, ["guestbook"]);
+        assert_eq!(config.allowed_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(config.cors_origins, ["*"]);
+        assert_eq!(config.jwt_leeway, Duration::ZERO);
+        assert!(config.auth_enabled());
+        let both = ["pushgate", "--jwt-secret", "a", "--jwt-secret-file", "/tmp/s"];
+        assert!(Command::try_parse_from(both).is_err());
     }
 
     #[test]

@@ -3,15 +3,18 @@
 //! The command line ([`crate::cli`]) and tests build a [`Config`]; [`crate::app`] and
 //! [`crate::serve_on`] read it. Nothing else in the process reads configuration.
 
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
+use pushgate_auth::{JwtAuth, TopicPattern};
+use pushgate_http::Authorize;
 use pushgate_hub::{HistoryLimit, Hub, HubBuilder};
 use pushgate_redis::{RedisOptions, RedisState, RedisStorage};
 use pushgate_sources::{Source, SourceConfig};
+use pushgate_ws::AllowedOrigins;
 
 /// `url` with its password hidden, for logs, errors and `--print-config`.
 pub(crate) fn redact_url(url: &str) -> String {
@@ -140,6 +143,61 @@ pub struct Config {
     /// at start-up ([`Config::connect_hub`]) and refuse to start when Redis cannot be reached.
     /// Default `None`: the in-memory hub of one process.
     pub redis: Option<String>,
+
+    // Access control (auth, WebSocket origins, CORS): see `docs/deployment.md`.
+    /// The HMAC secret that signs client tokens (JWTs with `exp`, `subscribe` and `publish`
+    /// claims; HS256). With it or an [`admin_key`](Config::admin_key) set, auth is on: a
+    /// client may use only what its token or the anonymous patterns allow. With neither,
+    /// everything is allowed, as without auth. Default `None`.
+    pub jwt_secret: Option<Secret>,
+    /// How long after its `exp` a token is still accepted (clock skew); streams opened with it
+    /// end then. Default 5 s.
+    pub jwt_leeway: Duration,
+    /// A key the application's servers send as `Authorization: Bearer <key>` to publish on
+    /// any topic. Default `None`.
+    pub admin_key: Option<Secret>,
+    /// Topic patterns (`news`, `news.*`, `*`) anyone may subscribe to when auth is on, token or
+    /// not. Default none.
+    pub anonymous_subscribe: Vec<String>,
+    /// Topic patterns anyone may publish on when auth is on. Default none.
+    pub anonymous_publish: Vec<String>,
+    /// Web origins (`https://app.example`) whose pages may open a WebSocket; `*` allows any.
+    /// Default none: only pages served from the gateway's own host and port.
+    pub allowed_origins: Vec<String>,
+    /// Web origins allowed to call the HTTP transports and the publish API from scripts
+    /// (CORS); `*` allows any. Default none: no CORS headers, same-origin pages only.
+    pub cors_origins: Vec<String>,
+}
+
+/// A secret setting (the JWT secret, the admin key): shown as `<redacted>` by `Debug`, so it
+/// never reaches a log through the configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(text))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Default for Config {
@@ -173,6 +231,13 @@ impl Default for Config {
             demo_ticker_rate: 0,
             web_dir: None,
             redis: None,
+            jwt_secret: None,
+            jwt_leeway: pushgate_auth::DEFAULT_LEEWAY,
+            admin_key: None,
+            anonymous_subscribe: Vec::new(),
+            anonymous_publish: Vec::new(),
+            allowed_origins: Vec::new(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -274,6 +339,38 @@ pub enum ConfigError {
         /// Why it cannot be used.
         reason: String,
     },
+    /// The JWT secret or the admin key is empty.
+    #[error("{name} is empty")]
+    EmptySecret {
+        /// The setting.
+        name: &'static str,
+    },
+    /// An anonymous topic pattern is malformed.
+    #[error("{name}: {source}")]
+    Pattern {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong.
+        #[source]
+        source: pushgate_auth::InvalidPattern,
+    },
+    /// An origin is not `scheme://host[:port]` (or `*`).
+    #[error("{name}: {source}")]
+    Origin {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong.
+        #[source]
+        source: pushgate_ws::InvalidOrigin,
+    },
+}
+
+/// Every pattern of `list` parses.
+fn patterns(name: &'static str, list: &[String]) -> Result<(), ConfigError> {
+    for pattern in list {
+        pattern.parse::<TopicPattern>().map_err(|source| ConfigError::Pattern { name, source })?;
+    }
+    Ok(())
 }
 
 /// The WebSocket transport's default write-buffer cap (`WsConfig::max_write_buffer_size`):
@@ -362,6 +459,20 @@ setters! {
     with_web_dir => web_dir: Option<PathBuf>;
     /// Replaces [`redis`](Config::redis).
     with_redis => redis: Option<String>;
+    /// Replaces [`jwt_secret`](Config::jwt_secret).
+    with_jwt_secret => jwt_secret: Option<Secret>;
+    /// Replaces [`jwt_leeway`](Config::jwt_leeway).
+    with_jwt_leeway => jwt_leeway: Duration;
+    /// Replaces [`admin_key`](Config::admin_key).
+    with_admin_key => admin_key: Option<Secret>;
+    /// Replaces [`anonymous_subscribe`](Config::anonymous_subscribe).
+    with_anonymous_subscribe => anonymous_subscribe: Vec<String>;
+    /// Replaces [`anonymous_publish`](Config::anonymous_publish).
+    with_anonymous_publish => anonymous_publish: Vec<String>;
+    /// Replaces [`allowed_origins`](Config::allowed_origins).
+    with_allowed_origins => allowed_origins: Vec<String>;
+    /// Replaces [`cors_origins`](Config::cors_origins).
+    with_cors_origins => cors_origins: Vec<String>;
 }
 
 impl Config {
@@ -449,7 +560,60 @@ impl Config {
         {
             return Err(ConfigError::Redis { url: redact_url(url), reason: err.to_string() });
         }
-        self.validate_sources()
+        self.validate_sources()?;
+        self.validate_access()
+    }
+
+    /// Secrets are not empty; patterns and origins parse.
+    fn validate_access(&self) -> Result<(), ConfigError> {
+        for (name, secret) in [("jwt_secret", &self.jwt_secret), ("admin_key", &self.admin_key)] {
+            if secret.as_ref().is_some_and(|secret| secret.expose().is_empty()) {
+                return Err(ConfigError::EmptySecret { name });
+            }
+        }
+        patterns("anonymous_subscribe", &self.anonymous_subscribe)?;
+        patterns("anonymous_publish", &self.anonymous_publish)?;
+        self.ws_origins()?;
+        for origin in self.cors_origins.iter().filter(|origin| origin.trim() != "*") {
+            let parsed = origin.trim().parse::<pushgate_ws::Origin>();
+            parsed.map_err(|source| ConfigError::Origin { name: "cors_origins", source })?;
+        }
+        Ok(())
+    }
+
+    /// Whether auth is on: a JWT secret or an admin key is set.
+    pub fn auth_enabled(&self) -> bool {
+        self.jwt_secret.is_some() || self.admin_key.is_some()
+    }
+
+    /// The access policy the transports and the publish API check: everything allowed when
+    /// [auth is off](Config::auth_enabled), otherwise a [`JwtAuth`] with the secret, the
+    /// admin key and the anonymous patterns. Call it on a [validated](Config::validate)
+    /// configuration: malformed patterns are skipped here.
+    pub fn authorizer(&self) -> Arc<dyn Authorize> {
+        if !self.auth_enabled() {
+            return pushgate_http::allow_all();
+        }
+        let mut auth = match &self.jwt_secret {
+            Some(secret) => JwtAuth::new(secret.expose()).unwrap_or_else(|_| JwtAuth::without_tokens()),
+            None => JwtAuth::without_tokens(),
+        };
+        if let Some(key) = &self.admin_key {
+            auth = auth.admin_key(key.expose());
+        }
+        let parsed =
+            |list: &[String]| list.iter().filter_map(|p| p.parse::<TopicPattern>().ok()).collect::<Vec<_>>();
+        Arc::new(
+            auth.leeway(self.jwt_leeway)
+                .anonymous_subscribe(parsed(&self.anonymous_subscribe))
+                .anonymous_publish(parsed(&self.anonymous_publish)),
+        )
+    }
+
+    /// The WebSocket origin policy of [`allowed_origins`](Config::allowed_origins).
+    pub(crate) fn ws_origins(&self) -> Result<AllowedOrigins, ConfigError> {
+        AllowedOrigins::list(&self.allowed_origins)
+            .map_err(|source| ConfigError::Origin { name: "allowed_origins", source })
     }
 
     /// Every source names a database compiled in, once; the demo path makes a URL.
@@ -623,6 +787,32 @@ mod tests {
             base.clone().with_web_dir(Some(missing.clone())).validate(),
             Err(ConfigError::WebDir { path: missing })
         );
+    }
+
+    #[test]
+    fn access_settings_are_checked() {
+        let base = Config::default();
+        assert!(!base.auth_enabled());
+        assert!(!base.authorizer().is_enforced());
+        let on = base.clone().with_admin_key(Some(Secret::new("k")));
+        assert!(on.auth_enabled() && on.authorizer().is_enforced());
+        assert_eq!(
+            base.clone().with_jwt_secret(Some(Secret::new(""))).validate(),
+            Err(ConfigError::EmptySecret { name: "jwt_secret" })
+        );
+        let bad_pattern = base.clone().with_anonymous_subscribe(vec!["a b".into()]).validate();
+        assert!(matches!(bad_pattern, Err(ConfigError::Pattern { name: "anonymous_subscribe", .. })));
+        let bad_origin = base.clone().with_allowed_origins(vec!["example.com".into()]).validate();
+        assert!(matches!(bad_origin, Err(ConfigError::Origin { name: "allowed_origins", .. })));
+        let bad_cors = base.clone().with_cors_origins(vec!["https://a.example/".into()]).validate();
+        assert!(matches!(bad_cors, Err(ConfigError::Origin { name: "cors_origins", .. })));
+        let good = base
+            .with_jwt_secret(Some(Secret::new("s3cr3t")))
+            .with_anonymous_publish(vec!["chat.*".into(), "*".into()])
+            .with_allowed_origins(vec!["*".into()])
+            .with_cors_origins(vec!["https://a.example".into(), "*".into()]);
+        assert_eq!(good.validate(), Ok(()));
+        assert!(!format!("{good:?}").contains("s3cr3t"));
     }
 
     #[test]

@@ -17,6 +17,11 @@
 //! | `GET /`, `GET /{file}` | the pages of `web/`, compiled in or from [`Config::web_dir`] (`web.rs`) |
 //! | anything else | `404` with a JSON error body |
 //!
+//! With [`Config::jwt_secret`] or [`Config::admin_key`] set, the transports and the publish API
+//! check every request against [`Config::authorizer`] (`pushgate-auth`); WebSocket upgrades
+//! check `Origin` against [`Config::allowed_origins`]; with [`Config::cors_origins`], a CORS
+//! layer (`cors.rs`) answers preflights and marks answers for those origins.
+//!
 //! The routes above win over the pages: a file is looked up only for a path none of them takes.
 //!
 //! [`serve_on`] runs its own accept loop (header-read timeout, connection limits in total and
@@ -37,6 +42,7 @@
 mod api;
 pub mod cli;
 mod config;
+mod cors;
 mod demo;
 mod fd_limit;
 mod limits;
@@ -60,7 +66,7 @@ use pushgate_redis::RedisState;
 use pushgate_sources::SourceError;
 use tokio::net::TcpListener;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Secret};
 
 use demo::Demo;
 use sources::Sources;
@@ -130,26 +136,32 @@ fn routes(
     demo: Option<Arc<Demo>>,
     redis: Option<RedisState>,
 ) -> Router {
-    let poll = pushgate_poll::PollConfig::default().max_bytes(config.max_answer_bytes);
+    let authorize = config.authorizer();
+    let poll =
+        pushgate_poll::PollConfig::default().max_bytes(config.max_answer_bytes).authorize(authorize.clone());
     let longpoll = pushgate_longpoll::LongPollConfig::default()
         .default_timeout(config.longpoll_timeout)
         .max_timeout(config.longpoll_max_timeout)
-        .max_bytes(config.max_answer_bytes);
-    let sse = pushgate_sse::SseConfig::default().heartbeat(config.sse_heartbeat);
+        .max_bytes(config.max_answer_bytes)
+        .authorize(authorize.clone());
+    let sse = pushgate_sse::SseConfig::default().heartbeat(config.sse_heartbeat).authorize(authorize.clone());
     // The write-buffer cap follows the body limit: an event frame larger than the cap would
     // close every WebSocket with 1011.
     let ws = pushgate_ws::WsConfig::default()
         .max_message_size(config.ws_max_message_bytes)
         .max_write_buffer_size(config.ws_write_buffer_cap())
         .publish_rate(config.publish_rate())
-        .refusals(server.refusals().clone());
+        .refusals(server.refusals().clone())
+        .authorize(authorize.clone())
+        // `validate` refused origins that do not parse; `app` without it gets the default.
+        .allowed_origins(config.ws_origins().unwrap_or_default());
     let mut router = Router::new()
         .merge(pushgate_poll::router(hub.clone(), poll))
         .merge(pushgate_longpoll::router(hub.clone(), longpoll))
         .merge(pushgate_sse::router(hub.clone(), sse))
         .merge(pushgate_ws::router(hub.clone(), ws));
     if let Some(demo) = demo {
-        router = router.merge(demo::router(hub.clone(), demo, config));
+        router = router.merge(demo::router(hub.clone(), demo, config, authorize.clone()));
     }
     let pages = Pages::new(config.web_dir.as_deref());
     let server_refusals = server.refusals().clone();
@@ -158,11 +170,15 @@ fn routes(
         .route("/metrics", axum::routing::get(metrics::metrics))
         .route("/readyz", axum::routing::get(metrics::readyz))
         .with_state(observed);
-    router
+    let router = router
         .merge(observability)
-        .merge(api::router(hub, config, sources, server_refusals))
+        .merge(api::router(hub, config, sources, server_refusals, authorize))
         .fallback(move |method, uri, headers| pages.clone().serve(method, uri, headers))
-        .method_not_allowed_fallback(api::method_not_allowed)
+        .method_not_allowed_fallback(api::method_not_allowed);
+    match cors::layer(&config.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// [`app`] over a new hub built from `config` ([`Config::build_hub`]); returns both, since

@@ -71,10 +71,17 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`): as text, in colour only on a
-/// terminal, or as one JSON object a line.
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`; tungstenite never below `debug`):
+/// as text, in colour only on a terminal, or as one JSON object a line.
 fn install_tracing_subscriber(format: LogFormat) {
-    let filter = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into()).from_env_lossy();
+    let mut filter = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into()).from_env_lossy();
+    // tungstenite traces every WebSocket message it reads, and an `auth` frame carries a
+    // token: tokens must never reach the logs, so its traces are never written.
+    for target in ["tungstenite", "tokio_tungstenite"] {
+        if let Ok(directive) = format!("{target}=debug").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),

@@ -14,6 +14,7 @@ use cargo_metadata::{DependencyKind, MetadataCommand};
 const HUB: &str = "pushgate-hub";
 const HTTP: &str = "pushgate-http";
 const SOURCES: &str = "pushgate-sources";
+const AUTH: &str = "pushgate-auth";
 const GATEWAY: &str = "pushgate";
 const TRANSPORTS: [&str; 4] = ["pushgate-poll", "pushgate-longpoll", "pushgate-sse", "pushgate-ws"];
 /// HTTP, database and WebSocket crates the hub must not know about.
@@ -49,6 +50,9 @@ fn broken_rule(from: &str, to: &str, ours: &BTreeSet<&str>) -> Option<&'static s
     }
     if from == SOURCES && (is_transport(to) || to == GATEWAY) {
         return Some("pushgate-sources depends on no transport and not on the gateway");
+    }
+    if from == AUTH && is_ours && to != HUB && to != HTTP {
+        return Some("pushgate-auth depends on no other crate of ours than pushgate-hub and pushgate-http");
     }
     if to == "anyhow" && !MAY_USE_ANYHOW.contains(&from) {
         return Some("only the gateway, bench, examples and testkit use anyhow");
@@ -158,7 +162,8 @@ fn every_rule_reports_a_wrong_arrow_and_allows_the_right_ones() {
         member("pushgate-poll", &[HUB]),
         member(SOURCES, &[HUB, "sqlx", "pushgate-longpoll", GATEWAY]),
         member("pushgate-longpoll", &[HUB, HTTP]),
-        member(GATEWAY, &[HUB, HTTP, SOURCES, "pushgate-sse", "anyhow"]),
+        member(GATEWAY, &[HUB, HTTP, SOURCES, "pushgate-sse", AUTH, "anyhow"]),
+        member(AUTH, &[HUB, HTTP, "jsonwebtoken", "pushgate-ws"]),
         unlinted,
     ];
     let found = violations(&members);
@@ -171,6 +176,7 @@ fn every_rule_reports_a_wrong_arrow_and_allows_the_right_ones() {
         "pushgate-http depends on pushgate-poll: pushgate-http depends on no transport",
         "pushgate-sources depends on pushgate-longpoll: pushgate-sources depends on no transport and not on the gateway",
         "pushgate-sources depends on pushgate: pushgate-sources depends on no transport and not on the gateway",
+        "pushgate-auth depends on pushgate-ws: pushgate-auth depends on no other crate of ours than pushgate-hub and pushgate-http",
         "pushgate-testkit lacks `[lints] workspace = true`: every member uses the workspace lints",
     ];
     assert_eq!(found, expected);

@@ -119,3 +119,42 @@ fn json_logs_are_one_object_a_line_on_stderr() -> anyhow::Result<()> {
     child.wait().ok();
     result
 }
+
+#[test]
+fn print_config_redacts_the_jwt_secret_and_admin_key_read_from_anywhere() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let secret_file = dir.path().join("jwt.secret");
+    std::fs::write(&secret_file, "file-secret-value\n")?;
+    let file = dir.path().join("pushgate.toml");
+    std::fs::write(&file, "admin_key = \"file-admin-key\"\nanonymous_subscribe = [\"news.*\"]\n")?;
+    let output = pushgate()
+        .arg("--config")
+        .arg(&file)
+        .arg("--jwt-secret-file")
+        .arg(&secret_file)
+        .args(["--cors-origins", "https://a.example", "--print-config"])
+        .output()?;
+    ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8(output.stdout)?;
+    let table: toml::Table = printed.parse()?;
+    assert_eq!(table["jwt_secret"].as_str(), Some("<redacted>"), "{printed}");
+    assert_eq!(table["admin_key"].as_str(), Some("<redacted>"), "{printed}");
+    assert_eq!(table["anonymous_subscribe"].to_string(), r#"["news.*"]"#, "{printed}");
+    assert_eq!(table["cors_origins"].to_string(), r#"["https://a.example"]"#, "{printed}");
+    ensure!(!printed.contains("file-secret-value") && !printed.contains("file-admin-key"), "{printed}");
+
+    let from_env =
+        pushgate().env("PUSHGATE_JWT_SECRET", "env-secret-value").arg("--print-config").output()?;
+    let printed = String::from_utf8(from_env.stdout)?;
+    ensure!(
+        printed.contains(r#"jwt_secret = "<redacted>""#) && !printed.contains("env-secret-value"),
+        "{printed}"
+    );
+
+    let missing =
+        pushgate().args(["--jwt-secret-file", "/nonexistent/jwt.secret", "--print-config"]).output()?;
+    ensure!(!missing.status.success(), "a missing secret file was accepted");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    ensure!(stderr.contains("/nonexistent/jwt.secret"), "{stderr}");
+    Ok(())
+}

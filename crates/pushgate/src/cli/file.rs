@@ -5,6 +5,10 @@
 //! (`"25s"`, `"1MiB"`) or a bare number (seconds, bytes). An unknown key is an error, so a typo
 //! does not silently leave a default in place.
 //!
+//! Secrets (`jwt_secret`, `admin_key`) may be in the file, but are better in the environment or,
+//! for the JWT secret, in a file of their own (`jwt_secret_file`, read here too); `--print-config`
+//! shows them as `<redacted>`.
+//!
 //! Precedence, highest first: flags, `PUSHGATE_*` environment variables, the file, defaults.
 //! clap resolves the first two and the defaults; [`ServeArgs::with_file`] then replaces every
 //! value that came from a default by the file's, when the file has one.
@@ -20,6 +24,7 @@ use pushgate_sources::SourceConfig;
 use serde::{Deserialize, Serialize};
 
 use super::{Bytes, LogFormat, Seconds, ServeArgs};
+use crate::config::Secret;
 
 /// Why the configuration file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +51,15 @@ pub enum ConfigFileError {
     /// The effective configuration cannot be written as TOML.
     #[error("cannot write the configuration as TOML")]
     Print(#[from] toml::ser::Error),
+    /// The JWT secret file cannot be read.
+    #[error("cannot read the JWT secret file {}", path.display())]
+    SecretFile {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system reported.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// The options a configuration file may set; every one is optional.
@@ -102,7 +116,27 @@ struct ConfigFile {
     log_format: Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
     redis: Option<String>,
+    // Access control; the secrets are printed as `<redacted>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwt_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwt_secret_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwt_leeway: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anonymous_subscribe: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anonymous_publish: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_origins: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cors_origins: Option<Vec<String>>,
 }
+
+/// What `--print-config` shows for a secret that is set.
+const REDACTED: &str = "<redacted>";
 
 impl ConfigFile {
     fn read(path: &Path) -> Result<Self, ConfigFileError> {
@@ -142,11 +176,18 @@ impl ServeArgs {
     ///
     /// [`ConfigFileError::Read`] or [`ConfigFileError::Parse`] for a file that cannot be read or
     /// used.
+    /// Reads the JWT secret from `--jwt-secret-file` (or the file's `jwt_secret_file`) unless
+    /// a secret was given directly.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigFileError::Read`] or [`ConfigFileError::Parse`] for a file that cannot be read or
+    /// used, [`ConfigFileError::SecretFile`] for a secret file that cannot be read.
     pub fn with_file(mut self, matches: &ArgMatches) -> Result<Self, ConfigFileError> {
-        let Some(path) = self.config.clone() else {
-            return Ok(self);
+        let file = match self.config.clone() {
+            Some(path) => ConfigFile::read(&path)?,
+            None => ConfigFile::default(),
         };
-        let file = ConfigFile::read(&path)?;
         let given = |id: &str| {
             matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
         };
@@ -157,14 +198,36 @@ impl ServeArgs {
                 max_connections_per_ip, publish_rate, publish_burst,
                 header_read_timeout, idle_timeout, drain_timeout, max_topics_per_subscription,
                 history_events, history_age, sources, demo_db, no_demo, log_format;
-            optional: demo_ticker_rate, web_dir, redis
+            optional: demo_ticker_rate, web_dir, redis, jwt_secret_file
         );
+        take_from_file!(args, file, given;
+            plain: jwt_leeway, anonymous_subscribe, anonymous_publish, allowed_origins, cors_origins;
+            optional:
+        );
+        for (id, value, into) in [
+            ("jwt_secret", file.jwt_secret, &mut args.jwt_secret),
+            ("admin_key", file.admin_key, &mut args.admin_key),
+        ] {
+            if let Some(value) = value
+                && !given(id)
+            {
+                *into = Some(Secret::new(value));
+            }
+        }
+        if args.jwt_secret.is_none()
+            && let Some(path) = &args.jwt_secret_file
+        {
+            let text = fs::read_to_string(path)
+                .map_err(|source| ConfigFileError::SecretFile { path: path.clone(), source })?;
+            args.jwt_secret = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
+        }
         Ok(self)
     }
 
     /// The effective configuration as a TOML file that `--config` accepts: every option, the
-    /// demo ticker's rate resolved, the sources' and Redis's passwords hidden (so the output is safe to
-    /// log, but a file made from it needs the passwords put back).
+    /// demo ticker's rate resolved, the sources' and Redis's passwords hidden and the JWT secret
+    /// and admin key shown as `<redacted>` (so the output is safe to log, but a file made from it
+    /// needs the secrets put back).
     ///
     /// # Errors
     ///
@@ -198,6 +261,16 @@ impl ServeArgs {
             web_dir: self.web_dir.clone(),
             log_format: Some(self.log_format),
             redis: self.redis.as_deref().map(crate::config::redact_url),
+            jwt_secret: self.jwt_secret.as_ref().map(|_| REDACTED.to_owned()),
+            // The secret read from it is in `jwt_secret`; naming the file again would
+            // conflict with it.
+            jwt_secret_file: None,
+            jwt_leeway: Some(self.jwt_leeway),
+            admin_key: self.admin_key.as_ref().map(|_| REDACTED.to_owned()),
+            anonymous_subscribe: Some(self.anonymous_subscribe.clone()),
+            anonymous_publish: Some(self.anonymous_publish.clone()),
+            allowed_origins: Some(self.allowed_origins.clone()),
+            cors_origins: Some(self.cors_origins.clone()),
         };
         Ok(toml::to_string(&file)?)
     }

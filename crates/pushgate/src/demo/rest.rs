@@ -11,6 +11,10 @@
 //! Rows are JSON objects with the table's columns, typed as in the change events (booleans as
 //! `true`/`false`). A body that does not fit the table is `400 invalid_json`, a malformed id
 //! `400 invalid_parameter`; errors use the shared `{"error":{"code","message"}}` body.
+//!
+//! With auth on, the API is what its changes are: reading a table (`GET`) needs the right to
+//! subscribe to its topic (`db.users`), writing one the right to publish on it, with the token
+//! of the request (`?token=` or `Authorization: Bearer`; the admin key writes).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +22,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
-use pushgate_http::{ApiError, ErrorCode};
-use pushgate_hub::Hub;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use pushgate_http::{Action, ApiError, Authorize, ErrorCode, Query, token_from};
+use pushgate_hub::{Hub, TopicName};
 use pushgate_sources::SourceError;
 use serde_json::{Value, json};
 use sqlx::Sqlite;
@@ -46,8 +51,9 @@ struct DemoState {
     body_read_timeout: Duration,
 }
 
-/// The `/demo/` routes over `demo`, whose changes reach `hub` through its source.
-pub(crate) fn router(hub: Hub, demo: Arc<Demo>, config: &Config) -> Router {
+/// The `/demo/` routes over `demo`, whose changes reach `hub` through its source; each request
+/// checked with `authorize`.
+pub(crate) fn router(hub: Hub, demo: Arc<Demo>, config: &Config, authorize: Arc<dyn Authorize>) -> Router {
     let state = DemoState {
         hub,
         demo,
@@ -57,7 +63,26 @@ pub(crate) fn router(hub: Hub, demo: Arc<Demo>, config: &Config) -> Router {
     Router::new()
         .route("/demo/{table}", get(list).post(create))
         .route("/demo/{table}/{id}", get(read).put(update).delete(remove))
+        .route_layer(middleware::from_fn_with_state(authorize, check_access))
         .with_state(state)
+}
+
+/// Reading a table is subscribing to its topic, writing one is publishing on it.
+async fn check_access(
+    State(authorize): State<Arc<dyn Authorize>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let table = request.uri().path().trim_start_matches("/demo/").split('/').next().unwrap_or_default();
+    // An unknown table is the handler's 404; it has no topic to check.
+    if let Some(table) = schema::table(table)
+        && let Ok(topic) = TopicName::new(&format!("db.{}", table.name))
+    {
+        let action = if request.method() == Method::GET { Action::Subscribe } else { Action::Publish };
+        let query = Query::parse(request.uri().query());
+        authorize.check(token_from(&query, request.headers()), action, &[topic])?;
+    }
+    Ok(next.run(request).await)
 }
 
 /// `GET /demo/T`: the snapshot and the cursor after it.

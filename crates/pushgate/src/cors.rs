@@ -1,0 +1,41 @@
+//! CORS for the HTTP transports and the publish API, so that pages of other origins may poll,
+//! stream and publish with `fetch` or `EventSource`.
+//!
+//! Off unless origins are configured: then no CORS header is sent and only same-origin pages
+//! can read answers, which is what a browser does by default. WebSockets are not concerned
+//! (browsers apply no CORS to them; see the `Origin` check of `pushgate-ws`).
+
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method, header};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// How long a browser may cache a preflight's answer.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// The CORS layer for `origins` (`*` among them allows any), or `None` for no CORS at all.
+/// Origins that are not valid header values are skipped; `Config::validate` refuses them.
+pub(crate) fn layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|origin| origin.trim() == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|origin| HeaderValue::from_str(origin.trim()).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST])
+            // `If-None-Match` lets a cross-origin poller get its `304`s.
+            .allow_headers([
+                HeaderName::from_static("last-event-id"),
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_NONE_MATCH,
+            ])
+            .expose_headers([header::ETAG])
+            .max_age(PREFLIGHT_MAX_AGE),
+    )
+}
