@@ -187,6 +187,8 @@ impl IntoResponse for ApiError {
         let mut response = (self.code.status(), self.to_json()).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // The code travels with the answer, so middleware can count refusals by kind.
+        response.extensions_mut().insert(self.code);
         if self.code.status() == StatusCode::UNAUTHORIZED {
             // RFC 6750: a 401 names the scheme the client should authenticate with.
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -10,6 +10,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::error::ErrorCode;
+
 /// Why something was refused; the `reason` label of `pushgate_refused_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -25,17 +27,48 @@ pub enum Refusal {
     TooManyTopics,
     /// A body, message or event larger than allowed (`413 too_large`, close 1009).
     MessageTooLarge,
+    /// A request or frame without a valid token where one is needed (`401 token_required`,
+    /// `invalid_token`, `token_expired`; WebSocket close 4401 or 4408).
+    Unauthorized,
+    /// A subscribe or publish the token does not allow (`403 topic_forbidden`).
+    TopicForbidden,
+    /// A WebSocket upgrade from a page whose origin is not allowed (`403 origin_forbidden`).
+    OriginForbidden,
 }
 
 impl Refusal {
     /// Every reason, in the order `/metrics` lists them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 8] = [
         Self::Connections,
         Self::ConnectionsPerIp,
         Self::RateLimited,
         Self::TooManyTopics,
         Self::MessageTooLarge,
+        Self::Unauthorized,
+        Self::TopicForbidden,
+        Self::OriginForbidden,
     ];
+
+    /// The refusal an access-control error stands for, if it is one. The limits are counted
+    /// where they are enforced; access is refused in many places (every transport, the publish
+    /// API, the demo), so the gateway counts those from the error code of the answer.
+    ///
+    /// ```
+    /// use pushgate_http::{ErrorCode, Refusal};
+    ///
+    /// assert_eq!(Refusal::of_access_error(ErrorCode::TokenExpired), Some(Refusal::Unauthorized));
+    /// assert_eq!(Refusal::of_access_error(ErrorCode::InvalidTopic), None);
+    /// ```
+    pub fn of_access_error(code: ErrorCode) -> Option<Self> {
+        match code {
+            ErrorCode::TokenRequired | ErrorCode::InvalidToken | ErrorCode::TokenExpired => {
+                Some(Self::Unauthorized)
+            }
+            ErrorCode::TopicForbidden => Some(Self::TopicForbidden),
+            ErrorCode::OriginForbidden => Some(Self::OriginForbidden),
+            _ => None,
+        }
+    }
 
     /// The reason as the metric's label value.
     pub fn as_str(self) -> &'static str {
@@ -45,6 +78,9 @@ impl Refusal {
             Self::RateLimited => "rate_limited",
             Self::TooManyTopics => "too_many_topics",
             Self::MessageTooLarge => "message_too_large",
+            Self::Unauthorized => "unauthorized",
+            Self::TopicForbidden => "topic_forbidden",
+            Self::OriginForbidden => "origin_forbidden",
         }
     }
 

@@ -182,11 +182,13 @@ impl Connection {
             tokio::select! {
                 () = &mut closed => return End::Close(CloseReason::ShuttingDown),
                 () = time::sleep_until(expires.unwrap_or_else(Instant::now)), if expires.is_some() => {
+                    self.refusals.count(Refusal::Unauthorized);
                     return End::Close(CloseReason::TokenExpired);
                 }
                 () = time::sleep_until(auth_deadline.unwrap_or_else(Instant::now)), if auth_deadline.is_some() => {
                     // A client that subscribed to topics open to anonymous clients needs no token.
                     if self.subscription.is_none() {
+                        self.refusals.count(Refusal::Unauthorized);
                         return End::Close(CloseReason::AuthTimeout);
                     }
                     self.auth.stop_waiting();
@@ -249,6 +251,14 @@ impl Connection {
         None
     }
 
+    /// The error frame for an access-control refusal, counted.
+    fn refused(&self, request: Option<&str>, err: &ApiError) -> bytes::Bytes {
+        if let Some(reason) = Refusal::of_access_error(err.code()) {
+            self.refusals.count(reason);
+        }
+        frame::error(request, err)
+    }
+
     async fn on_text(&mut self, text: &str) {
         let reply = match frame::parse(text) {
             Err(bad) => frame::error(bad.request.as_deref(), &bad.error),
@@ -257,13 +267,13 @@ impl Connection {
                 let topics: Vec<TopicName> = self.topics().cloned().collect();
                 match self.auth.refresh(token, &topics) {
                     Ok(grant) => frame::authed(grant.expires_unix()),
-                    Err(err) => frame::error(Some("auth"), &err),
+                    Err(err) => self.refused(Some("auth"), &err),
                 }
             }
             Ok(ClientFrame::Subscribe { topics, .. })
                 if let Err(err) = self.auth.check(Action::Subscribe, &topics) =>
             {
-                frame::error(Some("subscribe"), &err)
+                self.refused(Some("subscribe"), &err)
             }
             Ok(ClientFrame::Subscribe { topics, cursor }) => {
                 if self.subscription.is_some() {
@@ -285,7 +295,7 @@ impl Connection {
             Ok(ClientFrame::Publish { topic, .. })
                 if let Err(err) = self.auth.check(Action::Publish, std::slice::from_ref(&topic)) =>
             {
-                frame::error(Some("publish"), &err)
+                self.refused(Some("publish"), &err)
             }
             Ok(ClientFrame::Publish { topic, event }) => {
                 if let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {

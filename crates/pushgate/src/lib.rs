@@ -172,12 +172,25 @@ fn routes(
         .with_state(observed);
     let router = router
         .merge(observability)
-        .merge(api::router(hub, config, sources, server_refusals, authorize))
+        .merge(api::router(hub, config, sources, server_refusals.clone(), authorize))
         .fallback(move |method, uri, headers| pages.clone().serve(method, uri, headers))
-        .method_not_allowed_fallback(api::method_not_allowed);
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::map_response(move |response: axum::response::Response| {
+            count_access_refusal(&server_refusals, &response);
+            std::future::ready(response)
+        }));
     match cors::layer(&config.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
+    }
+}
+
+/// Access is refused in every transport, the publish API and the demo; each refusal's answer
+/// carries its [`pushgate_http::ErrorCode`], so it is counted here once for all of them.
+fn count_access_refusal(refusals: &Refusals, response: &axum::response::Response) {
+    let code = response.extensions().get::<pushgate_http::ErrorCode>();
+    if let Some(reason) = code.and_then(|code| pushgate_http::Refusal::of_access_error(*code)) {
+        refusals.count(reason);
     }
 }
 

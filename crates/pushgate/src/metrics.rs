@@ -40,7 +40,9 @@
 //! over `--publish-rate`, 429 or a WebSocket error frame), `too_many_topics` (a subscription
 //! or poll over `--max-topics-per-subscription`, 400 or an error frame), `message_too_large`
 //! (a publish body over `--max-body-bytes` or event data over the hub's limit, 413; a WebSocket
-//! message over `--ws-max-message-bytes`, close 1009).
+//! message over `--ws-max-message-bytes`, close 1009), `unauthorized` (no valid token where one
+//! is needed: 401, a WebSocket error frame or close 4401/4408), `topic_forbidden` (403 or an
+//! error frame), `origin_forbidden` (a WebSocket upgrade from a page not allowed, 403).
 
 use std::sync::Arc;
 

@@ -115,6 +115,14 @@ async fn get(gateway: &Gateway, path_and_query: &str) -> anyhow::Result<(u16, St
     Ok((status, body["error"]["code"].as_str().unwrap_or_default().to_owned()))
 }
 
+/// `pushgate_refused_total{reason}` from the gateway's `/metrics`.
+async fn refused_total(gateway: &Gateway, reason: &str) -> anyhow::Result<u64> {
+    let text = http()?.get(format!("http://{}/metrics", gateway.addr)).send().await?.text().await?;
+    let name = format!("pushgate_refused_total{{reason=\"{reason}\"}} ");
+    let line = text.lines().find_map(|line| line.strip_prefix(name.as_str()));
+    Ok(line.context("no such sample")?.trim().parse()?)
+}
+
 /// The HTTP transports' paths with what makes them answer at once.
 const HTTP_TRANSPORTS: [(&str, &str); 3] =
     [("/v1/poll", ""), ("/v1/longpoll", "&timeout=0"), ("/v1/sse", "")];
@@ -149,6 +157,10 @@ async fn http_transports_allow_valid_tokens_and_refuse_the_rest_with_the_right_c
     assert_eq!(missing.headers()["www-authenticate"], "Bearer");
     let body = missing.text().await?;
     assert!(body.contains("user:42") && !body.contains(SECRET), "{body}");
+    // Every refusal is a metric: each bad token on each transport and the missing header.
+    let unauthorized = HTTP_TRANSPORTS.len() * bad_tokens().len() + 1;
+    assert_eq!(refused_total(&gateway, "unauthorized").await?, unauthorized as u64);
+    assert_eq!(refused_total(&gateway, "topic_forbidden").await?, HTTP_TRANSPORTS.len() as u64);
     Ok(())
 }
 
@@ -340,6 +352,11 @@ async fn websocket_auth_frames_authenticate_and_frames_are_checked_one_by_one() 
         vec![next_json(&mut ws).await?["type"].clone(), next_json(&mut ws).await?["type"].clone()];
     kinds.sort_by_key(ToString::to_string);
     assert_eq!(kinds, [json!("event"), json!("published")]);
+    // In-band refusals are counted too: the first subscribe and each bad auth frame; the
+    // forbidden subscribe and publish.
+    let bad_frames = bad_tokens().iter().filter(|(_, bad, _)| bad.is_some()).count();
+    assert_eq!(refused_total(&gateway, "unauthorized").await?, 1 + bad_frames as u64);
+    assert_eq!(refused_total(&gateway, "topic_forbidden").await?, 2);
     Ok(())
 }
 
@@ -434,6 +451,7 @@ async fn cross_origin_websocket_upgrades_are_refused_and_same_origin_ones_accept
         upgrade_from(&gateway, Some(&format!("http://127.0.0.1:{}", gateway.addr.port() + 1))).await?;
     assert_eq!(refusal(other_port)?.0, 403);
     assert_eq!(refusal(upgrade_from(&gateway, Some("null")).await?)?.0, 403);
+    assert_eq!(refused_total(&gateway, "origin_forbidden").await?, 3);
     Ok(())
 }
 
