@@ -4,6 +4,7 @@
 //! subscription with it, so presence and hub counters follow the connection exactly, with no
 //! task to clean up.
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -26,8 +27,14 @@ pub(crate) struct SseBody {
     retry: Option<Bytes>,
     heartbeat: Option<Heartbeat>,
     batch_size: usize,
-    items: Vec<Item>,
     chunk: Chunk,
+}
+
+thread_local! {
+    /// The batch buffer, one per worker thread for all the streams it polls: a read empties it
+    /// before returning, so a stream needs none of its own between polls (a buffer of
+    /// `batch_size` items per stream was 2.6 KB of every idle connection).
+    static ITEMS: Cell<Vec<Item>> = const { Cell::new(Vec::new()) };
 }
 
 /// A timer that fires after `every` of silence. Writes only record the time; the timer is
@@ -70,7 +77,6 @@ impl SseBody {
             retry: Some(framing::retry_frame(config.retry)),
             heartbeat: (!config.heartbeat.is_zero()).then(|| Heartbeat::new(config.heartbeat)),
             batch_size: config.batch_size,
-            items: Vec::with_capacity(config.batch_size),
             chunk: Chunk::new(config.max_chunk_bytes),
         }
     }
@@ -85,8 +91,9 @@ impl SseBody {
         let mut reset: Option<(Reset, Cursor)> = None;
         let mut failed = None;
         let mut taken = 0;
+        let mut items = ITEMS.take();
         while taken < self.batch_size {
-            match subscription.poll_recv_many(cx, &mut self.items, self.batch_size - taken) {
+            match subscription.poll_recv_many(cx, &mut items, self.batch_size - taken) {
                 Poll::Pending => break,
                 Poll::Ready(Err(err)) => {
                     failed = Some(err);
@@ -94,7 +101,7 @@ impl SseBody {
                 }
                 Poll::Ready(Ok(n)) => {
                     taken += n.max(1);
-                    for item in self.items.drain(..) {
+                    for item in items.drain(..) {
                         match item {
                             Item::Event(event) => {
                                 if let Some((reset, _)) = reset.take() {
@@ -110,6 +117,7 @@ impl SseBody {
                 }
             }
         }
+        ITEMS.set(items);
         if let Some((reset, resume)) = reset {
             self.chunk.push(framing::reset_frame(&reset, resume));
         }

@@ -16,7 +16,9 @@
 //! without reading keeps no one alive). Either way it is dropped within
 //! `ping_interval + pong_timeout + close_timeout`.
 
+use std::cell::Cell;
 use std::hash::{BuildHasher, RandomState};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -48,6 +50,13 @@ const BATCH: usize = 64;
 /// Client frames are not read while this many replies wait for the socket: a client that sends
 /// without reading is slowed down by TCP instead of growing the queue.
 const MAX_QUEUED_REPLIES: usize = 32;
+
+thread_local! {
+    /// Batch buffers, recycled per worker thread: a batch is taken from the hub and handed to
+    /// the outbox within one turn of the loop, so no connection needs a buffer of its own while
+    /// it waits (one of `BATCH` items per connection was 2.6 KB of every idle one).
+    static ITEMS: Cell<Vec<Item>> = const { Cell::new(Vec::new()) };
+}
 
 /// How the connection loop ended.
 enum End {
@@ -156,7 +165,6 @@ impl Connection {
         tokio::pin!(closed);
         let mut ping = time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut items = Vec::with_capacity(BATCH);
         loop {
             let draining = self.outbox.has_work();
             let reading = self.outbox.replies() < MAX_QUEUED_REPLIES;
@@ -191,8 +199,8 @@ impl Connection {
                         return end;
                     }
                 }
-                received = next_batch(self.subscription.as_mut(), &mut items), if pulling => {
-                    if let Some(end) = self.on_batch(received, &mut items) {
+                received = next_batch(self.subscription.as_mut()), if pulling => {
+                    if let Some(end) = self.on_batch(received) {
                         return end;
                     }
                 }
@@ -298,9 +306,9 @@ impl Connection {
         self.resets_replaced = true;
     }
 
-    fn on_batch(&mut self, received: Result<usize, RecvError>, items: &mut Vec<Item>) -> Option<End> {
+    fn on_batch(&mut self, received: Result<Vec<Item>, RecvError>) -> Option<End> {
         match received {
-            Ok(_) => {
+            Ok(mut items) => {
                 for item in items.drain(..) {
                     match item {
                         Item::Event(event) if self.floors.admits(&event) => {
@@ -311,6 +319,7 @@ impl Connection {
                         Item::Reset(reset) => self.outbox.push_event(frame::reset(&reset)),
                     }
                 }
+                ITEMS.set(items);
                 if !self.floors.is_empty() {
                     self.floors.passed(self.cursor());
                 }
@@ -322,14 +331,25 @@ impl Connection {
     }
 }
 
-async fn next_batch(
-    subscription: Option<&mut Subscription>,
-    items: &mut Vec<Item>,
-) -> Result<usize, RecvError> {
-    match subscription {
-        Some(subscription) => subscription.recv_many(items, BATCH).await,
-        None => std::future::pending().await,
-    }
+/// The next batch of up to [`BATCH`] items, in a buffer from this thread's [`ITEMS`] (give it
+/// back there once drained). Cancel-safe: the buffer is held only within a poll.
+async fn next_batch(subscription: Option<&mut Subscription>) -> Result<Vec<Item>, RecvError> {
+    let Some(subscription) = subscription else { return std::future::pending().await };
+    std::future::poll_fn(|cx| {
+        let mut items = ITEMS.take();
+        match subscription.poll_recv_many(cx, &mut items, BATCH) {
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(items)),
+            Poll::Ready(Err(err)) => {
+                ITEMS.set(items);
+                Poll::Ready(Err(err))
+            }
+            Poll::Pending => {
+                ITEMS.set(items);
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 fn read_failed(err: WsError) -> End {
