@@ -4,7 +4,7 @@
 //! `docs/protocol.md`.
 //!
 //! The waiting is the hub's: this crate is a [`Hub::fetch`] with a wait and the presence label
-//! `"longpoll"`, rendered by [`pushgate_http::render_batch`]. An answer holds at most
+//! `"longpoll"`, answered by [`pushgate_http::PollRequest`]. An answer holds at most
 //! [`LongPollConfig::limit`] events and about [`LongPollConfig::max_bytes`] of them (always at
 //! least one); the cursor then continues after the last event returned. A parked request is counted in
 //! [`Hub::presence`] while it waits. On shutdown
@@ -28,9 +28,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use http::HeaderMap;
-use pushgate_http::{ApiError, BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
-use pushgate_hub::{FetchOptions, Hub};
+use pushgate_http::{AnswerLimits, ApiError, PollRequest, Query};
+use pushgate_hub::Hub;
 
 /// The path this transport serves.
 pub const PATH: &str = "/v1/longpoll";
@@ -55,8 +54,7 @@ pub const LABEL: &str = "longpoll";
 pub struct LongPollConfig {
     default_timeout: Duration,
     max_timeout: Duration,
-    limit: BatchLimit,
-    max_bytes: usize,
+    answers: AnswerLimits,
 }
 
 impl Default for LongPollConfig {
@@ -64,8 +62,7 @@ impl Default for LongPollConfig {
         Self {
             default_timeout: Duration::from_secs(25),
             max_timeout: Duration::from_secs(120),
-            limit: BatchLimit::default(),
-            max_bytes: DEFAULT_MAX_ANSWER_BYTES,
+            answers: AnswerLimits::default(),
         }
     }
 }
@@ -86,27 +83,7 @@ impl LongPollConfig {
         self
     }
 
-    /// Events per answer: the default when the request names no `limit`, and the cap (default
-    /// 1,000 and 1,000).
-    #[must_use]
-    pub fn limit(mut self, limit: BatchLimit) -> Self {
-        self.limit = limit;
-        self
-    }
-
-    /// About how many bytes of events one answer may hold (default 4 MiB). The answer stops
-    /// before the event that would pass it and its cursor continues from there; the first
-    /// event always goes, however large, so every event can be delivered.
-    #[must_use]
-    pub fn max_bytes(mut self, bytes: usize) -> Self {
-        self.max_bytes = bytes;
-        self
-    }
-
-    /// The answer budget in bytes.
-    pub fn get_max_bytes(&self) -> usize {
-        self.max_bytes
-    }
+    pushgate_http::answer_limit_methods!();
 
     /// The wait used when the request names no `timeout`.
     pub fn get_default_timeout(&self) -> Duration {
@@ -135,21 +112,12 @@ pub fn router(hub: Hub, config: LongPollConfig) -> Router {
     Router::new().route(PATH, get(longpoll)).with_state(Arc::new(Shared { hub, config }))
 }
 
-async fn longpoll(
-    State(shared): State<Arc<Shared>>,
-    params: SubscribeParams,
-    query: Query,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let options = FetchOptions::default()
-        .limit(shared.config.limit.from_query(&query)?)
-        .max_bytes(shared.config.max_bytes)
-        .wait(shared.config.timeout(&query)?)
-        .label(LABEL);
+async fn longpoll(State(shared): State<Arc<Shared>>, request: PollRequest) -> Result<Response, ApiError> {
+    let options = shared.config.answers.fetch_options(&request.query)?;
+    let options = options.wait(shared.config.timeout(&request.query)?).label(LABEL);
     // When the client disconnects, hyper drops this future; the hub unregisters the parked
     // fetch on drop, so nothing outlives the request.
-    let batch = shared.hub.fetch(&params.topics, params.cursor, &options).await?;
-    Ok(pushgate_http::render_batch(&params.topics, params.cursor, &batch, &headers))
+    request.answer(&shared.hub, &options).await
 }
 
 #[cfg(test)]
