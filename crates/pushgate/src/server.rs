@@ -9,8 +9,8 @@
 //!   connection is answered with a canned `503 overloaded` (`Retry-After: 1`) and closed, so
 //!   clients and load balancers learn why; at most [`MAX_REJECTING`] such answers are in flight,
 //!   further ones are dropped unanswered.
-//! - **Idle timeout.** A connection on which nothing is read or written for the idle timeout is
-//!   closed (see [`Activity`]).
+//! - **Idle timeout.** A connection on which nothing is read or written for a whole idle timeout
+//!   is closed, after one to two timeouts of silence (see [`Activity`]).
 //! - **Dead peers.** Every accepted socket gets TCP keepalive and `TCP_USER_TIMEOUT` (see
 //!   [`SocketOptions`]), so a peer that vanished is found by the kernel even on a connection
 //!   that is silent on purpose or has unacknowledged data stuck in its send buffer.
@@ -36,7 +36,6 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 /// Most over-limit connections being answered `503` at once; beyond it they are just closed.
 const MAX_REJECTING: usize = 64;
@@ -292,39 +291,38 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
-/// When a connection last read or wrote a byte.
-#[derive(Debug)]
+/// Whether a connection read or wrote anything lately: a flag set on every read and write and
+/// swept by the idle timer, so the socket path reads no clock (it did, on every read and
+/// write). A connection is closed once a whole idle timeout passed with the flag unset, which
+/// means after at least one and less than two timeouts of silence.
+#[derive(Debug, Default)]
 pub(crate) struct Activity {
-    start: Instant,
-    /// Milliseconds after `start`.
-    last: AtomicU64,
+    active: AtomicBool,
 }
 
 impl Activity {
     pub(crate) fn new() -> Self {
-        Self { start: Instant::now(), last: AtomicU64::new(0) }
+        Self::default()
     }
 
     pub(crate) fn touch(&self) {
-        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.store(elapsed, Ordering::Relaxed);
+        // Load first: a busy connection finds the flag set and leaves its cache line alone.
+        if !self.active.load(Ordering::Relaxed) {
+            self.active.store(true, Ordering::Relaxed);
+        }
     }
 
-    fn last(&self) -> Instant {
-        self.start + Duration::from_millis(self.last.load(Ordering::Relaxed))
-    }
-
-    /// Resolves once nothing happened for `timeout`; never for a zero timeout.
+    /// Resolves once a whole `timeout` passed with nothing read or written; never for a zero
+    /// timeout.
     pub(crate) async fn idle_for(&self, timeout: Duration) {
         if timeout.is_zero() {
             return std::future::pending().await;
         }
         loop {
-            let deadline = self.last() + timeout;
-            if Instant::now() >= deadline {
+            tokio::time::sleep(timeout).await;
+            if !self.active.swap(false, Ordering::Relaxed) {
                 return;
             }
-            tokio::time::sleep_until(deadline).await;
         }
     }
 }
@@ -389,17 +387,29 @@ impl AsyncWrite for Tracked {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
-    async fn idle_for_waits_for_silence_and_restarts_on_activity() {
-        let activity = Activity::new();
+    async fn idle_for_waits_for_a_whole_timeout_of_silence() {
         let timeout = Duration::from_secs(10);
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        activity.touch();
+        let activity = Activity::new();
         let started = Instant::now();
         activity.idle_for(timeout).await;
-        // Six seconds passed before the touch, so the silence ends ten seconds after it.
-        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        assert_eq!(started.elapsed(), timeout, "nothing happened: idle after one timeout");
+
+        // Activity within a timeout keeps the connection for the next one as well.
+        let started = Instant::now();
+        let watch = activity.idle_for(timeout);
+        let touch = async {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            activity.touch();
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            () = watch => {}
+            () = touch => unreachable!(),
+        }
+        assert_eq!(started.elapsed(), 2 * timeout);
 
         let never = tokio::time::timeout(Duration::from_secs(3600), activity.idle_for(Duration::ZERO)).await;
         assert!(never.is_err(), "a zero timeout never fires");
