@@ -2,7 +2,9 @@
 //! connection limit.
 //!
 //! Each accepted TCP connection is served by hyper's HTTP/1 server with upgrades (WebSocket),
-//! a header-read timeout, and the axum router as its service. Around that:
+//! a header-read timeout, and the axum router as its service; except a connection whose first
+//! request is `GET /v1/sse`, whose head is parsed and whose stream is written outside hyper, for
+//! memory (`server/sse.rs`), through the same router. Around that:
 //!
 //! - **Connection limit.** A connection holds a permit for as long as its socket lives, also
 //!   after a WebSocket upgrade (the permit travels inside the I/O object). Over the limit, a
@@ -36,6 +38,8 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+
+mod sse;
 
 /// Most over-limit connections being answered `503` at once; beyond it they are just closed.
 const MAX_REJECTING: usize = 64;
@@ -186,9 +190,34 @@ pub(crate) async fn run(
     }
 }
 
-/// Serves one connection until it ends, the idle timeout passes, or a stop is requested
-/// (then the response in flight is finished and the connection closed).
+/// Serves one connection: an SSE stream outside hyper when its first request is one (see
+/// `sse.rs`), anything else with hyper. Each path is boxed, so a connection's task holds only
+/// the state of the path it takes.
 async fn serve_connection(
+    stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+    router: Router,
+    limits: Limits,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut peeked = [0_u8; sse::PEEK_LEN];
+    let first = tokio::select! {
+        first = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut peeked)) => first,
+        _ = stopping.wait_for(|stop| *stop) => return,
+    };
+    match first {
+        Ok(Ok(n)) if sse::is_sse_request(&peeked[..n]) => {
+            Box::pin(sse::serve(stream, permit, router, limits, stopping)).await;
+        }
+        Ok(Ok(n)) if n > 0 => Box::pin(serve_http(stream, permit, router, limits, stopping)).await,
+        // Closed, failed, or silent for the header-read timeout: hyper would close it too.
+        _ => {}
+    }
+}
+
+/// Serves a connection with hyper until it ends, the idle timeout passes, or a stop is
+/// requested (then the response in flight is finished and the connection closed).
+async fn serve_http(
     stream: TcpStream,
     permit: OwnedSemaphorePermit,
     router: Router,
