@@ -18,7 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use pushgate_hub::TopicName;
 
 use crate::error::{ApiError, ErrorCode};
@@ -219,12 +219,17 @@ pub fn allow_all() -> Arc<dyn Authorize> {
 /// assert_eq!(token_from(&Query::parse(Some("token=")), &HeaderMap::new()), None);
 /// ```
 pub fn token_from<'a>(query: &'a Query, headers: &'a HeaderMap) -> Option<&'a str> {
-    query.get("token").filter(|token| !token.is_empty()).or_else(|| bearer(headers))
+    token_in(query, headers.get(http::header::AUTHORIZATION))
+}
+
+/// [`token_from`] for a request of which only the `Authorization` header was kept.
+pub(crate) fn token_in<'a>(query: &'a Query, authorization: Option<&'a HeaderValue>) -> Option<&'a str> {
+    query.get("token").filter(|token| !token.is_empty()).or_else(|| bearer(authorization?))
 }
 
 /// The credentials of an `Authorization: Bearer …` header (scheme case-insensitive).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+fn bearer(value: &HeaderValue) -> Option<&str> {
+    let value = value.to_str().ok()?;
     let (scheme, credentials) = value.split_once(' ')?;
     let credentials = credentials.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
@@ -253,7 +258,7 @@ mod tests {
         let with = |value: &'static str| {
             let mut headers = HeaderMap::new();
             headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
-            bearer(&headers).map(str::to_owned)
+            token_from(&Query::parse(None), &headers).map(str::to_owned)
         };
         assert_eq!(with("bearer  t0k ").as_deref(), Some("t0k"));
         assert_eq!(with("Basic dXNlcjpwYXNz"), None);

@@ -7,13 +7,17 @@
 //! Transport logic (when to answer, how to frame a stream) stays in the transport crates; what
 //! two of them would otherwise write twice lives here.
 
+mod answer;
 mod auth;
 mod error;
+mod etag;
 mod query;
 mod rate;
 mod refusal;
+mod text;
 mod wire;
 
+pub use answer::{AnswerLimits, PollRequest};
 pub use auth::{Action, AllowAll, AuthError, Authorize, Grant, allow_all, token_from};
 pub use error::{ApiError, ErrorCode};
 pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};

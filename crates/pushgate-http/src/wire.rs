@@ -12,6 +12,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use pushgate_hub::{Batch, Cursor, EncodingSlot, Event, Reset, ResetReason, TopicName};
 
+use crate::etag;
+use crate::text::cursor_text;
+
 static EVENT_JSON: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
 
 /// The event object, encoded once per event and shared.
@@ -78,18 +81,23 @@ pub fn reset_json(reset: &Reset) -> serde_json::Value {
 
 /// The body of a poll answer: `{"events":[…],"cursor":"…"}`, plus `"reset":{…}` when there is one.
 pub fn batch_body(batch: &Batch) -> Bytes {
-    let encoded: Vec<Bytes> = batch.events.iter().map(|e| event_json(e)).collect();
-    let events_len: usize = encoded.iter().map(|e| e.len() + 1).sum();
-    let mut out = BytesMut::with_capacity(48 + events_len);
+    // One buffer, sized up front: each event object is its data plus an envelope (topic, type
+    // and fixed fields of about 100 bytes), so this rarely grows and never by much.
+    let estimate: usize = batch
+        .events
+        .iter()
+        .map(|e| e.data().as_str().len() + e.topic().as_str().len() + e.type_name().len() + 100)
+        .sum();
+    let mut out = BytesMut::with_capacity(48 + estimate);
     out.put_slice(b"{\"events\":[");
-    for (i, event) in encoded.iter().enumerate() {
+    for (i, event) in batch.events.iter().enumerate() {
         if i > 0 {
             out.put_u8(b',');
         }
-        out.put_slice(event);
+        out.put_slice(&event_json(event));
     }
     out.put_slice(b"],\"cursor\":\"");
-    out.put_slice(batch.cursor.to_string().as_bytes());
+    out.put_slice(cursor_text(batch.cursor).as_bytes());
     out.put_u8(b'"');
     if let Some(reset) = &batch.reset {
         out.put_slice(b",\"reset\":");
@@ -114,8 +122,18 @@ pub fn render_batch(
     batch: &Batch,
     request_headers: &HeaderMap,
 ) -> Response {
-    let etag = etag(topics, request_cursor, batch);
-    let mut response = if if_none_match(request_headers, &etag) {
+    render(topics, request_cursor, batch, request_headers.get_all(header::IF_NONE_MATCH))
+}
+
+/// [`render_batch`] with the request's `If-None-Match` values.
+pub(crate) fn render<'a>(
+    topics: &[TopicName],
+    request_cursor: Cursor,
+    batch: &Batch,
+    if_none_match: impl IntoIterator<Item = &'a HeaderValue>,
+) -> Response {
+    let etag = etag::etag(topics, request_cursor, batch);
+    let mut response = if etag::if_none_match(if_none_match, etag.as_bytes()) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut response = (StatusCode::OK, batch_body(batch)).into_response();
@@ -123,77 +141,12 @@ pub fn render_batch(
         response
     };
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    if let Ok(value) = HeaderValue::from_bytes(etag.as_bytes()) {
         headers.insert(header::ETAG, value);
     }
     // Caches may keep the answer but must revalidate it: the ETag makes that a 304.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
-}
-
-/// Whether any `If-None-Match` header lists `etag`. The comparison is weak, as RFC 9110 asks
-/// for this header (`W/"x"` matches `"x"`); `*` is deliberately not a match.
-fn if_none_match(request_headers: &HeaderMap, etag: &str) -> bool {
-    request_headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|tags| tags.split(','))
-        .map(|tag| tag.trim())
-        .any(|tag| tag.strip_prefix("W/").unwrap_or(tag) == etag)
-}
-
-/// The answer's tag; `.` separates its fields since no cursor contains one.
-fn etag(topics: &[TopicName], request_cursor: Cursor, batch: &Batch) -> String {
-    let topics = topic_set_hash(topics);
-    let mut tag = match (batch.events.first(), batch.events.last()) {
-        // Nothing new and the cursor unchanged: the answer an idle poller gets over and over.
-        (None, _) if batch.reset.is_none() && request_cursor == batch.cursor => {
-            format!("\"idle.{}.{topics:016x}", batch.cursor)
-        }
-        (Some(first), Some(last)) => format!(
-            "\"ev.{request_cursor}.{}.{}.{}.{topics:016x}",
-            first.cursor(),
-            last.cursor(),
-            batch.cursor
-        ),
-        _ => format!("\"to.{request_cursor}.{}.{topics:016x}", batch.cursor),
-    };
-    if let Some(reset) = &batch.reset {
-        let reset = Fnv::default().write(reset_json(reset).to_string().as_bytes()).finish();
-        tag.push_str(&format!(".reset.{reset:016x}"));
-    }
-    tag.push('"');
-    tag
-}
-
-/// A hash of the set of `topics`: order and repetition do not change it.
-fn topic_set_hash(topics: &[TopicName]) -> u64 {
-    let mut sorted: Vec<&str> = topics.iter().map(TopicName::as_str).collect();
-    sorted.sort_unstable();
-    sorted.dedup();
-    // `,` cannot occur in a topic name, so it separates names unambiguously.
-    sorted.iter().fold(Fnv::default(), |hash, topic| hash.write(topic.as_bytes()).write(b",")).finish()
-}
-
-/// 64-bit FNV-1a: tiny, and unlike `std`'s hasher the same in every process and Rust release,
-/// so a tag never depends on which build or instance issued it.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    fn write(self, bytes: &[u8]) -> Self {
-        Self(bytes.iter().fold(self.0, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)))
-    }
-
-    fn finish(self) -> u64 {
-        self.0
-    }
 }
 
 #[cfg(test)]
@@ -300,12 +253,5 @@ mod tests {
         let response = render_batch(&topics, stale, &batch, &headers);
         assert_eq!(response.status(), StatusCode::OK);
         assert_ne!(tag_of(&response), with_reset);
-    }
-
-    #[test]
-    fn fnv_matches_its_reference_values() {
-        assert_eq!(Fnv::default().finish(), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(Fnv::default().write(b"a").finish(), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(Fnv::default().write(b"foo").finish(), 0xdcb2_7518_fed9_d577);
     }
 }

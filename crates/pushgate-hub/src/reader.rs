@@ -164,9 +164,16 @@ impl Reader {
             next = out[first + keep - 1].position();
         }
         out.truncate(first + keep);
-        for event in &out[first..] {
-            if let Some(topic) = self.topics.iter_mut().find(|t| t.name == *event.topic()) {
-                topic.expected = Some(event.seq() + 1);
+        if let [topic] = self.topics.as_mut_slice() {
+            // One topic (most readers): its newest event is the last, no name comparisons.
+            if let Some(last) = out[first..].last() {
+                topic.expected = Some(last.seq() + 1);
+            }
+        } else {
+            for event in &out[first..] {
+                if let Some(topic) = self.topics.iter_mut().find(|t| t.name == *event.topic()) {
+                    topic.expected = Some(event.seq() + 1);
+                }
             }
         }
         Step { cursor: next, backlog }

@@ -4,7 +4,7 @@
 //! `docs/protocol.md`.
 //!
 //! The waiting is the hub's: this crate is a [`Hub::fetch`] with a wait and the presence label
-//! `"longpoll"`, rendered by [`pushgate_http::render_batch`]. An answer holds at most
+//! `"longpoll"`, answered by [`pushgate_http::PollRequest`]. An answer holds at most
 //! [`LongPollConfig::limit`] events and about [`LongPollConfig::max_bytes`] of them (always at
 //! least one); the cursor then continues after the last event returned. A parked request is counted in
 //! [`Hub::presence`] while it waits. On shutdown
@@ -31,11 +31,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use http::HeaderMap;
-use pushgate_http::{
-    Action, ApiError, Authorize, BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams, token_from,
-};
-use pushgate_hub::{FetchOptions, Hub};
+use pushgate_http::{AnswerLimits, ApiError, Authorize, PollRequest, Query};
+use pushgate_hub::Hub;
 
 /// The path this transport serves.
 pub const PATH: &str = "/v1/longpoll";
@@ -61,8 +58,7 @@ pub struct LongPollConfig {
     authorize: Arc<dyn Authorize>,
     default_timeout: Duration,
     max_timeout: Duration,
-    limit: BatchLimit,
-    max_bytes: usize,
+    answers: AnswerLimits,
 }
 
 impl Default for LongPollConfig {
@@ -70,8 +66,7 @@ impl Default for LongPollConfig {
         Self {
             default_timeout: Duration::from_secs(25),
             max_timeout: Duration::from_secs(120),
-            limit: BatchLimit::default(),
-            max_bytes: DEFAULT_MAX_ANSWER_BYTES,
+            answers: AnswerLimits::default(),
             authorize: pushgate_http::allow_all(),
         }
     }
@@ -93,34 +88,15 @@ impl LongPollConfig {
         self
     }
 
-    /// Events per answer: the default when the request names no `limit`, and the cap (default
-    /// 1,000 and 1,000).
-    #[must_use]
-    pub fn limit(mut self, limit: BatchLimit) -> Self {
-        self.limit = limit;
-        self
-    }
-
-    /// About how many bytes of events one answer may hold (default 4 MiB). The answer stops
-    /// before the event that would pass it and its cursor continues from there; the first
-    /// event always goes, however large, so every event can be delivered.
-    #[must_use]
-    pub fn max_bytes(mut self, bytes: usize) -> Self {
-        self.max_bytes = bytes;
-        self
-    }
+    pushgate_http::answer_limit_methods!();
 
     /// Who may poll which topics (default: everyone, everything). Every request is checked
-    /// with its token ([`token_from`]); a refusal is `401` or `403` with the usual JSON body.
+    /// with its token ([`token_from`](pushgate_http::token_from)); a refusal is `401` or `403`
+    /// with the usual JSON body.
     #[must_use]
     pub fn authorize(mut self, authorize: Arc<dyn Authorize>) -> Self {
         self.authorize = authorize;
         self
-    }
-
-    /// The answer budget in bytes.
-    pub fn get_max_bytes(&self) -> usize {
-        self.max_bytes
     }
 
     /// The wait used when the request names no `timeout`.
@@ -150,29 +126,18 @@ pub fn router(hub: Hub, config: LongPollConfig) -> Router {
     Router::new().route(PATH, get(longpoll)).with_state(Arc::new(Shared { hub, config }))
 }
 
-async fn longpoll(
-    State(shared): State<Arc<Shared>>,
-    params: SubscribeParams,
-    query: Query,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let grant =
-        shared.config.authorize.check(token_from(&query, &headers), Action::Subscribe, &params.topics)?;
+async fn longpoll(State(shared): State<Arc<Shared>>, request: PollRequest) -> Result<Response, ApiError> {
+    let grant = request.authorize(&*shared.config.authorize)?;
     // A parked request never outlives its token: it is answered (empty, same cursor) when the
     // token expires, and the next poll is refused until the client brings a fresh one.
-    let mut wait = shared.config.timeout(&query)?;
+    let mut wait = shared.config.timeout(&request.query)?;
     if let Some(remaining) = grant.remaining() {
         wait = wait.min(remaining);
     }
-    let options = FetchOptions::default()
-        .limit(shared.config.limit.from_query(&query)?)
-        .max_bytes(shared.config.max_bytes)
-        .wait(wait)
-        .label(LABEL);
+    let options = shared.config.answers.fetch_options(&request.query)?.wait(wait).label(LABEL);
     // When the client disconnects, hyper drops this future; the hub unregisters the parked
     // fetch on drop, so nothing outlives the request.
-    let batch = shared.hub.fetch(&params.topics, params.cursor, &options).await?;
-    Ok(pushgate_http::render_batch(&params.topics, params.cursor, &batch, &headers))
+    request.answer(&shared.hub, &options).await
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! after the cursor, as described in `docs/protocol.md`.
 //!
 //! As far as the hub is concerned a short poll is a long poll with no wait: this crate is a
-//! [`Hub::fetch`] with a zero wait, rendered by [`pushgate_http::render_batch`] (which also
+//! [`Hub::fetch`] with a zero wait, answered by [`pushgate_http::PollRequest`] (which also
 //! gives every answer an `ETag`, so an idle poller that sends it back gets `304 Not Modified`).
 //! An answer holds at most [`PollConfig::limit`] events and about [`PollConfig::max_bytes`] of
 //! them (always at least one); the cursor then continues after the last event returned.
@@ -26,11 +26,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use http::HeaderMap;
-use pushgate_http::{
-    Action, ApiError, Authorize, BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams, token_from,
-};
-use pushgate_hub::{FetchOptions, Hub};
+use pushgate_http::{AnswerLimits, ApiError, Authorize, PollRequest};
+use pushgate_hub::Hub;
 
 /// The path this transport serves.
 pub const PATH: &str = "/v1/poll";
@@ -49,55 +46,26 @@ pub const PATH: &str = "/v1/poll";
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PollConfig {
+    answers: AnswerLimits,
     authorize: Arc<dyn Authorize>,
-    limit: BatchLimit,
-    max_bytes: usize,
 }
 
 impl Default for PollConfig {
     fn default() -> Self {
-        Self {
-            limit: BatchLimit::default(),
-            max_bytes: DEFAULT_MAX_ANSWER_BYTES,
-            authorize: pushgate_http::allow_all(),
-        }
+        Self { answers: AnswerLimits::default(), authorize: pushgate_http::allow_all() }
     }
 }
 
 impl PollConfig {
-    /// Events per answer: the default when the request names no `limit`, and the cap (default
-    /// 1,000 and 1,000).
-    #[must_use]
-    pub fn limit(mut self, limit: BatchLimit) -> Self {
-        self.limit = limit;
-        self
-    }
-
-    /// About how many bytes of events one answer may hold (default 4 MiB). The answer stops
-    /// before the event that would pass it and its cursor continues from there; the first
-    /// event always goes, however large, so every event can be delivered.
-    #[must_use]
-    pub fn max_bytes(mut self, bytes: usize) -> Self {
-        self.max_bytes = bytes;
-        self
-    }
-
-    /// The events-per-answer limit.
-    pub fn get_limit(&self) -> BatchLimit {
-        self.limit
-    }
+    pushgate_http::answer_limit_methods!();
 
     /// Who may poll which topics (default: everyone, everything). Every request is checked
-    /// with its token ([`token_from`]); a refusal is `401` or `403` with the usual JSON body.
+    /// with its token ([`token_from`](pushgate_http::token_from)); a refusal is `401` or `403`
+    /// with the usual JSON body.
     #[must_use]
     pub fn authorize(mut self, authorize: Arc<dyn Authorize>) -> Self {
         self.authorize = authorize;
         self
-    }
-
-    /// The answer budget in bytes.
-    pub fn get_max_bytes(&self) -> usize {
-        self.max_bytes
     }
 }
 
@@ -111,20 +79,10 @@ pub fn router(hub: Hub, config: PollConfig) -> Router {
     Router::new().route(PATH, get(poll)).with_state(Arc::new(Shared { hub, config }))
 }
 
-async fn poll(
-    State(shared): State<Arc<Shared>>,
-    params: SubscribeParams,
-    query: Query,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let token = token_from(&query, &headers);
-    shared.config.authorize.check(token, Action::Subscribe, &params.topics)?;
-    let options = FetchOptions::default()
-        .limit(shared.config.limit.from_query(&query)?)
-        .max_bytes(shared.config.max_bytes)
-        // Short polls never wait, so they never show in presence; the label names them in the
-        // hub's per-label counters (fetches, delivery latency).
-        .label("poll");
-    let batch = shared.hub.fetch(&params.topics, params.cursor, &options).await?;
-    Ok(pushgate_http::render_batch(&params.topics, params.cursor, &batch, &headers))
+async fn poll(State(shared): State<Arc<Shared>>, request: PollRequest) -> Result<Response, ApiError> {
+    request.authorize(&*shared.config.authorize)?;
+    // Short polls never wait, so they never show in presence; the label names them in the
+    // hub's per-label counters (fetches, delivery latency).
+    let options = shared.config.answers.fetch_options(&request.query)?.label("poll");
+    request.answer(&shared.hub, &options).await
 }

@@ -43,8 +43,9 @@ impl Default for SseConfig {
 }
 
 impl SseConfig {
-    /// After this much silence the stream sends a `: hb` comment, so proxies and the client's
-    /// idle timers do not close it. Default 15 s; [`Duration::ZERO`] sends none.
+    /// A `: hb` comment goes out at the end of every interval of this length in which nothing
+    /// else was sent, so proxies and the client's idle timers do not close the stream: a
+    /// stream is never silent for two intervals. Default 15 s; [`Duration::ZERO`] sends none.
     pub fn heartbeat(mut self, every: Duration) -> Self {
         self.heartbeat = every;
         self

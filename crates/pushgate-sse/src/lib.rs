@@ -16,7 +16,7 @@
 //!   or `?last_event_id=`.
 //! - A cursor the hub cannot honour exactly yields `event: reset` first, with an `id:` to resume
 //!   from.
-//! - After the configured silence ([`SseConfig::heartbeat`]), a `: hb` comment keeps proxies from
+//! - After an interval of silence ([`SseConfig::heartbeat`]), a `: hb` comment keeps proxies from
 //!   closing the stream.
 //! - A subscriber whose backlog overflows gets `event: error` with code `slow_consumer`, and the
 //!   stream ends; on [`Hub::close`](pushgate_hub::Hub::close) the code is `shutting_down`.

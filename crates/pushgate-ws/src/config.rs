@@ -48,7 +48,7 @@ impl Default for WsConfig {
         Self {
             max_message_size: 64 * 1024,
             max_frame_size: 64 * 1024,
-            read_buffer_size: 4 * 1024,
+            read_buffer_size: 1024,
             write_buffer_size: 8 * 1024,
             // One default-sized event (the hub's 1 MiB data limit plus its envelope) must fit
             // behind a full write buffer; see `max_write_buffer_size`.
@@ -81,15 +81,19 @@ impl WsConfig {
         self
     }
 
-    /// Bytes read from the socket at a time (default 4 KiB). Bigger messages grow the buffer
-    /// up to the message limit.
+    /// Bytes read from the socket at a time (default 1 KiB). tungstenite allocates this buffer
+    /// when the connection opens and keeps it for its life, and clients mostly send small
+    /// frames (subscribe changes, Pongs), so it stays small; bigger messages grow it up to the
+    /// message limit.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buffer_size = bytes.max(256);
         self
     }
 
     /// Frames are gathered up to this many bytes before a write to the socket (default 8 KiB);
-    /// every batch of events is flushed at its end regardless.
+    /// every batch of events is flushed at its end regardless. tungstenite allocates the buffer
+    /// only when a frame is written and then keeps its capacity: an idle connection holds
+    /// none, one that has written a burst holds up to this plus one frame.
     pub fn write_buffer_size(mut self, bytes: usize) -> Self {
         self.write_buffer_size = bytes;
         self
@@ -203,7 +207,7 @@ mod tests {
         let ws = WsConfig::default().tungstenite();
         assert_eq!(ws.max_message_size, Some(64 * 1024));
         assert_eq!(ws.max_frame_size, Some(64 * 1024));
-        assert!(ws.read_buffer_size <= 8 * 1024);
+        assert!(ws.read_buffer_size <= 1024);
         assert!(ws.write_buffer_size <= 8 * 1024);
         assert!(ws.max_write_buffer_size > ws.write_buffer_size + (1 << 20));
         assert!(ws.max_write_buffer_size < 4 << 20);

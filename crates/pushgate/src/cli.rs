@@ -124,7 +124,7 @@ pub struct ServeArgs {
     pub header_read_timeout: Seconds,
 
     /// Close a connection with no bytes read or written for this long (0 disables); must
-    /// exceed the long-poll maximum and the SSE heartbeat.
+    /// exceed the long-poll maximum and twice the SSE heartbeat.
     #[arg(long, env = "PUSHGATE_IDLE_TIMEOUT", value_name = "DURATION",
           default_value_t = Seconds(Config::default().idle_timeout))]
     pub idle_timeout: Seconds,

@@ -88,8 +88,9 @@ pub struct Config {
     /// connection may wait for its next request. Default 10 s.
     pub header_read_timeout: Duration,
     /// A connection on which nothing is read or written for this long is closed (a peer that
-    /// stopped reading, a half-open TCP connection). Must exceed the long-poll maximum and the
-    /// SSE heartbeat, which are silent on purpose; zero disables it. WebSockets are kept alive
+    /// stopped reading, a half-open TCP connection), after one to two idle timeouts of silence.
+    /// Must exceed the long-poll maximum and twice the SSE heartbeat, the longest silences on
+    /// purpose; zero disables it. WebSockets are kept alive
     /// by their own pings instead. Default 300 s.
     pub idle_timeout: Duration,
     /// On shutdown, how long open connections get to finish before they are cut. Default 10 s.
@@ -270,7 +271,7 @@ pub enum ConfigError {
     },
     /// The idle timeout would cut connections that are silent on purpose.
     #[error(
-        "the idle timeout ({idle:?}) must exceed the long-poll maximum and the SSE heartbeat ({needed:?})"
+        "the idle timeout ({idle:?}) must exceed the long-poll maximum and twice the SSE heartbeat ({needed:?})"
     )]
     IdleTooShort {
         /// The configured idle timeout.
@@ -551,7 +552,8 @@ impl Config {
                 max: self.longpoll_max_timeout,
             });
         }
-        let needed = self.longpoll_max_timeout.max(self.sse_heartbeat);
+        // An SSE stream is silent for up to twice its heartbeat interval (see `SseConfig::heartbeat`).
+        let needed = self.longpoll_max_timeout.max(self.sse_heartbeat.saturating_mul(2));
         if !self.idle_timeout.is_zero() && self.idle_timeout <= needed {
             return Err(ConfigError::IdleTooShort { idle: self.idle_timeout, needed });
         }
@@ -752,6 +754,16 @@ mod tests {
             base.clone().with_idle_timeout(Duration::from_secs(120)).validate(),
             Err(ConfigError::IdleTooShort { .. })
         ));
+        // A stream may be silent for up to twice its heartbeat interval.
+        let slow_heartbeat = base.clone().with_sse_heartbeat(Duration::from_secs(100));
+        assert_eq!(
+            slow_heartbeat.clone().with_idle_timeout(Duration::from_secs(150)).validate(),
+            Err(ConfigError::IdleTooShort {
+                idle: Duration::from_secs(150),
+                needed: Duration::from_secs(200)
+            })
+        );
+        assert_eq!(slow_heartbeat.with_idle_timeout(Duration::from_secs(201)).validate(), Ok(()));
         assert_eq!(base.clone().with_idle_timeout(Duration::ZERO).validate(), Ok(()));
         assert_eq!(
             base.clone().with_body_read_timeout(Duration::ZERO).validate(),

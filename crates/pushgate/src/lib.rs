@@ -64,7 +64,7 @@ use pushgate_http::Refusals;
 use pushgate_hub::Hub;
 use pushgate_redis::RedisState;
 use pushgate_sources::SourceError;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 pub use config::{Config, ConfigError, Secret};
 
@@ -218,10 +218,24 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     config.validate()?;
     fd_limit::raise(config.max_connections);
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let listener = bind(config.listen).map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     serve_on(listener, &config, shutdown).await
+}
+
+/// The accept queue's length. tokio's `TcpListener::bind` asks for 128, which a burst of
+/// connections overflows: the SYNs dropped then are retried by the client after a second,
+/// which showed as a 1 s connection-setup p99 in the benchmarks. The kernel caps it at
+/// `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with a listen backlog of [`LISTEN_BACKLOG`] and `SO_REUSEADDR` (as
+/// `TcpListener::bind` sets it), so a restart does not wait for old connections' `TIME_WAIT`.
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves the gateway on an already bound `listener` until `shutdown` completes, over a new
@@ -364,4 +378,32 @@ async fn serve_with(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// Connections the kernel completes before anyone accepts them: more than tokio's default
+    /// backlog of 128. A SYN that finds the accept queue full is dropped and retried by the
+    /// client after a second, so with a short backlog some of these take over a second.
+    #[tokio::test]
+    async fn the_listen_backlog_holds_a_burst_of_connections() {
+        let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse::<usize>().ok())
+            .unwrap_or(4096);
+        let burst = 400.min(somaxconn.saturating_sub(1));
+        let listener = bind((std::net::Ipv4Addr::LOCALHOST, 0).into()).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connects = (0..burst).map(|_| tokio::net::TcpStream::connect(addr));
+        let all = futures_util::future::try_join_all(connects);
+        let streams = tokio::time::timeout(Duration::from_millis(800), all)
+            .await
+            .expect("every connection completes without a SYN retransmission")
+            .expect("connect");
+        assert_eq!(streams.len(), burst);
+    }
 }

@@ -2,7 +2,9 @@
 //! connection limit.
 //!
 //! Each accepted TCP connection is served by hyper's HTTP/1 server with upgrades (WebSocket),
-//! a header-read timeout, and the axum router as its service. Around that:
+//! a header-read timeout, and the axum router as its service; except a connection whose first
+//! request is `GET /v1/sse`, whose head is parsed and whose stream is written outside hyper, for
+//! memory (`server/sse.rs`), through the same router. Around that:
 //!
 //! - **Connection limit.** A connection holds a permit for as long as its socket lives, also
 //!   after a WebSocket upgrade (the permit travels inside the I/O object). Over the limit, a
@@ -13,8 +15,8 @@
 //!   `max_connections_per_ip` connections is answered `429 too_many_connections_from_ip`
 //!   (`Retry-After: 1`) and closed; see [`crate::limits`], which also gives each connection the
 //!   state its requests share (its publish rate).
-//! - **Idle timeout.** A connection on which nothing is read or written for the idle timeout is
-//!   closed (see [`Activity`]).
+//! - **Idle timeout.** A connection on which nothing is read or written for a whole idle timeout
+//!   is closed, after one to two timeouts of silence (see [`Activity`]).
 //! - **Dead peers.** Every accepted socket gets TCP keepalive and `TCP_USER_TIMEOUT` (see
 //!   [`SocketOptions`]), so a peer that vanished is found by the kernel even on a connection
 //!   that is silent on purpose or has unacknowledged data stuck in its send buffer.
@@ -39,7 +41,8 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+
+mod sse;
 
 use crate::limits::{ConnectionState, IpSlot, PerIp, WithConnection};
 
@@ -218,11 +221,36 @@ pub(crate) async fn run(
     }
 }
 
-/// Serves one connection until it ends, the idle timeout passes, or a stop is requested
-/// (then the response in flight is finished and the connection closed).
+/// Serves one connection: an SSE stream outside hyper when its first request is one (see
+/// `sse.rs`), anything else with hyper. Each path is boxed, so a connection's task holds only
+/// the state of the path it takes.
 async fn serve_connection(
     stream: TcpStream,
-    slots: (OwnedSemaphorePermit, IpSlot),
+    slots: Slots,
+    router: Router,
+    limits: Limits,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut peeked = [0_u8; sse::PEEK_LEN];
+    let first = tokio::select! {
+        first = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut peeked)) => first,
+        _ = stopping.wait_for(|stop| *stop) => return,
+    };
+    match first {
+        Ok(Ok(n)) if sse::is_sse_request(&peeked[..n]) => {
+            Box::pin(sse::serve(stream, slots, router, limits, stopping)).await;
+        }
+        Ok(Ok(n)) if n > 0 => Box::pin(serve_http(stream, slots, router, limits, stopping)).await,
+        // Closed, failed, or silent for the header-read timeout: hyper would close it too.
+        _ => {}
+    }
+}
+
+/// Serves a connection with hyper until it ends, the idle timeout passes, or a stop is
+/// requested (then the response in flight is finished and the connection closed).
+async fn serve_http(
+    stream: TcpStream,
+    slots: Slots,
     router: Router,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
@@ -339,49 +367,52 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
-/// When a connection last read or wrote a byte.
-#[derive(Debug)]
+/// Whether a connection read or wrote anything lately: a flag set on every read and write and
+/// swept by the idle timer, so the socket path reads no clock (it did, on every read and
+/// write). A connection is closed once a whole idle timeout passed with the flag unset, which
+/// means after at least one and less than two timeouts of silence.
+#[derive(Debug, Default)]
 pub(crate) struct Activity {
-    start: Instant,
-    /// Milliseconds after `start`.
-    last: AtomicU64,
+    active: AtomicBool,
 }
 
 impl Activity {
     pub(crate) fn new() -> Self {
-        Self { start: Instant::now(), last: AtomicU64::new(0) }
+        Self::default()
     }
 
     pub(crate) fn touch(&self) {
-        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.store(elapsed, Ordering::Relaxed);
+        // Load first: a busy connection finds the flag set and leaves its cache line alone.
+        if !self.active.load(Ordering::Relaxed) {
+            self.active.store(true, Ordering::Relaxed);
+        }
     }
 
-    fn last(&self) -> Instant {
-        self.start + Duration::from_millis(self.last.load(Ordering::Relaxed))
-    }
-
-    /// Resolves once nothing happened for `timeout`; never for a zero timeout.
+    /// Resolves once a whole `timeout` passed with nothing read or written; never for a zero
+    /// timeout.
     pub(crate) async fn idle_for(&self, timeout: Duration) {
         if timeout.is_zero() {
             return std::future::pending().await;
         }
         loop {
-            let deadline = self.last() + timeout;
-            if Instant::now() >= deadline {
+            tokio::time::sleep(timeout).await;
+            if !self.active.swap(false, Ordering::Relaxed) {
                 return;
             }
-            tokio::time::sleep_until(deadline).await;
         }
     }
 }
+
+/// What a served connection holds until its socket closes: its place under the connection
+/// limit and under its address's limit.
+type Slots = (OwnedSemaphorePermit, IpSlot);
 
 /// A connection's socket with its permit, its IP address's slot and its activity record, which
 /// it keeps for its whole life, through a WebSocket upgrade too.
 struct Tracked {
     stream: TcpStream,
     activity: Arc<Activity>,
-    _slots: (OwnedSemaphorePermit, IpSlot),
+    _slots: Slots,
 }
 
 impl AsyncRead for Tracked {
@@ -436,17 +467,29 @@ impl AsyncWrite for Tracked {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
-    async fn idle_for_waits_for_silence_and_restarts_on_activity() {
-        let activity = Activity::new();
+    async fn idle_for_waits_for_a_whole_timeout_of_silence() {
         let timeout = Duration::from_secs(10);
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        activity.touch();
+        let activity = Activity::new();
         let started = Instant::now();
         activity.idle_for(timeout).await;
-        // Six seconds passed before the touch, so the silence ends ten seconds after it.
-        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        assert_eq!(started.elapsed(), timeout, "nothing happened: idle after one timeout");
+
+        // Activity within a timeout keeps the connection for the next one as well.
+        let started = Instant::now();
+        let watch = activity.idle_for(timeout);
+        let touch = async {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            activity.touch();
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            () = watch => {}
+            () = touch => unreachable!(),
+        }
+        assert_eq!(started.elapsed(), 2 * timeout);
 
         let never = tokio::time::timeout(Duration::from_secs(3600), activity.idle_for(Duration::ZERO)).await;
         assert!(never.is_err(), "a zero timeout never fires");

@@ -1,0 +1,175 @@
+//! What the short- and long-poll transports share: the size limits of an answer, and the
+//! request that is parsed, fetched and rendered the same way on both (they differ only in the
+//! [`FetchOptions`] they pass: a long poll adds a wait and a presence label).
+
+use axum::extract::FromRequestParts;
+use axum::response::Response;
+use http::request::Parts;
+use http::{HeaderValue, header};
+use pushgate_hub::{FetchOptions, Hub};
+
+use crate::auth::{Action, Authorize, Grant};
+use crate::error::ApiError;
+use crate::query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
+use crate::wire;
+
+/// How much one poll answer may hold: a number of events ([`BatchLimit`]) and about a number
+/// of bytes. The transports' configs (`PollConfig`, `LongPollConfig`) carry one and expose its
+/// setters through [`answer_limit_methods!`](crate::answer_limit_methods).
+///
+/// ```
+/// use pushgate_http::{AnswerLimits, BatchLimit, Query};
+///
+/// let limits = AnswerLimits::default().limit(BatchLimit::new(10, 100)).max_bytes(1 << 20);
+/// assert_eq!(limits.get_limit().max_limit(), 100);
+/// assert_eq!(limits.get_max_bytes(), 1 << 20);
+/// assert!(limits.fetch_options(&Query::parse(Some("limit=5"))).is_ok());
+/// assert!(limits.fetch_options(&Query::parse(Some("limit=x"))).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerLimits {
+    limit: BatchLimit,
+    max_bytes: usize,
+}
+
+impl Default for AnswerLimits {
+    fn default() -> Self {
+        Self { limit: BatchLimit::default(), max_bytes: DEFAULT_MAX_ANSWER_BYTES }
+    }
+}
+
+impl AnswerLimits {
+    /// Events per answer: the default when the request names no `limit`, and the cap (default
+    /// 1,000 and 1,000).
+    #[must_use]
+    pub fn limit(mut self, limit: BatchLimit) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// About how many bytes of events one answer may hold (default 4 MiB). The answer stops
+    /// before the event that would pass it and its cursor continues from there; the first
+    /// event always goes, however large, so every event can be delivered.
+    #[must_use]
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// The events-per-answer limit.
+    pub fn get_limit(&self) -> BatchLimit {
+        self.limit
+    }
+
+    /// The answer budget in bytes.
+    pub fn get_max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// The fetch for a request with `query`: its `limit` (capped) and the byte budget;
+    /// `400 invalid_parameter` for a bad `limit`.
+    pub fn fetch_options(&self, query: &Query) -> Result<FetchOptions, ApiError> {
+        Ok(FetchOptions::default().limit(self.limit.from_query(query)?).max_bytes(self.max_bytes))
+    }
+}
+
+/// The answer-size setters and getters of a poll transport's config (`limit`, `max_bytes`,
+/// `get_limit`, `get_max_bytes`, documented as on [`AnswerLimits`]), for use inside its
+/// `impl` block; the config needs a field `answers: AnswerLimits`. Both poll transports get
+/// the same builder methods without writing them twice.
+#[macro_export]
+macro_rules! answer_limit_methods {
+    () => {
+        /// Events per answer: the default when the request names no `limit`, and the cap
+        /// (default 1,000 and 1,000).
+        #[must_use]
+        pub fn limit(mut self, limit: $crate::BatchLimit) -> Self {
+            self.answers = self.answers.limit(limit);
+            self
+        }
+
+        /// About how many bytes of events one answer may hold (default 4 MiB). The answer
+        /// stops before the event that would pass it and its cursor continues from there; the
+        /// first event always goes, however large, so every event can be delivered.
+        #[must_use]
+        pub fn max_bytes(mut self, bytes: usize) -> Self {
+            self.answers = self.answers.max_bytes(bytes);
+            self
+        }
+
+        /// The events-per-answer limit.
+        pub fn get_limit(&self) -> $crate::BatchLimit {
+            self.answers.get_limit()
+        }
+
+        /// The answer budget in bytes.
+        pub fn get_max_bytes(&self) -> usize {
+            self.answers.get_max_bytes()
+        }
+    };
+}
+
+/// A poll request (`?topic=…&cursor=…` and its headers), parsed once: as an axum extractor it
+/// rejects bad topics or cursors with [`ApiError`]; [`answer`](Self::answer) fetches and
+/// renders it with [`render_batch`](crate::render_batch)'s `ETag` and `304` rules.
+///
+/// It keeps only what the answer needs of the request: the query, the topics and cursor, and
+/// the `If-None-Match` values (no copy of the header map).
+#[derive(Debug)]
+pub struct PollRequest {
+    /// Topics and starting cursor.
+    pub params: SubscribeParams,
+    /// The whole query, for the transport's own parameters (`limit`, `timeout`).
+    pub query: Query,
+    if_none_match: Option<HeaderValue>,
+    /// Further `If-None-Match` header lines, which clients rarely send.
+    more_if_none_match: Vec<HeaderValue>,
+    /// The `Authorization` header, where a token may be when the query has none.
+    authorization: Option<HeaderValue>,
+}
+
+impl PollRequest {
+    /// Checks that the request's token (the `token` query parameter, else `Authorization:
+    /// Bearer`; see [`token_from`](crate::token_from)) may subscribe to its topics.
+    ///
+    /// # Errors
+    ///
+    /// The policy's refusal as an [`ApiError`] (`401` or `403`).
+    pub fn authorize(&self, authorize: &dyn Authorize) -> Result<Grant, ApiError> {
+        let token = crate::auth::token_in(&self.query, self.authorization.as_ref());
+        Ok(authorize.check(token, Action::Subscribe, &self.params.topics)?)
+    }
+
+    /// Fetches the request's topics from its cursor with `options` and renders the answer:
+    /// `200` with the batch, or `304` when the request's `If-None-Match` names its `ETag`.
+    ///
+    /// # Errors
+    ///
+    /// The fetch's error as an [`ApiError`] (too many topics, a cursor ahead of the hub, the
+    /// hub shutting down).
+    pub async fn answer(&self, hub: &Hub, options: &FetchOptions) -> Result<Response, ApiError> {
+        let SubscribeParams { topics, cursor } = &self.params;
+        let batch = hub.fetch(topics, *cursor, options).await?;
+        let if_none_match = self.if_none_match.iter().chain(&self.more_if_none_match);
+        Ok(wire::render(topics, *cursor, &batch, if_none_match))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PollRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = Query::parse(parts.uri.query());
+        let last_event_id = parts.headers.get("last-event-id").and_then(|v| v.to_str().ok());
+        let params = SubscribeParams::from_query(&query, last_event_id)?;
+        let mut tags = parts.headers.get_all(header::IF_NONE_MATCH).iter().cloned();
+        let authorization = parts.headers.get(header::AUTHORIZATION).cloned();
+        Ok(Self {
+            params,
+            query,
+            if_none_match: tags.next(),
+            more_if_none_match: tags.collect(),
+            authorization,
+        })
+    }
+}
