@@ -18,6 +18,7 @@
 
 use std::cell::Cell;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -146,7 +147,7 @@ impl Connection {
     }
 
     /// Waits for hyper to hand over the socket (after the 101 is sent), then serves it.
-    pub(crate) async fn serve(mut self, on_upgrade: OnUpgrade, config: WsConfig) {
+    pub(crate) async fn serve(mut self, on_upgrade: OnUpgrade, config: Arc<WsConfig>) {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(err) => {
@@ -513,7 +514,7 @@ mod tests {
         let auth = Auth::new(&config, None, pushgate_http::Grant::forever());
         let connection = Connection::new(1, Hub::new(), &config, params, auth).unwrap();
         let on_upgrade = hyper::upgrade::on(http::Request::new(()));
-        let serve = connection.serve(on_upgrade, WsConfig::default());
+        let serve = connection.serve(on_upgrade, Arc::new(WsConfig::default()));
         let size = std::mem::size_of_val(&serve);
         assert!(size <= 2048, "the connection future is {size} bytes");
     }

@@ -19,7 +19,9 @@ use crate::handshake;
 
 struct Shared {
     hub: Hub,
-    config: WsConfig,
+    /// Shared by every connection's task rather than copied into each: the config is large
+    /// (limits, the access policy, the origin allowlist) and the tasks only read it.
+    config: Arc<WsConfig>,
 }
 
 /// The WebSocket transport as an axum [`Router`] serving `GET /v1/ws`; merge it into any app
@@ -40,7 +42,7 @@ struct Shared {
 /// # let _ = app;
 /// ```
 pub fn router(hub: Hub, config: WsConfig) -> Router {
-    Router::new().route("/v1/ws", any(upgrade)).with_state(Arc::new(Shared { hub, config }))
+    Router::new().route("/v1/ws", any(upgrade)).with_state(Arc::new(Shared { hub, config: Arc::new(config) }))
 }
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -90,6 +92,6 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     tracing::debug!(connection = id, transport = "ws", "websocket upgrade accepted");
-    tokio::spawn(connection.serve(on_upgrade, shared.config.clone()));
+    tokio::spawn(connection.serve(on_upgrade, Arc::clone(&shared.config)));
     handshake::switching_protocols(&accept)
 }
