@@ -15,8 +15,17 @@
 //! carrying the payload of a Ping actually flushed to the socket counts, so sending Pongs
 //! without reading keeps no one alive). Either way it is dropped within
 //! `ping_interval + pong_timeout + close_timeout`.
+//!
+//! A `publish` frame is not awaited inline: with Redis a publish can take seconds (script
+//! timeout, apply wait), and the connection must go on delivering, answering Pings and closing
+//! meanwhile. One publish runs at a time as a future polled by the connection's loop; later
+//! ones wait their turn (in order) in a short queue, past which client frames are not read.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -24,7 +33,9 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use pushgate_http::{Action, ApiError, ErrorCode, Refusal, Refusals, SubscribeParams, TokenBucket};
-use pushgate_hub::{Cursor, Hub, HubError, Item, RecvError, SubscribeOptions, Subscription, TopicName};
+use pushgate_hub::{
+    Cursor, Event, Hub, HubError, Item, NewEvent, RecvError, SubscribeOptions, Subscription, TopicName,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
@@ -49,6 +60,12 @@ const BATCH: usize = 64;
 /// Client frames are not read while this many replies wait for the socket: a client that sends
 /// without reading is slowed down by TCP instead of growing the queue.
 const MAX_QUEUED_REPLIES: usize = 32;
+/// Client frames are not read while this many `publish` frames wait for the one in flight.
+const MAX_WAITING_PUBLISHES: usize = 16;
+
+/// The publish in flight: owns what it uses, so the connection's loop can poll it next to the
+/// socket and the subscription.
+type Publishing = Pin<Box<dyn Future<Output = Result<Arc<Event>, HubError>> + Send>>;
 
 /// How the connection loop ended.
 enum End {
@@ -86,6 +103,10 @@ pub(crate) struct Connection {
     publishes: TokenBucket,
     refusals: Refusals,
     auth: Auth,
+    /// The `publish` frame being carried out, if any.
+    publishing: Option<Publishing>,
+    /// Accepted `publish` frames (checked and counted against the rate) waiting for it.
+    waiting_publishes: VecDeque<(TopicName, NewEvent)>,
 }
 
 impl Connection {
@@ -112,6 +133,8 @@ impl Connection {
             publishes: config.publish_rate.bucket(Instant::now().into_std()),
             refusals: config.refusals.clone(),
             auth,
+            publishing: None,
+            waiting_publishes: VecDeque::new(),
         };
         if !params.topics.is_empty() {
             connection.subscription = Some(connection.open(&params.topics, params.cursor)?);
@@ -170,8 +193,16 @@ impl Connection {
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut items = Vec::with_capacity(BATCH);
         loop {
+            if self.publishing.is_none()
+                && let Some((topic, event)) = self.waiting_publishes.pop_front()
+            {
+                let hub = self.hub.clone();
+                self.publishing = Some(Box::pin(async move { hub.publish(&topic, event).await }));
+            }
+            let publishing = self.publishing.is_some();
             let draining = self.outbox.has_work();
-            let reading = self.outbox.replies() < MAX_QUEUED_REPLIES;
+            let reading = self.outbox.replies() < MAX_QUEUED_REPLIES
+                && self.waiting_publishes.len() < MAX_WAITING_PUBLISHES;
             // The next batch is taken only once the last one is in tungstenite's hands: events
             // not yet written stay in the hub, which counts them against `max_backlog`.
             let pulling = self.subscription.is_some() && self.outbox.events() == 0;
@@ -216,6 +247,14 @@ impl Connection {
                     if let Some(end) = self.on_message(message).await {
                         return end;
                     }
+                }
+                published = next_published(self.publishing.as_mut()), if publishing => {
+                    self.publishing = None;
+                    let reply = match published {
+                        Ok(event) => frame::published(&event),
+                        Err(err) => frame::error(Some("publish"), &ApiError::from(err)),
+                    };
+                    self.outbox.push_reply(reply);
                 }
                 received = next_batch(self.subscription.as_mut(), &mut items), if pulling => {
                     if let Some(end) = self.on_batch(received, &mut items) {
@@ -306,10 +345,9 @@ impl Connection {
                     );
                     frame::error(Some("publish"), &ApiError::new(ErrorCode::RateLimited, message))
                 } else {
-                    match self.hub.publish(&topic, event).await {
-                        Ok(event) => frame::published(&event),
-                        Err(err) => frame::error(Some("publish"), &ApiError::from(err)),
-                    }
+                    // Answered by the connection's loop once published.
+                    self.waiting_publishes.push_back((topic, event));
+                    return;
                 }
             }
         };
@@ -381,6 +419,13 @@ impl Connection {
             Err(RecvError::Lagged { behind }) => Some(End::Close(CloseReason::SlowConsumer { behind })),
             Err(_) => Some(End::Close(CloseReason::ShuttingDown)),
         }
+    }
+}
+
+async fn next_published(publishing: Option<&mut Publishing>) -> Result<Arc<Event>, HubError> {
+    match publishing {
+        Some(publishing) => publishing.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -317,6 +317,80 @@ async fn websocket_publishes_over_the_rate_get_an_error_frame_and_the_connection
     assert_eq!(refused(&text, "rate_limited"), 1.0, "{text}");
 }
 
+/// A `redis-server` process stopped with SIGSTOP (so Redis calls hang, as on an overloaded
+/// server), continued when dropped.
+struct Paused(String);
+
+impl Paused {
+    async fn pause(redis: &pushgate_testkit::RedisServer) -> Self {
+        let info = redis.command(&["INFO", "server"]).await.unwrap();
+        let pid = info
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("process_id:"))
+            .expect("INFO server names the process")
+            .to_owned();
+        let status = std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+        assert!(status.success(), "SIGSTOP {pid}");
+        Self(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-CONT", &self.0]).status();
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_publish_waiting_for_redis_holds_up_nothing_else_on_its_connection() {
+    let redis = pushgate_testkit::RedisServer::start().await.unwrap();
+    let (addr, _stop) = start(Config::default().with_redis(Some(redis.url()))).await;
+    let mut socket = websocket(addr, "/v1/ws?topic=room").await;
+    let publish = |n: u32| Message::text(json!({"type": "publish", "topic": "room", "data": n}).to_string());
+    socket.send(publish(0)).await.unwrap();
+    let mut frames = vec![next_json(&mut socket).await, next_json(&mut socket).await];
+    frames.sort_by_key(|frame| frame["type"].as_str().unwrap_or_default().to_owned());
+    assert_eq!((frames[0]["type"].clone(), frames[0]["data"].clone()), (json!("event"), json!(0)), "{frames:?}");
+    assert_eq!(frames[1]["type"], "published", "{frames:?}");
+
+    // Redis hangs: this publish waits (for the script timeout at least)...
+    let paused = Paused::pause(&redis).await;
+    socket.send(publish(1)).await.unwrap();
+    // ... while the connection goes on answering. Inline, the publish's answer (an error after
+    // the timeout) would come first.
+    socket.send(Message::text(r#"{"type":"ping","id":7}"#)).await.unwrap();
+    assert_eq!(next_json(&mut socket).await, json!({"type": "pong", "id": 7}));
+    socket.send(Message::text(r#"{"type":"subscribe","topics":["other"]}"#)).await.unwrap();
+    let subscribed = next_json(&mut socket).await;
+    assert_eq!(subscribed["type"], "subscribed", "{subscribed}");
+    // A WebSocket Ping is answered too.
+    socket.send(Message::Ping(b"alive".to_vec().into())).await.unwrap();
+    let pong = loop {
+        match timeout(BOUND, socket.next()).await.expect("a frame in time").expect("open").expect("ok") {
+            Message::Pong(payload) => break payload,
+            Message::Text(text) => panic!("answered before the pong: {text}"),
+            _ => {}
+        }
+    };
+    assert_eq!(&pong[..], b"alive");
+
+    // Once Redis is back, the publish is answered (published, or refused as unavailable).
+    drop(paused);
+    let answer = timeout(Duration::from_secs(15), async {
+        loop {
+            let frame = next_json(&mut socket).await;
+            if frame["type"] != "event" {
+                break frame;
+            }
+        }
+    })
+    .await
+    .expect("the publish is answered");
+    let published = answer["type"] == "published";
+    let unavailable = answer["type"] == "error" && answer["request"] == "publish";
+    assert!(published || unavailable, "{answer}");
+}
+
 #[tokio::test]
 async fn topics_per_subscription_are_limited_on_every_transport() {
     let (addr, _stop) = start(Config::default().with_max_topics_per_subscription(2)).await;
