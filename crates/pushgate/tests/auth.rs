@@ -426,6 +426,49 @@ async fn the_publish_api_takes_the_admin_key_a_publish_claim_or_an_anonymous_pat
     Ok(())
 }
 
+// Presence.
+
+/// Status and error code (empty for a success) of `GET /v1/presence/{topic}` with `bearer`.
+async fn presence(gateway: &Gateway, topic: &str, bearer: Option<&str>) -> anyhow::Result<(u16, String)> {
+    let mut request = http()?.get(format!("http://{}/v1/presence/{topic}", gateway.addr));
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await?;
+    if status == 200 {
+        ensure!(body["topic"] == topic && body["total"].is_u64(), "{body}");
+    }
+    Ok((status, body["error"]["code"].as_str().unwrap_or_default().to_owned()))
+}
+
+#[tokio::test]
+async fn presence_takes_a_token_allowed_to_subscribe_or_the_admin_key() -> anyhow::Result<()> {
+    let gateway = start(auth_config()).await?;
+    let token = valid(600);
+    let ok = (200, String::new());
+    assert_eq!(presence(&gateway, "user:42", Some(&token)).await?, ok);
+    assert_eq!(get(&gateway, &format!("/v1/presence/user:42?token={token}")).await?, ok);
+    assert_eq!(presence(&gateway, "user:43", Some(ADMIN_KEY)).await?, ok);
+    assert_eq!(presence(&gateway, "public.news", None).await?, ok);
+
+    // Whether user 43 is online is no one else's business.
+    assert_eq!(presence(&gateway, "user:43", None).await?, (401, "token_required".to_owned()));
+    assert_eq!(presence(&gateway, "user:43", Some(&token)).await?, (403, "topic_forbidden".to_owned()));
+    // A publish right is not a subscribe right ("guestbook" is open to anonymous publishers).
+    assert_eq!(presence(&gateway, "guestbook", None).await?, (401, "token_required".to_owned()));
+    for (what, bad, code) in bad_tokens() {
+        let refused = presence(&gateway, "user:42", bad.as_deref()).await?;
+        assert_eq!(refused, (401, code.to_owned()), "{what}");
+    }
+
+    // Without auth, presence stays open.
+    let open = start(Config::default()).await?;
+    assert_eq!(presence(&open, "user:43", None).await?, ok);
+    Ok(())
+}
+
 // Origin.
 
 async fn upgrade_from(
