@@ -224,6 +224,27 @@ async fn a_parked_long_poll_is_answered_when_its_token_expires_and_the_next_is_r
     Ok(())
 }
 
+// A far-future `exp` (beyond what the clocks can add) is capped, not a panic.
+
+fn far_future(exp: u64) -> String {
+    let mut claims = claims(0);
+    claims["exp"] = json!(exp);
+    sign(&claims, SECRET)
+}
+
+#[tokio::test]
+async fn a_far_future_exp_opens_an_sse_stream_that_stays_open() -> anyhow::Result<()> {
+    let gateway = start(auth_config()).await?;
+    for exp in [u64::MAX, i64::MAX as u64 + 1] {
+        let url = format!("http://{}/v1/sse?topic=user:42&token={}", gateway.addr, far_future(exp));
+        let response = http()?.get(url).send().await?;
+        ensure!(response.status() == 200, "exp {exp}: {}", response.status());
+        let text = read_until(response, "retry:", STEP).await?;
+        assert!(!text.contains("token_expired"), "exp {exp}: {text:?}");
+    }
+    Ok(())
+}
+
 // WebSocket.
 
 async fn connect_request(request: tungstenite::handshake::client::Request) -> Result<Ws, tungstenite::Error> {
@@ -302,6 +323,22 @@ async fn websocket_upgrades_check_the_query_token_before_upgrading() -> anyhow::
     assert_eq!(refusal(refused)?, (401, "invalid_token".to_owned()));
     // Anonymous topics need no token.
     connect(&gateway, "topic=public.news").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_far_future_exp_authenticates_a_websocket_in_the_query_and_in_an_auth_frame() -> anyhow::Result<()> {
+    let gateway = start(auth_config()).await?;
+    let token = far_future(u64::MAX);
+    let mut ws = connect(&gateway, &query("user:42", Some(&token))).await?;
+    send(&mut ws, json!({"type": "ping", "id": 1})).await?;
+    assert_eq!(next_json(&mut ws).await?, json!({"type": "pong", "id": 1}));
+    send(&mut ws, json!({"type": "auth", "token": token})).await?;
+    let authed = next_json(&mut ws).await?;
+    assert_eq!(authed["type"], "authed", "{authed}");
+    assert!(authed["expires"].as_u64().is_some_and(|at| at > now() + 1_000 * 365 * 86_400), "{authed}");
+    send(&mut ws, json!({"type": "ping", "id": 2})).await?;
+    assert_eq!(next_json(&mut ws).await?, json!({"type": "pong", "id": 2}));
     Ok(())
 }
 
