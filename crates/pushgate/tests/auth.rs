@@ -553,6 +553,35 @@ async fn an_origin_allowlist_replaces_same_origin_and_a_star_allows_all() -> any
 // CORS.
 
 #[tokio::test]
+async fn cors_origins_match_as_origins_default_ports_and_case_normalised() -> anyhow::Result<()> {
+    let configured = vec!["https://App.Example:443".into(), "http://localhost:3000".into()];
+    let gateway = start(Config::default().with_cors_origins(configured)).await?;
+    let client = http()?;
+    let url = format!("http://{}/v1/poll?topic=a", gateway.addr);
+    let allow_origin = |response: &reqwest::Response| {
+        response.headers().get("access-control-allow-origin").map(|value| value.to_str().unwrap_or("?").to_owned())
+    };
+    // What browsers send: no default port, lowercase host. The answer names the page's origin.
+    for origin in ["https://app.example", "https://app.example:443", "http://localhost:3000"] {
+        let answer = client.get(&url).header("origin", origin).send().await?;
+        assert_eq!(answer.status(), 200);
+        assert_eq!(allow_origin(&answer).as_deref(), Some(origin), "{origin}");
+        let preflight = client
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+            .await?;
+        assert_eq!(allow_origin(&preflight).as_deref(), Some(origin), "preflight from {origin}");
+    }
+    for origin in ["http://app.example", "https://app.example:8443", "http://localhost:3001", "null"] {
+        let answer = client.get(&url).header("origin", origin).send().await?;
+        assert_eq!(allow_origin(&answer), None, "{origin}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn cors_answers_preflights_and_marks_answers_only_when_configured() -> anyhow::Result<()> {
     let origin = "https://app.example";
     let gateway = start(Config::default().with_cors_origins(vec![origin.into()])).await?;
