@@ -67,6 +67,14 @@ const MAX_WAITING_PUBLISHES: usize = 16;
 /// socket and the subscription.
 type Publishing = Pin<Box<dyn Future<Output = Result<Arc<Event>, HubError>> + Send>>;
 
+/// A `publish` frame waiting for the one in flight.
+enum Waiting {
+    /// Accepted (checked and counted against the rate): to be published.
+    Publish(TopicName, NewEvent),
+    /// Refused: its answer, kept in line so that publishes are answered in the order sent.
+    Refused(bytes::Bytes),
+}
+
 /// How the connection loop ended.
 enum End {
     /// The server closes, for this reason.
@@ -105,8 +113,8 @@ pub(crate) struct Connection {
     auth: Auth,
     /// The `publish` frame being carried out, if any.
     publishing: Option<Publishing>,
-    /// Accepted `publish` frames (checked and counted against the rate) waiting for it.
-    waiting_publishes: VecDeque<(TopicName, NewEvent)>,
+    /// `publish` frames waiting for it, in the order sent.
+    waiting_publishes: VecDeque<Waiting>,
 }
 
 impl Connection {
@@ -193,11 +201,15 @@ impl Connection {
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut items = Vec::with_capacity(BATCH);
         loop {
-            if self.publishing.is_none()
-                && let Some((topic, event)) = self.waiting_publishes.pop_front()
-            {
-                let hub = self.hub.clone();
-                self.publishing = Some(Box::pin(async move { hub.publish(&topic, event).await }));
+            while self.publishing.is_none() {
+                match self.waiting_publishes.pop_front() {
+                    Some(Waiting::Publish(topic, event)) => {
+                        let hub = self.hub.clone();
+                        self.publishing = Some(Box::pin(async move { hub.publish(&topic, event).await }));
+                    }
+                    Some(Waiting::Refused(reply)) => self.outbox.push_reply(reply),
+                    None => break,
+                }
             }
             let publishing = self.publishing.is_some();
             let draining = self.outbox.has_work();
@@ -334,7 +346,8 @@ impl Connection {
             Ok(ClientFrame::Publish { topic, .. })
                 if let Err(err) = self.auth.check(Action::Publish, std::slice::from_ref(&topic)) =>
             {
-                self.refused(Some("publish"), &err)
+                let reply = self.refused(Some("publish"), &err);
+                return self.refuse_publish(reply);
             }
             Ok(ClientFrame::Publish { topic, event }) => {
                 if let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {
@@ -343,15 +356,24 @@ impl Connection {
                         "this connection publishes faster than its limit; the next publish is allowed in {} ms",
                         wait.as_millis().max(1)
                     );
-                    frame::error(Some("publish"), &ApiError::new(ErrorCode::RateLimited, message))
-                } else {
-                    // Answered by the connection's loop once published.
-                    self.waiting_publishes.push_back((topic, event));
-                    return;
+                    let reply = frame::error(Some("publish"), &ApiError::new(ErrorCode::RateLimited, message));
+                    return self.refuse_publish(reply);
                 }
+                // Answered by the connection's loop once published.
+                self.waiting_publishes.push_back(Waiting::Publish(topic, event));
+                return;
             }
         };
         self.outbox.push_reply(reply);
+    }
+
+    /// Answers a refused `publish` frame: at once, or after the publishes sent before it.
+    fn refuse_publish(&mut self, reply: bytes::Bytes) {
+        if self.publishing.is_some() || !self.waiting_publishes.is_empty() {
+            self.waiting_publishes.push_back(Waiting::Refused(reply));
+        } else {
+            self.outbox.push_reply(reply);
+        }
     }
 
     fn topics(&self) -> impl Iterator<Item = &TopicName> {
