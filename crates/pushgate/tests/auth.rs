@@ -327,7 +327,8 @@ async fn websocket_upgrades_check_the_query_token_before_upgrading() -> anyhow::
 }
 
 #[tokio::test]
-async fn a_far_future_exp_authenticates_a_websocket_in_the_query_and_in_an_auth_frame() -> anyhow::Result<()> {
+async fn a_far_future_exp_authenticates_a_websocket_in_the_query_and_in_an_auth_frame() -> anyhow::Result<()>
+{
     let gateway = start(auth_config()).await?;
     let token = far_future(u64::MAX);
     let mut ws = connect(&gateway, &query("user:42", Some(&token))).await?;
@@ -559,7 +560,10 @@ async fn cors_origins_match_as_origins_default_ports_and_case_normalised() -> an
     let client = http()?;
     let url = format!("http://{}/v1/poll?topic=a", gateway.addr);
     let allow_origin = |response: &reqwest::Response| {
-        response.headers().get("access-control-allow-origin").map(|value| value.to_str().unwrap_or("?").to_owned())
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|value| value.to_str().unwrap_or("?").to_owned())
     };
     // What browsers send: no default port, lowercase host. The answer names the page's origin.
     for origin in ["https://app.example", "https://app.example:443", "http://localhost:3000"] {
