@@ -64,4 +64,3 @@ impl Auth {
 fn instant(grant: Grant) -> Option<Instant> {
     grant.remaining().and_then(|remaining| Instant::now().checked_add(remaining))
 }
-

@@ -32,7 +32,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use pushgate_http::{Action, ApiError, ErrorCode, Refusal, Refusals, SubscribeParams, TokenBucket};
+use pushgate_http::{Action, ApiError, ErrorCode, PublishAllowance, Refusal, Refusals, SubscribeParams};
 use pushgate_hub::{
     Cursor, Event, Hub, HubError, Item, NewEvent, RecvError, SubscribeOptions, Subscription, TopicName,
 };
@@ -107,8 +107,9 @@ pub(crate) struct Connection {
     pings: u64,
     /// Makes Ping payloads unpredictable, so a Pong proves the Ping was read.
     ping_key: u64,
-    /// The connection's allowance of `publish` frames.
-    publishes: TokenBucket,
+    /// The allowance `publish` frames take from: the client's (shared by its connections) when
+    /// the server keeps one, else the connection's own.
+    publishes: PublishAllowance,
     refusals: Refusals,
     auth: Auth,
     /// The `publish` frame being carried out, if any.
@@ -118,13 +119,15 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// A connection subscribed to the query's topics, if it named any.
+    /// A connection subscribed to the query's topics, if it named any, publishing from
+    /// `publishes`.
     pub(crate) fn new(
         id: u64,
         hub: Hub,
         config: &WsConfig,
         params: SubscribeParams,
         auth: Auth,
+        publishes: PublishAllowance,
     ) -> Result<Self, HubError> {
         let mut connection = Self {
             id,
@@ -138,7 +141,7 @@ impl Connection {
             pong_due: None,
             pings: 0,
             ping_key: RandomState::new().hash_one(id),
-            publishes: config.publish_rate.bucket(Instant::now().into_std()),
+            publishes,
             refusals: config.refusals.clone(),
             auth,
             publishing: None,
@@ -353,10 +356,11 @@ impl Connection {
                 if let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {
                     self.refusals.count(Refusal::RateLimited);
                     let message = format!(
-                        "this connection publishes faster than its limit; the next publish is allowed in {} ms",
+                        "this client publishes faster than its limit; the next publish is allowed in {} ms",
                         wait.as_millis().max(1)
                     );
-                    let reply = frame::error(Some("publish"), &ApiError::new(ErrorCode::RateLimited, message));
+                    let reply =
+                        frame::error(Some("publish"), &ApiError::new(ErrorCode::RateLimited, message));
                     return self.refuse_publish(reply);
                 }
                 // Answered by the connection's loop once published.
@@ -523,7 +527,8 @@ mod tests {
         let params = SubscribeParams::from_query(&pushgate_http::Query::parse(None), None).unwrap();
         let config = WsConfig::default();
         let auth = Auth::new(&config, None, pushgate_http::Grant::forever());
-        let mut connection = Connection::new(1, Hub::new(), &config, params, auth).unwrap();
+        let publishes = PublishAllowance::new(config.publish_rate, Instant::now().into_std());
+        let mut connection = Connection::new(1, Hub::new(), &config, params, auth, publishes).unwrap();
         // Answering `None` with "carry on" would poll the ended stream again at once, forever.
         assert!(matches!(connection.on_message(None).await, Some(End::Lost)));
     }

@@ -13,10 +13,11 @@
 //!
 //! Errors use the shared `{"error":{"code","message"}}` body from [`pushgate_http::ApiError`].
 //!
-//! Publishes are limited per connection (see [`crate::limits`]): over the rate, a publish is
-//! `429 rate_limited` with `Retry-After` (whole seconds, at least 1). The body is read first,
-//! so the refusal keeps the keep-alive connection (and its empty bucket) usable. Refusals
-//! (rate, body size) are counted for `/metrics`.
+//! Publishes are limited per client address (see [`crate::limits`]; the allowance is shared
+//! with the client's other connections and its WebSocket `publish` frames): over the rate, a
+//! publish is `429 rate_limited` with `Retry-After` (whole seconds, at least 1). The body is
+//! read first, so the refusal keeps the keep-alive connection usable. Refusals (rate, body
+//! size) are counted for `/metrics`.
 //!
 //! A publish body must arrive within [`Config::body_read_timeout`]: hyper's header-read
 //! timeout ends with the headers, and without a deadline a client trickling its body a byte at
@@ -122,7 +123,7 @@ async fn publish(
 /// rounded up (HTTP has no finer unit).
 fn rate_limited(wait: Duration) -> Response {
     let message = format!(
-        "this connection publishes faster than its limit; the next publish is allowed in {} ms",
+        "this client publishes faster than its limit; the next publish is allowed in {} ms",
         wait.as_millis().max(1)
     );
     let mut response = ApiError::new(ErrorCode::RateLimited, message).into_response();
@@ -142,9 +143,10 @@ async fn presence(
     let token = token_from(&query, &headers);
     let topics = std::slice::from_ref(&topic);
     if let Err(refused) = state.authorize.check(token, Action::Subscribe, topics) {
-        let admin = state.admin.as_ref().is_some_and(|admin| {
-            token.is_some() && admin.check(token, Action::Publish, topics).is_ok()
-        });
+        let admin = state
+            .admin
+            .as_ref()
+            .is_some_and(|admin| token.is_some() && admin.check(token, Action::Publish, topics).is_ok());
         if !admin {
             return Err(refused.into());
         }

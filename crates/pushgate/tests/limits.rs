@@ -219,7 +219,7 @@ async fn connections_over_the_total_limit_get_503_and_are_counted() {
 }
 
 #[tokio::test]
-async fn http_publishes_over_the_rate_get_429_while_other_connections_and_subscribers_go_on() {
+async fn http_publishes_over_the_rate_get_429_while_other_addresses_and_subscribers_go_on() {
     let config = Config::default().with_publish_rate(1).with_publish_burst(3);
     let (addr, _stop) = start(config).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -236,9 +236,12 @@ async fn http_publishes_over_the_rate_get_429_while_other_connections_and_subscr
     assert_eq!(answer.header("retry-after"), Some("1"), "{}", answer.head);
 
     // The refused connection is still open (its next answer is another 429, not a closed
-    // socket), and another connection has its own allowance.
+    // socket); another connection from the same address shares the allowance, and another
+    // address has its own.
     assert_eq!(fast.publish("news", r#"{"data":"again"}"#).await.unwrap().status, 429);
-    let mut other = Conn::open(LOCAL, addr).await;
+    let mut same = Conn::open(LOCAL, addr).await;
+    assert_eq!(same.publish("news", r#"{"data":"same address"}"#).await.unwrap().status, 429);
+    let mut other = Conn::open(Ipv4Addr::new(127, 0, 0, 2), addr).await;
     assert_eq!(other.publish("news", r#"{"data":"other"}"#).await.unwrap().status, 200);
 
     // The subscriber got every accepted publish and none of the refused ones.
@@ -253,9 +256,10 @@ async fn http_publishes_over_the_rate_get_429_while_other_connections_and_subscr
     .unwrap_or_else(|_| panic!("four events did not arrive: {text}"));
     assert!(text.contains(r#""data":"other""#), "{text}");
     assert!(!text.contains("one too many") && !text.contains("again"), "{text}");
+    assert!(!text.contains("same address"), "{text}");
 
     let metrics = metrics(addr).await;
-    assert_eq!(refused(&metrics, "rate_limited"), 2.0, "{metrics}");
+    assert_eq!(refused(&metrics, "rate_limited"), 3.0, "{metrics}");
 }
 
 /// A WebSocket to `path`, and a reader of its next JSON frame.
@@ -350,7 +354,11 @@ async fn a_websocket_publish_waiting_for_redis_holds_up_nothing_else_on_its_conn
     socket.send(publish(0)).await.unwrap();
     let mut frames = vec![next_json(&mut socket).await, next_json(&mut socket).await];
     frames.sort_by_key(|frame| frame["type"].as_str().unwrap_or_default().to_owned());
-    assert_eq!((frames[0]["type"].clone(), frames[0]["data"].clone()), (json!("event"), json!(0)), "{frames:?}");
+    assert_eq!(
+        (frames[0]["type"].clone(), frames[0]["data"].clone()),
+        (json!("event"), json!(0)),
+        "{frames:?}"
+    );
     assert_eq!(frames[1]["type"], "published", "{frames:?}");
 
     // Redis hangs: this publish waits (for the script timeout at least)...
@@ -389,6 +397,45 @@ async fn a_websocket_publish_waiting_for_redis_holds_up_nothing_else_on_its_conn
     let published = answer["type"] == "published";
     let unavailable = answer["type"] == "error" && answer["request"] == "publish";
     assert!(published || unavailable, "{answer}");
+}
+
+#[tokio::test]
+async fn reconnecting_does_not_reset_the_publish_allowance_of_an_address() {
+    // One token a second, so none comes back during the test.
+    let config = Config::default().with_publish_rate(1).with_publish_burst(3);
+    let (addr, _stop) = start(config).await;
+    let publish = |n: u32| format!(r#"{{"data":{n}}}"#);
+
+    // The burst is spent over three connections in turn, each closed before the next.
+    for n in 0..3 {
+        let mut conn = Conn::open(LOCAL, addr).await;
+        let answer = conn.publish("news", &publish(n)).await.unwrap();
+        assert_eq!(answer.status, 200, "publish {n}: {answer:?}");
+    }
+    let mut again = Conn::open(LOCAL, addr).await;
+    let answer = again.publish("news", &publish(3)).await.unwrap();
+    assert_eq!((answer.status, answer.code()), (429, "rate_limited".to_owned()), "{answer:?}");
+    drop(again);
+
+    // A WebSocket from the same address (the client connects from 127.0.0.1) shares the
+    // allowance, and so does its next incarnation.
+    for _ in 0..2 {
+        let mut socket = websocket(addr, "/v1/ws").await;
+        let frame = json!({"type": "publish", "topic": "news", "data": "ws"}).to_string();
+        socket.send(Message::text(frame)).await.unwrap();
+        let reply = next_json(&mut socket).await;
+        assert_eq!(
+            (reply["type"].as_str(), reply["error"]["code"].as_str()),
+            (Some("error"), Some("rate_limited"))
+        );
+        socket.close(None).await.unwrap();
+    }
+
+    // Another address has its own allowance, over HTTP and WebSocket.
+    let mut other = Conn::open(Ipv4Addr::new(127, 0, 0, 2), addr).await;
+    assert_eq!(other.publish("news", &publish(4)).await.unwrap().status, 200);
+    let text = metrics(addr).await;
+    assert_eq!(refused(&text, "rate_limited"), 3.0, "{text}");
 }
 
 #[tokio::test]
