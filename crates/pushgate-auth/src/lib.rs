@@ -46,7 +46,7 @@ mod pattern;
 
 use std::borrow::Cow;
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -138,6 +138,10 @@ impl HmacAlgorithm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the JWT secret is empty")]
 pub struct EmptySecret;
+
+/// The latest expiry a token's `exp` (plus leeway) is taken to mean, in seconds since the Unix
+/// epoch: the end of the year 9999. A later `exp` is accepted and capped to it.
+pub const MAX_EXPIRY: u64 = 253_402_300_799;
 
 /// The default [`JwtAuth::leeway`]: clock skew tolerated between the token's issuer and us.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
@@ -269,8 +273,13 @@ impl JwtAuth {
     }
 
     /// When a token with these claims stops being accepted.
-    fn expiry(&self, claims: &Claims) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(claims.exp) + Duration::from_secs(self.leeway.as_secs())
+    ///
+    /// An `exp` beyond [`MAX_EXPIRY`] (which `SystemTime` may not even represent) counts as
+    /// that: no expiry within reach, rather than an overflow. A grant without expiry where the
+    /// platform's clock cannot represent even that.
+    fn grant(&self, claims: &Claims) -> Grant {
+        let secs = claims.exp.saturating_add(self.leeway.as_secs()).min(MAX_EXPIRY);
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs)).map_or_else(Grant::forever, Grant::until)
     }
 }
 
@@ -303,7 +312,7 @@ impl Authorize for JwtAuth {
         let allowed = claims.patterns(action);
         match topics.iter().find(|topic| !open(topic) && !pattern::any_matches(allowed, topic)) {
             Some(topic) => Err(AuthError::TopicForbidden { action, topic: topic.clone() }),
-            None => Ok(Grant::until(self.expiry(&claims))),
+            None => Ok(self.grant(&claims)),
         }
     }
 }

@@ -183,3 +183,15 @@ fn claims_round_trip_and_debug_hides_secrets() {
     assert!(!debug.contains("k3y") && !debug.contains("test secret"), "{debug}");
     assert_eq!(JwtAuth::new("").unwrap_err(), EmptySecret);
 }
+
+#[test]
+fn a_far_future_exp_is_capped_instead_of_overflowing() {
+    let auth = JwtAuth::new(SECRET).unwrap();
+    for exp in [u64::MAX, u64::MAX - 5, i64::MAX as u64 + 1, MAX_EXPIRY + 1] {
+        let mut claims = user_42();
+        claims["exp"] = json!(exp);
+        let grant = auth.check(Some(&token(&claims)), Action::Subscribe, &topics(&["user:42"])).unwrap();
+        assert_eq!(grant.expires_unix(), Some(MAX_EXPIRY), "exp {exp}");
+        assert!(grant.remaining().unwrap() > Duration::from_secs(7000 * 365 * 86_400), "exp {exp}");
+    }
+}

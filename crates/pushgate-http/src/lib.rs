@@ -21,6 +21,6 @@ pub use answer::{AnswerLimits, PollRequest};
 pub use auth::{Action, AllowAll, AuthError, Authorize, Grant, allow_all, token_from};
 pub use error::{ApiError, ErrorCode};
 pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
-pub use rate::{PublishRate, TokenBucket};
+pub use rate::{PublishAllowance, PublishRate, TokenBucket};
 pub use refusal::{Refusal, Refusals};
 pub use wire::{batch_body, event_json, render_batch, reset_json};

@@ -1,10 +1,16 @@
-//! Publish rate limits: a token bucket per connection.
+//! Publish rate limits: a token bucket per client address.
 //!
-//! The gateway's HTTP publish API keeps one bucket per keep-alive connection and the WebSocket
-//! transport one per connection; a publish takes a token or is refused with `rate_limited` and
-//! how long until a token is back. The bucket is pure (the caller passes the time), so it is
-//! tested without a clock.
+//! A publish takes a token or is refused with `rate_limited` and how long until a token is
+//! back. The bucket is pure (the caller passes the time), so it is tested without a clock.
+//!
+//! The allowance belongs to the client's address, not to one connection: otherwise a client
+//! reconnecting in a loop would get a fresh burst each time. The gateway's accept loop keeps
+//! one [`PublishAllowance`] per address (IPv6: per /64), shared by all of its connections, and
+//! puts it into each request's extensions; the HTTP publish API and the WebSocket transport
+//! (for `publish` frames) take their tokens from it. A WebSocket router served without that
+//! accept loop finds none and falls back to one allowance per connection.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How many publishes a connection may make: `per_second` on average, with bursts of up to
@@ -37,7 +43,7 @@ impl PublishRate {
         self.per_second > 0
     }
 
-    /// A full bucket for a new connection.
+    /// A full bucket.
     pub fn bucket(self, now: Instant) -> TokenBucket {
         TokenBucket { rate: self, tokens: f64::from(self.burst), updated: now }
     }
@@ -50,7 +56,7 @@ impl Default for PublishRate {
     }
 }
 
-/// One connection's publish allowance; see [`PublishRate`].
+/// A publish allowance (one client's, or one connection's); see [`PublishRate`].
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -92,6 +98,52 @@ impl TokenBucket {
             Err(Duration::from_secs_f64((1.0 - self.tokens) / per_second))
         }
     }
+
+    /// Whether the bucket has refilled to its burst by `now` (always, without a limit): it is
+    /// then no different from a new one and may be forgotten.
+    pub fn is_full(&self, now: Instant) -> bool {
+        if !self.rate.is_limited() {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens + elapsed * f64::from(self.rate.per_second) >= f64::from(self.rate.burst) - 1e-9
+    }
+}
+
+/// A [`TokenBucket`] shared by every connection of one client (cheap to clone: clones share
+/// the bucket). The gateway puts its client's allowance into each request's extensions.
+///
+/// ```
+/// use std::time::Instant;
+/// use pushgate_http::{PublishAllowance, PublishRate};
+///
+/// let now = Instant::now();
+/// let first = PublishAllowance::new(PublishRate::new(1, 1), now);
+/// let second = first.clone();
+/// assert!(first.try_take(now).is_ok());
+/// assert!(second.try_take(now).is_err(), "the clones share one bucket");
+/// ```
+#[derive(Debug, Clone)]
+pub struct PublishAllowance(Arc<Mutex<TokenBucket>>);
+
+impl PublishAllowance {
+    /// A full allowance at `rate`.
+    pub fn new(rate: PublishRate, now: Instant) -> Self {
+        Self(Arc::new(Mutex::new(rate.bucket(now))))
+    }
+
+    /// Takes one token at `now`, or returns how long until one is back.
+    ///
+    /// # Errors
+    /// The wait until the next token, when the bucket is empty.
+    pub fn try_take(&self, now: Instant) -> Result<(), Duration> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).try_take(now)
+    }
+
+    /// Whether the bucket has refilled to its burst by `now`; see [`TokenBucket::is_full`].
+    pub fn is_full(&self, now: Instant) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).is_full(now)
+    }
 }
 
 #[cfg(test)]
@@ -119,6 +171,18 @@ mod tests {
             assert!(bucket.try_take(much_later).is_ok());
         }
         assert!(bucket.try_take(much_later).is_err());
+    }
+
+    #[test]
+    fn a_bucket_is_full_again_once_refilled() {
+        let start = Instant::now();
+        let mut bucket = PublishRate::new(10, 5).bucket(start);
+        assert!(bucket.is_full(start));
+        assert!(bucket.try_take(start).is_ok());
+        assert!(!bucket.is_full(start));
+        assert!(!bucket.is_full(start + Duration::from_millis(50)));
+        assert!(bucket.is_full(start + Duration::from_millis(100)));
+        assert!(PublishRate::UNLIMITED.bucket(start).is_full(start));
     }
 
     #[test]

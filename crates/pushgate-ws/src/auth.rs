@@ -59,6 +59,8 @@ impl Auth {
     }
 }
 
+/// When the grant ends on the monotonic clock; `None` (no expiry) when that is too far to
+/// represent (a token's far-future `exp`), rather than an overflow.
 fn instant(grant: Grant) -> Option<Instant> {
-    grant.remaining().map(|remaining| Instant::now() + remaining)
+    grant.remaining().and_then(|remaining| Instant::now().checked_add(remaining))
 }

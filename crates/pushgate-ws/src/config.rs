@@ -144,6 +144,13 @@ impl WsConfig {
     /// How fast one connection may send `publish` frames (default 100 a second, bursts of 200;
     /// [`PublishRate::UNLIMITED`] for no limit). A publish over the rate is answered with an
     /// error frame `rate_limited` and not published; the connection stays open.
+    ///
+    /// Used only when the upgrade request carries no [`PublishAllowance`] in its extensions:
+    /// the gateway's accept loop puts its client's there (one per client address, shared by
+    /// all its connections and its HTTP publishes), and connections then take their tokens
+    /// from it instead.
+    ///
+    /// [`PublishAllowance`]: pushgate_http::PublishAllowance
     pub fn publish_rate(mut self, rate: PublishRate) -> Self {
         self.publish_rate = rate;
         self

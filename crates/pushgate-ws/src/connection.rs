@@ -15,9 +15,17 @@
 //! carrying the payload of a Ping actually flushed to the socket counts, so sending Pongs
 //! without reading keeps no one alive). Either way it is dropped within
 //! `ping_interval + pong_timeout + close_timeout`.
+//!
+//! A `publish` frame is not awaited inline: with Redis a publish can take seconds (script
+//! timeout, apply wait), and the connection must go on delivering, answering Pings and closing
+//! meanwhile. One publish runs at a time as a future polled by the connection's loop; later
+//! ones wait their turn (in order) in a short queue, past which client frames are not read.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
+use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -26,8 +34,10 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use pushgate_http::{Action, ApiError, ErrorCode, Refusal, Refusals, SubscribeParams, TokenBucket};
-use pushgate_hub::{Cursor, Hub, HubError, Item, RecvError, SubscribeOptions, Subscription, TopicName};
+use pushgate_http::{Action, ApiError, ErrorCode, PublishAllowance, Refusal, Refusals, SubscribeParams};
+use pushgate_hub::{
+    Cursor, Event, Hub, HubError, Item, NewEvent, RecvError, SubscribeOptions, Subscription, TopicName,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
@@ -52,6 +62,20 @@ const BATCH: usize = 64;
 /// Client frames are not read while this many replies wait for the socket: a client that sends
 /// without reading is slowed down by TCP instead of growing the queue.
 const MAX_QUEUED_REPLIES: usize = 32;
+/// Client frames are not read while this many `publish` frames wait for the one in flight.
+const MAX_WAITING_PUBLISHES: usize = 16;
+
+/// The publish in flight: owns what it uses, so the connection's loop can poll it next to the
+/// socket and the subscription.
+type Publishing = Pin<Box<dyn Future<Output = Result<Arc<Event>, HubError>> + Send>>;
+
+/// A `publish` frame waiting for the one in flight.
+enum Waiting {
+    /// Accepted (checked and counted against the rate): to be published.
+    Publish(TopicName, NewEvent),
+    /// Refused: its answer, kept in line so that publishes are answered in the order sent.
+    Refused(bytes::Bytes),
+}
 
 thread_local! {
     /// Batch buffers, recycled per worker thread: a batch is taken from the hub and handed to
@@ -101,20 +125,27 @@ pub(crate) struct Connection {
     pings: u64,
     /// Makes Ping payloads unpredictable, so a Pong proves the Ping was read.
     ping_key: u64,
-    /// The connection's allowance of `publish` frames.
-    publishes: TokenBucket,
+    /// The allowance `publish` frames take from: the client's (shared by its connections) when
+    /// the server keeps one, else the connection's own.
+    publishes: PublishAllowance,
     refusals: Refusals,
     auth: Auth,
+    /// The `publish` frame being carried out, if any.
+    publishing: Option<Publishing>,
+    /// `publish` frames waiting for it, in the order sent.
+    waiting_publishes: VecDeque<Waiting>,
 }
 
 impl Connection {
-    /// A connection subscribed to the query's topics, if it named any.
+    /// A connection subscribed to the query's topics, if it named any, publishing from
+    /// `publishes`.
     pub(crate) fn new(
         id: u64,
         hub: Hub,
         config: &WsConfig,
         params: SubscribeParams,
         auth: Auth,
+        publishes: PublishAllowance,
     ) -> Result<Self, HubError> {
         let mut connection = Self {
             id,
@@ -128,9 +159,11 @@ impl Connection {
             pong_due: None,
             pings: 0,
             ping_key: RandomState::new().hash_one(id),
-            publishes: config.publish_rate.bucket(Instant::now().into_std()),
+            publishes,
             refusals: config.refusals.clone(),
             auth,
+            publishing: None,
+            waiting_publishes: VecDeque::new(),
         };
         if !params.topics.is_empty() {
             connection.subscription = Some(connection.open(&params.topics, params.cursor)?);
@@ -189,8 +222,20 @@ impl Connection {
         let mut ping = time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            while self.publishing.is_none() {
+                match self.waiting_publishes.pop_front() {
+                    Some(Waiting::Publish(topic, event)) => {
+                        let hub = self.hub.clone();
+                        self.publishing = Some(Box::pin(async move { hub.publish(&topic, event).await }));
+                    }
+                    Some(Waiting::Refused(reply)) => self.outbox.push_reply(reply),
+                    None => break,
+                }
+            }
+            let publishing = self.publishing.is_some();
             let draining = self.outbox.has_work();
-            let reading = self.outbox.replies() < MAX_QUEUED_REPLIES;
+            let reading = self.outbox.replies() < MAX_QUEUED_REPLIES
+                && self.waiting_publishes.len() < MAX_WAITING_PUBLISHES;
             // The next batch is taken only once the last one is in tungstenite's hands: events
             // not yet written stay in the hub, which counts them against `max_backlog`.
             let pulling = self.subscription.is_some() && self.outbox.events() == 0;
@@ -247,6 +292,14 @@ impl Connection {
                     if let Some(end) = Box::pin(self.on_message(message)).await {
                         return end;
                     }
+                }
+                published = next_published(self.publishing.as_mut()), if publishing => {
+                    self.publishing = None;
+                    let reply = match published {
+                        Ok(event) => frame::published(&event),
+                        Err(err) => frame::error(Some("publish"), &ApiError::from(err)),
+                    };
+                    self.outbox.push_reply(reply);
                 }
                 received = next_batch(self.subscription.as_mut()), if pulling => {
                     if let Some(end) = self.on_batch(received) {
@@ -326,25 +379,35 @@ impl Connection {
             Ok(ClientFrame::Publish { topic, .. })
                 if let Err(err) = self.auth.check(Action::Publish, std::slice::from_ref(&topic)) =>
             {
-                self.refused(Some("publish"), &err)
+                let reply = self.refused(Some("publish"), &err);
+                return self.refuse_publish(reply);
             }
             Ok(ClientFrame::Publish { topic, event }) => {
                 if let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {
                     self.refusals.count(Refusal::RateLimited);
                     let message = format!(
-                        "this connection publishes faster than its limit; the next publish is allowed in {} ms",
+                        "this client publishes faster than its limit; the next publish is allowed in {} ms",
                         wait.as_millis().max(1)
                     );
-                    frame::error(Some("publish"), &ApiError::new(ErrorCode::RateLimited, message))
-                } else {
-                    match self.hub.publish(&topic, event).await {
-                        Ok(event) => frame::published(&event),
-                        Err(err) => frame::error(Some("publish"), &ApiError::from(err)),
-                    }
+                    let reply =
+                        frame::error(Some("publish"), &ApiError::new(ErrorCode::RateLimited, message));
+                    return self.refuse_publish(reply);
                 }
+                // Answered by the connection's loop once published.
+                self.waiting_publishes.push_back(Waiting::Publish(topic, event));
+                return;
             }
         };
         self.outbox.push_reply(reply);
+    }
+
+    /// Answers a refused `publish` frame: at once, or after the publishes sent before it.
+    fn refuse_publish(&mut self, reply: bytes::Bytes) {
+        if self.publishing.is_some() || !self.waiting_publishes.is_empty() {
+            self.waiting_publishes.push_back(Waiting::Refused(reply));
+        } else {
+            self.outbox.push_reply(reply);
+        }
     }
 
     fn topics(&self) -> impl Iterator<Item = &TopicName> {
@@ -413,6 +476,13 @@ impl Connection {
             Err(RecvError::Lagged { behind }) => Some(End::Close(CloseReason::SlowConsumer { behind })),
             Err(_) => Some(End::Close(CloseReason::ShuttingDown)),
         }
+    }
+}
+
+async fn next_published(publishing: Option<&mut Publishing>) -> Result<Arc<Event>, HubError> {
+    match publishing {
+        Some(publishing) => publishing.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -499,7 +569,8 @@ mod tests {
         let params = SubscribeParams::from_query(&pushgate_http::Query::parse(None), None).unwrap();
         let config = WsConfig::default();
         let auth = Auth::new(&config, None, pushgate_http::Grant::forever());
-        let mut connection = Connection::new(1, Hub::new(), &config, params, auth).unwrap();
+        let publishes = PublishAllowance::new(config.publish_rate, Instant::now().into_std());
+        let mut connection = Connection::new(1, Hub::new(), &config, params, auth, publishes).unwrap();
         // Answering `None` with "carry on" would poll the ended stream again at once, forever.
         assert!(matches!(connection.on_message(None).await, Some(End::Lost)));
     }
@@ -512,7 +583,8 @@ mod tests {
         let params = SubscribeParams::from_query(&pushgate_http::Query::parse(None), None).unwrap();
         let config = WsConfig::default();
         let auth = Auth::new(&config, None, pushgate_http::Grant::forever());
-        let connection = Connection::new(1, Hub::new(), &config, params, auth).unwrap();
+        let publishes = PublishAllowance::new(config.publish_rate, Instant::now().into_std());
+        let connection = Connection::new(1, Hub::new(), &config, params, auth, publishes).unwrap();
         let on_upgrade = hyper::upgrade::on(http::Request::new(()));
         let serve = connection.serve(on_upgrade, Arc::new(WsConfig::default()));
         let size = std::mem::size_of_val(&serve);

@@ -9,7 +9,9 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use hyper::upgrade::OnUpgrade;
-use pushgate_http::{Action, ApiError, ErrorCode, Grant, Query, SubscribeParams, token_from};
+use pushgate_http::{
+    Action, ApiError, ErrorCode, Grant, PublishAllowance, Query, SubscribeParams, token_from,
+};
 use pushgate_hub::{Hub, HubError};
 
 use crate::auth::Auth;
@@ -86,7 +88,12 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
     let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     // Subscribing before the 101 turns a bad topic list or cursor into an HTTP error, and makes
     // the connection subscribed from the moment the client sees it open.
-    let connection = match Connection::new(id, shared.hub.clone(), &shared.config, params, auth) {
+    // The client's allowance when the server keeps one per client (the gateway does), so
+    // that reconnecting brings no fresh burst; otherwise one for this connection.
+    let publishes = request.extensions().get::<PublishAllowance>().cloned().unwrap_or_else(|| {
+        PublishAllowance::new(shared.config.publish_rate, tokio::time::Instant::now().into_std())
+    });
+    let connection = match Connection::new(id, shared.hub.clone(), &shared.config, params, auth, publishes) {
         Ok(connection) => connection,
         Err(err) => return ApiError::from(err).into_response(),
     };

@@ -22,7 +22,10 @@
 //!   event for all subscribers; events that are ready together are written back to back and
 //!   flushed once. A cursor the hub cannot honour exactly yields a `reset` frame first.
 //! - A bad frame gets an `error` frame; the connection stays open. So does a `publish` over
-//!   the connection's [`WsConfig::publish_rate`] (`rate_limited`, nothing published) and a
+//!   the client's publish allowance (`rate_limited`, nothing published: the
+//!   [`PublishAllowance`](pushgate_http::PublishAllowance) the server put into the upgrade
+//!   request's extensions, shared by the client's connections, else one per connection at
+//!   [`WsConfig::publish_rate`]) and a
 //!   `subscribe` that would follow too many topics (`too_many_topics`, the old set goes on).
 //!   Refusals by a limit are counted in [`WsConfig::refusals`].
 //! - Close codes: 1001 when the hub closes (shutdown), when a protocol Ping goes unanswered for

@@ -4,17 +4,20 @@
 //! - `POST /v1/publish/{topic}` with `{"event"?: "<type>", "data": <any JSON>}` →
 //!   `200 {"topic","seq","id"}`; with auth on, the admin key or a token allowed to publish on
 //!   the topic (`Authorization: Bearer …` or `?token=`), else `401`/`403`;
-//! - `GET /v1/presence/{topic}` → `{"topic","total","by_transport":{"sse":2,…}}`;
+//! - `GET /v1/presence/{topic}` → `{"topic","total","by_transport":{"sse":2,…}}`; with auth on,
+//!   the admin key or a token allowed to subscribe to the topic, else `401`/`403` (whether a
+//!   per-user topic has subscribers tells whether that user is online);
 //! - `GET /healthz` → `{"status":"ok"|"degraded","sources":[{"url","state","error","attempt"},…]}`:
 //!   always `200` while the process answers; `degraded` when a database source is not live
 //!   (see [`Sources::health`]).
 //!
 //! Errors use the shared `{"error":{"code","message"}}` body from [`pushgate_http::ApiError`].
 //!
-//! Publishes are limited per connection (see [`crate::limits`]): over the rate, a publish is
-//! `429 rate_limited` with `Retry-After` (whole seconds, at least 1). The body is read first,
-//! so the refusal keeps the keep-alive connection (and its empty bucket) usable. Refusals
-//! (rate, body size) are counted for `/metrics`.
+//! Publishes are limited per client address (see [`crate::limits`]; the allowance is shared
+//! with the client's other connections and its WebSocket `publish` frames): over the rate, a
+//! publish is `429 rate_limited` with `Retry-After` (whole seconds, at least 1). The body is
+//! read first, so the refusal keeps the keep-alive connection usable. Refusals (rate, body
+//! size) are counted for `/metrics`.
 //!
 //! A publish body must arrive within [`Config::body_read_timeout`]: hyper's header-read
 //! timeout ends with the headers, and without a deadline a client trickling its body a byte at
@@ -33,6 +36,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use pushgate_auth::JwtAuth;
 use pushgate_http::{Action, ApiError, Authorize, ErrorCode, Query, Refusal, Refusals, token_from};
 use pushgate_hub::{Hub, NewEvent, TopicName};
 use serde_json::{Map, Value, json};
@@ -49,6 +53,9 @@ struct ApiState {
     body_read_timeout: Duration,
     refusals: Refusals,
     authorize: Arc<dyn Authorize>,
+    /// Recognises the admin key (and nothing else: it has no secret and no anonymous
+    /// patterns), which may read any topic's presence though it may not subscribe.
+    admin: Option<JwtAuth>,
 }
 
 /// Publish, presence and health routes over `hub`, with `config`'s body limit and deadline;
@@ -68,6 +75,7 @@ pub(crate) fn router(
         body_read_timeout: config.body_read_timeout,
         refusals,
         authorize,
+        admin: config.admin_key.as_ref().map(|key| JwtAuth::without_tokens().admin_key(key.expose())),
     };
     Router::new()
         .route("/v1/publish/{topic}", post(publish))
@@ -115,7 +123,7 @@ async fn publish(
 /// rounded up (HTTP has no finer unit).
 fn rate_limited(wait: Duration) -> Response {
     let message = format!(
-        "this connection publishes faster than its limit; the next publish is allowed in {} ms",
+        "this client publishes faster than its limit; the next publish is allowed in {} ms",
         wait.as_millis().max(1)
     );
     let mut response = ApiError::new(ErrorCode::RateLimited, message).into_response();
@@ -128,8 +136,21 @@ fn rate_limited(wait: Duration) -> Response {
 async fn presence(
     State(state): State<ApiState>,
     topic: Result<Path<String>, PathRejection>,
+    query: Query,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let topic = topic_name(topic)?;
+    let token = token_from(&query, &headers);
+    let topics = std::slice::from_ref(&topic);
+    if let Err(refused) = state.authorize.check(token, Action::Subscribe, topics) {
+        let admin = state
+            .admin
+            .as_ref()
+            .is_some_and(|admin| token.is_some() && admin.check(token, Action::Publish, topics).is_ok());
+        if !admin {
+            return Err(refused.into());
+        }
+    }
     let presence = state.hub.presence(&topic);
     let by_transport: Map<String, Value> =
         presence.by_label.into_iter().map(|(label, count)| (label, Value::from(count))).collect();

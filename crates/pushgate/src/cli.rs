@@ -107,13 +107,14 @@ pub struct ServeArgs {
           default_value_t = Config::default().max_connections_per_ip)]
     pub max_connections_per_ip: usize,
 
-    /// Publishes a second one connection may make on average (HTTP keep-alive connection or
-    /// WebSocket); more get 429 rate_limited or a rate_limited error frame (0: no limit).
+    /// Publishes a second one client address (IPv6: one /64) may make on average, HTTP and
+    /// WebSocket together over all its connections; more get 429 rate_limited or a
+    /// rate_limited error frame (0: no limit).
     #[arg(long, env = "PUSHGATE_PUBLISH_RATE", value_name = "N",
           default_value_t = Config::default().publish_rate)]
     pub publish_rate: u32,
 
-    /// Publishes one connection may make at once above --publish-rate.
+    /// Publishes one client address may make at once above --publish-rate.
     #[arg(long, env = "PUSHGATE_PUBLISH_BURST", value_name = "N",
           default_value_t = Config::default().publish_burst)]
     pub publish_burst: u32,

@@ -75,13 +75,14 @@ pub struct Config {
     /// (for load tests from one host, or behind a proxy that connects from one address).
     /// Default 1,024.
     pub max_connections_per_ip: usize,
-    /// Publishes a second one connection may make on average, through `POST /v1/publish` (per
-    /// keep-alive connection) or WebSocket `publish` frames; beyond it a publish is refused
+    /// Publishes a second one client address (IPv6: one /64) may make on average, through
+    /// `POST /v1/publish` and WebSocket `publish` frames together, over all its connections
+    /// (reconnecting brings no fresh burst); beyond it a publish is refused
     /// with `429 rate_limited` (`Retry-After`) or a `rate_limited` error frame. Zero turns the
     /// limit off. Publishes from inside the process (database sources, the demo) are never
     /// limited. Default 100.
     pub publish_rate: u32,
-    /// Publishes one connection may make at once above [`publish_rate`](Config::publish_rate)
+    /// Publishes one client address may make at once above [`publish_rate`](Config::publish_rate)
     /// (the token bucket's size). Default 200.
     pub publish_burst: u32,
     /// How long a client may take to send a request's headers, and how long a keep-alive

@@ -4,17 +4,22 @@
 //! Off unless origins are configured: then no CORS header is sent and only same-origin pages
 //! can read answers, which is what a browser does by default. WebSockets are not concerned
 //! (browsers apply no CORS to them; see the `Origin` check of `pushgate-ws`).
+//!
+//! Origins are compared as the WebSocket allowlist compares them ([`pushgate_ws::Origin`]):
+//! scheme and host case-insensitively, a default port the same as none, so that
+//! `--cors-origins https://App.example:443` allows the page a browser calls `https://app.example`.
 
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, header};
+use pushgate_ws::Origin;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// How long a browser may cache a preflight's answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// The CORS layer for `origins` (`*` among them allows any), or `None` for no CORS at all.
-/// Origins that are not valid header values are skipped; `Config::validate` refuses them.
+/// Origins that do not parse are skipped; `Config::validate` refuses them.
 pub(crate) fn layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
@@ -22,7 +27,11 @@ pub(crate) fn layer(origins: &[String]) -> Option<CorsLayer> {
     let allow_origin = if origins.iter().any(|origin| origin.trim() == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(origins.iter().filter_map(|origin| HeaderValue::from_str(origin.trim()).ok()))
+        let allowed: Vec<Origin> = origins.iter().filter_map(|origin| origin.trim().parse().ok()).collect();
+        AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            let origin = origin.to_str().ok().and_then(|origin| origin.parse::<Origin>().ok());
+            origin.is_some_and(|origin| allowed.contains(&origin))
+        })
     };
     Some(
         CorsLayer::new()

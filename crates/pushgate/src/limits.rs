@@ -1,79 +1,134 @@
-//! Per-client limits the accept loop applies: connections per IP address, and the state each
-//! connection carries into its requests (its publish allowance).
+//! Per-client limits the accept loop applies: connections per client address, and the publish
+//! allowance each connection carries into its requests.
 //!
-//! - **Connections per IP.** [`PerIp`] counts open connections by peer address; a connection
+//! A client is its IP address; an IPv6 client is its /64, since one host commonly holds a whole
+//! /64 and could otherwise take a fresh address for every connection.
+//!
+//! - **Connections per client.** [`PerIp`] counts open connections by client; a connection
 //!   holds an [`IpSlot`] for as long as its socket lives (upgrades included, like its
 //!   connection permit). Over the limit, the accept loop answers a canned
 //!   `429 too_many_connections_from_ip` and closes.
+//! - **Publishes per client.** [`PerIp`] also keeps each client's [`PublishAllowance`], shared
+//!   by all its connections, so that reconnecting does not bring a fresh burst. It outlives
+//!   the client's last connection until it has refilled (then a new one would be no
+//!   different), so closing and reopening gains nothing either.
 //! - **Per-connection state.** [`WithConnection`] puts the connection's [`ConnectionState`]
-//!   into every request's extensions, so the publish API takes its tokens from one bucket per
-//!   keep-alive connection ([`ConnectionState::try_publish`]). A router served without the
-//!   gateway's accept loop ([`crate::app`] under `axum::serve`) has no such state, and its
-//!   publishes are not limited.
+//!   and its client's [`PublishAllowance`] into every request's extensions, so the publish API
+//!   ([`ConnectionState::try_publish`]) and WebSocket `publish` frames take their tokens from
+//!   the client's allowance. A router served without the gateway's accept loop
+//!   ([`crate::app`] under `axum::serve`) has no such state: its HTTP publishes are not
+//!   limited, and its WebSockets are limited one by one.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use http::Request;
 use hyper::body::Incoming;
 use hyper_util::service::TowerToHyperService;
-use pushgate_http::{PublishRate, TokenBucket};
+use pushgate_http::{PublishAllowance, PublishRate};
 
-/// Open connections per peer address, within a limit.
+/// How often, at most, clients without connections and with a full allowance are forgotten.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Open connections and publish allowances per client address, within a limit.
 #[derive(Debug)]
 pub(crate) struct PerIp {
-    /// Zero: no limit (nothing is counted).
+    /// Zero: no connection limit.
     limit: u32,
-    open: Mutex<HashMap<IpAddr, u32>>,
+    rate: PublishRate,
+    clients: Mutex<Clients>,
+}
+
+#[derive(Debug)]
+struct Clients {
+    by_key: HashMap<IpAddr, Client>,
+    last_sweep: Instant,
+}
+
+#[derive(Debug)]
+struct Client {
+    open: u32,
+    publish: PublishAllowance,
+}
+
+/// The client an address belongs to: an IPv4 address (also when seen as `::ffff:a.b.c.d` on a
+/// dual-stack socket), or an IPv6 address's /64.
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        v4 => v4,
+    }
 }
 
 impl PerIp {
-    pub(crate) fn new(limit: u32) -> Arc<Self> {
-        Arc::new(Self { limit, open: Mutex::new(HashMap::new()) })
+    /// At most `limit` connections per client (0: no limit), each client publishing at `rate`.
+    pub(crate) fn new(limit: u32, rate: PublishRate) -> Arc<Self> {
+        let clients = Clients { by_key: HashMap::new(), last_sweep: Instant::now() };
+        Arc::new(Self { limit, rate, clients: Mutex::new(clients) })
     }
 
-    /// A slot for one more connection from `ip`, or `None` when `ip` holds its limit.
+    /// A slot for one more connection from `ip`, or `None` when its client holds its limit.
     pub(crate) fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
-        if self.limit == 0 {
-            return Some(IpSlot { owner: None, ip });
+        let now = tokio::time::Instant::now().into_std();
+        if self.limit == 0 && !self.rate.is_limited() {
+            // Nothing to count or share.
+            return Some(IpSlot { owner: None, key: ip, publish: PublishAllowance::new(self.rate, now) });
         }
-        // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; count it as a.b.c.d.
-        let ip = ip.to_canonical();
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(ip).or_insert(0);
-        if *count >= self.limit {
+        let key = client_key(ip);
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if now.saturating_duration_since(clients.last_sweep) >= SWEEP_EVERY {
+            clients.by_key.retain(|_, client| client.open > 0 || !client.publish.is_full(now));
+            clients.last_sweep = now;
+        }
+        let client = clients
+            .by_key
+            .entry(key)
+            .or_insert_with(|| Client { open: 0, publish: PublishAllowance::new(self.rate, now) });
+        if self.limit > 0 && client.open >= self.limit {
             return None;
         }
-        *count += 1;
-        Some(IpSlot { owner: Some(Arc::clone(self)), ip })
+        client.open += 1;
+        Some(IpSlot { owner: Some(Arc::clone(self)), key, publish: client.publish.clone() })
     }
 
-    fn release(&self, ip: IpAddr) {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&ip);
+    fn release(&self, key: IpAddr) {
+        let now = tokio::time::Instant::now().into_std();
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.by_key.get_mut(&key) {
+            client.open = client.open.saturating_sub(1);
+            // A spent allowance is kept (until a sweep finds it refilled): forgetting it now
+            // would hand a reconnecting client a fresh burst.
+            if client.open == 0 && client.publish.is_full(now) {
+                clients.by_key.remove(&key);
             }
         }
     }
 }
 
-/// One connection's place in its IP address's count; given back when dropped.
+/// One connection's place in its client's count, and its client's publish allowance; the
+/// place is given back when dropped.
 #[derive(Debug)]
 pub(crate) struct IpSlot {
-    /// `None` when there is no limit.
+    /// `None` when nothing is counted.
     owner: Option<Arc<PerIp>>,
-    ip: IpAddr,
+    key: IpAddr,
+    publish: PublishAllowance,
+}
+
+impl IpSlot {
+    /// The client's publish allowance, shared by all its connections.
+    pub(crate) fn publish_allowance(&self) -> PublishAllowance {
+        self.publish.clone()
+    }
 }
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
         if let Some(owner) = &self.owner {
-            owner.release(self.ip);
+            owner.release(self.key);
         }
     }
 }
@@ -81,24 +136,24 @@ impl Drop for IpSlot {
 /// What one connection carries into each of its requests.
 #[derive(Debug)]
 pub(crate) struct ConnectionState {
-    publish: Mutex<TokenBucket>,
+    /// The client's, shared with its other connections.
+    publish: PublishAllowance,
 }
 
 impl ConnectionState {
-    pub(crate) fn new(rate: PublishRate) -> Arc<Self> {
-        let now = tokio::time::Instant::now().into_std();
-        Arc::new(Self { publish: Mutex::new(rate.bucket(now)) })
+    pub(crate) fn new(publish: PublishAllowance) -> Arc<Self> {
+        Arc::new(Self { publish })
     }
 
-    /// Takes a publish token, or returns how long until one is back.
+    /// Takes a publish token from the client's allowance, or returns how long until one is
+    /// back.
     pub(crate) fn try_publish(&self) -> Result<(), Duration> {
-        let now = tokio::time::Instant::now().into_std();
-        self.publish.lock().unwrap_or_else(PoisonError::into_inner).try_take(now)
+        self.publish.try_take(tokio::time::Instant::now().into_std())
     }
 }
 
-/// The router as hyper's service for one connection, with the connection's state in every
-/// request's extensions.
+/// The router as hyper's service for one connection, with the connection's state and its
+/// client's publish allowance (for the WebSocket transport) in every request's extensions.
 #[derive(Debug, Clone)]
 pub(crate) struct WithConnection {
     router: TowerToHyperService<Router>,
@@ -117,6 +172,7 @@ impl hyper::service::Service<Request<Incoming>> for WithConnection {
     type Future = <TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Future;
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(self.state.publish.clone());
         request.extensions_mut().insert(Arc::clone(&self.state));
         self.router.call(request)
     }
@@ -128,7 +184,7 @@ mod tests {
 
     #[test]
     fn connections_are_counted_per_address_and_given_back() {
-        let per_ip = PerIp::new(2);
+        let per_ip = PerIp::new(2, PublishRate::UNLIMITED);
         let a: IpAddr = [127, 0, 0, 1].into();
         let b: IpAddr = [127, 0, 0, 2].into();
         let first = per_ip.try_acquire(a).expect("first");
@@ -142,11 +198,45 @@ mod tests {
     }
 
     #[test]
-    fn zero_is_no_limit_and_counts_nothing() {
-        let per_ip = PerIp::new(0);
+    fn zero_is_no_limit_and_without_a_rate_counts_nothing() {
+        let per_ip = PerIp::new(0, PublishRate::UNLIMITED);
         let a: IpAddr = [127, 0, 0, 1].into();
         let slots: Vec<IpSlot> = (0..10_000).filter_map(|_| per_ip.try_acquire(a)).collect();
         assert_eq!(slots.len(), 10_000);
-        assert!(per_ip.open.lock().expect("lock").is_empty());
+        assert!(per_ip.clients.lock().expect("lock").by_key.is_empty());
+    }
+
+    #[test]
+    fn ipv6_clients_are_their_64() {
+        let ip = |text: &str| text.parse::<IpAddr>().expect("ip");
+        let per_ip = PerIp::new(2, PublishRate::UNLIMITED);
+        let _first = per_ip.try_acquire(ip("2001:db8:1:2::1")).expect("first");
+        let _second = per_ip.try_acquire(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")).expect("second");
+        assert!(per_ip.try_acquire(ip("2001:db8:1:2:abcd::9")).is_none(), "a third from the same /64");
+        assert!(per_ip.try_acquire(ip("2001:db8:1:3::1")).is_some(), "another /64");
+        assert_eq!(client_key(ip("::ffff:10.0.0.1")), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn a_client_keeps_its_allowance_across_connections_until_it_refills() {
+        let per_ip = PerIp::new(0, PublishRate::new(1, 2));
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let now = tokio::time::Instant::now().into_std();
+        let first = per_ip.try_acquire(a).expect("first");
+        let second = per_ip.try_acquire(a).expect("second");
+        assert!(first.publish_allowance().try_take(now).is_ok());
+        assert!(second.publish_allowance().try_take(now).is_ok());
+        assert!(first.publish_allowance().try_take(now).is_err(), "one allowance for both");
+        drop((first, second));
+        let again = per_ip.try_acquire(a).expect("reconnected");
+        assert!(again.publish_allowance().try_take(now).is_err(), "reconnecting gains nothing");
+        let other = per_ip.try_acquire(b).expect("another address");
+        assert!(other.publish_allowance().try_take(now).is_ok(), "another address has its own");
+        drop((again, other));
+        // Refilled allowances of clients without connections are forgotten at the next sweep.
+        std::thread::sleep(SWEEP_EVERY.max(Duration::from_secs(2)) + Duration::from_millis(50));
+        let _fresh = per_ip.try_acquire(b).expect("after the sweep");
+        assert_eq!(per_ip.clients.lock().expect("lock").by_key.len(), 1);
     }
 }

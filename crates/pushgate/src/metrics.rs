@@ -37,7 +37,7 @@
 //! Refusal reasons (`pushgate_refused_total{reason}`), each listed from the start at 0:
 //! `connections` (over `--max-connections`, 503 `overloaded`), `connections_per_ip` (over
 //! `--max-connections-per-ip`, 429 `too_many_connections_from_ip`), `rate_limited` (a publish
-//! over `--publish-rate`, 429 or a WebSocket error frame), `too_many_topics` (a subscription
+//! over its client address's `--publish-rate`, 429 or a WebSocket error frame), `too_many_topics` (a subscription
 //! or poll over `--max-topics-per-subscription`, 400 or an error frame), `message_too_large`
 //! (a publish body over `--max-body-bytes` or event data over the hub's limit, 413; a WebSocket
 //! message over `--ws-max-message-bytes`, close 1009), `unauthorized` (no valid token where one

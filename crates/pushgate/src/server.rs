@@ -11,10 +11,11 @@
 //!   connection is answered with a canned `503 overloaded` (`Retry-After: 1`) and closed, so
 //!   clients and load balancers learn why; at most [`MAX_REJECTING`] such answers are in flight,
 //!   further ones are dropped unanswered.
-//! - **Connections per IP address.** Likewise, a connection from an address that holds
-//!   `max_connections_per_ip` connections is answered `429 too_many_connections_from_ip`
-//!   (`Retry-After: 1`) and closed; see [`crate::limits`], which also gives each connection the
-//!   state its requests share (its publish rate).
+//! - **Connections per IP address.** Likewise, a connection from an address (IPv6: a /64)
+//!   that holds `max_connections_per_ip` connections is answered
+//!   `429 too_many_connections_from_ip` (`Retry-After: 1`) and closed; see [`crate::limits`],
+//!   which also gives each connection its client's publish allowance, shared by all the
+//!   connections from that address.
 //! - **Idle timeout.** A connection on which nothing is read or written for a whole idle timeout
 //!   is closed, after one to two timeouts of silence (see [`Activity`]).
 //! - **Dead peers.** Every accepted socket gets TCP keepalive and `TCP_USER_TIMEOUT` (see
@@ -145,7 +146,7 @@ pub(crate) async fn run(
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
     let overloaded = Arc::new(overloaded_response());
     let too_many_from_ip = Arc::new(too_many_from_ip_response());
-    let per_ip = PerIp::new(limits.max_connections_per_ip);
+    let per_ip = PerIp::new(limits.max_connections_per_ip, limits.publish_rate);
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut next_id: u64 = 0;
@@ -256,10 +257,11 @@ async fn serve_http(
     mut stopping: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
+    let state = ConnectionState::new(slots.1.publish_allowance());
     let io = TokioIo::new(Tracked { stream, activity: Arc::clone(&activity), _slots: slots });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    let service = WithConnection::new(router, ConnectionState::new(limits.publish_rate));
+    let service = WithConnection::new(router, state);
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let mut draining = false;

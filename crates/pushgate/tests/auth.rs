@@ -224,6 +224,27 @@ async fn a_parked_long_poll_is_answered_when_its_token_expires_and_the_next_is_r
     Ok(())
 }
 
+// A far-future `exp` (beyond what the clocks can add) is capped, not a panic.
+
+fn far_future(exp: u64) -> String {
+    let mut claims = claims(0);
+    claims["exp"] = json!(exp);
+    sign(&claims, SECRET)
+}
+
+#[tokio::test]
+async fn a_far_future_exp_opens_an_sse_stream_that_stays_open() -> anyhow::Result<()> {
+    let gateway = start(auth_config()).await?;
+    for exp in [u64::MAX, i64::MAX as u64 + 1] {
+        let url = format!("http://{}/v1/sse?topic=user:42&token={}", gateway.addr, far_future(exp));
+        let response = http()?.get(url).send().await?;
+        ensure!(response.status() == 200, "exp {exp}: {}", response.status());
+        let text = read_until(response, "retry:", STEP).await?;
+        assert!(!text.contains("token_expired"), "exp {exp}: {text:?}");
+    }
+    Ok(())
+}
+
 // WebSocket.
 
 async fn connect_request(request: tungstenite::handshake::client::Request) -> Result<Ws, tungstenite::Error> {
@@ -302,6 +323,23 @@ async fn websocket_upgrades_check_the_query_token_before_upgrading() -> anyhow::
     assert_eq!(refusal(refused)?, (401, "invalid_token".to_owned()));
     // Anonymous topics need no token.
     connect(&gateway, "topic=public.news").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_far_future_exp_authenticates_a_websocket_in_the_query_and_in_an_auth_frame() -> anyhow::Result<()>
+{
+    let gateway = start(auth_config()).await?;
+    let token = far_future(u64::MAX);
+    let mut ws = connect(&gateway, &query("user:42", Some(&token))).await?;
+    send(&mut ws, json!({"type": "ping", "id": 1})).await?;
+    assert_eq!(next_json(&mut ws).await?, json!({"type": "pong", "id": 1}));
+    send(&mut ws, json!({"type": "auth", "token": token})).await?;
+    let authed = next_json(&mut ws).await?;
+    assert_eq!(authed["type"], "authed", "{authed}");
+    assert!(authed["expires"].as_u64().is_some_and(|at| at > now() + 1_000 * 365 * 86_400), "{authed}");
+    send(&mut ws, json!({"type": "ping", "id": 2})).await?;
+    assert_eq!(next_json(&mut ws).await?, json!({"type": "pong", "id": 2}));
     Ok(())
 }
 
@@ -426,6 +464,49 @@ async fn the_publish_api_takes_the_admin_key_a_publish_claim_or_an_anonymous_pat
     Ok(())
 }
 
+// Presence.
+
+/// Status and error code (empty for a success) of `GET /v1/presence/{topic}` with `bearer`.
+async fn presence(gateway: &Gateway, topic: &str, bearer: Option<&str>) -> anyhow::Result<(u16, String)> {
+    let mut request = http()?.get(format!("http://{}/v1/presence/{topic}", gateway.addr));
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await?;
+    if status == 200 {
+        ensure!(body["topic"] == topic && body["total"].is_u64(), "{body}");
+    }
+    Ok((status, body["error"]["code"].as_str().unwrap_or_default().to_owned()))
+}
+
+#[tokio::test]
+async fn presence_takes_a_token_allowed_to_subscribe_or_the_admin_key() -> anyhow::Result<()> {
+    let gateway = start(auth_config()).await?;
+    let token = valid(600);
+    let ok = (200, String::new());
+    assert_eq!(presence(&gateway, "user:42", Some(&token)).await?, ok);
+    assert_eq!(get(&gateway, &format!("/v1/presence/user:42?token={token}")).await?, ok);
+    assert_eq!(presence(&gateway, "user:43", Some(ADMIN_KEY)).await?, ok);
+    assert_eq!(presence(&gateway, "public.news", None).await?, ok);
+
+    // Whether user 43 is online is no one else's business.
+    assert_eq!(presence(&gateway, "user:43", None).await?, (401, "token_required".to_owned()));
+    assert_eq!(presence(&gateway, "user:43", Some(&token)).await?, (403, "topic_forbidden".to_owned()));
+    // A publish right is not a subscribe right ("guestbook" is open to anonymous publishers).
+    assert_eq!(presence(&gateway, "guestbook", None).await?, (401, "token_required".to_owned()));
+    for (what, bad, code) in bad_tokens() {
+        let refused = presence(&gateway, "user:42", bad.as_deref()).await?;
+        assert_eq!(refused, (401, code.to_owned()), "{what}");
+    }
+
+    // Without auth, presence stays open.
+    let open = start(Config::default()).await?;
+    assert_eq!(presence(&open, "user:43", None).await?, ok);
+    Ok(())
+}
+
 // Origin.
 
 async fn upgrade_from(
@@ -471,6 +552,38 @@ async fn an_origin_allowlist_replaces_same_origin_and_a_star_allows_all() -> any
 }
 
 // CORS.
+
+#[tokio::test]
+async fn cors_origins_match_as_origins_default_ports_and_case_normalised() -> anyhow::Result<()> {
+    let configured = vec!["https://App.Example:443".into(), "http://localhost:3000".into()];
+    let gateway = start(Config::default().with_cors_origins(configured)).await?;
+    let client = http()?;
+    let url = format!("http://{}/v1/poll?topic=a", gateway.addr);
+    let allow_origin = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|value| value.to_str().unwrap_or("?").to_owned())
+    };
+    // What browsers send: no default port, lowercase host. The answer names the page's origin.
+    for origin in ["https://app.example", "https://app.example:443", "http://localhost:3000"] {
+        let answer = client.get(&url).header("origin", origin).send().await?;
+        assert_eq!(answer.status(), 200);
+        assert_eq!(allow_origin(&answer).as_deref(), Some(origin), "{origin}");
+        let preflight = client
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+            .await?;
+        assert_eq!(allow_origin(&preflight).as_deref(), Some(origin), "preflight from {origin}");
+    }
+    for origin in ["http://app.example", "https://app.example:8443", "http://localhost:3001", "null"] {
+        let answer = client.get(&url).header("origin", origin).send().await?;
+        assert_eq!(allow_origin(&answer), None, "{origin}");
+    }
+    Ok(())
+}
 
 #[tokio::test]
 async fn cors_answers_preflights_and_marks_answers_only_when_configured() -> anyhow::Result<()> {

@@ -219,7 +219,7 @@ async fn connections_over_the_total_limit_get_503_and_are_counted() {
 }
 
 #[tokio::test]
-async fn http_publishes_over_the_rate_get_429_while_other_connections_and_subscribers_go_on() {
+async fn http_publishes_over_the_rate_get_429_while_other_addresses_and_subscribers_go_on() {
     let config = Config::default().with_publish_rate(1).with_publish_burst(3);
     let (addr, _stop) = start(config).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -236,9 +236,12 @@ async fn http_publishes_over_the_rate_get_429_while_other_connections_and_subscr
     assert_eq!(answer.header("retry-after"), Some("1"), "{}", answer.head);
 
     // The refused connection is still open (its next answer is another 429, not a closed
-    // socket), and another connection has its own allowance.
+    // socket); another connection from the same address shares the allowance, and another
+    // address has its own.
     assert_eq!(fast.publish("news", r#"{"data":"again"}"#).await.unwrap().status, 429);
-    let mut other = Conn::open(LOCAL, addr).await;
+    let mut same = Conn::open(LOCAL, addr).await;
+    assert_eq!(same.publish("news", r#"{"data":"same address"}"#).await.unwrap().status, 429);
+    let mut other = Conn::open(Ipv4Addr::new(127, 0, 0, 2), addr).await;
     assert_eq!(other.publish("news", r#"{"data":"other"}"#).await.unwrap().status, 200);
 
     // The subscriber got every accepted publish and none of the refused ones.
@@ -253,9 +256,10 @@ async fn http_publishes_over_the_rate_get_429_while_other_connections_and_subscr
     .unwrap_or_else(|_| panic!("four events did not arrive: {text}"));
     assert!(text.contains(r#""data":"other""#), "{text}");
     assert!(!text.contains("one too many") && !text.contains("again"), "{text}");
+    assert!(!text.contains("same address"), "{text}");
 
     let metrics = metrics(addr).await;
-    assert_eq!(refused(&metrics, "rate_limited"), 2.0, "{metrics}");
+    assert_eq!(refused(&metrics, "rate_limited"), 3.0, "{metrics}");
 }
 
 /// A WebSocket to `path`, and a reader of its next JSON frame.
@@ -315,6 +319,123 @@ async fn websocket_publishes_over_the_rate_get_an_error_frame_and_the_connection
     }
     let text = metrics(addr).await;
     assert_eq!(refused(&text, "rate_limited"), 1.0, "{text}");
+}
+
+/// A `redis-server` process stopped with SIGSTOP (so Redis calls hang, as on an overloaded
+/// server), continued when dropped.
+struct Paused(String);
+
+impl Paused {
+    async fn pause(redis: &pushgate_testkit::RedisServer) -> Self {
+        let info = redis.command(&["INFO", "server"]).await.unwrap();
+        let pid = info
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("process_id:"))
+            .expect("INFO server names the process")
+            .to_owned();
+        let status = std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+        assert!(status.success(), "SIGSTOP {pid}");
+        Self(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-CONT", &self.0]).status();
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_publish_waiting_for_redis_holds_up_nothing_else_on_its_connection() {
+    let redis = pushgate_testkit::RedisServer::start().await.unwrap();
+    let (addr, _stop) = start(Config::default().with_redis(Some(redis.url()))).await;
+    let mut socket = websocket(addr, "/v1/ws?topic=room").await;
+    let publish = |n: u32| Message::text(json!({"type": "publish", "topic": "room", "data": n}).to_string());
+    socket.send(publish(0)).await.unwrap();
+    let mut frames = vec![next_json(&mut socket).await, next_json(&mut socket).await];
+    frames.sort_by_key(|frame| frame["type"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(
+        (frames[0]["type"].clone(), frames[0]["data"].clone()),
+        (json!("event"), json!(0)),
+        "{frames:?}"
+    );
+    assert_eq!(frames[1]["type"], "published", "{frames:?}");
+
+    // Redis hangs: this publish waits (for the script timeout at least)...
+    let paused = Paused::pause(&redis).await;
+    socket.send(publish(1)).await.unwrap();
+    // ... while the connection goes on answering. Inline, the publish's answer (an error after
+    // the timeout) would come first.
+    socket.send(Message::text(r#"{"type":"ping","id":7}"#)).await.unwrap();
+    assert_eq!(next_json(&mut socket).await, json!({"type": "pong", "id": 7}));
+    socket.send(Message::text(r#"{"type":"subscribe","topics":["other"]}"#)).await.unwrap();
+    let subscribed = next_json(&mut socket).await;
+    assert_eq!(subscribed["type"], "subscribed", "{subscribed}");
+    // A WebSocket Ping is answered too.
+    socket.send(Message::Ping(b"alive".to_vec().into())).await.unwrap();
+    let pong = loop {
+        match timeout(BOUND, socket.next()).await.expect("a frame in time").expect("open").expect("ok") {
+            Message::Pong(payload) => break payload,
+            Message::Text(text) => panic!("answered before the pong: {text}"),
+            _ => {}
+        }
+    };
+    assert_eq!(&pong[..], b"alive");
+
+    // Once Redis is back, the publish is answered (published, or refused as unavailable).
+    drop(paused);
+    let answer = timeout(Duration::from_secs(15), async {
+        loop {
+            let frame = next_json(&mut socket).await;
+            if frame["type"] != "event" {
+                break frame;
+            }
+        }
+    })
+    .await
+    .expect("the publish is answered");
+    let published = answer["type"] == "published";
+    let unavailable = answer["type"] == "error" && answer["request"] == "publish";
+    assert!(published || unavailable, "{answer}");
+}
+
+#[tokio::test]
+async fn reconnecting_does_not_reset_the_publish_allowance_of_an_address() {
+    // One token a second, so none comes back during the test.
+    let config = Config::default().with_publish_rate(1).with_publish_burst(3);
+    let (addr, _stop) = start(config).await;
+    let publish = |n: u32| format!(r#"{{"data":{n}}}"#);
+
+    // The burst is spent over three connections in turn, each closed before the next.
+    for n in 0..3 {
+        let mut conn = Conn::open(LOCAL, addr).await;
+        let answer = conn.publish("news", &publish(n)).await.unwrap();
+        assert_eq!(answer.status, 200, "publish {n}: {answer:?}");
+    }
+    let mut again = Conn::open(LOCAL, addr).await;
+    let answer = again.publish("news", &publish(3)).await.unwrap();
+    assert_eq!((answer.status, answer.code()), (429, "rate_limited".to_owned()), "{answer:?}");
+    drop(again);
+
+    // A WebSocket from the same address (the client connects from 127.0.0.1) shares the
+    // allowance, and so does its next incarnation.
+    for _ in 0..2 {
+        let mut socket = websocket(addr, "/v1/ws").await;
+        let frame = json!({"type": "publish", "topic": "news", "data": "ws"}).to_string();
+        socket.send(Message::text(frame)).await.unwrap();
+        let reply = next_json(&mut socket).await;
+        assert_eq!(
+            (reply["type"].as_str(), reply["error"]["code"].as_str()),
+            (Some("error"), Some("rate_limited"))
+        );
+        socket.close(None).await.unwrap();
+    }
+
+    // Another address has its own allowance, over HTTP and WebSocket.
+    let mut other = Conn::open(Ipv4Addr::new(127, 0, 0, 2), addr).await;
+    assert_eq!(other.publish("news", &publish(4)).await.unwrap().status, 200);
+    let text = metrics(addr).await;
+    assert_eq!(refused(&text, "rate_limited"), 3.0, "{text}");
 }
 
 #[tokio::test]
