@@ -96,6 +96,7 @@ fn apply_or_skip(shared: &Shared, entry: &StreamId) {
         tracing::error!(%err, "skipping a log entry");
         if let Some(position) = entry.id.split_once('-').and_then(|(p, _)| p.parse::<u64>().ok()) {
             shared.skipped_through.fetch_max(position, Ordering::AcqRel);
+            shared.replica.mark_unseen_through(position);
         }
     }
 }

@@ -342,3 +342,40 @@ async fn a_node_cut_off_from_redis_keeps_its_subscribers_and_catches_up_when_bac
     assert_eq!(event.seq(), 6);
     assert_eq!(next_event(&mut on_a).await.seq(), 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_subscriber_to_a_topic_new_to_this_node_is_not_cut_off_by_its_earlier_events() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, _) = node(&redis, RedisOptions::default()).await;
+    let (old, quiet) = (topic("old"), topic("quiet"));
+    for i in 1..=3 {
+        a.publish(&old, NewEvent::new(json!(i))).await.unwrap();
+    }
+    let mut last_old = None;
+    for i in 1..=3 {
+        last_old = Some(a.publish(&quiet, NewEvent::new(json!(i))).await.unwrap());
+    }
+    let first_quiet = last_old.unwrap().position() - 2;
+    // `old`'s entries leave the shared log: a node started now never sees them.
+    assert_eq!(redis.command(&["XTRIM", "pushgate:log", "MAXLEN", "3"]).await.unwrap().trim(), ":3");
+    let (b, state_b) = node(&redis, RedisOptions::default()).await;
+    let mut live = b.subscribe(&[old.clone()], Cursor::Now).unwrap();
+    let subscribed_at = state_b.applied_position();
+    // Another topic moves the head past the subscriber before `old` speaks again.
+    let other = a.publish(&quiet, NewEvent::new(json!(4))).await.unwrap();
+    until("b to apply", || state_b.applied_position() == other.position()).await;
+    let fourth = a.publish(&old, NewEvent::new(json!(4))).await.unwrap();
+    assert_eq!(fourth.seq(), 4);
+    let got = next_event(&mut live).await;
+    assert_eq!((got.position(), got.seq()), (fourth.position(), 4), "delivered, not Lagged");
+    // A poller from before b knew the topic may have missed seq 1..=3: a reset.
+    let batch =
+        b.fetch(&[old.clone()], Cursor::at(b.epoch(), first_quiet), &FetchOptions::default()).await.unwrap();
+    let reset = batch.reset.expect("an older cursor may have missed seq 1..=3");
+    assert_eq!(reset.topics()[0].resume_seq, 4);
+    // One from when the subscriber started missed nothing.
+    let batch =
+        b.fetch(&[old], Cursor::at(b.epoch(), subscribed_at), &FetchOptions::default()).await.unwrap();
+    assert!(batch.reset.is_none(), "{:?}", batch.reset);
+    assert_eq!(batch.events.iter().map(|e| e.seq()).collect::<Vec<_>>(), vec![4]);
+}
