@@ -41,14 +41,20 @@
 //!   answered from the copy; [`RedisState::connected`] is false. The tail reconnects with
 //!   backoff and resumes after the last ID it applied, so it catches up on what other nodes
 //!   published meanwhile.
-//! - **Redis back empty** (it keeps nothing on disk): the first node to reconnect restores the
-//!   epoch, and raises `pos` and every topic's `seq` to at least what it has applied (a Lua
-//!   script taking maxima, so every node can run it), so positions keep increasing and cursors
-//!   stay valid. *The remaining race:* events that had been written to Redis but not applied by
-//!   the node that restores are lost with Redis; their positions may be handed out again, and
-//!   a node that had applied the lost events skips the new events at those positions. Nodes that
-//!   had applied more than the restoring one raise the counters again when they reconnect, which
-//!   narrows the window but does not close it.
+//! - **Redis back empty** (it keeps nothing on disk): the first node to reconnect restores
+//!   every topic's `seq` to at least what it has applied (Lua scripts taking maxima, so every
+//!   node can run them), then moves `pos` past the position it has read by a margin (half of
+//!   [`RedisOptions::max_lead`]) and marks the jump with a stream entry, and sets the epoch
+//!   *last*: publishes are refused while it is missing, so none takes a `seq` from a counter
+//!   not restored yet. Positions keep increasing (with a gap; only `seq` is gapless) and cursors
+//!   stay valid. The margin keeps positions that other nodes had read before the store lost
+//!   them from being handed out again (they would skip the new events). *The remaining race:*
+//!   events that had been written to Redis but not applied by the node that restores are lost
+//!   with Redis; a node that had not applied them either sees the marker and reports a gap to
+//!   readers from before it, and a node more than the margin ahead would skip new events.
+//! - **Eviction:** Redis must run with `maxmemory-policy noeviction` (its default): a `seq` hash
+//!   evicted alone is not noticed and topics would restart at `seq` 1. [`RedisStorage::connect`]
+//!   warns when the policy is another one.
 //! - **A different epoch** in Redis (the store was replaced, or a node started on the empty store
 //!   before any old node restored it): positions of the two epochs cannot be compared, and this
 //!   node's subscribers hold logs of the old one. The node does not mix them: it logs an error,
@@ -204,6 +210,23 @@ pub fn check_url(url: &str) -> Result<(), ConnectError> {
     redis::Client::open(url).map(drop).map_err(ConnectError::Url)
 }
 
+/// Warns when Redis may evict keys: an evicted `seq` hash (or `pos`) alone is not noticed, and
+/// `seq` would start again at 1 in a topic. Servers that refuse `CONFIG` are not checked.
+async fn check_server(connection: &mut MultiplexedConnection) {
+    let policy: Result<Vec<String>, _> =
+        redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(connection).await;
+    match policy {
+        Ok(reply) => match reply.get(1) {
+            Some(policy) if policy != "noeviction" => tracing::warn!(
+                %policy,
+                "redis maxmemory-policy is not noeviction: evicted pushgate keys break seq and positions"
+            ),
+            _ => {}
+        },
+        Err(err) => tracing::debug!(%err, "cannot read redis maxmemory-policy"),
+    }
+}
+
 /// The keys of one deployment.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
@@ -302,7 +325,8 @@ pub(crate) struct Shared {
     /// The newest log position passed over as unreadable; reading resumes after it.
     pub(crate) skipped_through: AtomicU64,
     pub(crate) append_script: redis::Script,
-    pub(crate) restore_script: redis::Script,
+    pub(crate) restore_seqs_script: redis::Script,
+    pub(crate) restore_epoch_script: redis::Script,
 }
 
 impl Shared {
@@ -366,6 +390,7 @@ impl RedisStorage {
             .set_connection_timeout(Some(options.timeout))
             .set_response_timeout(Some(options.timeout));
         let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
+        check_server(&mut connection).await;
         let epoch = scripts::init_epoch(&mut connection, &keys).await?;
         let replica = MemoryStorage::replica(epoch, options.history, options.max_topics);
         let shared = Arc::new(Shared {
@@ -377,7 +402,8 @@ impl RedisStorage {
             applied: watch::Sender::new(0),
             skipped_through: AtomicU64::new(0),
             append_script: redis::Script::new(scripts::APPEND),
-            restore_script: redis::Script::new(scripts::RESTORE),
+            restore_seqs_script: redis::Script::new(scripts::RESTORE_SEQS),
+            restore_epoch_script: redis::Script::new(scripts::RESTORE_EPOCH),
             options,
         });
         tail::load(&shared, &mut connection).await?;

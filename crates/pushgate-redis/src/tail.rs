@@ -10,7 +10,7 @@ use redis::Value;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 
-use crate::scripts::parse_epoch;
+use crate::scripts::{RESTORED_FIELD, parse_epoch};
 use crate::{ConnectError, Shared};
 
 /// Entries read per command, at start-up and when catching up.
@@ -87,6 +87,10 @@ pub(crate) async fn load(
 /// Applies one entry; one this node cannot read (not written by pushgate) is logged and passed
 /// over, so it neither stops the node nor is read again. Its topic, if any, shows a gap.
 fn apply_or_skip(shared: &Shared, entry: &StreamId) {
+    if let Some(through) = restored_after(entry) {
+        passed_restore_marker(shared, entry, through);
+        return;
+    }
     let applied = Entry::parse(entry).and_then(|parsed| {
         shared
             .apply(parsed)
@@ -99,6 +103,30 @@ fn apply_or_skip(shared: &Shared, entry: &StreamId) {
             shared.replica.mark_unseen_through(position);
         }
     }
+}
+
+/// The position a restoring node had read through, when `entry` is the mark of a restore.
+fn restored_after(entry: &StreamId) -> Option<u64> {
+    match entry.map.get(RESTORED_FIELD)? {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads past the mark of a restore. A node that had read less than the restoring one lost the
+/// entries in between with the store: the topics concerned show a gap to readers from before.
+fn passed_restore_marker(shared: &Shared, entry: &StreamId, through: u64) {
+    let Some(position) = entry.id.strip_suffix("-0").and_then(|p| p.parse::<u64>().ok()) else { return };
+    let before = read_after(shared);
+    if before < through {
+        tracing::warn!(
+            read_through = before,
+            restored_after = through,
+            "redis lost entries this node had not read yet"
+        );
+        shared.replica.mark_unseen_through(through);
+    }
+    shared.skipped_through.fetch_max(position, Ordering::AcqRel);
 }
 
 /// Where the next read starts: after the head, or after an unreadable entry past it.
@@ -224,38 +252,56 @@ async fn read_batch(
 
 /// Puts the epoch and counters back when the store lost them; ends the session as fatal when it
 /// holds another epoch.
+///
+/// Every `seq` counter is written before the epoch: while the epoch is missing every publish is
+/// refused, so none can take a `seq` from a counter not restored yet. `pos` is moved past what
+/// this node has read by a margin (half of [`RedisOptions::max_lead`](crate::RedisOptions::max_lead)),
+/// so a position another node read before the store lost it is not handed out again, while a
+/// node that has not seen the jump yet still takes cursors past it as "nothing yet".
 async fn restore_if_needed(shared: &Shared, connection: &mut MultiplexedConnection) -> Result<(), Ended> {
     let keys = &shared.keys;
     let ours = shared.replica.epoch();
-    let head = shared.replica.head();
+    let through = read_after(shared);
     let (epoch, pos): (Option<String>, Option<u64>) =
         redis::cmd("MGET").arg(&keys.epoch).arg(&keys.pos).query_async(connection).await?;
+    let foreign =
+        |text: &str| Ended::Fatal(format!("redis holds epoch {text}, this node serves epoch {ours}"));
     match epoch.as_deref() {
-        Some(text) if parse_epoch(text) == Some(ours) && pos.unwrap_or(0) >= head => return Ok(()),
-        Some(text) if parse_epoch(text) != Some(ours) => {
-            return Err(Ended::Fatal(format!("redis holds epoch {text}, this node serves epoch {ours}")));
-        }
+        Some(text) if parse_epoch(text) == Some(ours) && pos.unwrap_or(0) >= through => return Ok(()),
+        Some(text) if parse_epoch(text) != Some(ours) => return Err(foreign(text)),
         _ => {}
     }
     let seqs = shared.replica.last_seqs();
-    let mut chunks: Vec<&[(TopicName, u64)]> = seqs.chunks(RESTORE_CHUNK).collect();
-    if chunks.is_empty() {
-        chunks.push(&[]);
-    }
-    for chunk in chunks {
-        let mut invocation = shared.restore_script.prepare_invoke();
-        invocation.key(&keys.epoch).key(&keys.pos).key(&keys.seq).arg(ours.to_string()).arg(head);
+    for chunk in seqs.chunks(RESTORE_CHUNK) {
+        let mut invocation = shared.restore_seqs_script.prepare_invoke();
+        invocation.key(&keys.epoch).key(&keys.seq).arg(ours.to_string());
         for (topic, seq) in chunk {
             invocation.arg(topic.as_str()).arg(*seq);
         }
-        let epoch: String = invocation.invoke_async(connection).await?;
-        if parse_epoch(&epoch) != Some(ours) {
-            return Err(Ended::Fatal(format!("redis holds epoch {epoch}, this node serves epoch {ours}")));
+        let epoch: Option<String> = invocation.invoke_async(connection).await?;
+        if let Some(epoch) = epoch.filter(|e| parse_epoch(e) != Some(ours)) {
+            return Err(foreign(&epoch));
         }
+    }
+    let margin = (shared.options.max_lead / 2).max(1);
+    let epoch: String = shared
+        .restore_epoch_script
+        .key(&keys.epoch)
+        .key(&keys.pos)
+        .key(&keys.log)
+        .arg(ours.to_string())
+        .arg(through)
+        .arg(margin)
+        .arg(shared.options.stream_max_len)
+        .invoke_async(connection)
+        .await?;
+    if parse_epoch(&epoch) != Some(ours) {
+        return Err(foreign(&epoch));
     }
     tracing::warn!(
         epoch = %ours,
-        head,
+        through,
+        margin,
         topics = seqs.len(),
         "redis had lost its state; restored the epoch and counters from this node"
     );
