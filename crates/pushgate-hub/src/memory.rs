@@ -218,6 +218,20 @@ impl MemoryStorage {
         self.unseen_through.fetch_max(position, Ordering::AcqRel);
     }
 
+    /// Declares that the shared log lost entries up to `position` before this copy read them
+    /// (trimmed while this node was away): a reader from before `position` may have missed
+    /// events of any topic, including topics with no event left to show a jump in `seq`, so
+    /// every such reader gets an uncertain [`Gap`] (a reset) on every topic.
+    pub fn mark_lost_through(&self, position: u64) {
+        self.unseen_through.fetch_max(position, Ordering::AcqRel);
+        // Topics created from now on start from it; those held now are raised one by one.
+        self.horizon.fetch_max(position, Ordering::AcqRel);
+        for entry in &self.topics {
+            let mut ring = entry.value().ring.write();
+            ring.uncertain_through = ring.uncertain_through.max(position);
+        }
+    }
+
     /// The `seq` of the newest event of every topic held (topics with no event yet are left
     /// out). A shared-store backend uses it to restore the store's counters after the store lost
     /// them.

@@ -40,7 +40,9 @@
 //! - **Redis down:** publishes fail at once with [`HubError::Unavailable`]; reads keep being
 //!   answered from the copy; [`RedisState::connected`] is false. The tail reconnects with
 //!   backoff and resumes after the last ID it applied, so it catches up on what other nodes
-//!   published meanwhile.
+//!   published meanwhile. When the stream was trimmed past that ID meanwhile, every reader from
+//!   before the trimmed range gets a gap (a reset) on every topic
+//!   ([`MemoryStorage::mark_lost_through`]): which topics lost events there is unknown.
 //! - **Redis back empty** (it keeps nothing on disk): the first node to reconnect restores
 //!   every topic's `seq` to at least what it has applied (Lua scripts taking maxima, so every
 //!   node can run them), then moves `pos` past the position it has read by a margin (half of

@@ -116,7 +116,7 @@ fn restored_after(entry: &StreamId) -> Option<u64> {
 /// Reads past the mark of a restore. A node that had read less than the restoring one lost the
 /// entries in between with the store: the topics concerned show a gap to readers from before.
 fn passed_restore_marker(shared: &Shared, entry: &StreamId, through: u64) {
-    let Some(position) = entry.id.strip_suffix("-0").and_then(|p| p.parse::<u64>().ok()) else { return };
+    let Some(position) = entry_position(entry) else { return };
     let before = read_after(shared);
     if before < through {
         tracing::warn!(
@@ -124,9 +124,14 @@ fn passed_restore_marker(shared: &Shared, entry: &StreamId, through: u64) {
             restored_after = through,
             "redis lost entries this node had not read yet"
         );
-        shared.replica.mark_unseen_through(through);
+        shared.replica.mark_lost_through(through);
     }
     shared.skipped_through.fetch_max(position, Ordering::AcqRel);
+}
+
+/// The position of an entry: its ID is `<position>-0`.
+fn entry_position(entry: &StreamId) -> Option<u64> {
+    entry.id.strip_suffix("-0").and_then(|p| p.parse().ok())
 }
 
 /// Where the next read starts: after the head, or after an unreadable entry past it.
@@ -229,17 +234,20 @@ async fn read_batch(
         let reply: Option<StreamReadReply> = command.query_async(connection).await?;
         let entries: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
         let full = entries.len() >= BATCH;
-        if let Some(first) = entries.first().and_then(|e| Entry::parse(e).ok())
-            && first.position > read_after(shared) + 1
-            && read_after(shared) > 0
+        let before = read_after(shared);
+        if let Some(first) = entries.first().filter(|e| restored_after(e).is_none())
+            && let Some(position) = entry_position(first)
+            && position > before + 1
+            && before > 0
         {
-            // The stream was trimmed past what this node had applied (it was away too long):
-            // the topics concerned report a gap to their readers.
+            // The stream was trimmed past what this node had read (it was away too long): any
+            // topic may have lost events in between, even one with nothing left to show it.
             tracing::warn!(
-                head = shared.replica.head(),
-                next = first.position,
-                "log trimmed past this node's head"
+                read_through = before,
+                next = position,
+                "log trimmed past this node's head; readers from before it get a reset"
             );
+            shared.replica.mark_lost_through(position - 1);
         }
         for entry in &entries {
             apply_or_skip(shared, entry);

@@ -416,3 +416,38 @@ async fn a_store_restored_by_a_node_that_read_less_hands_out_no_position_another
     assert_eq!(got.position(), after.position());
     assert_eq!(got.data().as_str(), "\"after\"");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_away_while_the_log_was_trimmed_past_it_resets_older_readers() {
+    let redis = RedisServer::start().await.unwrap();
+    let relay = Relay::start(redis.port()).await;
+    let storage = RedisStorage::connect(&relay.url(), RedisOptions::default()).await.unwrap();
+    let state_a = storage.state();
+    let a = Hub::builder().storage(Arc::new(storage)).build();
+    let (b, _) = node(&redis, RedisOptions::default()).await;
+    let (busy, quiet) = (topic("busy"), topic("quiet"));
+    let first = b.publish(&busy, NewEvent::new(json!(1))).await.unwrap();
+    until("a to apply", || state_a.applied_position() == first.position()).await;
+
+    relay.cut();
+    until("a to notice", || !state_a.connected()).await;
+    for i in 1..=3 {
+        b.publish(&quiet, NewEvent::new(json!(i))).await.unwrap();
+    }
+    let last = b.publish(&busy, NewEvent::new(json!(2))).await.unwrap();
+    // `quiet`'s events leave the log before A reads them, and nothing of it comes after.
+    assert_eq!(redis.command(&["XTRIM", "pushgate:log", "MAXLEN", "1"]).await.unwrap().trim(), ":4");
+    relay.resume();
+    until("a to catch up", || state_a.applied_position() == last.position()).await;
+
+    let old = Cursor::at(a.epoch(), first.position());
+    let batch = a.fetch(&[quiet.clone()], old, &FetchOptions::default()).await.unwrap();
+    assert!(batch.reset.is_some(), "quiet's seq 1..=3 were lost to this reader: a reset, not silence");
+    let batch = a.fetch(&[busy.clone()], old, &FetchOptions::default()).await.unwrap();
+    assert_eq!(batch.events.iter().map(|e| e.seq()).collect::<Vec<_>>(), vec![2]);
+    // A reader from after the trimmed range missed nothing.
+    let now = Cursor::at(a.epoch(), last.position() - 1);
+    let batch = a.fetch(&[quiet, busy], now, &FetchOptions::default()).await.unwrap();
+    assert!(batch.reset.is_none(), "{:?}", batch.reset);
+    assert_eq!(batch.events.len(), 1);
+}
