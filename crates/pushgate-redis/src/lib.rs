@@ -15,7 +15,7 @@
 //! | `epoch` | string | the shared [`Epoch`] (8 hex digits), `SET NX` by the first node to start |
 //! | `pos` | string (integer) | the last position handed out |
 //! | `seq` | hash | topic → the last `seq` handed out in it |
-//! | `log` | stream | one entry per event, ID `<position>-0`, fields `topic`, `seq`, `type`, `data`, `ts`; trimmed with `MAXLEN ~` |
+//! | `log` | stream | one entry per event, ID `<position>-0`, fields `topic`, `seq`, `type`, `data`, `ts`, `epoch`; trimmed with `MAXLEN ~`; plus a `restored_after` marker where a restore moved `pos` on |
 //!
 //! A publish runs one Lua script (`EVALSHA`) that checks the epoch, takes the next position and
 //! `seq`, and `XADD`s the entry, atomically. Every node runs one *tail* task that reads the
@@ -63,6 +63,9 @@
 //!   refuses publishes, reports [`RedisState::fatal`], and stops tailing. The gateway exits on
 //!   it, so its supervisor restarts it; on restart it adopts the store's epoch and clients
 //!   resuming with old cursors get a `reset` (epoch changed) and replay what is retained.
+//!   A node that only reads notices it too: every entry carries the epoch it was written under,
+//!   and one of another epoch (the store was wiped without a restart and a new node started on
+//!   it) stops the node the same way rather than being applied as its own.
 
 mod scripts;
 mod tail;
@@ -188,6 +191,17 @@ pub enum ConnectError {
         key: String,
         /// What it holds.
         value: String,
+    },
+    /// A log entry was written under another epoch than the store's (or this node's): the store
+    /// was wiped and a node started on it with a new epoch.
+    #[error("redis stream entry {id} belongs to epoch {epoch}, this node serves epoch {ours}")]
+    ForeignEntry {
+        /// The stream entry ID.
+        id: String,
+        /// The epoch it was written under.
+        epoch: Epoch,
+        /// This node's epoch.
+        ours: Epoch,
     },
     /// A log entry could not be read as an event.
     #[error("redis stream entry {id}: {reason}")]

@@ -15,7 +15,8 @@ pub(crate) const EPOCH_MISMATCH: &str = "PUSHGATE_EPOCH";
 /// `{position, seq}`.
 ///
 /// The epoch check stops a node from handing out positions from 1 again in a store that lost its
-/// keys before the tail restored them. The counters are written after `XADD`, which is the only
+/// keys before the tail restored them. The entry carries the epoch too, so a node that only
+/// reads notices entries of another epoch (the store was wiped and a new node started on it). The counters are written after `XADD`, which is the only
 /// call that can fail (Redis does not roll back a script's earlier writes).
 pub(crate) const APPEND: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -24,7 +25,8 @@ end
 local pos = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
 local seq = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') + 1
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], string.format('%d-0', pos),
-  'topic', ARGV[2], 'seq', string.format('%d', seq), 'type', ARGV[3], 'data', ARGV[4], 'ts', ARGV[5])
+  'topic', ARGV[2], 'seq', string.format('%d', seq), 'type', ARGV[3], 'data', ARGV[4], 'ts', ARGV[5],
+  'epoch', ARGV[1])
 redis.call('SET', KEYS[2], string.format('%d', pos))
 redis.call('HSET', KEYS[3], ARGV[2], string.format('%d', seq))
 return {pos, seq}

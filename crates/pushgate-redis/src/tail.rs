@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use pushgate_hub::{Data, Storage, TopicName};
+use pushgate_hub::{Data, Epoch, Storage, TopicName};
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
@@ -30,6 +30,7 @@ pub(crate) struct Entry {
     pub(crate) event_type: Box<str>,
     pub(crate) data: Data,
     pub(crate) timestamp_ms: u64,
+    pub(crate) epoch: Epoch,
 }
 
 impl Entry {
@@ -57,6 +58,8 @@ impl Entry {
             event_type: field("type")?.into(),
             data: Data::from_json(field("data")?).map_err(|err| bad(err.to_string()))?,
             timestamp_ms: number("ts")?,
+            epoch: parse_epoch(field("epoch")?)
+                .ok_or_else(|| bad("field epoch is not an epoch".to_owned()))?,
         })
     }
 }
@@ -79,30 +82,42 @@ pub(crate) async fn load(
         let Some(last) = reply.ids.last() else { return Ok(()) };
         start = format!("({}", last.id);
         for entry in &reply.ids {
-            apply_or_skip(shared, entry);
+            apply_or_skip(shared, entry)?;
         }
     }
 }
 
 /// Applies one entry; one this node cannot read (not written by pushgate) is logged and passed
 /// over, so it neither stops the node nor is read again. Its topic, if any, shows a gap.
-fn apply_or_skip(shared: &Shared, entry: &StreamId) {
+///
+/// # Errors
+/// An entry written under another epoch: the store was wiped and a node started on it with a
+/// new epoch. Its positions cannot be mixed with this node's, so the caller stops.
+fn apply_or_skip(shared: &Shared, entry: &StreamId) -> Result<(), ConnectError> {
     if let Some(through) = restored_after(entry) {
         passed_restore_marker(shared, entry, through);
-        return;
+        return Ok(());
     }
+    let ours = shared.replica.epoch();
     let applied = Entry::parse(entry).and_then(|parsed| {
+        if parsed.epoch != ours {
+            return Err(ConnectError::ForeignEntry { id: entry.id.clone(), epoch: parsed.epoch, ours });
+        }
         shared
             .apply(parsed)
             .map_err(|err| ConnectError::BadEntry { id: entry.id.clone(), reason: err.to_string() })
     });
     if let Err(err) = applied {
+        if matches!(err, ConnectError::ForeignEntry { .. }) {
+            return Err(err);
+        }
         tracing::error!(%err, "skipping a log entry");
         if let Some(position) = entry.id.split_once('-').and_then(|(p, _)| p.parse::<u64>().ok()) {
             shared.skipped_through.fetch_max(position, Ordering::AcqRel);
             shared.replica.mark_unseen_through(position);
         }
     }
+    Ok(())
 }
 
 /// The position a restoring node had read through, when `entry` is the mark of a restore.
@@ -250,7 +265,7 @@ async fn read_batch(
             shared.replica.mark_lost_through(position - 1);
         }
         for entry in &entries {
-            apply_or_skip(shared, entry);
+            apply_or_skip(shared, entry).map_err(|err| Ended::Fatal(err.to_string()))?;
         }
         if !full {
             return Ok(());

@@ -451,3 +451,25 @@ async fn a_node_away_while_the_log_was_trimmed_past_it_resets_older_readers() {
     assert!(batch.reset.is_none(), "{:?}", batch.reset);
     assert_eq!(batch.events.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_node_stops_on_entries_of_another_epoch_instead_of_applying_them() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, state_a) = node(&redis, RedisOptions::default()).await;
+    let t = topic("wiped");
+    let mut on_a = a.subscribe(&[t.clone()], Cursor::Now).unwrap();
+    a.publish(&t, NewEvent::new(json!(1))).await.unwrap();
+    assert_eq!(next_event(&mut on_a).await.seq(), 1);
+    // Wiped without a restart: A's connections live on, and a new node makes a new epoch.
+    assert_eq!(redis.command(&["FLUSHALL"]).await.unwrap().trim(), "+OK");
+    let (c, _) = node(&redis, RedisOptions::default()).await;
+    assert_ne!(c.epoch(), a.epoch());
+    for i in 1..=3 {
+        c.publish(&t, NewEvent::new(json!(i))).await.unwrap();
+    }
+    until("a to give up", || state_a.fatal().is_some()).await;
+    assert!(state_a.fatal().unwrap().contains(&c.epoch().to_string()), "{:?}", state_a.fatal());
+    assert!(!state_a.connected());
+    let nothing = tokio::time::timeout(Duration::from_millis(300), on_a.recv()).await;
+    assert!(nothing.is_err(), "another epoch's event applied as this one's: {nothing:?}");
+}
