@@ -340,6 +340,10 @@ pub(crate) struct Shared {
     pub(crate) applied: watch::Sender<u64>,
     /// The newest log position passed over as unreadable; reading resumes after it.
     pub(crate) skipped_through: AtomicU64,
+    /// Set by a publish that found the store without this node's epoch: the tail reconnects and
+    /// checks the store. A flag of its own, since the tail may mark itself connected after the
+    /// publish marked it disconnected.
+    pub(crate) recheck: AtomicBool,
     pub(crate) append_script: redis::Script,
     pub(crate) restore_seqs_script: redis::Script,
     pub(crate) restore_epoch_script: redis::Script,
@@ -417,6 +421,7 @@ impl RedisStorage {
             connection: Mutex::new(None),
             applied: watch::Sender::new(0),
             skipped_through: AtomicU64::new(0),
+            recheck: AtomicBool::new(false),
             append_script: redis::Script::new(scripts::APPEND),
             restore_seqs_script: redis::Script::new(scripts::RESTORE_SEQS),
             restore_epoch_script: redis::Script::new(scripts::RESTORE_EPOCH),
@@ -476,6 +481,7 @@ impl RedisStorage {
                     // The store lost its keys (or was replaced): the tail sorts that out on its
                     // next reconnect; until then this node takes no publish.
                     shared.state.set_connected(false);
+                    shared.recheck.store(true, Ordering::Release);
                     unavailable("the store lost its state; waiting for it to be restored")
                 } else if err.is_io_error()
                     || err.is_timeout()

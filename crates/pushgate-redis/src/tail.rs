@@ -208,6 +208,8 @@ async fn session(shared: &Shared, backoff: &mut Duration) -> Ended {
             .client
             .get_multiplexed_async_connection_with_config(&shared.connection_config(timeout + BLOCK))
             .await?;
+        // What a publish saw before this check is covered by it.
+        shared.recheck.store(false, Ordering::Release);
         restore_if_needed(shared, &mut command).await?;
         let was_down = !shared.state.connected();
         // Catch up before taking publishes again, so a publish waits for little.
@@ -220,7 +222,7 @@ async fn session(shared: &Shared, backoff: &mut Duration) -> Ended {
         }
         loop {
             read_batch(shared, &mut blocking, Some(BLOCK)).await?;
-            if !shared.state.connected() {
+            if shared.recheck.swap(false, Ordering::AcqRel) {
                 // A publish found the store without our epoch (wiped without a restart).
                 return Err(Ended::Lost("the store lost its state".to_owned()));
             }
