@@ -473,3 +473,24 @@ async fn a_reading_node_stops_on_entries_of_another_epoch_instead_of_applying_th
     let nothing = tokio::time::timeout(Duration::from_millis(300), on_a.recv()).await;
     assert!(nothing.is_err(), "another epoch's event applied as this one's: {nothing:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_redis_took_succeeds_even_before_this_node_applied_it() {
+    let redis = RedisServer::start().await.unwrap();
+    // No time at all to apply: every publish answers before (or as) the tail applies it.
+    let (a, _) = node(&redis, RedisOptions::default().apply_wait(Duration::ZERO)).await;
+    let t = topic("committed");
+    let mut sub = a.subscribe(&[t.clone()], Cursor::Now).unwrap();
+    let mut sent = Vec::new();
+    for i in 1..=20 {
+        let event =
+            a.publish(&t, NewEvent::new(json!(i))).await.expect("stored in redis, so not unavailable");
+        assert_eq!(event.seq(), i);
+        assert_eq!(event.data().as_str(), i.to_string());
+        sent.push(event.position());
+    }
+    for (i, position) in sent.iter().enumerate() {
+        let got = next_event(&mut sub).await;
+        assert_eq!((got.position(), got.seq()), (*position, i as u64 + 1), "each once, in order");
+    }
+}
