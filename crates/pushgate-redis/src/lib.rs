@@ -143,8 +143,10 @@ impl RedisOptions {
         self
     }
 
-    /// Most topics this node accepts publishes to (default 100,000). Events other nodes
-    /// published are applied whatever this limit says.
+    /// Most topics this node's copy holds before it refuses a publish (or subscription) to a new
+    /// one (default 100,000). The copy holds the topics of the whole cluster (every node's
+    /// events are applied, whatever this limit says), so the limit counts them all, not only
+    /// the topics published on this node.
     pub fn max_topics(mut self, n: usize) -> Self {
         self.max_topics = n;
         self
