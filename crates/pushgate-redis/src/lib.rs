@@ -34,7 +34,8 @@
 //!
 //! # Starting, failing and recovering
 //!
-//! - **Start:** [`RedisStorage::connect`] reads (or creates) the epoch, then loads the retained
+//! - **Start:** [`RedisStorage::connect`] needs Redis 6.2 or newer (it refuses an older one
+//!   with [`ConnectError::TooOld`]), reads (or creates) the epoch, then loads the retained
 //!   tail of the log into the copy before returning, so a new node answers cursors issued
 //!   before it started. A topic whose oldest loaded event has `seq > 1` reports a gap (a
 //!   reset) to readers from before it.
@@ -192,6 +193,14 @@ pub enum ConnectError {
     /// Redis could not be reached or answered with an error.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The server is older than this crate needs.
+    #[error("redis {version} is too old: pushgate needs redis {minimum} or newer")]
+    TooOld {
+        /// The server's version (`INFO server`).
+        version: String,
+        /// The oldest version supported.
+        minimum: String,
+    },
     /// The `epoch` key holds something this crate did not write.
     #[error("redis key {key} holds {value:?}, not an epoch (8 hex digits)")]
     BadEpoch {
@@ -234,9 +243,33 @@ pub fn check_url(url: &str) -> Result<(), ConnectError> {
     redis::Client::open(url).map(drop).map_err(ConnectError::Url)
 }
 
-/// Warns when Redis may evict keys: an evicted `seq` hash (or `pos`) alone is not noticed, and
-/// `seq` would start again at 1 in a topic. Servers that refuse `CONFIG` are not checked.
-async fn check_server(connection: &mut MultiplexedConnection) {
+/// The oldest Redis this crate works with: loading the log uses `XRANGE` with an exclusive
+/// start (`(id`), new in 6.2.
+const MIN_VERSION: (u64, u64) = (6, 2);
+
+/// Refuses a Redis older than [`MIN_VERSION`], and warns when Redis may evict keys: an evicted
+/// `seq` hash (or `pos`) alone is not noticed, and `seq` would start again at 1 in a topic.
+/// Servers that refuse `INFO` or `CONFIG` are not checked.
+async fn check_server(connection: &mut MultiplexedConnection) -> Result<(), ConnectError> {
+    let info: Result<String, _> = redis::cmd("INFO").arg("server").query_async(connection).await;
+    match info {
+        Ok(info) => {
+            let version = info.lines().find_map(|line| line.strip_prefix("redis_version:")).map(str::trim);
+            let parsed = version.and_then(|v| {
+                let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
+                Some((parts.next()??, parts.next()??))
+            });
+            if let (Some(version), Some(parsed)) = (version, parsed)
+                && parsed < MIN_VERSION
+            {
+                return Err(ConnectError::TooOld {
+                    version: version.to_owned(),
+                    minimum: format!("{}.{}", MIN_VERSION.0, MIN_VERSION.1),
+                });
+            }
+        }
+        Err(err) => tracing::debug!(%err, "cannot read the redis version"),
+    }
     let policy: Result<Vec<String>, _> =
         redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(connection).await;
     match policy {
@@ -249,6 +282,7 @@ async fn check_server(connection: &mut MultiplexedConnection) {
         },
         Err(err) => tracing::debug!(%err, "cannot read redis maxmemory-policy"),
     }
+    Ok(())
 }
 
 /// The keys of one deployment.
@@ -408,8 +442,8 @@ impl RedisStorage {
     /// node's copy, and starts the tail task (on the current tokio runtime).
     ///
     /// # Errors
-    /// [`ConnectError`] when the URL is invalid, Redis cannot be reached, or its keys hold
-    /// something unexpected. Once connected, later outages are not errors of this call: they
+    /// [`ConnectError`] when the URL is invalid, Redis cannot be reached or is older than 6.2,
+    /// or its keys hold something unexpected. Once connected, later outages are not errors of this call: they
     /// show in [`RedisState`] and as [`HubError::Unavailable`] on publish.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, ConnectError> {
         let client = redis::Client::open(url).map_err(ConnectError::Url)?;
@@ -418,7 +452,7 @@ impl RedisStorage {
             .set_connection_timeout(Some(options.timeout))
             .set_response_timeout(Some(options.timeout));
         let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
-        check_server(&mut connection).await;
+        check_server(&mut connection).await?;
         let epoch = scripts::init_epoch(&mut connection, &keys).await?;
         let replica = MemoryStorage::replica(epoch, options.history, options.max_topics);
         let shared = Arc::new(Shared {

@@ -494,3 +494,59 @@ async fn a_publish_redis_took_succeeds_even_before_this_node_applied_it() {
         assert_eq!((got.position(), got.seq()), (*position, i as u64 + 1), "each once, in order");
     }
 }
+
+/// A server that speaks just enough RESP to say it is Redis 6.0 (no such redis-server is
+/// installed here): `INFO` answers with that version, every other command with `+OK`.
+async fn old_redis() -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut read = BufReader::new(read);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let Some(count) = line.trim().strip_prefix('*').and_then(|n| n.parse::<usize>().ok())
+                    else {
+                        return;
+                    };
+                    let mut args = Vec::new();
+                    for _ in 0..count {
+                        line.clear();
+                        read.read_line(&mut line).await.unwrap();
+                        let len: usize = line.trim().trim_start_matches('$').parse().unwrap();
+                        let mut arg = vec![0; len + 2];
+                        read.read_exact(&mut arg).await.unwrap();
+                        args.push(String::from_utf8_lossy(&arg[..len]).to_uppercase());
+                    }
+                    let reply = if args.first().map(String::as_str) == Some("INFO") {
+                        let info = "# Server\r\nredis_version:6.0.16\r\nredis_mode:standalone\r\n";
+                        format!("${}\r\n{info}\r\n", info.len())
+                    } else {
+                        "+OK\r\n".to_owned()
+                    };
+                    if write.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn a_redis_older_than_6_2_is_refused_with_a_clear_error() {
+    let (port, server) = old_redis().await;
+    let options = RedisOptions::default().timeout(Duration::from_secs(2));
+    let err = RedisStorage::connect(&format!("redis://127.0.0.1:{port}"), options).await.unwrap_err();
+    assert!(matches!(err, pushgate_redis::ConnectError::TooOld { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "redis 6.0.16 is too old: pushgate needs redis 6.2 or newer");
+    server.abort();
+}
