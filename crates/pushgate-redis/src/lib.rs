@@ -209,8 +209,10 @@ pub enum ConnectError {
         /// What it holds.
         value: String,
     },
-    /// A log entry was written under another epoch than the store's (or this node's): the store
-    /// was wiped and a node started on it with a new epoch.
+    /// A log entry was written under another epoch than this node's while it followed the log:
+    /// the store was wiped and a node started on it with a new epoch. The node stops (this is
+    /// the reason [`RedisState::fatal`] gives); at connect, entries of an earlier epoch left in
+    /// the stream are passed over instead, since the node starts in the store's epoch.
     #[error("redis stream entry {id} belongs to epoch {epoch}, this node serves epoch {ours}")]
     ForeignEntry {
         /// The stream entry ID.

@@ -82,7 +82,9 @@ pub(crate) async fn load(
         let Some(last) = reply.ids.last() else { return Ok(()) };
         start = format!("({}", last.id);
         for entry in &reply.ids {
-            apply_or_skip(shared, entry)?;
+            // Entries of an earlier epoch stay in the stream when only the epoch key was
+            // replaced; this node starts in the store's epoch, so they are not its own.
+            apply_or_skip(shared, entry, Foreign::Skip)?;
         }
     }
 }
@@ -91,9 +93,10 @@ pub(crate) async fn load(
 /// over, so it neither stops the node nor is read again. Its topic, if any, shows a gap.
 ///
 /// # Errors
-/// An entry written under another epoch: the store was wiped and a node started on it with a
-/// new epoch. Its positions cannot be mixed with this node's, so the caller stops.
-fn apply_or_skip(shared: &Shared, entry: &StreamId) -> Result<(), ConnectError> {
+/// With [`Foreign::Stop`], an entry written under another epoch: the store was wiped and a node
+/// started on it with a new epoch. Its positions cannot be mixed with this node's, so the
+/// caller stops.
+fn apply_or_skip(shared: &Shared, entry: &StreamId, foreign: Foreign) -> Result<(), ConnectError> {
     if let Some(through) = restored_after(entry) {
         passed_restore_marker(shared, entry, through);
         return Ok(());
@@ -108,7 +111,7 @@ fn apply_or_skip(shared: &Shared, entry: &StreamId) -> Result<(), ConnectError> 
             .map_err(|err| ConnectError::BadEntry { id: entry.id.clone(), reason: err.to_string() })
     });
     if let Err(err) = applied {
-        if matches!(err, ConnectError::ForeignEntry { .. }) {
+        if matches!((&err, foreign), (ConnectError::ForeignEntry { .. }, Foreign::Stop)) {
             return Err(err);
         }
         tracing::error!(%err, "skipping a log entry");
@@ -118,6 +121,15 @@ fn apply_or_skip(shared: &Shared, entry: &StreamId) -> Result<(), ConnectError> 
         }
     }
     Ok(())
+}
+
+/// What to do with an entry of another epoch.
+#[derive(Clone, Copy)]
+enum Foreign {
+    /// Pass over it, as over an unreadable entry (loading: it predates the store's epoch).
+    Skip,
+    /// Stop the node (following: the store changed epoch under it).
+    Stop,
 }
 
 /// The position a restoring node had read through, when `entry` is the mark of a restore.
@@ -267,7 +279,7 @@ async fn read_batch(
             shared.replica.mark_lost_through(position - 1);
         }
         for entry in &entries {
-            apply_or_skip(shared, entry).map_err(|err| Ended::Fatal(err.to_string()))?;
+            apply_or_skip(shared, entry, Foreign::Stop).map_err(|err| Ended::Fatal(err.to_string()))?;
         }
         if !full {
             return Ok(());
