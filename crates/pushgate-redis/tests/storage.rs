@@ -550,3 +550,55 @@ async fn a_redis_older_than_6_2_is_refused_with_a_clear_error() {
     assert_eq!(err.to_string(), "redis 6.0.16 is too old: pushgate needs redis 6.2 or newer");
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_of_many_topics_sets_the_epoch_only_after_every_seq_counter() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut redis = RedisServer::start().await.unwrap();
+    let relay = Relay::start(redis.port()).await;
+    let storage = RedisStorage::connect(&relay.url(), RedisOptions::default()).await.unwrap();
+    let state = storage.state();
+    let a = Hub::builder().storage(Arc::new(storage)).build();
+    // More topics than one restore call carries (500), so the restore takes several calls.
+    for i in 0..1200 {
+        a.publish(&topic(&format!("t{i}")), NewEvent::new(json!(i))).await.unwrap();
+    }
+    relay.cut();
+    until("a to notice", || !state.connected()).await;
+    redis.restart().await.unwrap();
+    // Watch every command Redis runs, scripts' included, while the node restores.
+    let mut monitor = tokio::net::TcpStream::connect(("127.0.0.1", redis.port())).await.unwrap();
+    monitor.write_all(b"MONITOR\r\n").await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    let n = monitor.read(&mut buf).await.unwrap();
+    seen.extend_from_slice(&buf[..n]);
+    relay.resume();
+    until("a to restore", || state.connected()).await;
+    let event = a.publish(&topic("t1199"), NewEvent::new(json!("after"))).await.unwrap();
+    assert_eq!(event.seq(), 2);
+    while !String::from_utf8_lossy(&seen).contains("\"t1199\"")
+        || !String::from_utf8_lossy(&seen).contains("XADD")
+    {
+        let n = tokio::time::timeout(WAIT, monitor.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "monitor closed");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let log = String::from_utf8_lossy(&seen);
+    let lines: Vec<&str> = log.lines().collect();
+    let epoch_set = lines
+        .iter()
+        .position(|l| l.contains("\"SET\" \"pushgate:epoch\""))
+        .unwrap_or_else(|| panic!("no SET of the epoch in {log}"));
+    // Up to the publish after the restore (its own HSET comes after the epoch, rightly).
+    let publish =
+        lines.iter().position(|l| l.contains("\"XADD\"") && l.contains("\"topic\"")).unwrap_or(lines.len());
+    let lines = &lines[..publish];
+    let last_seq = lines.iter().rposition(|l| l.contains("\"HSET\" \"pushgate:seq\""));
+    let restored = lines.iter().filter(|l| l.contains("\"HSET\" \"pushgate:seq\"")).count();
+    assert!(restored >= 1200, "every topic's seq restored ({restored})");
+    assert!(
+        last_seq.is_some_and(|last| last < epoch_set),
+        "the epoch (which lets publishes in) was set before every seq counter was back"
+    );
+}
