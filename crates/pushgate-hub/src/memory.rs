@@ -104,6 +104,10 @@ pub struct MemoryStorage {
     /// The newest position any forgotten topic had: a cursor older than this may have missed
     /// events of a topic that no longer has a record.
     horizon: AtomicU64,
+    /// Replica only: this copy never saw the shared log's entries at or below this position
+    /// (they were gone before it started reading, or unreadable). Bounds where the unseen events
+    /// of a topic first met past `seq` 1 can lie.
+    unseen_through: AtomicU64,
     notifier: OnceLock<Notifier>,
 }
 
@@ -118,6 +122,7 @@ impl MemoryStorage {
             head: AtomicU64::new(0),
             topics: DashMap::new(),
             horizon: AtomicU64::new(0),
+            unseen_through: AtomicU64::new(0),
             notifier: OnceLock::new(),
         }
     }
@@ -149,7 +154,12 @@ impl MemoryStorage {
     ///
     /// A `seq` beyond the next one the topic expects means events of the topic were never seen
     /// here (they were gone from the shared log before this copy started, or trimmed before it
-    /// read them): readers from before `position` get a [`Gap`] for them rather than silence.
+    /// read them). They can only lie where this copy was blind to the topic: before its record
+    /// of the topic was created (the head then), or at positions it never saw (before the first
+    /// position it applied, or declared with [`mark_unseen_through`](Self::mark_unseen_through)).
+    /// Readers from before that bound get an uncertain [`Gap`] rather than silence; a reader
+    /// positioned at or after it (a live subscriber that started after the record was created)
+    /// missed nothing.
     ///
     /// The topic limit is not enforced here: the shared log has already accepted the event, and
     /// a copy that skipped it would break the head's promise.
@@ -174,15 +184,23 @@ impl MemoryStorage {
             if position <= *last {
                 return Ok(None);
             }
-            let event = entry.push_sequenced(EventParts {
-                topic: topic.clone(),
-                event_type,
-                data,
-                seq,
-                position,
-                epoch: self.epoch,
-                timestamp_ms,
-            });
+            if *last == 0 {
+                // The first entry this copy sees: whatever came before it was never seen here.
+                self.unseen_through.fetch_max(position - 1, Ordering::AcqRel);
+            }
+            let unseen = self.unseen_through.load(Ordering::Acquire);
+            let event = entry.push_sequenced(
+                unseen,
+                EventParts {
+                    topic: topic.clone(),
+                    event_type,
+                    data,
+                    seq,
+                    position,
+                    epoch: self.epoch,
+                    timestamp_ms,
+                },
+            );
             *last = position;
             self.head.store(position, Ordering::Release);
             event
@@ -191,6 +209,27 @@ impl MemoryStorage {
             notifier.committed(event.topic());
         }
         Ok(Some(event))
+    }
+
+    /// Declares that this copy never saw the shared log's entries up to `position` (it passed
+    /// over an unreadable one): a topic later met with a jump in `seq` may have lost events
+    /// there, so its readers from before `position` get a gap.
+    pub fn mark_unseen_through(&self, position: u64) {
+        self.unseen_through.fetch_max(position, Ordering::AcqRel);
+    }
+
+    /// Declares that the shared log lost entries up to `position` before this copy read them
+    /// (trimmed while this node was away): a reader from before `position` may have missed
+    /// events of any topic, including topics with no event left to show a jump in `seq`, so
+    /// every such reader gets an uncertain [`Gap`] (a reset) on every topic.
+    pub fn mark_lost_through(&self, position: u64) {
+        self.unseen_through.fetch_max(position, Ordering::AcqRel);
+        // Topics created from now on start from it; those held now are raised one by one.
+        self.horizon.fetch_max(position, Ordering::AcqRel);
+        for entry in &self.topics {
+            let mut ring = entry.value().ring.write();
+            ring.uncertain_through = ring.uncertain_through.max(position);
+        }
     }
 
     /// The `seq` of the newest event of every topic held (topics with no event yet are left
@@ -220,12 +259,13 @@ impl MemoryStorage {
         let entry = self.topics.entry(name.clone()).or_insert_with(|| {
             Arc::new(MemoryTopic {
                 limit: self.limit,
-                born_horizon: self.horizon.load(Ordering::Acquire),
+                created_at: self.head.load(Ordering::Acquire),
                 last_position: AtomicU64::new(0),
                 ring: RwLock::new(Ring {
                     events: VecDeque::new(),
                     next_seq: 1,
                     evicted_through: 0,
+                    uncertain_through: self.horizon.load(Ordering::Acquire),
                     bytes: 0,
                 }),
             })
@@ -309,7 +349,9 @@ impl Storage for MemoryStorage {
 
 struct MemoryTopic {
     limit: HistoryLimit,
-    born_horizon: u64,
+    /// The head when this record was created: events of the topic at or before it may have
+    /// been held by an earlier record (swept) or never seen here.
+    created_at: u64,
     last_position: AtomicU64,
     ring: RwLock<Ring>,
 }
@@ -319,6 +361,9 @@ struct Ring {
     next_seq: u64,
     /// Position of the newest evicted event, 0 if none was.
     evicted_through: u64,
+    /// Readers from before this position may have missed events of the topic (it was forgotten
+    /// and created again, or events of it were never seen here).
+    uncertain_through: u64,
     bytes: usize,
 }
 
@@ -353,17 +398,22 @@ impl MemoryTopic {
     }
 
     /// Stores an event whose `seq` was assigned elsewhere; called under the sequencer lock.
-    fn push_sequenced(&self, parts: EventParts) -> Arc<Event> {
+    /// `unseen_through` is the copy's [`MemoryStorage::unseen_through`].
+    fn push_sequenced(&self, unseen_through: u64, parts: EventParts) -> Arc<Event> {
         let mut ring = self.ring.write();
         let event = Arc::new(Event::from_parts(parts));
         if event.seq() > ring.next_seq {
-            // Earlier events of the topic never reached this copy: all of them sit before this
-            // position, so a reader from before it may have missed them. What is still held
-            // predates the hole; dropping it keeps "resume from the oldest retained" true.
+            // Earlier events of the topic never reached this copy. Every entry applied while
+            // this record existed went into it, so they sit at or before its creation or where
+            // the copy saw nothing; a reader from after both missed none of them (bounding by
+            // this position instead would cut off every live subscriber of a topic new here).
+            // What is still held predates the hole; dropping it keeps "resume from the oldest
+            // retained" true.
             while !ring.events.is_empty() {
                 ring.evict_front();
             }
-            ring.evicted_through = ring.evicted_through.max(event.position() - 1);
+            let bound = self.created_at.max(unseen_through).min(event.position() - 1);
+            ring.uncertain_through = ring.uncertain_through.max(bound);
         }
         ring.next_seq = event.seq() + 1;
         self.store(&mut ring, &event);
@@ -415,8 +465,12 @@ impl TopicLog for MemoryTopic {
         let ring = self.ring.read();
         let gap = if ring.evicted_through > after {
             Some(Gap { resume_seq: ring.resume_seq(), evicted_through: ring.evicted_through, certain: true })
-        } else if after < self.born_horizon {
-            Some(Gap { resume_seq: ring.resume_seq(), evicted_through: self.born_horizon, certain: false })
+        } else if after < ring.uncertain_through {
+            Some(Gap {
+                resume_seq: ring.resume_seq(),
+                evicted_through: ring.uncertain_through,
+                certain: false,
+            })
         } else {
             None
         };

@@ -15,13 +15,17 @@
 //! | `epoch` | string | the shared [`Epoch`] (8 hex digits), `SET NX` by the first node to start |
 //! | `pos` | string (integer) | the last position handed out |
 //! | `seq` | hash | topic → the last `seq` handed out in it |
-//! | `log` | stream | one entry per event, ID `<position>-0`, fields `topic`, `seq`, `type`, `data`, `ts`; trimmed with `MAXLEN ~` |
+//! | `log` | stream | one entry per event, ID `<position>-0`, fields `topic`, `seq`, `type`, `data`, `ts`, `epoch`; trimmed with `MAXLEN ~`; plus a `restored_after` marker where a restore moved `pos` on |
 //!
 //! A publish runs one Lua script (`EVALSHA`) that checks the epoch, takes the next position and
 //! `seq`, and `XADD`s the entry, atomically. Every node runs one *tail* task that reads the
 //! stream (`XREAD BLOCK` after the last ID it applied) and applies entries, in order, to its
 //! copy; that moves the node's head and wakes its subscribers. A publish resolves once this
-//! node's tail has applied it, so a publisher reads its own write on the node it used.
+//! node's tail has applied it, so a publisher reads its own write on the node it used (or, past
+//! [`RedisOptions::apply_wait`], with the event Redis took: once Redis answered with a position
+//! the publish never fails). When Redis's answer itself is lost or late (the response timeout),
+//! the outcome is unknown and the publish fails with [`HubError::Unavailable`]: a retry is
+//! at-least-once.
 //!
 //! One stream for all topics, rather than a stream per topic, was chosen because it gives the
 //! total order across topics for free (the stream ID *is* the position) and costs each node one
@@ -30,7 +34,8 @@
 //!
 //! # Starting, failing and recovering
 //!
-//! - **Start:** [`RedisStorage::connect`] reads (or creates) the epoch, then loads the retained
+//! - **Start:** [`RedisStorage::connect`] needs Redis 6.2 or newer (it refuses an older one
+//!   with [`ConnectError::TooOld`]), reads (or creates) the epoch, then loads the retained
 //!   tail of the log into the copy before returning, so a new node answers cursors issued
 //!   before it started. A topic whose oldest loaded event has `seq > 1` reports a gap (a
 //!   reset) to readers from before it.
@@ -40,21 +45,32 @@
 //! - **Redis down:** publishes fail at once with [`HubError::Unavailable`]; reads keep being
 //!   answered from the copy; [`RedisState::connected`] is false. The tail reconnects with
 //!   backoff and resumes after the last ID it applied, so it catches up on what other nodes
-//!   published meanwhile.
-//! - **Redis back empty** (it keeps nothing on disk): the first node to reconnect restores the
-//!   epoch, and raises `pos` and every topic's `seq` to at least what it has applied (a Lua
-//!   script taking maxima, so every node can run it), so positions keep increasing and cursors
-//!   stay valid. *The remaining race:* events that had been written to Redis but not applied by
-//!   the node that restores are lost with Redis; their positions may be handed out again, and
-//!   a node that had applied the lost events skips the new events at those positions. Nodes that
-//!   had applied more than the restoring one raise the counters again when they reconnect, which
-//!   narrows the window but does not close it.
+//!   published meanwhile. When the stream was trimmed past that ID meanwhile, every reader from
+//!   before the trimmed range gets a gap (a reset) on every topic
+//!   ([`MemoryStorage::mark_lost_through`]): which topics lost events there is unknown.
+//! - **Redis back empty** (it keeps nothing on disk): the first node to reconnect restores
+//!   every topic's `seq` to at least what it has applied (Lua scripts taking maxima, so every
+//!   node can run them), then moves `pos` past the position it has read by a margin (half of
+//!   [`RedisOptions::max_lead`]) and marks the jump with a stream entry, and sets the epoch
+//!   *last*: publishes are refused while it is missing, so none takes a `seq` from a counter
+//!   not restored yet. Positions keep increasing (with a gap; only `seq` is gapless) and cursors
+//!   stay valid. The margin keeps positions that other nodes had read before the store lost
+//!   them from being handed out again (they would skip the new events). *The remaining race:*
+//!   events that had been written to Redis but not applied by the node that restores are lost
+//!   with Redis; a node that had not applied them either sees the marker and reports a gap to
+//!   readers from before it, and a node more than the margin ahead would skip new events.
+//! - **Eviction:** Redis must run with `maxmemory-policy noeviction` (its default): a `seq` hash
+//!   evicted alone is not noticed and topics would restart at `seq` 1. [`RedisStorage::connect`]
+//!   warns when the policy is another one.
 //! - **A different epoch** in Redis (the store was replaced, or a node started on the empty store
 //!   before any old node restored it): positions of the two epochs cannot be compared, and this
 //!   node's subscribers hold logs of the old one. The node does not mix them: it logs an error,
 //!   refuses publishes, reports [`RedisState::fatal`], and stops tailing. The gateway exits on
 //!   it, so its supervisor restarts it; on restart it adopts the store's epoch and clients
 //!   resuming with old cursors get a `reset` (epoch changed) and replay what is retained.
+//!   A node that only reads notices it too: every entry carries the epoch it was written under,
+//!   and one of another epoch (the store was wiped without a restart and a new node started on
+//!   it) stops the node the same way rather than being applied as its own.
 
 mod scripts;
 mod tail;
@@ -128,8 +144,10 @@ impl RedisOptions {
         self
     }
 
-    /// Most topics this node accepts publishes to (default 100,000). Events other nodes
-    /// published are applied whatever this limit says.
+    /// Most topics this node's copy holds before it refuses a publish (or subscription) to a new
+    /// one (default 100,000). The copy holds the topics of the whole cluster (every node's
+    /// events are applied, whatever this limit says), so the limit counts them all, not only
+    /// the topics published on this node.
     pub fn max_topics(mut self, n: usize) -> Self {
         self.max_topics = n;
         self
@@ -156,7 +174,9 @@ impl RedisOptions {
     }
 
     /// How long a publish waits for this node to apply it once Redis has taken it (default
-    /// 10 s); past that it fails with [`HubError::Unavailable`], although the event is stored.
+    /// 10 s), so the publisher reads its own write on this node. Past that the publish still
+    /// succeeds (the event is stored; failing would invite a duplicate retry), answered from
+    /// what Redis returned; this node's readers get the event once its tail applies it.
     pub fn apply_wait(mut self, wait: Duration) -> Self {
         self.apply_wait = wait;
         self
@@ -173,6 +193,14 @@ pub enum ConnectError {
     /// Redis could not be reached or answered with an error.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The server is older than this crate needs.
+    #[error("redis {version} is too old: pushgate needs redis {minimum} or newer")]
+    TooOld {
+        /// The server's version (`INFO server`).
+        version: String,
+        /// The oldest version supported.
+        minimum: String,
+    },
     /// The `epoch` key holds something this crate did not write.
     #[error("redis key {key} holds {value:?}, not an epoch (8 hex digits)")]
     BadEpoch {
@@ -180,6 +208,19 @@ pub enum ConnectError {
         key: String,
         /// What it holds.
         value: String,
+    },
+    /// A log entry was written under another epoch than this node's while it followed the log:
+    /// the store was wiped and a node started on it with a new epoch. The node stops (this is
+    /// the reason [`RedisState::fatal`] gives); at connect, entries of an earlier epoch left in
+    /// the stream are passed over instead, since the node starts in the store's epoch.
+    #[error("redis stream entry {id} belongs to epoch {epoch}, this node serves epoch {ours}")]
+    ForeignEntry {
+        /// The stream entry ID.
+        id: String,
+        /// The epoch it was written under.
+        epoch: Epoch,
+        /// This node's epoch.
+        ours: Epoch,
     },
     /// A log entry could not be read as an event.
     #[error("redis stream entry {id}: {reason}")]
@@ -202,6 +243,48 @@ pub enum ConnectError {
 /// [`ConnectError::Url`] saying what is wrong.
 pub fn check_url(url: &str) -> Result<(), ConnectError> {
     redis::Client::open(url).map(drop).map_err(ConnectError::Url)
+}
+
+/// The oldest Redis this crate works with: loading the log uses `XRANGE` with an exclusive
+/// start (`(id`), new in 6.2.
+const MIN_VERSION: (u64, u64) = (6, 2);
+
+/// Refuses a Redis older than [`MIN_VERSION`], and warns when Redis may evict keys: an evicted
+/// `seq` hash (or `pos`) alone is not noticed, and `seq` would start again at 1 in a topic.
+/// Servers that refuse `INFO` or `CONFIG` are not checked.
+async fn check_server(connection: &mut MultiplexedConnection) -> Result<(), ConnectError> {
+    let info: Result<String, _> = redis::cmd("INFO").arg("server").query_async(connection).await;
+    match info {
+        Ok(info) => {
+            let version = info.lines().find_map(|line| line.strip_prefix("redis_version:")).map(str::trim);
+            let parsed = version.and_then(|v| {
+                let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
+                Some((parts.next()??, parts.next()??))
+            });
+            if let (Some(version), Some(parsed)) = (version, parsed)
+                && parsed < MIN_VERSION
+            {
+                return Err(ConnectError::TooOld {
+                    version: version.to_owned(),
+                    minimum: format!("{}.{}", MIN_VERSION.0, MIN_VERSION.1),
+                });
+            }
+        }
+        Err(err) => tracing::debug!(%err, "cannot read the redis version"),
+    }
+    let policy: Result<Vec<String>, _> =
+        redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(connection).await;
+    match policy {
+        Ok(reply) => match reply.get(1) {
+            Some(policy) if policy != "noeviction" => tracing::warn!(
+                %policy,
+                "redis maxmemory-policy is not noeviction: evicted pushgate keys break seq and positions"
+            ),
+            _ => {}
+        },
+        Err(err) => tracing::debug!(%err, "cannot read redis maxmemory-policy"),
+    }
+    Ok(())
 }
 
 /// The keys of one deployment.
@@ -301,8 +384,13 @@ pub(crate) struct Shared {
     pub(crate) applied: watch::Sender<u64>,
     /// The newest log position passed over as unreadable; reading resumes after it.
     pub(crate) skipped_through: AtomicU64,
+    /// Set by a publish that found the store without this node's epoch: the tail reconnects and
+    /// checks the store. A flag of its own, since the tail may mark itself connected after the
+    /// publish marked it disconnected.
+    pub(crate) recheck: AtomicBool,
     pub(crate) append_script: redis::Script,
-    pub(crate) restore_script: redis::Script,
+    pub(crate) restore_seqs_script: redis::Script,
+    pub(crate) restore_epoch_script: redis::Script,
 }
 
 impl Shared {
@@ -356,8 +444,8 @@ impl RedisStorage {
     /// node's copy, and starts the tail task (on the current tokio runtime).
     ///
     /// # Errors
-    /// [`ConnectError`] when the URL is invalid, Redis cannot be reached, or its keys hold
-    /// something unexpected. Once connected, later outages are not errors of this call: they
+    /// [`ConnectError`] when the URL is invalid, Redis cannot be reached or is older than 6.2,
+    /// or its keys hold something unexpected. Once connected, later outages are not errors of this call: they
     /// show in [`RedisState`] and as [`HubError::Unavailable`] on publish.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, ConnectError> {
         let client = redis::Client::open(url).map_err(ConnectError::Url)?;
@@ -366,6 +454,7 @@ impl RedisStorage {
             .set_connection_timeout(Some(options.timeout))
             .set_response_timeout(Some(options.timeout));
         let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
+        check_server(&mut connection).await?;
         let epoch = scripts::init_epoch(&mut connection, &keys).await?;
         let replica = MemoryStorage::replica(epoch, options.history, options.max_topics);
         let shared = Arc::new(Shared {
@@ -376,8 +465,10 @@ impl RedisStorage {
             connection: Mutex::new(None),
             applied: watch::Sender::new(0),
             skipped_through: AtomicU64::new(0),
+            recheck: AtomicBool::new(false),
             append_script: redis::Script::new(scripts::APPEND),
-            restore_script: redis::Script::new(scripts::RESTORE),
+            restore_seqs_script: redis::Script::new(scripts::RESTORE_SEQS),
+            restore_epoch_script: redis::Script::new(scripts::RESTORE_EPOCH),
             options,
         });
         tail::load(&shared, &mut connection).await?;
@@ -434,6 +525,7 @@ impl RedisStorage {
                     // The store lost its keys (or was replaced): the tail sorts that out on its
                     // next reconnect; until then this node takes no publish.
                     shared.state.set_connected(false);
+                    shared.recheck.store(true, Ordering::Release);
                     unavailable("the store lost its state; waiting for it to be restored")
                 } else if err.is_io_error()
                     || err.is_timeout()
@@ -445,22 +537,21 @@ impl RedisStorage {
                     HubError::Storage(Box::new(err))
                 }
             })?;
+        // The event is published from here on: failing now would make the client publish it again.
         let applied =
             tokio::time::timeout(shared.options.apply_wait, waiter.wait_for(|&a| a >= position)).await;
-        if !matches!(applied, Ok(Ok(_))) {
-            return Err(HubError::Unavailable {
-                reason: format!(
-                    "redis took the event at position {position}, but this node has not applied it yet"
-                ),
-            });
-        }
         let mut out = Vec::with_capacity(1);
-        if let Ok(log) = shared.replica.topic(&request.topic) {
-            log.read(position - 1, position, 1, &mut out);
+        if matches!(applied, Ok(Ok(_))) {
+            if let Ok(log) = shared.replica.topic(&request.topic) {
+                log.read(position - 1, position, 1, &mut out);
+            }
+        } else {
+            tracing::debug!(position, "published, but this node has not applied it yet");
         }
         Ok(match out.pop() {
             Some(event) if event.position() == position => event,
-            // Already evicted again (a tiny history): the caller still gets what was stored.
+            // Not applied here in time, or already evicted again (a tiny history): the caller
+            // still gets what was stored, built from Redis's answer.
             _ => Arc::new(Event::from_parts(EventParts {
                 topic: request.topic,
                 event_type: request.event_type,

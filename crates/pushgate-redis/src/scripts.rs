@@ -15,7 +15,8 @@ pub(crate) const EPOCH_MISMATCH: &str = "PUSHGATE_EPOCH";
 /// `{position, seq}`.
 ///
 /// The epoch check stops a node from handing out positions from 1 again in a store that lost its
-/// keys before the tail restored them. The counters are written after `XADD`, which is the only
+/// keys before the tail restored them. The entry carries the epoch too, so a node that only
+/// reads notices entries of another epoch (the store was wiped and a new node started on it). The counters are written after `XADD`, which is the only
 /// call that can fail (Redis does not roll back a script's earlier writes).
 pub(crate) const APPEND: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -24,30 +25,63 @@ end
 local pos = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
 local seq = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') + 1
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], string.format('%d-0', pos),
-  'topic', ARGV[2], 'seq', string.format('%d', seq), 'type', ARGV[3], 'data', ARGV[4], 'ts', ARGV[5])
+  'topic', ARGV[2], 'seq', string.format('%d', seq), 'type', ARGV[3], 'data', ARGV[4], 'ts', ARGV[5],
+  'epoch', ARGV[1])
 redis.call('SET', KEYS[2], string.format('%d', pos))
 redis.call('HSET', KEYS[3], ARGV[2], string.format('%d', seq))
 return {pos, seq}
 ";
 
-/// KEYS: epoch, pos, seq. ARGV: epoch, head, then topic and last seq pairs. Sets the epoch if
-/// absent and raises `pos` and each topic's `seq` to at least the given values; changes nothing
-/// when the store holds another epoch. Returns the store's epoch.
-pub(crate) const RESTORE: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
+/// The field of the log entry [`RESTORE_EPOCH`] writes where it moved `pos` on (a marker, not
+/// an event); its value is the position the restoring node had read through.
+pub(crate) const RESTORED_FIELD: &str = "restored_after";
+
+/// KEYS: epoch, seq. ARGV: epoch, then topic and last seq pairs. Raises each topic's `seq` to at
+/// least the given value, unless the store holds another epoch. Returns the store's epoch, or
+/// nil while it has none.
+///
+/// Run for every chunk of topics *before* [`RESTORE_EPOCH`]: publishes are refused while the
+/// epoch is missing, so no node can take a `seq` from a counter that is not restored yet.
+pub(crate) const RESTORE_SEQS: &str = r"
 local epoch = redis.call('GET', KEYS[1])
-if epoch ~= ARGV[1] then
+if epoch and epoch ~= ARGV[1] then
   return epoch
 end
-if tonumber(ARGV[2]) > tonumber(redis.call('GET', KEYS[2]) or '0') then
-  redis.call('SET', KEYS[2], ARGV[2])
-end
-for i = 3, #ARGV, 2 do
-  if tonumber(ARGV[i + 1]) > tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0') then
-    redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+for i = 2, #ARGV, 2 do
+  if tonumber(ARGV[i + 1]) > tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0') then
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   end
 end
 return epoch
+";
+
+/// KEYS: epoch, pos, log. ARGV: epoch, read through, margin, maxlen. Unless the store holds
+/// another epoch: when `pos` is below what this node has read through, moves it to that plus
+/// `margin` and marks the jump with a log entry at the new `pos` (field [`RESTORED_FIELD`]);
+/// then sets the epoch, which lets publishes in again. Returns the store's epoch.
+///
+/// The margin is there because other nodes may have read further than this one before the store
+/// lost the entries: a position they hold must never be handed out again, or they would skip
+/// the new event that gets it. Positions may have gaps; only `seq` has to be gapless.
+pub(crate) const RESTORE_EPOCH: &str = r"
+local epoch = redis.call('GET', KEYS[1])
+if epoch and epoch ~= ARGV[1] then
+  return epoch
+end
+local through = tonumber(ARGV[2])
+if through > tonumber(redis.call('GET', KEYS[2]) or '0') then
+  local pos = through + tonumber(ARGV[3])
+  -- Never behind an entry the log still holds (only `pos` was lost): XADD would refuse.
+  local newest = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)[1]
+  if newest then
+    pos = math.max(pos, tonumber(string.match(newest[1], '^(%d+)')) + 1)
+  end
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], string.format('%d-0', pos),
+    'restored_after', string.format('%d', through))
+  redis.call('SET', KEYS[2], string.format('%d', pos))
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
 ";
 
 /// Reads the shared epoch, creating it (with `SET NX`, so one node wins) if absent.

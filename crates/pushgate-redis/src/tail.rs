@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use pushgate_hub::{Data, Storage, TopicName};
+use pushgate_hub::{Data, Epoch, Storage, TopicName};
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 
-use crate::scripts::parse_epoch;
+use crate::scripts::{RESTORED_FIELD, parse_epoch};
 use crate::{ConnectError, Shared};
 
 /// Entries read per command, at start-up and when catching up.
@@ -30,6 +30,7 @@ pub(crate) struct Entry {
     pub(crate) event_type: Box<str>,
     pub(crate) data: Data,
     pub(crate) timestamp_ms: u64,
+    pub(crate) epoch: Epoch,
 }
 
 impl Entry {
@@ -57,6 +58,8 @@ impl Entry {
             event_type: field("type")?.into(),
             data: Data::from_json(field("data")?).map_err(|err| bad(err.to_string()))?,
             timestamp_ms: number("ts")?,
+            epoch: parse_epoch(field("epoch")?)
+                .ok_or_else(|| bad("field epoch is not an epoch".to_owned()))?,
         })
     }
 }
@@ -79,25 +82,83 @@ pub(crate) async fn load(
         let Some(last) = reply.ids.last() else { return Ok(()) };
         start = format!("({}", last.id);
         for entry in &reply.ids {
-            apply_or_skip(shared, entry);
+            // Entries of an earlier epoch stay in the stream when only the epoch key was
+            // replaced; this node starts in the store's epoch, so they are not its own.
+            apply_or_skip(shared, entry, Foreign::Skip)?;
         }
     }
 }
 
 /// Applies one entry; one this node cannot read (not written by pushgate) is logged and passed
 /// over, so it neither stops the node nor is read again. Its topic, if any, shows a gap.
-fn apply_or_skip(shared: &Shared, entry: &StreamId) {
+///
+/// # Errors
+/// With [`Foreign::Stop`], an entry written under another epoch: the store was wiped and a node
+/// started on it with a new epoch. Its positions cannot be mixed with this node's, so the
+/// caller stops.
+fn apply_or_skip(shared: &Shared, entry: &StreamId, foreign: Foreign) -> Result<(), ConnectError> {
+    if let Some(through) = restored_after(entry) {
+        passed_restore_marker(shared, entry, through);
+        return Ok(());
+    }
+    let ours = shared.replica.epoch();
     let applied = Entry::parse(entry).and_then(|parsed| {
+        if parsed.epoch != ours {
+            return Err(ConnectError::ForeignEntry { id: entry.id.clone(), epoch: parsed.epoch, ours });
+        }
         shared
             .apply(parsed)
             .map_err(|err| ConnectError::BadEntry { id: entry.id.clone(), reason: err.to_string() })
     });
     if let Err(err) = applied {
+        if matches!((&err, foreign), (ConnectError::ForeignEntry { .. }, Foreign::Stop)) {
+            return Err(err);
+        }
         tracing::error!(%err, "skipping a log entry");
         if let Some(position) = entry.id.split_once('-').and_then(|(p, _)| p.parse::<u64>().ok()) {
             shared.skipped_through.fetch_max(position, Ordering::AcqRel);
+            shared.replica.mark_unseen_through(position);
         }
     }
+    Ok(())
+}
+
+/// What to do with an entry of another epoch.
+#[derive(Clone, Copy)]
+enum Foreign {
+    /// Pass over it, as over an unreadable entry (loading: it predates the store's epoch).
+    Skip,
+    /// Stop the node (following: the store changed epoch under it).
+    Stop,
+}
+
+/// The position a restoring node had read through, when `entry` is the mark of a restore.
+fn restored_after(entry: &StreamId) -> Option<u64> {
+    match entry.map.get(RESTORED_FIELD)? {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads past the mark of a restore. A node that had read less than the restoring one lost the
+/// entries in between with the store: the topics concerned show a gap to readers from before.
+fn passed_restore_marker(shared: &Shared, entry: &StreamId, through: u64) {
+    let Some(position) = entry_position(entry) else { return };
+    let before = read_after(shared);
+    if before < through {
+        tracing::warn!(
+            read_through = before,
+            restored_after = through,
+            "redis lost entries this node had not read yet"
+        );
+        shared.replica.mark_lost_through(through);
+    }
+    shared.skipped_through.fetch_max(position, Ordering::AcqRel);
+}
+
+/// The position of an entry: its ID is `<position>-0`.
+fn entry_position(entry: &StreamId) -> Option<u64> {
+    entry.id.strip_suffix("-0").and_then(|p| p.parse().ok())
 }
 
 /// Where the next read starts: after the head, or after an unreadable entry past it.
@@ -159,6 +220,8 @@ async fn session(shared: &Shared, backoff: &mut Duration) -> Ended {
             .client
             .get_multiplexed_async_connection_with_config(&shared.connection_config(timeout + BLOCK))
             .await?;
+        // What a publish saw before this check is covered by it.
+        shared.recheck.store(false, Ordering::Release);
         restore_if_needed(shared, &mut command).await?;
         let was_down = !shared.state.connected();
         // Catch up before taking publishes again, so a publish waits for little.
@@ -171,7 +234,7 @@ async fn session(shared: &Shared, backoff: &mut Duration) -> Ended {
         }
         loop {
             read_batch(shared, &mut blocking, Some(BLOCK)).await?;
-            if !shared.state.connected() {
+            if shared.recheck.swap(false, Ordering::AcqRel) {
                 // A publish found the store without our epoch (wiped without a restart).
                 return Err(Ended::Lost("the store lost its state".to_owned()));
             }
@@ -200,20 +263,23 @@ async fn read_batch(
         let reply: Option<StreamReadReply> = command.query_async(connection).await?;
         let entries: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
         let full = entries.len() >= BATCH;
-        if let Some(first) = entries.first().and_then(|e| Entry::parse(e).ok())
-            && first.position > read_after(shared) + 1
-            && read_after(shared) > 0
+        let before = read_after(shared);
+        if let Some(first) = entries.first().filter(|e| restored_after(e).is_none())
+            && let Some(position) = entry_position(first)
+            && position > before + 1
+            && before > 0
         {
-            // The stream was trimmed past what this node had applied (it was away too long):
-            // the topics concerned report a gap to their readers.
+            // The stream was trimmed past what this node had read (it was away too long): any
+            // topic may have lost events in between, even one with nothing left to show it.
             tracing::warn!(
-                head = shared.replica.head(),
-                next = first.position,
-                "log trimmed past this node's head"
+                read_through = before,
+                next = position,
+                "log trimmed past this node's head; readers from before it get a reset"
             );
+            shared.replica.mark_lost_through(position - 1);
         }
         for entry in &entries {
-            apply_or_skip(shared, entry);
+            apply_or_skip(shared, entry, Foreign::Stop).map_err(|err| Ended::Fatal(err.to_string()))?;
         }
         if !full {
             return Ok(());
@@ -223,38 +289,56 @@ async fn read_batch(
 
 /// Puts the epoch and counters back when the store lost them; ends the session as fatal when it
 /// holds another epoch.
+///
+/// Every `seq` counter is written before the epoch: while the epoch is missing every publish is
+/// refused, so none can take a `seq` from a counter not restored yet. `pos` is moved past what
+/// this node has read by a margin (half of [`RedisOptions::max_lead`](crate::RedisOptions::max_lead)),
+/// so a position another node read before the store lost it is not handed out again, while a
+/// node that has not seen the jump yet still takes cursors past it as "nothing yet".
 async fn restore_if_needed(shared: &Shared, connection: &mut MultiplexedConnection) -> Result<(), Ended> {
     let keys = &shared.keys;
     let ours = shared.replica.epoch();
-    let head = shared.replica.head();
+    let through = read_after(shared);
     let (epoch, pos): (Option<String>, Option<u64>) =
         redis::cmd("MGET").arg(&keys.epoch).arg(&keys.pos).query_async(connection).await?;
+    let foreign =
+        |text: &str| Ended::Fatal(format!("redis holds epoch {text}, this node serves epoch {ours}"));
     match epoch.as_deref() {
-        Some(text) if parse_epoch(text) == Some(ours) && pos.unwrap_or(0) >= head => return Ok(()),
-        Some(text) if parse_epoch(text) != Some(ours) => {
-            return Err(Ended::Fatal(format!("redis holds epoch {text}, this node serves epoch {ours}")));
-        }
+        Some(text) if parse_epoch(text) == Some(ours) && pos.unwrap_or(0) >= through => return Ok(()),
+        Some(text) if parse_epoch(text) != Some(ours) => return Err(foreign(text)),
         _ => {}
     }
     let seqs = shared.replica.last_seqs();
-    let mut chunks: Vec<&[(TopicName, u64)]> = seqs.chunks(RESTORE_CHUNK).collect();
-    if chunks.is_empty() {
-        chunks.push(&[]);
-    }
-    for chunk in chunks {
-        let mut invocation = shared.restore_script.prepare_invoke();
-        invocation.key(&keys.epoch).key(&keys.pos).key(&keys.seq).arg(ours.to_string()).arg(head);
+    for chunk in seqs.chunks(RESTORE_CHUNK) {
+        let mut invocation = shared.restore_seqs_script.prepare_invoke();
+        invocation.key(&keys.epoch).key(&keys.seq).arg(ours.to_string());
         for (topic, seq) in chunk {
             invocation.arg(topic.as_str()).arg(*seq);
         }
-        let epoch: String = invocation.invoke_async(connection).await?;
-        if parse_epoch(&epoch) != Some(ours) {
-            return Err(Ended::Fatal(format!("redis holds epoch {epoch}, this node serves epoch {ours}")));
+        let epoch: Option<String> = invocation.invoke_async(connection).await?;
+        if let Some(epoch) = epoch.filter(|e| parse_epoch(e) != Some(ours)) {
+            return Err(foreign(&epoch));
         }
+    }
+    let margin = (shared.options.max_lead / 2).max(1);
+    let epoch: String = shared
+        .restore_epoch_script
+        .key(&keys.epoch)
+        .key(&keys.pos)
+        .key(&keys.log)
+        .arg(ours.to_string())
+        .arg(through)
+        .arg(margin)
+        .arg(shared.options.stream_max_len)
+        .invoke_async(connection)
+        .await?;
+    if parse_epoch(&epoch) != Some(ours) {
+        return Err(foreign(&epoch));
     }
     tracing::warn!(
         epoch = %ours,
-        head,
+        through,
+        margin,
         topics = seqs.len(),
         "redis had lost its state; restored the epoch and counters from this node"
     );

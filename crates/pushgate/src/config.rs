@@ -112,6 +112,11 @@ pub struct Config {
     pub tcp_user_timeout: Duration,
     /// Most distinct topics one subscription or poll may name. Default 100.
     pub max_topics_per_subscription: usize,
+    /// Most topics the hub holds at once; publishing to (or subscribing to) one more is refused
+    /// until idle topics are forgotten. With [`redis`](Config::redis) it counts every topic this
+    /// node holds, including those other nodes published to (all topics of the cluster that are
+    /// still retained), not only the ones published here. Default 100,000.
+    pub max_topics: usize,
     /// Events kept per topic for resuming and `cursor=oldest`. Default 1,000.
     pub history_events: usize,
     /// How long an event is kept for resuming; zero keeps events until evicted by count.
@@ -226,6 +231,7 @@ impl Default for Config {
             tcp_keepalive_retries: 3,
             tcp_user_timeout: Duration::from_secs(30),
             max_topics_per_subscription: 100,
+            max_topics: 100_000,
             history_events: 1000,
             history_age: Duration::from_secs(600),
             sources: Vec::new(),
@@ -447,6 +453,8 @@ setters! {
     with_tcp_user_timeout => tcp_user_timeout: Duration;
     /// Replaces [`max_topics_per_subscription`](Config::max_topics_per_subscription).
     with_max_topics_per_subscription => max_topics_per_subscription: usize;
+    /// Replaces [`max_topics`](Config::max_topics).
+    with_max_topics => max_topics: usize;
     /// Replaces [`history_events`](Config::history_events).
     with_history_events => history_events: usize;
     /// Replaces [`history_age`](Config::history_age).
@@ -501,6 +509,7 @@ impl Config {
             ("header_read_timeout", self.header_read_timeout.is_zero()),
             ("sse_heartbeat", self.sse_heartbeat.is_zero()),
             ("max_topics_per_subscription", self.max_topics_per_subscription == 0),
+            ("max_topics", self.max_topics == 0),
             ("history_events", self.history_events == 0),
         ];
         if let Some((name, _)) = positive.into_iter().find(|(_, zero)| *zero) {
@@ -703,7 +712,7 @@ impl Config {
         let Some(url) = &self.redis else {
             return Ok((self.build_hub(), None));
         };
-        let options = RedisOptions::default().history(self.history_limit());
+        let options = RedisOptions::default().history(self.history_limit()).max_topics(self.max_topics);
         let storage = RedisStorage::connect(url, options)
             .await
             .map_err(|source| crate::ServeError::Redis { url: redact_url(url), source })?;
@@ -718,6 +727,7 @@ impl Config {
 
     fn hub_builder(&self) -> HubBuilder {
         Hub::builder()
+            .max_topics(self.max_topics)
             .max_topics_per_subscription(self.max_topics_per_subscription)
             // A publish body holds the data and a little more, so the body limit bounds the
             // data too; the hub's own check catches data that grows when made compact.

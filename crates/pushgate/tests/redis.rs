@@ -332,3 +332,27 @@ async fn a_node_finding_another_epoch_in_redis_refuses_publishes_and_exits_with_
     let answer: Value = http().get(url).send().await.unwrap().json().await.unwrap();
     assert_eq!(answer["reset"]["reason"], "epoch_changed", "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topic_limit_reaches_the_redis_storage_and_counts_every_node_s_topics() {
+    use pushgate_hub::{HubError, NewEvent, TopicName};
+    let redis = RedisServer::start().await.unwrap();
+    let config = pushgate::Config::default().with_redis(Some(redis.url())).with_max_topics(2);
+    let (a, _) = config.connect_hub().await.unwrap();
+    let (b, state_b) = pushgate::Config::default().with_redis(Some(redis.url())).connect_hub().await.unwrap();
+    let topic = |name: &str| TopicName::new(name).unwrap();
+    a.publish(&topic("one"), NewEvent::new(json!(1))).await.unwrap();
+    // A topic published on the other node counts on this one too.
+    let two = b.publish(&topic("two"), NewEvent::new(json!(2))).await.unwrap();
+    let state_b = state_b.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while a.stats().topics < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "a never applied b's topic");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(state_b.applied_position() >= two.position());
+    let err = a.publish(&topic("three"), NewEvent::new(json!(3))).await.unwrap_err();
+    assert!(matches!(err, HubError::TopicLimit { limit: 2 }), "{err:?}");
+    // B, on the default limit, still takes it.
+    b.publish(&topic("three"), NewEvent::new(json!(3))).await.unwrap();
+}
