@@ -140,6 +140,12 @@ pub struct ServeArgs {
           default_value_t = Config::default().max_topics_per_subscription)]
     pub max_topics_per_subscription: usize,
 
+    /// Most topics held at once (with --redis: the retained topics of the whole cluster);
+    /// publishing or subscribing to one more is refused with 503 until idle topics are forgotten.
+    #[arg(long, env = "PUSHGATE_MAX_TOPICS", value_name = "N",
+          default_value_t = Config::default().max_topics)]
+    pub max_topics: usize,
+
     /// Events kept per topic for resuming and `cursor=oldest`.
     #[arg(long, env = "PUSHGATE_HISTORY_EVENTS", value_name = "N",
           default_value_t = Config::default().history_events)]
@@ -257,6 +263,7 @@ impl From<ServeArgs> for Config {
             .with_idle_timeout(args.idle_timeout.0)
             .with_drain_timeout(args.drain_timeout.0)
             .with_max_topics_per_subscription(args.max_topics_per_subscription)
+            .with_max_topics(args.max_topics)
             .with_history_events(args.history_events)
             .with_history_age(args.history_age.0)
             .with_sources(args.sources)

@@ -99,6 +99,8 @@ struct ConfigFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_topics_per_subscription: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    max_topics: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     history_events: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     history_age: Option<Seconds>,
@@ -197,7 +199,7 @@ impl ServeArgs {
                 longpoll_max_timeout, sse_heartbeat, ws_max_message_bytes, max_connections,
                 max_connections_per_ip, publish_rate, publish_burst,
                 header_read_timeout, idle_timeout, drain_timeout, max_topics_per_subscription,
-                history_events, history_age, sources, demo_db, no_demo, log_format;
+                max_topics, history_events, history_age, sources, demo_db, no_demo, log_format;
             optional: demo_ticker_rate, web_dir, redis, jwt_secret_file
         );
         take_from_file!(args, file, given;
@@ -250,6 +252,7 @@ impl ServeArgs {
             idle_timeout: Some(self.idle_timeout),
             drain_timeout: Some(self.drain_timeout),
             max_topics_per_subscription: Some(self.max_topics_per_subscription),
+            max_topics: Some(self.max_topics),
             history_events: Some(self.history_events),
             history_age: Some(self.history_age),
             sources: Some(
