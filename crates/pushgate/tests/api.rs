@@ -2,31 +2,22 @@
 //! transports mounted next to them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use pushgate::Config;
+use pushgate_testkit::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout};
 
 /// Every wait in these tests is bounded by this.
 const BOUND: Duration = Duration::from_secs(5);
 
-/// A gateway on port 0; stops when the returned sender is dropped.
-async fn start(config: Config) -> (SocketAddr, oneshot::Sender<()>) {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        pushgate::serve_on(listener, &config, async {
-            stopped.await.ok();
-        })
-        .await
-    });
-    (addr, stop)
+/// A gateway on port 0 (the testkit's); stops when the returned server is dropped.
+async fn start(config: Config) -> (SocketAddr, TestServer) {
+    let server = TestServer::start_with(config).await.unwrap();
+    (server.addr(), server)
 }
 
 fn client() -> reqwest::Client {

@@ -7,7 +7,7 @@
 
 #![allow(clippy::expect_used)] // minting a test token cannot fail; tests may panic
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
@@ -16,9 +16,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::{SinkExt as _, StreamExt as _};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use pushgate::{Config, Secret};
+use pushgate_testkit::TestServer;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -30,23 +30,16 @@ const STEP: Duration = Duration::from_secs(10);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// A gateway on port 0; dropping it stops the server.
+/// A gateway to talk to: the testkit's on port 0 (dropping it stops the server), or a binary
+/// run separately (no server held).
 struct Gateway {
     addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
+    _server: Option<TestServer>,
 }
 
 async fn start(config: Config) -> anyhow::Result<Gateway> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        pushgate::serve_on(listener, &config, async {
-            stopped.await.ok();
-        })
-        .await
-    });
-    Ok(Gateway { addr, _stop: stop })
+    let server = TestServer::start_with(config).await?;
+    Ok(Gateway { addr: server.addr(), _server: Some(server) })
 }
 
 /// Auth on: tokens signed with [`SECRET`], the admin key, `public.*` open to anonymous
@@ -690,7 +683,7 @@ impl Binary {
 async fn tokens_and_keys_never_reach_the_logs_even_at_trace_level() -> anyhow::Result<()> {
     let (binary, addr) =
         Binary::start(&["--jwt-secret", SECRET, "--admin-key", ADMIN_KEY, "--jwt-leeway", "0s"])?;
-    let gateway = Gateway { addr, _stop: oneshot::channel().0 };
+    let gateway = Gateway { addr, _server: None };
     let token = valid(600);
     let (_, forged, _) = bad_tokens().swap_remove(0);
     let forged = forged.context("forged")?;
