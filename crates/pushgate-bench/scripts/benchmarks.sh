@@ -2,12 +2,13 @@
 # Reproduces the transport tables and charts of docs/benchmarks.md (about 20 minutes).
 #
 # Needs the release build and the nchan peer's packages (the nchan profile restarts the peer
-# before each transport with /work/shared/peers/nchan/{stop,start}.sh):
+# before each run, one per transport or one per --concurrent run, with
+# /work/shared/peers/nchan/{stop,start}.sh):
 #   cargo build --release -p pushgate -p pushgate-bench
 #   apt-get install -y --no-install-recommends nginx libnginx-mod-nchan
 #
 # Usage: crates/pushgate-bench/scripts/benchmarks.sh [section...]
-#   sections: default c18k knee pollcost charts (default: all of them, in that order)
+#   sections: default c18k knee knee2k pollcost charts (default: all of them, in that order)
 set -euo pipefail
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 BENCH=${BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/pushgate-bench}
@@ -27,7 +28,7 @@ both() { # name, then the scenario's arguments: pushgate (a child), then nchan
   run "$name-nchan" --target-profile "$NCHAN" "$@"
 }
 
-for section in "${@:-default c18k knee pollcost charts}"; do
+for section in "${@:-default c18k knee knee2k pollcost charts}"; do
   for s in $section; do
     case $s in
       # 1,000 subscribers, 10 topics, 1,000 publishes/s of 100 B for 30 s: 100,000 deliveries/s.
@@ -36,6 +37,9 @@ for section in "${@:-default c18k knee pollcost charts}"; do
       c18k) both c18k --transports sse,ws --subscribers 18000 --topics 100 --rate 100 ;;
       # One topic: each of the 100 publishes/s reaches all 1,000 subscribers at once.
       knee) both knee --transports sse,ws --subscribers 1000 --topics 1 --rate 100 ;;
+      # The issue's latency target as nchan's knee was measured: 1,000 SSE and 1,000 WebSocket
+      # subscribers of one topic connected at the same time, 50 publishes/s: 100,000 deliveries/s.
+      knee2k) both knee2k --transports sse,ws --subscribers 1000 --topics 1 --rate 50 --concurrent ;;
       # What one short-poll request costs: 10,000 pollers, almost no publishing.
       pollcost) both pollcost --transports poll --subscribers 10000 --topics 10 --rate 10 ;;
       charts) "$BENCH" charts --out "$OUT" "$OUT/results/default-pushgate.json" "$OUT/results/default-nchan.json" ;;

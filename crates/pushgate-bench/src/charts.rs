@@ -101,6 +101,7 @@ impl Chart {
 /// files written.
 pub(crate) fn render(dir: &Path, reports: &[TransportReport]) -> anyhow::Result<Vec<PathBuf>> {
     anyhow::ensure!(!reports.is_empty(), "no results to chart");
+    let reports = &series_names(reports);
     load_font()?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut written = Vec::new();
@@ -112,6 +113,22 @@ pub(crate) fn render(dir: &Path, reports: &[TransportReport]) -> anyhow::Result<
         written.extend([svg, png]);
     }
     Ok(written)
+}
+
+/// The reports with each concurrent run's target named after its transports (`pushgate
+/// (sse+ws at once)`), so its rows are a series of their own beside the same target's runs of
+/// one transport at a time.
+fn series_names(reports: &[TransportReport]) -> Vec<TransportReport> {
+    reports
+        .iter()
+        .map(|report| {
+            let mut report = report.clone();
+            if report.concurrent {
+                report.target = format!("{} ({} at once)", report.target, report.group_of.join("+"));
+            }
+            report
+        })
+        .collect()
 }
 
 fn transport_color(transport: &str) -> RGBColor {

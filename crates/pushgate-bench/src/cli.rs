@@ -11,7 +11,8 @@ use crate::Transport;
 
 /// pushgate-bench: replaces transport folklore with measurements. It drives the same open-loop
 /// load (publishes on a fixed schedule, whatever the deliveries do) through short polling, long
-/// polling, Server-Sent Events and WebSocket, one after another, and reports per transport:
+/// polling, Server-Sent Events and WebSocket, one after another (or at once, --concurrent), and
+/// reports per transport:
 /// deliveries, loss, duplicates and reordering counted from sequence numbers, delivery latency
 /// percentiles, requests and bytes per message, server CPU per delivery and memory per
 /// connection.
@@ -20,9 +21,12 @@ use crate::Transport;
     version,
     args_conflicts_with_subcommands = true,
     after_help = "By default a `pushgate` gateway is started as a child process for each transport \
-                  (found next to this executable, or --server-bin); --url or --target-profile aim \
-                  at a server already running instead. Everything stays on 127.0.0.0/8.\n\
-                  Example: pushgate-bench --transports sse,ws --subscribers 18000 --topics 100 --rate 100 --json out.json"
+                  (found next to this executable, or --server-bin), or once for all of them with \
+                  --concurrent; --url or --target-profile aim at a server already running instead. \
+                  Everything stays on 127.0.0.0/8.\n\
+                  Example: pushgate-bench --transports sse,ws --subscribers 18000 --topics 100 --rate 100 --json out.json\n\
+                  At once: pushgate-bench --transports sse,ws --subscribers 1000 --topics 1 --rate 50 --concurrent \
+                  (1,000 SSE + 1,000 WebSocket subscribers, 100,000 deliveries/s)"
 )]
 pub(crate) struct Cli {
     /// What to do (default: run).
@@ -56,10 +60,16 @@ pub(crate) struct ChartsArgs {
 /// `run` options: the scenario, the target, the outputs.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RunArgs {
-    /// Transports to run, one after another on identical load.
+    /// Transports to run, one after another on identical load (or at once: --concurrent).
     #[arg(long, value_delimiter = ',', default_value = "poll,longpoll,sse,ws")]
     pub(crate) transports: Vec<Transport>,
-    /// Concurrent subscribers; subscriber i follows topic i mod topics.
+    /// Run the transports at the same time, in one run against one server (one gateway child,
+    /// or one restart of a profile's server): --subscribers per transport, on the same topics,
+    /// fed by one publisher. Deliveries and latency are reported per transport; server CPU and
+    /// memory are the shared run's (per delivery and per connection of all transports).
+    #[arg(long)]
+    pub(crate) concurrent: bool,
+    /// Concurrent subscribers (per transport); subscriber i follows topic i mod topics.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub(crate) subscribers: u32,
     /// Topics the publishes are spread over, round robin.
@@ -104,7 +114,8 @@ pub(crate) struct RunArgs {
     /// Name of the target in reports and charts (default: the profile's name).
     #[arg(long)]
     pub(crate) label: Option<String>,
-    /// Write the results here, one JSON object per transport in an array.
+    /// Write the results here, one JSON object per transport in an array (a concurrent run's
+    /// have `"concurrent": true` and `"group_of"`: its transports).
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
     /// Write charts (SVG and PNG) into this directory.
@@ -157,6 +168,17 @@ impl RunArgs {
     /// Refuses scenarios that cannot be measured meaningfully or would not end in bounded time.
     pub(crate) fn check(&self) -> anyhow::Result<()> {
         anyhow::ensure!(!self.transports.is_empty(), "--transports: name at least one");
+        if self.concurrent {
+            let mut seen = Vec::new();
+            for transport in &self.transports {
+                anyhow::ensure!(
+                    !seen.contains(transport),
+                    "--concurrent: {} is named twice in --transports (each transport is one group)",
+                    transport.name()
+                );
+                seen.push(*transport);
+            }
+        }
         anyhow::ensure!(
             self.topics <= self.subscribers,
             "--topics must not exceed --subscribers (a topic nobody follows measures nothing)"
@@ -203,5 +225,17 @@ mod tests {
         let charts = Cli::try_parse_from(["pushgate-bench", "charts", "--out", "d", "a.json"]).unwrap();
         assert!(matches!(charts.command, Some(Command::Charts(_))));
         assert!(Cli::try_parse_from(["pushgate-bench", "--transports", "sse,carrier-pigeon"]).is_err());
+        assert!(!run.concurrent);
+    }
+
+    #[test]
+    fn concurrent_groups_are_distinct_transports() {
+        let parse = |transports: &str| {
+            Cli::try_parse_from(["pushgate-bench", "--concurrent", "--transports", transports]).unwrap().run
+        };
+        let run = parse("sse,ws");
+        assert!(run.concurrent);
+        run.check().unwrap();
+        assert!(parse("sse,ws,sse").check().is_err());
     }
 }

@@ -1,7 +1,10 @@
 //! `pushgate-bench`: drives identical open-loop load through short polling, long polling,
 //! Server-Sent Events and WebSocket against a pushgate gateway (started as a child process) or
 //! another push server (a target profile), and reports what each transport costs and delivers.
-//! See `docs/benchmarks.md` for what the numbers mean and how they were taken.
+//! The transports run one after another, each against a fresh server; with `--concurrent` they
+//! run at the same time against one server (`--subscribers` per transport on the same topics,
+//! one publisher), each accounted apart, the server's CPU and memory shared (see
+//! `scenario`). See `docs/benchmarks.md` for what the numbers mean and how they were taken.
 
 mod accounting;
 mod charts;

@@ -91,6 +91,19 @@ pub(crate) struct TransportReport {
     pub(crate) notes: Vec<String>,
     /// The latency distribution: `[µs, percentile]` points, for charts.
     pub(crate) latency_cdf: Vec<[f64; 2]>,
+    /// This transport ran at the same time as the others of `group_of`, against one server
+    /// (`--concurrent`): the server figures (CPU, CPU per delivery and per request, memory per
+    /// connection, peak memory) are the shared run's, divided by the deliveries, requests and
+    /// connections of all its groups; client CPU is the bench's for the whole run.
+    #[serde(default)]
+    pub(crate) concurrent: bool,
+    /// The transports of that run, in the order given (empty when run alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) group_of: Vec<String>,
+    /// The server's (master) process id, when known: one child per run, so the groups of a
+    /// concurrent run share it.
+    #[serde(default)]
+    pub(crate) server_pid: Option<u32>,
 }
 
 /// Percentiles of a latency histogram.
@@ -157,7 +170,13 @@ fn opt(value: Option<f64>, format: impl Fn(f64) -> String) -> String {
     value.map_or_else(|| "-".to_owned(), format)
 }
 
-/// The terminal table: one row per report, then the notes.
+/// How a concurrent run is named in the table: its transports joined by `+`.
+fn run_name(report: &TransportReport) -> String {
+    report.group_of.join("+")
+}
+
+/// The terminal table: one row per report (a transport of a concurrent run is marked `*`), a
+/// footnote per concurrent run, then the notes (a note the groups of a run share, once).
 pub(crate) fn table(reports: &[TransportReport]) -> String {
     let header = [
         "target",
@@ -185,7 +204,7 @@ pub(crate) fn table(reports: &[TransportReport]) -> String {
         .map(|r| {
             vec![
                 r.target.clone(),
-                r.transport.clone(),
+                if r.concurrent { format!("{}*", r.transport) } else { r.transport.clone() },
                 r.delivered.to_string(),
                 r.lost.to_string(),
                 r.duplicated.to_string(),
@@ -225,9 +244,41 @@ pub(crate) fn table(reports: &[TransportReport]) -> String {
     for row in &rows {
         line(&mut out, row.iter().map(String::as_str).collect());
     }
+    let mut runs: Vec<(&str, String)> = Vec::new();
+    for report in reports.iter().filter(|r| r.concurrent) {
+        let run = (report.target.as_str(), run_name(report));
+        if !runs.contains(&run) {
+            runs.push(run);
+        }
+    }
+    for (target, run) in &runs {
+        let _ = writeln!(
+            out,
+            "* {target} {run}: one run, at the same time, against one server; srv CPU, peak RSS and \
+             client CPU are the run's, µs/deliv = server CPU / deliveries of all its transports, \
+             RSS/conn = memory growth / connections of all its transports"
+        );
+    }
+    let mut printed: Vec<(String, &str)> = Vec::new();
     for report in reports {
         for note in &report.notes {
-            let _ = writeln!(out, "{} {}: {note}", report.target, report.transport);
+            // A note every group of a concurrent run has is about the run: printed once, under
+            // its name. A group's own note is under its transport.
+            let of_run = report.concurrent
+                && reports
+                    .iter()
+                    .filter(|r| r.concurrent && r.target == report.target && r.group_of == report.group_of)
+                    .all(|r| r.notes.contains(note));
+            let who = if of_run {
+                format!("{} {}", report.target, run_name(report))
+            } else {
+                format!("{} {}", report.target, report.transport)
+            };
+            if of_run && printed.iter().any(|(w, n)| *w == who && *n == note.as_str()) {
+                continue;
+            }
+            let _ = writeln!(out, "{who}: {note}");
+            printed.push((who, note));
         }
     }
     out
@@ -251,5 +302,43 @@ mod tests {
         assert_eq!(micros(1_500), "1.50ms");
         assert_eq!(bytes(10_240.0), "10.2KB");
         assert_eq!(ratio(1.0, 0.0), None);
+    }
+
+    /// A `--json` file written before `--concurrent` existed (sse then ws, one after another).
+    const EARLIER_RUN: &str = include_str!("../../../docs/images/bench/results/knee-pushgate.json");
+
+    #[test]
+    fn earlier_json_reads_as_runs_of_one_transport() {
+        let reports: Vec<TransportReport> = serde_json::from_str(EARLIER_RUN).unwrap();
+        assert!(reports.len() >= 2);
+        assert!(reports.iter().all(|r| !r.concurrent && r.group_of.is_empty() && r.server_pid.is_none()));
+        let json = serde_json::to_value(&reports[0]).unwrap();
+        assert_eq!(json["concurrent"], false);
+        assert!(json.get("group_of").is_none());
+    }
+
+    #[test]
+    fn a_concurrent_run_is_marked_and_its_shared_notes_are_printed_once() {
+        let mut reports: Vec<TransportReport> = serde_json::from_str(EARLIER_RUN).unwrap();
+        reports.truncate(2);
+        let group_of = vec![reports[0].transport.clone(), reports[1].transport.clone()];
+        for report in &mut reports {
+            report.concurrent = true;
+            report.group_of = group_of.clone();
+            report.notes = vec!["the machine was busy".to_owned()];
+        }
+        reports[1].notes.push("3 subscribers failed".to_owned());
+        let json = serde_json::to_value(&reports[0]).unwrap();
+        assert_eq!(json["concurrent"], true);
+        assert_eq!(json["group_of"], serde_json::json!(group_of));
+        let table = table(&reports);
+        let run = group_of.join("+");
+        assert!(table.contains(&format!("{}*", group_of[0])), "{table}");
+        assert!(table.contains(&format!("{}*", group_of[1])), "{table}");
+        assert_eq!(table.matches(&format!("* pushgate {run}: one run")).count(), 1, "{table}");
+        assert_eq!(table.matches("the machine was busy").count(), 1, "{table}");
+        let own = format!("pushgate {}: 3 subscribers failed", group_of[1]);
+        assert_eq!(table.matches(&own).count(), 1, "{table}");
+        assert_eq!(table.matches(&format!("pushgate {run}: the machine was busy")).count(), 1, "{table}");
     }
 }

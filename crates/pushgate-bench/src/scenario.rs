@@ -1,16 +1,24 @@
-//! One run per transport, each in the same phases:
+//! One run per transport, or with `--concurrent` one run of all the transports at once (a group
+//! of `--subscribers` per transport, on the same topics, fed by the one publisher), each run in
+//! the same phases:
 //!
-//! 1. the server: a fresh gateway child (or the external target, checked for health);
-//! 2. its memory, idle; then every subscriber connects (setup time measured per subscriber);
+//! 1. the server: a fresh gateway child (or the external target, checked for health, restarted
+//!    first when its profile says how);
+//! 2. its memory, idle; then every subscriber of every group connects (setup time measured per
+//!    subscriber);
 //! 3. the server confirms it counts them all (the profile's `[ready]` page), then an idle
-//!    phase, at whose end the memory is read again: the difference per connection;
+//!    phase, at whose end the memory is read again: the difference per connection (of all
+//!    groups);
 //! 4. the measured window: open-loop publishing for `--duration`, then a drain until every
 //!    acknowledged publish reached every subscriber of its topic or `--drain` passed;
-//! 5. the subscribers stop and report; loss, duplicates and reordering are counted from their
-//!    sequence numbers.
+//! 5. the subscribers stop and report; loss, duplicates, reordering and latency are counted per
+//!    group from their sequence numbers. The server's CPU and memory are the run's, shared by
+//!    its groups: CPU per delivery divides by the deliveries of all groups.
+
+mod layout;
+mod summary;
 
 use std::io::IsTerminal as _;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,6 +26,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
@@ -31,6 +40,9 @@ use crate::publisher::{self, Plan, Progress};
 use crate::report::{self, TransportReport};
 use crate::server::{self, Server};
 use crate::subscriber::{self, Record, Shared, Spec};
+
+use self::layout::Layout;
+use self::summary::{RunFigures, Totals, group_report};
 
 /// Client CPU (percent of all cores) from which the bench calls itself the bottleneck.
 const CLIENT_BOUND_PERCENT: f64 = 90.0;
@@ -82,9 +94,10 @@ impl Target {
         Ok(Self { profile: Arc::new(profile), label, kind })
     }
 
-    fn describe(&self) -> String {
+    fn describe(&self, concurrent: bool) -> String {
+        let per = if concurrent { "run" } else { "transport" };
         match &self.kind {
-            Kind::Child(bin) => format!("{} (a fresh child per transport: {})", self.label, bin.display()),
+            Kind::Child(bin) => format!("{} (a fresh child per {per}: {})", self.label, bin.display()),
             Kind::External { endpoint, pid: Some(pid) } => {
                 format!("{} at {} (pid {pid})", self.label, endpoint.host)
             }
@@ -138,61 +151,85 @@ impl Ui {
     }
 }
 
-/// Runs every transport of `args` in turn and returns their reports.
+/// Runs every transport of `args` in turn (or, with `--concurrent`, all at once) and returns
+/// their reports, one per transport.
 pub(crate) async fn run_all(args: &RunArgs) -> anyhow::Result<Vec<TransportReport>> {
-    let needed = u64::from(args.subscribers) + 256;
+    let groups = if args.concurrent { args.transports.len() } else { 1 };
+    let subscribers = u64::from(args.subscribers) * groups as u64;
+    let needed = subscribers + 256;
     let limit = rlimit::increase_nofile_limit(u64::MAX).context("cannot raise the open-files limit")?;
     if limit < needed {
         bail!(
-            "the open-files limit is {limit}, below the {needed} that {} subscribers need: raise it (ulimit -Hn)",
-            args.subscribers
+            "the open-files limit is {limit}, below the {needed} that {subscribers} subscribers need: raise it (ulimit -Hn)"
         );
     }
     let target = Target::from_args(args)?;
     profile::require(&target.profile, &args.transports)?;
     let ui = Ui::new();
     let per_topic = f64::from(args.subscribers) / f64::from(args.topics);
+    let shape = if args.concurrent {
+        format!(
+            "{} subscribers per transport ({} at once)",
+            args.subscribers,
+            args.transports.iter().map(|t| t.name()).collect::<Vec<_>>().join(" + ")
+        )
+    } else {
+        format!("{} subscribers", args.subscribers)
+    };
     ui.log(format!(
-        "pushgate-bench: {} subscribers on {} topics; {} publishes/s of {} B for {:?} (~{:.0} deliveries/s); \
+        "pushgate-bench: {shape} on {} topics; {} publishes/s of {} B for {:?} (~{:.0} deliveries/s{}); \
          poll interval {:?}; target {}",
-        args.subscribers,
         args.topics,
         args.rate,
         args.payload,
         args.duration.0,
-        args.rate * per_topic,
+        args.rate * per_topic * groups as f64,
+        if args.concurrent { " in all" } else { "" },
         args.poll_interval.0,
-        target.describe()
+        target.describe(args.concurrent)
     ));
+    let runs: Vec<&[Transport]> = if args.concurrent {
+        vec![&args.transports[..]]
+    } else {
+        args.transports.iter().map(std::slice::from_ref).collect()
+    };
     let mut reports = Vec::new();
-    for (run_index, transport) in args.transports.iter().enumerate() {
-        let report = run_transport(args, &target, *transport, run_index, &ui)
+    for (run_index, transports) in runs.into_iter().enumerate() {
+        let names: Vec<&str> = transports.iter().map(|t| t.name()).collect();
+        let run = run_once(args, &target, transports, run_index, &ui)
             .await
-            .with_context(|| format!("{} run failed", transport.name()))?;
-        ui.log(format!(
-            "{:>9}: delivered {} of {}, lost {}, p99 {}, server CPU {}",
-            transport.name(),
-            report.delivered,
-            report.expected,
-            report.lost,
-            report::micros(report.latency_us.p99),
-            report.server_cpu_us_per_delivery.map_or("-".to_owned(), |v| format!("{v:.2} µs/delivery")),
-        ));
-        reports.push(report);
+            .with_context(|| format!("{} run failed", names.join("+")))?;
+        for report in &run {
+            ui.log(format!(
+                "{:>9}: delivered {} of {}, lost {}, p99 {}, server CPU {}",
+                report.transport,
+                report.delivered,
+                report.expected,
+                report.lost,
+                report::micros(report.latency_us.p99),
+                report.server_cpu_us_per_delivery.map_or("-".to_owned(), |v| format!("{v:.2} µs/delivery")),
+            ));
+        }
+        reports.extend(run);
     }
     ui.bar.finish_and_clear();
     Ok(reports)
 }
 
-async fn run_transport(
+/// One run against one server: a fresh gateway child, or the external target (restarted when
+/// its profile says how), loaded by a group of subscribers per transport at once.
+async fn run_once(
     args: &RunArgs,
     target: &Target,
-    transport: Transport,
+    transports: &[Transport],
     run_index: usize,
     ui: &Ui,
-) -> anyhow::Result<TransportReport> {
+) -> anyhow::Result<Vec<TransportReport>> {
     let server = match &target.kind {
-        Kind::Child(bin) => Server::spawn(bin, args.subscribers as usize + server::CONNECTION_MARGIN).await?,
+        Kind::Child(bin) => {
+            let connections = args.subscribers as usize * transports.len() + server::CONNECTION_MARGIN;
+            Server::spawn(bin, connections).await?
+        }
         Kind::External { endpoint, pid } => {
             let mut pid = *pid;
             if let (Some(stop), Some(start)) = (&target.profile.stop_command, &target.profile.start_command) {
@@ -209,11 +246,11 @@ async fn run_transport(
             server
         }
     };
-    let result = measure(args, target, transport, run_index, &server, ui).await;
+    let result = measure(args, target, transports, run_index, &server, ui).await;
     let stopped = server.stop().await;
-    let report = result?;
+    let reports = result?;
     stopped.context("stopping the gateway")?;
-    Ok(report)
+    Ok(reports)
 }
 
 /// How many subscribers the server reports, summed over the run's topics when the page is
@@ -236,21 +273,54 @@ async fn ready_count(server: &Server, profile: &Profile, topics: &[Arc<str>]) ->
     Some(total)
 }
 
+/// One transport's subscribers in a run, with their own counters.
+struct Group {
+    transport: Transport,
+    shared: Arc<Shared>,
+    tasks: JoinSet<Record>,
+    /// Subscriber requests and socket bytes when the measured window began, then during it.
+    window_requests: u64,
+    window_bytes: u64,
+}
+
+impl Group {
+    fn connected(&self) -> usize {
+        self.shared.connected.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self) -> usize {
+        self.shared.failed.load(Ordering::Relaxed)
+    }
+
+    fn delivered(&self) -> u64 {
+        self.shared.delivered.load(Ordering::Relaxed)
+    }
+}
+
 #[allow(clippy::too_many_lines)] // The phases read best in order, in one place.
 async fn measure(
     args: &RunArgs,
     target: &Target,
-    transport: Transport,
+    transports: &[Transport],
     run_index: usize,
     server: &Server,
     ui: &Ui,
-) -> anyhow::Result<TransportReport> {
+) -> anyhow::Result<Vec<TransportReport>> {
     let n = args.subscribers as usize;
     let topic_count = args.topics as usize;
+    let layout = Layout::new(
+        transports.len(),
+        n,
+        topic_count,
+        args.source_addrs.map(usize::from),
+        run_index,
+        std::process::id(),
+    );
+    let names: Vec<&str> = transports.iter().map(|t| t.name()).collect();
     // Fresh names per run, so an external server's retained messages of earlier runs never count.
     let run_id = format!("{:x}", subscriber::now_us() % 0xfff_ffff);
     let topics: Vec<Arc<str>> =
-        (0..topic_count).map(|k| Arc::from(format!("pgb{run_id}.{}.{k}", transport.name()))).collect();
+        (0..topic_count).map(|k| Arc::from(format!("pgb{run_id}.{}.{k}", names.join("-")))).collect();
     let plan = Plan {
         rate: args.rate,
         duration: args.duration.0,
@@ -258,68 +328,87 @@ async fn measure(
         payload: args.payload,
         connections: args.publish_connections as usize,
     };
-    // Each source address gets at most ~8,000 of the ~28,000 ephemeral ports, and each run
-    // (and each bench process) its own addresses, so ports still in TIME_WAIT from an earlier
-    // run never run short.
-    let per_run = args.source_addrs.map_or_else(|| n.div_ceil(8_000), usize::from).max(1);
-    let first_source = 2 + (std::process::id() as usize * 7 + run_index * per_run) % (240 - per_run);
 
     sleep(Duration::from_millis(300)).await;
     let idle_before = server.usage();
 
-    // Connect.
-    ui.phase("connect", n as u64);
-    let shared = Arc::new(Shared::new(args.setup_concurrency as usize));
-    let mut tasks = JoinSet::new();
-    for index in 0..n {
-        let spec = Spec {
-            index,
+    // Connect, the groups interleaved so they grow together.
+    ui.phase("connect", layout.total() as u64);
+    let stop = CancellationToken::new();
+    let setup_gate = Arc::new(Semaphore::new(args.setup_concurrency as usize));
+    let mut groups: Vec<Group> = transports
+        .iter()
+        .map(|&transport| Group {
             transport,
-            topic: (index % topic_count) as u32,
-            topic_name: topics[index % topic_count].clone(),
-            source: Ipv4Addr::new(127, 0, 0, (first_source + index % per_run) as u8),
-            seq_limit: plan.seq_limit(),
-            poll_interval: args.poll_interval.0,
-            endpoint: server.endpoint.clone(),
-            profile: target.profile.clone(),
-        };
-        tasks.spawn(subscriber::run(spec, shared.clone()));
+            shared: Arc::new(Shared::new(stop.clone(), setup_gate.clone())),
+            tasks: JoinSet::new(),
+            window_requests: 0,
+            window_bytes: 0,
+        })
+        .collect();
+    for index in 0..n {
+        for (g, group) in groups.iter_mut().enumerate() {
+            let topic = layout.topic(index);
+            let spec = Spec {
+                index,
+                transport: group.transport,
+                topic: topic as u32,
+                topic_name: topics[topic].clone(),
+                source: layout.source(g, index),
+                seq_limit: plan.seq_limit(),
+                poll_interval: args.poll_interval.0,
+                endpoint: server.endpoint.clone(),
+                profile: target.profile.clone(),
+            };
+            group.tasks.spawn(subscriber::run(spec, group.shared.clone()));
+        }
     }
-    let deadline = Instant::now() + subscriber::SETUP_TIMEOUT + Duration::from_millis(n as u64);
+    let deadline = Instant::now() + subscriber::SETUP_TIMEOUT + Duration::from_millis(layout.total() as u64);
     let started = Instant::now();
     loop {
-        let done = shared.connected.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed);
+        let done: usize = groups.iter().map(|g| g.connected() + g.failed()).sum();
         ui.bar.set_position(done as u64);
-        if done >= n || Instant::now() > deadline {
+        if done >= layout.total() || Instant::now() > deadline {
             break;
         }
         sleep(Duration::from_millis(50)).await;
     }
-    let connected = shared.connected.load(Ordering::Relaxed);
-    let mut notes = Vec::new();
-    ui.log(format!("{:>9}: {connected} of {n} subscribed in {:.1?}", transport.name(), started.elapsed()));
-    if connected == 0 {
-        shared.stop.cancel();
-        bail!("no subscriber could subscribe: {}", shared.first_error().unwrap_or_default());
+    let mut notes: Vec<Vec<String>> = vec![Vec::new(); groups.len()];
+    for group in &groups {
+        ui.log(format!(
+            "{:>9}: {} of {n} subscribed in {:.1?}",
+            group.transport.name(),
+            group.connected(),
+            started.elapsed()
+        ));
+        if group.connected() == 0 {
+            stop.cancel();
+            bail!(
+                "no {} subscriber could subscribe: {}",
+                group.transport.name(),
+                group.shared.first_error().unwrap_or_default()
+            );
+        }
     }
 
-    // Ready and idle.
-    if transport != Transport::Poll && target.profile.ready.is_some() {
-        ui.phase("ready", connected as u64);
+    // Ready and idle: the server must count the held subscriptions of every group (a short
+    // poller holds none).
+    let held: usize = groups.iter().filter(|g| g.transport != Transport::Poll).map(Group::connected).sum();
+    if held > 0 && target.profile.ready.is_some() {
+        ui.phase("ready", held as u64);
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut counted = 0;
         while Instant::now() < deadline {
             counted = ready_count(server, &target.profile, &topics).await.unwrap_or(0);
             ui.bar.set_position(counted);
-            if counted >= connected as u64 {
+            if counted >= held as u64 {
                 break;
             }
             sleep(Duration::from_millis(100)).await;
         }
-        if counted < connected as u64 {
-            notes.push(format!(
-                "the server counted only {counted} of {connected} subscribers before publishing"
-            ));
+        if counted < held as u64 {
+            let note = format!("the server counted only {counted} of {held} subscribers before publishing");
+            notes.iter_mut().for_each(|group_notes| group_notes.push(note.clone()));
         }
     }
     ui.phase("idle", 1);
@@ -333,8 +422,10 @@ async fn measure(
     let publish_stop = CancellationToken::new();
     let cpu_start = server.usage().map(|u| u.cpu_seconds);
     let self_start = procstat::self_cpu_seconds();
-    let requests_start = shared.requests.load(Ordering::Relaxed);
-    let bytes_start = shared.wire_bytes.load(Ordering::Relaxed);
+    for group in &mut groups {
+        group.window_requests = group.shared.requests.load(Ordering::Relaxed);
+        group.window_bytes = group.shared.wire_bytes.load(Ordering::Relaxed);
+    }
     let load_start = procstat::load_average();
     let window_start = Instant::now();
     let publishing = tokio::spawn(publisher::run(
@@ -348,28 +439,25 @@ async fn measure(
     let answers_deadline = publish_end + args.drain.0 + Duration::from_secs(10);
     while !publishing.is_finished() && Instant::now() < answers_deadline {
         ui.bar.set_position(progress.sent.load(Ordering::Relaxed));
-        ui.bar.set_message(format!("delivered {}", shared.delivered.load(Ordering::Relaxed)));
+        let delivered: u64 = groups.iter().map(Group::delivered).sum();
+        ui.bar.set_message(format!("delivered {delivered}"));
         sleep(Duration::from_millis(100)).await;
     }
     publish_stop.cancel();
     let outcome = publishing.await.context("the publisher panicked")??;
-    let mut subscribers_of = vec![0u64; topic_count];
-    for index in 0..n {
-        subscribers_of[index % topic_count] += 1;
-    }
-    let expected: u64 = outcome
+    let expected_per_group: u64 = outcome
         .acknowledged
         .iter()
-        .zip(&subscribers_of)
+        .zip(layout.subscribers_per_topic())
         .map(|(acked, subscribers)| acked.len() * subscribers)
         .sum();
-    let extra = if transport == Transport::Poll { args.poll_interval.0 } else { Duration::ZERO };
+    let polling = groups.iter().any(|g| g.transport == Transport::Poll);
+    let extra = if polling { args.poll_interval.0 } else { Duration::ZERO };
     let drain_deadline = publish_end.max(Instant::now()) + args.drain.0 + extra;
-    ui.phase("drain", expected);
+    ui.phase("drain", expected_per_group * groups.len() as u64);
     while Instant::now() < drain_deadline {
-        let delivered = shared.delivered.load(Ordering::Relaxed);
-        ui.bar.set_position(delivered);
-        if delivered >= expected || shared.failed.load(Ordering::Relaxed) >= n {
+        ui.bar.set_position(groups.iter().map(Group::delivered).sum());
+        if groups.iter().all(|g| g.delivered() >= expected_per_group || g.failed() >= n) {
             break;
         }
         sleep(Duration::from_millis(20)).await;
@@ -378,40 +466,36 @@ async fn measure(
     let load_end = procstat::load_average();
     let end_usage = server.usage();
     let client_cpu = procstat::self_cpu_seconds() - self_start;
-    let window_requests = shared.requests.load(Ordering::Relaxed) - requests_start;
-    let window_bytes = shared.wire_bytes.load(Ordering::Relaxed) - bytes_start;
+    for group in &mut groups {
+        group.window_requests = group.shared.requests.load(Ordering::Relaxed) - group.window_requests;
+        group.window_bytes = group.shared.wire_bytes.load(Ordering::Relaxed) - group.window_bytes;
+    }
 
     // Stop and collect.
-    shared.stop.cancel();
-    let mut records: Vec<Record> = Vec::with_capacity(n);
+    stop.cancel();
+    let mut records: Vec<Vec<Record>> = groups.iter().map(|_| Vec::with_capacity(n)).collect();
     let collected = timeout(COLLECT_TIMEOUT, async {
-        while let Some(result) = tasks.join_next().await {
-            if let Ok(record) = result {
-                records.push(record);
+        for (group, records) in groups.iter_mut().zip(&mut records) {
+            while let Some(result) = group.tasks.join_next().await {
+                if let Ok(record) = result {
+                    records.push(record);
+                }
             }
         }
     })
     .await;
     if collected.is_err() {
-        tasks.abort_all();
-        notes.push(format!(
-            "{} subscribers did not stop in time; their deliveries are not counted",
-            n - records.len()
-        ));
+        for ((group, records), group_notes) in groups.iter_mut().zip(&records).zip(&mut notes) {
+            group.tasks.abort_all();
+            if records.len() < n {
+                group_notes.push(format!(
+                    "{} subscribers did not stop in time; their deliveries are not counted",
+                    n - records.len()
+                ));
+            }
+        }
     }
 
-    let mut tally = Tally::default();
-    let (mut bytes_read, mut bytes_written, mut requests, mut bad_statuses, mut reconnects) = (0, 0, 0, 0, 0);
-    let empty = Default::default();
-    for record in &records {
-        tally.add(&record.tracker, outcome.acknowledged.get(record.topic as usize).unwrap_or(&empty));
-        bytes_read += record.read;
-        bytes_written += record.written;
-        requests += record.requests;
-        bad_statuses += record.bad_statuses;
-        reconnects += record.reconnects;
-    }
-    let delivered = tally.delivered as f64;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let client_cpu_percent = client_cpu / (window * cores as f64) * 100.0;
     let server_cpu = cpu_start.zip(end_usage.map(|u| u.cpu_seconds)).map(|(start, end)| end - start);
@@ -419,8 +503,9 @@ async fn measure(
     let client_bound = client_cpu_percent >= CLIENT_BOUND_PERCENT
         || server_cpu_percent
             .is_some_and(|server| client_cpu_percent + server >= 95.0 && client_cpu_percent > server);
+    let mut run_notes = Vec::new();
     if client_bound {
-        notes.push(format!(
+        run_notes.push(format!(
             "client-bound: the bench used {client_cpu_percent:.0}% of the {cores} cores{}; latency here measures \
              the client as much as the server",
             server_cpu_percent.map_or(String::new(), |s| format!(" and the server {s:.0}%"))
@@ -430,86 +515,76 @@ async fn measure(
     if let Some(load) =
         load_start.into_iter().chain(load_end).reduce(f64::max).filter(|l| *l > cores as f64 + 1.0)
     {
-        notes.push(format!(
+        run_notes.push(format!(
             "the machine was busy (load average up to {load:.1} on {cores} cores): other processes competed for the CPU"
         ));
     }
-    let lateness_us = u64::try_from(outcome.max_lateness.as_micros()).unwrap_or(u64::MAX);
     if outcome.max_lateness > Duration::from_millis(10) {
-        notes.push(format!(
+        let lateness_us = u64::try_from(outcome.max_lateness.as_micros()).unwrap_or(u64::MAX);
+        run_notes.push(format!(
             "the publisher ran up to {} behind schedule (counted in the latency)",
             report::micros(lateness_us)
         ));
     }
     if outcome.refused > 0 || outcome.error.is_some() {
-        notes.push(format!(
+        run_notes.push(format!(
             "{} publishes refused{}",
             outcome.refused,
             outcome.error.as_ref().map_or(String::new(), |e| format!("; {e}"))
         ));
     }
-    let failed = shared.failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        notes.push(format!(
-            "{failed} subscribers failed or were cut off; first: {}",
-            shared.first_error().unwrap_or_default()
-        ));
-    }
-    if tally.delivered < expected && tally.lost == 0 {
-        notes.push(
-            "fewer deliveries than owed, yet nothing lost: some subscribers were not collected".to_owned(),
-        );
-    }
-    let latency = shared.latency();
-    let rss_per_connection = idle_before
-        .zip(idle_after)
-        .map(|(before, after)| (after.rss_bytes as f64 - before.rss_bytes as f64) / connected as f64);
-    let server_cpu_us_per = |count: f64| server_cpu.and_then(|cpu| report::ratio(cpu * 1e6, count));
-    let setup_bytes = shared.setup_bytes.load(Ordering::Relaxed);
-    Ok(TransportReport {
-        transport: transport.name().to_owned(),
-        target: target.label.clone(),
-        delivered: tally.delivered,
-        lost: tally.lost,
-        duplicated: tally.duplicated,
-        out_of_order: tally.out_of_order,
-        latency_us: report::latency(&latency),
-        requests_per_message: report::ratio((window_requests + connected as u64) as f64, delivered),
-        bytes_per_message: report::ratio((window_bytes + setup_bytes) as f64, delivered),
-        server_cpu_seconds: server_cpu,
-        server_cpu_us_per_delivery: server_cpu_us_per(delivered),
-        server_peak_rss_bytes: end_usage.map(|u| u.peak_rss_bytes),
-        rss_per_connection_bytes: rss_per_connection,
-        connect_us: report::setup(&shared.connect_times()),
+    let run = RunFigures {
+        outcome,
+        expected_per_group,
+        window,
+        server_cpu,
+        idle_before,
+        idle_after,
+        end_usage,
         client_cpu_percent,
-        subscribers: n,
-        topics: topic_count,
-        rate: args.rate,
-        payload_bytes: args.payload,
-        duration_s: args.duration.0.as_secs_f64(),
-        poll_interval_s: args.poll_interval.0.as_secs_f64(),
-        published: outcome.sent,
-        publish_refused: outcome.refused,
-        publisher_max_lateness_us: lateness_us,
-        expected,
-        invalid: tally.invalid,
-        connected,
-        failed,
-        first_error: shared.first_error(),
-        requests,
-        bad_statuses,
-        reconnects,
-        bytes_read,
-        bytes_written,
-        server_cpu_us_per_request: server_cpu_us_per(window_requests as f64),
-        server_rss_idle_before_bytes: idle_before.map(|u| u.rss_bytes),
-        server_rss_idle_after_bytes: idle_after.map(|u| u.rss_bytes),
-        window_s: window,
-        offered_deliveries_per_second: expected as f64 / args.duration.0.as_secs_f64(),
-        client_cores: cores,
-        load_average: [load_start, load_end],
         client_bound,
-        notes,
-        latency_cdf: report::cdf(&latency),
-    })
+        cores,
+        load_average: [load_start, load_end],
+        notes: run_notes,
+    };
+    let tallies: Vec<Tally> = records
+        .iter()
+        .map(|records| {
+            let mut tally = Tally::default();
+            let empty = Default::default();
+            for record in records {
+                tally.add(
+                    &record.tracker,
+                    run.outcome.acknowledged.get(record.topic as usize).unwrap_or(&empty),
+                );
+            }
+            tally
+        })
+        .collect();
+    let totals = Totals {
+        delivered: tallies.iter().map(|t| t.delivered).sum(),
+        connected: groups.iter().map(Group::connected).sum(),
+        window_requests: groups.iter().map(|g| g.window_requests).sum(),
+    };
+    let concurrent = args.concurrent.then(|| names.iter().map(|&name| name.to_owned()).collect());
+    Ok(groups
+        .iter()
+        .zip(records)
+        .zip(tallies)
+        .zip(notes)
+        .map(|(((group, records), tally), notes)| {
+            group_report(
+                args,
+                target,
+                server,
+                &run,
+                &totals,
+                concurrent.clone(),
+                group,
+                &records,
+                tally,
+                notes,
+            )
+        })
+        .collect())
 }

@@ -41,7 +41,9 @@ pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).unwrap_or_else(|err| panic!("histogram bounds: {err}"))
 }
 
-/// State shared by every subscriber of one run.
+/// State shared by every subscriber of one transport group in a run (all of a run's
+/// subscribers unless `--concurrent` runs several transports at once; then each group has its
+/// own, and the groups share the stop token and the setup gate).
 #[derive(Debug)]
 pub(crate) struct Shared {
     latency: Vec<Mutex<Histogram<u64>>>,
@@ -62,11 +64,13 @@ pub(crate) struct Shared {
     /// Fires when the run ends.
     pub(crate) stop: CancellationToken,
     /// Bounds the connection setups in flight, so the server's accept queue never overflows.
-    pub(crate) setup_gate: Semaphore,
+    pub(crate) setup_gate: Arc<Semaphore>,
 }
 
 impl Shared {
-    pub(crate) fn new(setup_concurrency: usize) -> Self {
+    /// Counters for one group, ended by `stop`, its setups bounded by `setup_gate` (which the
+    /// run's groups share, so `--setup-concurrency` holds for the whole run).
+    pub(crate) fn new(stop: CancellationToken, setup_gate: Arc<Semaphore>) -> Self {
         Self {
             latency: (0..LATENCY_SHARDS).map(|_| Mutex::new(histogram())).collect(),
             connect: Mutex::new(histogram()),
@@ -77,8 +81,8 @@ impl Shared {
             wire_bytes: AtomicU64::new(0),
             setup_bytes: AtomicU64::new(0),
             first_error: Mutex::new(None),
-            stop: CancellationToken::new(),
-            setup_gate: Semaphore::new(setup_concurrency.max(1)),
+            stop,
+            setup_gate,
         }
     }
 
@@ -125,7 +129,7 @@ impl Shared {
 /// Everything a subscriber task needs to know.
 #[derive(Debug, Clone)]
 pub(crate) struct Spec {
-    /// Its index among the run's subscribers.
+    /// Its index among its group's subscribers.
     pub(crate) index: usize,
     /// The transport.
     pub(crate) transport: Transport,
