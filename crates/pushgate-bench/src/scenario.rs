@@ -44,8 +44,6 @@ use crate::subscriber::{self, Record, Shared, Spec};
 use self::layout::Layout;
 use self::summary::{RunFigures, Totals, group_report};
 
-/// Client CPU (percent of all cores) from which the bench calls itself the bottleneck.
-const CLIENT_BOUND_PERCENT: f64 = 90.0;
 /// How long stopped subscribers get to hand in their records.
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the server gets to count every subscriber.
@@ -497,56 +495,21 @@ async fn measure(
     }
 
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let client_cpu_percent = client_cpu / (window * cores as f64) * 100.0;
-    let server_cpu = cpu_start.zip(end_usage.map(|u| u.cpu_seconds)).map(|(start, end)| end - start);
-    let server_cpu_percent = server_cpu.map(|cpu| cpu / (window * cores as f64) * 100.0);
-    let client_bound = client_cpu_percent >= CLIENT_BOUND_PERCENT
-        || server_cpu_percent
-            .is_some_and(|server| client_cpu_percent + server >= 95.0 && client_cpu_percent > server);
-    let mut run_notes = Vec::new();
-    if client_bound {
-        run_notes.push(format!(
-            "client-bound: the bench used {client_cpu_percent:.0}% of the {cores} cores{}; latency here measures \
-             the client as much as the server",
-            server_cpu_percent.map_or(String::new(), |s| format!(" and the server {s:.0}%"))
-        ));
-    }
-    // The run's own two processes account for a load of about 2 at most on a busy run.
-    if let Some(load) =
-        load_start.into_iter().chain(load_end).reduce(f64::max).filter(|l| *l > cores as f64 + 1.0)
-    {
-        run_notes.push(format!(
-            "the machine was busy (load average up to {load:.1} on {cores} cores): other processes competed for the CPU"
-        ));
-    }
-    if outcome.max_lateness > Duration::from_millis(10) {
-        let lateness_us = u64::try_from(outcome.max_lateness.as_micros()).unwrap_or(u64::MAX);
-        run_notes.push(format!(
-            "the publisher ran up to {} behind schedule (counted in the latency)",
-            report::micros(lateness_us)
-        ));
-    }
-    if outcome.refused > 0 || outcome.error.is_some() {
-        run_notes.push(format!(
-            "{} publishes refused{}",
-            outcome.refused,
-            outcome.error.as_ref().map_or(String::new(), |e| format!("; {e}"))
-        ));
-    }
-    let run = RunFigures {
+    let mut run = RunFigures {
         outcome,
         expected_per_group,
         window,
-        server_cpu,
+        server_cpu: cpu_start.zip(end_usage.map(|u| u.cpu_seconds)).map(|(start, end)| end - start),
         idle_before,
         idle_after,
         end_usage,
-        client_cpu_percent,
-        client_bound,
+        client_cpu_percent: client_cpu / (window * cores as f64) * 100.0,
+        client_bound: false,
         cores,
         load_average: [load_start, load_end],
-        notes: run_notes,
+        notes: Vec::new(),
     };
+    run.judge();
     let tallies: Vec<Tally> = records
         .iter()
         .map(|records| {

@@ -3,6 +3,7 @@
 //! deliveries, requests and connections of all its groups.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use crate::accounting::Tally;
 use crate::cli::RunArgs;
@@ -13,6 +14,9 @@ use crate::server::Server;
 use crate::subscriber::Record;
 
 use super::{Group, Target};
+
+/// Client CPU (percent of all cores) from which the bench calls itself the bottleneck.
+const CLIENT_BOUND_PERCENT: f64 = 90.0;
 
 /// What the groups of a run share: the scenario as run, the publisher's outcome and the
 /// server's and the client's figures over the measured window.
@@ -31,6 +35,49 @@ pub(super) struct RunFigures {
     pub(super) load_average: [Option<f64>; 2],
     /// Notes about the run as a whole, repeated in each group's report.
     pub(super) notes: Vec<String>,
+}
+
+impl RunFigures {
+    /// Judges the run as a whole: whether the bench, not the server, limited it, and notes on
+    /// whatever else may have (a busy machine, a late or refused publisher).
+    pub(super) fn judge(&mut self) {
+        let Self { outcome, window, cores, client_cpu_percent, .. } = self;
+        let (cores, client_cpu_percent) = (*cores, *client_cpu_percent);
+        let server_cpu_percent = self.server_cpu.map(|cpu| cpu / (*window * cores as f64) * 100.0);
+        self.client_bound = client_cpu_percent >= CLIENT_BOUND_PERCENT
+            || server_cpu_percent
+                .is_some_and(|server| client_cpu_percent + server >= 95.0 && client_cpu_percent > server);
+        let notes = &mut self.notes;
+        if self.client_bound {
+            notes.push(format!(
+                "client-bound: the bench used {client_cpu_percent:.0}% of the {cores} cores{}; latency here measures \
+                 the client as much as the server",
+                server_cpu_percent.map_or(String::new(), |s| format!(" and the server {s:.0}%"))
+            ));
+        }
+        // The run's own two processes account for a load of about 2 at most on a busy run.
+        if let Some(load) =
+            self.load_average.into_iter().flatten().reduce(f64::max).filter(|l| *l > cores as f64 + 1.0)
+        {
+            notes.push(format!(
+                "the machine was busy (load average up to {load:.1} on {cores} cores): other processes competed for the CPU"
+            ));
+        }
+        if outcome.max_lateness > Duration::from_millis(10) {
+            let lateness_us = u64::try_from(outcome.max_lateness.as_micros()).unwrap_or(u64::MAX);
+            notes.push(format!(
+                "the publisher ran up to {} behind schedule (counted in the latency)",
+                report::micros(lateness_us)
+            ));
+        }
+        if outcome.refused > 0 || outcome.error.is_some() {
+            notes.push(format!(
+                "{} publishes refused{}",
+                outcome.refused,
+                outcome.error.as_ref().map_or(String::new(), |e| format!("; {e}"))
+            ));
+        }
+    }
 }
 
 /// Sums over all groups of a run, the divisors of the shared server's figures.
