@@ -114,7 +114,10 @@ async fn run(
                     Ok(Parsed::Other) => return End::Handoff,
                     Err(error) => {
                         let response = error.into_response();
-                        return match answer(stream, response, (true, false), limits, &activity).await {
+                        // Boxed, like the stream: rare, and its state would otherwise be part
+                        // of every connection's task (1.9 against 2.1 KB).
+                        let answered = Box::pin(answer(stream, response, (true, false), limits, &activity));
+                        return match answered.await {
                             Ok(_) => End::Close,
                             Err(_) => End::Drop,
                         };
@@ -217,7 +220,9 @@ async fn answer(
     let bodiless = response.status().is_informational()
         || matches!(response.status(), StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
     if !bodiless && response.body().size_hint().exact().is_none() {
-        stream_response(stream, activity, limits.idle_timeout, response).await?;
+        // Boxed: a stream is a connection's last answer, and its state need not weigh on
+        // every parked poll's task.
+        Box::pin(stream_response(stream, activity, limits.idle_timeout, response)).await?;
         return Ok(false);
     }
     let (parts, body) = response.into_parts();
