@@ -197,6 +197,15 @@ async fn pipelined_requests_are_answered_in_order() {
     let second = raw.answer().await;
     assert_eq!(second.status, 200);
     assert!(second.body.contains(r#""events":[]"#), "the long poll timed out: {second:?}");
+
+    // A head that arrives in pieces is put together.
+    let request = get("/v1/poll?topic=p&cursor=oldest");
+    let (start, rest) = request.split_at(20);
+    raw.send(start).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    raw.send(rest).await;
+    let third = raw.answer().await;
+    assert!(third.body.contains(r#""data":"one""#), "{third:?}");
 }
 
 #[tokio::test]

@@ -7,10 +7,11 @@
 //! A parked long poll or an idle keep-alive poller reads nothing for seconds at a time, and an
 //! SSE stream writes frames that are already encoded; so here, per request:
 //!
-//! - the head is read into a buffer that starts at 1 KiB and grows to at most 16 KiB, and is
-//!   parsed with `httparse` (`lite/head.rs`); between requests, and while a long poll is
-//!   parked, the connection holds no buffer at all (only bytes that arrived early: a pipelined
-//!   next request, at most 16 KiB);
+//! - the head is read into the worker thread's scratch buffer and parsed there with
+//!   `httparse` (`lite/head.rs`); only a head that arrives in pieces, or bytes after it (a
+//!   pipelined next request), are kept in a buffer of the connection's own, which starts at
+//!   1 KiB and grows to at most 16 KiB; between requests, and while a long poll is parked, the
+//!   connection holds no buffer at all;
 //! - the request goes through the same axum router as every other request, so its handler,
 //!   validation, auth, CORS and the refusal counters run unchanged (no per-connection state is
 //!   put in its extensions: only the publish API and the WebSocket transport read it, and
@@ -29,6 +30,7 @@
 //! shutdown the answer in flight is finished (the hub is closed first, so parked polls answer)
 //! and the connection closed, and an idle one is closed at once.
 
+use std::cell::RefCell;
 use std::io;
 use std::pin::pin;
 use std::time::Duration;
@@ -36,7 +38,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, HttpBody as _};
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -144,14 +146,24 @@ async fn run(
                     return End::Drop;
                 }
             }
-            match read_some(stream, buf) {
-                Ok(Some(0)) | Err(_) => return End::Drop,
-                Ok(Some(_)) => {
-                    activity.touch();
-                    if first_byte {
+            if first_byte {
+                match read_fresh(stream, buf) {
+                    Ok(Fresh::Request(request, close, http10)) => {
+                        activity.touch();
+                        break (request, close, http10);
+                    }
+                    Ok(Fresh::Read) => {
+                        activity.touch();
                         head_deadline.as_mut().reset(Instant::now() + limits.header_read_timeout);
                     }
+                    Ok(Fresh::Stale) => {}
+                    Ok(Fresh::Eof) | Err(_) => return End::Drop,
                 }
+                continue;
+            }
+            match read_some(stream, buf) {
+                Ok(Some(0)) | Err(_) => return End::Drop,
+                Ok(Some(_)) => activity.touch(),
                 Ok(None) => {}
             }
         };
@@ -192,6 +204,50 @@ async fn run(
             }
         }
     }
+}
+
+thread_local! {
+    /// Where a head's first bytes are read and parsed, so a request that arrives whole (nearly
+    /// all do) costs its connection no buffer at all: one per worker thread.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_HEAD_BYTES]);
+}
+
+/// What a read into [`SCRATCH`] gave.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives for one call per request; boxing the request would allocate for every one"
+)]
+enum Fresh {
+    /// The readiness was stale.
+    Stale,
+    /// The end of the stream.
+    Eof,
+    /// Bytes that are not (yet) a whole request of the lite loop's, now in the connection's
+    /// buffer.
+    Read,
+    /// A whole request, with whether to close after it and whether it is HTTP/1.0; any bytes
+    /// after its head are in the connection's buffer.
+    Request(Request<Body>, bool, bool),
+}
+
+/// Reads a head's first bytes into the thread's scratch buffer and parses them there; only
+/// what is not a whole request is copied into `buf`.
+fn read_fresh(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Fresh> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let read = match stream.try_read(scratch) {
+            Ok(0) => return Ok(Fresh::Eof),
+            Ok(n) => &scratch[..n],
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(Fresh::Stale),
+            Err(error) => return Err(error),
+        };
+        if let Ok(Parsed::Lite { request, head_len, close, http10 }) = head::parse(read) {
+            buf.extend_from_slice(&read[head_len..]);
+            return Ok(Fresh::Request(request, close, http10));
+        }
+        // Partial, another request, or an error the loop answers after parsing it again.
+        buf.extend_from_slice(read);
+        Ok(Fresh::Read)
+    })
 }
 
 /// Reads what the socket has into `buf`, growing it toward [`MAX_HEAD_BYTES`]: `None` when the
