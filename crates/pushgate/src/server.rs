@@ -3,8 +3,9 @@
 //!
 //! Each accepted TCP connection is served by hyper's HTTP/1 server with upgrades (WebSocket),
 //! a header-read timeout, and the axum router as its service; except a connection whose first
-//! request is `GET /v1/sse`, whose head is parsed and whose stream is written outside hyper, for
-//! memory (`server/sse.rs`), through the same router. Around that:
+//! request is a `GET` to `/v1/poll`, `/v1/longpoll` or `/v1/sse`, which a small keep-alive loop
+//! serves outside hyper, for memory and CPU, through the same router, until a request of
+//! another kind hands it to hyper (`server/lite.rs`). Around that:
 //!
 //! - **Connection limit.** A connection holds a permit for as long as its socket lives, also
 //!   after a WebSocket upgrade (the permit travels inside the I/O object). Over the limit, a
@@ -35,6 +36,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use bytes::Bytes;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use pushgate_http::{ApiError, ErrorCode, PublishRate, Refusal, Refusals};
 use pushgate_hub::Hub;
@@ -43,7 +45,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
-mod sse;
+mod lite;
 
 use crate::limits::{ConnectionState, IpSlot, PerIp, WithConnection};
 
@@ -222,8 +224,8 @@ pub(crate) async fn run(
     }
 }
 
-/// Serves one connection: an SSE stream outside hyper when its first request is one (see
-/// `sse.rs`), anything else with hyper. Each path is boxed, so a connection's task holds only
+/// Serves one connection: with the lite loop when its first request is a poll, long poll or
+/// SSE `GET` (see `lite.rs`), anything else with hyper. Each path is boxed, so a connection's task holds only
 /// the state of the path it takes.
 async fn serve_connection(
     stream: TcpStream,
@@ -232,33 +234,38 @@ async fn serve_connection(
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut peeked = [0_u8; sse::PEEK_LEN];
+    let mut peeked = [0_u8; lite::PEEK_LEN];
     let first = tokio::select! {
         first = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut peeked)) => first,
         _ = stopping.wait_for(|stop| *stop) => return,
     };
     match first {
-        Ok(Ok(n)) if sse::is_sse_request(&peeked[..n]) => {
-            Box::pin(sse::serve(stream, slots, router, limits, stopping)).await;
+        Ok(Ok(n)) if lite::starts_lite_request(&peeked[..n]) == Some(true) => {
+            Box::pin(lite::serve(stream, slots, router, limits, stopping)).await;
         }
-        Ok(Ok(n)) if n > 0 => Box::pin(serve_http(stream, slots, router, limits, stopping)).await,
+        Ok(Ok(n)) if n > 0 => {
+            Box::pin(serve_http(stream, slots, router, limits, stopping, Bytes::new())).await;
+        }
         // Closed, failed, or silent for the header-read timeout: hyper would close it too.
         _ => {}
     }
 }
 
 /// Serves a connection with hyper until it ends, the idle timeout passes, or a stop is
-/// requested (then the response in flight is finished and the connection closed).
+/// requested (then the response in flight is finished and the connection closed). `prefix`
+/// is what was read off the socket before hyper took it (by the lite loop); hyper reads it
+/// first.
 async fn serve_http(
     stream: TcpStream,
     slots: Slots,
     router: Router,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
+    prefix: Bytes,
 ) {
     let activity = Arc::new(Activity::new());
     let state = ConnectionState::new(slots.1.publish_allowance());
-    let io = TokioIo::new(Tracked { stream, activity: Arc::clone(&activity), _slots: slots });
+    let io = TokioIo::new(Tracked { stream, prefix, activity: Arc::clone(&activity), _slots: slots });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let service = WithConnection::new(router, state);
@@ -413,6 +420,8 @@ type Slots = (OwnedSemaphorePermit, IpSlot);
 /// it keeps for its whole life, through a WebSocket upgrade too.
 struct Tracked {
     stream: TcpStream,
+    /// Bytes read off the socket before hyper took it, read again before the socket's.
+    prefix: Bytes,
     activity: Arc<Activity>,
     _slots: Slots,
 }
@@ -423,6 +432,16 @@ impl AsyncRead for Tracked {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix.split_to(n));
+            if self.prefix.is_empty() {
+                // An empty view still holds the whole allocation.
+                self.prefix = Bytes::new();
+            }
+            self.activity.touch();
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let result = Pin::new(&mut self.stream).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {

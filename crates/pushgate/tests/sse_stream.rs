@@ -1,4 +1,4 @@
-//! SSE streams as the gateway serves them, outside hyper (`server/sse.rs`): the head, the
+//! SSE streams as the gateway serves them, outside hyper (`server/lite.rs`): the head, the
 //! frames straight on the socket, JSON errors, presence following the socket, the idle timeout
 //! and the connection limit. Raw sockets, so the bytes on the wire are what is checked.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -115,8 +115,14 @@ async fn a_stream_is_written_on_the_socket_and_ends_with_the_connection() {
 async fn bad_requests_get_json_errors_with_a_length_then_the_close() {
     let server = start(Config::default()).await;
     let cases = [
-        ("GET /v1/sse?topic=t&cursor=junk HTTP/1.1\r\nHost: x\r\n\r\n", "400 Bad Request", "invalid_cursor"),
-        ("GET /v1/sse HTTP/1.1\r\nHost: x\r\n\r\n", "400 Bad Request", "no_topics"),
+        // An error from the handler keeps the connection alive (tests/keep_alive.rs), unless asked.
+        (
+            "GET /v1/sse?topic=t&cursor=junk HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "400 Bad Request",
+            "invalid_cursor",
+        ),
+        ("GET /v1/sse HTTP/1.0\r\nHost: x\r\n\r\n", "400 Bad Request", "no_topics"),
+        // A head that does not parse is answered, and the connection closed.
         ("GET /v1/sse?topic=t HTTP/1.1\r\nBad Header\r\n\r\n", "400 Bad Request", "invalid_parameter"),
     ];
     for (request, status, code) in cases {

@@ -1,0 +1,360 @@
+//! Poll, long-poll and SSE requests served outside hyper, for memory and CPU: a small
+//! HTTP/1.1 keep-alive loop for the connections whose first request is a `GET` to
+//! `/v1/poll`, `/v1/longpoll` or `/v1/sse`.
+//!
+//! hyper keeps an 8 KiB read buffer (grown to 16 KiB) and an 8 KiB write buffer for every
+//! connection for as long as it lives, and arms a boxed header-read timer for every request.
+//! A parked long poll or an idle keep-alive poller reads nothing for seconds at a time, and an
+//! SSE stream writes frames that are already encoded; so here, per request:
+//!
+//! - the head is read into the worker thread's scratch buffer and parsed there with
+//!   `httparse` (`lite/head.rs`); only a head that arrives in pieces, or bytes after it (a
+//!   pipelined next request), are kept in a buffer of the connection's own, which starts at
+//!   1 KiB and grows to at most 16 KiB; between requests, and while a long poll is parked, the
+//!   connection holds no buffer at all;
+//! - the request goes through the same axum router as every other request, so its handler,
+//!   validation, auth, CORS and the refusal counters run unchanged (no per-connection state is
+//!   put in its extensions: only the publish API and the WebSocket transport read it, and
+//!   those requests are hyper's);
+//! - while the answer is pending (a parked long poll) the socket is watched: a client that
+//!   goes away drops the request's future, and its hub subscription, at once;
+//! - an answer of known length goes out as one write of head and body, with `content-length`
+//!   and keep-alive; one of unknown length (the event stream: `200` with `text/event-stream`)
+//!   is written chunk by chunk as the body yields it, delimited by the close.
+//!
+//! Any other request (another method or path, a body, an upgrade, `Expect`), first or later,
+//! hands the connection to hyper from that request on, with the bytes read so far in front of
+//! the socket's, so nothing is lost or reordered. The accept loop's limits hold: the
+//! connection keeps its permit and IP slot; a head must be complete within the header-read
+//! timeout of its first byte; nothing read or written for the idle timeout closes it; on
+//! shutdown the answer in flight is finished (the hub is closed first, so parked polls answer)
+//! and the connection closed, and an idle one is closed at once.
+
+use std::cell::RefCell;
+use std::io;
+use std::pin::pin;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, HttpBody as _};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tower::ServiceExt as _;
+
+use self::head::{Framing, MAX_HEAD_BYTES, Parsed};
+use super::{Activity, Limits, Slots};
+
+mod head;
+
+pub(super) use self::head::{PEEK_LEN, starts_lite_request};
+
+/// The buffer a head is first read into.
+const INITIAL_HEAD_BYTES: usize = 1024;
+/// How long the connection waits for the client to close after the server closed its side.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// How the loop ended.
+enum End {
+    /// Close after letting the client read what was written (half-close, then linger).
+    Close,
+    /// Just drop the socket: the client went away, failed, timed out, or shutdown began while
+    /// no answer was due.
+    Drop,
+    /// A request that is hyper's is at the start of the buffer.
+    Handoff,
+}
+
+/// Serves `stream` until it closes, or hands it to hyper with the bytes read so far.
+pub(super) async fn serve(
+    mut stream: TcpStream,
+    slots: Slots,
+    router: Router,
+    limits: Limits,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut buf = Vec::new();
+    let end = run(&mut stream, &mut buf, &router, &limits, &mut stopping).await;
+    match end {
+        End::Drop => {}
+        End::Close => linger(&mut stream).await,
+        End::Handoff => {
+            let prefix = Bytes::from(buf);
+            Box::pin(super::serve_http(stream, slots, router, limits, stopping, prefix)).await;
+        }
+    }
+}
+
+/// The keep-alive loop: a head, the router's answer, again.
+async fn run(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    router: &Router,
+    limits: &Limits,
+    stopping: &mut watch::Receiver<bool>,
+) -> End {
+    let activity = Activity::new();
+    let mut idle = pin!(activity.idle_for(limits.idle_timeout));
+    // One timer for every head of the connection, re-armed when a head's first byte is there.
+    let mut head_deadline = pin!(tokio::time::sleep(limits.header_read_timeout));
+    loop {
+        if !buf.is_empty() {
+            head_deadline.as_mut().reset(Instant::now() + limits.header_read_timeout);
+        }
+        let (request, close, http10) = loop {
+            if !buf.is_empty() {
+                match head::parse(buf) {
+                    Ok(Parsed::Partial) => {}
+                    Ok(Parsed::Lite { request, head_len, close, http10 }) => {
+                        buf.drain(..head_len);
+                        break (request, close, http10);
+                    }
+                    Ok(Parsed::Other) => return End::Handoff,
+                    Err(error) => {
+                        let response = error.into_response();
+                        // Boxed, like the stream: rare, and its state would otherwise be part
+                        // of every connection's task (1.9 against 2.1 KB).
+                        let answered = Box::pin(answer(stream, response, (true, false), limits, &activity));
+                        return match answered.await {
+                            Ok(_) => End::Close,
+                            Err(_) => End::Drop,
+                        };
+                    }
+                }
+            }
+            let first_byte = buf.is_empty();
+            if first_byte && buf.capacity() > 0 {
+                *buf = Vec::new();
+            }
+            tokio::select! {
+                biased;
+                ready = stream.readable() => if ready.is_err() {
+                    return End::Drop;
+                },
+                // An error means the server is gone: stop all the same.
+                _ = stopping.wait_for(|stop| *stop) => return End::Drop,
+                () = &mut head_deadline, if !first_byte => {
+                    tracing::debug!("request head not received in time");
+                    return End::Drop;
+                }
+                () = &mut idle => {
+                    tracing::debug!(timeout = ?limits.idle_timeout, "closing an idle connection");
+                    return End::Drop;
+                }
+            }
+            if first_byte {
+                match read_fresh(stream, buf) {
+                    Ok(Fresh::Request(request, close, http10)) => {
+                        activity.touch();
+                        break (request, close, http10);
+                    }
+                    Ok(Fresh::Read) => {
+                        activity.touch();
+                        head_deadline.as_mut().reset(Instant::now() + limits.header_read_timeout);
+                    }
+                    Ok(Fresh::Stale) => {}
+                    Ok(Fresh::Eof) | Err(_) => return End::Drop,
+                }
+                continue;
+            }
+            match read_some(stream, buf) {
+                Ok(Some(0)) | Err(_) => return End::Drop,
+                Ok(Some(_)) => activity.touch(),
+                Ok(None) => {}
+            }
+        };
+        if buf.is_empty() {
+            // Parked, the connection holds no buffer.
+            *buf = Vec::new();
+        }
+
+        let mut call = pin!(router.clone().oneshot(request));
+        let response = loop {
+            tokio::select! {
+                biased;
+                response = &mut call => match response {
+                    Ok(response) => break response,
+                    Err(infallible) => match infallible {},
+                },
+                // Watch for the client going away; keep what it sends (its next request).
+                ready = stream.readable(), if buf.len() < MAX_HEAD_BYTES => {
+                    if ready.is_err() {
+                        return End::Drop;
+                    }
+                    match read_some(stream, buf) {
+                        Ok(Some(0)) | Err(_) => return End::Drop,
+                        Ok(Some(_)) => activity.touch(),
+                        Ok(None) => {}
+                    }
+                }
+                () = &mut idle => return End::Drop,
+            }
+        };
+        let close = close || *stopping.borrow();
+        match answer(stream, response, (close, http10), limits, &activity).await {
+            Ok(true) => {}
+            Ok(false) => return End::Close,
+            Err(error) => {
+                tracing::debug!(%error, "connection ended with an error");
+                return End::Drop;
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Where a head's first bytes are read and parsed, so a request that arrives whole (nearly
+    /// all do) costs its connection no buffer at all: one per worker thread.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_HEAD_BYTES]);
+}
+
+/// What a read into [`SCRATCH`] gave.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives for one call per request; boxing the request would allocate for every one"
+)]
+enum Fresh {
+    /// The readiness was stale.
+    Stale,
+    /// The end of the stream.
+    Eof,
+    /// Bytes that are not (yet) a whole request of the lite loop's, now in the connection's
+    /// buffer.
+    Read,
+    /// A whole request, with whether to close after it and whether it is HTTP/1.0; any bytes
+    /// after its head are in the connection's buffer.
+    Request(Request<Body>, bool, bool),
+}
+
+/// Reads a head's first bytes into the thread's scratch buffer and parses them there; only
+/// what is not a whole request is copied into `buf`.
+fn read_fresh(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Fresh> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let read = match stream.try_read(scratch) {
+            Ok(0) => return Ok(Fresh::Eof),
+            Ok(n) => &scratch[..n],
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(Fresh::Stale),
+            Err(error) => return Err(error),
+        };
+        if let Ok(Parsed::Lite { request, head_len, close, http10 }) = head::parse(read) {
+            buf.extend_from_slice(&read[head_len..]);
+            return Ok(Fresh::Request(request, close, http10));
+        }
+        // Partial, another request, or an error the loop answers after parsing it again.
+        buf.extend_from_slice(read);
+        Ok(Fresh::Read)
+    })
+}
+
+/// Reads what the socket has into `buf`, growing it toward [`MAX_HEAD_BYTES`]: `None` when the
+/// readiness was stale, `Some(0)` at the end of the stream.
+fn read_some(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    if buf.capacity() == buf.len() {
+        let more =
+            if buf.is_empty() { INITIAL_HEAD_BYTES } else { buf.len().min(MAX_HEAD_BYTES - buf.len()) };
+        buf.reserve_exact(more);
+    }
+    match stream.try_read_buf(buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes `response`; returns whether the connection goes on to its next request.
+async fn answer(
+    stream: &mut TcpStream,
+    response: Response<Body>,
+    (close, http10): (bool, bool),
+    limits: &Limits,
+    activity: &Activity,
+) -> io::Result<bool> {
+    let bodiless = response.status().is_informational()
+        || matches!(response.status(), StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
+    if !bodiless && response.body().size_hint().exact().is_none() {
+        // Boxed: a stream is a connection's last answer, and its state need not weigh on
+        // every parked poll's task.
+        Box::pin(stream_response(stream, activity, limits.idle_timeout, response)).await?;
+        return Ok(false);
+    }
+    let (parts, body) = response.into_parts();
+    let body =
+        if bodiless { Bytes::new() } else { body.collect().await.map_err(io::Error::other)?.to_bytes() };
+    let length = (!bodiless).then_some(body.len());
+    let framing = if close { Framing::Close { length } } else { Framing::KeepAlive { length, http10 } };
+    let mut out = Vec::with_capacity(256);
+    head::write_head(&mut out, &Response::from_parts(parts, ()), framing);
+    write_head_and_body(stream, &out, &body).await?;
+    activity.touch();
+    Ok(!close)
+}
+
+/// Writes `head` then `body`, both in one system call when the socket takes them.
+async fn write_head_and_body(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let mut written = 0;
+    while written < head.len() {
+        let slices = [io::IoSlice::new(&head[written..]), io::IoSlice::new(body)];
+        match stream.write_vectored(&slices).await? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => written += n,
+        }
+    }
+    stream.write_all(&body[written - head.len()..]).await
+}
+
+/// Writes the stream's head, then each chunk as the body yields it, until the body ends, the
+/// client goes away, or nothing could be written for the idle timeout.
+async fn stream_response(
+    stream: &mut TcpStream,
+    activity: &Activity,
+    idle_timeout: Duration,
+    response: Response<Body>,
+) -> io::Result<()> {
+    let (parts, body) = response.into_parts();
+    let mut head = Vec::with_capacity(256);
+    head::write_head(&mut head, &Response::from_parts(parts, ()), Framing::Stream);
+    stream.write_all(&head).await?;
+    drop(head);
+    let (mut reader, mut writer) = stream.split();
+    let mut body = pin!(body);
+    let mut idle = pin!(activity.idle_for(idle_timeout));
+    // The client sends nothing more; reading only tells when it closes.
+    let mut scrap = [0_u8; 64];
+    loop {
+        let data = tokio::select! {
+            frame = body.frame() => match frame {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+                // The stream ended (shutdown, slow consumer): it sent its last frame.
+                Some(Err(_)) | None => return Ok(()),
+            },
+            read = reader.read(&mut scrap) => match read {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => continue,
+                Err(error) => return Err(error),
+            },
+            () = &mut idle => return Err(io::ErrorKind::TimedOut.into()),
+        };
+        tokio::select! {
+            written = writer.write_all(&data) => written?,
+            () = &mut idle => return Err(io::ErrorKind::TimedOut.into()),
+        }
+        activity.touch();
+    }
+}
+
+/// Half-closes, then lets the client close first: closing with unread input would reset the
+/// connection and could destroy the last answer before the client reads it.
+async fn linger(stream: &mut TcpStream) {
+    if stream.shutdown().await.is_ok() {
+        let mut scrap = [0_u8; 256];
+        let linger = async { while matches!(stream.read(&mut scrap).await, Ok(n) if n > 0) {} };
+        let _ = tokio::time::timeout(LINGER, linger).await;
+    }
+}
