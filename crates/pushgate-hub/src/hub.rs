@@ -159,12 +159,19 @@ pub struct FetchOptions {
     limit: usize,
     max_bytes: usize,
     wait: Duration,
+    coalesce: Duration,
     label: Label,
 }
 
 impl Default for FetchOptions {
     fn default() -> Self {
-        Self { limit: 1000, max_bytes: 4 << 20, wait: Duration::ZERO, label: Cow::Borrowed("fetch") }
+        Self {
+            limit: 1000,
+            max_bytes: 4 << 20,
+            wait: Duration::ZERO,
+            coalesce: Duration::ZERO,
+            label: Cow::Borrowed("fetch"),
+        }
     }
 }
 
@@ -186,6 +193,16 @@ impl FetchOptions {
     /// How long to wait for an event when there is none yet (default zero: answer at once).
     pub fn wait(mut self, wait: Duration) -> Self {
         self.wait = wait;
+        self
+    }
+
+    /// Once a waiting fetch has something to answer, wait `window` longer (never past its
+    /// `wait`) so that what follows goes in the same answer, unless the answer fills first
+    /// (`limit` or `max_bytes`) or the hub closes. A fetch that finds events already there when
+    /// it starts answers at once: it is catching up, and its events are old already. Default
+    /// zero: answer as soon as there is something.
+    pub fn coalesce(mut self, window: Duration) -> Self {
+        self.coalesce = window;
         self
     }
 
@@ -451,25 +468,53 @@ impl Hub {
         // Dropped with the future too: a client that disconnects from a parked long poll must
         // not leave its registrations behind.
         let mut waiting: Option<Waiting<'_>> = None;
+        // With a coalescing window: when it ends, once a parked fetch has found something.
+        let mut linger: Option<Instant> = None;
+        let mut bytes = 0usize;
         loop {
             if let Some(w) = &waiting {
                 w.signal.clear();
             }
             let head = inner.storage.head();
+            let mut full = false;
             if head > position {
                 let mut gaps = Vec::new();
-                position = reader
-                    .step(position, head, options.limit, options.max_bytes, &mut events, &mut gaps)
-                    .cursor;
+                let first = events.len();
+                let step = reader.step(
+                    position,
+                    head,
+                    options.limit - first,
+                    options.max_bytes.saturating_sub(bytes),
+                    &mut events,
+                    &mut gaps,
+                );
+                let added: usize = events[first..].iter().map(|e| e.approx_size()).sum();
+                if first > 0 && bytes.saturating_add(added) > options.max_bytes {
+                    // A step always takes one event, however large; after a window's earlier
+                    // steps that one belongs in the next answer.
+                    events.truncate(first);
+                    full = true;
+                } else {
+                    position = step.cursor;
+                    bytes = bytes.saturating_add(added);
+                    full = position < head || events.len() >= options.limit;
+                }
                 if !gaps.is_empty() {
                     reset = Some(merge_gaps(reset, gaps));
                 }
             }
-            let done = !events.is_empty()
-                || reset.is_some()
-                || options.wait.is_zero()
-                || Instant::now() >= deadline
-                || inner.registry.is_closed();
+            let now_or_never = || Instant::now() >= deadline || inner.registry.is_closed();
+            let done = match linger {
+                _ if reset.is_some() || options.wait.is_zero() || full => true,
+                Some(until) => Instant::now() >= until || now_or_never(),
+                None if events.is_empty() => now_or_never(),
+                // A fetch that waited opens the window; one that found events at once answers.
+                None if options.coalesce.is_zero() || waiting.is_none() => true,
+                None => {
+                    linger = Some(deadline.min(Instant::now() + options.coalesce));
+                    false
+                }
+            };
             if done {
                 break;
             }
@@ -487,7 +532,8 @@ impl Hub {
                         Some(Waiting { registry: &inner.registry, signal, registrations, label: &label });
                 }
                 Some(w) => {
-                    if tokio::time::timeout_at(deadline, w.signal.notified()).await.is_err() {
+                    let until = linger.unwrap_or(deadline);
+                    if tokio::time::timeout_at(until, w.signal.notified()).await.is_err() {
                         continue; // one last look, then the deadline check ends the loop
                     }
                 }
