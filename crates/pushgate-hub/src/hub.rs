@@ -197,8 +197,9 @@ impl FetchOptions {
     }
 
     /// Once a waiting fetch has something to answer, wait `window` longer (never past its
-    /// `wait`) so that what follows goes in the same answer, unless the answer fills first
-    /// (`limit` or `max_bytes`) or the hub closes. A fetch that finds events already there when
+    /// `wait`) and then answer with everything there is (up to `limit` and `max_bytes`); a
+    /// closing hub ends the window at once. The window costs one timer, not a wake-up per
+    /// event. A fetch that finds events already there when
     /// it starts answers at once: it is catching up, and its events are old already. Default
     /// zero: answer as soon as there is something.
     pub fn coalesce(mut self, window: Duration) -> Self {
@@ -531,9 +532,17 @@ impl Hub {
                     waiting =
                         Some(Waiting { registry: &inner.registry, signal, registrations, label: &label });
                 }
+                // The window: one timer, which only a closing hub cuts short. What arrives
+                // meanwhile is read once it ends: waking for each event would cost a wake-up,
+                // a look and a timer per event, more than the window saves.
+                Some(_) if let Some(until) = linger => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        () = inner.registry.closed() => {}
+                    }
+                }
                 Some(w) => {
-                    let until = linger.unwrap_or(deadline);
-                    if tokio::time::timeout_at(until, w.signal.notified()).await.is_err() {
+                    if tokio::time::timeout_at(deadline, w.signal.notified()).await.is_err() {
                         continue; // one last look, then the deadline check ends the loop
                     }
                 }

@@ -91,8 +91,8 @@ impl LongPollConfig {
     }
 
     /// Once a parked request has an event to answer with, hold it up to this long more (never
-    /// past its own timeout) so that what follows goes in the same answer, unless the answer
-    /// fills first (default zero: answer at once). A request that finds events already waiting
+    /// past its own timeout) so that what follows goes in the same answer, up to the answer's
+    /// limits (default zero: answer at once). A request that finds events already waiting
     /// when it arrives answers at once: it is catching up. On shutdown it answers at once. See
     /// [`FetchOptions::coalesce`](pushgate_hub::FetchOptions::coalesce).
     #[must_use]
