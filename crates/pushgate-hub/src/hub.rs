@@ -159,12 +159,19 @@ pub struct FetchOptions {
     limit: usize,
     max_bytes: usize,
     wait: Duration,
+    coalesce: Duration,
     label: Label,
 }
 
 impl Default for FetchOptions {
     fn default() -> Self {
-        Self { limit: 1000, max_bytes: 4 << 20, wait: Duration::ZERO, label: Cow::Borrowed("fetch") }
+        Self {
+            limit: 1000,
+            max_bytes: 4 << 20,
+            wait: Duration::ZERO,
+            coalesce: Duration::ZERO,
+            label: Cow::Borrowed("fetch"),
+        }
     }
 }
 
@@ -186,6 +193,17 @@ impl FetchOptions {
     /// How long to wait for an event when there is none yet (default zero: answer at once).
     pub fn wait(mut self, wait: Duration) -> Self {
         self.wait = wait;
+        self
+    }
+
+    /// Once a waiting fetch has something to answer, wait `window` longer (never past its
+    /// `wait`) and then answer with everything there is (up to `limit` and `max_bytes`); a
+    /// closing hub ends the window at once. The window costs one timer, not a wake-up per
+    /// event. A fetch that finds events already there when
+    /// it starts answers at once: it is catching up, and its events are old already. Default
+    /// zero: answer as soon as there is something.
+    pub fn coalesce(mut self, window: Duration) -> Self {
+        self.coalesce = window;
         self
     }
 
@@ -451,25 +469,53 @@ impl Hub {
         // Dropped with the future too: a client that disconnects from a parked long poll must
         // not leave its registrations behind.
         let mut waiting: Option<Waiting<'_>> = None;
+        // With a coalescing window: when it ends, once a parked fetch has found something.
+        let mut linger: Option<Instant> = None;
+        let mut bytes = 0usize;
         loop {
             if let Some(w) = &waiting {
                 w.signal.clear();
             }
             let head = inner.storage.head();
+            let mut full = false;
             if head > position {
                 let mut gaps = Vec::new();
-                position = reader
-                    .step(position, head, options.limit, options.max_bytes, &mut events, &mut gaps)
-                    .cursor;
+                let first = events.len();
+                let step = reader.step(
+                    position,
+                    head,
+                    options.limit - first,
+                    options.max_bytes.saturating_sub(bytes),
+                    &mut events,
+                    &mut gaps,
+                );
+                let added: usize = events[first..].iter().map(|e| e.approx_size()).sum();
+                if first > 0 && bytes.saturating_add(added) > options.max_bytes {
+                    // A step always takes one event, however large; after a window's earlier
+                    // steps that one belongs in the next answer.
+                    events.truncate(first);
+                    full = true;
+                } else {
+                    position = step.cursor;
+                    bytes = bytes.saturating_add(added);
+                    full = position < head || events.len() >= options.limit;
+                }
                 if !gaps.is_empty() {
                     reset = Some(merge_gaps(reset, gaps));
                 }
             }
-            let done = !events.is_empty()
-                || reset.is_some()
-                || options.wait.is_zero()
-                || Instant::now() >= deadline
-                || inner.registry.is_closed();
+            let now_or_never = || Instant::now() >= deadline || inner.registry.is_closed();
+            let done = match linger {
+                _ if reset.is_some() || options.wait.is_zero() || full => true,
+                Some(until) => Instant::now() >= until || now_or_never(),
+                None if events.is_empty() => now_or_never(),
+                // A fetch that waited opens the window; one that found events at once answers.
+                None if options.coalesce.is_zero() || waiting.is_none() => true,
+                None => {
+                    linger = Some(deadline.min(Instant::now() + options.coalesce));
+                    false
+                }
+            };
             if done {
                 break;
             }
@@ -485,6 +531,15 @@ impl Hub {
                     label.joined();
                     waiting =
                         Some(Waiting { registry: &inner.registry, signal, registrations, label: &label });
+                }
+                // The window: one timer, which only a closing hub cuts short. What arrives
+                // meanwhile is read once it ends: waking for each event would cost a wake-up,
+                // a look and a timer per event, more than the window saves.
+                Some(_) if let Some(until) = linger => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        () = inner.registry.closed() => {}
+                    }
                 }
                 Some(w) => {
                     if tokio::time::timeout_at(deadline, w.signal.notified()).await.is_err() {

@@ -4,8 +4,10 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_util::Stream;
+use tokio::time::Sleep;
 
 use crate::cursor::{Cursor, Epoch};
 use crate::error::RecvError;
@@ -38,11 +40,12 @@ pub enum Item {
 pub struct SubscribeOptions {
     pub(crate) label: Label,
     pub(crate) max_backlog: Option<usize>,
+    pub(crate) coalesce: Duration,
 }
 
 impl Default for SubscribeOptions {
     fn default() -> Self {
-        Self { label: Label::Borrowed("embedded"), max_backlog: None }
+        Self { label: Label::Borrowed("embedded"), max_backlog: None, coalesce: Duration::ZERO }
     }
 }
 
@@ -64,6 +67,14 @@ impl SubscribeOptions {
     /// again each time it came back with the same cursor.
     pub fn max_backlog(mut self, n: Option<usize>) -> Self {
         self.max_backlog = n;
+        self
+    }
+
+    /// Hold events for up to `window` so that several go out together: see
+    /// [`Subscription::recv_many`]. Zero (the default) hands each event out as soon as it is
+    /// read.
+    pub fn coalesce(mut self, window: Duration) -> Self {
+        self.coalesce = window;
         self
     }
 }
@@ -128,6 +139,16 @@ pub struct Subscription {
     counted: bool,
     /// Its label's counters: live readers and delivery latency.
     label: Arc<LabelCounters>,
+    /// The coalescing window, if any: boxed, so that subscriptions without one (and every
+    /// idle connection holds one) pay a pointer for it.
+    coalesce: Option<Box<Coalesce>>,
+}
+
+struct Coalesce {
+    window: Duration,
+    /// Ends the window of the items in `buffer`; exists only while one is open, so an idle
+    /// subscription holds no timer.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 /// Events a subscription reads from history in one step.
@@ -162,6 +183,8 @@ impl Subscription {
             failed: None,
             counted: false,
             label,
+            coalesce: (!options.coalesce.is_zero())
+                .then(|| Box::new(Coalesce { window: options.coalesce, timer: None })),
         };
         // On error the half-built subscription is dropped, which unregisters it.
         if subscription.hub.registry.is_closed() {
@@ -224,6 +247,13 @@ impl Subscription {
     /// Appends up to `limit` items to `buf`, waiting until there is at least one; returns how
     /// many were appended. Lets a transport write a burst in one syscall. Cancel-safe.
     ///
+    /// **Coalescing.** With a [`coalesce`](SubscribeOptions::coalesce) window, the first item
+    /// read opens the window and nothing is handed out until it ends; everything that arrives
+    /// meanwhile goes out with it. A window ends early when `limit` items are waiting, when
+    /// the subscription fails (the items read go out first, then the error: a closing hub
+    /// ends the stream at once, not at the end of the window), and never affects
+    /// [`recv`](Self::recv). Without a window no timer is created and no clock is read.
+    ///
     /// ```
     /// # use pushgate_hub::{Cursor, Hub, NewEvent, TopicName};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -263,12 +293,49 @@ impl Subscription {
         limit: usize,
     ) -> Poll<Result<usize, RecvError>> {
         let limit = limit.max(1);
+        if self.coalesce.is_some() {
+            return self.poll_recv_coalesced(cx, buf, limit);
+        }
         if self.buffer.is_empty() {
             match self.poll_fill(cx, limit) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
                 Poll::Pending => return Poll::Pending,
             }
+        }
+        let n = self.buffer.len().min(limit);
+        buf.extend(self.buffer.drain(..n));
+        Poll::Ready(Ok(n))
+    }
+
+    /// [`poll_recv_many`](Self::poll_recv_many) with a window: reads into `buffer` as items
+    /// arrive, and hands them out when the window ends or `limit` of them wait.
+    fn poll_recv_coalesced(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<Item>,
+        limit: usize,
+    ) -> Poll<Result<usize, RecvError>> {
+        while self.buffer.len() < limit {
+            match self.poll_fill(cx, limit - self.buffer.len()) {
+                Poll::Ready(Ok(())) => {}
+                // With items waiting, they go out now and the error with the next call.
+                Poll::Ready(Err(err)) if self.buffer.is_empty() => return Poll::Ready(Err(err)),
+                Poll::Ready(Err(_)) => break,
+                Poll::Pending if self.buffer.is_empty() => return Poll::Pending,
+                Poll::Pending => {
+                    let Some(coalesce) = self.coalesce.as_deref_mut() else { break };
+                    let window = coalesce.window;
+                    let timer = coalesce.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(window)));
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    break;
+                }
+            }
+        }
+        if let Some(coalesce) = self.coalesce.as_deref_mut() {
+            coalesce.timer = None;
         }
         let n = self.buffer.len().min(limit);
         buf.extend(self.buffer.drain(..n));
@@ -317,9 +384,11 @@ impl Subscription {
         }
     }
 
+    /// Items already read (only a coalescing window holds any here) still go out, before
+    /// the error: they precede the failure in order, so a client that got them resumes after
+    /// them.
     fn fail(&mut self, err: RecvError) -> RecvError {
         self.failed = Some(err);
-        self.buffer.clear();
         err
     }
 }

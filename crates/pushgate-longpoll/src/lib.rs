@@ -58,6 +58,7 @@ pub struct LongPollConfig {
     authorize: Arc<dyn Authorize>,
     default_timeout: Duration,
     max_timeout: Duration,
+    coalesce: Duration,
     answers: AnswerLimits,
 }
 
@@ -66,6 +67,7 @@ impl Default for LongPollConfig {
         Self {
             default_timeout: Duration::from_secs(25),
             max_timeout: Duration::from_secs(120),
+            coalesce: Duration::ZERO,
             answers: AnswerLimits::default(),
             authorize: pushgate_http::allow_all(),
         }
@@ -85,6 +87,17 @@ impl LongPollConfig {
     #[must_use]
     pub fn max_timeout(mut self, timeout: Duration) -> Self {
         self.max_timeout = timeout;
+        self
+    }
+
+    /// Once a parked request has an event to answer with, hold it up to this long more (never
+    /// past its own timeout) so that what follows goes in the same answer, up to the answer's
+    /// limits (default zero: answer at once). A request that finds events already waiting
+    /// when it arrives answers at once: it is catching up. On shutdown it answers at once. See
+    /// [`FetchOptions::coalesce`](pushgate_hub::FetchOptions::coalesce).
+    #[must_use]
+    pub fn coalesce(mut self, window: Duration) -> Self {
+        self.coalesce = window;
         self
     }
 
@@ -134,7 +147,13 @@ async fn longpoll(State(shared): State<Arc<Shared>>, request: PollRequest) -> Re
     if let Some(remaining) = grant.remaining() {
         wait = wait.min(remaining);
     }
-    let options = shared.config.answers.fetch_options(&request.query)?.wait(wait).label(LABEL);
+    let options = shared
+        .config
+        .answers
+        .fetch_options(&request.query)?
+        .wait(wait)
+        .coalesce(shared.config.coalesce)
+        .label(LABEL);
     // When the client disconnects, hyper drops this future; the hub unregisters the parked
     // fetch on drop, so nothing outlives the request.
     request.answer(&shared.hub, &options).await

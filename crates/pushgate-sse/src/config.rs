@@ -26,6 +26,7 @@ pub struct SseConfig {
     pub(crate) max_backlog: Option<usize>,
     pub(crate) batch_size: usize,
     pub(crate) max_chunk_bytes: usize,
+    pub(crate) coalesce: Duration,
     pub(crate) authorize: Arc<dyn Authorize>,
 }
 
@@ -37,6 +38,7 @@ impl Default for SseConfig {
             max_backlog: Some(1024),
             batch_size: 64,
             max_chunk_bytes: crate::framing::DEFAULT_MAX_CHUNK_BYTES,
+            coalesce: Duration::ZERO,
             authorize: pushgate_http::allow_all(),
         }
     }
@@ -88,6 +90,19 @@ impl SseConfig {
     /// buffer all subscribers share. `0` never joins.
     pub fn max_chunk_bytes(mut self, bytes: usize) -> Self {
         self.max_chunk_bytes = bytes;
+        self
+    }
+
+    /// Hold a stream's events for up to this long after the first arrives, then write all of
+    /// them at once (default zero: write each as soon as it is read). Trades that much latency
+    /// for fewer, larger writes: the CPU a server spends per event is mostly its write
+    /// syscall. A full [`batch_size`](Self::batch_size) goes out before the window ends;
+    /// heartbeats are not delayed; on shutdown what is held goes out at once, before the
+    /// `shutting_down` frame. See [`SubscribeOptions::coalesce`].
+    ///
+    /// [`SubscribeOptions::coalesce`]: pushgate_hub::SubscribeOptions::coalesce
+    pub fn coalesce(mut self, window: Duration) -> Self {
+        self.coalesce = window;
         self
     }
 

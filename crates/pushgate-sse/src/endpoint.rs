@@ -64,7 +64,10 @@ async fn subscribe(
         Ok(grant) => grant,
         Err(err) => return ApiError::from(err).into_response(),
     };
-    let options = SubscribeOptions::default().label(LABEL).max_backlog(endpoint.config.max_backlog);
+    let options = SubscribeOptions::default()
+        .label(LABEL)
+        .max_backlog(endpoint.config.max_backlog)
+        .coalesce(endpoint.config.coalesce);
     let subscription = match endpoint.hub.subscribe_with(&params.topics, params.cursor, options) {
         Ok(subscription) => subscription,
         Err(err) => return ApiError::from(err).into_response(),

@@ -35,6 +35,7 @@ pub struct WsConfig {
     pub(crate) ping_interval: Duration,
     pub(crate) pong_timeout: Duration,
     pub(crate) max_backlog: usize,
+    pub(crate) coalesce: Duration,
     pub(crate) close_timeout: Duration,
     pub(crate) publish_rate: PublishRate,
     pub(crate) refusals: Refusals,
@@ -56,6 +57,7 @@ impl Default for WsConfig {
             ping_interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(30),
             max_backlog: 1024,
+            coalesce: Duration::ZERO,
             close_timeout: Duration::from_secs(5),
             publish_rate: PublishRate::default(),
             refusals: Refusals::default(),
@@ -131,6 +133,19 @@ impl WsConfig {
     /// cursor asks for does not count: only eviction can cut a replay short.
     pub fn max_backlog(mut self, events: usize) -> Self {
         self.max_backlog = events.max(1);
+        self
+    }
+
+    /// Hold a connection's events for up to this long after the first arrives, then hand all
+    /// of them to the socket with one flush (default zero: each as soon as it is read). Trades
+    /// that much latency for fewer writes, which are most of the CPU a server spends per
+    /// event. A full batch goes out before the window ends; Pings, Pongs and replies to client
+    /// frames are not delayed; on shutdown what is held goes out at once, before the Close
+    /// frame. See [`SubscribeOptions::coalesce`].
+    ///
+    /// [`SubscribeOptions::coalesce`]: pushgate_hub::SubscribeOptions::coalesce
+    pub fn coalesce(mut self, window: Duration) -> Self {
+        self.coalesce = window;
         self
     }
 

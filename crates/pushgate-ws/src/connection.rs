@@ -109,6 +109,7 @@ pub(crate) struct Connection {
     id: u64,
     hub: Hub,
     max_backlog: usize,
+    coalesce: Duration,
     subscription: Option<Subscription>,
     /// What the subscription reads again after a change of topics and must skip.
     floors: Floors,
@@ -151,6 +152,7 @@ impl Connection {
             id,
             hub,
             max_backlog: config.max_backlog,
+            coalesce: config.coalesce,
             subscription: None,
             floors: Floors::default(),
             resets_replaced: false,
@@ -176,7 +178,7 @@ impl Connection {
     }
 
     fn options(&self) -> SubscribeOptions {
-        SubscribeOptions::default().label("ws").max_backlog(Some(self.max_backlog))
+        SubscribeOptions::default().label("ws").max_backlog(Some(self.max_backlog)).coalesce(self.coalesce)
     }
 
     /// Waits for hyper to hand over the socket (after the 101 is sent), then serves it.

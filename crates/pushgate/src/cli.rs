@@ -91,6 +91,13 @@ pub struct ServeArgs {
           default_value_t = Seconds(Config::default().sse_heartbeat))]
     pub sse_heartbeat: Seconds,
 
+    /// Hold each SSE, WebSocket and long-poll subscriber's events this long after the first
+    /// arrives, then write them together (e.g. 5ms; 0 = off, at most 1s): fewer writes, for
+    /// up to this much added latency.
+    #[arg(long, env = "PUSHGATE_COALESCE", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().coalesce))]
+    pub coalesce: Seconds,
+
     /// Largest WebSocket message accepted from a client (close 1009 beyond).
     #[arg(long, env = "PUSHGATE_WS_MAX_MESSAGE_BYTES", value_name = "BYTES",
           default_value_t = Bytes(Config::default().ws_max_message_bytes))]
@@ -254,6 +261,7 @@ impl From<ServeArgs> for Config {
             .with_longpoll_timeout(args.longpoll_timeout.0)
             .with_longpoll_max_timeout(args.longpoll_max_timeout.0)
             .with_sse_heartbeat(args.sse_heartbeat.0)
+            .with_coalesce(args.coalesce.0)
             .with_ws_max_message_bytes(args.ws_max_message_bytes.0)
             .with_max_connections(args.max_connections)
             .with_max_connections_per_ip(args.max_connections_per_ip)

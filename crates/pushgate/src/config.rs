@@ -59,6 +59,11 @@ pub struct Config {
     pub longpoll_max_timeout: Duration,
     /// Interval of the SSE `: hb` comment that keeps idle streams open. Default 15 s.
     pub sse_heartbeat: Duration,
+    /// The delivery coalescing window of SSE, WebSocket and long poll: a subscriber's events
+    /// are held this long after the first arrives and then written together (one write, one
+    /// long-poll answer), unless a batch fills first. Trades up to this much latency for fewer
+    /// writes. Zero (the default) writes each event as soon as it is read. At most 1 s.
+    pub coalesce: Duration,
     /// Largest WebSocket message accepted from a client (close 1009 beyond). Default 64 KiB.
     pub ws_max_message_bytes: usize,
     /// Most bytes a WebSocket connection may hold unsent while its peer is not reading. An
@@ -217,6 +222,7 @@ impl Default for Config {
             longpoll_timeout: Duration::from_secs(25),
             longpoll_max_timeout: Duration::from_secs(120),
             sse_heartbeat: Duration::from_secs(15),
+            coalesce: Duration::ZERO,
             ws_max_message_bytes: 64 << 10,
             ws_max_write_buffer_bytes: None,
             max_connections: 10_000,
@@ -325,6 +331,14 @@ pub enum ConfigError {
         /// The largest value supported.
         limit: usize,
     },
+    /// The coalescing window is longer than the most allowed.
+    #[error("coalesce is {value:?}; at most {limit:?} is allowed (a window is a few milliseconds)")]
+    CoalesceTooLong {
+        /// The configured window.
+        value: Duration,
+        /// The longest window allowed.
+        limit: Duration,
+    },
     /// The demo ticker's rate is above the most it may publish.
     #[error("demo_ticker_rate is {value} events a second; at most {limit} are supported")]
     TickerRateTooHigh {
@@ -392,6 +406,10 @@ const MAX_BODY_BYTES_LIMIT: usize = (usize::MAX - WS_WRITE_BUFFER_SLACK) / 2;
 /// The demo ticker's fastest rate, events a second: a demo, not a load generator.
 const MAX_TICKER_RATE: u32 = 1000;
 
+/// The longest coalescing window: it is latency added to every delivery, so anything longer
+/// is a mistake (`1s` meant as `1ms`), not a trade-off.
+const MAX_COALESCE: Duration = Duration::from_secs(1);
+
 /// The most connections the accept loop can count (its semaphore counts in `u32`).
 const MAX_CONNECTIONS_LIMIT: usize = u32::MAX as usize;
 
@@ -425,6 +443,8 @@ setters! {
     with_longpoll_max_timeout => longpoll_max_timeout: Duration;
     /// Replaces [`sse_heartbeat`](Config::sse_heartbeat).
     with_sse_heartbeat => sse_heartbeat: Duration;
+    /// Replaces [`coalesce`](Config::coalesce).
+    with_coalesce => coalesce: Duration;
     /// Replaces [`ws_max_message_bytes`](Config::ws_max_message_bytes).
     with_ws_max_message_bytes => ws_max_message_bytes: usize;
     /// Replaces [`ws_max_write_buffer_bytes`](Config::ws_max_write_buffer_bytes).
@@ -544,6 +564,9 @@ impl Config {
         }
         if self.publish_rate > 0 && self.publish_burst == 0 {
             return Err(ConfigError::Zero { name: "publish_burst" });
+        }
+        if self.coalesce > MAX_COALESCE {
+            return Err(ConfigError::CoalesceTooLong { value: self.coalesce, limit: MAX_COALESCE });
         }
         if self.demo_ticker_rate > MAX_TICKER_RATE {
             return Err(ConfigError::TickerRateTooHigh {
@@ -761,6 +784,11 @@ mod tests {
             base.clone().with_longpoll_timeout(Duration::from_secs(200)).validate(),
             Err(ConfigError::LongPollDefaultAboveMax { .. })
         ));
+        assert!(matches!(
+            base.clone().with_coalesce(Duration::from_millis(1001)).validate(),
+            Err(ConfigError::CoalesceTooLong { .. })
+        ));
+        assert_eq!(base.clone().with_coalesce(Duration::from_secs(1)).validate(), Ok(()));
         assert!(matches!(
             base.clone().with_idle_timeout(Duration::from_secs(120)).validate(),
             Err(ConfigError::IdleTooShort { .. })

@@ -143,13 +143,18 @@ fn routes(
         .default_timeout(config.longpoll_timeout)
         .max_timeout(config.longpoll_max_timeout)
         .max_bytes(config.max_answer_bytes)
+        .coalesce(config.coalesce)
         .authorize(authorize.clone());
-    let sse = pushgate_sse::SseConfig::default().heartbeat(config.sse_heartbeat).authorize(authorize.clone());
+    let sse = pushgate_sse::SseConfig::default()
+        .heartbeat(config.sse_heartbeat)
+        .coalesce(config.coalesce)
+        .authorize(authorize.clone());
     // The write-buffer cap follows the body limit: an event frame larger than the cap would
     // close every WebSocket with 1011.
     let ws = pushgate_ws::WsConfig::default()
         .max_message_size(config.ws_max_message_bytes)
         .max_write_buffer_size(config.ws_write_buffer_cap())
+        .coalesce(config.coalesce)
         .publish_rate(config.publish_rate())
         .refusals(server.refusals().clone())
         .authorize(authorize.clone())

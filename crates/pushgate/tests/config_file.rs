@@ -158,3 +158,34 @@ fn print_config_redacts_the_jwt_secret_and_admin_key_read_from_anywhere() -> any
     ensure!(stderr.contains("/nonexistent/jwt.secret"), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn coalesce_comes_from_the_flag_the_environment_or_the_file_and_is_bounded() -> anyhow::Result<()> {
+    let print = |command: &mut Command| -> anyhow::Result<String> {
+        let output = command.arg("--print-config").output()?;
+        ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let table: toml::Table = String::from_utf8(output.stdout)?.parse()?;
+        Ok(table.get("coalesce").map(ToString::to_string).unwrap_or_default())
+    };
+    assert_eq!(print(&mut pushgate())?, r#""0s""#, "off by default");
+    assert_eq!(print(pushgate().args(["--coalesce", "5ms"]))?, r#""5ms""#);
+    assert_eq!(print(pushgate().env("PUSHGATE_COALESCE", "10ms"))?, r#""10ms""#);
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("pushgate.toml");
+    std::fs::write(&file, "coalesce = \"50ms\"\n")?;
+    assert_eq!(print(pushgate().arg("--config").arg(&file))?, r#""50ms""#);
+
+    let output = pushgate().args(["--coalesce", "soon", "--print-config"]).output()?;
+    ensure!(!output.status.success(), "a bad duration was accepted");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(stderr.contains("--coalesce"), "stderr names the option:\n{stderr}");
+
+    let output = pushgate()
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-demo", "--coalesce", "2s"])
+        .env_remove("RUST_LOG")
+        .output()?;
+    ensure!(!output.status.success(), "a 2 s window was accepted");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(stderr.contains("coalesce is 2s; at most 1s"), "stderr says why:\n{stderr}");
+    Ok(())
+}

@@ -81,6 +81,8 @@ struct ConfigFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     sse_heartbeat: Option<Seconds>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    coalesce: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     ws_max_message_bytes: Option<Bytes>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_connections: Option<usize>,
@@ -196,7 +198,7 @@ impl ServeArgs {
         let args = &mut self;
         take_from_file!(args, file, given;
             plain: listen, max_body_bytes, body_read_timeout, max_answer_bytes, longpoll_timeout,
-                longpoll_max_timeout, sse_heartbeat, ws_max_message_bytes, max_connections,
+                longpoll_max_timeout, sse_heartbeat, coalesce, ws_max_message_bytes, max_connections,
                 max_connections_per_ip, publish_rate, publish_burst,
                 header_read_timeout, idle_timeout, drain_timeout, max_topics_per_subscription,
                 max_topics, history_events, history_age, sources, demo_db, no_demo, log_format;
@@ -243,6 +245,7 @@ impl ServeArgs {
             longpoll_timeout: Some(self.longpoll_timeout),
             longpoll_max_timeout: Some(self.longpoll_max_timeout),
             sse_heartbeat: Some(self.sse_heartbeat),
+            coalesce: Some(self.coalesce),
             ws_max_message_bytes: Some(self.ws_max_message_bytes),
             max_connections: Some(self.max_connections),
             max_connections_per_ip: Some(self.max_connections_per_ip),
