@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the transport tables and charts of docs/benchmarks.md (about 20 minutes).
+# Reproduces the transport tables and charts of docs/benchmarks.md (about 30 minutes).
 #
 # Needs the release build and the nchan peer's packages (the nchan profile restarts the peer
 # before each run, one per transport or one per --concurrent run, with
@@ -8,7 +8,7 @@
 #   apt-get install -y --no-install-recommends nginx libnginx-mod-nchan
 #
 # Usage: crates/pushgate-bench/scripts/benchmarks.sh [section...]
-#   sections: default c18k knee knee2k pollcost charts (default: all of them, in that order)
+#   sections: default c18k knee knee2k pollcost coalesce charts (default: all of them, in that order)
 set -euo pipefail
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 BENCH=${BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/pushgate-bench}
@@ -28,7 +28,7 @@ both() { # name, then the scenario's arguments: pushgate (a child), then nchan
   run "$name-nchan" --target-profile "$NCHAN" "$@"
 }
 
-for section in "${@:-default c18k knee knee2k pollcost charts}"; do
+for section in "${@:-default c18k knee knee2k pollcost coalesce charts}"; do
   for s in $section; do
     case $s in
       # 1,000 subscribers, 10 topics, 1,000 publishes/s of 100 B for 30 s: 100,000 deliveries/s.
@@ -40,6 +40,12 @@ for section in "${@:-default c18k knee knee2k pollcost charts}"; do
       # The issue's latency target as nchan's knee was measured: 1,000 SSE and 1,000 WebSocket
       # subscribers of one topic connected at the same time, 50 publishes/s: 100,000 deliveries/s.
       knee2k) both knee2k --transports sse,ws --subscribers 1000 --topics 1 --rate 50 --concurrent ;;
+      # The default scenario with the gateway's opt-in coalescing window (pushgate only: nchan has
+      # none; compare with default-nchan). The gateway child inherits PUSHGATE_COALESCE.
+      coalesce)
+        for window in 10ms 50ms; do
+          PUSHGATE_COALESCE=$window run "coalesce-$window-pushgate" --transports longpoll,sse,ws
+        done ;;
       # What one short-poll request costs: 10,000 pollers, almost no publishing.
       pollcost) both pollcost --transports poll --subscribers 10000 --topics 10 --rate 10 ;;
       charts) "$BENCH" charts --out "$OUT" "$OUT/results/default-pushgate.json" "$OUT/results/default-nchan.json" ;;
