@@ -3,7 +3,9 @@
 //! Each reader owns one [`Signal`] registered on every topic it reads. A commit to a topic sets
 //! the signal of each of that topic's readers and wakes its task; the reader then reads the new
 //! events from storage itself. The publisher's cost is one atomic swap (and at most one wake)
-//! per reader, whatever the reader's backlog, and no reader can delay another.
+//! per reader, whatever the reader's backlog, and no reader can delay another. A reader in a
+//! coalescing window mutes its signal (leaves it set), so commits skip even that wake; closing
+//! the hub wakes every reader regardless.
 //!
 //! It also keeps the counters of each label ([`LabelCounters`]): readers find theirs once and
 //! update it with atomics.
@@ -45,6 +47,21 @@ impl Signal {
     pub(crate) fn poll_notified(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.waker.register(cx.waker());
         if self.notified.swap(false, Ordering::AcqRel) { Poll::Ready(()) } else { Poll::Pending }
+    }
+
+    /// Keeps publishes from waking the reader until its next [`clear`](Self::clear): they
+    /// find the flag already set and skip the wake. Only [`interrupt`](Self::interrupt) (the
+    /// hub closing) still wakes it, through the waker registered here. For a reader that will
+    /// look at storage anyway when its own timer fires.
+    pub(crate) fn mute(&self, cx: &mut Context<'_>) {
+        self.waker.register(cx.waker());
+        self.notified.store(true, Ordering::Release);
+    }
+
+    /// Wakes the reader even if it is [muted](Self::mute).
+    pub(crate) fn interrupt(&self) {
+        self.notified.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     pub(crate) async fn notified(&self) {
@@ -173,7 +190,7 @@ impl Registry {
         self.on_close.notify_waiters();
         for entry in self.topics.iter() {
             for (_, (signal, _)) in entry.value().0.read().signals.iter() {
-                signal.notify();
+                signal.interrupt();
             }
         }
     }

@@ -149,6 +149,9 @@ struct Coalesce {
     /// Ends the window of the items in `buffer`; exists only while one is open, so an idle
     /// subscription holds no timer.
     timer: Option<Pin<Box<Sleep>>>,
+    /// A window ended or a full batch was read: hand out what is there at once, until a look
+    /// finds nothing new.
+    draining: bool,
 }
 
 /// Events a subscription reads from history in one step.
@@ -184,7 +187,7 @@ impl Subscription {
             counted: false,
             label,
             coalesce: (!options.coalesce.is_zero())
-                .then(|| Box::new(Coalesce { window: options.coalesce, timer: None })),
+                .then(|| Box::new(Coalesce { window: options.coalesce, timer: None, draining: false })),
         };
         // On error the half-built subscription is dropped, which unregisters it.
         if subscription.hub.registry.is_closed() {
@@ -247,12 +250,17 @@ impl Subscription {
     /// Appends up to `limit` items to `buf`, waiting until there is at least one; returns how
     /// many were appended. Lets a transport write a burst in one syscall. Cancel-safe.
     ///
-    /// **Coalescing.** With a [`coalesce`](SubscribeOptions::coalesce) window, the first item
-    /// read opens the window and nothing is handed out until it ends; everything that arrives
-    /// meanwhile goes out with it. A window ends early when `limit` items are waiting, when
-    /// the subscription fails (the items read go out first, then the error: a closing hub
-    /// ends the stream at once, not at the end of the window), and never affects
-    /// [`recv`](Self::recv). Without a window no timer is created and no clock is read.
+    /// **Coalescing.** With a [`coalesce`](SubscribeOptions::coalesce) window, the first items
+    /// read by a caught-up subscription open the window, and nothing is handed out until it
+    /// ends. Meanwhile publishes do not wake the subscription (only its timer and a closing
+    /// hub do); at the end it reads everything pending and hands it out, `limit` at a time,
+    /// over as many calls as that takes, without opening a new window until a look finds
+    /// nothing: call again until `Pending` to write it all. A batch that fills `limit` on
+    /// the first read is a backlog and goes out at once. The backlog limit and eviction are
+    /// checked when the window's events are read, at its end: `max_backlog` must exceed what
+    /// arrives within a window. If the subscription fails, the items read go out first, then
+    /// the error; a closing hub ends a window at once. [`recv`](Self::recv) is never delayed.
+    /// Without a window no timer is created and no clock is read.
     ///
     /// ```
     /// # use pushgate_hub::{Cursor, Hub, NewEvent, TopicName};
@@ -293,8 +301,10 @@ impl Subscription {
         limit: usize,
     ) -> Poll<Result<usize, RecvError>> {
         let limit = limit.max(1);
-        if self.coalesce.is_some() {
-            return self.poll_recv_coalesced(cx, buf, limit);
+        if let Some(mut coalesce) = self.coalesce.take() {
+            let polled = self.poll_recv_coalesced(cx, buf, limit, &mut coalesce);
+            self.coalesce = Some(coalesce);
+            return polled;
         }
         if self.buffer.is_empty() {
             match self.poll_fill(cx, limit) {
@@ -308,35 +318,56 @@ impl Subscription {
         Poll::Ready(Ok(n))
     }
 
-    /// [`poll_recv_many`](Self::poll_recv_many) with a window: reads into `buffer` as items
-    /// arrive, and hands them out when the window ends or `limit` of them wait.
+    /// [`poll_recv_many`](Self::poll_recv_many) with a window. The first items read open it;
+    /// until it ends the subscription sleeps on its timer alone, muted to publishes (a wake-up
+    /// per event would cost about as much as the write the window saves), and only a closing
+    /// hub cuts it short. Then everything pending is read and handed out, in as many calls as
+    /// `limit` requires, without a new window until a look finds nothing.
     fn poll_recv_coalesced(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut Vec<Item>,
         limit: usize,
+        coalesce: &mut Coalesce,
     ) -> Poll<Result<usize, RecvError>> {
+        if let Some(timer) = coalesce.timer.as_mut() {
+            if timer.as_mut().poll(cx).is_pending() {
+                // Muted before the closed flag is read: a close after the read interrupts us.
+                self.signal.mute(cx);
+                if !self.hub.registry.is_closed() {
+                    return Poll::Pending;
+                }
+            }
+            coalesce.timer = None;
+            coalesce.draining = true;
+        }
         while self.buffer.len() < limit {
             match self.poll_fill(cx, limit - self.buffer.len()) {
                 Poll::Ready(Ok(())) => {}
                 // With items waiting, they go out now and the error with the next call.
-                Poll::Ready(Err(err)) if self.buffer.is_empty() => return Poll::Ready(Err(err)),
-                Poll::Ready(Err(_)) => break,
-                Poll::Pending if self.buffer.is_empty() => return Poll::Pending,
+                Poll::Ready(Err(_)) if !self.buffer.is_empty() => break,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending if self.buffer.is_empty() => {
+                    coalesce.draining = false;
+                    return Poll::Pending;
+                }
+                Poll::Pending if coalesce.draining => break,
+                // Caught up, with something read: that opens a window.
                 Poll::Pending => {
-                    let Some(coalesce) = self.coalesce.as_deref_mut() else { break };
-                    let window = coalesce.window;
-                    let timer = coalesce.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(window)));
-                    if timer.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
+                    let mut timer = Box::pin(tokio::time::sleep(coalesce.window));
+                    // A window below the timer's resolution may be over at once.
+                    if timer.as_mut().poll(cx).is_ready() {
+                        break;
                     }
-                    break;
+                    coalesce.timer = Some(timer);
+                    // A close since the look woke the waker `poll_fill` just registered.
+                    self.signal.mute(cx);
+                    return Poll::Pending;
                 }
             }
         }
-        if let Some(coalesce) = self.coalesce.as_deref_mut() {
-            coalesce.timer = None;
-        }
+        // A full batch read without a window is a backlog being caught up: no window for it.
+        coalesce.draining = true;
         let n = self.buffer.len().min(limit);
         buf.extend(self.buffer.drain(..n));
         Poll::Ready(Ok(n))

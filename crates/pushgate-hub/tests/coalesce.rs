@@ -1,13 +1,20 @@
 //! Coalescing windows through the public API: a subscription's `recv_many` and a waiting
-//! `fetch` hold what arrives within the window and hand it out together, end early when the
-//! hub closes (and a subscription's, when its batch fills), and change nothing without a window. Time is tokio's paused
-//! clock, so the waits are exact.
+//! `fetch` hold what arrives within the window and hand it out together (a subscription in as
+//! many batches as it takes), are not woken by publishes meanwhile, end early when the hub
+//! closes, and change nothing without a window. Time is tokio's paused clock, so the waits
+//! are exact.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use pushgate_hub::{Cursor, FetchOptions, Hub, Item, NewEvent, RecvError, SubscribeOptions, TopicName};
+use pushgate_hub::{
+    Cursor, FetchOptions, HistoryLimit, Hub, Item, NewEvent, RecvError, SubscribeOptions, Subscription,
+    TopicName,
+};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -15,6 +22,11 @@ const WINDOW: Duration = Duration::from_millis(200);
 
 fn topic() -> TopicName {
     TopicName::new("t").expect("valid test topic")
+}
+
+/// A subscription to `topic()` from now, with a [`WINDOW`].
+fn windowed(hub: &Hub) -> Subscription {
+    hub.subscribe_with(&[topic()], Cursor::Now, SubscribeOptions::default().coalesce(WINDOW)).unwrap()
 }
 
 /// Publishes `n` events 10 ms apart, starting at once.
@@ -43,8 +55,7 @@ fn values(items: &[Item]) -> Vec<i64> {
 #[tokio::test(start_paused = true)]
 async fn a_window_hands_out_what_arrives_within_it_together() {
     let hub = Hub::new();
-    let options = SubscribeOptions::default().coalesce(WINDOW);
-    let mut sub = hub.subscribe_with(&[topic()], Cursor::Now, options).unwrap();
+    let mut sub = windowed(&hub);
     let start = Instant::now();
     publish_spaced(&hub, 3);
 
@@ -74,28 +85,101 @@ async fn without_a_window_each_wake_hands_out_what_is_there() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_full_batch_ends_the_window_early() {
+async fn a_full_first_batch_is_a_backlog_and_goes_out_at_once() {
     let hub = Hub::new();
-    let options = SubscribeOptions::default().coalesce(WINDOW);
-    let mut sub = hub.subscribe_with(&[topic()], Cursor::Now, options).unwrap();
+    let mut sub = windowed(&hub);
     for i in 0..5 {
         hub.publish(&topic(), NewEvent::new(json!(i))).await.unwrap();
     }
     let start = Instant::now();
     let mut items = Vec::new();
     assert_eq!(sub.recv_many(&mut items, 3).await.unwrap(), 3);
-    assert_eq!(start.elapsed(), Duration::ZERO);
-    // The remaining two are read and open a window of their own.
+    // The rest of the backlog follows without a window of its own.
     assert_eq!(sub.recv_many(&mut items, 3).await.unwrap(), 2);
     assert_eq!(values(&items), [0, 1, 2, 3, 4]);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+
+    // Caught up, the next event opens a window again.
+    publish_spaced(&hub, 1);
+    assert_eq!(sub.recv_many(&mut items, 3).await.unwrap(), 1);
     assert_eq!(start.elapsed(), WINDOW);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_window_that_gathered_more_than_a_batch_hands_it_all_out_when_it_ends() {
+    let hub = Hub::new();
+    let mut sub = windowed(&hub);
+    let start = Instant::now();
+    publish_spaced(&hub, 8);
+    let mut items = Vec::new();
+    // A full batch no longer ends the window: all eight arrive within it (70 ms).
+    assert_eq!(sub.recv_many(&mut items, 3).await.unwrap(), 3);
+    assert_eq!(start.elapsed(), WINDOW);
+    assert_eq!(sub.recv_many(&mut items, 3).await.unwrap(), 3);
+    assert_eq!(sub.recv_many(&mut items, 3).await.unwrap(), 2);
+    assert_eq!(values(&items), [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(start.elapsed(), WINDOW);
+}
+
+/// Counts how often the task that polls with it is woken.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn publishes_within_a_window_do_not_wake_the_subscriber_but_a_close_does() {
+    let hub = Hub::new();
+    // Far longer than the test: its timer must not be what wakes us.
+    let options = SubscribeOptions::default().coalesce(Duration::from_secs(60));
+    let mut sub = hub.subscribe_with(&[topic()], Cursor::Now, options).unwrap();
+    let wakes = Arc::new(CountingWaker::default());
+    let waker = Waker::from(Arc::clone(&wakes));
+    let mut cx = Context::from_waker(&waker);
+    let mut items = Vec::new();
+
+    assert!(sub.poll_recv_many(&mut cx, &mut items, 64).is_pending(), "nothing published yet");
+    hub.publish(&topic(), NewEvent::new(json!(0))).await.unwrap();
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the first event wakes an idle subscriber");
+    assert!(sub.poll_recv_many(&mut cx, &mut items, 64).is_pending(), "the event opens a window");
+
+    for i in 1..20 {
+        hub.publish(&topic(), NewEvent::new(json!(i))).await.unwrap();
+    }
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "publishes within the window woke the subscriber");
+    // A poll anyway (another branch of its task's select) does not unmute it.
+    assert!(sub.poll_recv_many(&mut cx, &mut items, 64).is_pending());
+    hub.publish(&topic(), NewEvent::new(json!(20))).await.unwrap();
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+
+    hub.close();
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 2, "a closing hub must wake a subscriber in its window");
+    assert!(matches!(sub.poll_recv_many(&mut cx, &mut items, 64), Poll::Ready(Ok(1))));
+    assert_eq!(values(&items), [0]);
+    assert!(matches!(sub.poll_recv_many(&mut cx, &mut items, 64), Poll::Ready(Err(RecvError::Closed))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_subscriber_whose_window_outlived_the_history_gets_lagged_when_it_ends() {
+    let hub = Hub::builder().history(HistoryLimit::default().max_events(3)).build();
+    let mut sub = windowed(&hub);
+    let start = Instant::now();
+    publish_spaced(&hub, 10);
+    let mut items = Vec::new();
+    assert_eq!(sub.recv_many(&mut items, 64).await.unwrap(), 1);
+    assert_eq!(values(&items), [0]);
+    assert_eq!(start.elapsed(), WINDOW);
+    assert!(matches!(sub.recv_many(&mut items, 64).await, Err(RecvError::Lagged { .. })));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_closing_hub_ends_the_window_at_once_then_the_subscription() {
     let hub = Hub::new();
-    let options = SubscribeOptions::default().coalesce(WINDOW);
-    let mut sub = hub.subscribe_with(&[topic()], Cursor::Now, options).unwrap();
+    let mut sub = windowed(&hub);
     let closer = hub.clone();
     let start = Instant::now();
     tokio::spawn(async move {

@@ -96,9 +96,9 @@ impl SseConfig {
     /// Hold a stream's events for up to this long after the first arrives, then write all of
     /// them at once (default zero: write each as soon as it is read). Trades that much latency
     /// for fewer, larger writes: the CPU a server spends per event is mostly its write
-    /// syscall. A full [`batch_size`](Self::batch_size) goes out before the window ends;
-    /// heartbeats are not delayed; on shutdown what is held goes out at once, before the
-    /// `shutting_down` frame. See [`SubscribeOptions::coalesce`].
+    /// syscall. More than a [`batch_size`](Self::batch_size) goes out in several chunks
+    /// when the window ends, and the backlog limit is checked then; heartbeats are not
+    /// delayed; on shutdown what is held goes out at once, before the `shutting_down` frame. See [`SubscribeOptions::coalesce`].
     ///
     /// [`SubscribeOptions::coalesce`]: pushgate_hub::SubscribeOptions::coalesce
     pub fn coalesce(mut self, window: Duration) -> Self {

@@ -139,9 +139,11 @@ impl WsConfig {
     /// Hold a connection's events for up to this long after the first arrives, then hand all
     /// of them to the socket with one flush (default zero: each as soon as it is read). Trades
     /// that much latency for fewer writes, which are most of the CPU a server spends per
-    /// event. A full batch goes out before the window ends; Pings, Pongs and replies to client
-    /// frames are not delayed; on shutdown what is held goes out at once, before the Close
-    /// frame. See [`SubscribeOptions::coalesce`].
+    /// event. More than a batch goes out in several flushes when the window ends, and the
+    /// backlog limit is checked then; Pings, Pongs and replies to client frames are not
+    /// delayed; on shutdown the connection closes with 1001 at once, as without a window, and
+    /// what is held is not sent (the client resumes from its last id). See
+    /// [`SubscribeOptions::coalesce`].
     ///
     /// [`SubscribeOptions::coalesce`]: pushgate_hub::SubscribeOptions::coalesce
     pub fn coalesce(mut self, window: Duration) -> Self {

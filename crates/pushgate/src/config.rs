@@ -61,8 +61,9 @@ pub struct Config {
     pub sse_heartbeat: Duration,
     /// The delivery coalescing window of SSE, WebSocket and long poll: a subscriber's events
     /// are held this long after the first arrives and then written together (one write, one
-    /// long-poll answer), unless a batch fills first. Trades up to this much latency for fewer
-    /// writes. Zero (the default) writes each event as soon as it is read. At most 1 s.
+    /// long-poll answer; a window that gathered more than a batch takes a few). Trades up to
+    /// this much latency for fewer writes. Zero (the default) writes each event as soon as it
+    /// is read. At most 1 s.
     pub coalesce: Duration,
     /// Largest WebSocket message accepted from a client (close 1009 beyond). Default 64 KiB.
     pub ws_max_message_bytes: usize,
