@@ -117,18 +117,19 @@ macro_rules! answer_limit_methods {
 /// the `If-None-Match` values (no copy of the header map).
 #[derive(Debug)]
 pub struct PollRequest {
-    /// Topics and starting cursor.
-    pub params: SubscribeParams,
     /// The whole query, for the transport's own parameters (`limit`, `timeout`).
     pub query: Query,
-    if_none_match: Option<HeaderValue>,
-    /// Further `If-None-Match` header lines, which clients rarely send.
-    more_if_none_match: Vec<HeaderValue>,
+    answer: PollAnswer,
     /// The `Authorization` header, where a token may be when the query has none.
     authorization: Option<HeaderValue>,
 }
 
 impl PollRequest {
+    /// Topics and starting cursor.
+    pub fn params(&self) -> &SubscribeParams {
+        &self.answer.params
+    }
+
     /// Checks that the request's token (the `token` query parameter, else `Authorization:
     /// Bearer`; see [`token_from`](crate::token_from)) may subscribe to its topics.
     ///
@@ -137,7 +138,7 @@ impl PollRequest {
     /// The policy's refusal as an [`ApiError`] (`401` or `403`).
     pub fn authorize(&self, authorize: &dyn Authorize) -> Result<Grant, ApiError> {
         let token = crate::auth::token_in(&self.query, self.authorization.as_ref());
-        Ok(authorize.check(token, Action::Subscribe, &self.params.topics)?)
+        Ok(authorize.check(token, Action::Subscribe, &self.answer.params.topics)?)
     }
 
     /// Fetches the request's topics from its cursor with `options` and renders the answer:
@@ -147,6 +148,37 @@ impl PollRequest {
     ///
     /// The fetch's error as an [`ApiError`] (too many topics, a cursor ahead of the hub, the
     /// hub shutting down).
+    pub fn answer<'a>(
+        &'a self,
+        hub: &'a Hub,
+        options: &'a FetchOptions,
+    ) -> impl Future<Output = Result<Response, ApiError>> + Send + 'a {
+        self.answer.answer(hub, options)
+    }
+
+    /// Only what [`answer`](Self::answer) needs (no query, no token): for a request that waits,
+    /// whose future should not carry the rest while it does.
+    pub fn into_answer(self) -> PollAnswer {
+        self.answer
+    }
+}
+
+/// A [`PollRequest`] reduced to what its answer needs: the topics and cursor and the
+/// `If-None-Match` values.
+#[derive(Debug)]
+pub struct PollAnswer {
+    params: SubscribeParams,
+    if_none_match: Option<HeaderValue>,
+    /// Further `If-None-Match` header lines, which clients rarely send.
+    more_if_none_match: Vec<HeaderValue>,
+}
+
+impl PollAnswer {
+    /// As [`PollRequest::answer`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PollRequest::answer`].
     pub async fn answer(&self, hub: &Hub, options: &FetchOptions) -> Result<Response, ApiError> {
         let SubscribeParams { topics, cursor } = &self.params;
         let batch = hub.fetch(topics, *cursor, options).await?;
@@ -164,12 +196,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PollRequest {
         let params = SubscribeParams::from_query(&query, last_event_id)?;
         let mut tags = parts.headers.get_all(header::IF_NONE_MATCH).iter().cloned();
         let authorization = parts.headers.get(header::AUTHORIZATION).cloned();
-        Ok(Self {
-            params,
-            query,
-            if_none_match: tags.next(),
-            more_if_none_match: tags.collect(),
-            authorization,
-        })
+        let answer = PollAnswer { params, if_none_match: tags.next(), more_if_none_match: tags.collect() };
+        Ok(Self { query, answer, authorization })
     }
 }

@@ -17,7 +17,7 @@ mod refusal;
 mod text;
 mod wire;
 
-pub use answer::{AnswerLimits, PollRequest};
+pub use answer::{AnswerLimits, PollAnswer, PollRequest};
 pub use auth::{Action, AllowAll, AuthError, Authorize, Grant, allow_all, token_from};
 pub use error::{ApiError, ErrorCode};
 pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};

@@ -16,7 +16,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use pushgate_hub::Hub;
+//! use pushgate_hub::{FetchOptions, Hub};
 //! use pushgate_longpoll::{LongPollConfig, router};
 //!
 //! let config = LongPollConfig::default().default_timeout(Duration::from_secs(20));
@@ -32,7 +32,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use pushgate_http::{AnswerLimits, ApiError, Authorize, PollRequest, Query};
-use pushgate_hub::Hub;
+use pushgate_hub::{FetchOptions, Hub};
 
 /// The path this transport serves.
 pub const PATH: &str = "/v1/longpoll";
@@ -139,24 +139,35 @@ pub fn router(hub: Hub, config: LongPollConfig) -> Router {
     Router::new().route(PATH, get(longpoll)).with_state(Arc::new(Shared { hub, config }))
 }
 
-async fn longpoll(State(shared): State<Arc<Shared>>, request: PollRequest) -> Result<Response, ApiError> {
-    let grant = request.authorize(&*shared.config.authorize)?;
+/// Checks and sizes the request at once, then returns a future that keeps only what the answer
+/// needs: the query, the token and the handler's own state would otherwise be part of every
+/// parked poll's future for the whole wait.
+fn longpoll(
+    State(shared): State<Arc<Shared>>,
+    request: PollRequest,
+) -> impl Future<Output = Result<Response, ApiError>> + Send {
+    let prepared = prepare(&shared.config, &request).map(|options| (request.into_answer(), options));
+    async move {
+        // By reference: moved out, they would take room in the future twice.
+        match prepared {
+            // When the client disconnects, the server drops this future; the hub unregisters
+            // the parked fetch on drop, so nothing outlives the request.
+            Ok((ref answer, ref options)) => answer.answer(&shared.hub, options).await,
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// The request's fetch: its wait and answer limits, once its token is checked.
+fn prepare(config: &LongPollConfig, request: &PollRequest) -> Result<FetchOptions, ApiError> {
+    let grant = request.authorize(&*config.authorize)?;
     // A parked request never outlives its token: it is answered (empty, same cursor) when the
     // token expires, and the next poll is refused until the client brings a fresh one.
-    let mut wait = shared.config.timeout(&request.query)?;
+    let mut wait = config.timeout(&request.query)?;
     if let Some(remaining) = grant.remaining() {
         wait = wait.min(remaining);
     }
-    let options = shared
-        .config
-        .answers
-        .fetch_options(&request.query)?
-        .wait(wait)
-        .coalesce(shared.config.coalesce)
-        .label(LABEL);
-    // When the client disconnects, hyper drops this future; the hub unregisters the parked
-    // fetch on drop, so nothing outlives the request.
-    request.answer(&shared.hub, &options).await
+    Ok(config.answers.fetch_options(&request.query)?.wait(wait).coalesce(config.coalesce).label(LABEL))
 }
 
 #[cfg(test)]

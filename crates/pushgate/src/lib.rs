@@ -180,9 +180,12 @@ fn routes(
         .merge(api::router(hub, config, sources, server_refusals.clone(), authorize))
         .fallback(move |method, uri, headers| pages.clone().serve(method, uri, headers))
         .method_not_allowed_fallback(api::method_not_allowed)
-        .layer(axum::middleware::map_response(move |response: axum::response::Response| {
+        // tower's layer rather than axum's `middleware::map_response`: that one boxes a future
+        // holding a clone of the route beside the route's own, for every request, which a
+        // parked long poll then keeps for its whole wait (0.7 KB).
+        .layer(tower::util::MapResponseLayer::new(move |response: axum::response::Response| {
             count_access_refusal(&server_refusals, &response);
-            std::future::ready(response)
+            response
         }));
     match cors::layer(&config.cors_origins) {
         Some(cors) => router.layer(cors),

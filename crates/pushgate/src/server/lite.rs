@@ -172,26 +172,30 @@ async fn run(
             *buf = Vec::new();
         }
 
-        let mut call = pin!(router.clone().oneshot(request));
-        let response = loop {
-            tokio::select! {
-                biased;
-                response = &mut call => match response {
-                    Ok(response) => break response,
-                    Err(infallible) => match infallible {},
-                },
-                // Watch for the client going away; keep what it sends (its next request).
-                ready = stream.readable(), if buf.len() < MAX_HEAD_BYTES => {
-                    if ready.is_err() {
-                        return End::Drop;
+        // In a block of its own, so the router's future is not kept (and its room in this
+        // task's state not reserved) next to the answer's.
+        let response = {
+            let mut call = pin!(router.clone().oneshot(request));
+            loop {
+                tokio::select! {
+                    biased;
+                    response = &mut call => match response {
+                        Ok(response) => break response,
+                        Err(infallible) => match infallible {},
+                    },
+                    // Watch for the client going away; keep what it sends (its next request).
+                    ready = stream.readable(), if buf.len() < MAX_HEAD_BYTES => {
+                        if ready.is_err() {
+                            return End::Drop;
+                        }
+                        match read_some(stream, buf) {
+                            Ok(Some(0)) | Err(_) => return End::Drop,
+                            Ok(Some(_)) => activity.touch(),
+                            Ok(None) => {}
+                        }
                     }
-                    match read_some(stream, buf) {
-                        Ok(Some(0)) | Err(_) => return End::Drop,
-                        Ok(Some(_)) => activity.touch(),
-                        Ok(None) => {}
-                    }
+                    () = &mut idle => return End::Drop,
                 }
-                () = &mut idle => return End::Drop,
             }
         };
         let close = close || *stopping.borrow();
@@ -253,10 +257,21 @@ fn read_fresh(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Fresh> {
 /// Reads what the socket has into `buf`, growing it toward [`MAX_HEAD_BYTES`]: `None` when the
 /// readiness was stale, `Some(0)` at the end of the stream.
 fn read_some(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    if buf.is_empty() {
+        // Into the thread's scratch first: a parked poll's socket is watched with an empty
+        // buffer, and its first wake-up is nearly always the readiness left over from reading
+        // the request; a buffer reserved for it would stay for the whole wait.
+        return SCRATCH.with_borrow_mut(|scratch| match stream.try_read(scratch) {
+            Ok(n) => {
+                buf.extend_from_slice(&scratch[..n]);
+                Ok(Some(n))
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(error) => Err(error),
+        });
+    }
     if buf.capacity() == buf.len() {
-        let more =
-            if buf.is_empty() { INITIAL_HEAD_BYTES } else { buf.len().min(MAX_HEAD_BYTES - buf.len()) };
-        buf.reserve_exact(more);
+        buf.reserve_exact(buf.len().max(INITIAL_HEAD_BYTES).min(MAX_HEAD_BYTES - buf.len()));
     }
     match stream.try_read_buf(buf) {
         Ok(n) => Ok(Some(n)),
