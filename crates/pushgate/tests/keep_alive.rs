@@ -398,3 +398,16 @@ async fn a_client_that_stops_reading_a_large_answer_is_closed_after_the_idle_tim
         "the whole answer was written after the client had stopped reading for over the idle timeout"
     );
 }
+
+#[tokio::test]
+async fn a_later_request_of_hyper_s_with_many_headers_is_hyper_s_to_judge() {
+    let server = TestServer::start().await.unwrap();
+    let mut raw = Raw::open(&server).await;
+    // More header lines than the lite loop parses, fewer than hyper's limit.
+    let headers: String = (0..80).map(|i| format!("X-Trace-{i}: {i}\r\n")).collect();
+    raw.send(&format!("{}GET /metrics HTTP/1.1\r\nHost: x\r\n{headers}\r\n", get("/v1/poll?topic=h"))).await;
+    assert_eq!(raw.answer().await.status, 200);
+    let metrics = raw.answer().await;
+    assert_eq!(metrics.status, 200, "{metrics:?}");
+    assert!(metrics.body.contains("pushgate_connections_accepted_total"), "{metrics:?}");
+}
