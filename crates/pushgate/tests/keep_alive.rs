@@ -411,3 +411,24 @@ async fn a_later_request_of_hyper_s_with_many_headers_is_hyper_s_to_judge() {
     assert_eq!(metrics.status, 200, "{metrics:?}");
     assert!(metrics.body.contains("pushgate_connections_accepted_total"), "{metrics:?}");
 }
+
+#[tokio::test]
+async fn a_kept_alive_connection_waits_for_its_next_request_for_the_header_read_timeout() {
+    // As on hyper's connections (and as `header_read_timeout` is documented): not the idle timeout.
+    let config = Config::default()
+        .with_sse_heartbeat(Duration::from_secs(1))
+        .with_longpoll_timeout(Duration::from_secs(1))
+        .with_longpoll_max_timeout(Duration::from_secs(1))
+        .with_idle_timeout(Duration::from_secs(6))
+        .with_header_read_timeout(Duration::from_secs(1));
+    let server = TestServer::start_with(config).await.unwrap();
+    let mut raw = Raw::open(&server).await;
+    raw.send(&get("/v1/poll?topic=w")).await;
+    assert_eq!(raw.answer().await.status, 200);
+    let started = tokio::time::Instant::now();
+    raw.closed().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "closed by the header-read timeout, not the idle one"
+    );
+}

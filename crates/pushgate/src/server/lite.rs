@@ -25,8 +25,9 @@
 //! Any other request (another method or path, a body, an upgrade, `Expect`), first or later,
 //! hands the connection to hyper from that request on, with the bytes read so far in front of
 //! the socket's, so nothing is lost or reordered. The accept loop's limits hold: the
-//! connection keeps its permit and IP slot; a head must be complete within the header-read
-//! timeout of its first byte; nothing read or written for the idle timeout closes it; on
+//! connection keeps its permit and IP slot; a kept-alive connection waits for its next request
+//! for the header-read timeout, and a head must be complete within the header-read timeout of
+//! its first byte; nothing read or written for the idle timeout closes it; on
 //! shutdown the answer in flight is finished (the hub is closed first, so parked polls answer)
 //! and the connection closed, and an idle one is closed at once.
 
@@ -100,12 +101,12 @@ async fn run(
 ) -> End {
     let activity = Activity::new();
     let mut idle = pin!(activity.idle_for(limits.idle_timeout));
-    // One timer for every head of the connection, re-armed when a head's first byte is there.
+    // One timer for every head of the connection: armed when the connection starts waiting
+    // for a request (as hyper's, so a kept-alive connection waits no longer for its next one),
+    // and re-armed when a head's first byte is there.
     let mut head_deadline = pin!(tokio::time::sleep(limits.header_read_timeout));
     loop {
-        if !buf.is_empty() {
-            head_deadline.as_mut().reset(Instant::now() + limits.header_read_timeout);
-        }
+        head_deadline.as_mut().reset(Instant::now() + limits.header_read_timeout);
         let (request, close, http10) = loop {
             if !buf.is_empty() {
                 match head::parse(buf) {
@@ -145,7 +146,7 @@ async fn run(
                 },
                 // An error means the server is gone: stop all the same.
                 _ = stopping.wait_for(|stop| *stop) => return End::Drop,
-                () = &mut head_deadline, if !first_byte => {
+                () = &mut head_deadline => {
                     tracing::debug!("request head not received in time");
                     return End::Drop;
                 }
