@@ -221,10 +221,15 @@ impl Subscription {
     /// ```
     pub fn cursor(&self) -> Cursor {
         // Items still buffered were read but not delivered: resume before the first of them.
-        let position = match self.buffer.front() {
-            Some(Item::Event(event)) => event.position() - 1,
-            _ => self.position,
-        };
+        // A window may hold a reset ahead of its events, so look past it.
+        let position = self
+            .buffer
+            .iter()
+            .find_map(|item| match item {
+                Item::Event(event) => Some(event.position() - 1),
+                Item::Reset(_) => None,
+            })
+            .unwrap_or(self.position);
         Cursor::at(self.epoch, position)
     }
 

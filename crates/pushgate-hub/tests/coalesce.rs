@@ -275,3 +275,20 @@ async fn a_fetch_window_ends_with_its_wait_or_when_the_hub_closes() {
     assert_eq!(batch.events.len(), 1);
     assert_eq!(start.elapsed(), Duration::from_millis(30));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_cursor_of_a_window_that_holds_a_reset_resumes_before_its_events() {
+    let hub = Hub::new();
+    for i in 0..3 {
+        hub.publish(&topic(), NewEvent::new(json!(i))).await.unwrap();
+    }
+    let other = pushgate_hub::Epoch::from_u32(hub.epoch().as_u32().wrapping_add(1));
+    let options = SubscribeOptions::default().coalesce(WINDOW);
+    let mut sub = hub.subscribe_with(&[topic()], Cursor::at(other, 2), options).unwrap();
+    // The reset and the three retained events are read and held by the window; the caller
+    // gives up before it ends, so none of them was delivered.
+    let mut items = Vec::new();
+    let waited = tokio::time::timeout(WINDOW / 2, sub.recv_many(&mut items, 10)).await;
+    assert!(waited.is_err() && items.is_empty(), "the window still holds them: {items:?}");
+    assert_eq!(sub.cursor(), Cursor::at(hub.epoch(), 0), "resuming from it would skip events");
+}

@@ -351,3 +351,84 @@ async fn idle_and_slow_keep_alive_connections_are_closed() {
     raw.closed().await;
     assert!(started.elapsed() < Duration::from_secs(3), "closed by the header-read timeout");
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_large_answer_is_closed_after_the_idle_timeout() {
+    // No kernel timeout here: only the server's idle timer can end the stalled write.
+    let config = Config::default()
+        .with_sse_heartbeat(Duration::from_secs(1))
+        .with_longpoll_timeout(Duration::from_secs(1))
+        .with_longpoll_max_timeout(Duration::from_secs(1))
+        .with_idle_timeout(Duration::from_secs(3))
+        .with_tcp_user_timeout(Duration::ZERO)
+        .with_max_answer_bytes(64 << 20);
+    let server = TestServer::start_with(config).await.unwrap();
+    let big = "x".repeat(512 * 1024);
+    for _ in 0..64 {
+        publish(&server, "big", serde_json::json!(big)).await;
+    }
+    // A small receive window, so the socket buffers hold only a little of the answer.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr()).await.unwrap();
+    // Several MiB of answer, more than the socket buffers hold; then read nothing.
+    stream.write_all(get("/v1/poll?topic=big&cursor=oldest&limit=64").as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Closed by now: reading gets what was buffered, then the end of the stream (or a reset),
+    // not the rest of the answer.
+    let mut read = Vec::new();
+    let drained = timeout(BOUND, async {
+        let mut buf = vec![0_u8; 64 * 1024];
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            read.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the stalled connection was never closed");
+    let head_len = read.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    let head = String::from_utf8_lossy(&read[..head_len]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a content-length");
+    assert!(length > 4 << 20, "an answer larger than the socket buffers ({length} bytes)");
+    assert!(
+        read.len() < head_len + length,
+        "the whole answer was written after the client had stopped reading for over the idle timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_later_request_of_hyper_s_with_many_headers_is_hyper_s_to_judge() {
+    let server = TestServer::start().await.unwrap();
+    let mut raw = Raw::open(&server).await;
+    // More header lines than the lite loop parses, fewer than hyper's limit.
+    let headers: String = (0..80).map(|i| format!("X-Trace-{i}: {i}\r\n")).collect();
+    raw.send(&format!("{}GET /metrics HTTP/1.1\r\nHost: x\r\n{headers}\r\n", get("/v1/poll?topic=h"))).await;
+    assert_eq!(raw.answer().await.status, 200);
+    let metrics = raw.answer().await;
+    assert_eq!(metrics.status, 200, "{metrics:?}");
+    assert!(metrics.body.contains("pushgate_connections_accepted_total"), "{metrics:?}");
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_waits_for_its_next_request_for_the_header_read_timeout() {
+    // As on hyper's connections (and as `header_read_timeout` is documented): not the idle timeout.
+    let config = Config::default()
+        .with_sse_heartbeat(Duration::from_secs(1))
+        .with_longpoll_timeout(Duration::from_secs(1))
+        .with_longpoll_max_timeout(Duration::from_secs(1))
+        .with_idle_timeout(Duration::from_secs(6))
+        .with_header_read_timeout(Duration::from_secs(1));
+    let server = TestServer::start_with(config).await.unwrap();
+    let mut raw = Raw::open(&server).await;
+    raw.send(&get("/v1/poll?topic=w")).await;
+    assert_eq!(raw.answer().await.status, 200);
+    let started = tokio::time::Instant::now();
+    raw.closed().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "closed by the header-read timeout, not the idle one"
+    );
+}

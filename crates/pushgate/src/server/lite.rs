@@ -25,14 +25,16 @@
 //! Any other request (another method or path, a body, an upgrade, `Expect`), first or later,
 //! hands the connection to hyper from that request on, with the bytes read so far in front of
 //! the socket's, so nothing is lost or reordered. The accept loop's limits hold: the
-//! connection keeps its permit and IP slot; a head must be complete within the header-read
-//! timeout of its first byte; nothing read or written for the idle timeout closes it; on
+//! connection keeps its permit and IP slot; a kept-alive connection waits for its next request
+//! for the header-read timeout, and a head must be complete within the header-read timeout of
+//! its first byte; nothing read or written for the idle timeout closes it; on
 //! shutdown the answer in flight is finished (the hub is closed first, so parked polls answer)
 //! and the connection closed, and an idle one is closed at once.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use axum::Router;
@@ -99,12 +101,12 @@ async fn run(
 ) -> End {
     let activity = Activity::new();
     let mut idle = pin!(activity.idle_for(limits.idle_timeout));
-    // One timer for every head of the connection, re-armed when a head's first byte is there.
+    // One timer for every head of the connection: armed when the connection starts waiting
+    // for a request (as hyper's, so a kept-alive connection waits no longer for its next one),
+    // and re-armed when a head's first byte is there.
     let mut head_deadline = pin!(tokio::time::sleep(limits.header_read_timeout));
     loop {
-        if !buf.is_empty() {
-            head_deadline.as_mut().reset(Instant::now() + limits.header_read_timeout);
-        }
+        head_deadline.as_mut().reset(Instant::now() + limits.header_read_timeout);
         let (request, close, http10) = loop {
             if !buf.is_empty() {
                 match head::parse(buf) {
@@ -118,7 +120,14 @@ async fn run(
                         let response = error.into_response();
                         // Boxed, like the stream: rare, and its state would otherwise be part
                         // of every connection's task (1.9 against 2.1 KB).
-                        let answered = Box::pin(answer(stream, response, (true, false), limits, &activity));
+                        let answered = Box::pin(answer(
+                            stream,
+                            response,
+                            (true, false),
+                            limits,
+                            &activity,
+                            idle.as_mut(),
+                        ));
                         return match answered.await {
                             Ok(_) => End::Close,
                             Err(_) => End::Drop,
@@ -137,7 +146,7 @@ async fn run(
                 },
                 // An error means the server is gone: stop all the same.
                 _ = stopping.wait_for(|stop| *stop) => return End::Drop,
-                () = &mut head_deadline, if !first_byte => {
+                () = &mut head_deadline => {
                     tracing::debug!("request head not received in time");
                     return End::Drop;
                 }
@@ -199,7 +208,7 @@ async fn run(
             }
         };
         let close = close || *stopping.borrow();
-        match answer(stream, response, (close, http10), limits, &activity).await {
+        match answer(stream, response, (close, http10), limits, &activity, idle.as_mut()).await {
             Ok(true) => {}
             Ok(false) => return End::Close,
             Err(error) => {
@@ -280,13 +289,16 @@ fn read_some(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<usize>>
     }
 }
 
-/// Writes `response`; returns whether the connection goes on to its next request.
+/// Writes `response`; returns whether the connection goes on to its next request. `idle` is the
+/// connection's idle timer: a client that stops reading an answer larger than the socket
+/// buffers is cut off by it, as hyper's connections are.
 async fn answer(
     stream: &mut TcpStream,
     response: Response<Body>,
     (close, http10): (bool, bool),
     limits: &Limits,
     activity: &Activity,
+    idle: Pin<&mut impl Future<Output = ()>>,
 ) -> io::Result<bool> {
     let bodiless = response.status().is_informational()
         || matches!(response.status(), StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
@@ -303,22 +315,36 @@ async fn answer(
     let framing = if close { Framing::Close { length } } else { Framing::KeepAlive { length, http10 } };
     let mut out = Vec::with_capacity(256);
     head::write_head(&mut out, &Response::from_parts(parts, ()), framing);
-    write_head_and_body(stream, &out, &body).await?;
-    activity.touch();
+    tokio::select! {
+        written = write_head_and_body(stream, &out, &body, activity) => written?,
+        () = idle => return Err(io::ErrorKind::TimedOut.into()),
+    }
     Ok(!close)
 }
 
-/// Writes `head` then `body`, both in one system call when the socket takes them.
-async fn write_head_and_body(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> io::Result<()> {
+/// Writes `head` then `body`, both in one system call when the socket takes them; each write
+/// counts as activity.
+async fn write_head_and_body(
+    stream: &mut TcpStream,
+    head: &[u8],
+    body: &[u8],
+    activity: &Activity,
+) -> io::Result<()> {
     let mut written = 0;
-    while written < head.len() {
-        let slices = [io::IoSlice::new(&head[written..]), io::IoSlice::new(body)];
-        match stream.write_vectored(&slices).await? {
-            0 => return Err(io::ErrorKind::WriteZero.into()),
-            n => written += n,
+    while written < head.len() + body.len() {
+        let n = if written < head.len() {
+            let slices = [io::IoSlice::new(&head[written..]), io::IoSlice::new(body)];
+            stream.write_vectored(&slices).await?
+        } else {
+            stream.write(&body[written - head.len()..]).await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
         }
+        written += n;
+        activity.touch();
     }
-    stream.write_all(&body[written - head.len()..]).await
+    Ok(())
 }
 
 /// Writes the stream's head, then each chunk as the body yields it, until the body ends, the

@@ -94,6 +94,9 @@ pub(super) fn parse(buf: &[u8]) -> Result<Parsed, HeadError> {
                 _ => Ok(Parsed::Partial),
             };
         }
+        // A request line that is not the lite loop's makes the whole head hyper's to judge (its
+        // header limit is larger): as when it is a connection's first request.
+        Err(_) if starts_lite_request(buf) == Some(false) => return Ok(Parsed::Other),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
         Err(_) => return Err(HeadError::Malformed("bad request head")),
     };
