@@ -209,6 +209,26 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 #[tokio::test]
+async fn a_request_and_the_clients_half_close_together_get_the_answer_then_the_close() {
+    // The close that comes with the request (a client that sends one request and shuts down
+    // its side) and one that comes after it must both end the connection once it is answered.
+    // A header-read timeout longer than the test's bound, so it cannot close what was missed.
+    let config = Config::default().with_header_read_timeout(BOUND * 6);
+    let server = TestServer::start_with(config).await.unwrap();
+    publish(&server, "h", serde_json::json!("half")).await;
+    for pause in [Duration::ZERO, Duration::from_millis(50)] {
+        let mut raw = Raw::open(&server).await;
+        raw.send(&get("/v1/poll?topic=h&cursor=oldest")).await;
+        tokio::time::sleep(pause).await;
+        raw.stream.shutdown().await.unwrap();
+        let answer = raw.answer().await;
+        assert_eq!(answer.status, 200, "after {pause:?}");
+        assert!(answer.body.contains(r#""data":"half""#), "{answer:?}");
+        raw.closed().await;
+    }
+}
+
+#[tokio::test]
 async fn a_request_sent_while_a_long_poll_is_parked_is_answered_after_it() {
     let server = TestServer::start().await.unwrap();
     let mut raw = Raw::open(&server).await;
