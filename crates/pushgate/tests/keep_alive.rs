@@ -109,6 +109,16 @@ fn sample(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A server whose own timers (heartbeat, long-poll wait) fire within a second, so only the
+/// timeout under test decides when a connection closes; `idle` is its idle timeout.
+fn short_timeouts(idle: Duration) -> Config {
+    Config::default()
+        .with_sse_heartbeat(Duration::from_secs(1))
+        .with_longpoll_timeout(Duration::from_secs(1))
+        .with_longpoll_max_timeout(Duration::from_secs(1))
+        .with_idle_timeout(idle)
+}
+
 const LONGPOLL_SUBSCRIPTIONS: &str = r#"pushgate_subscriptions{transport="longpoll"}"#;
 
 async fn wait_metric(server: &TestServer, name: &str, value: f64) {
@@ -350,12 +360,7 @@ async fn shutdown_answers_a_parked_long_poll_and_closes() {
 
 #[tokio::test]
 async fn idle_and_slow_keep_alive_connections_are_closed() {
-    let config = Config::default()
-        .with_sse_heartbeat(Duration::from_secs(1))
-        .with_longpoll_timeout(Duration::from_secs(1))
-        .with_longpoll_max_timeout(Duration::from_secs(1))
-        .with_idle_timeout(Duration::from_secs(3))
-        .with_header_read_timeout(Duration::from_secs(1));
+    let config = short_timeouts(Duration::from_secs(3)).with_header_read_timeout(Duration::from_secs(1));
     let server = TestServer::start_with(config).await.unwrap();
     let mut raw = Raw::open(&server).await;
     raw.send(&get("/v1/poll?topic=i")).await;
@@ -375,11 +380,7 @@ async fn idle_and_slow_keep_alive_connections_are_closed() {
 #[tokio::test]
 async fn a_client_that_stops_reading_a_large_answer_is_closed_after_the_idle_timeout() {
     // No kernel timeout here: only the server's idle timer can end the stalled write.
-    let config = Config::default()
-        .with_sse_heartbeat(Duration::from_secs(1))
-        .with_longpoll_timeout(Duration::from_secs(1))
-        .with_longpoll_max_timeout(Duration::from_secs(1))
-        .with_idle_timeout(Duration::from_secs(3))
+    let config = short_timeouts(Duration::from_secs(3))
         .with_tcp_user_timeout(Duration::ZERO)
         .with_max_answer_bytes(64 << 20);
     let server = TestServer::start_with(config).await.unwrap();
@@ -435,12 +436,7 @@ async fn a_later_request_of_hyper_s_with_many_headers_is_hyper_s_to_judge() {
 #[tokio::test]
 async fn a_kept_alive_connection_waits_for_its_next_request_for_the_header_read_timeout() {
     // As on hyper's connections (and as `header_read_timeout` is documented): not the idle timeout.
-    let config = Config::default()
-        .with_sse_heartbeat(Duration::from_secs(1))
-        .with_longpoll_timeout(Duration::from_secs(1))
-        .with_longpoll_max_timeout(Duration::from_secs(1))
-        .with_idle_timeout(Duration::from_secs(6))
-        .with_header_read_timeout(Duration::from_secs(1));
+    let config = short_timeouts(Duration::from_secs(6)).with_header_read_timeout(Duration::from_secs(1));
     let server = TestServer::start_with(config).await.unwrap();
     let mut raw = Raw::open(&server).await;
     raw.send(&get("/v1/poll?topic=w")).await;
