@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::io::IsTerminal as _;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
@@ -47,7 +48,38 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Not anyhow's `Debug`, which adds a backtrace when RUST_BACKTRACE is set: a user's
+            // mistake (a port in use, an unreachable Redis, a bad file) is one line.
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `error` and its causes on one line, `: `-separated; a cause whose text its parent already
+/// shows (errors that print their source in their own message) is not repeated, and line
+/// breaks inside a message become spaces.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Parses the command line and runs what it asks for.
+async fn run() -> anyhow::Result<()> {
     // The matches are kept: they tell which options a flag or variable gave, which the
     // configuration file must not override.
     let matches = Cli::command().get_matches();
