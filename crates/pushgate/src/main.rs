@@ -80,9 +80,8 @@ fn one_line(error: &anyhow::Error) -> String {
 
 /// Parses the command line and runs what it asks for.
 async fn run() -> anyhow::Result<()> {
-    // The matches are kept: they tell which options a flag or variable gave, which the
-    // configuration file must not override.
-    let matches = Cli::command().get_matches();
+    // The `--config` file's values become the defaults of the options it sets.
+    let (matches, file) = pushgate::cli::parse(Cli::command())?;
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     let (args, serve_matches) = match cli.command {
         Some(Command::Serve(args)) => (*args, matches.subcommand_matches("serve").unwrap_or(&matches)),
@@ -93,13 +92,15 @@ async fn run() -> anyhow::Result<()> {
         }
         None => (cli.serve, &matches),
     };
-    let args = args.with_file(serve_matches)?;
+    let args = args.resolve(serve_matches, file.as_ref())?;
+    // What `serve` checks first; `--print-config` prints nothing that `serve` would refuse.
+    args.config.validate().map_err(pushgate::ServeError::from)?;
     if args.print_config {
         print!("{}", args.to_toml()?);
         return Ok(());
     }
     install_tracing_subscriber(args.log_format);
-    pushgate::serve(args.into(), shutdown_signal()?).await?;
+    pushgate::serve(args.config, shutdown_signal()?).await?;
     Ok(())
 }
 

@@ -58,6 +58,10 @@ fn every_option_documented(help: &str) -> anyhow::Result<()> {
         ("--history-events <N>", "PUSHGATE_HISTORY_EVENTS", "1000"),
         ("--history-age <DURATION>", "PUSHGATE_HISTORY_AGE", "10m"),
         ("--demo-db <PATH>", "PUSHGATE_DEMO_DB", "./pushgate-demo.db"),
+        ("--tcp-keepalive-idle <DURATION>", "PUSHGATE_TCP_KEEPALIVE_IDLE", "30s"),
+        ("--tcp-keepalive-interval <DURATION>", "PUSHGATE_TCP_KEEPALIVE_INTERVAL", "10s"),
+        ("--tcp-keepalive-retries <N>", "PUSHGATE_TCP_KEEPALIVE_RETRIES", "3"),
+        ("--tcp-user-timeout <DURATION>", "PUSHGATE_TCP_USER_TIMEOUT", "30s"),
     ];
     for (flag, env, default) in options {
         let entry = help_entry(help, flag)?;
@@ -69,6 +73,10 @@ fn every_option_documented(help: &str) -> anyhow::Result<()> {
     for (flag, needles) in [
         ("--source <URL>", &["[env: PUSHGATE_SOURCES]", "Repeat", "--no-demo", "pushgate db install"][..]),
         ("--no-demo", &["PUSHGATE_NO_DEMO", "/demo"]),
+        (
+            "--ws-max-write-buffer-bytes <BYTES>",
+            &["PUSHGATE_WS_MAX_WRITE_BUFFER_BYTES", "2 × --max-body-bytes"],
+        ),
     ] {
         let entry = help_entry(help, flag)?;
         for needle in needles {
