@@ -726,19 +726,18 @@ impl Hub {
             }
             let head = inner.storage.head();
             let mut full = false;
-            if head > position {
+            while head > position {
                 let mut gaps = Vec::new();
                 let first = events.len();
-                let step = loop {
-                    let step = reader.step(
-                        position,
-                        head,
-                        options.limit - first,
-                        options.max_bytes.saturating_sub(bytes),
-                        &mut events,
-                        &mut gaps,
-                    );
-                    let Some(tiers) = inner.tiers.as_ref().filter(|_| step.tier) else { break step };
+                let step = reader.step(
+                    position,
+                    head,
+                    options.limit - first,
+                    options.max_bytes.saturating_sub(bytes),
+                    &mut events,
+                    &mut gaps,
+                );
+                if let Some(tiers) = inner.tiers.as_ref().filter(|_| step.tier) {
                     let request = reader.tier_request(epoch, position, options.limit - first);
                     let answer = tier::read_chunk(tiers, request).await;
                     inner.counters.tier_read(&answer);
@@ -748,20 +747,27 @@ impl Hub {
                     if !losses.is_empty() {
                         reset = Some(merge_gaps(reset, losses));
                     }
-                };
+                    continue;
+                }
+                if !gaps.is_empty() {
+                    reset = Some(merge_gaps(reset, gaps));
+                }
                 let added: usize = events[first..].iter().map(|e| e.approx_size()).sum();
                 if first > 0 && bytes.saturating_add(added) > options.max_bytes {
                     // A step always takes one event, however large; after a window's earlier
                     // steps that one belongs in the next answer.
                     events.truncate(first);
                     full = true;
-                } else {
-                    position = step.cursor;
-                    bytes = bytes.saturating_add(added);
-                    full = position < head || events.len() >= options.limit;
+                    break;
                 }
-                if !gaps.is_empty() {
-                    reset = Some(merge_gaps(reset, gaps));
+                let moved = step.cursor > position;
+                position = step.cursor;
+                bytes = bytes.saturating_add(added);
+                full = position < head || events.len() >= options.limit;
+                // A step ends early only at the limits, or where a backfill's chunk from the
+                // tiers ends: then there is more to read at once.
+                if !full || events.len() >= options.limit || !moved || !reader.backfilling() {
+                    break;
                 }
             }
             let now_or_never = || Instant::now() >= deadline || inner.registry.is_closed();

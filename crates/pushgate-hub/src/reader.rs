@@ -279,6 +279,11 @@ impl Reader {
         Step { cursor: next, backlog, tier: false }
     }
 
+    /// Whether a gap is being read from the tiers.
+    pub(crate) fn backfilling(&self) -> bool {
+        self.backfill.is_some()
+    }
+
     /// The tier read the last [`step`](Self::step) asked for: the gap topics after `cursor`.
     pub(crate) fn tier_request(&mut self, epoch: Epoch, cursor: u64, limit: usize) -> ChunkRequest {
         let mut topics = Vec::new();

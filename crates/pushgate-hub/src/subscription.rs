@@ -447,6 +447,10 @@ impl Subscription {
                     self.buffer.extend(self.scratch.drain(..).map(Item::Event));
                     return Poll::Ready(Ok(()));
                 }
+                if self.position < head {
+                    // A stretch the tiers held nothing of for this reader: read on.
+                    continue;
+                }
             }
             if self.signal.poll_notified(cx).is_pending() {
                 return Poll::Pending;
