@@ -114,32 +114,39 @@
 //! # Ok(()) }
 //! ```
 
+mod builder;
 mod cursor;
 mod error;
 mod event;
+mod fetch;
 mod hub;
+mod idempotency;
 mod latency;
 mod memory;
 mod publish;
 mod reader;
 mod registry;
 mod reset;
+mod stats;
 mod storage;
 mod subscription;
 mod tier;
 mod topic;
 
+pub use builder::HubBuilder;
 pub use cursor::{Cursor, CursorError, Epoch};
 pub use error::{HubError, InvalidIdempotencyKey, RecvError};
 pub use event::{
     DEFAULT_EVENT_TYPE, Data, EncodingSlot, Event, EventParts, MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN,
     MAX_SENDER_LEN, NewEvent, RESERVED_EVENT_TYPES,
 };
-pub use hub::{Batch, FetchOptions, Hub, HubBuilder, Presence, Stats};
+pub use fetch::{Batch, FetchOptions};
+pub use hub::{Hub, Presence};
 pub use latency::{LATENCY_BUCKETS, LabelStats, LatencyHistogram};
 pub use memory::{HistoryLimit, MemoryStorage};
 pub use publish::{Published, Replay};
 pub use reset::{Missed, Reset, ResetReason, TopicReset};
+pub use stats::Stats;
 pub use storage::{AppendRequest, Gap, Notifier, Storage, TopicLog, TopicRead};
 pub use subscription::{Item, SubscribeOptions, Subscription};
 pub use tier::{HistoryTier, TierEvents, TierRead};
