@@ -80,7 +80,7 @@ impl FetchOptions {
         self
     }
 
-    /// The name a waiting fetch is counted under in [`Presence`] (default `"fetch"`).
+    /// The name a waiting fetch is counted under in [`Presence`](crate::Presence) (default `"fetch"`).
     pub fn label(mut self, label: impl Into<Cow<'static, str>>) -> Self {
         self.label = label.into();
         self

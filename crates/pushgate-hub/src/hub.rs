@@ -317,7 +317,7 @@ impl Hub {
     }
 
     /// Readers per label (`"sse"`, `"ws"`, `"longpoll"`, …; see [`SubscribeOptions::label`] and
-    /// [`FetchOptions::label`]): how many are live, fetches answered, and the latency from
+    /// [`FetchOptions::label`](crate::FetchOptions::label)): how many are live, fetches answered, and the latency from
     /// publish to hand-over of every event delivered. Cheap: the hub keeps these as it goes.
     /// Labels appear once first used, in that order; past 32 labels, further ones are counted
     /// under `"other"`.
