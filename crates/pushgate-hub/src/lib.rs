@@ -123,6 +123,7 @@ mod memory;
 mod reader;
 mod registry;
 mod reset;
+mod signal;
 mod storage;
 mod subscription;
 mod topic;
