@@ -229,6 +229,9 @@ export class TabShare {
     // The first poll checks the topics, the token and the cursor, and pins `now`.
     if (!(await this.#pollOwn())) return;
     if (this.#cursor !== 'oldest') this.#start = this.#cursor;
+    // A follower until the leader lock says otherwise.
+    this.#role = 'follower';
+    this.#host.setRole('follower');
     this.#join();
     navigator.locks
       .request(`${this.#name}|leader`, { signal: this.#abort.signal }, () => this.#lead())
