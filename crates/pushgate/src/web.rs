@@ -269,7 +269,9 @@ mod tests {
 
     #[test]
     fn the_binary_carries_the_pages_and_the_client_and_not_the_tests() {
-        for page in ["index.html", "favicon.svg", "pushgate.js", "client/src/index.js", "client/src/shared.js"] {
+        for page in
+            ["index.html", "favicon.svg", "pushgate.js", "client/src/index.js", "client/src/shared.js"]
+        {
             assert!(Embedded::get(page).is_some(), "{page} is embedded");
         }
         assert!(Embedded::iter().all(|name| !name.starts_with("tests/")
