@@ -371,3 +371,45 @@ async fn a_replica_reads_what_its_shared_log_lost_or_never_gave_it_from_a_tier()
     let batch = hub.fetch(&[other], Cursor::at(epoch, 20), &FetchOptions::default()).await.unwrap();
     assert!(batch.reset.is_none(), "the tier holds all of `other` (nothing) after 20");
 }
+
+#[tokio::test]
+async fn a_long_backfill_is_read_in_batches_and_merged_with_memory_in_order() {
+    let archive = Arc::new(Archive::default());
+    let hub = hub_with(3, &archive);
+    let (a, b, c) = (topic("a"), topic("b"), topic("c"));
+    let mut published = Vec::new();
+    for i in 0..700 {
+        // `c` is quiet: its few events stay in memory and interleave with the backfilled ones.
+        let t = if i % 250 == 50 {
+            &c
+        } else if i % 3 == 0 {
+            &b
+        } else {
+            &a
+        };
+        published.push(publish(&hub, &archive, t, json!(i)).await);
+    }
+    let mut sub = hub.subscribe(&[a.clone(), b.clone(), c.clone()], Cursor::at(hub.epoch(), 0)).unwrap();
+    let mut items = Vec::new();
+    while items.len() < published.len() {
+        let n = tokio::time::timeout(Duration::from_secs(5), sub.recv_many(&mut items, 7))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n <= 7);
+    }
+    let got: Vec<Arc<Event>> = items
+        .into_iter()
+        .map(|item| match item {
+            Item::Event(event) => event,
+            Item::Reset(reset) => panic!("no reset expected: {reset:?}"),
+        })
+        .collect();
+    assert_eq!(seqs(&got), seqs(&published));
+    let reads = archive.reads.lock().unwrap();
+    assert!(reads.len() >= 3, "{} reads", reads.len());
+    assert!(
+        reads.iter().all(|r| r.limit <= 256 && !r.topics.contains(&c)),
+        "bounded chunks of the gap topics only"
+    );
+}
