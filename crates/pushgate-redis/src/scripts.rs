@@ -1,6 +1,6 @@
 //! The Lua scripts that keep the shared counters and log consistent, and the epoch set-up.
 //!
-//! Both scripts run atomically in Redis, so every node sees a position handed out together
+//! The scripts run atomically in Redis, so every node sees a position handed out together
 //! with its log entry or not at all.
 
 use pushgate_hub::Epoch;
@@ -82,6 +82,20 @@ if through > tonumber(redis.call('GET', KEYS[2]) or '0') then
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return ARGV[1]
+";
+
+/// KEYS: epoch. ARGV: this node's epoch, a new one. Replaces the epoch when the store still holds
+/// this node's, and returns the store's epoch.
+///
+/// Run by a node that finds the store lacks entries it applied (a failover lost them): their
+/// positions may be handed out again and clients hold cursors to events that no longer exist,
+/// so every cursor of the old epoch must get a reset. Conditional, so two nodes noticing at
+/// once change it once.
+pub(crate) const ROTATE_EPOCH: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+return redis.call('GET', KEYS[1])
 ";
 
 /// Reads the shared epoch, creating it (with `SET NX`, so one node wins) if absent.

@@ -1,0 +1,104 @@
+//! A publish: the append script on the master, then waiting for this node to apply the entry
+//! (read-your-writes on this node, and, with replica acknowledgements, proof that a replica
+//! holds it).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use pushgate_hub::{AppendRequest, Event, EventParts, HubError, Storage};
+
+use crate::{Shared, scripts};
+
+fn unavailable(why: impl std::fmt::Display) -> HubError {
+    HubError::Unavailable { reason: format!("redis: {why}") }
+}
+
+pub(crate) async fn append(shared: &Shared, request: AppendRequest) -> Result<Arc<Event>, HubError> {
+    if let Some(reason) = shared.state.fatal() {
+        return Err(HubError::Unavailable { reason });
+    }
+    let Some(mut connection) = shared.connection().filter(|_| shared.state.connected()) else {
+        return Err(unavailable("not connected"));
+    };
+    if shared.state.waiting_for_replicas() {
+        // The event would be taken but not confirmed: better refused now than in apply_wait.
+        return Err(unavailable(format_args!(
+            "fewer than {} replica(s) confirm the log",
+            shared.min_replicas_ack
+        )));
+    }
+    // The local topic limit (applying other nodes' events ignores it).
+    shared.replica.topic(&request.topic)?;
+    let timestamp_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut waiter = shared.applied.subscribe();
+    let (position, seq): (u64, u64) = shared
+        .append_script
+        .key(&shared.keys.epoch)
+        .key(&shared.keys.pos)
+        .key(&shared.keys.seq)
+        .key(&shared.keys.log)
+        .arg(shared.replica.epoch().to_string())
+        .arg(request.topic.as_str())
+        .arg(&*request.event_type)
+        .arg(request.data.as_str())
+        .arg(timestamp_ms)
+        .arg(shared.options.history_events)
+        .invoke_async(&mut connection)
+        .await
+        .map_err(|err| {
+            shared.state.set_error(err.to_string());
+            if err.code() == Some(scripts::EPOCH_MISMATCH) {
+                // The store lost its keys (or was replaced): the tail sorts that out on its
+                // next reconnect; until then this node takes no publish.
+                shared.state.set_connected(false);
+                shared.recheck.store(true, Ordering::Release);
+                unavailable("the store lost its state; waiting for it to be restored")
+            } else if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly) {
+                // A master demoted by a failover: the tail asks the Sentinels again.
+                shared.recheck.store(true, Ordering::Release);
+                unavailable("the server became a replica; following the failover")
+            } else if err.is_io_error()
+                || err.is_timeout()
+                || err.is_connection_dropped()
+                || err.is_connection_refusal()
+            {
+                unavailable(&err)
+            } else {
+                HubError::Storage(Box::new(err))
+            }
+        })?;
+    // The event is stored from here on: without replica acknowledgements, failing now would
+    // only make the client publish it again.
+    let applied = tokio::time::timeout(shared.options.apply_wait, waiter.wait_for(|&a| a >= position)).await;
+    let mut out = Vec::with_capacity(1);
+    if matches!(applied, Ok(Ok(_))) {
+        if let Ok(log) = shared.replica.topic(&request.topic) {
+            log.read(position - 1, position, 1, &mut out);
+        }
+    } else if shared.min_replicas_ack > 0 {
+        // Not applied means not confirmed by the replicas: a failover could still lose it.
+        return Err(unavailable(format_args!(
+            "the event (position {position}) was not confirmed by {} replica(s) in time; it may \
+             still be delivered, so retry with the same idempotency key",
+            shared.min_replicas_ack
+        )));
+    } else {
+        tracing::debug!(position, "published, but this node has not applied it yet");
+    }
+    Ok(match out.pop() {
+        Some(event) if event.position() == position => event,
+        // Not applied here in time, or already evicted again (a tiny history): the caller
+        // still gets what was stored, built from Redis's answer.
+        _ => Arc::new(Event::from_parts(EventParts {
+            topic: request.topic,
+            event_type: request.event_type,
+            data: request.data,
+            seq,
+            position,
+            epoch: shared.replica.epoch(),
+            timestamp_ms,
+        })),
+    })
+}
