@@ -118,7 +118,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use pushgate_hub::{
-    AppendRequest, Epoch, Event, HubError, MemoryStorage, Notifier, Storage, TopicLog, TopicName,
+    AppendRequest, Epoch, EventParts, HubError, MemoryStorage, Notifier, Published, Storage, TopicLog,
+    TopicName,
 };
 use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
@@ -224,14 +225,17 @@ impl Shared {
     pub(crate) fn apply(&self, entry: tail::Entry) -> Result<(), HubError> {
         let position = entry.position;
         let (topic, seq) = (entry.topic.clone(), entry.seq);
-        let applied = self.replica.apply(
+        let applied = self.replica.apply(EventParts {
+            topic: entry.topic,
+            event_type: entry.event_type,
+            data: entry.data,
+            seq: entry.seq,
             position,
-            &entry.topic,
-            entry.seq,
-            entry.event_type,
-            entry.data,
-            entry.timestamp_ms,
-        )?;
+            epoch: entry.epoch,
+            timestamp_ms: entry.timestamp_ms,
+            // The stream does not carry the sender yet.
+            from: None,
+        })?;
         if applied.is_some() {
             *self.last_applied.lock().unwrap_or_else(PoisonError::into_inner) =
                 Some(Applied { position, topic, seq });
@@ -357,7 +361,7 @@ impl Storage for RedisStorage {
         self.shared.replica.topic(topic)
     }
 
-    fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Arc<Event>, HubError>> {
+    fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Published, HubError>> {
         Box::pin(publish::append(&self.shared, request))
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use pushgate_hub::{AppendRequest, Event, EventParts, HubError, Storage};
+use pushgate_hub::{AppendRequest, Event, EventParts, HubError, Published, Storage};
 
 use crate::{Shared, scripts};
 
@@ -13,7 +13,7 @@ fn unavailable(why: impl std::fmt::Display) -> HubError {
     HubError::Unavailable { reason: format!("redis: {why}") }
 }
 
-pub(crate) async fn append(shared: &Shared, request: AppendRequest) -> Result<Arc<Event>, HubError> {
+pub(crate) async fn append(shared: &Shared, request: AppendRequest) -> Result<Published, HubError> {
     if let Some(reason) = shared.state.fatal() {
         return Err(HubError::Unavailable { reason });
     }
@@ -87,7 +87,7 @@ pub(crate) async fn append(shared: &Shared, request: AppendRequest) -> Result<Ar
     } else {
         tracing::debug!(position, "published, but this node has not applied it yet");
     }
-    Ok(match out.pop() {
+    Ok(Published::New(match out.pop() {
         Some(event) if event.position() == position => event,
         // Not applied here in time, or already evicted again (a tiny history): the caller
         // still gets what was stored, built from Redis's answer.
@@ -99,6 +99,7 @@ pub(crate) async fn append(shared: &Shared, request: AppendRequest) -> Result<Ar
             position,
             epoch: shared.replica.epoch(),
             timestamp_ms,
+            from: request.from,
         })),
-    })
+    }))
 }
