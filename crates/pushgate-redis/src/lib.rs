@@ -15,18 +15,23 @@
 //! | `epoch` | string | the shared [`Epoch`] (8 hex digits), `SET NX` by the first node to start |
 //! | `pos` | string (integer) | the last position handed out |
 //! | `seq` | hash | topic → the last `seq` handed out in it |
-//! | `log` | stream | one entry per event, ID `<position>-0`, fields `topic`, `seq`, `type`, `data`, `ts`, `epoch`; trimmed with `MAXLEN ~` ([`RedisOptions::history_events`]); plus a `restored_after` marker where a restore moved `pos` on |
+//! | `log` | stream | one entry per event, ID `<position>-0`, fields `topic`, `seq`, `type`, `data`, `ts`, `epoch` (and `from`, the sender, when set); trimmed with `MAXLEN ~` ([`RedisOptions::history_events`]); plus a `restored_after` marker where a restore moved `pos` on |
+//! | `idem:<topic length>:<topic>:<key>` | string | `<position>:<seq>` of the event an idempotency key published, expiring after [`RedisOptions::idempotency_window`] |
 //! | `ack` | string | written by a node before `WAIT`, when replicas must confirm the log ([`RedisOptions::min_replicas_ack`]) |
 //!
 //! A publish runs one Lua script (`EVALSHA`) that checks the epoch, takes the next position and
-//! `seq`, and `XADD`s the entry, atomically. Every node runs one *tail* task that reads the
-//! stream (`XREAD BLOCK` after the last ID it applied) and applies entries, in order, to its
-//! copy; that moves the node's head and wakes its subscribers. A publish resolves once this
-//! node's tail has applied it, so a publisher reads its own write on the node it used (or, past
-//! [`RedisOptions::apply_wait`], with the event Redis took: once Redis answered with a position
-//! the publish never fails). When Redis's answer itself is lost or late (the response timeout),
-//! the outcome is unknown and the publish fails with [`HubError::Unavailable`]: a retry is
-//! at-least-once.
+//! `seq`, and `XADD`s the entry, atomically. A publish with an idempotency key is deduplicated in
+//! the same script, so the same key on the same topic stores one event whichever nodes it is
+//! sent to: a repeat within [`RedisOptions::idempotency_window`] answers the original `seq` and
+//! position. Every node runs one *tail* task that reads the stream (`XREAD BLOCK` after the last
+//! ID it applied) and applies entries, in order, to its copy; that moves the node's head and
+//! wakes its subscribers. A publish resolves once this node's tail has applied it, so a
+//! publisher reads its own write on the node it used (or, past [`RedisOptions::apply_wait`]
+//! and without replica acknowledgements, with the event Redis took: once Redis answered with a
+//! position the publish never fails). When Redis's answer itself is lost or late (the response
+//! timeout), the outcome is unknown and the publish fails with [`HubError::Unavailable`]: a
+//! retry with the same idempotency key stores the event once, a retry without one may store it
+//! twice.
 //!
 //! One stream for all topics, rather than a stream per topic, was chosen because it gives the
 //! total order across topics for free (the stream ID *is* the position) and costs each node one
@@ -148,6 +153,7 @@ pub fn check_url(url: &str) -> Result<(), ConnectError> {
 /// The keys of one deployment.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
+    prefix: String,
     pub(crate) epoch: String,
     pub(crate) pos: String,
     pub(crate) seq: String,
@@ -158,12 +164,19 @@ pub(crate) struct Keys {
 impl Keys {
     fn new(prefix: &str) -> Self {
         Self {
+            prefix: prefix.to_owned(),
             epoch: format!("{prefix}epoch"),
             pos: format!("{prefix}pos"),
             seq: format!("{prefix}seq"),
             log: format!("{prefix}log"),
             ack: format!("{prefix}ack"),
         }
+    }
+
+    /// The record of an idempotency key on a topic. The topic's length goes first, since both
+    /// may contain `:` (topic `a:b` with key `c` must not meet topic `a` with key `b:c`).
+    pub(crate) fn idempotency(&self, topic: &TopicName, key: &str) -> String {
+        format!("{}idem:{}:{topic}:{key}", self.prefix, topic.as_str().len())
     }
 }
 
@@ -233,8 +246,7 @@ impl Shared {
             position,
             epoch: entry.epoch,
             timestamp_ms: entry.timestamp_ms,
-            // The stream does not carry the sender yet.
-            from: None,
+            from: entry.from,
         })?;
         if applied.is_some() {
             *self.last_applied.lock().unwrap_or_else(PoisonError::into_inner) =

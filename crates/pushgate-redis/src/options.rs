@@ -32,6 +32,7 @@ pub struct RedisOptions {
     pub(crate) ca_file: Option<PathBuf>,
     pub(crate) client_identity: Option<(PathBuf, PathBuf)>,
     pub(crate) min_replicas_ack: Option<usize>,
+    pub(crate) idempotency_window: Duration,
 }
 
 /// The default of [`RedisOptions::history_events`].
@@ -50,6 +51,7 @@ impl Default for RedisOptions {
             ca_file: None,
             client_identity: None,
             min_replicas_ack: None,
+            idempotency_window: Duration::from_secs(300),
         }
     }
 }
@@ -156,6 +158,15 @@ impl RedisOptions {
     /// unavailable (the price of that guarantee); 0 keeps delivering from the master alone.
     pub fn min_replicas_ack(mut self, n: usize) -> Self {
         self.min_replicas_ack = Some(n);
+        self
+    }
+
+    /// How long an idempotency key is remembered on its topic (default 5 minutes, as the hub's
+    /// own): a publish with the same key within it, on any node, stores nothing and answers the
+    /// original event. Zero turns deduplication off. Each key costs Redis a small string that
+    /// expires with the window.
+    pub fn idempotency_window(mut self, window: Duration) -> Self {
+        self.idempotency_window = window;
         self
     }
 }

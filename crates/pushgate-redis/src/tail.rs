@@ -32,6 +32,7 @@ pub(crate) struct Entry {
     pub(crate) data: Data,
     pub(crate) timestamp_ms: u64,
     pub(crate) epoch: Epoch,
+    pub(crate) from: Option<Box<str>>,
 }
 
 impl Entry {
@@ -61,6 +62,10 @@ impl Entry {
             timestamp_ms: number("ts")?,
             epoch: parse_epoch(field("epoch")?)
                 .ok_or_else(|| bad("field epoch is not an epoch".to_owned()))?,
+            from: match entry.map.get("from") {
+                None => None,
+                Some(_) => Some(field("from")?.into()),
+            },
         })
     }
 }
