@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use pushgate_hub::Epoch;
 
-/// Why [`RedisStorage::connect`] failed.
+/// Why [`RedisStorage::connect`](crate::RedisStorage::connect) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
@@ -66,7 +66,7 @@ pub enum ConnectError {
     },
     /// A log entry was written under another epoch than this node's while it followed the log:
     /// the store was wiped and a node started on it with a new epoch. The node stops (this is
-    /// the reason [`RedisState::fatal`] gives); at connect, entries of an earlier epoch left in
+    /// the reason [`RedisState::fatal`](crate::RedisState::fatal) gives); at connect, entries of an earlier epoch left in
     /// the stream are passed over instead, since the node starts in the store's epoch.
     #[error("redis stream entry {id} belongs to epoch {epoch}, this node serves epoch {ours}")]
     ForeignEntry {

@@ -20,7 +20,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::StreamRangeReply;
 
 use crate::scripts::parse_epoch;
-use crate::tail::{Ended, Entry, entry_position};
+use crate::tail::{Ended, Entry, first_position};
 use crate::{Applied, Shared};
 
 /// How long one `WAIT` waits for the replicas before the node says it is waiting for them.
@@ -103,15 +103,7 @@ pub(crate) async fn check_continuity(
         }
         Some(_) => {}
         None => {
-            let first: StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&shared.keys.log)
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(connection)
-                .await?;
-            if first.ids.first().and_then(entry_position).is_some_and(|p| p > applied.position) {
+            if first_position(shared, connection).await?.is_some_and(|p| p > applied.position) {
                 // Trimmed past it while this node was away: reading on reports the gap.
                 return Ok(());
             }

@@ -38,6 +38,14 @@
 //! blocking read, whatever the number of topics; a stream per topic would need a merge by
 //! position across streams and one read per topic (or per batch of topics) on every node.
 //!
+//! # History past memory
+//!
+//! A node's copy keeps [`RedisOptions::history`] per topic; the stream keeps the newest
+//! [`RedisOptions::history_events`] events of all topics together. [`RedisStorage::history_tier`]
+//! makes the stream the hub's deeper tier: a reader whose cursor is older than the copy's
+//! history but inside the stream gets the events from it (`XRANGE`), in order, with no reset;
+//! only what the stream trimmed too is reported as missed.
+//!
 //! # Reaching Redis
 //!
 //! [`RedisStorage::connect`] takes a `redis://` or `rediss://` URL (TLS with rustls; a private
@@ -116,6 +124,7 @@ mod scripts;
 mod server;
 mod state;
 mod tail;
+mod tier;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -123,7 +132,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use pushgate_hub::{
-    AppendRequest, Epoch, EventParts, HubError, MemoryStorage, Notifier, Published, Storage, TopicLog,
+    AppendRequest, Epoch, HistoryTier, HubError, MemoryStorage, Notifier, Published, Storage, TopicLog,
     TopicName,
 };
 use redis::aio::MultiplexedConnection;
@@ -236,18 +245,8 @@ impl Shared {
 
     /// Applies one log entry to the copy and publishes the new head.
     pub(crate) fn apply(&self, entry: tail::Entry) -> Result<(), HubError> {
-        let position = entry.position;
-        let (topic, seq) = (entry.topic.clone(), entry.seq);
-        let applied = self.replica.apply(EventParts {
-            topic: entry.topic,
-            event_type: entry.event_type,
-            data: entry.data,
-            seq: entry.seq,
-            position,
-            epoch: entry.epoch,
-            timestamp_ms: entry.timestamp_ms,
-            from: entry.from,
-        })?;
+        let (position, topic, seq) = (entry.position, entry.topic.clone(), entry.seq);
+        let applied = self.replica.apply(entry.into_parts())?;
         if applied.is_some() {
             *self.last_applied.lock().unwrap_or_else(PoisonError::into_inner) =
                 Some(Applied { position, topic, seq });
@@ -340,6 +339,25 @@ impl RedisStorage {
     /// The connection state, for readiness and metrics.
     pub fn state(&self) -> RedisState {
         self.shared.state.clone()
+    }
+
+    /// The Redis log as a history tier for the hub: a cursor older than this node's memory
+    /// history ([`RedisOptions::history`]) but inside the log
+    /// ([`RedisOptions::history_events`]) is answered from it instead of with a reset.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), pushgate_redis::ConnectError> {
+    /// use std::sync::Arc;
+    /// use pushgate_hub::Hub;
+    /// use pushgate_redis::{RedisOptions, RedisStorage};
+    ///
+    /// let storage = RedisStorage::connect("redis://127.0.0.1:6379", RedisOptions::default()).await?;
+    /// let tier = storage.history_tier();
+    /// let hub = Hub::builder().storage(Arc::new(storage)).tier(tier).build();
+    /// # let _ = hub; Ok(()) }
+    /// ```
+    pub fn history_tier(&self) -> Arc<dyn HistoryTier> {
+        Arc::new(tier::LogTier { shared: Arc::clone(&self.shared) })
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use pushgate_hub::{Data, Epoch, Storage, TopicName};
+use pushgate_hub::{Data, Epoch, EventParts, Storage, TopicName};
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
@@ -36,6 +36,20 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// The event it holds (the epoch is the entry's own).
+    pub(crate) fn into_parts(self) -> EventParts {
+        EventParts {
+            topic: self.topic,
+            event_type: self.event_type,
+            data: self.data,
+            seq: self.seq,
+            position: self.position,
+            epoch: self.epoch,
+            timestamp_ms: self.timestamp_ms,
+            from: self.from,
+        }
+    }
+
     pub(crate) fn parse(entry: &StreamId) -> Result<Self, ConnectError> {
         let bad = |reason: String| ConnectError::BadEntry { id: entry.id.clone(), reason };
         let field = |name: &str| match entry.map.get(name) {
@@ -169,6 +183,22 @@ fn passed_restore_marker(shared: &Shared, entry: &StreamId, through: u64) {
 /// The position of an entry: its ID is `<position>-0`.
 pub(crate) fn entry_position(entry: &StreamId) -> Option<u64> {
     entry.id.strip_suffix("-0").and_then(|p| p.parse().ok())
+}
+
+/// The position of the stream's oldest entry, if it has one.
+pub(crate) async fn first_position(
+    shared: &Shared,
+    connection: &mut MultiplexedConnection,
+) -> redis::RedisResult<Option<u64>> {
+    let first: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(&shared.keys.log)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(connection)
+        .await?;
+    Ok(first.ids.first().and_then(entry_position))
 }
 
 /// Where the next read starts: after the head, or after an unreadable entry past it.
