@@ -741,7 +741,9 @@ impl Config {
             .await
             .map_err(|source| crate::ServeError::Redis { url: redact_url(url), source })?;
         let state = storage.state();
-        Ok((self.hub_builder().storage(Arc::new(storage)).build(), Some(state)))
+        // The Redis log answers cursors older than this node's memory history.
+        let tier = storage.history_tier();
+        Ok((self.hub_builder().storage(Arc::new(storage)).tier(tier).build(), Some(state)))
     }
 
     fn history_limit(&self) -> HistoryLimit {
