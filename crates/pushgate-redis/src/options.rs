@@ -1,6 +1,6 @@
 //! [`RedisOptions`]: every setting of a [`RedisStorage`](crate::RedisStorage), with defaults.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use pushgate_hub::HistoryLimit;
@@ -140,11 +140,6 @@ impl RedisOptions {
     pub fn client_identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.client_identity = Some((cert.into(), key.into()));
         self
-    }
-
-    /// The CA file set with [`ca_file`](Self::ca_file), if any.
-    pub fn ca_file_path(&self) -> Option<&Path> {
-        self.ca_file.as_deref()
     }
 
     /// How many Redis replicas must hold an event before any node delivers it or its publish
