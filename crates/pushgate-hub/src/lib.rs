@@ -124,6 +124,7 @@ mod publish;
 mod reader;
 mod registry;
 mod reset;
+mod signal;
 mod storage;
 mod subscription;
 mod tier;
