@@ -210,7 +210,8 @@ fn read_after(shared: &Shared) -> u64 {
 pub(crate) enum Ended {
     /// Redis went away or failed: reconnect.
     Lost(String),
-    /// The store holds another epoch: stop.
+    /// The store holds another epoch, or lost events this node applied (it changed the epoch
+    /// for that): stop.
     Fatal(String),
 }
 
@@ -276,8 +277,9 @@ async fn session(shared: &Shared, backoff: &mut Duration) -> Ended {
         loop {
             read_batch(shared, &mut blocking, Some(BLOCK)).await?;
             if shared.recheck.swap(false, Ordering::AcqRel) {
-                // A publish found the store without our epoch (wiped without a restart).
-                return Err(Ended::Lost("the store lost its state".to_owned()));
+                // A publish found the store without our epoch (wiped without a restart), or
+                // found a replica where the master was (a failover): look again.
+                return Err(Ended::Lost("a publish found the store changed".to_owned()));
             }
         }
     };
