@@ -59,6 +59,9 @@ pub enum ConfigError {
         /// Why it cannot be used.
         reason: String,
     },
+    /// Only one of the Redis client certificate and its key is given.
+    #[error("redis_client_cert and redis_client_key go together")]
+    RedisClientIdentity,
     /// The same database source is given twice; both would publish every change.
     #[error("source {url} is given twice; each would publish every change")]
     DuplicateSource {

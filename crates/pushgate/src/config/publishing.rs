@@ -27,6 +27,12 @@ section! {
         /// bucket's size).
         #[arg(long, env = "PUSHGATE_PUBLISH_BURST", value_name = "N")]
         pub publish_burst: u32 = 200,
+
+        /// How long a publish's `Idempotency-Key` (a WebSocket publish's `idempotency_key`) is
+        /// remembered on its topic: the same key again within it, on any node with --redis,
+        /// publishes nothing and answers the original `{"topic","seq","id"}`. 0 turns it off.
+        #[arg(long, env = "PUSHGATE_IDEMPOTENCY_WINDOW", value_name = "DURATION")]
+        pub idempotency_window: TimeSpan = TimeSpan::secs(300),
     }
 }
 

@@ -68,6 +68,8 @@ impl Config {
     /// body holds the data and a little more, so the body limit bounds the data too; the hub's
     /// own check catches data that grows when made compact.
     pub(super) fn hub_builder(&self) -> HubBuilder {
-        self.topics.hub_builder(*self.publishing.max_body_bytes)
+        self.topics
+            .hub_builder(*self.publishing.max_body_bytes)
+            .idempotency_window(*self.publishing.idempotency_window)
     }
 }
