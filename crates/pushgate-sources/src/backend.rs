@@ -160,6 +160,16 @@ impl Backend {
         dispatch!(self, db, pool => db::mark_published(pool, names, ids).await)
     }
 
+    /// The newest outbox id, if any.
+    pub(crate) async fn last_id(&self, names: &SourceNames) -> Result<Option<i64>, SourceError> {
+        dispatch!(self, db, pool => db::last_id(pool, names).await)
+    }
+
+    /// Whether a change with an id up to `id` is still unpublished.
+    pub(crate) async fn pending_through(&self, names: &SourceNames, id: i64) -> Result<bool, SourceError> {
+        dispatch!(self, db, pool => db::pending_through(pool, names, id).await)
+    }
+
     pub(crate) async fn prune(&self, names: &SourceNames, older_than: Duration) -> Result<u64, SourceError> {
         dispatch!(self, db, pool => db::prune(pool, names, older_than).await)
     }

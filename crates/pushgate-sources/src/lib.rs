@@ -109,7 +109,8 @@
 //!   listed column is dropped). PostgreSQL's triggers list only `bytea` columns.
 //! - Numbers keep every digit the database wrote (the workspace's JSON keeps arbitrary
 //!   precision); a browser's `JSON.parse` still rounds beyond about 15 significant digits.
-//! - Run one tailer per database (and set of names): two would publish every change twice.
+//! - One tailer per database (and set of names) publishes at a time: every node may run the
+//!   same source, and the others stand by until its lease is free (see [`Source`]).
 //! - Every change is written twice (the row and its outbox copy) and updated once more when
 //!   published: a write-heavy table pays for that.
 //! - Published changes stay in the outbox for the retention period (1 hour by default), then
@@ -124,6 +125,7 @@ mod backend;
 mod change;
 mod config;
 mod error;
+mod lease;
 mod model;
 #[cfg(feature = "mysql")]
 mod mysql;

@@ -183,6 +183,20 @@ pub(crate) async fn mark_published(pool: &Pool, names: &SourceNames, ids: &[i64]
     Ok(())
 }
 
+/// The newest outbox id, if any.
+pub(crate) async fn last_id(pool: &Pool, names: &SourceNames) -> Result<Option<i64>, SourceError> {
+    let sql = format!("SELECT MAX(id) FROM {}", quote(names.outbox()));
+    Ok(sqlx::query_scalar(&sql).fetch_one(pool).await?)
+}
+
+/// Whether a change with an id up to `id` is still unpublished.
+pub(crate) async fn pending_through(pool: &Pool, names: &SourceNames, id: i64) -> Result<bool, SourceError> {
+    let sql =
+        format!("SELECT id FROM {} WHERE published_at IS NULL AND id <= ? LIMIT 1", quote(names.outbox()));
+    let found: Option<i64> = sqlx::query_scalar(&sql).bind(id).fetch_optional(pool).await?;
+    Ok(found.is_some())
+}
+
 /// Deletes changes published more than `older_than` ago; returns how many.
 ///
 /// Ids are read first (a plain, lock-free read) and then deleted by primary key: a `DELETE …

@@ -222,6 +222,19 @@ pub(crate) async fn mark_published(pool: &Pool, names: &SourceNames, ids: &[i64]
     Ok(())
 }
 
+pub(crate) async fn last_id(pool: &Pool, names: &SourceNames) -> Result<Option<i64>, SourceError> {
+    let sql = format!("SELECT max(id) FROM {}", quoted(names.outbox()));
+    Ok(sqlx::query_scalar(&sql).fetch_one(pool).await?)
+}
+
+pub(crate) async fn pending_through(pool: &Pool, names: &SourceNames, id: i64) -> Result<bool, SourceError> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE published_at IS NULL AND id <= $1)",
+        quoted(names.outbox())
+    );
+    Ok(sqlx::query_scalar(&sql).bind(id).fetch_one(pool).await?)
+}
+
 pub(crate) async fn prune(
     pool: &Pool,
     names: &SourceNames,

@@ -220,6 +220,18 @@ pub(crate) async fn mark_published(pool: &Pool, names: &SourceNames, ids: &[i64]
     Ok(())
 }
 
+pub(crate) async fn last_id(pool: &Pool, names: &SourceNames) -> Result<Option<i64>, SourceError> {
+    let sql = format!("SELECT max(id) FROM {}", ident(names.outbox()));
+    Ok(sqlx::query_scalar(&sql).fetch_one(pool).await?)
+}
+
+pub(crate) async fn pending_through(pool: &Pool, names: &SourceNames, id: i64) -> Result<bool, SourceError> {
+    let sql =
+        format!("SELECT id FROM {} WHERE published_at IS NULL AND id <= ? LIMIT 1", ident(names.outbox()));
+    let found: Option<i64> = sqlx::query_scalar(&sql).bind(id).fetch_optional(pool).await?;
+    Ok(found.is_some())
+}
+
 pub(crate) async fn prune(
     pool: &Pool,
     names: &SourceNames,
