@@ -364,14 +364,15 @@ async fn serve_with(
         None => None,
     };
     let status = Arc::new(server::ServerStatus::new(limits.max_connections, Refusals::default()));
-    let router = routes(hub.clone(), config, sources.clone(), Arc::clone(&status), demo.clone(), redis);
+    let router =
+        routes(hub.clone(), config, sources.clone(), Arc::clone(&status), demo.clone(), redis.clone());
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),
     }
     let maintenance = tokio::spawn(hub.clone().maintain(MAINTENANCE_INTERVAL));
     let ticker = tokio::spawn(ticker::run(hub.clone(), config.demo_ticker_rate));
-    let running = sources.spawn(&hub);
+    let running = sources.spawn(&hub, redis.is_some());
     // The sources stop when the server closes the hub, in parallel with the connections'
     // drain, and get the same time for it.
     tokio::join!(
