@@ -34,6 +34,10 @@ pub struct SourceConfig {
 }
 
 impl SourceConfig {
+    /// The shortest [lease timeout](Self::lease_timeout): below it, a loaded machine's
+    /// scheduling delays alone would make leaders lose their lease.
+    pub const MIN_LEASE_TIMEOUT: Duration = Duration::from_millis(500);
+
     /// A source reading the database at `url`: `postgres://…` (or `postgresql://`),
     /// `mysql://…` (or `mariadb://`), `sqlite:path` (or `sqlite://path`). Defaults: the default
     /// [`SourceNames`], a 100 ms poll interval, batches of 500 changes, 1 hour of retention of
@@ -87,13 +91,13 @@ impl SourceConfig {
     }
 
     /// How soon another node takes over after the leader is gone (default 5 s, at least
-    /// 500 ms). One node at a time tails a database: it holds a lease in the database itself
+    /// [`MIN_LEASE_TIMEOUT`](Self::MIN_LEASE_TIMEOUT)). One node at a time tails a database: it holds a lease in the database itself
     /// (see [`Source`](crate::Source)). The holder confirms it every fifth of this timeout;
     /// the database drops a holder that stays silent for three fifths of it (a crashed
     /// process at once, as its connection closes); standbys try to take it every fifth. A
     /// holder whose confirmation fails or comes late stops publishing at once.
     pub fn lease_timeout(mut self, timeout: Duration) -> Self {
-        self.lease_timeout = timeout.max(MIN_LEASE_TIMEOUT);
+        self.lease_timeout = timeout.max(Self::MIN_LEASE_TIMEOUT);
         self
     }
 
@@ -130,10 +134,6 @@ impl fmt::Debug for SourceConfig {
             .finish()
     }
 }
-
-/// The shortest lease timeout: below it, a loaded machine's scheduling delays alone would
-/// make leaders lose their lease.
-const MIN_LEASE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Hides the password of a database URL: in the user info (`user:***@host`) and in query
 /// parameters that carry one (`?password=***`).

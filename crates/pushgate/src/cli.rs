@@ -176,6 +176,12 @@ pub struct ServeArgs {
     )]
     pub sources: Vec<String>,
 
+    /// How soon another gateway takes over a database source (the demo's too) when the one
+    /// tailing it is gone; every gateway may run the same --source, one tails it at a time.
+    #[arg(long, env = "PUSHGATE_SOURCE_LEASE_TIMEOUT", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().source_lease_timeout))]
+    pub source_lease_timeout: Seconds,
+
     /// The demo's SQLite file, created if missing with the tables users and orders, tailed into
     /// the topics db.users and db.orders, and served as JSON at /demo/users and /demo/orders.
     #[arg(long, env = "PUSHGATE_DEMO_DB", value_name = "PATH", default_value = DEFAULT_DEMO_DB)]
@@ -275,6 +281,7 @@ impl From<ServeArgs> for Config {
             .with_history_events(args.history_events)
             .with_history_age(args.history_age.0)
             .with_sources(args.sources)
+            .with_source_lease_timeout(args.source_lease_timeout.0)
             .with_demo_db((!args.no_demo).then_some(args.demo_db))
             .with_demo_ticker_rate(demo_ticker_rate)
             .with_web_dir(args.web_dir)
@@ -485,6 +492,10 @@ mod tests {
         let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
         assert_eq!(config.sources, ["sqlite:a.db", "mysql://h/db", "postgres://h/db"]);
         assert_eq!(config.demo_db, None);
+        assert_eq!(config.source_lease_timeout, Duration::from_secs(5));
+        let args = ["pushgate", "--source-lease-timeout", "2500ms"];
+        let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
+        assert_eq!(config.source_lease_timeout, Duration::from_millis(2500));
         let args = ["pushgate", "--demo-db", "/tmp/d.db"];
         let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
         assert_eq!(config.demo_db, Some(PathBuf::from("/tmp/d.db")));

@@ -133,6 +133,10 @@ pub struct Config {
     /// to the server while it serves; one that cannot connect retries with backoff and shows its
     /// state on `/healthz`, and never stops the gateway. Default none.
     pub sources: Vec<String>,
+    /// How soon another node takes over a database source (the demo's included) after the node
+    /// tailing it is gone: every node may run the same source, one at a time tails it, holding
+    /// a lease in the database ([`pushgate_sources::Source`]). At least 500 ms. Default 5 s.
+    pub source_lease_timeout: Duration,
     /// The demo's SQLite file. When set, [`serve_hub_on`](crate::serve_hub_on) creates it if
     /// missing with the tables `users` and `orders` and their triggers, tails it like a source,
     /// and serves the demo REST API under `/demo/`. Default `None` here, so embedders and tests
@@ -242,6 +246,7 @@ impl Default for Config {
             history_events: 1000,
             history_age: Duration::from_secs(600),
             sources: Vec::new(),
+            source_lease_timeout: Duration::from_secs(5),
             demo_db: None,
             demo_ticker_rate: 0,
             web_dir: None,
@@ -317,6 +322,14 @@ pub enum ConfigError {
     DuplicateSource {
         /// The URL, password hidden.
         url: String,
+    },
+    /// The source lease timeout is shorter than the shortest allowed.
+    #[error("source_lease_timeout is {value:?}; at least {min:?} is needed")]
+    LeaseTimeoutTooShort {
+        /// The configured timeout.
+        value: Duration,
+        /// The shortest allowed.
+        min: Duration,
     },
     /// The demo database's path cannot be written as an SQLite URL (it is not UTF-8).
     #[error("the demo database path {path:?} is not valid UTF-8")]
@@ -482,6 +495,8 @@ setters! {
     with_history_age => history_age: Duration;
     /// Replaces [`sources`](Config::sources).
     with_sources => sources: Vec<String>;
+    /// Replaces [`source_lease_timeout`](Config::source_lease_timeout).
+    with_source_lease_timeout => source_lease_timeout: Duration;
     /// Replaces [`demo_db`](Config::demo_db).
     with_demo_db => demo_db: Option<PathBuf>;
     /// Replaces [`demo_ticker_rate`](Config::demo_ticker_rate).
@@ -652,8 +667,15 @@ impl Config {
             .map_err(|source| ConfigError::Origin { name: "allowed_origins", source })
     }
 
-    /// Every source names a database compiled in, once; the demo path makes a URL.
+    /// Every source names a database compiled in, once; the demo path makes a URL; the lease
+    /// timeout is long enough.
     fn validate_sources(&self) -> Result<(), ConfigError> {
+        if self.source_lease_timeout < SourceConfig::MIN_LEASE_TIMEOUT {
+            return Err(ConfigError::LeaseTimeoutTooShort {
+                value: self.source_lease_timeout,
+                min: SourceConfig::MIN_LEASE_TIMEOUT,
+            });
+        }
         for (i, url) in self.sources.iter().enumerate() {
             let config = SourceConfig::new(url.as_str());
             if let Err(err) = Source::new(config.clone()) {
@@ -879,8 +901,14 @@ mod tests {
             Err(ConfigError::Source { url, .. }) => assert_eq!(url, "oracle://u:***@h/db"),
             other => panic!("expected ConfigError::Source, got {other:?}"),
         }
-        let twice = base.with_sources(vec!["mysql://u:secret@h/db".into(), "mysql://u:secret@h/db".into()]);
+        let twice =
+            base.clone().with_sources(vec!["mysql://u:secret@h/db".into(), "mysql://u:secret@h/db".into()]);
         assert_eq!(twice.validate(), Err(ConfigError::DuplicateSource { url: "mysql://u:***@h/db".into() }));
+        assert_eq!(base.clone().with_source_lease_timeout(Duration::from_millis(500)).validate(), Ok(()));
+        assert!(matches!(
+            base.with_source_lease_timeout(Duration::from_millis(499)).validate(),
+            Err(ConfigError::LeaseTimeoutTooShort { .. })
+        ));
     }
 
     #[test]

@@ -352,11 +352,12 @@ async fn serve_with(
             user_timeout: config.tcp_user_timeout,
         },
     };
-    let mut sources = Sources::new(&config.sources)?;
+    let mut sources = Sources::new(&config.sources, config.source_lease_timeout)?;
     let demo = match &config.demo_db {
         Some(path) => {
-            let demo =
-                Demo::open(path).await.map_err(|source| ServeError::Demo { path: path.clone(), source })?;
+            let demo = Demo::open(path, config.source_lease_timeout)
+                .await
+                .map_err(|source| ServeError::Demo { path: path.clone(), source })?;
             tracing::info!(path = %path.display(), "demo database ready: /demo/users, /demo/orders");
             sources.push(demo.source());
             Some(Arc::new(demo))

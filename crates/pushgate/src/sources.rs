@@ -28,12 +28,13 @@ pub(crate) struct Sources {
 }
 
 impl Sources {
-    /// A source per URL, not yet running.
-    pub(crate) fn new(urls: &[String]) -> Result<Self, ConfigError> {
+    /// A source per URL, not yet running, each taking over within `lease_timeout` when the
+    /// node tailing it is gone.
+    pub(crate) fn new(urls: &[String], lease_timeout: Duration) -> Result<Self, ConfigError> {
         let list = urls
             .iter()
             .map(|url| {
-                let config = SourceConfig::new(url.as_str());
+                let config = SourceConfig::new(url.as_str()).lease_timeout(lease_timeout);
                 Source::new(config.clone()).map(Arc::new).map_err(|err| ConfigError::Source {
                     url: config.url_redacted(),
                     reason: err.to_string(),
@@ -157,13 +158,15 @@ mod tests {
     #[test]
     fn health_is_ok_only_when_every_source_is_live() {
         assert_eq!(Sources::default().health(), json!({"status": "ok", "sources": []}));
-        let sources = Sources::new(&["mysql://app:secret@db/shop".to_owned()]).expect("a known scheme");
+        let lease = Duration::from_secs(5);
+        let sources =
+            Sources::new(&["mysql://app:secret@db/shop".to_owned()], lease).expect("a known scheme");
         assert_eq!(
             sources.health(),
             json!({"status": "degraded", "sources": [
                 {"url": "mysql://app:***@db/shop", "state": "connecting", "error": null, "attempt": 0}
             ]})
         );
-        assert!(matches!(Sources::new(&["redis://h".to_owned()]), Err(ConfigError::Source { .. })));
+        assert!(matches!(Sources::new(&["redis://h".to_owned()], lease), Err(ConfigError::Source { .. })));
     }
 }

@@ -109,6 +109,8 @@ struct ConfigFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     sources: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    source_lease_timeout: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     demo_db: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     no_demo: Option<bool>,
@@ -201,7 +203,8 @@ impl ServeArgs {
                 longpoll_max_timeout, sse_heartbeat, coalesce, ws_max_message_bytes, max_connections,
                 max_connections_per_ip, publish_rate, publish_burst,
                 header_read_timeout, idle_timeout, drain_timeout, max_topics_per_subscription,
-                max_topics, history_events, history_age, sources, demo_db, no_demo, log_format;
+                max_topics, history_events, history_age, sources, source_lease_timeout, demo_db, no_demo,
+                log_format;
             optional: demo_ticker_rate, web_dir, redis, jwt_secret_file
         );
         take_from_file!(args, file, given;
@@ -261,6 +264,7 @@ impl ServeArgs {
             sources: Some(
                 self.sources.iter().map(|url| SourceConfig::new(url.as_str()).url_redacted()).collect(),
             ),
+            source_lease_timeout: Some(self.source_lease_timeout),
             demo_db: Some(self.demo_db.clone()),
             no_demo: Some(self.no_demo),
             demo_ticker_rate: Some(self.demo_ticker_rate()),
