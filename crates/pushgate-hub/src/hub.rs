@@ -11,12 +11,14 @@ use crate::cursor::{Cursor, Epoch};
 use crate::error::HubError;
 use crate::event::{Event, NewEvent};
 use crate::latency::{LabelCounters, LabelStats};
-use crate::memory::{HistoryLimit, MemoryStorage};
+use crate::memory::{DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_MAX_IDEMPOTENCY_KEYS, HistoryLimit, MemoryStorage};
+use crate::publish::Published;
 use crate::reader::Reader;
 use crate::registry::{Label, Registry, Signal};
-use crate::reset::Reset;
+use crate::reset::{Reset, ResetReason, TopicReset};
 use crate::storage::{AppendRequest, Notifier, Storage};
 use crate::subscription::{SubscribeOptions, Subscription};
+use crate::tier::{self, HistoryTier, Tiers};
 use crate::topic::TopicName;
 
 /// The event hub: topics, ordered events, history, cursors and fan-out.
@@ -45,6 +47,8 @@ pub(crate) struct Inner {
     pub(crate) registry: Arc<Registry>,
     pub(crate) counters: Counters,
     limits: Limits,
+    /// The history tiers, if any: asked only when a read finds a gap.
+    pub(crate) tiers: Option<Arc<Tiers>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -69,12 +73,32 @@ struct Limits {
 ///     .build();
 /// # let _ = hub;
 /// ```
-#[derive(Default)]
 pub struct HubBuilder {
     history: HistoryLimit,
     max_topics: Option<usize>,
     limits: Option<Limits>,
     storage: Option<Arc<dyn Storage>>,
+    idempotency_window: Duration,
+    max_idempotency_keys: usize,
+    resume: Option<(Epoch, u64)>,
+    tiers: Vec<Arc<dyn HistoryTier>>,
+    tier_timeout: Duration,
+}
+
+impl Default for HubBuilder {
+    fn default() -> Self {
+        Self {
+            history: HistoryLimit::default(),
+            max_topics: None,
+            limits: None,
+            storage: None,
+            idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
+            max_idempotency_keys: DEFAULT_MAX_IDEMPOTENCY_KEYS,
+            resume: None,
+            tiers: Vec::new(),
+            tier_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -126,19 +150,115 @@ impl HubBuilder {
         self
     }
 
+    /// How long the in-memory storage remembers an idempotency key (default 5 minutes; zero
+    /// turns keys off). Ignored when a [`storage`](Self::storage) is given: a shared store has
+    /// its own window. See [`MemoryStorage::idempotency`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use pushgate_hub::Hub;
+    /// let hub = Hub::builder().idempotency_window(Duration::from_secs(60)).build();
+    /// # let _ = hub;
+    /// ```
+    pub fn idempotency_window(mut self, window: Duration) -> Self {
+        self.idempotency_window = window;
+        self
+    }
+
+    /// Most idempotency keys the in-memory storage remembers (default 100,000), the oldest
+    /// forgotten first. Ignored when a [`storage`](Self::storage) is given.
+    ///
+    /// ```
+    /// # use pushgate_hub::Hub;
+    /// let hub = Hub::builder().max_idempotency_keys(10_000).build();
+    /// # let _ = hub;
+    /// ```
+    pub fn max_idempotency_keys(mut self, n: usize) -> Self {
+        self.max_idempotency_keys = n;
+        self
+    }
+
+    /// Continue `epoch` instead of starting a fresh one, handing out positions above
+    /// `position_floor`: cursors issued before a restart stay valid. Ignored when a
+    /// [`storage`](Self::storage) is given. See [`MemoryStorage::resume`] for what readers from
+    /// before the floor get, and [`Hub::restore_topic`] for continuing each topic's `seq`.
+    ///
+    /// ```
+    /// use pushgate_hub::{Cursor, Epoch, FetchOptions, Hub, NewEvent, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pushgate_hub::HubError> {
+    /// let hub = Hub::builder().resume(Epoch::from_u32(0x5eed), 500).build();
+    /// assert_eq!(hub.epoch(), Epoch::from_u32(0x5eed));
+    /// let topic = TopicName::new("orders")?;
+    /// hub.restore_topic(&topic, 41, 480)?;
+    /// let event = hub.publish(&topic, NewEvent::new(serde_json::json!(42))).await?;
+    /// assert_eq!((event.seq(), event.position()), (42, 501));
+    /// // A cursor from before the restart is still this epoch's: no "epoch changed" reset.
+    /// let batch = hub.fetch(&[topic], Cursor::at(hub.epoch(), 480), &FetchOptions::default()).await?;
+    /// assert!(batch.reset.is_none() && batch.events.len() == 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn resume(mut self, epoch: Epoch, position_floor: u64) -> Self {
+        self.resume = Some((epoch, position_floor));
+        self
+    }
+
+    /// Adds a deeper store of past events, asked (in the order added) for what memory no
+    /// longer holds before a reader is told it missed anything. See [`HistoryTier`].
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use futures_util::future::BoxFuture;
+    /// # use pushgate_hub::{HistoryTier, Hub, HubError, TierEvents, TierRead};
+    /// struct Empty;
+    /// impl HistoryTier for Empty {
+    ///     fn read(&self, _: TierRead) -> BoxFuture<'static, Result<TierEvents, HubError>> {
+    ///         Box::pin(async { Ok(TierEvents::nothing()) })
+    ///     }
+    /// }
+    /// let hub = Hub::builder().tier(Arc::new(Empty)).build();
+    /// # let _ = hub;
+    /// ```
+    pub fn tier(mut self, tier: Arc<dyn HistoryTier>) -> Self {
+        self.tiers.push(tier);
+        self
+    }
+
+    /// The longest one tier read may take before the hub gives up on it and reports the gap as
+    /// if no tier held it (default 5 seconds).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use pushgate_hub::Hub;
+    /// let hub = Hub::builder().tier_timeout(Duration::from_secs(2)).build();
+    /// # let _ = hub;
+    /// ```
+    pub fn tier_timeout(mut self, timeout: Duration) -> Self {
+        self.tier_timeout = timeout;
+        self
+    }
+
     /// Builds the hub.
     pub fn build(self) -> Hub {
         let storage = self.storage.unwrap_or_else(|| {
-            Arc::new(MemoryStorage::new(self.history, self.max_topics.unwrap_or(100_000)))
+            let mut storage = MemoryStorage::new(self.history, self.max_topics.unwrap_or(100_000))
+                .idempotency(self.idempotency_window, self.max_idempotency_keys);
+            if let Some((epoch, floor)) = self.resume {
+                storage = storage.resume(epoch, floor);
+            }
+            Arc::new(storage)
         });
         let registry = Arc::new(Registry::default());
         storage.attach(Notifier(Arc::clone(&registry)));
+        let tiers = (!self.tiers.is_empty())
+            .then(|| Arc::new(Tiers { tiers: self.tiers, timeout: self.tier_timeout }));
         Hub {
             inner: Arc::new(Inner {
                 storage,
                 registry,
                 counters: Counters::default(),
                 limits: self.limits.unwrap_or_default(),
+                tiers,
             }),
         }
     }
@@ -264,6 +384,14 @@ pub struct Stats {
     pub refused_too_many_topics: u64,
     /// Publishes refused for data over the limit ([`HubError::DataTooLarge`]).
     pub refused_data_too_large: u64,
+    /// Publishes whose idempotency key had been used: answered with the original, not stored.
+    pub replayed: u64,
+    /// Reads of the history tiers (one per chunk of a backfill).
+    pub tier_reads: u64,
+    /// Events read from the history tiers.
+    pub tier_events: u64,
+    /// Tier reads that failed or timed out, so the gap was reported as without tiers.
+    pub tier_failures: u64,
 }
 
 #[derive(Default)]
@@ -275,6 +403,10 @@ pub(crate) struct Counters {
     subscribers: AtomicU64,
     refused_too_many_topics: AtomicU64,
     refused_data_too_large: AtomicU64,
+    replayed: AtomicU64,
+    tier_reads: AtomicU64,
+    tier_events: AtomicU64,
+    tier_failures: AtomicU64,
 }
 
 impl Counters {
@@ -301,6 +433,14 @@ impl Counters {
     }
     pub(crate) fn unsubscribed(&self) {
         self.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// Counts one tier read and what it gave.
+    pub(crate) fn tier_read<T>(&self, answer: &Result<crate::tier::Chunk, T>) {
+        self.tier_reads.fetch_add(1, Ordering::Relaxed);
+        match answer {
+            Ok(chunk) => self.tier_events.fetch_add(chunk.events.len() as u64, Ordering::Relaxed),
+            Err(_) => self.tier_failures.fetch_add(1, Ordering::Relaxed),
+        };
     }
 }
 
@@ -332,9 +472,15 @@ impl Hub {
     /// Events of one topic get `seq` 1, 2, 3, … in the order their publishes complete; across
     /// topics, positions order them the same way for every reader.
     ///
+    /// An event with an [idempotency key](NewEvent::idempotency_key) already used on the topic
+    /// within the window is not stored again and fails with [`HubError::Duplicate`], which
+    /// carries the original's numbers; [`publish_idempotent`](Self::publish_idempotent) answers
+    /// it as a success instead.
+    ///
     /// # Errors
-    /// [`HubError::InvalidEventType`], [`HubError::DataTooLarge`], [`HubError::TopicLimit`],
-    /// [`HubError::Closed`], or a storage failure.
+    /// [`HubError::InvalidEventType`], [`HubError::InvalidSender`],
+    /// [`HubError::InvalidIdempotencyKey`], [`HubError::DataTooLarge`], [`HubError::TopicLimit`],
+    /// [`HubError::Duplicate`], [`HubError::Closed`], or a storage failure.
     ///
     /// ```
     /// use pushgate_hub::{Hub, NewEvent, TopicName};
@@ -349,21 +495,113 @@ impl Hub {
     /// # Ok(()) }
     /// ```
     pub async fn publish(&self, topic: &TopicName, event: NewEvent) -> Result<Arc<Event>, HubError> {
+        match self.publish_idempotent(topic, event).await? {
+            Published::New(event) => Ok(event),
+            Published::Replayed(original) => Err(HubError::Duplicate(original)),
+        }
+    }
+
+    /// Publishes like [`publish`](Self::publish), but a repeated idempotency key is an answer,
+    /// not an error: [`Published::Replayed`] with the original event's topic, `seq` and
+    /// position, and nothing is stored. What a server taking client keys (an HTTP
+    /// `Idempotency-Key`) or a source re-publishing after a crash calls: the publisher gets the
+    /// same answer however often it retries within the window.
+    ///
+    /// The storage checks the key atomically with sequencing, scoped to the topic: concurrent
+    /// publishes with one key store one event. A key is remembered for the storage's window
+    /// ([`HubBuilder::idempotency_window`], 5 minutes by default, on every node with a shared
+    /// store).
+    ///
+    /// # Errors
+    /// As [`publish`](Self::publish), except [`HubError::Duplicate`].
+    ///
+    /// ```
+    /// use pushgate_hub::{Hub, NewEvent, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pushgate_hub::HubError> {
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("payments")?;
+    /// let key = "outbox:42";
+    /// let first = hub.publish_idempotent(&topic, NewEvent::new(serde_json::json!(1)).idempotency_key(key)).await?;
+    /// let retry = hub.publish_idempotent(&topic, NewEvent::new(serde_json::json!(1)).idempotency_key(key)).await?;
+    /// assert!(!first.is_replay() && retry.is_replay());
+    /// assert_eq!(retry.cursor(), first.cursor());
+    /// // The same key on another topic is another event.
+    /// let other = hub.publish_idempotent(&TopicName::new("refunds")?, NewEvent::new(serde_json::json!(1)).idempotency_key(key)).await?;
+    /// assert!(!other.is_replay());
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_idempotent(
+        &self,
+        topic: &TopicName,
+        event: NewEvent,
+    ) -> Result<Published, HubError> {
         if self.inner.registry.is_closed() {
             return Err(HubError::Closed);
         }
-        event.validate().map_err(HubError::InvalidEventType)?;
+        event.validate()?;
         let limit = self.inner.limits.max_data_bytes;
         if event.data().len() > limit {
             let err = HubError::DataTooLarge { size: event.data().len(), limit };
             self.inner.counters.refused(&err);
             return Err(err);
         }
-        let (event_type, data) = event.into_parts();
-        let event =
-            self.inner.storage.append(AppendRequest { topic: topic.clone(), event_type, data }).await?;
-        self.inner.counters.published.fetch_add(1, Ordering::Relaxed);
-        Ok(event)
+        let parts = event.into_parts();
+        let published = self
+            .inner
+            .storage
+            .append(AppendRequest {
+                topic: topic.clone(),
+                event_type: parts.event_type,
+                data: parts.data,
+                from: parts.from,
+                idempotency_key: parts.idempotency_key,
+            })
+            .await?;
+        let counter = if published.is_replay() {
+            &self.inner.counters.replayed
+        } else {
+            &self.inner.counters.published
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(published)
+    }
+
+    /// Continues `topic`'s `seq` after `last_seq`, its newest event (at `last_position`) having
+    /// been published before this hub started: for a hub [resuming](HubBuilder::resume) an
+    /// epoch, whose publisher (a source's tailer) knows each topic's numbers from its own
+    /// store. Call it before publishing to the topic.
+    ///
+    /// Safe when the topic already exists without events (a subscriber named it), and a no-op
+    /// when the topic is already at `last_seq`. Readers from before `last_position` are told
+    /// they missed events of the topic, unless a tier holds them; readers from after it missed
+    /// none of the topic's events from before the restart (the call says there were none). A `last_position` past the
+    /// head moves the head there: those positions were used by the epoch, and are never handed
+    /// out again. The shared Redis storage keeps `seq` itself and ignores this.
+    ///
+    /// # Errors
+    /// [`HubError::RestoreConflict`] when the topic already holds events with other numbers
+    /// (it would move its `seq` backwards, or under them); [`HubError::TopicLimit`].
+    ///
+    /// ```
+    /// use pushgate_hub::{Epoch, Hub, HubError, NewEvent, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pushgate_hub::HubError> {
+    /// let hub = Hub::builder().resume(Epoch::from_u32(9), 100).build();
+    /// let topic = TopicName::new("orders")?;
+    /// hub.restore_topic(&topic, 7, 90)?;
+    /// assert_eq!(hub.publish(&topic, NewEvent::new(serde_json::json!(8))).await?.seq(), 8);
+    /// assert!(hub.restore_topic(&topic, 8, 101).is_ok()); // already there
+    /// assert!(matches!(hub.restore_topic(&topic, 3, 50), Err(HubError::RestoreConflict { current: 8, .. })));
+    /// # Ok(()) }
+    /// ```
+    pub fn restore_topic(
+        &self,
+        topic: &TopicName,
+        last_seq: u64,
+        last_position: u64,
+    ) -> Result<(), HubError> {
+        self.inner.storage.restore_topic(topic, last_seq, last_position)
     }
 
     /// Follows `topics` live from `cursor`, with default [`SubscribeOptions`].
@@ -407,8 +645,13 @@ impl Hub {
         if self.inner.registry.is_closed() {
             return Err(HubError::Closed);
         }
-        let reader = Reader::new(&*self.inner.storage, topics, self.inner.limits.max_topics_per_subscription)
-            .inspect_err(|err| self.inner.counters.refused(err))?;
+        let reader = Reader::new(
+            &*self.inner.storage,
+            topics,
+            self.inner.limits.max_topics_per_subscription,
+            self.inner.tiers.is_some(),
+        )
+        .inspect_err(|err| self.inner.counters.refused(err))?;
         if options.max_backlog.is_none() {
             options.max_backlog = self.inner.limits.max_backlog;
         }
@@ -458,8 +701,13 @@ impl Hub {
             return Err(HubError::Closed);
         }
         let deadline = Instant::now() + options.wait;
-        let mut reader = Reader::new(&*inner.storage, topics, inner.limits.max_topics_per_subscription)
-            .inspect_err(|err| inner.counters.refused(err))?;
+        let mut reader = Reader::new(
+            &*inner.storage,
+            topics,
+            inner.limits.max_topics_per_subscription,
+            inner.tiers.is_some(),
+        )
+        .inspect_err(|err| inner.counters.refused(err))?;
         let label = inner.registry.label_counters(&options.label);
         let epoch = inner.storage.epoch();
         let start = reader.start(cursor, epoch, inner.storage.head())?;
@@ -478,7 +726,7 @@ impl Hub {
             }
             let head = inner.storage.head();
             let mut full = false;
-            if head > position {
+            while head > position {
                 let mut gaps = Vec::new();
                 let first = events.len();
                 let step = reader.step(
@@ -489,19 +737,37 @@ impl Hub {
                     &mut events,
                     &mut gaps,
                 );
+                if let Some(tiers) = inner.tiers.as_ref().filter(|_| step.tier) {
+                    let request = reader.tier_request(epoch, position, options.limit - first);
+                    let answer = tier::read_chunk(tiers, request).await;
+                    inner.counters.tier_read(&answer);
+                    // A fetch reports what no tier holds in its reset, whenever it is found.
+                    let mut losses = Vec::new();
+                    reader.supply(position, answer, &mut losses);
+                    if !losses.is_empty() {
+                        reset = Some(merge_gaps(reset, losses));
+                    }
+                    continue;
+                }
+                if !gaps.is_empty() {
+                    reset = Some(merge_gaps(reset, gaps));
+                }
                 let added: usize = events[first..].iter().map(|e| e.approx_size()).sum();
                 if first > 0 && bytes.saturating_add(added) > options.max_bytes {
                     // A step always takes one event, however large; after a window's earlier
                     // steps that one belongs in the next answer.
                     events.truncate(first);
                     full = true;
-                } else {
-                    position = step.cursor;
-                    bytes = bytes.saturating_add(added);
-                    full = position < head || events.len() >= options.limit;
+                    break;
                 }
-                if !gaps.is_empty() {
-                    reset = Some(merge_gaps(reset, gaps));
+                let moved = step.cursor > position;
+                position = step.cursor;
+                bytes = bytes.saturating_add(added);
+                full = position < head || events.len() >= options.limit;
+                // A step ends early only at the limits, or where a backfill's chunk from the
+                // tiers ends: then there is more to read at once.
+                if !full || events.len() >= options.limit || !moved || !reader.backfilling() {
+                    break;
                 }
             }
             let now_or_never = || Instant::now() >= deadline || inner.registry.is_closed();
@@ -601,6 +867,10 @@ impl Hub {
             topics: self.inner.storage.topic_count() as u64,
             refused_too_many_topics: c.refused_too_many_topics.load(Ordering::Relaxed),
             refused_data_too_large: c.refused_data_too_large.load(Ordering::Relaxed),
+            replayed: c.replayed.load(Ordering::Relaxed),
+            tier_reads: c.tier_reads.load(Ordering::Relaxed),
+            tier_events: c.tier_events.load(Ordering::Relaxed),
+            tier_failures: c.tier_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -736,10 +1006,10 @@ impl Drop for Waiting<'_> {
     }
 }
 
-fn merge_gaps(reset: Option<Reset>, gaps: Vec<crate::reset::TopicReset>) -> Reset {
+fn merge_gaps(reset: Option<Reset>, gaps: Vec<TopicReset>) -> Reset {
     match reset {
         Some(reset) => reset.with_more(gaps),
-        None => Reset::new(crate::reset::ResetReason::Expired, gaps),
+        None => Reset::new(ResetReason::Expired, gaps),
     }
 }
 

@@ -120,23 +120,27 @@ mod event;
 mod hub;
 mod latency;
 mod memory;
+mod publish;
 mod reader;
 mod registry;
 mod reset;
 mod storage;
 mod subscription;
+mod tier;
 mod topic;
 
 pub use cursor::{Cursor, CursorError, Epoch};
-pub use error::{HubError, RecvError};
+pub use error::{HubError, InvalidIdempotencyKey, RecvError};
 pub use event::{
-    DEFAULT_EVENT_TYPE, Data, EncodingSlot, Event, EventParts, MAX_EVENT_TYPE_LEN, NewEvent,
-    RESERVED_EVENT_TYPES,
+    DEFAULT_EVENT_TYPE, Data, EncodingSlot, Event, EventParts, MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN,
+    MAX_SENDER_LEN, NewEvent, RESERVED_EVENT_TYPES,
 };
 pub use hub::{Batch, FetchOptions, Hub, HubBuilder, Presence, Stats};
 pub use latency::{LATENCY_BUCKETS, LabelStats, LatencyHistogram};
 pub use memory::{HistoryLimit, MemoryStorage};
+pub use publish::{Published, Replay};
 pub use reset::{Missed, Reset, ResetReason, TopicReset};
 pub use storage::{AppendRequest, Gap, Notifier, Storage, TopicLog, TopicRead};
 pub use subscription::{Item, SubscribeOptions, Subscription};
+pub use tier::{HistoryTier, TierEvents, TierRead};
 pub use topic::{InvalidTopic, MAX_TOPIC_LEN, TopicName};

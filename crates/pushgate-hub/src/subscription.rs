@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::Stream;
+use futures_util::future::BoxFuture;
 use tokio::time::Sleep;
 
 use crate::cursor::{Cursor, Epoch};
@@ -17,6 +18,7 @@ use crate::latency::LabelCounters;
 use crate::reader::Reader;
 use crate::registry::{Label, Registration, Signal};
 use crate::reset::{Reset, ResetReason};
+use crate::tier::{self, Chunk};
 use crate::topic::TopicName;
 
 /// What a subscription delivers.
@@ -142,6 +144,8 @@ pub struct Subscription {
     /// The coalescing window, if any: boxed, so that subscriptions without one (and every
     /// idle connection holds one) pay a pointer for it.
     coalesce: Option<Box<Coalesce>>,
+    /// A read of the history tiers in flight: only while backfilling a gap.
+    tier_read: Option<BoxFuture<'static, Result<Chunk, crate::HubError>>>,
 }
 
 struct Coalesce {
@@ -188,6 +192,7 @@ impl Subscription {
             label,
             coalesce: (!options.coalesce.is_zero())
                 .then(|| Box::new(Coalesce { window: options.coalesce, timer: None, draining: false })),
+            tier_read: None,
         };
         // On error the half-built subscription is dropped, which unregisters it.
         if subscription.hub.registry.is_closed() {
@@ -391,12 +396,41 @@ impl Subscription {
             if self.hub.registry.is_closed() {
                 return Poll::Ready(Err(self.fail(RecvError::Closed)));
             }
+            if let Some(read) = &mut self.tier_read {
+                let Poll::Ready(answer) = read.as_mut().poll(cx) else { return Poll::Pending };
+                self.tier_read = None;
+                self.hub.counters.tier_read(&answer);
+                let mut losses = Vec::new();
+                if self.reader.supply(self.position, answer, &mut losses) {
+                    // The first answer for an old cursor: what no tier holds opens the stream.
+                    if !losses.is_empty() {
+                        let reset = Reset::new(ResetReason::Expired, losses);
+                        self.hub.counters.reset();
+                        tracing_reset(&reset);
+                        self.buffer.push_back(Item::Reset(reset));
+                        return Poll::Ready(Ok(()));
+                    }
+                } else if !losses.is_empty() {
+                    // Events this subscriber had not read are gone everywhere: it lagged.
+                    let behind: u64 = losses.iter().map(|g| g.missed.at_least.max(1)).sum();
+                    self.hub.counters.lagged();
+                    tracing::debug!(behind, "subscriber lagged past its history tiers");
+                    return Poll::Ready(Err(self.fail(RecvError::Lagged { behind })));
+                }
+            }
             self.signal.clear();
             let head = self.hub.storage.head();
             if head > self.position {
                 let mut gaps = Vec::new();
                 let step =
                     self.reader.step(self.position, head, limit, usize::MAX, &mut self.scratch, &mut gaps);
+                if step.tier
+                    && let Some(tiers) = &self.hub.tiers
+                {
+                    let request = self.reader.tier_request(self.epoch, self.position, limit);
+                    self.tier_read = Some(tier::read_chunk(tiers, request));
+                    continue;
+                }
                 let replaying = self.position < self.live_from;
                 if !gaps.is_empty() || (step.backlog > self.max_backlog && !replaying) {
                     self.scratch.clear();
@@ -412,6 +446,10 @@ impl Subscription {
                     self.label.delivered(&self.scratch);
                     self.buffer.extend(self.scratch.drain(..).map(Item::Event));
                     return Poll::Ready(Ok(()));
+                }
+                if self.position < head {
+                    // A stretch the tiers held nothing of for this reader: read on.
+                    continue;
                 }
             }
             if self.signal.poll_notified(cx).is_pending() {
