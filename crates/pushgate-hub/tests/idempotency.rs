@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use pushgate_hub::{
-    Cursor, FetchOptions, Hub, HubError, InvalidIdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN, MAX_SENDER_LEN, NewEvent,
-    Published, TopicName,
+    Cursor, FetchOptions, Hub, HubError, InvalidIdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN, MAX_SENDER_LEN,
+    NewEvent, Published, TopicName,
 };
 use serde_json::json;
 

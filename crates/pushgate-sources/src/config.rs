@@ -75,8 +75,9 @@ impl SourceConfig {
         self
     }
 
-    /// How long published changes stay in the outbox before they are deleted (default 1 hour).
-    /// They are kept only for inspection; nothing reads them again.
+    /// How long published changes stay in the outbox before they are deleted (default 1 hour):
+    /// as long, the outbox answers cursors older than the hub's memory
+    /// ([`Source::history_tier`](crate::Source::history_tier)).
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self

@@ -28,6 +28,12 @@ pub enum SourceError {
     /// Another node holds the source's lease and did not publish the pending changes in time.
     #[error("the node holding the source's lease did not publish the pending changes within {0:?}")]
     LeaderTimeout(std::time::Duration),
+    /// The outbox was installed by an earlier release and lacks the columns recording where each
+    /// change went in the hub: `install` adds them.
+    #[error(
+        "the outbox {0} lacks the columns of this release: run `pushgate db install` (or `install`) again"
+    )]
+    OutdatedOutbox(String),
     /// The hub refused an event.
     #[error("the hub refused a change: {0}")]
     Hub(#[from] pushgate_hub::HubError),

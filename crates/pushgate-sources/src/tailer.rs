@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pushgate_hub::{Cursor, Epoch, FetchOptions, Hub, HubError, TopicName};
+use pushgate_hub::{Cursor, Epoch, FetchOptions, HistoryTier, Hub, HubError, TopicName};
 use tokio::sync::{Mutex, MutexGuard, watch};
 use tokio::time::Instant;
 
@@ -15,8 +16,9 @@ use crate::backend::{Backend, Dialect};
 use crate::change::change_event;
 use crate::config::{SourceConfig, redact_url};
 use crate::error::SourceError;
+use crate::history::OutboxTier;
 use crate::lease::{Lease, LeaseClock, LeaseTiming};
-use crate::model::{ColumnKind, OutboxRow, SourceNames, Watched};
+use crate::model::{ColumnKind, HubRecord, Mark, OutboxRow, SourceNames, Watched};
 
 /// How old the list of watched tables (topics, column fixes) may be when changes are
 /// published: older, it is read again first, so a re-install (after `ALTER TABLE`, or with a
@@ -154,6 +156,19 @@ impl Source {
     /// Whether this node holds the source's lease and tails it now ([`SourceState::Live`]).
     pub fn is_leader(&self) -> bool {
         self.state.borrow().is_live()
+    }
+
+    /// The outbox as a history tier for the hub this source publishes into
+    /// ([`HubBuilder::tier`](pushgate_hub::HubBuilder::tier)): a reader whose cursor is older
+    /// than the hub's memory gets the source's changes from the outbox (within its
+    /// [retention](SourceConfig::retention)) instead of a reset. It reads through a small pool
+    /// of its own, connected on first use, on any node, leader or standby.
+    ///
+    /// It serves the topics of this source: events published to them otherwise (through the
+    /// HTTP API, say) are not in the outbox, and a read across one is answered as missed from
+    /// there on.
+    pub fn history_tier(&self) -> Arc<dyn HistoryTier> {
+        Arc::new(OutboxTier::new(self.dialect, self.url.clone(), self.config.names.clone()))
     }
 
     /// The state now, and every change after: for a caller that reports transitions (the
@@ -427,6 +442,11 @@ struct Pump {
     last: Option<(Epoch, u64)>,
     /// The lease of the tailer's current lead: nothing is published once it is not valid.
     clock: Option<LeaseClock>,
+    /// The first part of every idempotency key, `<source-key>` of `<source-key>:<outbox id>`:
+    /// the same for this database and outbox on every node (see [`Backend::source_key`]).
+    key: Option<String>,
+    /// The hub epoch whose topics' `seq` this source has restored from the outbox.
+    restored: Option<Epoch>,
 }
 
 /// Where a table's changes go and how its columns are fixed.
@@ -462,20 +482,31 @@ impl Pump {
         if stale || rows.iter().any(|row| !self.targets.contains_key(&row.table)) {
             self.reload(backend, names).await?;
         }
+        let key = match &self.key {
+            Some(key) => key.clone(),
+            None => {
+                backend.check_outbox(names).await?;
+                self.key.insert(backend.source_key(names).await?).clone()
+            }
+        };
+        if self.restored != Some(hub.epoch()) {
+            restore_topics(backend, names, hub).await?;
+            self.restored = Some(hub.epoch());
+        }
         let mut published = Vec::with_capacity(rows.len());
         let mut failure = None;
         for row in &rows {
             let outcome = match lease.check() {
-                Ok(()) => self.publish(row, hub).await,
+                Ok(()) => self.publish(row, hub, &key).await,
                 Err(lost) => Err(lost),
             };
             match outcome {
-                Ok(()) => published.push(row.id),
+                Ok(record) => published.push(Mark { id: row.id, hub: Some(record) }),
                 Err(error) if is_permanent(&error) => {
                     // Retrying cannot help, and holding it back would stall every change after
                     // it: log it loudly and move on.
                     tracing::error!(id = row.id, table = %row.table, error = %error, "pushgate source skipped a change");
-                    published.push(row.id);
+                    published.push(Mark { id: row.id, hub: None });
                 }
                 Err(error) => {
                     failure = Some(error);
@@ -492,7 +523,10 @@ impl Pump {
         }
     }
 
-    async fn publish(&mut self, row: &OutboxRow, hub: &Hub) -> Result<(), SourceError> {
+    /// Publishes one change with its idempotency key `<key>:<outbox id>`: published again (by
+    /// this node after a failure, or by another after a takeover), it is answered with the
+    /// original event and stored once. Returns where it is in the hub.
+    async fn publish(&mut self, row: &OutboxRow, hub: &Hub, key: &str) -> Result<HubRecord, SourceError> {
         let fallback;
         let target = match self.targets.get(&row.table) {
             Some(target) => target,
@@ -509,10 +543,20 @@ impl Pump {
                 &fallback
             }
         };
-        let event = change_event(row, &target.fixes)?;
-        let event = hub.publish(&target.topic, event).await?;
-        self.last = Some((event.epoch(), event.position()));
-        Ok(())
+        let event = change_event(row, &target.fixes)?.idempotency_key(format!("{key}:{}", row.id));
+        let published = hub.publish_idempotent(&target.topic, event).await?;
+        self.last = Some((published.epoch(), published.position()));
+        // A replay does not say when the original was published; it was moments ago (the
+        // window is minutes), so now stands in for it.
+        let ts = published.event().map_or_else(now_ms, |event| event.timestamp_ms());
+        let number = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        Ok(HubRecord {
+            topic: target.topic.as_str().to_owned(),
+            epoch: i64::from(published.epoch().as_u32()),
+            position: number(published.position()),
+            seq: number(published.seq()),
+            ts: number(ts),
+        })
     }
 
     /// A cursor after every event published so far: the hub's head, read by a zero-wait fetch
@@ -541,6 +585,34 @@ impl Target {
         })?;
         Ok((watched.table, Self { topic, fixes: watched.fixes }))
     }
+}
+
+/// Continues each of the source's topics where the outbox says `hub`'s epoch left it (its newest
+/// recorded `seq` and position), before anything new is published: a hub that resumed its epoch
+/// after a restart then numbers the next change of a topic as the one after the last, and a
+/// reader from before the restart is not told it missed what the outbox still holds. A no-op
+/// for a fresh epoch, and on a shared hub (Redis), which keeps the numbers itself.
+async fn restore_topics(backend: &Backend, names: &SourceNames, hub: &Hub) -> Result<(), SourceError> {
+    let epoch = i64::from(hub.epoch().as_u32());
+    for (topic, seq, position) in backend.last_seqs(names, epoch).await? {
+        let Ok(name) = TopicName::new(&topic) else { continue };
+        let (seq, position) = (u64::try_from(seq).unwrap_or(0), u64::try_from(position).unwrap_or(0));
+        match hub.restore_topic(&name, seq, position) {
+            Ok(()) => {}
+            // The hub numbered the topic otherwise (another publisher was first): its numbers win.
+            Err(error @ HubError::RestoreConflict { .. }) => {
+                tracing::warn!(topic = %topic, error = %error, "pushgate source could not continue a topic's seq");
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Whether a change can never be published, however often it is retried.
