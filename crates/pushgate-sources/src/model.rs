@@ -193,6 +193,31 @@ pub(crate) struct HistoryRow {
     pub(crate) ts: i64,
 }
 
+/// A [`HistoryRow`] as selected: `id, table_name, op, new_row, old_row, topic, hub_seq,
+/// hub_position, hub_ts`.
+pub(crate) type RecordedRow = (i64, String, String, Option<String>, Option<String>, String, i64, i64, i64);
+
+impl From<RecordedRow> for HistoryRow {
+    fn from((id, table, op, new_row, old_row, topic, seq, position, ts): RecordedRow) -> Self {
+        Self { row: OutboxRow { id, table, op, new_row, old_row }, topic, seq, position, ts }
+    }
+}
+
+/// The two queries of [`TopicBounds`] with `?` placeholders (topic, epoch[, after]), over the
+/// quoted `outbox`: MariaDB/MySQL and SQLite say them alike.
+pub(crate) fn topic_bounds_queries(outbox: &str) -> [String; 2] {
+    [
+        format!(
+            "SELECT hub_seq, hub_position FROM {outbox} WHERE topic = ? AND hub_epoch = ? AND hub_position <= ? \
+             ORDER BY hub_position DESC LIMIT 1"
+        ),
+        format!(
+            "SELECT hub_seq, hub_position FROM {outbox} WHERE topic = ? AND hub_epoch = ? \
+             AND hub_position IS NOT NULL ORDER BY hub_position LIMIT 1"
+        ),
+    ]
+}
+
 /// What the outbox holds of one topic in one epoch around a position `after`: its newest
 /// recorded event at or before `after`, and its oldest recorded event; each as `(seq, position)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

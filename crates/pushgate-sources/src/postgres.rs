@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 use crate::error::SourceError;
 use crate::model::{
-    HUB_COLUMNS, HistoryRow, Mark, OutboxRow, SourceNames, TableSpec, TopicBounds, Watched,
+    HUB_COLUMNS, HistoryRow, Mark, OutboxRow, RecordedRow, SourceNames, TableSpec, TopicBounds, Watched,
     validate_identifier,
 };
 
@@ -295,9 +295,6 @@ pub(crate) async fn last_seqs(
     Ok(sqlx::query_as(&sql).bind(epoch).fetch_all(pool).await?)
 }
 
-/// `id, table_name, op, new_row, old_row, topic, hub_seq, hub_position, hub_ts`.
-type RecordedRow = (i64, String, String, Option<String>, Option<String>, String, i64, i64, i64);
-
 pub(crate) async fn history(
     pool: &Pool,
     names: &SourceNames,
@@ -320,11 +317,7 @@ pub(crate) async fn history(
         .bind(limit)
         .fetch_all(pool)
         .await?;
-    Ok(rows.into_iter().map(recorded).collect())
-}
-
-fn recorded((id, table, op, new_row, old_row, topic, seq, position, ts): RecordedRow) -> HistoryRow {
-    HistoryRow { row: OutboxRow { id, table, op, new_row, old_row }, topic, seq, position, ts }
+    Ok(rows.into_iter().map(HistoryRow::from).collect())
 }
 
 pub(crate) async fn topic_bounds(

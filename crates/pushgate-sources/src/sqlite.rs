@@ -14,8 +14,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::error::SourceError;
 use crate::model::{
-    ColumnKind, HUB_COLUMNS, HistoryRow, Mark, OutboxRow, SourceNames, TableSpec, TopicBounds, Watched,
-    validate_identifier,
+    ColumnKind, HUB_COLUMNS, HistoryRow, Mark, OutboxRow, RecordedRow, SourceNames, TableSpec, TopicBounds,
+    Watched, topic_bounds_queries, validate_identifier,
 };
 
 pub(crate) type Pool = sqlx::SqlitePool;
@@ -289,9 +289,6 @@ pub(crate) async fn last_seqs(
     Ok(sqlx::query_as(&sql).bind(epoch).fetch_all(pool).await?)
 }
 
-/// `id, table_name, op, new_row, old_row, topic, hub_seq, hub_position, hub_ts`.
-type RecordedRow = (i64, String, String, Option<String>, Option<String>, String, i64, i64, i64);
-
 /// The recorded changes of `topics` in `epoch` within `(after, upto]`, in position order.
 pub(crate) async fn history(
     pool: &Pool,
@@ -316,16 +313,7 @@ pub(crate) async fn history(
         query = query.bind(topic);
     }
     let rows = query.bind(epoch).bind(after).bind(upto).bind(limit).fetch_all(pool).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, table, op, new_row, old_row, topic, seq, position, ts)| HistoryRow {
-            row: OutboxRow { id, table, op, new_row, old_row },
-            topic,
-            seq,
-            position,
-            ts,
-        })
-        .collect())
+    Ok(rows.into_iter().map(HistoryRow::from).collect())
 }
 
 /// What the outbox holds of `topic` in `epoch` around `after`.
@@ -336,15 +324,7 @@ pub(crate) async fn topic_bounds(
     topic: &str,
     after: i64,
 ) -> Result<TopicBounds, SourceError> {
-    let outbox = ident(names.outbox());
-    let before = format!(
-        "SELECT hub_seq, hub_position FROM {outbox} WHERE topic = ? AND hub_epoch = ? AND hub_position <= ? \
-         ORDER BY hub_position DESC LIMIT 1"
-    );
-    let first = format!(
-        "SELECT hub_seq, hub_position FROM {outbox} WHERE topic = ? AND hub_epoch = ? AND hub_position IS NOT NULL \
-         ORDER BY hub_position LIMIT 1"
-    );
+    let [before, first] = topic_bounds_queries(&ident(names.outbox()));
     Ok(TopicBounds {
         before: sqlx::query_as(&before).bind(topic).bind(epoch).bind(after).fetch_optional(pool).await?,
         first: sqlx::query_as(&first).bind(topic).bind(epoch).fetch_optional(pool).await?,
