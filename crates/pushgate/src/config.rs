@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use pushgate_auth::{JwtAuth, TopicPattern};
 use pushgate_http::Authorize;
-use pushgate_hub::{HistoryLimit, Hub, HubBuilder};
+use pushgate_hub::{Epoch, HistoryLimit, HistoryTier, Hub, HubBuilder};
 use pushgate_redis::{RedisOptions, RedisState, RedisStorage};
 use pushgate_sources::{Source, SourceConfig};
 use pushgate_ws::AllowedOrigins;
@@ -417,6 +417,9 @@ const WS_WRITE_BUFFER_SLACK: usize = 64 << 10;
 /// The largest `max_body_bytes` whose write-buffer need can be counted.
 const MAX_BODY_BYTES_LIMIT: usize = (usize::MAX - WS_WRITE_BUFFER_SLACK) / 2;
 
+/// The state file's name beside the demo database.
+const STATE_FILE_NAME: &str = "pushgate-state";
+
 /// The demo ticker's fastest rate, events a second: a demo, not a load generator.
 const MAX_TICKER_RATE: u32 = 1000;
 
@@ -755,15 +758,42 @@ impl Config {
     /// # let _ = hub; Ok(()) }
     /// ```
     pub async fn connect_hub(&self) -> Result<(Hub, Option<RedisState>), crate::ServeError> {
+        self.connect_hub_with(Vec::new(), None).await
+    }
+
+    /// [`connect_hub`](Self::connect_hub) with history `tiers` (the sources' outboxes) and,
+    /// for the in-memory hub, an epoch to `resume` above a position floor (from the state file).
+    pub(crate) async fn connect_hub_with(
+        &self,
+        tiers: Vec<Arc<dyn HistoryTier>>,
+        resume: Option<(Epoch, u64)>,
+    ) -> Result<(Hub, Option<RedisState>), crate::ServeError> {
+        let mut builder = self.hub_builder();
+        for tier in tiers {
+            builder = builder.tier(tier);
+        }
         let Some(url) = &self.redis else {
-            return Ok((self.build_hub(), None));
+            if let Some((epoch, floor)) = resume {
+                builder = builder.resume(epoch, floor);
+            }
+            return Ok((builder.history(self.history_limit()).build(), None));
         };
         let options = RedisOptions::default().history(self.history_limit()).max_topics(self.max_topics);
         let storage = RedisStorage::connect(url, options)
             .await
             .map_err(|source| crate::ServeError::Redis { url: redact_url(url), source })?;
         let state = storage.state();
-        Ok((self.hub_builder().storage(Arc::new(storage)).build(), Some(state)))
+        Ok((builder.storage(Arc::new(storage)).build(), Some(state)))
+    }
+
+    /// Where a single node keeps its hub's epoch across restarts ([`crate::serve_on`]): beside
+    /// the demo database, as `pushgate-state`. `None` with [`redis`](Config::redis), whose
+    /// epoch lives in Redis, or without a demo.
+    pub(crate) fn state_file(&self) -> Option<PathBuf> {
+        if self.redis.is_some() {
+            return None;
+        }
+        self.demo_db.as_ref().map(|demo| demo.with_file_name(STATE_FILE_NAME))
     }
 
     fn history_limit(&self) -> HistoryLimit {

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushgate_hub::Hub;
+use pushgate_hub::{HistoryTier, Hub};
 use pushgate_sources::{Source, SourceConfig, SourceState};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -42,6 +42,16 @@ impl Sources {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { list })
+    }
+
+    /// Whether there is no source.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Each source's outbox as a history tier of the hub it publishes into.
+    pub(crate) fn history_tiers(&self) -> Vec<Arc<dyn HistoryTier>> {
+        self.list.iter().map(|source| source.history_tier()).collect()
     }
 
     /// Adds a source made elsewhere (the demo's).
