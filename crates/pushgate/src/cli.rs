@@ -20,6 +20,9 @@ use crate::config::{Config, Secret};
 /// Where `pushgate serve` keeps the demo database unless told otherwise.
 pub const DEFAULT_DEMO_DB: &str = "./pushgate-demo.db";
 
+/// Where `pushgate serve` keeps its epoch for sources without the demo, unless told otherwise.
+pub const DEFAULT_STATE_FILE: &str = "./pushgate-state";
+
 /// Events a second of `pushgate serve`'s demo ticker unless told otherwise.
 pub const DEFAULT_DEMO_TICKER_RATE: u32 = 2;
 
@@ -182,6 +185,12 @@ pub struct ServeArgs {
           default_value_t = Seconds(Config::default().source_lease_timeout))]
     pub source_lease_timeout: Seconds,
 
+    /// Where this gateway keeps its hub's epoch across restarts when it runs database sources
+    /// (the demo's too) without --redis, so clients resume with their cursors [default:
+    /// pushgate-state beside --demo-db, or ./pushgate-state without the demo].
+    #[arg(long, env = "PUSHGATE_STATE_FILE", value_name = "PATH")]
+    pub state_file: Option<PathBuf>,
+
     /// The demo's SQLite file, created if missing with the tables users and orders, tailed into
     /// the topics db.users and db.orders, and served as JSON at /demo/users and /demo/orders.
     #[arg(long, env = "PUSHGATE_DEMO_DB", value_name = "PATH", default_value = DEFAULT_DEMO_DB)]
@@ -259,6 +268,10 @@ pub struct ServeArgs {
 impl From<ServeArgs> for Config {
     fn from(args: ServeArgs) -> Self {
         let demo_ticker_rate = args.demo_ticker_rate();
+        // Without the demo there is nothing to put it beside: the working directory.
+        let state_file = args.state_file.clone().or_else(|| {
+            (args.no_demo && !args.sources.is_empty()).then(|| PathBuf::from(DEFAULT_STATE_FILE))
+        });
         Config::default()
             .with_listen(args.listen)
             .with_max_body_bytes(args.max_body_bytes.0)
@@ -282,6 +295,7 @@ impl From<ServeArgs> for Config {
             .with_history_age(args.history_age.0)
             .with_sources(args.sources)
             .with_source_lease_timeout(args.source_lease_timeout.0)
+            .with_state_file(state_file)
             .with_demo_db((!args.no_demo).then_some(args.demo_db))
             .with_demo_ticker_rate(demo_ticker_rate)
             .with_web_dir(args.web_dir)
@@ -496,6 +510,15 @@ mod tests {
         let args = ["pushgate", "--source-lease-timeout", "2500ms"];
         let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
         assert_eq!(config.source_lease_timeout, Duration::from_millis(2500));
+        // The state file: beside the demo (left to the library), in the working directory for
+        // sources without it, or where told.
+        assert_eq!(config.state_file, None);
+        let args = ["pushgate", "--source", "sqlite:a.db", "--no-demo"];
+        let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
+        assert_eq!(config.state_file, Some(PathBuf::from(DEFAULT_STATE_FILE)));
+        let args = ["pushgate", "--state-file", "/var/lib/pushgate/state"];
+        let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
+        assert_eq!(config.state_file, Some(PathBuf::from("/var/lib/pushgate/state")));
         let args = ["pushgate", "--demo-db", "/tmp/d.db"];
         let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
         assert_eq!(config.demo_db, Some(PathBuf::from("/tmp/d.db")));

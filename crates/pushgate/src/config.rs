@@ -137,6 +137,12 @@ pub struct Config {
     /// tailing it is gone: every node may run the same source, one at a time tails it, holding
     /// a lease in the database ([`pushgate_sources::Source`]). At least 500 ms. Default 5 s.
     pub source_lease_timeout: Duration,
+    /// Where one node without [`redis`](Config::redis) keeps its hub's epoch and a position floor
+    /// while it has database sources (the demo's counts), so that its clients' cursors survive a
+    /// restart (the sources' outboxes serve what memory lost). `None` (the default): beside the
+    /// demo database, as `pushgate-state`, when there is one; else no state file. The `pushgate`
+    /// command uses `./pushgate-state` for sources without the demo.
+    pub state_file: Option<PathBuf>,
     /// The demo's SQLite file. When set, [`serve_hub_on`](crate::serve_hub_on) creates it if
     /// missing with the tables `users` and `orders` and their triggers, tails it like a source,
     /// and serves the demo REST API under `/demo/`. Default `None` here, so embedders and tests
@@ -247,6 +253,7 @@ impl Default for Config {
             history_age: Duration::from_secs(600),
             sources: Vec::new(),
             source_lease_timeout: Duration::from_secs(5),
+            state_file: None,
             demo_db: None,
             demo_ticker_rate: 0,
             web_dir: None,
@@ -500,6 +507,8 @@ setters! {
     with_sources => sources: Vec<String>;
     /// Replaces [`source_lease_timeout`](Config::source_lease_timeout).
     with_source_lease_timeout => source_lease_timeout: Duration;
+    /// Replaces [`state_file`](Config::state_file).
+    with_state_file => state_file: Option<PathBuf>;
     /// Replaces [`demo_db`](Config::demo_db).
     with_demo_db => demo_db: Option<PathBuf>;
     /// Replaces [`demo_ticker_rate`](Config::demo_ticker_rate).
@@ -786,14 +795,16 @@ impl Config {
         Ok((builder.storage(Arc::new(storage)).build(), Some(state)))
     }
 
-    /// Where a single node keeps its hub's epoch across restarts ([`crate::serve_on`]): beside
-    /// the demo database, as `pushgate-state`. `None` with [`redis`](Config::redis), whose
-    /// epoch lives in Redis, or without a demo.
-    pub(crate) fn state_file(&self) -> Option<PathBuf> {
+    /// Where a single node keeps its hub's epoch across restarts ([`crate::serve_on`]):
+    /// [`state_file`](Config::state_file), else beside the demo database, as `pushgate-state`.
+    /// `None` with [`redis`](Config::redis), whose epoch lives in Redis.
+    pub(crate) fn state_file_path(&self) -> Option<PathBuf> {
         if self.redis.is_some() {
             return None;
         }
-        self.demo_db.as_ref().map(|demo| demo.with_file_name(STATE_FILE_NAME))
+        self.state_file
+            .clone()
+            .or_else(|| self.demo_db.as_ref().map(|demo| demo.with_file_name(STATE_FILE_NAME)))
     }
 
     fn history_limit(&self) -> HistoryLimit {

@@ -251,8 +251,8 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// hub built from `config` ([`Config::connect_hub`]: on Redis when [`Config::redis`] is set);
 /// see [`serve_hub_on`]. The hub reads each database source's outbox as history past its memory
 /// (`pushgate_sources::Source::history_tier`); with sources and no Redis, it resumes the epoch
-/// kept in the state file beside the demo database, so a restart keeps its clients' cursors
-/// (`state.rs`).
+/// kept in the state file ([`Config::state_file`], by default beside the demo database), so a
+/// restart keeps its clients' cursors (`state.rs`).
 ///
 /// This is [`serve`] for callers that bind themselves, typically tests that bind port 0 and
 /// need to learn the port before the server starts. `config.listen` is ignored here.
@@ -295,10 +295,10 @@ pub async fn serve_on(
     }
 }
 
-/// The state file of [`Config::state_file`], locked for this process; `None` (and a warning)
+/// The state file of [`Config::state_file`] (or its default), locked for this process; `None` (and a warning)
 /// when another process holds it or it cannot be used: the hub then takes a fresh epoch.
 fn open_state(config: &Config) -> Option<state::StateFile> {
-    let path = config.state_file()?;
+    let path = config.state_file_path()?;
     match state::StateFile::open(&path) {
         Ok(Some(state)) => {
             tracing::info!(path = %state.path().display(), epoch = %state.epoch(), "hub epoch kept in the state file");

@@ -111,6 +111,8 @@ struct ConfigFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     source_lease_timeout: Option<Seconds>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    state_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     demo_db: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     no_demo: Option<bool>,
@@ -205,7 +207,7 @@ impl ServeArgs {
                 header_read_timeout, idle_timeout, drain_timeout, max_topics_per_subscription,
                 max_topics, history_events, history_age, sources, source_lease_timeout, demo_db, no_demo,
                 log_format;
-            optional: demo_ticker_rate, web_dir, redis, jwt_secret_file
+            optional: demo_ticker_rate, web_dir, redis, jwt_secret_file, state_file
         );
         take_from_file!(args, file, given;
             plain: jwt_leeway, anonymous_subscribe, anonymous_publish, allowed_origins, cors_origins;
@@ -265,6 +267,7 @@ impl ServeArgs {
                 self.sources.iter().map(|url| SourceConfig::new(url.as_str()).url_redacted()).collect(),
             ),
             source_lease_timeout: Some(self.source_lease_timeout),
+            state_file: self.state_file.clone(),
             demo_db: Some(self.demo_db.clone()),
             no_demo: Some(self.no_demo),
             demo_ticker_rate: Some(self.demo_ticker_rate()),
