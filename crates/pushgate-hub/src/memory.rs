@@ -1,6 +1,6 @@
 //! The in-process storage: history in bounded per-topic rings, positions from one counter.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::cursor::Epoch;
 use crate::error::HubError;
 use crate::event::{Event, EventParts};
+use crate::idempotency::{KeyId, KeyMap, Original};
 use crate::publish::{Published, Replay};
 use crate::storage::{AppendRequest, Gap, Notifier, Storage, TopicLog, TopicRead};
 use crate::topic::TopicName;
@@ -339,7 +340,7 @@ impl MemoryStorage {
         let key = request
             .idempotency_key
             .filter(|_| !self.idempotency_window.is_zero() && self.max_idempotency_keys > 0)
-            .map(|key| (KeyId { topic: request.topic.clone(), key }, Instant::now()));
+            .map(|key| (Arc::new(KeyId { topic: request.topic.clone(), key }), Instant::now()));
         let event = {
             let mut sequencer = self.sequencer.lock();
             if let Some((id, now)) = &key {
@@ -427,57 +428,6 @@ pub(crate) const DEFAULT_MAX_IDEMPOTENCY_KEYS: usize = 100_000;
 struct Sequencer {
     last: u64,
     keys: KeyMap,
-}
-
-#[derive(Hash, PartialEq, Eq)]
-struct KeyId {
-    topic: TopicName,
-    key: Box<str>,
-}
-
-#[derive(Clone, Copy)]
-struct Original {
-    seq: u64,
-    position: u64,
-}
-
-/// Idempotency keys in the order they were taken, which is also the order they expire in (one
-/// window for all). Keys are shared between the map and the queue, so each is stored once.
-#[derive(Default)]
-struct KeyMap {
-    by_key: HashMap<Arc<KeyId>, Original>,
-    order: VecDeque<(Instant, Arc<KeyId>, u64)>,
-}
-
-impl KeyMap {
-    fn get(&self, id: &KeyId) -> Option<Original> {
-        self.by_key.get(id).copied()
-    }
-
-    fn insert(&mut self, id: KeyId, original: Original, expires: Instant, max: usize) {
-        let id = Arc::new(id);
-        self.by_key.insert(Arc::clone(&id), original);
-        self.order.push_back((expires, id, original.position));
-        while self.by_key.len() > max {
-            self.pop_oldest();
-        }
-    }
-
-    /// Forgets keys whose window has passed.
-    fn expire(&mut self, now: Instant) {
-        while self.order.front().is_some_and(|(expires, ..)| *expires <= now) {
-            self.pop_oldest();
-        }
-    }
-
-    fn pop_oldest(&mut self) {
-        if let Some((_, id, position)) = self.order.pop_front() {
-            // A key taken again after it expired has a newer entry; leave that one.
-            if self.by_key.get(&*id).is_some_and(|o| o.position == position) {
-                self.by_key.remove(&*id);
-            }
-        }
-    }
 }
 
 impl Storage for MemoryStorage {

@@ -38,10 +38,6 @@ pub(crate) struct Reader {
 struct Backfill {
     /// Sorted by index, hence by name.
     topics: Vec<BackfillTopic>,
-    /// Started by the read's cursor: what the first answer finds missing is the read's opening
-    /// reset, not a lag.
-    opening: bool,
-    answered: bool,
     /// The `topics` the outstanding request asked for, in its order.
     asked: Vec<usize>,
     /// Events the tiers gave and the reader has not delivered yet, in position order.
@@ -157,8 +153,6 @@ impl Reader {
         if !backfill.is_empty() {
             self.backfill = Some(Box::new(Backfill {
                 topics: backfill,
-                opening: true,
-                answered: false,
                 asked: Vec::new(),
                 pending: VecDeque::new(),
                 read_through: position,
@@ -300,19 +294,16 @@ impl Reader {
     }
 
     /// Takes the tiers' answer to [`tier_request`](Self::tier_request) (made at `cursor`), or
-    /// their failure. What no tier holds is appended to `losses`, as a reset would list it;
-    /// returns whether those losses open the read (its first answer, for a read that started
-    /// from an old cursor) rather than interrupt it. A failure ends the backfill: every gap
-    /// topic's missing range is then a loss, as without tiers.
+    /// their failure. What no tier holds is appended to `losses`, as a reset would list it. A
+    /// failure ends the backfill: every gap topic's missing range is then a loss, as without
+    /// tiers.
     pub(crate) fn supply(
         &mut self,
         cursor: u64,
         answer: Result<Chunk, HubError>,
         losses: &mut Vec<TopicReset>,
-    ) -> bool {
-        let Some(backfill) = self.backfill.as_deref_mut() else { return false };
-        let opening = backfill.opening && !backfill.answered;
-        backfill.answered = true;
+    ) {
+        let Some(backfill) = self.backfill.as_deref_mut() else { return };
         let chunk = match answer {
             Ok(chunk) => chunk,
             Err(err) => {
@@ -330,7 +321,7 @@ impl Reader {
                     }
                 }
                 self.backfill = None;
-                return opening;
+                return;
             }
         };
         for (&k, &(missing_through, first)) in backfill.asked.iter().zip(&chunk.missing) {
@@ -363,7 +354,6 @@ impl Reader {
             })
             .collect();
         backfill.read_through = chunk.through.max(cursor);
-        opening
     }
 }
 
@@ -373,8 +363,6 @@ fn note_gap(backfill: &mut Option<Box<Backfill>>, index: usize, gap: Gap, after:
     let backfill = backfill.get_or_insert_with(|| {
         Box::new(Backfill {
             topics: Vec::new(),
-            opening: false,
-            answered: false,
             asked: Vec::new(),
             pending: VecDeque::new(),
             read_through: cursor,

@@ -424,6 +424,11 @@ const WS_WRITE_BUFFER_SLACK: usize = 64 << 10;
 /// The largest `max_body_bytes` whose write-buffer need can be counted.
 const MAX_BODY_BYTES_LIMIT: usize = (usize::MAX - WS_WRITE_BUFFER_SLACK) / 2;
 
+/// `builder` asking `tiers` too, after the tiers it has.
+fn with_tiers(builder: HubBuilder, tiers: Vec<Arc<dyn HistoryTier>>) -> HubBuilder {
+    tiers.into_iter().fold(builder, HubBuilder::tier)
+}
+
 /// The state file's name beside the demo database.
 const STATE_FILE_NAME: &str = "pushgate-state";
 
@@ -777,22 +782,23 @@ impl Config {
         tiers: Vec<Arc<dyn HistoryTier>>,
         resume: Option<(Epoch, u64)>,
     ) -> Result<(Hub, Option<RedisState>), crate::ServeError> {
-        let mut builder = self.hub_builder();
-        for tier in tiers {
-            builder = builder.tier(tier);
-        }
         let Some(url) = &self.redis else {
+            let mut builder = self.hub_builder().history(self.history_limit());
             if let Some((epoch, floor)) = resume {
                 builder = builder.resume(epoch, floor);
             }
-            return Ok((builder.history(self.history_limit()).build(), None));
+            return Ok((with_tiers(builder, tiers).build(), None));
         };
         let options = RedisOptions::default().history(self.history_limit()).max_topics(self.max_topics);
         let storage = RedisStorage::connect(url, options)
             .await
             .map_err(|source| crate::ServeError::Redis { url: redact_url(url), source })?;
         let state = storage.state();
-        Ok((builder.storage(Arc::new(storage)).build(), Some(state)))
+        // The Redis log answers cursors older than this node's memory history first (it holds
+        // every topic); the outboxes, asked next, reach further back for their sources' topics.
+        let tier = storage.history_tier();
+        let builder = self.hub_builder().storage(Arc::new(storage)).tier(tier);
+        Ok((with_tiers(builder, tiers).build(), Some(state)))
     }
 
     /// Where a single node keeps its hub's epoch across restarts ([`crate::serve_on`]):
