@@ -109,8 +109,11 @@ async fn until_up(url: &str, server: &mut Server) {
         };
         match attempt {
             Ok(()) => return,
-            // The server answered, and said no: waiting will not help.
-            Err(error @ sqlx::Error::Database(_)) => panic!("the server refused the connection: {error}"),
+            // The server answered, and said no: waiting will not help, unless it said it is
+            // still starting (PostgreSQL's 57P03).
+            Err(sqlx::Error::Database(error)) if error.code().as_deref() != Some("57P03") => {
+                panic!("the server refused the connection: {error}")
+            }
             Err(error) => {
                 if let Some(status) = server.child.try_wait().unwrap() {
                     panic!("the server exited with {status}; last error: {error}");
