@@ -21,6 +21,9 @@
 //! - [`RedisServer`]: a private `redis-server` child on a free port (nothing on disk, killed on
 //!   drop, restartable empty) for the Redis scale-out tests, a TLS server or a replica with
 //!   extra arguments; [`RedisSentinel`] watches a master and fails it over.
+//! - [`GatewayProcess`]: the built `pushgate` binary as a child process on a port the OS picks,
+//!   its JSON log kept line by line, `SIGKILL`ed as in a crash or stopped with `SIGTERM`, for
+//!   tests of several nodes, takeovers and restarts.
 //! - [`Relay`]: a TCP relay that can be cut and resumed, so one client loses a server while
 //!   others keep it.
 //! - [`TestCa`]: a throwaway certificate authority and the server or client certificates it
@@ -48,6 +51,7 @@
 
 mod client;
 mod feed;
+mod process;
 mod redis;
 mod relay;
 mod server;
@@ -56,6 +60,7 @@ mod tls;
 
 pub use client::{LongPollClient, PollClient, SseClient, Transport, TransportClient, WsClient};
 pub use feed::{Delivery, Feed, Rejected, Traffic};
+pub use process::GatewayProcess;
 pub use redis::{RedisSentinel, RedisServer, free_port};
 pub use relay::Relay;
 pub use server::{Published, TestServer};
