@@ -1,19 +1,29 @@
-//! What a connection knows about its client's credentials: the token, until when it holds, and
-//! how long a client that has none yet may wait before sending one.
+//! What a connection knows about its client's credentials: the token, the upgrade's
+//! authentication headers, the access it was granted and until when, and how long a client
+//! that has none yet may wait before sending one.
 
 use std::sync::Arc;
 
-use pushgate_http::{Action, ApiError, Authorize, Grant};
+use pushgate_http::{Action, ApiError, AuthRequest, Authorize, ClientInfo, Grant};
 use pushgate_hub::TopicName;
 use tokio::time::Instant;
 
 use crate::config::WsConfig;
 
-/// A connection's credentials. The token is a secret: it is kept to check each `subscribe`
-/// and `publish` frame, and never logged or echoed.
+/// The transport's name in what the access policy is told.
+pub(crate) const TRANSPORT: &str = "ws";
+
+/// A connection's credentials. The token and the headers are secrets: they are kept to check
+/// each `subscribe` and `publish` frame, and never logged or echoed.
 pub(crate) struct Auth {
     authorize: Arc<dyn Authorize>,
     token: Option<String>,
+    /// The upgrade's address and authentication headers, for the policy to see again with
+    /// each frame; kept only under an enforced policy.
+    client: Option<Box<ClientInfo>>,
+    /// The access the connection holds (a policy may keep its decision and the user's
+    /// connection count there): from the upgrade, then from each frame allowed.
+    grant: Grant,
     /// When the token stops being valid: the connection is closed then unless it is refreshed.
     expires_at: Option<Instant>,
     /// Under an enforced policy, when a connection that still has no token and no
@@ -22,27 +32,67 @@ pub(crate) struct Auth {
 }
 
 impl Auth {
-    /// The credentials of a connection that opened with `token` (already checked, giving
-    /// `grant`), or with none.
-    pub(crate) fn new(config: &WsConfig, token: Option<String>, grant: Grant) -> Self {
-        let deadline =
-            (config.authorize.is_enforced() && token.is_none()).then(|| Instant::now() + config.auth_timeout);
-        Self { authorize: Arc::clone(&config.authorize), token, expires_at: instant(grant), deadline }
+    /// The credentials of a connection that opened with `token` and `client` (already
+    /// checked, giving `grant`), or with none.
+    pub(crate) fn new(config: &WsConfig, token: Option<String>, client: ClientInfo, grant: Grant) -> Self {
+        let enforced = config.authorize.is_enforced();
+        let deadline = (enforced && token.is_none() && grant.user().is_none())
+            .then(|| Instant::now() + config.auth_timeout);
+        Self {
+            authorize: Arc::clone(&config.authorize),
+            token,
+            client: enforced.then(|| Box::new(client)),
+            expires_at: instant(&grant),
+            grant,
+            deadline,
+        }
     }
 
-    /// Whether the current token (or an anonymous client) may do `action` on `topics`.
-    pub(crate) fn check(&self, action: Action, topics: &[TopicName]) -> Result<Grant, ApiError> {
-        self.authorize.check(self.token.as_deref(), action, topics).map_err(ApiError::from)
+    /// Whether the current token (or an anonymous client) may do `action` on `topics`; when
+    /// it may, the connection holds what the policy granted from then on.
+    pub(crate) async fn check(&mut self, action: Action, topics: &[TopicName]) -> Result<(), ApiError> {
+        let grant = self.ask(action, topics, self.token.as_deref()).await?;
+        self.hold(grant);
+        Ok(())
     }
 
     /// Replaces the token by `token` if it is valid and allows the connection's current
     /// `topics`; otherwise the old token (if any) stays in force.
-    pub(crate) fn refresh(&mut self, token: String, topics: &[TopicName]) -> Result<Grant, ApiError> {
-        let grant = self.authorize.check(Some(&token), Action::Subscribe, topics)?;
+    pub(crate) async fn refresh(&mut self, token: String, topics: &[TopicName]) -> Result<Grant, ApiError> {
+        let grant = self.ask(Action::Subscribe, topics, Some(&token)).await?;
         self.token = Some(token);
-        self.expires_at = instant(grant);
+        self.hold(grant.clone());
         self.deadline = None;
         Ok(grant)
+    }
+
+    async fn ask(
+        &self,
+        action: Action,
+        topics: &[TopicName],
+        token: Option<&str>,
+    ) -> Result<Grant, ApiError> {
+        let none;
+        let client = match &self.client {
+            Some(client) => client,
+            None => {
+                none = ClientInfo::default();
+                &none
+            }
+        };
+        // The connection holds what it is granted: it counts as one of its user's connections.
+        let request = AuthRequest::new(action, topics, token, TRANSPORT, client)
+            .current(&self.grant)
+            .holds_connection();
+        Ok(self.authorize.check(&request).await?)
+    }
+
+    fn hold(&mut self, grant: Grant) {
+        self.expires_at = instant(&grant);
+        if grant.user().is_some() {
+            self.deadline = None;
+        }
+        self.grant = grant;
     }
 
     pub(crate) fn expires_at(&self) -> Option<Instant> {
@@ -61,6 +111,6 @@ impl Auth {
 
 /// When the grant ends on the monotonic clock; `None` (no expiry) when that is too far to
 /// represent (a token's far-future `exp`), rather than an overflow.
-fn instant(grant: Grant) -> Option<Instant> {
+fn instant(grant: &Grant) -> Option<Instant> {
     grant.remaining().and_then(|remaining| Instant::now().checked_add(remaining))
 }

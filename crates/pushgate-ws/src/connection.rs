@@ -351,22 +351,20 @@ impl Connection {
             Ok(ClientFrame::Ping { id }) => frame::pong(&id),
             Ok(ClientFrame::Auth { token }) => {
                 let topics: Vec<TopicName> = self.topics().cloned().collect();
-                match self.auth.refresh(token, &topics) {
+                match self.auth.refresh(token, &topics).await {
                     Ok(grant) => frame::authed(grant.expires_unix()),
                     Err(err) => self.refused(Some("auth"), &err),
                 }
             }
-            Ok(ClientFrame::Subscribe { topics, .. })
-                if let Err(err) = self.auth.check(Action::Subscribe, &topics) =>
-            {
-                self.refused(Some("subscribe"), &err)
-            }
             Ok(ClientFrame::Subscribe { topics, cursor }) => {
-                if self.subscription.is_some() {
+                if let Err(err) = self.auth.check(Action::Subscribe, &topics).await {
+                    self.refused(Some("subscribe"), &err)
+                } else if self.subscription.is_some() {
                     let keep: Vec<TopicName> = self.topics().cloned().collect();
                     return self.change(&keep, &topics, cursor, "subscribe").await;
+                } else {
+                    self.start(&topics, cursor.unwrap_or(self.position))
                 }
-                self.start(&topics, cursor.unwrap_or(self.position))
             }
             Ok(ClientFrame::Unsubscribe { topics }) => {
                 let rest: Vec<TopicName> = self.topics().filter(|t| !topics.contains(t)).cloned().collect();
@@ -378,29 +376,32 @@ impl Connection {
                 self.floors = Floors::default();
                 frame::subscribed(std::iter::empty(), self.position)
             }
-            Ok(ClientFrame::Publish { topic, .. })
-                if let Err(err) = self.auth.check(Action::Publish, std::slice::from_ref(&topic)) =>
-            {
-                let reply = self.refused(Some("publish"), &err);
-                return self.refuse_publish(reply);
-            }
             Ok(ClientFrame::Publish { topic, event }) => {
-                if let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {
-                    self.refusals.count(Refusal::RateLimited);
-                    let message = format!(
-                        "this client publishes faster than its limit; the next publish is allowed in {} ms",
-                        wait.as_millis().max(1)
-                    );
-                    let reply =
-                        frame::error(Some("publish"), &ApiError::new(ErrorCode::RateLimited, message));
+                if let Err(err) = self.auth.check(Action::Publish, std::slice::from_ref(&topic)).await {
+                    let reply = self.refused(Some("publish"), &err);
                     return self.refuse_publish(reply);
                 }
-                // Answered by the connection's loop once published.
-                self.waiting_publishes.push_back(Waiting::Publish(topic, event));
+                self.publish(topic, event);
                 return;
             }
         };
         self.outbox.push_reply(reply);
+    }
+
+    /// Carries out an allowed `publish` frame: in line behind the ones before it, unless the
+    /// client publishes faster than its allowance.
+    fn publish(&mut self, topic: TopicName, event: NewEvent) {
+        if let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {
+            self.refusals.count(Refusal::RateLimited);
+            let message = format!(
+                "this client publishes faster than its limit; the next publish is allowed in {} ms",
+                wait.as_millis().max(1)
+            );
+            let reply = frame::error(Some("publish"), &ApiError::new(ErrorCode::RateLimited, message));
+            return self.refuse_publish(reply);
+        }
+        // Answered by the connection's loop once published.
+        self.waiting_publishes.push_back(Waiting::Publish(topic, event));
     }
 
     /// Answers a refused `publish` frame: at once, or after the publishes sent before it.
@@ -570,7 +571,8 @@ mod tests {
     async fn the_end_of_the_client_stream_ends_the_connection() {
         let params = SubscribeParams::from_query(&pushgate_http::Query::parse(None), None).unwrap();
         let config = WsConfig::default();
-        let auth = Auth::new(&config, None, pushgate_http::Grant::forever());
+        let auth =
+            Auth::new(&config, None, pushgate_http::ClientInfo::default(), pushgate_http::Grant::forever());
         let publishes = PublishAllowance::new(config.publish_rate, Instant::now().into_std());
         let mut connection = Connection::new(1, Hub::new(), &config, params, auth, publishes).unwrap();
         // Answering `None` with "carry on" would poll the ended stream again at once, forever.
@@ -584,7 +586,8 @@ mod tests {
     fn an_idle_connection_future_stays_small() {
         let params = SubscribeParams::from_query(&pushgate_http::Query::parse(None), None).unwrap();
         let config = WsConfig::default();
-        let auth = Auth::new(&config, None, pushgate_http::Grant::forever());
+        let auth =
+            Auth::new(&config, None, pushgate_http::ClientInfo::default(), pushgate_http::Grant::forever());
         let publishes = PublishAllowance::new(config.publish_rate, Instant::now().into_std());
         let connection = Connection::new(1, Hub::new(), &config, params, auth, publishes).unwrap();
         let on_upgrade = hyper::upgrade::on(http::Request::new(()));

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
@@ -36,8 +37,10 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use pushgate_auth::JwtAuth;
-use pushgate_http::{Action, ApiError, Authorize, ErrorCode, Query, Refusal, Refusals, token_from};
+use pushgate_auth::AdminKey;
+use pushgate_http::{
+    Action, ApiError, AuthRequest, Authorize, ClientInfo, ErrorCode, Query, Refusal, Refusals, token_from,
+};
 use pushgate_hub::{Hub, NewEvent, TopicName};
 use serde_json::{Map, Value, json};
 
@@ -53,9 +56,8 @@ struct ApiState {
     body_read_timeout: Duration,
     refusals: Refusals,
     authorize: Arc<dyn Authorize>,
-    /// Recognises the admin key (and nothing else: it has no secret and no anonymous
-    /// patterns), which may read any topic's presence though it may not subscribe.
-    admin: Option<JwtAuth>,
+    /// The admin key, which may read any topic's presence though it may not subscribe.
+    admin: Option<AdminKey>,
 }
 
 /// Publish, presence and health routes over `hub`, with `config`'s body limit and deadline;
@@ -75,7 +77,7 @@ pub(crate) fn router(
         body_read_timeout: config.body_read_timeout,
         refusals,
         authorize,
-        admin: config.admin_key.as_ref().map(|key| JwtAuth::without_tokens().admin_key(key.expose())),
+        admin: config.admin_key.as_ref().map(|key| AdminKey::new(key.expose())),
     };
     Router::new()
         .route("/v1/publish/{topic}", post(publish))
@@ -90,13 +92,16 @@ async fn publish(
     connection: Option<Extension<Arc<ConnectionState>>>,
     topic: Result<Path<String>, PathRejection>,
     query: Query,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let topic = topic_name(topic)?;
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     // Checked before the body is read: a refused publisher costs no body buffering.
+    let client = ClientInfo::of(&headers, &parts.extensions);
     let token = token_from(&query, &headers);
-    state.authorize.check(token, Action::Publish, std::slice::from_ref(&topic))?;
+    let topics = std::slice::from_ref(&topic);
+    state.authorize.check(&AuthRequest::new(Action::Publish, topics, token, "http", &client)).await?;
     let body = match read_request_body(&headers, body, state.max_body_bytes, state.body_read_timeout).await {
         Ok(body) => body,
         Err(response) => {
@@ -137,19 +142,15 @@ async fn presence(
     State(state): State<ApiState>,
     topic: Result<Path<String>, PathRejection>,
     query: Query,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let topic = topic_name(topic)?;
-    let token = token_from(&query, &headers);
+    let token = token_from(&query, request.headers());
     let topics = std::slice::from_ref(&topic);
-    if let Err(refused) = state.authorize.check(token, Action::Subscribe, topics) {
-        let admin = state
-            .admin
-            .as_ref()
-            .is_some_and(|admin| token.is_some() && admin.check(token, Action::Publish, topics).is_ok());
-        if !admin {
-            return Err(refused.into());
-        }
+    let admin = state.admin.as_ref().is_some_and(|admin| token.is_some_and(|token| admin.matches(token)));
+    if !admin {
+        let client = ClientInfo::of(request.headers(), request.extensions());
+        state.authorize.check(&AuthRequest::new(Action::Subscribe, topics, token, "http", &client)).await?;
     }
     let presence = state.hub.presence(&topic);
     let by_transport: Map<String, Value> =

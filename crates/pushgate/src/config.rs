@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushgate_auth::{JwtAuth, TopicPattern};
+use pushgate_auth::{AccessPolicy, PolicyError, TopicPattern};
 use pushgate_http::Authorize;
 use pushgate_hub::{HistoryLimit, Hub, HubBuilder};
 use pushgate_redis::{RedisOptions, RedisState, RedisStorage};
@@ -377,6 +377,9 @@ pub enum ConfigError {
         #[source]
         source: pushgate_auth::InvalidPattern,
     },
+    /// The access policy cannot be set up.
+    #[error("auth: {0}")]
+    Policy(#[from] PolicyError),
     /// An origin is not `scheme://host[:port]` (or `*`).
     #[error("{name}: {source}")]
     Origin {
@@ -623,27 +626,46 @@ impl Config {
     }
 
     /// The access policy the transports and the publish API check: everything allowed when
-    /// [auth is off](Config::auth_enabled), otherwise a [`JwtAuth`] with the secret, the
-    /// admin key and the anonymous patterns. Call it on a [validated](Config::validate)
-    /// configuration: malformed patterns are skipped here.
+    /// [auth is off](Config::auth_enabled), otherwise [`access_policy`](Self::access_policy)'s.
+    /// A policy that cannot be built (which [`validate`](Self::validate) reports) refuses
+    /// everything rather than allow it.
     pub fn authorizer(&self) -> Arc<dyn Authorize> {
-        if !self.auth_enabled() {
-            return pushgate_http::allow_all();
+        match self.access_policy() {
+            Ok(None) => pushgate_http::allow_all(),
+            Ok(Some(policy)) => Arc::new(policy),
+            Err(error) => {
+                tracing::error!(%error, "the access policy cannot be built; refusing every request");
+                Arc::new(AccessPolicy::deny_all())
+            }
         }
-        let mut auth = match &self.jwt_secret {
-            Some(secret) => JwtAuth::new(secret.expose()).unwrap_or_else(|_| JwtAuth::without_tokens()),
-            None => JwtAuth::without_tokens(),
-        };
-        if let Some(key) = &self.admin_key {
-            auth = auth.admin_key(key.expose());
+    }
+
+    /// The [`AccessPolicy`] of this configuration when [auth is on](Config::auth_enabled): the
+    /// secret, the admin key and the anonymous patterns. Call it on a
+    /// [validated](Config::validate) configuration: malformed patterns are skipped here.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Policy`] when it cannot be set up.
+    pub fn access_policy(&self) -> Result<Option<AccessPolicy>, ConfigError> {
+        if !self.auth_enabled() {
+            return Ok(None);
         }
         let parsed =
             |list: &[String]| list.iter().filter_map(|p| p.parse::<TopicPattern>().ok()).collect::<Vec<_>>();
-        Arc::new(
-            auth.leeway(self.jwt_leeway)
-                .anonymous_subscribe(parsed(&self.anonymous_subscribe))
-                .anonymous_publish(parsed(&self.anonymous_publish)),
-        )
+        let mut builder = AccessPolicy::builder()
+            .leeway(self.jwt_leeway)
+            .anonymous_subscribe(parsed(&self.anonymous_subscribe))
+            .anonymous_publish(parsed(&self.anonymous_publish));
+        if let Some(secret) = &self.jwt_secret {
+            builder = builder
+                .hmac_secret(secret.expose())
+                .map_err(|_| ConfigError::EmptySecret { name: "jwt_secret" })?;
+        }
+        if let Some(key) = &self.admin_key {
+            builder = builder.admin_key(key.expose());
+        }
+        Ok(Some(builder.build()?))
     }
 
     /// The WebSocket origin policy of [`allowed_origins`](Config::allowed_origins).

@@ -123,20 +123,20 @@ pub enum ServeError {
 /// how [`serve_on`] shuts down.
 pub fn app(hub: Hub, config: &Config) -> Router {
     let server = Arc::new(server::ServerStatus::new(1, Refusals::default()));
-    routes(hub, config, Sources::default(), server, None, None)
+    routes(hub, config, config.authorizer(), Sources::default(), server, None, None)
 }
 
 /// Every route: [`app`]'s, `/healthz`, `/readyz` and `/metrics` reporting `sources`, `server`
-/// and `redis`, and the demo's when there is one.
+/// and `redis`, and the demo's when there is one; access checked by `authorize`.
 fn routes(
     hub: Hub,
     config: &Config,
+    authorize: Arc<dyn pushgate_http::Authorize>,
     sources: Sources,
     server: Arc<server::ServerStatus>,
     demo: Option<Arc<Demo>>,
     redis: Option<RedisState>,
 ) -> Router {
-    let authorize = config.authorizer();
     let poll =
         pushgate_poll::PollConfig::default().max_bytes(config.max_answer_bytes).authorize(authorize.clone());
     let longpoll = pushgate_longpoll::LongPollConfig::default()
@@ -345,6 +345,7 @@ async fn serve_with(
         header_read_timeout: config.header_read_timeout,
         idle_timeout: config.idle_timeout,
         drain_timeout: config.drain_timeout,
+        client_addresses: false,
         socket: server::SocketOptions {
             keepalive_idle: config.tcp_keepalive_idle,
             keepalive_interval: config.tcp_keepalive_interval,
@@ -364,12 +365,20 @@ async fn serve_with(
         None => None,
     };
     let status = Arc::new(server::ServerStatus::new(limits.max_connections, Refusals::default()));
-    let router = routes(hub.clone(), config, sources.clone(), Arc::clone(&status), demo.clone(), redis);
+    let policy = config.access_policy()?;
+    let authorize: Arc<dyn pushgate_http::Authorize> = match &policy {
+        Some(policy) => Arc::new(policy.clone()),
+        None => pushgate_http::allow_all(),
+    };
+    let router =
+        routes(hub.clone(), config, authorize, sources.clone(), Arc::clone(&status), demo.clone(), redis);
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),
     }
     let maintenance = tokio::spawn(hub.clone().maintain(MAINTENANCE_INTERVAL));
+    // The policy's housekeeping (JWKS refresh, expired decisions) never ends on its own.
+    let policy_upkeep = policy.as_ref().map(|policy| tokio::spawn(policy.maintain()));
     let ticker = tokio::spawn(ticker::run(hub.clone(), config.demo_ticker_rate));
     let running = sources.spawn(&hub);
     // The sources stop when the server closes the hub, in parallel with the connections'
@@ -379,6 +388,9 @@ async fn serve_with(
         running.stopped(hub, config.drain_timeout),
     );
     // The hub is closed by now, which ends maintenance and the ticker at once.
+    if let Some(upkeep) = policy_upkeep {
+        upkeep.abort();
+    }
     maintenance.await.ok();
     ticker.await.ok();
     if let Some(demo) = demo {
