@@ -152,11 +152,30 @@ fn describe(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// Whether `url` is an absolute `http://` or `https://` URL with a host.
-pub(crate) fn check_url(url: &str) -> Result<Uri, String> {
-    let uri: Uri = url.parse().map_err(|err| format!("{url:?} is not a URL: {err}"))?;
+/// A URL the policy cannot ask: not an absolute `http://` or `https://` URL with a host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{url:?} is not an http:// or https:// URL")]
+pub struct InvalidUrl {
+    url: String,
+}
+
+/// `url` parsed, if it is an absolute `http://` or `https://` URL with a host (what the auth
+/// proxy and the JWKS endpoint must be).
+///
+/// ```
+/// assert!(pushgate_auth::check_url("https://app.example/pushgate/auth").is_ok());
+/// assert!(pushgate_auth::check_url("app.example/auth").is_err());
+/// assert!(pushgate_auth::check_url("ftp://app.example/").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`InvalidUrl`] otherwise.
+pub fn check_url(url: &str) -> Result<Uri, InvalidUrl> {
+    let invalid = || InvalidUrl { url: url.to_owned() };
+    let uri: Uri = url.parse().map_err(|_| invalid())?;
     match uri.scheme_str() {
         Some("http" | "https") if uri.host().is_some() => Ok(uri),
-        _ => Err(format!("{url:?} is not an http:// or https:// URL")),
+        _ => Err(invalid()),
     }
 }

@@ -94,6 +94,7 @@ mod revocation;
 mod users;
 
 pub use claims::Claims;
+pub use client::{InvalidUrl, check_url};
 pub use jwt::{DEFAULT_LEEWAY, EmptySecret, HmacAlgorithm, MAX_EXPIRY};
 pub use keys::{KeyError, MIN_REFRESH_INTERVAL, PublicKey, REFRESH_INTERVAL};
 pub use pattern::{InvalidPattern, TopicPattern, UserPattern};

@@ -10,7 +10,7 @@ use pushgate_hub::TopicName;
 use subtle::ConstantTimeEq as _;
 
 use crate::claims::Claims;
-use crate::client::{HttpClient, check_url};
+use crate::client::{HttpClient, InvalidUrl, check_url};
 use crate::jwt::{DEFAULT_LEEWAY, EmptySecret, HmacAlgorithm, Verified, Verifier};
 use crate::keys::{MIN_REFRESH_INTERVAL, PublicKey, REFRESH_INTERVAL, RemoteKeys};
 use crate::pattern::{self, TopicPattern, UserPattern};
@@ -84,7 +84,7 @@ impl std::fmt::Debug for AdminKey {
 pub enum PolicyError {
     /// The JWKS URL is not an `http(s)://` URL.
     #[error("jwks url: {0}")]
-    JwksUrl(String),
+    JwksUrl(#[from] InvalidUrl),
     /// TLS for the JWKS endpoint could not be set up.
     #[error("jwks: cannot set up TLS: {0}")]
     Tls(String),
@@ -252,7 +252,7 @@ impl PolicyBuilder {
     /// [`PolicyError`] for a JWKS URL that cannot be used.
     pub fn build(mut self) -> Result<AccessPolicy, PolicyError> {
         if let Some(url) = self.jwks {
-            let url = check_url(&url).map_err(PolicyError::JwksUrl)?;
+            let url = check_url(&url)?;
             let client = HttpClient::new().map_err(|err| PolicyError::Tls(err.to_string()))?;
             let min = self.jwks_min_refresh.unwrap_or(MIN_REFRESH_INTERVAL);
             self.inner.verifier.remote = Some(Arc::new(RemoteKeys::new(url, client, min)));

@@ -35,7 +35,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::client::{HttpClient, check_url};
+use crate::client::{HttpClient, InvalidUrl, check_url};
 use crate::pattern::TopicPattern;
 
 /// The default time the application has to answer.
@@ -55,7 +55,7 @@ const MAX_USER_BYTES: usize = 256;
 pub enum ProxyError {
     /// The URL is not an absolute `http://` or `https://` URL.
     #[error("auth proxy: {0}")]
-    Url(String),
+    Url(#[from] InvalidUrl),
     /// TLS could not be set up.
     #[error("auth proxy: cannot set up TLS: {0}")]
     Tls(String),
@@ -160,7 +160,7 @@ impl AuthProxy {
     ///
     /// [`ProxyError`] for a URL that is not `http(s)://host…`, or TLS that cannot be set up.
     pub fn new(url: &str) -> Result<Self, ProxyError> {
-        let url = check_url(url).map_err(ProxyError::Url)?;
+        let url = check_url(url)?;
         let client = HttpClient::new().map_err(|err| ProxyError::Tls(err.to_string()))?;
         Ok(Self::with_client(url, client))
     }

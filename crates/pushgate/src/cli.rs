@@ -91,6 +91,11 @@ pub struct ServeArgs {
           default_value_t = Seconds(Config::default().sse_heartbeat))]
     pub sse_heartbeat: Seconds,
 
+    /// The SSE `retry:` hint: how long a browser waits before reconnecting a stream that ended.
+    #[arg(long, env = "PUSHGATE_SSE_RETRY", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().sse_retry))]
+    pub sse_retry: Seconds,
+
     /// Hold each SSE, WebSocket and long-poll subscriber's events this long after the first
     /// arrives, then write them together (e.g. 5ms; 0 = off, at most 1s): fewer writes, for
     /// up to this much added latency.
@@ -230,6 +235,55 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHGATE_ADMIN_KEY", value_name = "KEY", hide_env_values = true)]
     pub admin_key: Option<Secret>,
 
+    /// PEM file of a public key (RSA, EC P-256/P-384, Ed25519) that verifies client tokens
+    /// (an identity provider's). Repeatable. Turns auth on.
+    #[arg(
+        long = "jwt-public-key",
+        env = "PUSHGATE_JWT_PUBLIC_KEYS",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub jwt_public_keys: Vec<PathBuf>,
+
+    /// JWKS URL of the keys that verify client tokens (an identity provider's), fetched on an
+    /// unknown key id and every 5 minutes. Turns auth on.
+    #[arg(long, env = "PUSHGATE_JWKS_URL", value_name = "URL")]
+    pub jwks_url: Option<String>,
+
+    /// An audience tokens must name in `aud`. Repeatable. Default: `aud` is not checked.
+    #[arg(long, env = "PUSHGATE_JWT_AUDIENCE", value_name = "AUD", value_delimiter = ',')]
+    pub jwt_audience: Vec<String>,
+
+    /// An issuer tokens must name in `iss`. Repeatable. Default: `iss` is not checked.
+    #[arg(long, env = "PUSHGATE_JWT_ISSUER", value_name = "ISS", value_delimiter = ',')]
+    pub jwt_issuer: Vec<String>,
+
+    /// The application's endpoint that decides requests no token decides (its own sessions):
+    /// POSTed the action, topics, transport, client address and the request's Cookie,
+    /// Authorization, Origin and User-Agent. Turns auth on.
+    #[arg(long, env = "PUSHGATE_AUTH_PROXY", value_name = "URL")]
+    pub auth_proxy: Option<String>,
+
+    /// How long the auth proxy has to answer; past it the request is 503 auth_unavailable.
+    #[arg(long, env = "PUSHGATE_AUTH_PROXY_TIMEOUT", value_name = "DURATION",
+          default_value_t = Seconds(Config::default().auth_proxy_timeout))]
+    pub auth_proxy_timeout: Seconds,
+
+    /// With auth on, a topic pattern every authenticated user may subscribe to, `{user}`
+    /// standing for its id (`user:{user}`). Repeatable.
+    #[arg(long, env = "PUSHGATE_USER_SUBSCRIBE", value_name = "PATTERN", value_delimiter = ',')]
+    pub user_subscribe: Vec<String>,
+
+    /// With auth on, a topic pattern every authenticated user may publish on. Repeatable.
+    #[arg(long, env = "PUSHGATE_USER_PUBLISH", value_name = "PATTERN", value_delimiter = ',')]
+    pub user_publish: Vec<String>,
+
+    /// Most SSE streams, WebSockets and parked long polls one user may hold; more get 429
+    /// too_many_connections_for_user (0: no limit).
+    #[arg(long, env = "PUSHGATE_MAX_CONNECTIONS_PER_USER", value_name = "N",
+          default_value_t = Config::default().max_connections_per_user)]
+    pub max_connections_per_user: usize,
+
     /// With auth on, a topic pattern anyone may subscribe to (`news`, `news.*`, `*`). Repeat
     /// for more (in the variable: comma-separated).
     #[arg(long, env = "PUSHGATE_ANONYMOUS_SUBSCRIBE", value_name = "PATTERN", value_delimiter = ',')]
@@ -261,6 +315,7 @@ impl From<ServeArgs> for Config {
             .with_longpoll_timeout(args.longpoll_timeout.0)
             .with_longpoll_max_timeout(args.longpoll_max_timeout.0)
             .with_sse_heartbeat(args.sse_heartbeat.0)
+            .with_sse_retry(args.sse_retry.0)
             .with_coalesce(args.coalesce.0)
             .with_ws_max_message_bytes(args.ws_max_message_bytes.0)
             .with_max_connections(args.max_connections)
@@ -282,6 +337,15 @@ impl From<ServeArgs> for Config {
             .with_jwt_secret(args.jwt_secret)
             .with_jwt_leeway(args.jwt_leeway.0)
             .with_admin_key(args.admin_key)
+            .with_jwt_public_keys(args.jwt_public_keys)
+            .with_jwks_url(args.jwks_url)
+            .with_jwt_audience(args.jwt_audience)
+            .with_jwt_issuer(args.jwt_issuer)
+            .with_auth_proxy(args.auth_proxy)
+            .with_auth_proxy_timeout(args.auth_proxy_timeout.0)
+            .with_user_subscribe(args.user_subscribe)
+            .with_user_publish(args.user_publish)
+            .with_max_connections_per_user(args.max_connections_per_user)
             .with_anonymous_subscribe(args.anonymous_subscribe)
             .with_anonymous_publish(args.anonymous_publish)
             .with_allowed_origins(args.allowed_origins)
@@ -562,6 +626,47 @@ mod tests {
         assert_eq!(config.allowed_origins, ["https://a.example", "https://b.example"]);
         assert_eq!(config.cors_origins, ["*"]);
         assert_eq!(config.jwt_leeway, Duration::ZERO);
+        assert!(config.auth_enabled());
+        let args = [
+            "pushgate",
+            "--jwt-public-key",
+            "a.pem",
+            "--jwt-public-key",
+            "b.pem",
+            "--jwks-url",
+            "https://id.example/certs",
+            "--jwt-audience",
+            "pushgate",
+            "--jwt-issuer",
+            "https://id.example",
+            "--auth-proxy",
+            "http://app:8000/pushgate/auth",
+            "--auth-proxy-timeout",
+            "500ms",
+            "--user-subscribe",
+            "user:{user}",
+            "--user-publish",
+            "chat.*",
+            "--max-connections-per-user",
+            "5",
+            "--sse-retry",
+            "5s",
+        ];
+        let config = Config::from(Command::try_parse_from(args).expect("valid options").serve);
+        assert_eq!(config.jwt_public_keys, [PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
+        assert_eq!(config.jwks_url.as_deref(), Some("https://id.example/certs"));
+        assert_eq!(
+            (config.jwt_audience.as_slice(), config.jwt_issuer.as_slice()),
+            (&["pushgate".to_owned()][..], &["https://id.example".to_owned()][..])
+        );
+        assert_eq!(config.auth_proxy.as_deref(), Some("http://app:8000/pushgate/auth"));
+        assert_eq!(config.auth_proxy_timeout, Duration::from_millis(500));
+        assert_eq!(
+            (config.user_subscribe.as_slice(), config.user_publish.as_slice()),
+            (&["user:{user}".to_owned()][..], &["chat.*".to_owned()][..])
+        );
+        assert_eq!(config.max_connections_per_user, 5);
+        assert_eq!(config.sse_retry, Duration::from_secs(5));
         assert!(config.auth_enabled());
         let both = ["pushgate", "--jwt-secret", "a", "--jwt-secret-file", "/tmp/s"];
         assert!(Command::try_parse_from(both).is_err());

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushgate_auth::{AccessPolicy, PolicyError, TopicPattern};
+use pushgate_auth::{AccessPolicy, AuthProxy, PolicyError, PublicKey, TopicPattern, UserPattern};
 use pushgate_http::Authorize;
 use pushgate_hub::{HistoryLimit, Hub, HubBuilder};
 use pushgate_redis::{RedisOptions, RedisState, RedisStorage};
@@ -59,6 +59,9 @@ pub struct Config {
     pub longpoll_max_timeout: Duration,
     /// Interval of the SSE `: hb` comment that keeps idle streams open. Default 15 s.
     pub sse_heartbeat: Duration,
+    /// The SSE `retry:` hint at the start of every stream: how long a browser waits before
+    /// reconnecting after a stream ends. Default 2 s.
+    pub sse_retry: Duration,
     /// The delivery coalescing window of SSE, WebSocket and long poll: a subscriber's events
     /// are held this long after the first arrives and then written together (one write, one
     /// long-poll answer; a window that gathered more than a batch takes a few). Trades up to
@@ -169,6 +172,32 @@ pub struct Config {
     /// A key the application's servers send as `Authorization: Bearer <key>` to publish on
     /// any topic. Default `None`.
     pub admin_key: Option<Secret>,
+    /// PEM files of public keys (RSA, EC P-256/P-384, Ed25519) whose private halves sign
+    /// client tokens (an identity provider's). Turns auth on. Default none.
+    pub jwt_public_keys: Vec<PathBuf>,
+    /// A JWKS URL publishing the keys that sign client tokens (an identity provider's, e.g.
+    /// Keycloak's `…/protocol/openid-connect/certs`), fetched when a token names an unknown key
+    /// id and every 5 minutes. Turns auth on. Default `None`.
+    pub jwks_url: Option<String>,
+    /// Audiences a token must name one of in `aud`. Default none: `aud` is not checked.
+    pub jwt_audience: Vec<String>,
+    /// Issuers a token must name one of in `iss`. Default none: `iss` is not checked.
+    pub jwt_issuer: Vec<String>,
+    /// The application's endpoint that decides requests no token decides (its session
+    /// cookies): it is POSTed the action, topics, transport, client address and the request's
+    /// `Cookie`, `Authorization`, `Origin` and `User-Agent`. Turns auth on. Default `None`.
+    pub auth_proxy: Option<String>,
+    /// How long the auth proxy has to answer; past it the request is `503 auth_unavailable`.
+    /// Default 2 s.
+    pub auth_proxy_timeout: Duration,
+    /// Topic patterns every authenticated user may subscribe to, `{user}` standing for its id
+    /// (`user:{user}`). Default none.
+    pub user_subscribe: Vec<String>,
+    /// Topic patterns every authenticated user may publish on. Default none.
+    pub user_publish: Vec<String>,
+    /// Most SSE streams, WebSockets and parked long polls one user may hold; more are refused
+    /// with `429 too_many_connections_for_user`. Zero: no limit (the default).
+    pub max_connections_per_user: usize,
     /// Topic patterns (`news`, `news.*`, `*`) anyone may subscribe to when auth is on, token or
     /// not. Default none.
     pub anonymous_subscribe: Vec<String>,
@@ -223,6 +252,7 @@ impl Default for Config {
             longpoll_timeout: Duration::from_secs(25),
             longpoll_max_timeout: Duration::from_secs(120),
             sse_heartbeat: Duration::from_secs(15),
+            sse_retry: Duration::from_secs(2),
             coalesce: Duration::ZERO,
             ws_max_message_bytes: 64 << 10,
             ws_max_write_buffer_bytes: None,
@@ -249,6 +279,15 @@ impl Default for Config {
             jwt_secret: None,
             jwt_leeway: pushgate_auth::DEFAULT_LEEWAY,
             admin_key: None,
+            jwt_public_keys: Vec::new(),
+            jwks_url: None,
+            jwt_audience: Vec::new(),
+            jwt_issuer: Vec::new(),
+            auth_proxy: None,
+            auth_proxy_timeout: pushgate_auth::DEFAULT_PROXY_TIMEOUT,
+            user_subscribe: Vec::new(),
+            user_publish: Vec::new(),
+            max_connections_per_user: 0,
             anonymous_subscribe: Vec::new(),
             anonymous_publish: Vec::new(),
             allowed_origins: Vec::new(),
@@ -380,6 +419,35 @@ pub enum ConfigError {
     /// The access policy cannot be set up.
     #[error("auth: {0}")]
     Policy(#[from] PolicyError),
+    /// A public key file cannot be read or holds no usable public key.
+    #[error("jwt_public_key {path:?}: {reason}")]
+    PublicKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A URL of the access settings (`auth_proxy`, `jwks_url`) cannot be used.
+    #[error("{name}: {source}")]
+    AuthUrl {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong.
+        #[source]
+        source: pushgate_auth::InvalidUrl,
+    },
+    /// The auth proxy cannot be set up.
+    #[error(transparent)]
+    Proxy(#[from] pushgate_auth::ProxyError),
+    /// A user pattern is malformed.
+    #[error("{name}: {source}")]
+    UserPattern {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong.
+        #[source]
+        source: pushgate_auth::InvalidPattern,
+    },
     /// An origin is not `scheme://host[:port]` (or `*`).
     #[error("{name}: {source}")]
     Origin {
@@ -447,6 +515,8 @@ setters! {
     with_longpoll_max_timeout => longpoll_max_timeout: Duration;
     /// Replaces [`sse_heartbeat`](Config::sse_heartbeat).
     with_sse_heartbeat => sse_heartbeat: Duration;
+    /// Replaces [`sse_retry`](Config::sse_retry).
+    with_sse_retry => sse_retry: Duration;
     /// Replaces [`coalesce`](Config::coalesce).
     with_coalesce => coalesce: Duration;
     /// Replaces [`ws_max_message_bytes`](Config::ws_max_message_bytes).
@@ -499,6 +569,24 @@ setters! {
     with_jwt_leeway => jwt_leeway: Duration;
     /// Replaces [`admin_key`](Config::admin_key).
     with_admin_key => admin_key: Option<Secret>;
+    /// Replaces [`jwt_public_keys`](Config::jwt_public_keys).
+    with_jwt_public_keys => jwt_public_keys: Vec<PathBuf>;
+    /// Replaces [`jwks_url`](Config::jwks_url).
+    with_jwks_url => jwks_url: Option<String>;
+    /// Replaces [`jwt_audience`](Config::jwt_audience).
+    with_jwt_audience => jwt_audience: Vec<String>;
+    /// Replaces [`jwt_issuer`](Config::jwt_issuer).
+    with_jwt_issuer => jwt_issuer: Vec<String>;
+    /// Replaces [`auth_proxy`](Config::auth_proxy).
+    with_auth_proxy => auth_proxy: Option<String>;
+    /// Replaces [`auth_proxy_timeout`](Config::auth_proxy_timeout).
+    with_auth_proxy_timeout => auth_proxy_timeout: Duration;
+    /// Replaces [`user_subscribe`](Config::user_subscribe).
+    with_user_subscribe => user_subscribe: Vec<String>;
+    /// Replaces [`user_publish`](Config::user_publish).
+    with_user_publish => user_publish: Vec<String>;
+    /// Replaces [`max_connections_per_user`](Config::max_connections_per_user).
+    with_max_connections_per_user => max_connections_per_user: usize;
     /// Replaces [`anonymous_subscribe`](Config::anonymous_subscribe).
     with_anonymous_subscribe => anonymous_subscribe: Vec<String>;
     /// Replaces [`anonymous_publish`](Config::anonymous_publish).
@@ -603,7 +691,7 @@ impl Config {
         self.validate_access()
     }
 
-    /// Secrets are not empty; patterns and origins parse.
+    /// Secrets are not empty; patterns, origins, URLs and key files parse.
     fn validate_access(&self) -> Result<(), ConfigError> {
         for (name, secret) in [("jwt_secret", &self.jwt_secret), ("admin_key", &self.admin_key)] {
             if secret.as_ref().is_some_and(|secret| secret.expose().is_empty()) {
@@ -612,6 +700,20 @@ impl Config {
         }
         patterns("anonymous_subscribe", &self.anonymous_subscribe)?;
         patterns("anonymous_publish", &self.anonymous_publish)?;
+        for (name, list) in [("user_subscribe", &self.user_subscribe), ("user_publish", &self.user_publish)] {
+            for pattern in list {
+                pattern.parse::<UserPattern>().map_err(|source| ConfigError::UserPattern { name, source })?;
+            }
+        }
+        for (name, url) in [("auth_proxy", &self.auth_proxy), ("jwks_url", &self.jwks_url)] {
+            if let Some(url) = url {
+                pushgate_auth::check_url(url).map_err(|source| ConfigError::AuthUrl { name, source })?;
+            }
+        }
+        if self.auth_proxy.is_some() && self.auth_proxy_timeout.is_zero() {
+            return Err(ConfigError::Zero { name: "auth_proxy_timeout" });
+        }
+        self.public_keys()?;
         self.ws_origins()?;
         for origin in self.cors_origins.iter().filter(|origin| origin.trim() != "*") {
             let parsed = origin.trim().parse::<pushgate_ws::Origin>();
@@ -620,9 +722,26 @@ impl Config {
         Ok(())
     }
 
-    /// Whether auth is on: a JWT secret or an admin key is set.
+    /// Whether auth is on: a JWT secret, public keys, a JWKS URL, an auth proxy or an admin
+    /// key is set.
     pub fn auth_enabled(&self) -> bool {
-        self.jwt_secret.is_some() || self.admin_key.is_some()
+        self.jwt_secret.is_some()
+            || self.admin_key.is_some()
+            || !self.jwt_public_keys.is_empty()
+            || self.jwks_url.is_some()
+            || self.auth_proxy.is_some()
+    }
+
+    /// The keys of [`jwt_public_keys`](Config::jwt_public_keys), read from their files.
+    fn public_keys(&self) -> Result<Vec<PublicKey>, ConfigError> {
+        self.jwt_public_keys
+            .iter()
+            .map(|path| {
+                let failed = |reason: String| ConfigError::PublicKey { path: path.clone(), reason };
+                let pem = std::fs::read(path).map_err(|err| failed(err.to_string()))?;
+                PublicKey::from_pem(&pem).map_err(|err| failed(err.to_string()))
+            })
+            .collect()
     }
 
     /// The access policy the transports and the publish API check: everything allowed when
@@ -641,7 +760,8 @@ impl Config {
     }
 
     /// The [`AccessPolicy`] of this configuration when [auth is on](Config::auth_enabled): the
-    /// secret, the admin key and the anonymous patterns. Call it on a
+    /// secret and public keys, the JWKS URL, the auth proxy, the admin key, the anonymous and
+    /// user patterns and the per-user limit. Call it on a
     /// [validated](Config::validate) configuration: malformed patterns are skipped here.
     ///
     /// # Errors
@@ -653,10 +773,18 @@ impl Config {
         }
         let parsed =
             |list: &[String]| list.iter().filter_map(|p| p.parse::<TopicPattern>().ok()).collect::<Vec<_>>();
+        let templates =
+            |list: &[String]| list.iter().filter_map(|p| p.parse::<UserPattern>().ok()).collect::<Vec<_>>();
+        let per_user = (self.max_connections_per_user > 0).then_some(self.max_connections_per_user);
         let mut builder = AccessPolicy::builder()
             .leeway(self.jwt_leeway)
             .anonymous_subscribe(parsed(&self.anonymous_subscribe))
-            .anonymous_publish(parsed(&self.anonymous_publish));
+            .anonymous_publish(parsed(&self.anonymous_publish))
+            .user_subscribe(templates(&self.user_subscribe))
+            .user_publish(templates(&self.user_publish))
+            .audience(self.jwt_audience.iter().cloned())
+            .issuer(self.jwt_issuer.iter().cloned())
+            .max_connections_per_user(per_user);
         if let Some(secret) = &self.jwt_secret {
             builder = builder
                 .hmac_secret(secret.expose())
@@ -664,6 +792,15 @@ impl Config {
         }
         if let Some(key) = &self.admin_key {
             builder = builder.admin_key(key.expose());
+        }
+        for key in self.public_keys()? {
+            builder = builder.public_key(key);
+        }
+        if let Some(url) = &self.jwks_url {
+            builder = builder.jwks_url(url);
+        }
+        if let Some(url) = &self.auth_proxy {
+            builder = builder.auth_proxy(AuthProxy::new(url)?.timeout(self.auth_proxy_timeout));
         }
         Ok(Some(builder.build()?))
     }
@@ -880,6 +1017,27 @@ mod tests {
         assert!(matches!(bad_origin, Err(ConfigError::Origin { name: "allowed_origins", .. })));
         let bad_cors = base.clone().with_cors_origins(vec!["https://a.example/".into()]).validate();
         assert!(matches!(bad_cors, Err(ConfigError::Origin { name: "cors_origins", .. })));
+        let bad_url = base.clone().with_auth_proxy(Some("app:8000/auth".into())).validate();
+        assert!(matches!(bad_url, Err(ConfigError::AuthUrl { name: "auth_proxy", .. })));
+        let bad_jwks = base.clone().with_jwks_url(Some("file:///etc/keys".into())).validate();
+        assert!(matches!(bad_jwks, Err(ConfigError::AuthUrl { name: "jwks_url", .. })));
+        let bad_template = base.clone().with_user_subscribe(vec!["user:{id}".into()]).validate();
+        assert!(matches!(bad_template, Err(ConfigError::UserPattern { name: "user_subscribe", .. })));
+        let missing_key = base.clone().with_jwt_public_keys(vec!["/nonexistent/key.pem".into()]).validate();
+        assert!(matches!(missing_key, Err(ConfigError::PublicKey { .. })));
+        let private = concat!(env!("CARGO_MANIFEST_DIR"), "/../pushgate-auth/testdata/rsa1.key");
+        let private_key = base.clone().with_jwt_public_keys(vec![private.into()]).validate();
+        assert!(
+            matches!(&private_key, Err(ConfigError::PublicKey { reason, .. }) if reason.contains("private key")),
+            "{private_key:?}"
+        );
+        let public = concat!(env!("CARGO_MANIFEST_DIR"), "/../pushgate-auth/testdata/ec256.pub");
+        let keys = base.clone().with_jwt_public_keys(vec![public.into()]);
+        assert_eq!(keys.validate(), Ok(()));
+        assert!(keys.auth_enabled() && keys.authorizer().is_enforced());
+        let proxy = base.clone().with_auth_proxy(Some("https://app.example/pushgate/auth".into()));
+        assert_eq!(proxy.validate(), Ok(()));
+        assert!(proxy.auth_enabled());
         let good = base
             .with_jwt_secret(Some(Secret::new("s3cr3t")))
             .with_anonymous_publish(vec!["chat.*".into(), "*".into()])

@@ -147,6 +147,7 @@ fn routes(
         .authorize(authorize.clone());
     let sse = pushgate_sse::SseConfig::default()
         .heartbeat(config.sse_heartbeat)
+        .retry(config.sse_retry)
         .coalesce(config.coalesce)
         .authorize(authorize.clone());
     // The write-buffer cap follows the body limit: an event frame larger than the cap would
@@ -345,7 +346,8 @@ async fn serve_with(
         header_read_timeout: config.header_read_timeout,
         idle_timeout: config.idle_timeout,
         drain_timeout: config.drain_timeout,
-        client_addresses: false,
+        // The auth proxy tells the application each request's client address.
+        client_addresses: config.auth_proxy.is_some(),
         socket: server::SocketOptions {
             keepalive_idle: config.tcp_keepalive_idle,
             keepalive_interval: config.tcp_keepalive_interval,

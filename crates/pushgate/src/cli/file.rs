@@ -5,7 +5,8 @@
 //! (`"25s"`, `"1MiB"`) or a bare number (seconds, bytes). An unknown key is an error, so a typo
 //! does not silently leave a default in place.
 //!
-//! Secrets (`jwt_secret`, `admin_key`) may be in the file, but are better in the environment or,
+//! URLs with a password (`sources`, `redis`, `auth_proxy`, `jwks_url`) are printed with it
+//! hidden. Secrets (`jwt_secret`, `admin_key`) may be in the file, but are better in the environment or,
 //! for the JWT secret, in a file of their own (`jwt_secret_file`, read here too); `--print-config`
 //! shows them as `<redacted>`.
 //!
@@ -81,6 +82,8 @@ struct ConfigFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     sse_heartbeat: Option<Seconds>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    sse_retry: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     coalesce: Option<Seconds>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ws_max_message_bytes: Option<Bytes>,
@@ -129,6 +132,24 @@ struct ConfigFile {
     jwt_leeway: Option<Seconds>,
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwt_public_keys: Option<Vec<PathBuf>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwt_audience: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwt_issuer: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_proxy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_proxy_timeout: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_subscribe: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_publish: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections_per_user: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     anonymous_subscribe: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,15 +219,17 @@ impl ServeArgs {
         let args = &mut self;
         take_from_file!(args, file, given;
             plain: listen, max_body_bytes, body_read_timeout, max_answer_bytes, longpoll_timeout,
-                longpoll_max_timeout, sse_heartbeat, coalesce, ws_max_message_bytes, max_connections,
+                longpoll_max_timeout, sse_heartbeat, sse_retry, coalesce, ws_max_message_bytes, max_connections,
                 max_connections_per_ip, publish_rate, publish_burst,
                 header_read_timeout, idle_timeout, drain_timeout, max_topics_per_subscription,
                 max_topics, history_events, history_age, sources, demo_db, no_demo, log_format;
             optional: demo_ticker_rate, web_dir, redis, jwt_secret_file
         );
         take_from_file!(args, file, given;
-            plain: jwt_leeway, anonymous_subscribe, anonymous_publish, allowed_origins, cors_origins;
-            optional:
+            plain: jwt_leeway, anonymous_subscribe, anonymous_publish, allowed_origins, cors_origins,
+                jwt_public_keys, jwt_audience, jwt_issuer, auth_proxy_timeout, user_subscribe, user_publish,
+                max_connections_per_user;
+            optional: jwks_url, auth_proxy
         );
         for (id, value, into) in [
             ("jwt_secret", file.jwt_secret, &mut args.jwt_secret),
@@ -245,6 +268,7 @@ impl ServeArgs {
             longpoll_timeout: Some(self.longpoll_timeout),
             longpoll_max_timeout: Some(self.longpoll_max_timeout),
             sse_heartbeat: Some(self.sse_heartbeat),
+            sse_retry: Some(self.sse_retry),
             coalesce: Some(self.coalesce),
             ws_max_message_bytes: Some(self.ws_max_message_bytes),
             max_connections: Some(self.max_connections),
@@ -273,6 +297,15 @@ impl ServeArgs {
             jwt_secret_file: None,
             jwt_leeway: Some(self.jwt_leeway),
             admin_key: self.admin_key.as_ref().map(|_| REDACTED.to_owned()),
+            jwt_public_keys: Some(self.jwt_public_keys.clone()),
+            jwks_url: self.jwks_url.as_deref().map(crate::config::redact_url),
+            jwt_audience: Some(self.jwt_audience.clone()),
+            jwt_issuer: Some(self.jwt_issuer.clone()),
+            auth_proxy: self.auth_proxy.as_deref().map(crate::config::redact_url),
+            auth_proxy_timeout: Some(self.auth_proxy_timeout),
+            user_subscribe: Some(self.user_subscribe.clone()),
+            user_publish: Some(self.user_publish.clone()),
+            max_connections_per_user: Some(self.max_connections_per_user),
             anonymous_subscribe: Some(self.anonymous_subscribe.clone()),
             anonymous_publish: Some(self.anonymous_publish.clone()),
             allowed_origins: Some(self.allowed_origins.clone()),
