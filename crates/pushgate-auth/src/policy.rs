@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::DecodingKey;
 use pushgate_http::{Action, AuthError, AuthRequest, Authorize, Check, Grant};
-use pushgate_hub::TopicName;
+use pushgate_hub::{MAX_SENDER_LEN, TopicName};
 use subtle::ConstantTimeEq as _;
 
 use crate::claims::Claims;
@@ -450,6 +450,9 @@ impl Inner {
         until: Option<SystemTime>,
     ) -> Result<Grant, AuthError> {
         let user = claims.sub.as_deref().filter(|sub| !sub.is_empty());
+        if user.is_some_and(|user| user.len() > MAX_SENDER_LEN) {
+            return Err(crate::jwt::invalid("the token's `sub` is longer than 256 bytes"));
+        }
         if let Some(user) = user {
             let issued = claims.iat.and_then(|iat| UNIX_EPOCH.checked_add(Duration::from_secs(iat)));
             if self.revocations.is_revoked(user, issued) {

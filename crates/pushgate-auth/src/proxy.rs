@@ -46,8 +46,8 @@ const DEFAULT_CACHE_CAPACITY: usize = 100_000;
 const DEFAULT_MAX_CONCURRENT: usize = 256;
 /// The largest answer read from the application.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
-/// The longest user id accepted from the application.
-const MAX_USER_BYTES: usize = 256;
+/// The longest user id accepted from the application: what an event's sender may be.
+const MAX_USER_BYTES: usize = pushgate_hub::MAX_SENDER_LEN;
 
 /// Why an auth proxy cannot be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -15,20 +15,28 @@ pub(crate) const TRANSPORT: &str = "ws";
 
 /// A connection's credentials. The token and the headers are secrets: they are kept to check
 /// each `subscribe` and `publish` frame, and never logged or echoed.
+///
+/// Every idle connection holds this, so what only an enforced policy needs is boxed: a server
+/// without auth keeps two pointers and two timers per connection here.
 pub(crate) struct Auth {
     authorize: Arc<dyn Authorize>,
-    token: Option<String>,
-    /// The upgrade's address and authentication headers, for the policy to see again with
-    /// each frame; kept only under an enforced policy.
-    client: Option<Box<ClientInfo>>,
-    /// The access the connection holds (a policy may keep its decision and the user's
-    /// connection count there): from the upgrade, then from each frame allowed.
-    grant: Grant,
+    /// `None` under a policy that allows everything.
+    held: Option<Box<Held>>,
     /// When the token stops being valid: the connection is closed then unless it is refreshed.
     expires_at: Option<Instant>,
     /// Under an enforced policy, when a connection that still has no token and no
     /// subscription is closed.
     deadline: Option<Instant>,
+}
+
+/// What an enforced policy is shown again with each frame.
+struct Held {
+    token: Option<String>,
+    /// The upgrade's address and authentication headers.
+    client: ClientInfo,
+    /// The access the connection holds (a policy may keep its decision and the user's
+    /// connection count there): from the upgrade, then from each frame allowed.
+    grant: Grant,
 }
 
 impl Auth {
@@ -40,10 +48,8 @@ impl Auth {
             .then(|| Instant::now() + config.auth_timeout);
         Self {
             authorize: Arc::clone(&config.authorize),
-            token,
-            client: enforced.then(|| Box::new(client)),
             expires_at: instant(&grant),
-            grant,
+            held: enforced.then(|| Box::new(Held { token, client, grant })),
             deadline,
         }
     }
@@ -51,48 +57,52 @@ impl Auth {
     /// Whether the current token (or an anonymous client) may do `action` on `topics`; when
     /// it may, the connection holds what the policy granted from then on.
     pub(crate) async fn check(&mut self, action: Action, topics: &[TopicName]) -> Result<(), ApiError> {
-        let grant = self.ask(action, topics, self.token.as_deref()).await?;
-        self.hold(grant);
+        let Some(held) = &self.held else { return Ok(()) };
+        let grant = Self::ask(&*self.authorize, held, action, topics, held.token.as_deref()).await?;
+        self.hold(grant, None);
         Ok(())
     }
 
     /// Replaces the token by `token` if it is valid and allows the connection's current
     /// `topics`; otherwise the old token (if any) stays in force.
     pub(crate) async fn refresh(&mut self, token: String, topics: &[TopicName]) -> Result<Grant, ApiError> {
-        let grant = self.ask(Action::Subscribe, topics, Some(&token)).await?;
-        self.token = Some(token);
-        self.hold(grant.clone());
+        let Some(held) = &self.held else { return Ok(Grant::forever()) };
+        let grant = Self::ask(&*self.authorize, held, Action::Subscribe, topics, Some(&token)).await?;
+        self.hold(grant.clone(), Some(token));
         self.deadline = None;
         Ok(grant)
     }
 
     async fn ask(
-        &self,
+        authorize: &dyn Authorize,
+        held: &Held,
         action: Action,
         topics: &[TopicName],
         token: Option<&str>,
     ) -> Result<Grant, ApiError> {
-        let none;
-        let client = match &self.client {
-            Some(client) => client,
-            None => {
-                none = ClientInfo::default();
-                &none
-            }
-        };
         // The connection holds what it is granted: it counts as one of its user's connections.
-        let request = AuthRequest::new(action, topics, token, TRANSPORT, client)
-            .current(&self.grant)
+        let request = AuthRequest::new(action, topics, token, TRANSPORT, &held.client)
+            .current(&held.grant)
             .holds_connection();
-        Ok(self.authorize.check(&request).await?)
+        Ok(authorize.check(&request).await?)
     }
 
-    fn hold(&mut self, grant: Grant) {
+    fn hold(&mut self, grant: Grant, token: Option<String>) {
         self.expires_at = instant(&grant);
         if grant.user().is_some() {
             self.deadline = None;
         }
-        self.grant = grant;
+        if let Some(held) = &mut self.held {
+            held.grant = grant;
+            if token.is_some() {
+                held.token = token;
+            }
+        }
+    }
+
+    /// The user the connection acts for, when the policy knows it.
+    pub(crate) fn user(&self) -> Option<&str> {
+        self.held.as_ref().and_then(|held| held.grant.user())
     }
 
     pub(crate) fn expires_at(&self) -> Option<Instant> {

@@ -389,8 +389,11 @@ impl Connection {
     }
 
     /// Carries out an allowed `publish` frame: in line behind the ones before it, unless the
-    /// client publishes faster than its allowance.
-    fn publish(&mut self, topic: TopicName, event: NewEvent) {
+    /// client publishes faster than its allowance. The event's sender is the connection's user.
+    fn publish(&mut self, topic: TopicName, mut event: NewEvent) {
+        if let Some(user) = self.auth.user() {
+            event = event.from(user);
+        }
         if let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {
             self.refusals.count(Refusal::RateLimited);
             let message = format!(
