@@ -236,7 +236,9 @@ impl RemoteKeys {
         if self.generation.load(Ordering::Acquire) != seen {
             return;
         }
-        {
+        // The first fetch of a set never fetched is its initial load, not a refresh: it does
+        // not count against the interval, so a key rotated in right after is still picked up.
+        if seen > 0 {
             let mut last = self.last_triggered.lock();
             if last.is_some_and(|at| at.elapsed() < self.min_interval) {
                 return;
