@@ -11,8 +11,10 @@
 //! ([`Hub::close`]) parked requests are answered at once with what they have, so clients
 //! re-poll elsewhere; requests arriving after that get `503 shutting_down`.
 //!
-//! Every request is checked against [`LongPollConfig::authorize`] (default: allow all), and a
-//! parked request is answered at the latest when its token expires.
+//! Every request is checked against [`LongPollConfig::authorize`] (default: allow all); a parked
+//! request holds its grant (a policy may count it as one of its user's connections) and, when its
+//! token expires first, is answered `401 token_expired` then, never an empty `200` that the
+//! client would repeat at once with the same token.
 //!
 //! ```
 //! use std::time::Duration;

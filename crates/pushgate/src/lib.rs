@@ -17,8 +17,10 @@
 //! | `GET /`, `GET /{file}` | the pages of `web/`, compiled in or from [`Config::web_dir`] (`web.rs`) |
 //! | anything else | `404` with a JSON error body |
 //!
-//! With [`Config::jwt_secret`] or [`Config::admin_key`] set, the transports and the publish API
-//! check every request against [`Config::authorizer`] (`pushgate-auth`); WebSocket upgrades
+//! With auth on ([`Config::auth_enabled`]: a JWT secret or public keys, a JWKS URL, an auth proxy
+//! or an admin key), the transports and the publish API check every request against
+//! [`Config::authorizer`] (`pushgate-auth`'s `AccessPolicy`, whose housekeeping runs next to the
+//! server); WebSocket upgrades
 //! check `Origin` against [`Config::allowed_origins`]; with [`Config::cors_origins`], a CORS
 //! layer (`cors.rs`) answers preflights and marks answers for those origins.
 //!
