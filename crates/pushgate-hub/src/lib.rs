@@ -221,6 +221,7 @@ mod publish;
 mod reader;
 mod registry;
 mod reset;
+mod signal;
 mod stats;
 mod storage;
 mod subscription;
