@@ -460,9 +460,10 @@ impl Inner {
             }
         }
         let action = request.action;
+        let granted: Vec<&str> = claims.patterns(action).collect();
         let denied = request.topics.iter().find(|topic| {
             !self.is_open(action, topic)
-                && !pattern::any_matches(&claims.patterns(action).collect::<Vec<_>>(), topic)
+                && !pattern::any_matches(&granted, topic)
                 && !user.is_some_and(|user| self.user_may(action, user, topic))
         });
         if let Some(topic) = denied {

@@ -122,9 +122,10 @@ pub enum AuthError {
     },
     /// The application could not be asked in time, or answered something else than a decision
     /// (503): never taken as an allow. Retry later.
-    #[error("the application deciding access could not be asked: {reason}")]
+    #[error("the application deciding access gave no decision in time; retry later")]
     Unavailable {
-        /// What went wrong, without the request's credentials.
+        /// What went wrong, without the request's credentials, for the server's log: clients
+        /// are not told about the application's network.
         reason: Cow<'static, str>,
     },
     /// The user holds the most connections allowed per user (429).
