@@ -33,8 +33,8 @@ impl KeyMap {
         self.by_key.get(id).copied()
     }
 
-    pub(crate) fn insert(&mut self, id: KeyId, original: Original, expires: Instant, max: usize) {
-        let id = Arc::new(id);
+    /// Remembers `id` (allocated by the caller, outside the sequencer's lock) until `expires`.
+    pub(crate) fn insert(&mut self, id: Arc<KeyId>, original: Original, expires: Instant, max: usize) {
         self.by_key.insert(Arc::clone(&id), original);
         self.order.push_back((expires, id, original.position));
         while self.by_key.len() > max {

@@ -340,7 +340,7 @@ impl MemoryStorage {
         let key = request
             .idempotency_key
             .filter(|_| !self.idempotency_window.is_zero() && self.max_idempotency_keys > 0)
-            .map(|key| (KeyId { topic: request.topic.clone(), key }, Instant::now()));
+            .map(|key| (Arc::new(KeyId { topic: request.topic.clone(), key }), Instant::now()));
         let event = {
             let mut sequencer = self.sequencer.lock();
             if let Some((id, now)) = &key {

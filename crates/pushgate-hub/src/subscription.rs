@@ -438,7 +438,9 @@ impl Subscription {
                 if step.tier
                     && let Some(tiers) = &self.hub.tiers
                 {
-                    let request = self.reader.tier_request(self.epoch, self.position, limit);
+                    // Chunks of a full batch, whatever the caller takes at a time: what is read
+                    // ahead waits in the reader, bounded by the batch.
+                    let request = self.reader.tier_request(self.epoch, self.position, limit.max(BATCH));
                     self.tier_read = Some(tier::read_chunk(tiers, request));
                     continue;
                 }

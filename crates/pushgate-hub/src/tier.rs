@@ -33,6 +33,33 @@ use crate::topic::TopicName;
 /// counts it.
 ///
 /// The future is `'static`: clone what it needs (a pool, an `Arc` of the data) into it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use futures_util::future::BoxFuture;
+/// use pushgate_hub::{Event, HistoryTier, HubError, TierEvents, TierRead};
+///
+/// /// A log kept from position `trimmed_through` on, as a capped stream is.
+/// struct Log { events: Arc<Vec<Arc<Event>>>, trimmed_through: u64 }
+///
+/// impl HistoryTier for Log {
+///     fn read(&self, r: TierRead) -> BoxFuture<'static, Result<TierEvents, HubError>> {
+///         let (events, trimmed_through) = (Arc::clone(&self.events), self.trimmed_through);
+///         Box::pin(async move {
+///             let found = events
+///                 .iter()
+///                 .filter(|e| e.epoch() == r.epoch && r.topics.contains(e.topic()))
+///                 .filter(|e| e.position() > r.after && e.position() <= r.upto)
+///                 .take(r.limit)
+///                 .cloned()
+///                 .collect();
+///             // Everything after the trim point is here; nothing at or before it.
+///             Ok(TierEvents::new(found).missing_through(trimmed_through))
+///         })
+///     }
+/// }
+/// # let _: Arc<dyn HistoryTier> = Arc::new(Log { events: Arc::default(), trimmed_through: 0 });
+/// ```
 pub trait HistoryTier: Send + Sync + 'static {
     /// Events of `request.topics` with `request.after < position <= request.upto` in
     /// `request.epoch`, in position order: all of them, or exactly the first `request.limit`

@@ -322,3 +322,94 @@ async fn restore_topic_never_moves_seq_backwards_or_under_events() {
     hub.restore_topic(&u, 2, 70).unwrap();
     assert_eq!(hub.publish(&u, NewEvent::new(json!(1))).await.unwrap().position(), 71);
 }
+
+#[tokio::test]
+async fn a_forgotten_restored_topic_is_restored_again_before_its_next_publish() {
+    let hub = Hub::builder().resume(Epoch::from_u32(4), 100).build();
+    let t = topic("quiet");
+    hub.restore_topic(&t, 9, 90).unwrap();
+    assert_eq!(hub.sweep(), 1, "no event held, no reader: forgotten, its seq with it");
+    hub.restore_topic(&t, 9, 90).unwrap();
+    assert_eq!(hub.publish(&t, NewEvent::new(json!(10))).await.unwrap().seq(), 10);
+}
+
+/// What a shared-store backend does: a replica filled by `apply`, its shared log as a tier.
+#[tokio::test]
+async fn a_replica_reads_what_its_shared_log_lost_or_never_gave_it_from_a_tier() {
+    use pushgate_hub::{Data, EventParts, MemoryStorage};
+
+    let epoch = Epoch::from_u32(0xabc);
+    let replica = Arc::new(MemoryStorage::replica(epoch, HistoryLimit::default().max_events(2), 10));
+    let archive = Arc::new(Archive::default());
+    let hub =
+        Hub::builder().storage(replica.clone()).tier(Arc::clone(&archive) as Arc<dyn HistoryTier>).build();
+    let t = topic("t");
+    for seq in 1..=6 {
+        let parts = EventParts {
+            topic: t.clone(),
+            event_type: "message".into(),
+            data: Data::from(json!(seq)),
+            seq,
+            position: seq * 10,
+            epoch,
+            timestamp_ms: 0,
+            from: Some("node-a".into()),
+        };
+        archive.keep(&replica.apply(parts).unwrap().unwrap());
+    }
+    let batch = hub.fetch(&[t.clone()], Cursor::at(epoch, 0), &FetchOptions::default()).await.unwrap();
+    assert!(batch.reset.is_none(), "{:?}", batch.reset);
+    assert_eq!(batch.events.iter().map(|e| e.seq()).collect::<Vec<_>>(), (1..=6).collect::<Vec<_>>());
+    assert!(batch.events.iter().all(|e| e.from() == Some("node-a")));
+    // The shared log was trimmed while this node was away: every reader from before may have
+    // missed events of any topic, unless the tier has them.
+    replica.mark_lost_through(55);
+    let batch = hub.fetch(&[t.clone()], Cursor::at(epoch, 20), &FetchOptions::default()).await.unwrap();
+    assert!(batch.reset.is_none(), "{:?}", batch.reset);
+    assert_eq!(batch.events.first().map(|e| e.seq()), Some(3));
+    let other = topic("other");
+    let batch = hub.fetch(&[other], Cursor::at(epoch, 20), &FetchOptions::default()).await.unwrap();
+    assert!(batch.reset.is_none(), "the tier holds all of `other` (nothing) after 20");
+}
+
+#[tokio::test]
+async fn a_long_backfill_is_read_in_batches_and_merged_with_memory_in_order() {
+    let archive = Arc::new(Archive::default());
+    let hub = hub_with(3, &archive);
+    let (a, b, c) = (topic("a"), topic("b"), topic("c"));
+    let mut published = Vec::new();
+    for i in 0..700 {
+        // `c` is quiet: its few events stay in memory and interleave with the backfilled ones.
+        let t = if i % 250 == 50 {
+            &c
+        } else if i % 3 == 0 {
+            &b
+        } else {
+            &a
+        };
+        published.push(publish(&hub, &archive, t, json!(i)).await);
+    }
+    let mut sub = hub.subscribe(&[a.clone(), b.clone(), c.clone()], Cursor::at(hub.epoch(), 0)).unwrap();
+    let mut items = Vec::new();
+    while items.len() < published.len() {
+        let n = tokio::time::timeout(Duration::from_secs(5), sub.recv_many(&mut items, 7))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n <= 7);
+    }
+    let got: Vec<Arc<Event>> = items
+        .into_iter()
+        .map(|item| match item {
+            Item::Event(event) => event,
+            Item::Reset(reset) => panic!("no reset expected: {reset:?}"),
+        })
+        .collect();
+    assert_eq!(seqs(&got), seqs(&published));
+    let reads = archive.reads.lock().unwrap();
+    assert!(reads.len() >= 3, "{} reads", reads.len());
+    assert!(
+        reads.iter().all(|r| r.limit <= 256 && !r.topics.contains(&c)),
+        "bounded chunks of the gap topics only"
+    );
+}
