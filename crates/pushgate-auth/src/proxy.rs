@@ -208,7 +208,9 @@ impl AuthProxy {
             client.authorization.as_ref().map(http::HeaderValue::as_bytes),
             token.map(str::as_bytes),
         ] {
-            // Length-prefixed, so that no two different triples make the same input.
+            // Marked present or not and length-prefixed, so that no two different triples make
+            // the same input.
+            digest.update([u8::from(part.is_some())]);
             let part = part.unwrap_or_default();
             digest.update((part.len() as u64).to_be_bytes());
             digest.update(part);
@@ -362,4 +364,60 @@ fn decision(allowed: Allowed, key: Key) -> Result<Decision, String> {
         valid_until: Instant::now().checked_add(ttl).unwrap_or_else(Instant::now),
         key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_become_decisions_and_only_allows_and_401s_saying_so_are_kept() {
+        let key = [7; 32];
+        let allowed = br#"{"user":42,"subscribe":["user:42","a b","chat.*"],"publish":[],"expires_in":60}"#;
+        let (answer, kept) = parse_answer(StatusCode::OK, allowed, key);
+        let Answer::Allow(decision) = answer else { panic!("{answer:?}") };
+        assert_eq!(decision.user.as_deref(), Some("42"), "a number is a user id too");
+        assert_eq!(decision.subscribe.len(), 2, "the malformed pattern allows nothing");
+        assert_eq!(kept, Some(Duration::from_secs(60)));
+        let (_, kept) = parse_answer(StatusCode::OK, br#"{"user":"42"}"#, key);
+        assert_eq!(kept, None, "no expires_in: not kept");
+        assert!(matches!(parse_answer(StatusCode::OK, br#"{"user":["x"]}"#, key).0, Answer::Unavailable(_)));
+        assert!(matches!(parse_answer(StatusCode::OK, b"yes", key).0, Answer::Unavailable(_)));
+        let long = format!(r#"{{"user":"{}"}}"#, "x".repeat(MAX_USER_BYTES + 1));
+        assert!(matches!(parse_answer(StatusCode::OK, long.as_bytes(), key).0, Answer::Unavailable(_)));
+        let (answer, kept) = parse_answer(StatusCode::UNAUTHORIZED, br#"{"expires_in":30}"#, key);
+        assert!(matches!(answer, Answer::Unauthenticated) && kept == Some(Duration::from_secs(30)));
+        assert_eq!(parse_answer(StatusCode::UNAUTHORIZED, b"", key).1, None);
+        assert!(matches!(
+            parse_answer(StatusCode::FORBIDDEN, br#"{"expires_in":30}"#, key),
+            (Answer::Forbidden, None)
+        ));
+        assert!(matches!(parse_answer(StatusCode::FOUND, b"", key).0, Answer::Unavailable(_)));
+    }
+
+    #[test]
+    fn the_question_carries_the_context_and_the_key_tells_credentials_apart() {
+        let mut client = ClientInfo::default().with_ip(Some([203, 0, 113, 7].into()));
+        client.cookie = Some(http::HeaderValue::from_static("sid=1"));
+        client.user_agent = Some(http::HeaderValue::from_static("curl"));
+        let question = Question {
+            action: Action::Publish,
+            topics: vec![TopicName::new("chat").unwrap()],
+            token: None,
+            transport: "ws",
+            client: client.clone(),
+        };
+        let body: Value = serde_json::from_slice(&request_body(&question)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"action": "publish", "topics": ["chat"], "transport": "ws", "client_ip": "203.0.113.7",
+                "headers": {"Cookie": "sid=1", "User-Agent": "curl"}})
+        );
+        let key = AuthProxy::key(&client, None);
+        assert_eq!(key, AuthProxy::key(&client, None));
+        assert_ne!(key, AuthProxy::key(&client, Some("")), "an empty token is not no token");
+        let mut other = client.clone();
+        other.cookie = Some(http::HeaderValue::from_static("sid=2"));
+        assert_ne!(key, AuthProxy::key(&other, None));
+    }
 }
