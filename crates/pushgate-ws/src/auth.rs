@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use pushgate_http::{Action, ApiError, AuthRequest, Authorize, ClientInfo, Grant};
+use pushgate_http::{Action, AuthRequest, Authorize, Check, ClientInfo, Grant};
 use pushgate_hub::TopicName;
 use tokio::time::Instant;
 
@@ -54,42 +54,24 @@ impl Auth {
         }
     }
 
-    /// Whether the current token (or an anonymous client) may do `action` on `topics`; when
-    /// it may, the connection holds what the policy granted from then on.
-    pub(crate) async fn check(&mut self, action: Action, topics: &[TopicName]) -> Result<(), ApiError> {
-        let Some(held) = &self.held else { return Ok(()) };
-        let grant = Self::ask(&*self.authorize, held, action, topics, held.token.as_deref()).await?;
-        self.hold(grant, None);
-        Ok(())
-    }
-
-    /// Replaces the token by `token` if it is valid and allows the connection's current
-    /// `topics`; otherwise the old token (if any) stays in force.
-    pub(crate) async fn refresh(&mut self, token: String, topics: &[TopicName]) -> Result<Grant, ApiError> {
-        let Some(held) = &self.held else { return Ok(Grant::forever()) };
-        let grant = Self::ask(&*self.authorize, held, Action::Subscribe, topics, Some(&token)).await?;
-        self.hold(grant.clone(), Some(token));
-        self.deadline = None;
-        Ok(grant)
-    }
-
-    async fn ask(
-        authorize: &dyn Authorize,
-        held: &Held,
-        action: Action,
-        topics: &[TopicName],
-        token: Option<&str>,
-    ) -> Result<Grant, ApiError> {
+    /// The policy's answer to whether the connection may do `action` on `topics` with `token`
+    /// (its current one, or one an `auth` frame brings); `None` when every frame is allowed
+    /// (no enforced policy). Once allowed, the connection holds the grant ([`Auth::hold`]).
+    pub(crate) fn ask(&self, action: Action, topics: &[TopicName], token: Option<&str>) -> Option<Check> {
+        let held = self.held.as_ref()?;
+        let token = token.or(held.token.as_deref());
         // The connection holds what it is granted: it counts as one of its user's connections.
         let request = AuthRequest::new(action, topics, token, TRANSPORT, &held.client)
             .current(&held.grant)
             .holds_connection();
-        Ok(authorize.check(&request).await?)
+        Some(self.authorize.check(&request))
     }
 
-    fn hold(&mut self, grant: Grant, token: Option<String>) {
+    /// Holds `grant`, allowed for a frame; with `token`, an `auth` frame's, which replaces the
+    /// connection's token and ends the wait for one.
+    pub(crate) fn hold(&mut self, grant: Grant, token: Option<String>) {
         self.expires_at = instant(&grant);
-        if grant.user().is_some() {
+        if grant.user().is_some() || token.is_some() {
             self.deadline = None;
         }
         if let Some(held) = &mut self.held {

@@ -147,6 +147,38 @@ async fn a_websocket_is_asked_at_upgrade_and_for_frames_its_decision_does_not_co
 }
 
 #[tokio::test]
+async fn a_websocket_delivers_events_while_the_application_is_asked_about_a_frame() -> anyhow::Result<()> {
+    // The application takes its time over one topic.
+    let stub = Stub::start(|path, asked| {
+        let (status, body, _) = application(path, asked);
+        let slow = asked["topics"].as_array().is_some_and(|topics| topics.contains(&json!("lobby.slow")));
+        (status, body, if slow { Duration::from_millis(1500) } else { Duration::ZERO })
+    })
+    .await?;
+    let config = proxied(&stub, "/auth").with_auth_proxy_timeout(Duration::from_secs(5));
+    let server = TestServer::start_with(config).await?;
+    let Ok(mut ws) = ws_open(server.addr(), "topic=chat.room", &[("cookie", "session=alice")]).await? else {
+        anyhow::bail!("refused")
+    };
+    ws_send(&mut ws, json!({"type": "subscribe", "topics": ["lobby.slow"]})).await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let topic = pushgate_hub::TopicName::new("chat.room")?;
+    server.hub().publish(&topic, pushgate_hub::NewEvent::new(json!("meanwhile"))).await?;
+    let first = ws_next(&mut ws).await?;
+    assert_eq!(
+        (first["type"].as_str(), first["data"].as_str()),
+        (Some("event"), Some("meanwhile")),
+        "{first}"
+    );
+    let answer = ws_next(&mut ws).await?;
+    assert_eq!(
+        (answer["type"].as_str(), answer["error"]["code"].as_str()),
+        (Some("error"), Some("topic_forbidden"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_application_that_is_slow_or_down_is_503_auth_unavailable_never_an_allow() -> anyhow::Result<()> {
     let stub = Stub::start(application).await?;
     let slow = TestServer::start_with(proxied(&stub, "/slow")).await?;
