@@ -208,7 +208,8 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHGATE_REDIS", value_name = "URL", hide_env_values = true)]
     pub redis: Option<String>,
 
-    // Access control. Auth is on with a JWT secret or an admin key, off (all allowed) without.
+    // Access control. Auth is on with a JWT secret, public keys, a JWKS URL, an auth proxy or an admin
+    // key; off (all allowed) without.
     /// HMAC secret (HS256) that signs client tokens: JWTs with `exp` and `subscribe`/`publish`
     /// topic patterns. Turns auth on. Prefer --jwt-secret-file or the variable: flags are
     /// visible to other users of the machine.
