@@ -19,7 +19,12 @@
 //!   Every client counts its HTTP requests (a WebSocket handshake is one) and the bytes of
 //!   payload it received ([`Traffic`]).
 //! - [`RedisServer`]: a private `redis-server` child on a free port (nothing on disk, killed on
-//!   drop, restartable empty) for the Redis scale-out tests.
+//!   drop, restartable empty) for the Redis scale-out tests, a TLS server or a replica with
+//!   extra arguments; [`RedisSentinel`] watches a master and fails it over.
+//! - [`Relay`]: a TCP relay that can be cut and resumed, so one client loses a server while
+//!   others keep it.
+//! - [`TestCa`]: a throwaway certificate authority and the server or client certificates it
+//!   signs, as PEM files, for tests against real TLS endpoints.
 //!
 //! The conformance suite lives in `tests/conformance.rs`: each test is written once and the
 //! `conformance!` macro instantiates it for every transport.
@@ -44,11 +49,15 @@
 mod client;
 mod feed;
 mod redis;
+mod relay;
 mod server;
 pub mod sse;
+mod tls;
 
 pub use client::{LongPollClient, PollClient, SseClient, Transport, TransportClient, WsClient};
 pub use feed::{Delivery, Feed, Rejected, Traffic};
-pub use redis::RedisServer;
+pub use redis::{RedisSentinel, RedisServer, free_port};
+pub use relay::Relay;
 pub use server::{Published, TestServer};
 pub use sse::{SseMessage, SseReader};
+pub use tls::{CertFiles, TestCa};

@@ -19,7 +19,7 @@
 //! read first, so the refusal keeps the keep-alive connection usable. Refusals (rate, body
 //! size) are counted for `/metrics`.
 //!
-//! A publish body must arrive within [`Config::body_read_timeout`]: hyper's header-read
+//! A publish body must arrive within `--body-read-timeout` ([`BodyLimits::read_timeout`]): hyper's header-read
 //! timeout ends with the headers, and without a deadline a client trickling its body a byte at
 //! a time would hold a connection slot forever. A late body is `408 request_timeout`, and the
 //! connection is closed since the rest of the body is still on its way.
@@ -44,41 +44,41 @@ use pushgate_http::{
 use pushgate_hub::{Hub, NewEvent, TopicName};
 use serde_json::{Map, Value, json};
 
-use crate::config::Config;
 use crate::limits::ConnectionState;
 use crate::sources::Sources;
+
+/// How large a request body may be and how long it may take to arrive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimits {
+    /// Larger bodies get `413 too_large`.
+    pub(crate) max_bytes: usize,
+    /// Slower bodies get `408 request_timeout`.
+    pub(crate) read_timeout: Duration,
+}
 
 #[derive(Clone)]
 struct ApiState {
     hub: Hub,
     sources: Sources,
-    max_body_bytes: usize,
-    body_read_timeout: Duration,
+    bodies: BodyLimits,
     refusals: Refusals,
     authorize: Arc<dyn Authorize>,
     /// The admin key, which may read any topic's presence though it may not subscribe.
     admin: Option<AdminKey>,
 }
 
-/// Publish, presence and health routes over `hub`, with `config`'s body limit and deadline;
-/// `/healthz` reports `sources`; publishing is checked against `authorize`; refusals are
-/// counted in `refusals`.
+/// Publish, presence and health routes over `hub`, with `bodies` for publish bodies;
+/// `/healthz` reports `sources`; publishing is checked against `authorize`, presence also
+/// allowed to `admin`; refusals are counted in `refusals`.
 pub(crate) fn router(
     hub: Hub,
-    config: &Config,
+    bodies: BodyLimits,
+    admin: Option<AdminKey>,
     sources: Sources,
     refusals: Refusals,
     authorize: Arc<dyn Authorize>,
 ) -> Router {
-    let state = ApiState {
-        hub,
-        sources,
-        max_body_bytes: config.max_body_bytes,
-        body_read_timeout: config.body_read_timeout,
-        refusals,
-        authorize,
-        admin: config.admin_key.as_ref().map(|key| AdminKey::new(key.expose())),
-    };
+    let state = ApiState { hub, sources, bodies, refusals, authorize, admin };
     Router::new()
         .route("/v1/publish/{topic}", post(publish))
         .route("/v1/presence/{topic}", get(presence))
@@ -106,7 +106,7 @@ async fn publish(
     // The application's servers may name the sender of what they publish; nobody else may.
     let is_server = state.admin.as_ref().is_some_and(|admin| token.is_some_and(|token| admin.matches(token)))
         || !state.authorize.is_enforced();
-    let body = match read_request_body(&headers, body, state.max_body_bytes, state.body_read_timeout).await {
+    let body = match read_request_body(&headers, body, state.bodies).await {
         Ok(body) => body,
         Err(response) => {
             if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -202,10 +202,9 @@ fn topic_name(path: Result<Path<String>, PathRejection>) -> Result<TopicName, Ap
 pub(crate) async fn read_request_body(
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
-    deadline: Duration,
+    limits: BodyLimits,
 ) -> Result<Bytes, Response> {
-    read_body(headers, body, limit, deadline).await.map_err(|err| {
+    read_body(headers, body, limits.max_bytes, limits.read_timeout).await.map_err(|err| {
         let close = err.code() == ErrorCode::RequestTimeout;
         let mut response = err.into_response();
         if close {

@@ -29,6 +29,11 @@ struct Gateway {
 
 impl Gateway {
     async fn start(redis: &RedisServer) -> anyhow::Result<Self> {
+        Self::start_with(redis, &[]).await
+    }
+
+    /// With extra `pushgate serve` arguments.
+    async fn start_with(redis: &RedisServer, extra: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut command = Command::new(env!("CARGO_BIN_EXE_pushgate"));
         for (name, _) in std::env::vars_os() {
@@ -40,6 +45,7 @@ impl Gateway {
             .current_dir(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0", "--no-demo", "--log-format", "json"])
             .args(["--redis", &redis.url()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -355,4 +361,24 @@ async fn the_topic_limit_reaches_the_redis_storage_and_counts_every_node_s_topic
     assert!(matches!(err, HubError::TopicLimit { limit: 2 }), "{err:?}");
     // B, on the default limit, still takes it.
     b.publish(&topic("three"), NewEvent::new(json!(3))).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_older_than_memory_resumes_from_the_redis_log_on_every_transport() {
+    let redis = RedisServer::start().await.unwrap();
+    let a = Gateway::start_with(&redis, &["--history-events", "10"]).await.unwrap();
+    let b = Gateway::start_with(&redis, &["--history-events", "10"]).await.unwrap();
+    let first = publish_ok(&a, "deep", json!(1)).await;
+    for i in 2..=100 {
+        publish_ok(&a, "deep", json!(i)).await;
+    }
+    // Each node keeps 10 in memory; a client that saw only seq 1 gets seq 2 to 100 from the
+    // Redis log, on the other node, with no reset.
+    let cursor = first["id"].as_str().unwrap();
+    for transport in Transport::ALL {
+        let client = transport.client().unwrap();
+        let mut feed = client.connect_url(&b.base_url, &["deep"], Some(cursor)).await.unwrap();
+        let mut next_seq = 2;
+        read_through(&mut feed, &mut next_seq, 100).await.unwrap();
+    }
 }
