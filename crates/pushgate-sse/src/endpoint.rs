@@ -59,11 +59,7 @@ async fn subscribe(
     request: Request,
 ) -> Response {
     let authorize = &endpoint.config.authorize;
-    let client = if authorize.is_enforced() {
-        ClientInfo::of(request.headers(), request.extensions())
-    } else {
-        ClientInfo::default()
-    };
+    let client = ClientInfo::for_policy(&**authorize, request.headers(), request.extensions());
     let token = token_from(&query, request.headers());
     let asked = AuthRequest::new(Action::Subscribe, &params.topics, token, LABEL, &client).holds_connection();
     let grant = match authorize.check(&asked).await {

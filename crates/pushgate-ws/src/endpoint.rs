@@ -71,11 +71,7 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
     // authenticates with cookies is asked about an upgrade carrying one, so that the connection
     // knows its user from the start.
     let authorize = &shared.config.authorize;
-    let client = if authorize.is_enforced() {
-        ClientInfo::of(request.headers(), request.extensions())
-    } else {
-        ClientInfo::default()
-    };
+    let client = ClientInfo::for_policy(&**authorize, request.headers(), request.extensions());
     let token = token_from(&query, request.headers());
     let grant = if token.is_some() || !params.topics.is_empty() || client.cookie.is_some() {
         let asked =

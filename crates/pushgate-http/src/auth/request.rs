@@ -8,7 +8,7 @@ use axum::extract::ConnectInfo;
 use http::{Extensions, HeaderMap, HeaderValue, header};
 use pushgate_hub::TopicName;
 
-use super::{Action, Grant};
+use super::{Action, Authorize, Grant};
 
 /// What a policy may know of a client besides its token: its address and the four request
 /// headers an application authenticates with (`Cookie`, `Authorization`, `Origin`,
@@ -67,6 +67,12 @@ impl ClientInfo {
             origin: headers.remove(header::ORIGIN),
             user_agent: headers.remove(header::USER_AGENT),
         }
+    }
+
+    /// [`of`](Self::of) when `authorize` can refuse anything, else nothing: a server without
+    /// auth copies no header.
+    pub fn for_policy(authorize: &dyn Authorize, headers: &HeaderMap, extensions: &Extensions) -> Self {
+        if authorize.is_enforced() { Self::of(headers, extensions) } else { Self::default() }
     }
 
     /// With this address.
