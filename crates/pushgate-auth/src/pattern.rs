@@ -79,6 +79,63 @@ impl TopicPattern {
     }
 }
 
+/// A topic pattern for every authenticated user, naming the user with `{user}`:
+/// `user:{user}` is `user:42` for user 42. A user whose id is not made of topic characters
+/// (`[A-Za-z0-9_.:-]`, at most 128) gets nothing from a template that names it: an id such as
+/// `auth0|42` cannot name a topic, and an id can never widen a pattern (`42*`).
+///
+/// ```
+/// use pushgate_auth::UserPattern;
+/// use pushgate_hub::TopicName;
+///
+/// let own: UserPattern = "user:{user}".parse()?;
+/// let topic = |name| TopicName::new(name).unwrap();
+/// assert!(own.for_user("42").unwrap().matches(&topic("user:42")));
+/// assert!(!own.for_user("42").unwrap().matches(&topic("user:420")));
+/// assert!(own.for_user("42*").is_none() && own.for_user("auth0|42").is_none());
+/// let all: UserPattern = "chat.*".parse()?;
+/// assert!(all.for_user("anyone").unwrap().matches(&topic("chat.room")));
+/// assert!("user:{id}".parse::<UserPattern>().is_err());
+/// # Ok::<(), pushgate_auth::InvalidPattern>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPattern {
+    template: String,
+}
+
+/// What `{user}` stands for in a [`UserPattern`].
+const USER: &str = "{user}";
+
+impl FromStr for UserPattern {
+    type Err = InvalidPattern;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        // Checked with a one-letter user: a template must make a pattern for any valid id.
+        text.replace(USER, "u").parse::<TopicPattern>()?;
+        Ok(Self { template: text.to_owned() })
+    }
+}
+
+impl fmt::Display for UserPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.template)
+    }
+}
+
+impl UserPattern {
+    /// The pattern for `user`, or `None` when the id cannot stand in a topic.
+    pub fn for_user(&self, user: &str) -> Option<TopicPattern> {
+        if !self.template.contains(USER) {
+            return self.template.parse().ok();
+        }
+        let topical = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
+        if user.is_empty() || user.len() > 128 || !user.chars().all(topical) {
+            return None;
+        }
+        self.template.replace(USER, user).parse().ok()
+    }
+}
+
 /// Whether any of `patterns` (as written in a token: malformed ones match nothing) matches
 /// `topic`.
 pub(crate) fn any_matches<S: AsRef<str>>(patterns: &[S], topic: &TopicName) -> bool {

@@ -8,7 +8,7 @@ use http::request::Parts;
 use http::{HeaderValue, header};
 use pushgate_hub::{FetchOptions, Hub};
 
-use crate::auth::{Action, Authorize, Grant};
+use crate::auth::{Action, AuthError, AuthRequest, ClientInfo, Grant};
 use crate::error::ApiError;
 use crate::query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
 use crate::wire;
@@ -113,15 +113,17 @@ macro_rules! answer_limit_methods {
 /// rejects bad topics or cursors with [`ApiError`]; [`answer`](Self::answer) fetches and
 /// renders it with [`render_batch`](crate::render_batch)'s `ETag` and `304` rules.
 ///
-/// It keeps only what the answer needs of the request: the query, the topics and cursor, and
-/// the `If-None-Match` values (no copy of the header map).
+/// It keeps only what the answer and the access check need of the request: the query, the
+/// topics and cursor, the `If-None-Match` values and the [`ClientInfo`] (moved out of the
+/// request, not copied).
 #[derive(Debug)]
 pub struct PollRequest {
     /// The whole query, for the transport's own parameters (`limit`, `timeout`).
     pub query: Query,
     answer: PollAnswer,
-    /// The `Authorization` header, where a token may be when the query has none.
-    authorization: Option<HeaderValue>,
+    /// The client's address and authentication headers (a token may be in `Authorization`
+    /// when the query has none).
+    client: ClientInfo,
 }
 
 impl PollRequest {
@@ -130,15 +132,13 @@ impl PollRequest {
         &self.answer.params
     }
 
-    /// Checks that the request's token (the `token` query parameter, else `Authorization:
-    /// Bearer`; see [`token_from`](crate::token_from)) may subscribe to its topics.
-    ///
-    /// # Errors
-    ///
-    /// The policy's refusal as an [`ApiError`] (`401` or `403`).
-    pub fn authorize(&self, authorize: &dyn Authorize) -> Result<Grant, ApiError> {
-        let token = crate::auth::token_in(&self.query, self.authorization.as_ref());
-        Ok(authorize.check(token, Action::Subscribe, &self.answer.params.topics)?)
+    /// The question to ask the access policy before answering: may the request's client (its
+    /// token, the `token` query parameter else `Authorization: Bearer`, see
+    /// [`token_from`](crate::token_from), and its [`ClientInfo`]) subscribe to its topics over
+    /// `transport`?
+    pub fn auth_request(&self, transport: &'static str) -> AuthRequest<'_> {
+        let token = crate::auth::token_in(&self.query, self.client.authorization.as_ref());
+        AuthRequest::new(Action::Subscribe, &self.answer.params.topics, token, transport, &self.client)
     }
 
     /// Fetches the request's topics from its cursor with `options` and renders the answer:
@@ -180,8 +180,28 @@ impl PollAnswer {
     ///
     /// As [`PollRequest::answer`].
     pub async fn answer(&self, hub: &Hub, options: &FetchOptions) -> Result<Response, ApiError> {
+        self.answer_within(hub, options, &Grant::forever()).await
+    }
+
+    /// As [`answer`](Self::answer), for a request allowed by `grant`: when the fetch ends with
+    /// nothing to say (no event, no reset) because `grant` expired meanwhile (a parked long
+    /// poll waits at most until then), the answer is `401 token_expired`, never an empty `200`
+    /// that the client would repeat at once with the same token.
+    ///
+    /// # Errors
+    ///
+    /// As [`PollRequest::answer`], and `token_expired`.
+    pub async fn answer_within(
+        &self,
+        hub: &Hub,
+        options: &FetchOptions,
+        grant: &Grant,
+    ) -> Result<Response, ApiError> {
         let SubscribeParams { topics, cursor } = &self.params;
         let batch = hub.fetch(topics, *cursor, options).await?;
+        if batch.events.is_empty() && batch.reset.is_none() && grant.has_expired() && !hub.is_closed() {
+            return Err(AuthError::TokenExpired.into());
+        }
         let if_none_match = self.if_none_match.iter().chain(&self.more_if_none_match);
         Ok(wire::render(topics, *cursor, &batch, if_none_match))
     }
@@ -195,8 +215,9 @@ impl<S: Send + Sync> FromRequestParts<S> for PollRequest {
         let last_event_id = parts.headers.get("last-event-id").and_then(|v| v.to_str().ok());
         let params = SubscribeParams::from_query(&query, last_event_id)?;
         let mut tags = parts.headers.get_all(header::IF_NONE_MATCH).iter().cloned();
-        let authorization = parts.headers.get(header::AUTHORIZATION).cloned();
         let answer = PollAnswer { params, if_none_match: tags.next(), more_if_none_match: tags.collect() };
-        Ok(Self { query, answer, authorization })
+        // Moved, not copied: nothing after this extractor reads them.
+        let client = ClientInfo::take(&mut parts.headers, &parts.extensions);
+        Ok(Self { query, answer, client })
     }
 }

@@ -2,24 +2,35 @@
 //! which topics.
 //!
 //! A transport finds the request's token ([`token_from`]: the `token` query parameter, which is
-//! all a browser's `EventSource` can send, else `Authorization: Bearer …`), asks its
-//! [`Authorize`] whether the token allows an [`Action`] on some topics, and gets a [`Grant`]
-//! (which says until when) or an [`AuthError`], which becomes a `401` or `403` answer through
-//! [`ApiError`]. What a token means (a signed JWT, a session lookup) is the implementation's
-//! business, in another crate; the transports only know this trait.
+//! all a browser's `EventSource` can send, else `Authorization: Bearer …`) and what a policy
+//! may know of the client ([`ClientInfo`]: its address, `Cookie`, `Authorization`, `Origin`,
+//! `User-Agent`), asks its [`Authorize`] whether an [`Action`] on some topics is allowed
+//! ([`AuthRequest`]), and awaits the [`Check`]: a [`Grant`] (until when, for which user) or an
+//! [`AuthError`], which becomes a `401`, `403`, `429` or `503` answer through [`ApiError`].
+//! What a token or a cookie means (a signed JWT, the application's own sessions asked over
+//! HTTP) is the implementation's business, in another crate; the transports only know this
+//! trait.
 //!
-//! The default, [`AllowAll`], allows everything forever: with no policy configured the
-//! transports behave as if auth did not exist.
+//! The default, [`AllowAll`], allows everything forever and answers at once without
+//! allocating: with no policy configured the transports behave as if auth did not exist.
 //!
-//! A token is a secret: nothing here puts one into an error message or a log line.
+//! A token is a secret, and so are cookies: nothing here puts one into an error message or a
+//! log line.
+
+mod check;
+mod grant;
+mod request;
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderValue};
 use pushgate_hub::TopicName;
+
+pub use check::Check;
+pub use grant::Grant;
+pub use request::{AuthRequest, ClientInfo};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::query::Query;
@@ -59,48 +70,6 @@ impl fmt::Display for Action {
     }
 }
 
-/// Permission granted by [`Authorize::check`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct Grant {
-    /// When the permission ends (the token's expiry); `None` never. A stream opened with it
-    /// ends then, unless the client refreshes its token in-band (WebSocket).
-    pub expires_at: Option<SystemTime>,
-}
-
-impl Grant {
-    /// A grant that never expires.
-    pub fn forever() -> Self {
-        Self { expires_at: None }
-    }
-
-    /// A grant that ends at `expires_at`.
-    pub fn until(expires_at: SystemTime) -> Self {
-        Self { expires_at: Some(expires_at) }
-    }
-
-    /// How long from now until it expires (zero when it already has); `None` for never.
-    ///
-    /// ```
-    /// use std::time::{Duration, SystemTime};
-    /// use pushgate_http::Grant;
-    ///
-    /// assert_eq!(Grant::forever().remaining(), None);
-    /// let past = Grant::until(SystemTime::UNIX_EPOCH);
-    /// assert_eq!(past.remaining(), Some(Duration::ZERO));
-    /// let soon = Grant::until(SystemTime::now() + Duration::from_secs(60));
-    /// assert!(soon.remaining().unwrap() > Duration::from_secs(50));
-    /// ```
-    pub fn remaining(&self) -> Option<Duration> {
-        self.expires_at.map(|at| at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-    }
-
-    /// The expiry in whole seconds since the Unix epoch, as sent to clients; `None` for never.
-    pub fn expires_unix(&self) -> Option<u64> {
-        self.expires_at.map(|at| at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| since.as_secs()))
-    }
-}
-
 /// Why access was refused. Messages name topics, never the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -131,6 +100,42 @@ pub enum AuthError {
         /// The first topic not allowed.
         topic: TopicName,
     },
+    /// The token's user had its tokens revoked after this one was issued (401): get a fresh one.
+    #[error("the token has been revoked")]
+    TokenRevoked,
+    /// The application refused the client's credentials (its session cookie or token) with a
+    /// `401` (401).
+    #[error("the application did not accept this client's credentials")]
+    Unauthenticated,
+    /// The application does not allow this action on this topic (403).
+    #[error(
+        "the application does not allow this client to {}{}",
+        .action.phrase(),
+        .topic.as_ref().map(|topic| format!(" {topic}")).unwrap_or_default()
+    )]
+    ApplicationForbidden {
+        /// What was asked.
+        action: Action,
+        /// The first topic not allowed (the first one asked for, when the application refused
+        /// the request as a whole; none for a request naming no topic).
+        topic: Option<TopicName>,
+    },
+    /// The application could not be asked in time, or answered something else than a decision
+    /// (503): never taken as an allow. Retry later.
+    #[error("the application deciding access gave no decision in time; retry later")]
+    Unavailable {
+        /// What went wrong, without the request's credentials, for the server's log: clients
+        /// are not told about the application's network.
+        reason: Cow<'static, str>,
+    },
+    /// The user holds the most connections allowed per user (429).
+    #[error("user {user:?} holds the most connections allowed per user ({limit})")]
+    TooManyConnections {
+        /// The user.
+        user: String,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl AuthError {
@@ -140,7 +145,11 @@ impl AuthError {
             Self::TokenRequired { .. } => ErrorCode::TokenRequired,
             Self::InvalidToken { .. } => ErrorCode::InvalidToken,
             Self::TokenExpired => ErrorCode::TokenExpired,
-            Self::TopicForbidden { .. } => ErrorCode::TopicForbidden,
+            Self::TopicForbidden { .. } | Self::ApplicationForbidden { .. } => ErrorCode::TopicForbidden,
+            Self::TokenRevoked => ErrorCode::TokenRevoked,
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::Unavailable { .. } => ErrorCode::AuthUnavailable,
+            Self::TooManyConnections { .. } => ErrorCode::TooManyConnectionsForUser,
         }
     }
 }
@@ -151,22 +160,20 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// An access policy: may the holder of `token` (or an anonymous client, for `None`) perform
-/// `action` on every one of `topics`?
+/// An access policy: may this client do [`AuthRequest::action`] on every one of
+/// [`AuthRequest::topics`]?
 ///
-/// Implementations must be cheap enough to call on every poll and every WebSocket frame that
-/// subscribes or publishes. `topics` may be empty: then only the token itself is checked (a
-/// WebSocket `auth` frame), and an absent token is allowed.
+/// Called on every poll, when a stream or WebSocket opens, on every publish and on each
+/// WebSocket frame that subscribes or publishes: an implementation should answer at once
+/// ([`Check::ready`]) whenever it can (a JWT, a cached decision) and wait
+/// ([`Check::pending`]) only when it must ask someone.
 pub trait Authorize: Send + Sync + 'static {
-    /// Allows the request, and says until when, or refuses it.
-    ///
-    /// # Errors
-    ///
-    /// The [`AuthError`] to answer with.
-    fn check(&self, token: Option<&str>, action: Action, topics: &[TopicName]) -> Result<Grant, AuthError>;
+    /// Allows the request, and says until when and for whom, or refuses it.
+    fn check(&self, request: &AuthRequest<'_>) -> Check;
 
     /// Whether this policy can refuse anything. [`AllowAll`] cannot, so transports skip what
-    /// only matters under a policy (a WebSocket's wait for its `auth` frame).
+    /// only matters under a policy (a WebSocket's wait for its `auth` frame, keeping the
+    /// upgrade's headers).
     fn is_enforced(&self) -> bool {
         true
     }
@@ -178,20 +185,22 @@ impl fmt::Debug for dyn Authorize {
     }
 }
 
-/// The policy of a server without auth: everything is allowed, forever.
+/// The policy of a server without auth: everything is allowed, forever, at once.
 ///
 /// ```
-/// use pushgate_http::{Action, AllowAll, Authorize, Grant};
+/// use pushgate_http::{Action, AllowAll, AuthRequest, Authorize, ClientInfo, Grant};
 ///
-/// assert_eq!(AllowAll.check(None, Action::Publish, &[]), Ok(Grant::forever()));
+/// let client = ClientInfo::default();
+/// let check = AllowAll.check(&AuthRequest::new(Action::Publish, &[], None, "http", &client));
+/// assert!(check.is_ready());
 /// assert!(!AllowAll.is_enforced());
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AllowAll;
 
 impl Authorize for AllowAll {
-    fn check(&self, _: Option<&str>, _: Action, _: &[TopicName]) -> Result<Grant, AuthError> {
-        Ok(Grant::forever())
+    fn check(&self, _: &AuthRequest<'_>) -> Check {
+        Check::ready(Ok(Grant::forever()))
     }
 
     fn is_enforced(&self) -> bool {
@@ -251,6 +260,20 @@ mod tests {
         assert_eq!((expired.code().status().as_u16(), expired.code().as_str()), (401, "token_expired"));
         let invalid = ApiError::from(AuthError::InvalidToken { reason: "bad signature".into() });
         assert_eq!(invalid.code().as_str(), "invalid_token");
+        let codes = [
+            (AuthError::TokenRevoked, 401, "token_revoked"),
+            (AuthError::Unauthenticated, 401, "unauthenticated"),
+            (AuthError::Unavailable { reason: "timed out".into() }, 503, "auth_unavailable"),
+            (
+                AuthError::TooManyConnections { user: "42".into(), limit: 3 },
+                429,
+                "too_many_connections_for_user",
+            ),
+        ];
+        for (err, status, code) in codes {
+            let api = ApiError::from(err);
+            assert_eq!((api.code().status().as_u16(), api.code().as_str()), (status, code));
+        }
     }
 
     #[test]

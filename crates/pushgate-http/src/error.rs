@@ -58,6 +58,14 @@ pub enum ErrorCode {
     TopicForbidden,
     /// A WebSocket upgrade from a web page whose origin is not allowed (403).
     OriginForbidden,
+    /// The token's user had its tokens revoked after it was issued (401); get a fresh one.
+    TokenRevoked,
+    /// The application behind the auth proxy did not accept the client's credentials (401).
+    Unauthenticated,
+    /// The application behind the auth proxy could not be asked in time (503); retry later.
+    AuthUnavailable,
+    /// The user holds the most connections allowed per user (429).
+    TooManyConnectionsForUser,
 }
 
 impl ErrorCode {
@@ -89,6 +97,10 @@ impl ErrorCode {
             Self::TokenExpired => "token_expired",
             Self::TopicForbidden => "topic_forbidden",
             Self::OriginForbidden => "origin_forbidden",
+            Self::TokenRevoked => "token_revoked",
+            Self::Unauthenticated => "unauthenticated",
+            Self::AuthUnavailable => "auth_unavailable",
+            Self::TooManyConnectionsForUser => "too_many_connections_for_user",
         }
     }
 
@@ -108,12 +120,20 @@ impl ErrorCode {
             Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::TooManyConnectionsFromIp | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::Overloaded | Self::ShuttingDown | Self::SlowConsumer | Self::Unavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
+            Self::TooManyConnectionsFromIp | Self::RateLimited | Self::TooManyConnectionsForUser => {
+                StatusCode::TOO_MANY_REQUESTS
             }
+            Self::Overloaded
+            | Self::ShuttingDown
+            | Self::SlowConsumer
+            | Self::Unavailable
+            | Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::TokenRequired | Self::InvalidToken | Self::TokenExpired => StatusCode::UNAUTHORIZED,
+            Self::TokenRequired
+            | Self::InvalidToken
+            | Self::TokenExpired
+            | Self::TokenRevoked
+            | Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::TopicForbidden | Self::OriginForbidden => StatusCode::FORBIDDEN,
         }
     }

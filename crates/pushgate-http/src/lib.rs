@@ -18,7 +18,9 @@ mod text;
 mod wire;
 
 pub use answer::{AnswerLimits, PollAnswer, PollRequest};
-pub use auth::{Action, AllowAll, AuthError, Authorize, Grant, allow_all, token_from};
+pub use auth::{
+    Action, AllowAll, AuthError, AuthRequest, Authorize, Check, ClientInfo, Grant, allow_all, token_from,
+};
 pub use error::{ApiError, ErrorCode};
 pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
 pub use rate::{PublishAllowance, PublishRate, TokenBucket};

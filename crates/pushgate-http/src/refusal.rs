@@ -28,17 +28,24 @@ pub enum Refusal {
     /// A body, message or event larger than allowed (`413 too_large`, close 1009).
     MessageTooLarge,
     /// A request or frame without a valid token where one is needed (`401 token_required`,
-    /// `invalid_token`, `token_expired`; WebSocket close 4401 or 4408).
+    /// `invalid_token`, `token_expired`, `token_revoked`, `unauthenticated`; WebSocket close
+    /// 4401 or 4408).
     Unauthorized,
     /// A subscribe or publish the token does not allow (`403 topic_forbidden`).
     TopicForbidden,
     /// A WebSocket upgrade from a page whose origin is not allowed (`403 origin_forbidden`).
     OriginForbidden,
+    /// A stream or parked poll over the limit of connections per user
+    /// (`429 too_many_connections_for_user`).
+    ConnectionsPerUser,
+    /// A request the application behind the auth proxy could not decide in time
+    /// (`503 auth_unavailable`).
+    AuthUnavailable,
 }
 
 impl Refusal {
     /// Every reason, in the order `/metrics` lists them.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Connections,
         Self::ConnectionsPerIp,
         Self::RateLimited,
@@ -47,6 +54,8 @@ impl Refusal {
         Self::Unauthorized,
         Self::TopicForbidden,
         Self::OriginForbidden,
+        Self::ConnectionsPerUser,
+        Self::AuthUnavailable,
     ];
 
     /// The refusal an access-control error stands for, if it is one. The limits are counted
@@ -61,11 +70,15 @@ impl Refusal {
     /// ```
     pub fn of_access_error(code: ErrorCode) -> Option<Self> {
         match code {
-            ErrorCode::TokenRequired | ErrorCode::InvalidToken | ErrorCode::TokenExpired => {
-                Some(Self::Unauthorized)
-            }
+            ErrorCode::TokenRequired
+            | ErrorCode::InvalidToken
+            | ErrorCode::TokenExpired
+            | ErrorCode::TokenRevoked
+            | ErrorCode::Unauthenticated => Some(Self::Unauthorized),
             ErrorCode::TopicForbidden => Some(Self::TopicForbidden),
             ErrorCode::OriginForbidden => Some(Self::OriginForbidden),
+            ErrorCode::TooManyConnectionsForUser => Some(Self::ConnectionsPerUser),
+            ErrorCode::AuthUnavailable => Some(Self::AuthUnavailable),
             _ => None,
         }
     }
@@ -81,6 +94,8 @@ impl Refusal {
             Self::Unauthorized => "unauthorized",
             Self::TopicForbidden => "topic_forbidden",
             Self::OriginForbidden => "origin_forbidden",
+            Self::ConnectionsPerUser => "connections_per_user",
+            Self::AuthUnavailable => "auth_unavailable",
         }
     }
 

@@ -11,8 +11,10 @@
 //! ([`Hub::close`]) parked requests are answered at once with what they have, so clients
 //! re-poll elsewhere; requests arriving after that get `503 shutting_down`.
 //!
-//! Every request is checked against [`LongPollConfig::authorize`] (default: allow all), and a
-//! parked request is answered at the latest when its token expires.
+//! Every request is checked against [`LongPollConfig::authorize`] (default: allow all); a parked
+//! request holds its grant (a policy may count it as one of its user's connections) and, when its
+//! token expires first, is answered `401 token_expired` then, never an empty `200` that the
+//! client would repeat at once with the same token.
 //!
 //! ```
 //! use std::time::Duration;
@@ -140,34 +142,41 @@ pub fn router(hub: Hub, config: LongPollConfig) -> Router {
 }
 
 /// Checks and sizes the request at once, then returns a future that keeps only what the answer
-/// needs: the query, the token and the handler's own state would otherwise be part of every
+/// needs: the query, the headers and the handler's own state would otherwise be part of every
 /// parked poll's future for the whole wait.
 fn longpoll(
     State(shared): State<Arc<Shared>>,
     request: PollRequest,
 ) -> impl Future<Output = Result<Response, ApiError>> + Send {
-    let prepared = prepare(&shared.config, &request).map(|options| (request.into_answer(), options));
+    // A parked request holds its grant while it waits: it counts as one of its user's
+    // connections.
+    let check = shared.config.authorize.check(&request.auth_request(LABEL).holds_connection());
+    let mut prepared =
+        prepare(&shared.config, &request).map(|(options, wait)| (request.into_answer(), options, wait));
     async move {
         // By reference: moved out, they would take room in the future twice.
         match prepared {
             // When the client disconnects, the server drops this future; the hub unregisters
             // the parked fetch on drop, so nothing outlives the request.
-            Ok((ref answer, ref options)) => answer.answer(&shared.hub, options).await,
+            Ok((ref answer, ref mut options, wait)) => {
+                let grant = check.await?;
+                // A parked request never outlives its token: when the token expires first, it
+                // is answered `401 token_expired` then (not an empty `200` the client would
+                // repeat at once), and the client comes back with a fresh one.
+                let wait = grant.remaining().map_or(wait, |remaining| wait.min(remaining));
+                *options = std::mem::take(options).wait(wait);
+                answer.answer_within(&shared.hub, options, &grant).await
+            }
             Err(error) => Err(error),
         }
     }
 }
 
-/// The request's fetch: its wait and answer limits, once its token is checked.
-fn prepare(config: &LongPollConfig, request: &PollRequest) -> Result<FetchOptions, ApiError> {
-    let grant = request.authorize(&*config.authorize)?;
-    // A parked request never outlives its token: it is answered (empty, same cursor) when the
-    // token expires, and the next poll is refused until the client brings a fresh one.
-    let mut wait = config.timeout(&request.query)?;
-    if let Some(remaining) = grant.remaining() {
-        wait = wait.min(remaining);
-    }
-    Ok(config.answers.fetch_options(&request.query)?.wait(wait).coalesce(config.coalesce).label(LABEL))
+/// The request's fetch and its wait, before the token caps the wait.
+fn prepare(config: &LongPollConfig, request: &PollRequest) -> Result<(FetchOptions, Duration), ApiError> {
+    let wait = config.timeout(&request.query)?;
+    let options = config.answers.fetch_options(&request.query)?.coalesce(config.coalesce).label(LABEL);
+    Ok((options, wait))
 }
 
 #[cfg(test)]

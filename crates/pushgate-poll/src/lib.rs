@@ -79,10 +79,13 @@ pub fn router(hub: Hub, config: PollConfig) -> Router {
     Router::new().route(PATH, get(poll)).with_state(Arc::new(Shared { hub, config }))
 }
 
+/// The label of this transport, in the hub's counters and in what the access policy is told.
+const LABEL: &str = "poll";
+
 async fn poll(State(shared): State<Arc<Shared>>, request: PollRequest) -> Result<Response, ApiError> {
-    request.authorize(&*shared.config.authorize)?;
+    shared.config.authorize.check(&request.auth_request(LABEL)).await?;
     // Short polls never wait, so they never show in presence; the label names them in the
     // hub's per-label counters (fetches, delivery latency).
-    let options = shared.config.answers.fetch_options(&request.query)?.label("poll");
+    let options = shared.config.answers.fetch_options(&request.query)?.label(LABEL);
     request.answer(&shared.hub, &options).await
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
+use pushgate_http::Grant;
 use pushgate_hub::{Cursor, Item, RecvError, Reset, Subscription};
 use tokio::time::{Instant, Sleep};
 
@@ -30,6 +31,9 @@ pub(crate) struct SseBody {
     chunk: Chunk,
     /// Fires when the subscriber's token expires, which ends the stream.
     expiry: Option<Pin<Box<Sleep>>>,
+    /// The access granted to the stream, held while it lives (a policy may count it as one of
+    /// its user's connections until it is dropped).
+    _grant: Grant,
 }
 
 thread_local! {
@@ -88,12 +92,15 @@ impl SseBody {
             batch_size: config.batch_size,
             chunk: Chunk::new(config.max_chunk_bytes),
             expiry: None,
+            _grant: Grant::forever(),
         }
     }
 
-    /// Ends the stream with `token_expired` after `remaining` (never for `None`).
-    pub(crate) fn expires_in(mut self, remaining: Option<Duration>) -> Self {
-        self.expiry = remaining.map(|after| Box::pin(tokio::time::sleep(after)));
+    /// Holds `grant` while the stream lives, and ends the stream with `token_expired` when it
+    /// expires (never, for a grant without expiry).
+    pub(crate) fn holding(mut self, grant: Grant) -> Self {
+        self.expiry = grant.remaining().map(|after| Box::pin(tokio::time::sleep(after)));
+        self._grant = grant;
         self
     }
 
@@ -199,6 +206,8 @@ impl SseBody {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::SystemTime;
 
     use super::*;
     use futures_util::StreamExt;
@@ -332,7 +341,8 @@ mod tests {
         let topic = TopicName::new("t").unwrap();
         let sub = hub.subscribe(&[topic.clone()], Cursor::Now).unwrap();
         let config = SseConfig::default().heartbeat(Duration::ZERO);
-        let mut body = SseBody::new(sub, &config).expires_in(Some(Duration::from_secs(30)));
+        let mut body =
+            SseBody::new(sub, &config).holding(Grant::until(SystemTime::now() + Duration::from_secs(30)));
         let start = Instant::now();
         assert_eq!(next(&mut body).await.unwrap(), &b"retry: 2000\n\n"[..]);
         let event = publish(&hub, &topic, 1).await;

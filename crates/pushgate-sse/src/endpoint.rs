@@ -4,12 +4,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::HeaderMap;
 use http::{HeaderValue, StatusCode, header};
-use pushgate_http::{Action, ApiError, Query, SubscribeParams, token_from};
+use pushgate_http::{Action, ApiError, AuthRequest, ClientInfo, Query, SubscribeParams, token_from};
 use pushgate_hub::{Hub, SubscribeOptions};
 
 use crate::body::SseBody;
@@ -57,10 +56,13 @@ async fn subscribe(
     State(endpoint): State<Arc<Endpoint>>,
     params: SubscribeParams,
     query: Query,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
-    let token = token_from(&query, &headers);
-    let grant = match endpoint.config.authorize.check(token, Action::Subscribe, &params.topics) {
+    let authorize = &endpoint.config.authorize;
+    let client = ClientInfo::for_policy(&**authorize, request.headers(), request.extensions());
+    let token = token_from(&query, request.headers());
+    let asked = AuthRequest::new(Action::Subscribe, &params.topics, token, LABEL, &client).holds_connection();
+    let grant = match authorize.check(&asked).await {
         Ok(grant) => grant,
         Err(err) => return ApiError::from(err).into_response(),
     };
@@ -73,9 +75,8 @@ async fn subscribe(
         Err(err) => return ApiError::from(err).into_response(),
     };
     tracing::debug!(transport = "sse", topics = ?params.topics, cursor = %params.cursor, "stream opened");
-    let mut response = Response::new(Body::from_stream(
-        SseBody::new(subscription, &endpoint.config).expires_in(grant.remaining()),
-    ));
+    let mut response =
+        Response::new(Body::from_stream(SseBody::new(subscription, &endpoint.config).holding(grant)));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

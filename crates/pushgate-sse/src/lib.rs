@@ -20,9 +20,10 @@
 //!   closing the stream.
 //! - A subscriber whose backlog overflows gets `event: error` with code `slow_consumer`, and the
 //!   stream ends; on [`Hub::close`](pushgate_hub::Hub::close) the code is `shutting_down`.
-//! - With [`SseConfig::authorize`], a stream opens only for a token allowed to subscribe to its
-//!   topics (`?token=` or `Authorization: Bearer`), and ends with `event: error` code
-//!   `token_expired` when that token expires.
+//! - With [`SseConfig::authorize`], a stream opens only for a client allowed to subscribe to its
+//!   topics (its token, `?token=` or `Authorization: Bearer`, or what the policy makes of its
+//!   cookies), holds its grant while it lives, and ends with `event: error` code `token_expired`
+//!   when the grant expires.
 //! - Errors before the stream starts (bad topic or cursor, no topics, …) are the usual JSON error
 //!   answers of `pushgate-http`.
 //!

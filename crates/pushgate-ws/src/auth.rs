@@ -1,19 +1,27 @@
-//! What a connection knows about its client's credentials: the token, until when it holds, and
-//! how long a client that has none yet may wait before sending one.
+//! What a connection knows about its client's credentials: the token, the upgrade's
+//! authentication headers, the access it was granted and until when, and how long a client
+//! that has none yet may wait before sending one.
 
 use std::sync::Arc;
 
-use pushgate_http::{Action, ApiError, Authorize, Grant};
+use pushgate_http::{Action, AuthRequest, Authorize, Check, ClientInfo, Grant};
 use pushgate_hub::TopicName;
 use tokio::time::Instant;
 
 use crate::config::WsConfig;
 
-/// A connection's credentials. The token is a secret: it is kept to check each `subscribe`
-/// and `publish` frame, and never logged or echoed.
+/// The transport's name in what the access policy is told.
+pub(crate) const TRANSPORT: &str = "ws";
+
+/// A connection's credentials. The token and the headers are secrets: they are kept to check
+/// each `subscribe` and `publish` frame, and never logged or echoed.
+///
+/// Every idle connection holds this, so what only an enforced policy needs is boxed: a server
+/// without auth keeps two pointers and two timers per connection here.
 pub(crate) struct Auth {
     authorize: Arc<dyn Authorize>,
-    token: Option<String>,
+    /// `None` under a policy that allows everything.
+    held: Option<Box<Held>>,
     /// When the token stops being valid: the connection is closed then unless it is refreshed.
     expires_at: Option<Instant>,
     /// Under an enforced policy, when a connection that still has no token and no
@@ -21,28 +29,62 @@ pub(crate) struct Auth {
     deadline: Option<Instant>,
 }
 
+/// What an enforced policy is shown again with each frame.
+struct Held {
+    token: Option<String>,
+    /// The upgrade's address and authentication headers.
+    client: ClientInfo,
+    /// The access the connection holds (a policy may keep its decision and the user's
+    /// connection count there): from the upgrade, then from each frame allowed.
+    grant: Grant,
+}
+
 impl Auth {
-    /// The credentials of a connection that opened with `token` (already checked, giving
-    /// `grant`), or with none.
-    pub(crate) fn new(config: &WsConfig, token: Option<String>, grant: Grant) -> Self {
-        let deadline =
-            (config.authorize.is_enforced() && token.is_none()).then(|| Instant::now() + config.auth_timeout);
-        Self { authorize: Arc::clone(&config.authorize), token, expires_at: instant(grant), deadline }
+    /// The credentials of a connection that opened with `token` and `client` (already
+    /// checked, giving `grant`), or with none.
+    pub(crate) fn new(config: &WsConfig, token: Option<String>, client: ClientInfo, grant: Grant) -> Self {
+        let enforced = config.authorize.is_enforced();
+        let deadline = (enforced && token.is_none() && grant.user().is_none())
+            .then(|| Instant::now() + config.auth_timeout);
+        Self {
+            authorize: Arc::clone(&config.authorize),
+            expires_at: instant(&grant),
+            held: enforced.then(|| Box::new(Held { token, client, grant })),
+            deadline,
+        }
     }
 
-    /// Whether the current token (or an anonymous client) may do `action` on `topics`.
-    pub(crate) fn check(&self, action: Action, topics: &[TopicName]) -> Result<Grant, ApiError> {
-        self.authorize.check(self.token.as_deref(), action, topics).map_err(ApiError::from)
+    /// The policy's answer to whether the connection may do `action` on `topics` with `token`
+    /// (its current one, or one an `auth` frame brings); `None` when every frame is allowed
+    /// (no enforced policy). Once allowed, the connection holds the grant ([`Auth::hold`]).
+    pub(crate) fn ask(&self, action: Action, topics: &[TopicName], token: Option<&str>) -> Option<Check> {
+        let held = self.held.as_ref()?;
+        let token = token.or(held.token.as_deref());
+        // The connection holds what it is granted: it counts as one of its user's connections.
+        let request = AuthRequest::new(action, topics, token, TRANSPORT, &held.client)
+            .current(&held.grant)
+            .holds_connection();
+        Some(self.authorize.check(&request))
     }
 
-    /// Replaces the token by `token` if it is valid and allows the connection's current
-    /// `topics`; otherwise the old token (if any) stays in force.
-    pub(crate) fn refresh(&mut self, token: String, topics: &[TopicName]) -> Result<Grant, ApiError> {
-        let grant = self.authorize.check(Some(&token), Action::Subscribe, topics)?;
-        self.token = Some(token);
-        self.expires_at = instant(grant);
-        self.deadline = None;
-        Ok(grant)
+    /// Holds `grant`, allowed for a frame; with `token`, an `auth` frame's, which replaces the
+    /// connection's token and ends the wait for one.
+    pub(crate) fn hold(&mut self, grant: Grant, token: Option<String>) {
+        self.expires_at = instant(&grant);
+        if grant.user().is_some() || token.is_some() {
+            self.deadline = None;
+        }
+        if let Some(held) = &mut self.held {
+            held.grant = grant;
+            if token.is_some() {
+                held.token = token;
+            }
+        }
+    }
+
+    /// The user the connection acts for, when the policy knows it.
+    pub(crate) fn user(&self) -> Option<&str> {
+        self.held.as_ref().and_then(|held| held.grant.user())
     }
 
     pub(crate) fn expires_at(&self) -> Option<Instant> {
@@ -61,6 +103,6 @@ impl Auth {
 
 /// When the grant ends on the monotonic clock; `None` (no expiry) when that is too far to
 /// represent (a token's far-future `exp`), rather than an overflow.
-fn instant(grant: Grant) -> Option<Instant> {
+fn instant(grant: &Grant) -> Option<Instant> {
     grant.remaining().and_then(|remaining| Instant::now().checked_add(remaining))
 }

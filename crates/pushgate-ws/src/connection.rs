@@ -34,7 +34,9 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use pushgate_http::{Action, ApiError, ErrorCode, PublishAllowance, Refusal, Refusals, SubscribeParams};
+use pushgate_http::{
+    Action, ApiError, AuthError, ErrorCode, Grant, PublishAllowance, Refusal, Refusals, SubscribeParams,
+};
 use pushgate_hub::{
     Cursor, Event, Hub, HubError, Item, NewEvent, RecvError, SubscribeOptions, Subscription, TopicName,
 };
@@ -68,6 +70,29 @@ const MAX_WAITING_PUBLISHES: usize = 16;
 /// The publish in flight: owns what it uses, so the connection's loop can poll it next to the
 /// socket and the subscription.
 type Publishing = Pin<Box<dyn Future<Output = Result<Arc<Event>, HubError>> + Send>>;
+
+/// A frame waiting for the access policy's answer (the application being asked): the connection
+/// goes on delivering events and answering pings meanwhile, and reads no further frame.
+/// Its answer is boxed: the connection's `select!` keeps room for the largest answer of its
+/// branches in every idle connection's future.
+type Checking = Pin<Box<dyn Future<Output = Box<(Asked, Result<Grant, AuthError>)>> + Send>>;
+
+/// What a frame under check will do once allowed.
+enum Asked {
+    Auth { token: String },
+    Subscribe { topics: Vec<TopicName>, cursor: Option<Cursor> },
+    Publish { topic: TopicName, event: NewEvent },
+}
+
+impl Asked {
+    fn request(&self) -> &'static str {
+        match self {
+            Self::Auth { .. } => "auth",
+            Self::Subscribe { .. } => "subscribe",
+            Self::Publish { .. } => "publish",
+        }
+    }
+}
 
 /// A `publish` frame waiting for the one in flight.
 enum Waiting {
@@ -135,6 +160,8 @@ pub(crate) struct Connection {
     publishing: Option<Publishing>,
     /// `publish` frames waiting for it, in the order sent.
     waiting_publishes: VecDeque<Waiting>,
+    /// The frame whose check is under way, if the policy could not answer at once.
+    checking: Option<Checking>,
 }
 
 impl Connection {
@@ -166,6 +193,7 @@ impl Connection {
             auth,
             publishing: None,
             waiting_publishes: VecDeque::new(),
+            checking: None,
         };
         if !params.topics.is_empty() {
             connection.subscription = Some(connection.open(&params.topics, params.cursor)?);
@@ -237,7 +265,9 @@ impl Connection {
             let publishing = self.publishing.is_some();
             let draining = self.outbox.has_work();
             let reading = self.outbox.replies() < MAX_QUEUED_REPLIES
-                && self.waiting_publishes.len() < MAX_WAITING_PUBLISHES;
+                && self.waiting_publishes.len() < MAX_WAITING_PUBLISHES
+                && self.checking.is_none();
+            let checking = self.checking.is_some();
             // The next batch is taken only once the last one is in tungstenite's hands: events
             // not yet written stay in the hub, which counts them against `max_backlog`.
             let pulling = self.subscription.is_some() && self.outbox.events() == 0;
@@ -295,6 +325,11 @@ impl Connection {
                         return end;
                     }
                 }
+                checked = next_checked(self.checking.as_mut()), if checking => {
+                    self.checking = None;
+                    let (asked, allowed) = *checked;
+                    Box::pin(self.on_checked(asked, allowed)).await;
+                }
                 published = next_published(self.publishing.as_mut()), if publishing => {
                     self.publishing = None;
                     let reply = match published {
@@ -349,24 +384,9 @@ impl Connection {
         let reply = match frame::parse(text) {
             Err(bad) => frame::error(bad.request.as_deref(), &bad.error),
             Ok(ClientFrame::Ping { id }) => frame::pong(&id),
-            Ok(ClientFrame::Auth { token }) => {
-                let topics: Vec<TopicName> = self.topics().cloned().collect();
-                match self.auth.refresh(token, &topics) {
-                    Ok(grant) => frame::authed(grant.expires_unix()),
-                    Err(err) => self.refused(Some("auth"), &err),
-                }
-            }
-            Ok(ClientFrame::Subscribe { topics, .. })
-                if let Err(err) = self.auth.check(Action::Subscribe, &topics) =>
-            {
-                self.refused(Some("subscribe"), &err)
-            }
+            Ok(ClientFrame::Auth { token }) => return self.check(Asked::Auth { token }).await,
             Ok(ClientFrame::Subscribe { topics, cursor }) => {
-                if self.subscription.is_some() {
-                    let keep: Vec<TopicName> = self.topics().cloned().collect();
-                    return self.change(&keep, &topics, cursor, "subscribe").await;
-                }
-                self.start(&topics, cursor.unwrap_or(self.position))
+                return self.check(Asked::Subscribe { topics, cursor }).await;
             }
             Ok(ClientFrame::Unsubscribe { topics }) => {
                 let rest: Vec<TopicName> = self.topics().filter(|t| !topics.contains(t)).cloned().collect();
@@ -378,29 +398,86 @@ impl Connection {
                 self.floors = Floors::default();
                 frame::subscribed(std::iter::empty(), self.position)
             }
-            Ok(ClientFrame::Publish { topic, .. })
-                if let Err(err) = self.auth.check(Action::Publish, std::slice::from_ref(&topic)) =>
-            {
-                let reply = self.refused(Some("publish"), &err);
-                return self.refuse_publish(reply);
-            }
             Ok(ClientFrame::Publish { topic, event }) => {
-                if let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {
-                    self.refusals.count(Refusal::RateLimited);
-                    let message = format!(
-                        "this client publishes faster than its limit; the next publish is allowed in {} ms",
-                        wait.as_millis().max(1)
-                    );
-                    let reply =
-                        frame::error(Some("publish"), &ApiError::new(ErrorCode::RateLimited, message));
-                    return self.refuse_publish(reply);
-                }
-                // Answered by the connection's loop once published.
-                self.waiting_publishes.push_back(Waiting::Publish(topic, event));
-                return;
+                return self.check(Asked::Publish { topic, event }).await;
             }
         };
         self.outbox.push_reply(reply);
+    }
+
+    /// Asks the access policy about a frame: carries it out (or refuses it) at once when the
+    /// policy answers at once, else once it has answered (see [`Checking`]).
+    async fn check(&mut self, asked: Asked) {
+        let current: Vec<TopicName>;
+        let (action, topics, token) = match &asked {
+            Asked::Auth { token } => {
+                current = self.topics().cloned().collect();
+                (Action::Subscribe, &current[..], Some(token.as_str()))
+            }
+            Asked::Subscribe { topics, .. } => (Action::Subscribe, &topics[..], None),
+            Asked::Publish { topic, .. } => (Action::Publish, std::slice::from_ref(topic), None),
+        };
+        match self.auth.ask(action, topics, token) {
+            None => self.on_checked(asked, Ok(Grant::forever())).await,
+            Some(check) if check.is_ready() => {
+                let allowed = check.await;
+                self.on_checked(asked, allowed).await;
+            }
+            Some(check) => self.checking = Some(Box::pin(async move { Box::new((asked, check.await)) })),
+        }
+    }
+
+    /// Carries out a frame the policy allowed, or answers its refusal.
+    async fn on_checked(&mut self, asked: Asked, allowed: Result<Grant, AuthError>) {
+        let grant = match allowed {
+            Ok(grant) => grant,
+            Err(err) => {
+                let reply = self.refused(Some(asked.request()), &ApiError::from(err));
+                return match asked {
+                    Asked::Publish { .. } => self.refuse_publish(reply),
+                    _ => self.outbox.push_reply(reply),
+                };
+            }
+        };
+        match asked {
+            Asked::Auth { token } => {
+                let expires = grant.expires_unix();
+                self.auth.hold(grant, Some(token));
+                self.outbox.push_reply(frame::authed(expires));
+            }
+            Asked::Subscribe { topics, cursor } => {
+                self.auth.hold(grant, None);
+                if self.subscription.is_some() {
+                    let keep: Vec<TopicName> = self.topics().cloned().collect();
+                    return self.change(&keep, &topics, cursor, "subscribe").await;
+                }
+                let reply = self.start(&topics, cursor.unwrap_or(self.position));
+                self.outbox.push_reply(reply);
+            }
+            Asked::Publish { topic, event } => {
+                self.auth.hold(grant, None);
+                self.publish(topic, event);
+            }
+        }
+    }
+
+    /// Carries out an allowed `publish` frame: in line behind the ones before it, unless the
+    /// client publishes faster than its allowance. The event's sender is the connection's user.
+    fn publish(&mut self, topic: TopicName, mut event: NewEvent) {
+        if let Some(user) = self.auth.user() {
+            event = event.from(user);
+        }
+        if let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {
+            self.refusals.count(Refusal::RateLimited);
+            let message = format!(
+                "this client publishes faster than its limit; the next publish is allowed in {} ms",
+                wait.as_millis().max(1)
+            );
+            let reply = frame::error(Some("publish"), &ApiError::new(ErrorCode::RateLimited, message));
+            return self.refuse_publish(reply);
+        }
+        // Answered by the connection's loop once published.
+        self.waiting_publishes.push_back(Waiting::Publish(topic, event));
     }
 
     /// Answers a refused `publish` frame: at once, or after the publishes sent before it.
@@ -478,6 +555,13 @@ impl Connection {
             Err(RecvError::Lagged { behind }) => Some(End::Close(CloseReason::SlowConsumer { behind })),
             Err(_) => Some(End::Close(CloseReason::ShuttingDown)),
         }
+    }
+}
+
+async fn next_checked(checking: Option<&mut Checking>) -> Box<(Asked, Result<Grant, AuthError>)> {
+    match checking {
+        Some(checking) => checking.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -570,7 +654,8 @@ mod tests {
     async fn the_end_of_the_client_stream_ends_the_connection() {
         let params = SubscribeParams::from_query(&pushgate_http::Query::parse(None), None).unwrap();
         let config = WsConfig::default();
-        let auth = Auth::new(&config, None, pushgate_http::Grant::forever());
+        let auth =
+            Auth::new(&config, None, pushgate_http::ClientInfo::default(), pushgate_http::Grant::forever());
         let publishes = PublishAllowance::new(config.publish_rate, Instant::now().into_std());
         let mut connection = Connection::new(1, Hub::new(), &config, params, auth, publishes).unwrap();
         // Answering `None` with "carry on" would poll the ended stream again at once, forever.
@@ -584,7 +669,8 @@ mod tests {
     fn an_idle_connection_future_stays_small() {
         let params = SubscribeParams::from_query(&pushgate_http::Query::parse(None), None).unwrap();
         let config = WsConfig::default();
-        let auth = Auth::new(&config, None, pushgate_http::Grant::forever());
+        let auth =
+            Auth::new(&config, None, pushgate_http::ClientInfo::default(), pushgate_http::Grant::forever());
         let publishes = PublishAllowance::new(config.publish_rate, Instant::now().into_std());
         let connection = Connection::new(1, Hub::new(), &config, params, auth, publishes).unwrap();
         let on_upgrade = hyper::upgrade::on(http::Request::new(()));

@@ -10,11 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use hyper::upgrade::OnUpgrade;
 use pushgate_http::{
-    Action, ApiError, ErrorCode, Grant, PublishAllowance, Query, SubscribeParams, token_from,
+    Action, ApiError, AuthRequest, ClientInfo, ErrorCode, Grant, PublishAllowance, Query, SubscribeParams,
+    token_from,
 };
 use pushgate_hub::{Hub, HubError};
 
-use crate::auth::Auth;
+use crate::auth::{Auth, TRANSPORT};
 use crate::config::WsConfig;
 use crate::connection::Connection;
 use crate::handshake;
@@ -66,17 +67,23 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
         Err(err) => return err.into_response(),
     };
     // A token or topics in the query are checked now, so a refusal is an HTTP answer; without
-    // either the connection opens unauthenticated and may send an `auth` frame.
+    // either the connection opens unauthenticated and may send an `auth` frame. A policy that
+    // authenticates with cookies is asked about an upgrade carrying one, so that the connection
+    // knows its user from the start.
+    let authorize = &shared.config.authorize;
+    let client = ClientInfo::for_policy(&**authorize, request.headers(), request.extensions());
     let token = token_from(&query, request.headers());
-    let grant = if token.is_some() || !params.topics.is_empty() {
-        match shared.config.authorize.check(token, Action::Subscribe, &params.topics) {
+    let grant = if token.is_some() || !params.topics.is_empty() || client.cookie.is_some() {
+        let asked =
+            AuthRequest::new(Action::Subscribe, &params.topics, token, TRANSPORT, &client).holds_connection();
+        match authorize.check(&asked).await {
             Ok(grant) => grant,
             Err(err) => return ApiError::from(err).into_response(),
         }
     } else {
         Grant::forever()
     };
-    let auth = Auth::new(&shared.config, token.map(str::to_owned), grant);
+    let auth = Auth::new(&shared.config, token.map(str::to_owned), client, grant);
     if request.extensions().get::<OnUpgrade>().is_none() {
         // Served by something that cannot hand over the connection (a test harness calling
         // the router directly, HTTP/2): refuse rather than answer 101 and hang.

@@ -59,6 +59,9 @@ enum RawFrame {
         event: Option<String>,
         #[serde(default, deserialize_with = "present")]
         data: Option<Value>,
+        /// Refused when present: the server sets the sender.
+        #[serde(default, deserialize_with = "present")]
+        from: Option<Value>,
     },
     Ping {
         #[serde(default)]
@@ -112,7 +115,13 @@ fn validate(raw: RawFrame) -> Result<ClientFrame, ApiError> {
             ClientFrame::Subscribe { topics: topic_names(&topics)?, cursor }
         }
         RawFrame::Unsubscribe { topics } => ClientFrame::Unsubscribe { topics: topic_names(&topics)? },
-        RawFrame::Publish { topic, event, data } => {
+        RawFrame::Publish { topic, event, data, from } => {
+            if from.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidJson,
+                    "`from` is set by the server from the connection's credentials; a client cannot give it",
+                ));
+            }
             let data = data.ok_or_else(|| {
                 ApiError::new(ErrorCode::InvalidJson, "`data` is required (null is a value)")
             })?;
@@ -274,6 +283,13 @@ mod tests {
             Err(bad) => bad,
             Ok(frame) => panic!("{text} parsed as {frame:?}"),
         }
+    }
+
+    #[test]
+    fn a_client_cannot_name_the_sender_of_what_it_publishes() {
+        let bad = parse(r#"{"type":"publish","topic":"t","data":1,"from":"admin"}"#).unwrap_err();
+        assert_eq!((bad.request.as_deref(), bad.error.code()), (Some("publish"), ErrorCode::InvalidJson));
+        assert!(bad.error.message().contains("`from`"));
     }
 
     #[test]

@@ -10,14 +10,19 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushgate_auth::JwtAuth;
+use pushgate_auth::AccessPolicy;
 use pushgate_hub::Hub;
 use pushgate_ws::WsConfig;
 use serde_json::json;
 use support::{close_code, connect, next_json, send, serve};
 
 fn config() -> WsConfig {
-    let auth = JwtAuth::new("secret").unwrap().anonymous_subscribe(["public".parse().unwrap()]);
+    let auth = AccessPolicy::builder()
+        .hmac_secret("secret")
+        .unwrap()
+        .anonymous_subscribe(["public".parse().unwrap()])
+        .build()
+        .unwrap();
     WsConfig::default().authorize(Arc::new(auth)).auth_timeout(Duration::from_millis(300))
 }
 

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
@@ -36,8 +37,10 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use pushgate_auth::JwtAuth;
-use pushgate_http::{Action, ApiError, Authorize, ErrorCode, Query, Refusal, Refusals, token_from};
+use pushgate_auth::AdminKey;
+use pushgate_http::{
+    Action, ApiError, AuthRequest, Authorize, ClientInfo, ErrorCode, Query, Refusal, Refusals, token_from,
+};
 use pushgate_hub::{Hub, NewEvent, TopicName};
 use serde_json::{Map, Value, json};
 
@@ -60,9 +63,8 @@ struct ApiState {
     bodies: BodyLimits,
     refusals: Refusals,
     authorize: Arc<dyn Authorize>,
-    /// Recognises the admin key (and nothing else: it has no secret and no anonymous
-    /// patterns), which may read any topic's presence though it may not subscribe.
-    admin: Option<JwtAuth>,
+    /// The admin key, which may read any topic's presence though it may not subscribe.
+    admin: Option<AdminKey>,
 }
 
 /// Publish, presence and health routes over `hub`, with `bodies` for publish bodies;
@@ -71,7 +73,7 @@ struct ApiState {
 pub(crate) fn router(
     hub: Hub,
     bodies: BodyLimits,
-    admin: Option<JwtAuth>,
+    admin: Option<AdminKey>,
     sources: Sources,
     refusals: Refusals,
     authorize: Arc<dyn Authorize>,
@@ -90,13 +92,20 @@ async fn publish(
     connection: Option<Extension<Arc<ConnectionState>>>,
     topic: Result<Path<String>, PathRejection>,
     query: Query,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let topic = topic_name(topic)?;
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     // Checked before the body is read: a refused publisher costs no body buffering.
+    let client = ClientInfo::of(&headers, &parts.extensions);
     let token = token_from(&query, &headers);
-    state.authorize.check(token, Action::Publish, std::slice::from_ref(&topic))?;
+    let topics = std::slice::from_ref(&topic);
+    let grant =
+        state.authorize.check(&AuthRequest::new(Action::Publish, topics, token, "http", &client)).await?;
+    // The application's servers may name the sender of what they publish; nobody else may.
+    let is_server = state.admin.as_ref().is_some_and(|admin| token.is_some_and(|token| admin.matches(token)))
+        || !state.authorize.is_enforced();
     let body = match read_request_body(&headers, body, state.bodies).await {
         Ok(body) => body,
         Err(response) => {
@@ -112,7 +121,10 @@ async fn publish(
         state.refusals.count(Refusal::RateLimited);
         return Ok(rate_limited(wait));
     }
-    let event = parse_publish(&body)?;
+    let mut event = parse_publish(&body, is_server)?;
+    if let Some(user) = grant.user() {
+        event = event.from(user);
+    }
     let stored = state.hub.publish(&topic, event).await?;
     let answer =
         json!({ "topic": stored.topic().as_str(), "seq": stored.seq(), "id": stored.cursor().to_string() });
@@ -137,19 +149,15 @@ async fn presence(
     State(state): State<ApiState>,
     topic: Result<Path<String>, PathRejection>,
     query: Query,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let topic = topic_name(topic)?;
-    let token = token_from(&query, &headers);
+    let token = token_from(&query, request.headers());
     let topics = std::slice::from_ref(&topic);
-    if let Err(refused) = state.authorize.check(token, Action::Subscribe, topics) {
-        let admin = state
-            .admin
-            .as_ref()
-            .is_some_and(|admin| token.is_some() && admin.check(token, Action::Publish, topics).is_ok());
-        if !admin {
-            return Err(refused.into());
-        }
+    let admin = state.admin.as_ref().is_some_and(|admin| token.is_some_and(|token| admin.matches(token)));
+    if !admin {
+        let client = ClientInfo::of(request.headers(), request.extensions());
+        state.authorize.check(&AuthRequest::new(Action::Subscribe, topics, token, "http", &client)).await?;
     }
     let presence = state.hub.presence(&topic);
     let by_transport: Map<String, Value> =
@@ -233,9 +241,11 @@ async fn read_body(
     }
 }
 
-/// `{"event"?: "<type>", "data": <any JSON>}` as a hub event. `data` is required (`null` is a
-/// value); other members are refused so a misspelt `event` is not silently ignored.
-fn parse_publish(body: &[u8]) -> Result<NewEvent, ApiError> {
+/// `{"event"?: "<type>", "data": <any JSON>, "from"?: "<sender>"}` as a hub event. `data` is
+/// required (`null` is a value); `from` only from a server (`may_set_from`: the admin key, or
+/// no auth at all), since it is the sender every subscriber trusts; other members are refused
+/// so a misspelt `event` is not silently ignored.
+fn parse_publish(body: &[u8], may_set_from: bool) -> Result<NewEvent, ApiError> {
     let invalid = |message: String| ApiError::new(ErrorCode::InvalidJson, message);
     let value: Value =
         serde_json::from_slice(body).map_err(|err| invalid(format!("the body is not JSON: {err}")))?;
@@ -252,16 +262,30 @@ fn parse_publish(body: &[u8]) -> Result<NewEvent, ApiError> {
         Some(Value::String(event_type)) => Some(event_type),
         Some(other) => return Err(invalid(format!("`event` must be a string, got {other}"))),
     };
+    let from = match object.remove("from") {
+        None => None,
+        Some(_) if !may_set_from => {
+            return Err(invalid(
+                "`from` is set by the server from the publisher's credentials; only the admin key may give it"
+                    .to_owned(),
+            ));
+        }
+        Some(Value::String(from)) => Some(from),
+        Some(other) => return Err(invalid(format!("`from` must be a string, got {other}"))),
+    };
     if let Some(unknown) = object.keys().next() {
         return Err(invalid(format!(
-            "unknown member {unknown:?}; a publish body has only `event` and `data`"
+            "unknown member {unknown:?}; a publish body has only `event`, `data` and (from a server) `from`"
         )));
     }
-    let event = NewEvent::new(data);
-    Ok(match event_type {
-        Some(event_type) => event.event_type(event_type),
-        None => event,
-    })
+    let mut event = NewEvent::new(data);
+    if let Some(event_type) = event_type {
+        event = event.event_type(event_type);
+    }
+    if let Some(from) = from {
+        event = event.from(from);
+    }
+    Ok(event)
 }
 
 #[cfg(test)]
@@ -270,11 +294,19 @@ mod tests {
 
     #[test]
     fn publish_bodies_are_parsed_strictly() {
-        let event = parse_publish(br#"{"event":"alert","data":{"x":1}}"#).expect("valid");
+        let event = parse_publish(br#"{"event":"alert","data":{"x":1}}"#, false).expect("valid");
         assert_eq!(event.type_name(), "alert");
         assert_eq!(event.data().as_str(), r#"{"x":1}"#);
-        assert_eq!(parse_publish(br#"{"data":null}"#).expect("null is a value").data().as_str(), "null");
-        assert_eq!(parse_publish(br#"{"data":1}"#).expect("valid").type_name(), "message");
+        assert_eq!(
+            parse_publish(br#"{"data":null}"#, false).expect("null is a value").data().as_str(),
+            "null"
+        );
+        assert_eq!(parse_publish(br#"{"data":1}"#, false).expect("valid").type_name(), "message");
+        // Only a server names the sender.
+        let from = br#"{"data":1,"from":"42"}"#;
+        assert_eq!(parse_publish(from, true).expect("a server's").sender(), Some("42"));
+        assert_eq!(parse_publish(from, false).expect_err("a client's").code(), ErrorCode::InvalidJson);
+        assert!(parse_publish(br#"{"data":1,"from":42}"#, true).is_err());
 
         for bad in [
             &b"not json"[..],
@@ -284,7 +316,7 @@ mod tests {
             br#"{"event":1,"data":1}"#,
             br#"{"data":1,"evnet":"x"}"#,
         ] {
-            let err = parse_publish(bad).expect_err("invalid");
+            let err = parse_publish(bad, true).expect_err("invalid");
             assert_eq!(err.code(), ErrorCode::InvalidJson, "{}", String::from_utf8_lossy(bad));
         }
     }

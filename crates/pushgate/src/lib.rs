@@ -18,9 +18,10 @@
 //! | anything else | `404` with a JSON error body |
 //!
 //! Everything served is derived from a [`Config`] in one place, `config/plan.rs`, which is also
-//! what [`Config::validate`] runs. With a JWT secret or an admin key set ([`config::Access`]),
-//! the transports and the publish API check every request against one access policy
-//! (`pushgate-auth`); WebSocket upgrades check `Origin` against the allowed origins; with CORS
+//! what [`Config::validate`] runs. With auth on ([`config::Access`]: a JWT secret or public keys,
+//! a JWKS URL, an auth proxy or an admin key), the transports and the publish API check every
+//! request against one access policy (`pushgate-auth`'s `AccessPolicy`, whose housekeeping runs
+//! next to the server); WebSocket upgrades check `Origin` against the allowed origins; with CORS
 //! origins, a CORS layer (`cors.rs`) answers preflights and marks answers for those origins.
 //!
 //! The routes above win over the pages: a file is looked up only for a path none of them takes.
@@ -139,7 +140,7 @@ pub fn app(hub: Hub, config: &Config) -> Result<Router, ConfigError> {
 }
 
 /// Every route: [`app`]'s, `/healthz`, `/readyz` and `/metrics` reporting `sources`, `server`
-/// and `redis`, and the demo's when there is one.
+/// and `redis`, and the demo's when there is one; access checked by `authorize`.
 fn routes(
     hub: Hub,
     plan: &Plan,
@@ -414,6 +415,8 @@ async fn serve_with(
     }
     let maintenance = tokio::spawn(hub.clone().maintain(MAINTENANCE_INTERVAL));
     let state = state.map(|state| tokio::spawn(state.keep(hub.clone())));
+    // The policy's housekeeping (JWKS refresh, expired decisions) never ends on its own.
+    let policy_upkeep = plan.policy.as_ref().map(|policy| tokio::spawn(policy.maintain()));
     let ticker = tokio::spawn(ticker::run(hub.clone(), plan.ticker_rate));
     let running = sources.spawn(&hub, redis.is_some());
     // The sources stop when the server closes the hub, in parallel with the connections'
@@ -423,6 +426,9 @@ async fn serve_with(
         running.stopped(hub, plan.drain_timeout),
     );
     // The hub is closed by now, which ends maintenance and the ticker at once.
+    if let Some(upkeep) = policy_upkeep {
+        upkeep.abort();
+    }
     maintenance.await.ok();
     ticker.await.ok();
     if let Some(state) = state {

@@ -20,7 +20,7 @@
 //!   limited, and its WebSockets are limited one by one.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -158,11 +158,13 @@ impl ConnectionState {
 pub(crate) struct WithConnection {
     router: TowerToHyperService<Router>,
     state: Arc<ConnectionState>,
+    /// The peer's address, put into each request as axum's `ConnectInfo` when set.
+    peer: Option<SocketAddr>,
 }
 
 impl WithConnection {
-    pub(crate) fn new(router: Router, state: Arc<ConnectionState>) -> Self {
-        Self { router: TowerToHyperService::new(router), state }
+    pub(crate) fn new(router: Router, state: Arc<ConnectionState>, peer: Option<SocketAddr>) -> Self {
+        Self { router: TowerToHyperService::new(router), state, peer }
     }
 }
 
@@ -174,6 +176,9 @@ impl hyper::service::Service<Request<Incoming>> for WithConnection {
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(self.state.publish.clone());
         request.extensions_mut().insert(Arc::clone(&self.state));
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        }
         self.router.call(request)
     }
 }

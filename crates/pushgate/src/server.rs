@@ -122,6 +122,9 @@ pub(crate) struct Limits {
     pub(crate) idle_timeout: Duration,
     pub(crate) drain_timeout: Duration,
     pub(crate) socket: SocketOptions,
+    /// Put the peer's address into each request's extensions (axum's `ConnectInfo`), for an
+    /// access policy that tells the application who asks; off, requests carry none.
+    pub(crate) client_addresses: bool,
 }
 
 /// TCP options set on every accepted socket, taken from [`crate::Config`].
@@ -265,10 +268,11 @@ async fn serve_http(
 ) {
     let activity = Arc::new(Activity::new());
     let state = ConnectionState::new(slots.1.publish_allowance());
+    let peer = limits.client_addresses.then(|| stream.peer_addr().ok()).flatten();
     let io = TokioIo::new(Tracked { stream, prefix, activity: Arc::clone(&activity), _slots: slots });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    let service = WithConnection::new(router, state);
+    let service = WithConnection::new(router, state, peer);
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let mut draining = false;

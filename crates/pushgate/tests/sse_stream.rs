@@ -180,3 +180,14 @@ async fn a_stream_holds_its_connection_slot() {
     assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
     assert!(answer.contains("\"overloaded\""), "{answer}");
 }
+
+#[tokio::test]
+async fn the_retry_hint_is_the_configured_one() {
+    let server = start(Config::default().with_sse_retry(Duration::from_millis(7500))).await;
+    let mut stream = send(server.addr, SSE_REQUEST).await;
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "\r\n\r\n").await;
+    read_until(&mut stream, &mut seen, "\n\n").await;
+    let body = seen.split_once("\r\n\r\n").unwrap().1;
+    assert!(body.starts_with("retry: 7500\n\n"), "{body:?}");
+}

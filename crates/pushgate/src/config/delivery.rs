@@ -37,6 +37,11 @@ section! {
         #[arg(long, env = "PUSHGATE_SSE_HEARTBEAT", value_name = "DURATION")]
         pub sse_heartbeat: TimeSpan = TimeSpan::secs(15),
 
+        /// The SSE `retry:` hint at the start of every stream: how long a browser waits before
+        /// reconnecting a stream that ended.
+        #[arg(long, env = "PUSHGATE_SSE_RETRY", value_name = "DURATION")]
+        pub sse_retry: TimeSpan = TimeSpan::secs(2),
+
         /// Hold each SSE, WebSocket and long-poll subscriber's events this long after the first
         /// arrives, then write them together (one write, one long-poll answer): fewer writes,
         /// for up to this much added latency. 0 writes each event at once; at most 1s.

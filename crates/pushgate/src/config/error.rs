@@ -149,4 +149,36 @@ pub enum ConfigError {
         #[source]
         source: pushgate_ws::InvalidOrigin,
     },
+    /// A user pattern (`user:{user}`) is malformed.
+    #[error("{name}: {source}")]
+    UserPattern {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong.
+        #[source]
+        source: pushgate_auth::InvalidPattern,
+    },
+    /// A public key file cannot be read or holds no usable public key.
+    #[error("jwt_public_keys {path:?}: {reason}")]
+    PublicKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A URL of the access settings (`auth_proxy`, `jwks_url`) cannot be used.
+    #[error("{name}: {source}")]
+    AuthUrl {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong.
+        #[source]
+        source: pushgate_auth::InvalidUrl,
+    },
+    /// The auth proxy cannot be set up.
+    #[error(transparent)]
+    Proxy(#[from] pushgate_auth::ProxyError),
+    /// The access policy cannot be set up.
+    #[error("auth: {0}")]
+    Policy(#[from] pushgate_auth::PolicyError),
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushgate_auth::JwtAuth;
+use pushgate_auth::{AccessPolicy, AdminKey};
 use pushgate_http::Authorize;
 use pushgate_longpoll::LongPollConfig;
 use pushgate_poll::PollConfig;
@@ -28,8 +28,11 @@ use crate::sources::Sources;
 pub(crate) struct Plan {
     /// The access policy every transport, the publish API and the demo check.
     pub(crate) authorize: Arc<dyn Authorize>,
-    /// The admin key alone, for presence.
-    pub(crate) admin: Option<JwtAuth>,
+    /// The same, when auth is on: for its housekeeping (`AccessPolicy::maintain`) and for
+    /// revoking tokens (`AccessPolicy::revoke`).
+    pub(crate) policy: Option<AccessPolicy>,
+    /// The admin key alone, for presence and for naming a sender.
+    pub(crate) admin: Option<AdminKey>,
     pub(crate) poll: PollConfig,
     pub(crate) longpoll: LongPollConfig,
     pub(crate) sse: SseConfig,
@@ -57,7 +60,7 @@ impl Plan {
     pub(crate) fn new(config: &Config) -> Result<Self, ConfigError> {
         config.check()?;
         let Config { listener, publishing, delivery, topics: _, backends, access, pages } = config;
-        let authorize = access.authorizer()?;
+        let (authorize, policy) = access.authorizer()?;
         let poll = PollConfig::default().max_bytes(*delivery.max_answer_bytes).authorize(authorize.clone());
         let longpoll = LongPollConfig::default()
             .default_timeout(*delivery.longpoll_timeout)
@@ -67,6 +70,7 @@ impl Plan {
             .authorize(authorize.clone());
         let sse = SseConfig::default()
             .heartbeat(*delivery.sse_heartbeat)
+            .retry(*delivery.sse_retry)
             .coalesce(*delivery.coalesce)
             .authorize(authorize.clone());
         // The write-buffer cap follows the body limit: an event frame larger than the cap would
@@ -87,6 +91,8 @@ impl Plan {
             header_read_timeout: *listener.header_read_timeout,
             idle_timeout: *listener.idle_timeout,
             drain_timeout: *listener.drain_timeout,
+            // The auth proxy tells the application each request's client address.
+            client_addresses: access.auth_proxy.is_some(),
             socket: server::SocketOptions {
                 keepalive_idle: *listener.tcp_keepalive_idle,
                 keepalive_interval: *listener.tcp_keepalive_interval,
@@ -98,6 +104,7 @@ impl Plan {
             admin: access.admin(),
             cors: access.cors()?,
             authorize,
+            policy,
             poll,
             longpoll,
             sse,

@@ -26,7 +26,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use pushgate_http::{Action, ApiError, Authorize, ErrorCode, Query, token_from};
+use pushgate_http::{Action, ApiError, AuthRequest, Authorize, ClientInfo, ErrorCode, Query, token_from};
 use pushgate_hub::{Hub, TopicName};
 use pushgate_sources::SourceError;
 use serde_json::{Value, json};
@@ -72,7 +72,10 @@ async fn check_access(
     {
         let action = if request.method() == Method::GET { Action::Subscribe } else { Action::Publish };
         let query = Query::parse(request.uri().query());
-        authorize.check(token_from(&query, request.headers()), action, &[topic])?;
+        let client = ClientInfo::of(request.headers(), request.extensions());
+        let token = token_from(&query, request.headers());
+        let topics = [topic];
+        authorize.check(&AuthRequest::new(action, &topics, token, "http", &client)).await?;
     }
     Ok(next.run(request).await)
 }

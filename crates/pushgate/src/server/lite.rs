@@ -100,6 +100,7 @@ async fn run(
     stopping: &mut watch::Receiver<bool>,
 ) -> End {
     let activity = Activity::new();
+    let peer = limits.client_addresses.then(|| stream.peer_addr().ok()).flatten();
     let mut idle = pin!(activity.idle_for(limits.idle_timeout));
     // One timer for every head of the connection: armed when the connection starts waiting
     // for a request (as hyper's, so a kept-alive connection waits no longer for its next one),
@@ -184,6 +185,10 @@ async fn run(
         // In a block of its own, so the router's future is not kept (and its room in this
         // task's state not reserved) next to the answer's.
         let response = {
+            let mut request = request;
+            if let Some(peer) = peer {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            }
             let mut call = pin!(router.clone().oneshot(request));
             loop {
                 tokio::select! {

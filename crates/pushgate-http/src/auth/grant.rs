@@ -1,0 +1,122 @@
+//! What a policy grants: until when, to whom, and what it keeps to decide later requests of
+//! the same connection.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Permission granted by [`Authorize::check`](crate::Authorize::check).
+///
+/// A grant says when the permission ends ([`expires_at`](Self::expires_at): streams opened with
+/// it end then), who holds it ([`user`](Self::user): the identity events published with it
+/// carry), and may carry state of the policy's own ([`state`](Self::state)), which the
+/// transports keep for as long as the stream or connection it opened lives and hand back with
+/// the connection's later requests ([`AuthRequest::current`](crate::AuthRequest::current)):
+/// a policy keeps a per-connection decision there, or a slot in a per-user connection count
+/// that is given back when the grant is dropped.
+///
+/// [`Grant::forever`] allocates nothing, so a policy that allows everything costs nothing.
+#[derive(Clone, Default)]
+pub struct Grant {
+    expires_at: Option<SystemTime>,
+    user: Option<Arc<str>>,
+    state: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Grant {
+    /// A grant that never expires, for no one in particular.
+    pub const fn forever() -> Self {
+        Self { expires_at: None, user: None, state: None }
+    }
+
+    /// A grant that ends at `expires_at`.
+    pub fn until(expires_at: SystemTime) -> Self {
+        Self { expires_at: Some(expires_at), ..Self::forever() }
+    }
+
+    /// The same grant, held by `user` (a token's `sub`, the application's `user`).
+    #[must_use]
+    pub fn with_user(mut self, user: impl Into<Arc<str>>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// The same grant, carrying `state` for the policy that made it.
+    #[must_use]
+    pub fn with_state(mut self, state: Arc<dyn Any + Send + Sync>) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// When the permission ends; `None` never.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// Who holds it, when the policy knows: the connection's user.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// [`user`](Self::user), shared.
+    pub fn user_arc(&self) -> Option<&Arc<str>> {
+        self.user.as_ref()
+    }
+
+    /// The policy's state of type `T`, if it put one there.
+    pub fn state<T: Any>(&self) -> Option<&T> {
+        self.state.as_deref().and_then(|state| (state as &dyn Any).downcast_ref())
+    }
+
+    /// How long from now until it expires (zero when it already has); `None` for never.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use pushgate_http::Grant;
+    ///
+    /// assert_eq!(Grant::forever().remaining(), None);
+    /// let past = Grant::until(SystemTime::UNIX_EPOCH);
+    /// assert_eq!(past.remaining(), Some(Duration::ZERO));
+    /// let soon = Grant::until(SystemTime::now() + Duration::from_secs(60));
+    /// assert!(soon.remaining().unwrap() > Duration::from_secs(50));
+    /// ```
+    pub fn remaining(&self) -> Option<Duration> {
+        self.expires_at.map(|at| at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    }
+
+    /// Whether it has expired by now.
+    pub fn has_expired(&self) -> bool {
+        self.remaining() == Some(Duration::ZERO)
+    }
+
+    /// The expiry in whole seconds since the Unix epoch, as sent to clients; `None` for never.
+    pub fn expires_unix(&self) -> Option<u64> {
+        self.expires_at.map(|at| at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| since.as_secs()))
+    }
+}
+
+/// Grants are equal when they end at the same time, for the same user, with the same state
+/// (the same allocation, not an equal value).
+impl PartialEq for Grant {
+    fn eq(&self, other: &Self) -> bool {
+        let same_state = match (&self.state, &other.state) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        self.expires_at == other.expires_at && self.user == other.user && same_state
+    }
+}
+
+impl Eq for Grant {}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("expires_at", &self.expires_unix())
+            .field("user", &self.user)
+            .field("state", &self.state.is_some())
+            .finish()
+    }
+}
