@@ -114,6 +114,18 @@ pub struct ServeArgs {
           default_value_t = Config::default().max_connections_per_ip)]
     pub max_connections_per_ip: usize,
 
+    /// A reverse proxy (CIDR such as 10.0.0.0/8, or one address) whose Forwarded or
+    /// X-Forwarded-For header names the client: requests from it count against that client's
+    /// per-IP limits, and its own connections are not limited per IP. Repeatable (in the
+    /// variable: comma-separated). Default: none; forwarding headers are ignored.
+    #[arg(
+        long = "trusted-proxies",
+        env = "PUSHGATE_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+
     /// Publishes a second one client address (IPv6: one /64) may make on average, HTTP and
     /// WebSocket together over all its connections; more get 429 rate_limited or a
     /// rate_limited error frame (0: no limit).
@@ -141,6 +153,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHGATE_DRAIN_TIMEOUT", value_name = "DURATION",
           default_value_t = Seconds(Config::default().drain_timeout))]
     pub drain_timeout: Seconds,
+
+    /// Serve every request with hyper, also polls, long polls and SSE streams, which are
+    /// otherwise served by the gateway's own keep-alive loop (less memory per connection).
+    #[arg(long, env = "PUSHGATE_NO_KEEP_ALIVE_LOOP")]
+    pub no_keep_alive_loop: bool,
 
     /// Most distinct topics one subscription or poll may name.
     #[arg(long, env = "PUSHGATE_MAX_TOPICS_PER_SUBSCRIPTION", value_name = "N",
@@ -265,11 +282,13 @@ impl From<ServeArgs> for Config {
             .with_ws_max_message_bytes(args.ws_max_message_bytes.0)
             .with_max_connections(args.max_connections)
             .with_max_connections_per_ip(args.max_connections_per_ip)
+            .with_trusted_proxies(args.trusted_proxies)
             .with_publish_rate(args.publish_rate)
             .with_publish_burst(args.publish_burst)
             .with_header_read_timeout(args.header_read_timeout.0)
             .with_idle_timeout(args.idle_timeout.0)
             .with_drain_timeout(args.drain_timeout.0)
+            .with_keep_alive_loop(!args.no_keep_alive_loop)
             .with_max_topics_per_subscription(args.max_topics_per_subscription)
             .with_max_topics(args.max_topics)
             .with_history_events(args.history_events)
@@ -565,6 +584,21 @@ mod tests {
         assert!(config.auth_enabled());
         let both = ["pushgate", "--jwt-secret", "a", "--jwt-secret-file", "/tmp/s"];
         assert!(Command::try_parse_from(both).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_and_the_keep_alive_loop_reach_the_config() {
+        use clap::Parser as _;
+        let parse = |argv: &[&str]| Config::from(Command::try_parse_from(argv).expect("valid options").serve);
+        let defaults = parse(&["pushgate"]);
+        assert!(defaults.trusted_proxies.is_empty() && defaults.keep_alive_loop);
+        let args = ["pushgate", "--trusted-proxies", "10.0.0.0/8,127.0.0.1", "--trusted-proxies", "::1"];
+        assert_eq!(parse(&args).trusted_proxies, ["10.0.0.0/8", "127.0.0.1", "::1"]);
+        let args = ["pushgate", "--trusted-proxies", "10.0.0.0/8,fd00::/8", "--no-keep-alive-loop"];
+        let config = parse(&args);
+        assert_eq!(config.trusted_proxies, ["10.0.0.0/8", "fd00::/8"]);
+        assert!(!config.keep_alive_loop);
+        assert!(config.validate().is_ok());
     }
 
     #[test]

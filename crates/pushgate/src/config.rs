@@ -81,6 +81,13 @@ pub struct Config {
     /// (for load tests from one host, or behind a proxy that connects from one address).
     /// Default 1,024.
     pub max_connections_per_ip: usize,
+    /// Peers whose forwarding headers are believed: a CIDR (`10.0.0.0/8`) or one address
+    /// (`10.0.0.5`) each, typically the reverse proxies in front of the gateway. A request
+    /// from such a peer counts against the limits of the client named in its `Forwarded` or
+    /// `X-Forwarded-For` header (the rightmost address that is not itself trusted), not the
+    /// proxy's; connections from the proxy itself are not limited per address. Forwarding
+    /// headers from any other peer are ignored. Default none: every client is its peer address.
+    pub trusted_proxies: Vec<String>,
     /// Publishes a second one client address (IPv6: one /64) may make on average, through
     /// `POST /v1/publish` and WebSocket `publish` frames together, over all its connections
     /// (reconnecting brings no fresh burst); beyond it a publish is refused
@@ -102,6 +109,11 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// On shutdown, how long open connections get to finish before they are cut. Default 10 s.
     pub drain_timeout: Duration,
+    /// Whether connections whose requests are polls, long polls and SSE streams are served by
+    /// the gateway's own HTTP/1.1 keep-alive loop, which holds less memory per connection than
+    /// hyper; `false` serves every request with hyper (the same heads are accepted and the
+    /// same answers given either way). Default `true`.
+    pub keep_alive_loop: bool,
     /// TCP keepalive on accepted connections: idle time before the first probe; zero leaves
     /// keepalive off. With the interval and probe count it finds peers that vanished without
     /// a word (a crashed host, a dropped NAT mapping) on connections that are silent on
@@ -228,11 +240,13 @@ impl Default for Config {
             ws_max_write_buffer_bytes: None,
             max_connections: 10_000,
             max_connections_per_ip: 1024,
+            trusted_proxies: Vec::new(),
             publish_rate: 100,
             publish_burst: 200,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(10),
+            keep_alive_loop: true,
             tcp_keepalive_idle: Duration::from_secs(30),
             tcp_keepalive_interval: Duration::from_secs(10),
             tcp_keepalive_retries: 3,
@@ -386,6 +400,15 @@ pub enum ConfigError {
         #[source]
         source: pushgate_ws::InvalidOrigin,
     },
+    /// A trusted proxy is neither a CIDR (`10.0.0.0/8`) nor an IP address.
+    #[error("trusted_proxies: {value:?} is neither a CIDR such as 10.0.0.0/8 nor an IP address")]
+    TrustedProxy {
+        /// The value given.
+        value: String,
+        /// What the CIDR parser reported.
+        #[source]
+        source: ipnet::AddrParseError,
+    },
 }
 
 /// Every pattern of `list` parses.
@@ -454,6 +477,8 @@ setters! {
     with_max_connections => max_connections: usize;
     /// Replaces [`max_connections_per_ip`](Config::max_connections_per_ip).
     with_max_connections_per_ip => max_connections_per_ip: usize;
+    /// Replaces [`trusted_proxies`](Config::trusted_proxies).
+    with_trusted_proxies => trusted_proxies: Vec<String>;
     /// Replaces [`publish_rate`](Config::publish_rate).
     with_publish_rate => publish_rate: u32;
     /// Replaces [`publish_burst`](Config::publish_burst).
@@ -464,6 +489,8 @@ setters! {
     with_idle_timeout => idle_timeout: Duration;
     /// Replaces [`drain_timeout`](Config::drain_timeout).
     with_drain_timeout => drain_timeout: Duration;
+    /// Replaces [`keep_alive_loop`](Config::keep_alive_loop).
+    with_keep_alive_loop => keep_alive_loop: bool;
     /// Replaces [`tcp_keepalive_idle`](Config::tcp_keepalive_idle).
     with_tcp_keepalive_idle => tcp_keepalive_idle: Duration;
     /// Replaces [`tcp_keepalive_interval`](Config::tcp_keepalive_interval).
@@ -597,7 +624,26 @@ impl Config {
             return Err(ConfigError::Redis { url: redact_url(url), reason: err.to_string() });
         }
         self.validate_sources()?;
+        self.trusted_networks()?;
         self.validate_access()
+    }
+
+    /// The networks of [`trusted_proxies`](Config::trusted_proxies); an address alone is a
+    /// network of that one address.
+    pub(crate) fn trusted_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                match text.parse::<std::net::IpAddr>() {
+                    Ok(ip) => Ok(ipnet::IpNet::from(ip)),
+                    Err(_) => text
+                        .parse::<ipnet::IpNet>()
+                        .map(|net| net.trunc())
+                        .map_err(|source| ConfigError::TrustedProxy { value: text.to_owned(), source }),
+                }
+            })
+            .collect()
     }
 
     /// Secrets are not empty; patterns and origins parse.
@@ -819,6 +865,14 @@ mod tests {
         );
         assert_eq!(base.clone().with_publish_rate(0).with_publish_burst(0).validate(), Ok(()));
         assert_eq!(base.clone().with_max_connections_per_ip(0).validate(), Ok(()));
+        let proxies = base.clone().with_trusted_proxies(vec!["10.0.0.0/8".into(), " 192.168.1.7 ".into()]);
+        assert_eq!(proxies.validate(), Ok(()));
+        assert_eq!(
+            proxies.trusted_networks().map(|nets| nets.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            Ok(vec!["10.0.0.0/8".to_owned(), "192.168.1.7/32".to_owned()])
+        );
+        let bad_proxy = base.clone().with_trusted_proxies(vec!["10.0.0.0/33".into()]).validate();
+        assert!(matches!(bad_proxy, Err(ConfigError::TrustedProxy { value, .. }) if value == "10.0.0.0/33"));
         assert_eq!(
             base.clone().with_tcp_keepalive_retries(0).validate(),
             Err(ConfigError::Zero { name: "tcp_keepalive_retries" })

@@ -89,6 +89,8 @@ struct ConfigFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_connections_per_ip: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    trusted_proxies: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     publish_rate: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     publish_burst: Option<u32>,
@@ -98,6 +100,8 @@ struct ConfigFile {
     idle_timeout: Option<Seconds>,
     #[serde(skip_serializing_if = "Option::is_none")]
     drain_timeout: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_keep_alive_loop: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_topics_per_subscription: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,8 +203,9 @@ impl ServeArgs {
         take_from_file!(args, file, given;
             plain: listen, max_body_bytes, body_read_timeout, max_answer_bytes, longpoll_timeout,
                 longpoll_max_timeout, sse_heartbeat, coalesce, ws_max_message_bytes, max_connections,
-                max_connections_per_ip, publish_rate, publish_burst,
-                header_read_timeout, idle_timeout, drain_timeout, max_topics_per_subscription,
+                max_connections_per_ip, trusted_proxies, publish_rate, publish_burst,
+                header_read_timeout, idle_timeout, drain_timeout, no_keep_alive_loop,
+                max_topics_per_subscription,
                 max_topics, history_events, history_age, sources, demo_db, no_demo, log_format;
             optional: demo_ticker_rate, web_dir, redis, jwt_secret_file
         );
@@ -249,11 +254,13 @@ impl ServeArgs {
             ws_max_message_bytes: Some(self.ws_max_message_bytes),
             max_connections: Some(self.max_connections),
             max_connections_per_ip: Some(self.max_connections_per_ip),
+            trusted_proxies: Some(self.trusted_proxies.clone()),
             publish_rate: Some(self.publish_rate),
             publish_burst: Some(self.publish_burst),
             header_read_timeout: Some(self.header_read_timeout),
             idle_timeout: Some(self.idle_timeout),
             drain_timeout: Some(self.drain_timeout),
+            no_keep_alive_loop: Some(self.no_keep_alive_loop),
             max_topics_per_subscription: Some(self.max_topics_per_subscription),
             max_topics: Some(self.max_topics),
             history_events: Some(self.history_events),
