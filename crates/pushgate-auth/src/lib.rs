@@ -19,7 +19,8 @@
 //! Next to tokens: patterns open to anonymous clients (and to every token holder), per action
 //! ([`JwtAuth::anonymous_subscribe`], [`JwtAuth::anonymous_publish`]), and an admin key
 //! ([`JwtAuth::admin_key`]) for the application's servers, allowed to publish on any topic,
-//! compared in constant time. Nothing else is allowed.
+//! compared in constant time, with a [`Grant::server`](pushgate_http::Grant::server) (never
+//! rate-limited). Nothing else is allowed.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -206,7 +207,8 @@ impl JwtAuth {
     }
 
     /// A key that may publish on every topic, sent as `Authorization: Bearer <key>` by the
-    /// application's servers. It allows publishing only.
+    /// application's servers. It allows publishing only, as a server
+    /// ([`Grant::server`]): its publishes are not rate-limited.
     #[must_use]
     pub fn admin_key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.admin_key = Some(key.as_ref().to_vec());
@@ -306,7 +308,7 @@ impl Authorize for JwtAuth {
             };
         };
         if action == Action::Publish && self.is_admin_key(token) {
-            return Ok(Grant::forever());
+            return Ok(Grant::server());
         }
         let claims = self.decode(token)?;
         let allowed = claims.patterns(action);

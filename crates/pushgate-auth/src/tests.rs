@@ -159,7 +159,8 @@ fn the_admin_key_publishes_anywhere_and_nothing_more() {
     let auth = JwtAuth::without_tokens().admin_key("k3y").anonymous_subscribe(["*".parse().unwrap()]);
     assert_eq!(
         auth.check(Some("k3y"), Action::Publish, &topics(&["any.topic", "user:1"])),
-        Ok(Grant::forever())
+        Ok(Grant::server()),
+        "the application's server: never expires, never rate-limited"
     );
     assert_eq!(code(auth.check(Some("k3y "), Action::Publish, &topics(&["a"]))), ErrorCode::InvalidToken);
     assert_eq!(code(auth.check(Some("k3"), Action::Publish, &topics(&["a"]))), ErrorCode::InvalidToken);

@@ -66,17 +66,34 @@ pub struct Grant {
     /// When the permission ends (the token's expiry); `None` never. A stream opened with it
     /// ends then, unless the client refreshes its token in-band (WebSocket).
     pub expires_at: Option<SystemTime>,
+    /// The holder is the application's own server, not one of its clients (the admin key, or
+    /// a policy that recognises the application's backend): its publishes are never
+    /// rate-limited, as a backend relaying a feed publishes for many clients at once.
+    pub server: bool,
 }
 
 impl Grant {
     /// A grant that never expires.
     pub fn forever() -> Self {
-        Self { expires_at: None }
+        Self { expires_at: None, server: false }
     }
 
     /// A grant that ends at `expires_at`.
     pub fn until(expires_at: SystemTime) -> Self {
-        Self { expires_at: Some(expires_at) }
+        Self { expires_at: Some(expires_at), server: false }
+    }
+
+    /// A grant to the application's own server: it never expires and its publishes are not
+    /// rate-limited.
+    ///
+    /// ```
+    /// use pushgate_http::Grant;
+    ///
+    /// assert!(Grant::server().server && Grant::server().expires_at.is_none());
+    /// assert!(!Grant::forever().server);
+    /// ```
+    pub fn server() -> Self {
+        Self { expires_at: None, server: true }
     }
 
     /// How long from now until it expires (zero when it already has); `None` for never.

@@ -15,7 +15,9 @@
 //!
 //! Publishes are limited per client address (see [`crate::limits`]; the allowance is shared
 //! with the client's other connections and its WebSocket `publish` frames): over the rate, a
-//! publish is `429 rate_limited` with `Retry-After` (whole seconds, at least 1). The body is
+//! publish is `429 rate_limited` with `Retry-After` (whole seconds, at least 1). The
+//! application's own server (a [`Grant::server`](pushgate_http::Grant::server): the admin key)
+//! is never limited. The body is
 //! read first, so the refusal keeps the keep-alive connection usable. Refusals (rate, body
 //! size) are counted for `/metrics`.
 //!
@@ -96,7 +98,7 @@ async fn publish(
     let topic = topic_name(topic)?;
     // Checked before the body is read: a refused publisher costs no body buffering.
     let token = token_from(&query, &headers);
-    state.authorize.check(token, Action::Publish, std::slice::from_ref(&topic))?;
+    let grant = state.authorize.check(token, Action::Publish, std::slice::from_ref(&topic))?;
     let body = match read_request_body(&headers, body, state.max_body_bytes, state.body_read_timeout).await {
         Ok(body) => body,
         Err(response) => {
@@ -106,7 +108,9 @@ async fn publish(
             return Ok(response);
         }
     };
-    if let Some(Extension(connection)) = connection
+    // The application's own server (the admin key) publishes for many clients: never limited.
+    if !grant.server
+        && let Some(Extension(connection)) = connection
         && let Err(wait) = connection.try_publish()
     {
         state.refusals.count(Refusal::RateLimited);

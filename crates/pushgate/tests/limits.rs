@@ -262,6 +262,36 @@ async fn http_publishes_over_the_rate_get_429_while_other_addresses_and_subscrib
     assert_eq!(refused(&metrics, "rate_limited"), 3.0, "{metrics}");
 }
 
+#[tokio::test]
+async fn the_admin_key_is_never_rate_limited() {
+    // A backend feeding a ticker publishes with the admin key from one address (issue 14).
+    let config = Config::default()
+        .with_publish_rate(1)
+        .with_publish_burst(2)
+        .with_admin_key(Some(pushgate::Secret::new("server-key")))
+        .with_anonymous_publish(vec!["*".into()]);
+    let (addr, _stop) = start(config).await;
+    let mut backend = Conn::open(LOCAL, addr).await;
+    for n in 0..20 {
+        let body = format!(r#"{{"data":{n}}}"#);
+        let request = format!(
+            "POST /v1/publish/ticker HTTP/1.1\r\nhost: test\r\nauthorization: Bearer server-key\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = backend.send(&request).await.unwrap();
+        assert_eq!(answer.status, 200, "admin publish {n}: {answer:?}");
+    }
+    // The admin's publishes took nothing from the address's allowance: an anonymous client on
+    // the same address still has its burst, and then is limited.
+    let mut anonymous = Conn::open(LOCAL, addr).await;
+    for n in 0..2 {
+        assert_eq!(anonymous.publish("ticker", &format!(r#"{{"data":{n}}}"#)).await.unwrap().status, 200);
+    }
+    let answer = anonymous.publish("ticker", r#"{"data":"over"}"#).await.unwrap();
+    assert_eq!((answer.status, answer.code()), (429, "rate_limited".to_owned()), "{answer:?}");
+}
+
 /// A WebSocket to `path`, and a reader of its next JSON frame.
 async fn websocket(
     addr: SocketAddr,
