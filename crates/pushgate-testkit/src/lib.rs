@@ -18,6 +18,9 @@
 //!   A rejected subscribe request is a [`Rejected`] error carrying the status and JSON body.
 //!   Every client counts its HTTP requests (a WebSocket handshake is one) and the bytes of
 //!   payload it received ([`Traffic`]).
+//! - [`RawHttp`]: a raw HTTP/1 connection that writes any bytes and reads answers framed by
+//!   their `content-length` ([`RawAnswer`]), for tests of malformed requests, pipelining and
+//!   closing.
 //! - [`RedisServer`]: a private `redis-server` child on a free port (nothing on disk, killed on
 //!   drop, restartable empty) for the Redis scale-out tests.
 //!
@@ -43,12 +46,14 @@
 
 mod client;
 mod feed;
+mod raw;
 mod redis;
 mod server;
 pub mod sse;
 
 pub use client::{LongPollClient, PollClient, SseClient, Transport, TransportClient, WsClient};
 pub use feed::{Delivery, Feed, Rejected, Traffic};
+pub use raw::{RawAnswer, RawHttp};
 pub use redis::RedisServer;
 pub use server::{Published, TestServer};
 pub use sse::{SseMessage, SseReader};

@@ -345,6 +345,7 @@ async fn serve_with(
         header_read_timeout: config.header_read_timeout,
         idle_timeout: config.idle_timeout,
         drain_timeout: config.drain_timeout,
+        keep_alive_loop: config.keep_alive_loop,
         socket: server::SocketOptions {
             keepalive_idle: config.tcp_keepalive_idle,
             keepalive_interval: config.tcp_keepalive_interval,

@@ -12,8 +12,9 @@
 //!   by all its connections, so that reconnecting does not bring a fresh burst. It outlives
 //!   the client's last connection until it has refilled (then a new one would be no
 //!   different), so closing and reopening gains nothing either.
-//! - **Per-connection state.** [`WithConnection`] puts the connection's [`ConnectionState`]
-//!   and its client's [`PublishAllowance`] into every request's extensions, so the publish API
+//! - **Per-connection state.** The connection's service (`server/service.rs`) puts its
+//!   [`ConnectionState`] and its client's [`PublishAllowance`] into every request's
+//!   extensions, so the publish API
 //!   ([`ConnectionState::try_publish`]) and WebSocket `publish` frames take their tokens from
 //!   the client's allowance. A router served without the gateway's accept loop
 //!   ([`crate::app`] under `axum::serve`) has no such state: its HTTP publishes are not
@@ -24,10 +25,6 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use http::Request;
-use hyper::body::Incoming;
-use hyper_util::service::TowerToHyperService;
 use pushgate_http::{PublishAllowance, PublishRate};
 
 /// How often, at most, clients without connections and with a full allowance are forgotten.
@@ -145,36 +142,16 @@ impl ConnectionState {
         Arc::new(Self { publish })
     }
 
+    /// The client's publish allowance (for the WebSocket transport, which takes from it per
+    /// frame).
+    pub(crate) fn publish_allowance(&self) -> PublishAllowance {
+        self.publish.clone()
+    }
+
     /// Takes a publish token from the client's allowance, or returns how long until one is
     /// back.
     pub(crate) fn try_publish(&self) -> Result<(), Duration> {
         self.publish.try_take(tokio::time::Instant::now().into_std())
-    }
-}
-
-/// The router as hyper's service for one connection, with the connection's state and its
-/// client's publish allowance (for the WebSocket transport) in every request's extensions.
-#[derive(Debug, Clone)]
-pub(crate) struct WithConnection {
-    router: TowerToHyperService<Router>,
-    state: Arc<ConnectionState>,
-}
-
-impl WithConnection {
-    pub(crate) fn new(router: Router, state: Arc<ConnectionState>) -> Self {
-        Self { router: TowerToHyperService::new(router), state }
-    }
-}
-
-impl hyper::service::Service<Request<Incoming>> for WithConnection {
-    type Response = <TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Response;
-    type Error = <TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Error;
-    type Future = <TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Future;
-
-    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
-        request.extensions_mut().insert(self.state.publish.clone());
-        request.extensions_mut().insert(Arc::clone(&self.state));
-        self.router.call(request)
     }
 }
 

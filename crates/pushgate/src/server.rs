@@ -1,11 +1,15 @@
 //! The accept loop: our own, because `axum::serve` sets no header-read timer and has no
 //! connection limit.
 //!
-//! Each accepted TCP connection is served by hyper's HTTP/1 server with upgrades (WebSocket),
-//! a header-read timeout, and the axum router as its service; except a connection whose first
-//! request is a `GET` to `/v1/poll`, `/v1/longpoll` or `/v1/sse`, which a small keep-alive loop
-//! serves outside hyper, for memory and CPU, through the same router, until a request of
-//! another kind hands it to hyper (`server/lite.rs`). Around that:
+//! Every accepted connection starts in the gateway's keep-alive loop (`server/lite.rs`), which
+//! reads its first request head (at most 16 KiB, within the header-read timeout) and checks it
+//! (`server/request.rs`): a request the loop serves (a `GET` to `/v1/poll`, `/v1/longpoll` or
+//! `/v1/sse`) is served there, for memory and CPU, through the same router; at the first
+//! request of another kind, or at once when the loop is off, the connection goes to hyper's
+//! HTTP/1 server with upgrades (WebSocket), a header-read timeout, and the router as its
+//! service. hyper reads through a gate (`server/gate.rs`) that shows it only heads the same
+//! rules accepted, so a malformed request gets the same JSON error on either path and a slow
+//! head never grows hyper's buffers. Around that:
 //!
 //! - **Connection limit.** A connection holds a permit for as long as its socket lives, also
 //!   after a WebSocket upgrade (the permit travels inside the I/O object). Over the limit, a
@@ -32,11 +36,10 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
-use bytes::Bytes;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use pushgate_http::{ApiError, ErrorCode, PublishRate, Refusal, Refusals};
 use pushgate_hub::Hub;
@@ -45,9 +48,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
+mod gate;
 mod lite;
+mod request;
+mod response;
+mod service;
 
-use crate::limits::{ConnectionState, IpSlot, PerIp, WithConnection};
+use self::gate::{Exchange, Gate};
+use self::service::WithConnection;
+use crate::limits::{ConnectionState, IpSlot, PerIp};
 
 /// Most refused connections being answered (`503`, `429`) at once; beyond it they are just closed.
 const MAX_REJECTING: usize = 64;
@@ -56,6 +65,9 @@ const REJECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How much of an over-limit connection's request is read (and discarded): its head before
 /// answering, then a little more before closing.
 const REJECT_DRAIN_BYTES: usize = 16 * 1024;
+/// Most bytes hyper buffers on a connection, read or to write: room for one whole request head
+/// and as much body.
+const HYPER_MAX_BUF: usize = 2 * request::MAX_HEAD_BYTES;
 /// Pause after an accept error that is not about one connection (out of file descriptors),
 /// so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -122,6 +134,9 @@ pub(crate) struct Limits {
     pub(crate) idle_timeout: Duration,
     pub(crate) drain_timeout: Duration,
     pub(crate) socket: SocketOptions,
+    /// Whether polls, long polls and SSE streams are served by the keep-alive loop; otherwise
+    /// every request is hyper's.
+    pub(crate) keep_alive_loop: bool,
 }
 
 /// TCP options set on every accepted socket, taken from [`crate::Config`].
@@ -146,8 +161,6 @@ pub(crate) async fn run(
 ) {
     let permits = Arc::clone(&status.permits);
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
-    let overloaded = Arc::new(overloaded_response());
-    let too_many_from_ip = Arc::new(too_many_from_ip_response());
     let per_ip = PerIp::new(limits.max_connections_per_ip, limits.publish_rate);
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -176,25 +189,25 @@ pub(crate) async fn run(
                     tracing::debug!(%error, %peer, "cannot set socket options");
                 }
                 let admitted = match per_ip.try_acquire(peer.ip()) {
-                    None => Err((Refusal::ConnectionsPerIp, &too_many_from_ip)),
+                    None => Err(Refusal::ConnectionsPerIp),
                     Some(slot) => match Arc::clone(&permits).try_acquire_owned() {
                         Ok(permit) => Ok((permit, slot)),
-                        Err(_) => Err((Refusal::Connections, &overloaded)),
+                        Err(_) => Err(Refusal::Connections),
                     },
                 };
                 match admitted {
                     Ok((permit, slot)) => {
                         let span = tracing::debug_span!("connection", id = next_id, %peer);
                         let conn =
-                            serve_connection(stream, (permit, slot), router.clone(), limits, stopping.clone());
+                            lite::serve(stream, (permit, slot), router.clone(), limits, stopping.clone());
                         connections.spawn(tracing::Instrument::instrument(conn, span));
                     }
-                    Err((reason, answer)) => {
+                    Err(reason) => {
                         status.refusals.count(reason);
                         match Arc::clone(&rejecting).try_acquire_owned() {
                             Ok(permit) => {
                                 tracing::debug!(%peer, reason = reason.as_str(), "connection refused; answering");
-                                connections.spawn(reject(stream, Arc::clone(answer), permit));
+                                connections.spawn(reject(stream, refusal_answer(reason), permit));
                             }
                             Err(_) => tracing::debug!(%peer, reason = reason.as_str(), "connection refused; dropping"),
                         }
@@ -224,51 +237,32 @@ pub(crate) async fn run(
     }
 }
 
-/// Serves one connection: with the lite loop when its first request is a poll, long poll or
-/// SSE `GET` (see `lite.rs`), anything else with hyper. Each path is boxed, so a connection's task holds only
-/// the state of the path it takes.
-async fn serve_connection(
-    stream: TcpStream,
-    slots: Slots,
-    router: Router,
-    limits: Limits,
-    mut stopping: watch::Receiver<bool>,
-) {
-    let mut peeked = [0_u8; lite::PEEK_LEN];
-    let first = tokio::select! {
-        first = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut peeked)) => first,
-        _ = stopping.wait_for(|stop| *stop) => return,
-    };
-    match first {
-        Ok(Ok(n)) if lite::starts_lite_request(&peeked[..n]) == Some(true) => {
-            Box::pin(lite::serve(stream, slots, router, limits, stopping)).await;
-        }
-        Ok(Ok(n)) if n > 0 => {
-            Box::pin(serve_http(stream, slots, router, limits, stopping, Bytes::new())).await;
-        }
-        // Closed, failed, or silent for the header-read timeout: hyper would close it too.
-        _ => {}
-    }
-}
-
 /// Serves a connection with hyper until it ends, the idle timeout passes, or a stop is
 /// requested (then the response in flight is finished and the connection closed). `prefix`
-/// is what was read off the socket before hyper took it (by the lite loop); hyper reads it
-/// first.
+/// is what was read off the socket before hyper took it (by the keep-alive loop): a checked
+/// request head and what followed it; hyper reads it first, through the gate.
 async fn serve_http(
     stream: TcpStream,
     slots: Slots,
     router: Router,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
-    prefix: Bytes,
+    prefix: Vec<u8>,
 ) {
     let activity = Arc::new(Activity::new());
     let state = ConnectionState::new(slots.1.publish_allowance());
-    let io = TokioIo::new(Tracked { stream, prefix, activity: Arc::clone(&activity), _slots: slots });
+    let exchange = Arc::new(Exchange::default());
+    let gate = Gate::new(prefix, Arc::clone(&exchange));
+    let io = TokioIo::new(Tracked { stream, gate, activity: Arc::clone(&activity), _slots: slots });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    let service = WithConnection::new(router, state);
+    // The gate bounds request heads; this bounds what hyper buffers of bodies and answers
+    // (its default is about 400 KB).
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(HYPER_MAX_BUF)
+        .max_headers(request::MAX_HEADERS);
+    let service = WithConnection::new(router, state, exchange);
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let mut draining = false;
@@ -312,8 +306,8 @@ fn configure_socket(stream: &TcpStream, options: &SocketOptions) -> io::Result<(
     Ok(())
 }
 
-/// Answers an over-limit connection with `answer` (a canned response) and closes it.
-async fn reject(mut stream: TcpStream, answer: Arc<String>, _permit: OwnedSemaphorePermit) {
+/// Answers an over-limit connection with `answer` (a complete response) and closes it.
+async fn reject(mut stream: TcpStream, answer: Vec<u8>, _permit: OwnedSemaphorePermit) {
     let answer = async {
         // Answer only once the request's head is in: an HTTP client takes bytes that arrive
         // before it has sent its request for a protocol error, not for a 503.
@@ -325,7 +319,7 @@ async fn reject(mut stream: TcpStream, answer: Arc<String>, _permit: OwnedSemaph
                 n => head.extend_from_slice(&buf[..n]),
             }
         }
-        stream.write_all(answer.as_bytes()).await?;
+        stream.write_all(&answer).await?;
         stream.shutdown().await?;
         // Read (and discard) a little of what follows, such as a body, so closing with unread
         // data does not reset the connection before the client reads the answer.
@@ -342,30 +336,17 @@ async fn reject(mut stream: TcpStream, answer: Arc<String>, _permit: OwnedSemaph
     let _ = tokio::time::timeout(REJECT_TIMEOUT, answer).await;
 }
 
-/// The canned answer for connections over the limit.
-fn overloaded_response() -> String {
-    canned(ApiError::new(ErrorCode::Overloaded, "the server is at its connection limit; retry later"))
-}
-
-/// The canned answer for connections over the limit of their IP address.
-fn too_many_from_ip_response() -> String {
-    canned(ApiError::new(
-        ErrorCode::TooManyConnectionsFromIp,
-        "your address holds the server's limit of connections; close some or retry later",
-    ))
-}
-
-/// `error` as a complete response that closes the connection, with `Retry-After: 1`.
-fn canned(error: ApiError) -> String {
-    let body = error.to_json();
-    let status = error.code().status();
-    format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         retry-after: 1\r\nconnection: close\r\n\r\n{body}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        body.len()
-    )
+/// The answer for a connection refused by a limit: `503 overloaded` over the connection limit,
+/// `429 too_many_connections_from_ip` over its address's, both with `Retry-After: 1`.
+fn refusal_answer(reason: Refusal) -> Vec<u8> {
+    let error = match reason {
+        Refusal::ConnectionsPerIp => ApiError::new(
+            ErrorCode::TooManyConnectionsFromIp,
+            "your address holds the server's limit of connections; close some or retry later",
+        ),
+        _ => ApiError::new(ErrorCode::Overloaded, "the server is at its connection limit; retry later"),
+    };
+    response::error_answer(&error, true)
 }
 
 /// Accept errors about one connection (it was reset before we took it), not the listener.
@@ -416,12 +397,12 @@ impl Activity {
 /// limit and under its address's limit.
 type Slots = (OwnedSemaphorePermit, IpSlot);
 
-/// A connection's socket with its permit, its IP address's slot and its activity record, which
-/// it keeps for its whole life, through a WebSocket upgrade too.
+/// A connection's socket with its permit, its IP address's slot, its activity record, which
+/// it keeps for its whole life, through a WebSocket upgrade too, and the gate hyper reads it
+/// through.
 struct Tracked {
     stream: TcpStream,
-    /// Bytes read off the socket before hyper took it, read again before the socket's.
-    prefix: Bytes,
+    gate: Gate,
     activity: Arc<Activity>,
     _slots: Slots,
 }
@@ -432,22 +413,8 @@ impl AsyncRead for Tracked {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix.split_to(n));
-            if self.prefix.is_empty() {
-                // An empty view still holds the whole allocation.
-                self.prefix = Bytes::new();
-            }
-            self.activity.touch();
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        result
+        let this = &mut *self;
+        this.gate.poll_read(&mut this.stream, cx, buf, &this.activity)
     }
 }
 
@@ -481,7 +448,10 @@ impl AsyncWrite for Tracked {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let this = &mut *self;
+        // hyper has written all it will: the answer to a refused head goes last.
+        ready!(this.gate.poll_answer(&mut this.stream, cx))?;
+        Pin::new(&mut this.stream).poll_shutdown(cx)
     }
 }
 
@@ -563,14 +533,15 @@ mod tests {
     }
 
     #[test]
-    fn the_overloaded_answer_is_a_complete_http_response() {
-        let response = overloaded_response();
+    fn refusal_answers_are_complete_http_responses() {
+        let text = |reason| String::from_utf8(refusal_answer(reason)).unwrap_or_default();
+        let response = text(Refusal::Connections);
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or_default();
         assert!(head.starts_with("HTTP/1.1 503 "));
         assert!(head.contains(&format!("content-length: {}", body.len())));
         assert!(body.starts_with(r#"{"error":{"code":"overloaded","#));
 
-        let response = too_many_from_ip_response();
+        let response = text(Refusal::ConnectionsPerIp);
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or_default();
         assert!(head.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{head}");
         assert!(head.contains(&format!("content-length: {}", body.len())));
