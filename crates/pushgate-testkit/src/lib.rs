@@ -18,6 +18,8 @@
 //!   A rejected subscribe request is a [`Rejected`] error carrying the status and JSON body.
 //!   Every client counts its HTTP requests (a WebSocket handshake is one) and the bytes of
 //!   payload it received ([`Traffic`]).
+//! - [`GatewayProcess`]: the built `pushgate` binary as a child process on a free port, for
+//!   several nodes, a kill, or the gateway's own memory.
 //! - [`RawHttp`]: a raw HTTP/1 connection that writes any bytes and reads answers framed by
 //!   their `content-length` ([`RawAnswer`]), for tests of malformed requests, pipelining and
 //!   closing.
@@ -46,6 +48,7 @@
 
 mod client;
 mod feed;
+mod process;
 mod raw;
 mod redis;
 mod server;
@@ -53,6 +56,7 @@ pub mod sse;
 
 pub use client::{LongPollClient, PollClient, SseClient, Transport, TransportClient, WsClient};
 pub use feed::{Delivery, Feed, Rejected, Traffic};
+pub use process::GatewayProcess;
 pub use raw::{RawAnswer, RawHttp};
 pub use redis::RedisServer;
 pub use server::{Published, TestServer};
