@@ -14,8 +14,12 @@
 //! - **Connection limit.** A connection holds a permit for as long as its socket lives, also
 //!   after a WebSocket upgrade (the permit travels inside the I/O object). Over the limit, a
 //!   connection is answered with a canned `503 overloaded` (`Retry-After: 1`) and closed, so
-//!   clients and load balancers learn why; at most [`MAX_REJECTING`] such answers are in flight,
-//!   further ones are dropped unanswered.
+//!   clients and load balancers learn why. The answer waits for the request's head (a client
+//!   takes bytes that come before its request for a protocol error), for at most
+//!   [`REJECT_TIMEOUT`]; at most [`MAX_REJECTING`] refused connections wait so at once, since
+//!   each holds a file descriptor the gateway's own Redis and database connections may need.
+//!   Past that, a refused connection whose request is already in is answered at once, and one
+//!   whose request is not is closed without an answer.
 //! - **Connections per IP address.** Likewise, a connection from an address (IPv6: a /64)
 //!   that holds `max_connections_per_ip` connections is answered
 //!   `429 too_many_connections_from_ip` (`Retry-After: 1`) and closed; see [`crate::limits`],
@@ -58,8 +62,8 @@ use self::gate::{Exchange, Gate};
 use self::service::WithConnection;
 use crate::limits::{ConnectionState, IpSlot, PerIp};
 
-/// Most refused connections being answered (`503`, `429`) at once; beyond it they are just closed.
-const MAX_REJECTING: usize = 64;
+/// Most refused connections waiting for their request head to be answered (`503`, `429`).
+const MAX_REJECTING: usize = 1024;
 /// How long answering an over-limit connection may take.
 const REJECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How much of an over-limit connection's request is read (and discarded): its head before
@@ -209,7 +213,10 @@ pub(crate) async fn run(
                                 tracing::debug!(%peer, reason = reason.as_str(), "connection refused; answering");
                                 connections.spawn(reject(stream, refusal_answer(reason), permit));
                             }
-                            Err(_) => tracing::debug!(%peer, reason = reason.as_str(), "connection refused; dropping"),
+                            Err(_) => {
+                                let answered = answer_now(&stream, &refusal_answer(reason));
+                                tracing::debug!(%peer, reason = reason.as_str(), answered, "connection refused at once");
+                            }
                         }
                     }
                 }
@@ -311,12 +318,16 @@ async fn reject(mut stream: TcpStream, answer: Vec<u8>, _permit: OwnedSemaphoreP
     let answer = async {
         // Answer only once the request's head is in: an HTTP client takes bytes that arrive
         // before it has sent its request for a protocol error, not for a 503.
-        let mut head = Vec::new();
         let mut buf = [0_u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < REJECT_DRAIN_BYTES {
+        let mut end = HeadEnd::default();
+        let mut read = 0;
+        while !end.found() && read < REJECT_DRAIN_BYTES {
             match stream.read(&mut buf).await? {
                 0 => return Ok(()),
-                n => head.extend_from_slice(&buf[..n]),
+                n => {
+                    end.scan(&buf[..n]);
+                    read += n;
+                }
             }
         }
         stream.write_all(&answer).await?;
@@ -334,6 +345,66 @@ async fn reject(mut stream: TcpStream, answer: Vec<u8>, _permit: OwnedSemaphoreP
     };
     // Whatever happens, the connection is closed when this returns.
     let _ = tokio::time::timeout(REJECT_TIMEOUT, answer).await;
+}
+
+/// Answers a refused connection without waiting, if its request head is already in (all of
+/// it read, so the close that follows is not a reset); returns whether it was answered. The
+/// connection is closed when dropped, answered or not.
+fn answer_now(stream: &TcpStream, answer: &[u8]) -> bool {
+    let mut buf = [0_u8; 2048];
+    let mut end = HeadEnd::default();
+    loop {
+        match stream.try_read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                end.scan(&buf[..n]);
+                if n < buf.len() {
+                    break;
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => return false,
+        }
+    }
+    if !end.found() {
+        return false;
+    }
+    // A fresh socket's send buffer takes the few hundred bytes at once.
+    let written = stream.try_write(answer).is_ok_and(|n| n == answer.len());
+    written && socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write).is_ok()
+}
+
+/// Finds the empty line that ends a request head in bytes read piece by piece, keeping only the
+/// last three bytes of what came before.
+#[derive(Debug, Default)]
+struct HeadEnd {
+    tail: [u8; 3],
+    kept: usize,
+    found: bool,
+}
+
+impl HeadEnd {
+    fn scan(&mut self, piece: &[u8]) {
+        const END: &[u8] = b"\r\n\r\n";
+        if self.found {
+            return;
+        }
+        // What came before and the first three bytes of the piece: an end across the seam.
+        let mut seam = [0_u8; 6];
+        let first = &piece[..piece.len().min(3)];
+        seam[..self.kept].copy_from_slice(&self.tail[..self.kept]);
+        seam[self.kept..self.kept + first.len()].copy_from_slice(first);
+        let seam = &seam[..self.kept + first.len()];
+        self.found = seam.windows(4).any(|w| w == END) || piece.windows(4).any(|w| w == END);
+        let last = &seam[seam.len().saturating_sub(3)..];
+        let last = if piece.len() >= 3 { &piece[piece.len() - 3..] } else { last };
+        self.tail[..last.len()].copy_from_slice(last);
+        self.kept = last.len();
+    }
+
+    fn found(&self) -> bool {
+        self.found
+    }
 }
 
 /// The answer for a connection refused by a limit: `503 overloaded` over the connection limit,
@@ -530,6 +601,49 @@ mod tests {
         assert!(!socket.keepalive().expect("SO_KEEPALIVE"));
         #[cfg(any(target_os = "linux", target_os = "android"))]
         assert_eq!(socket.tcp_user_timeout().expect("TCP_USER_TIMEOUT"), None);
+    }
+
+    #[test]
+    fn the_end_of_a_head_is_found_across_reads() {
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        for split in 0..head.len() {
+            for step in [1, 2, 3, 5] {
+                let mut end = HeadEnd::default();
+                let (start, rest) = head.split_at(split);
+                end.scan(start);
+                for piece in rest.chunks(step) {
+                    end.scan(piece);
+                }
+                assert!(end.found(), "split at {split}, then {step} at a time");
+            }
+        }
+        let mut end = HeadEnd::default();
+        for piece in [&b"GET / HTTP/1.1\r\n"[..], b"\r", b"x\n", b"\r\n"] {
+            end.scan(piece);
+        }
+        assert!(!end.found(), "\\r\\n\\rx\\n\\r\\n ends nothing");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_answered_at_once_only_when_its_request_is_in() {
+        let answer = refusal_answer(Refusal::Connections);
+        let (accepted, mut client) = accepted_socket().await;
+        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+        // Until the request is there, nothing is answered.
+        while !answer_now(&accepted, &answer) {
+            accepted.readable().await.expect("readable");
+        }
+        drop(accepted);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.expect("read");
+        assert_eq!(got, answer);
+
+        let (accepted, mut client) = accepted_socket().await;
+        assert!(!answer_now(&accepted, &answer), "no request yet");
+        drop(accepted);
+        let mut got = Vec::new();
+        let _ = client.read_to_end(&mut got).await;
+        assert!(got.is_empty());
     }
 
     #[test]
