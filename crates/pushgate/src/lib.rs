@@ -45,6 +45,7 @@ mod config;
 mod cors;
 mod demo;
 mod fd_limit;
+mod forwarded;
 mod limits;
 mod metrics;
 mod server;
@@ -353,6 +354,8 @@ async fn serve_with(
             user_timeout: config.tcp_user_timeout,
         },
     };
+    // `validate` checked that they parse.
+    let proxies = forwarded::TrustedProxies::new(config.trusted_networks()?);
     let mut sources = Sources::new(&config.sources)?;
     let demo = match &config.demo_db {
         Some(path) => {
@@ -376,7 +379,7 @@ async fn serve_with(
     // The sources stop when the server closes the hub, in parallel with the connections'
     // drain, and get the same time for it.
     tokio::join!(
-        server::run(listener, router, hub.clone(), limits, status, shutdown),
+        server::run(listener, router, hub.clone(), (limits, proxies), status, shutdown),
         running.stopped(hub, config.drain_timeout),
     );
     // The hub is closed by now, which ends maintenance and the ticker at once.

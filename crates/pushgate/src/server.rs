@@ -24,7 +24,9 @@
 //!   that holds `max_connections_per_ip` connections is answered
 //!   `429 too_many_connections_from_ip` (`Retry-After: 1`) and closed; see [`crate::limits`],
 //!   which also gives each connection its client's publish allowance, shared by all the
-//!   connections from that address.
+//!   connections from that address. A connection from a trusted proxy is not counted so: each
+//!   of its requests counts for the client the proxy forwards ([`crate::forwarded`]), while
+//!   it is served.
 //! - **Idle timeout.** A connection on which nothing is read or written for a whole idle timeout
 //!   is closed, after one to two timeouts of silence (see [`Activity`]).
 //! - **Dead peers.** Every accepted socket gets TCP keepalive and `TCP_USER_TIMEOUT` (see
@@ -60,7 +62,8 @@ mod service;
 
 use self::gate::{Exchange, Gate};
 use self::service::WithConnection;
-use crate::limits::{ConnectionState, IpSlot, PerIp};
+use crate::forwarded::TrustedProxies;
+use crate::limits::{ConnectionState, Forwarding, IpSlot, PerIp, Proxied};
 
 /// Most refused connections waiting for their request head to be answered (`503`, `429`).
 const MAX_REJECTING: usize = 1024;
@@ -159,13 +162,14 @@ pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
     hub: Hub,
-    limits: Limits,
+    (limits, proxies): (Limits, TrustedProxies),
     status: Arc<ServerStatus>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let permits = Arc::clone(&status.permits);
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
     let per_ip = PerIp::new(limits.max_connections_per_ip, limits.publish_rate);
+    let forwarding = Forwarding::new(Arc::clone(&per_ip), proxies, status.refusals.clone());
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut next_id: u64 = 0;
@@ -192,7 +196,14 @@ pub(crate) async fn run(
                     // The connection still works, only without the dead-peer detection.
                     tracing::debug!(%error, %peer, "cannot set socket options");
                 }
-                let admitted = match per_ip.try_acquire(peer.ip()) {
+                // A trusted proxy's connection is not counted per address: its requests are,
+                // per forwarded client.
+                let proxied = forwarding.as_ref().and_then(|forwarding| forwarding.proxied(peer.ip()));
+                let slot = match proxied {
+                    Some(_) => Some(per_ip.exempt(peer.ip())),
+                    None => per_ip.try_acquire(peer.ip()),
+                };
+                let admitted = match slot {
                     None => Err(Refusal::ConnectionsPerIp),
                     Some(slot) => match Arc::clone(&permits).try_acquire_owned() {
                         Ok(permit) => Ok((permit, slot)),
@@ -202,8 +213,14 @@ pub(crate) async fn run(
                 match admitted {
                     Ok((permit, slot)) => {
                         let span = tracing::debug_span!("connection", id = next_id, %peer);
-                        let conn =
-                            lite::serve(stream, (permit, slot), router.clone(), limits, stopping.clone());
+                        let conn = lite::serve(
+                            stream,
+                            (permit, slot),
+                            proxied,
+                            router.clone(),
+                            limits,
+                            stopping.clone(),
+                        );
                         connections.spawn(tracing::Instrument::instrument(conn, span));
                     }
                     Err(reason) => {
@@ -251,6 +268,7 @@ pub(crate) async fn run(
 async fn serve_http(
     stream: TcpStream,
     slots: Slots,
+    proxied: Option<Proxied>,
     router: Router,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
@@ -269,7 +287,7 @@ async fn serve_http(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(HYPER_MAX_BUF)
         .max_headers(request::MAX_HEADERS);
-    let service = WithConnection::new(router, state, exchange);
+    let service = WithConnection::new(router, state, exchange, proxied);
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let mut draining = false;
@@ -411,10 +429,7 @@ impl HeadEnd {
 /// `429 too_many_connections_from_ip` over its address's, both with `Retry-After: 1`.
 fn refusal_answer(reason: Refusal) -> Vec<u8> {
     let error = match reason {
-        Refusal::ConnectionsPerIp => ApiError::new(
-            ErrorCode::TooManyConnectionsFromIp,
-            "your address holds the server's limit of connections; close some or retry later",
-        ),
+        Refusal::ConnectionsPerIp => crate::limits::too_many_from_ip(),
         _ => ApiError::new(ErrorCode::Overloaded, "the server is at its connection limit; retry later"),
     };
     response::error_answer(&error, true)

@@ -32,6 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::Activity;
 use super::request::{self, BodyLength, HeadError, MAX_HEAD_BYTES};
 use super::response;
+use crate::limits::IpSlot;
 
 /// The first room an incomplete head is given; it grows to at most [`MAX_HEAD_BYTES`].
 const INITIAL_HOLD_BYTES: usize = 1024;
@@ -47,6 +48,9 @@ pub(super) struct Exchange {
     switched: AtomicBool,
     /// The connection's task, when the gate waits for one of the above.
     waker: Mutex<Option<Waker>>,
+    /// What the connection keeps for as long as it lives after a protocol switch: the slot of
+    /// the client a trusted proxy forwarded the upgrade for.
+    kept: Mutex<Option<IpSlot>>,
 }
 
 impl Exchange {
@@ -55,6 +59,11 @@ impl Exchange {
         self.switched.store(switched, Ordering::Release);
         self.answered.fetch_add(1, Ordering::AcqRel);
         self.wake();
+    }
+
+    /// Keeps `slot` for as long as the connection lives (it lives inside the gate).
+    pub(super) fn keep(&self, slot: Option<IpSlot>) {
+        *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = slot;
     }
 
     /// hyper dropped an answer's body.

@@ -56,6 +56,7 @@ use tower::ServiceExt as _;
 use super::request::{self, HeadError, MAX_HEAD_BYTES, Parsed};
 use super::response::{self, Framing};
 use super::{Activity, Limits, Slots};
+use crate::limits::Proxied;
 
 /// The buffer a head is first read into.
 const INITIAL_HEAD_BYTES: usize = 1024;
@@ -77,17 +78,18 @@ enum End {
 pub(super) async fn serve(
     mut stream: TcpStream,
     slots: Slots,
+    proxied: Option<Proxied>,
     router: Router,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut buf = Vec::new();
-    let end = run(&mut stream, &mut buf, &router, &limits, &mut stopping).await;
+    let end = run(&mut stream, &mut buf, proxied.as_ref(), &router, &limits, &mut stopping).await;
     match end {
         End::Drop => {}
         End::Close => linger(&mut stream).await,
         End::Handoff => {
-            Box::pin(super::serve_http(stream, slots, router, limits, stopping, buf)).await;
+            Box::pin(super::serve_http(stream, slots, proxied, router, limits, stopping, buf)).await;
         }
     }
 }
@@ -96,6 +98,7 @@ pub(super) async fn serve(
 async fn run(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
+    proxied: Option<&Proxied>,
     router: &Router,
     limits: &Limits,
     stopping: &mut watch::Receiver<bool>,
@@ -167,6 +170,21 @@ async fn run(
             *buf = Vec::new();
         }
 
+        // From a trusted proxy, the request holds a slot of the client it forwards until it is
+        // answered.
+        let _client = match proxied.map(|proxied| proxied.admit(request.headers())) {
+            None => None,
+            Some(Some(slot)) => Some(slot),
+            Some(None) => {
+                let close = close || *stopping.borrow();
+                let refusal = Proxied::refusal();
+                match answer(stream, refusal, (close, http10), limits, &activity, idle.as_mut()).await {
+                    Ok(true) => continue,
+                    Ok(false) => return End::Close,
+                    Err(_) => return End::Drop,
+                }
+            }
+        };
         // In a block of its own, so the router's future is not kept (and its room in this
         // task's state not reserved) next to the answer's.
         let response = {
