@@ -270,6 +270,9 @@ fn parse_publish(body: &[u8]) -> Result<NewEvent, ApiError> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -279,16 +279,8 @@ async fn serve_http(
     let exchange = Arc::new(Exchange::default());
     let gate = Gate::new(prefix, Arc::clone(&exchange));
     let io = TokioIo::new(Tracked { stream, gate, activity: Arc::clone(&activity), _slots: slots });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    // The gate bounds request heads; this bounds what hyper buffers of bodies and answers
-    // (its default is about 400 KB).
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(HYPER_MAX_BUF)
-        .max_headers(request::MAX_HEADERS);
     let service = WithConnection::new(router, state, exchange, proxied);
-    let conn = builder.serve_connection(io, service).with_upgrades();
+    let conn = hyper_builder(limits.header_read_timeout).serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let mut draining = false;
     loop {
@@ -310,6 +302,19 @@ async fn serve_http(
             }
         }
     }
+}
+
+/// hyper's HTTP/1 server as the gateway runs it behind the gate.
+fn hyper_builder(header_read_timeout: Duration) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // The gate bounds request heads; this bounds what hyper buffers of bodies and answers
+    // (its default is about 400 KB).
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(HYPER_MAX_BUF)
+        .max_headers(request::MAX_HEADERS);
+    builder
 }
 
 /// Sets an accepted socket's options: no Nagle delay, TCP keepalive and `TCP_USER_TIMEOUT`.

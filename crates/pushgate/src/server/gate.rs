@@ -146,7 +146,8 @@ impl Framer {
             let take = rest.len().min(room - passed);
             match self.state {
                 State::Head => {
-                    if rest.is_empty() {
+                    // Nothing more fits: the head is checked when it can pass.
+                    if take == 0 {
                         return (passed, Stop::Done);
                     }
                     match request::head(rest) {
@@ -456,5 +457,7 @@ impl Gate {
     }
 }
 
+#[cfg(test)]
+mod differential;
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@
 //! `400 malformed_request`; `httparse`, the parser hyper uses, does the byte-level work.
 
 use axum::body::Body;
-use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
+use http::{HeaderName, HeaderValue, Method, Request, Uri, Version, header};
 use pushgate_http::{ApiError, ErrorCode};
 
 /// Largest request head read (request line and header fields): hyper's limits are far larger,
@@ -85,8 +85,51 @@ pub(super) enum HeadError {
     UriTooLong,
     /// A transfer coding other than `chunked`.
     UnsupportedCoding,
-    /// Not a valid HTTP/1 request head; says what is wrong.
-    Malformed(&'static str),
+    /// Not a valid HTTP/1 request head.
+    Malformed(Malformation),
+}
+
+/// What is wrong with a malformed head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Malformation {
+    /// Not HTTP/1 syntax (what `httparse` refused: the request line, a header line, a line
+    /// ending, the version, HTTP/0.9); says where.
+    Syntax(&'static str),
+    /// HTTP/2's connection preface (`PRI * HTTP/2.0`).
+    Http2,
+    /// An HTTP/1.1 request without a `Host`, or any request with more than one.
+    HostCount,
+    /// A `Host` that is not `uri-host[:port]`.
+    HostValue,
+    /// A request target in no form its method allows.
+    Target,
+    /// A `Content-Length` that is not digits, or beyond what hyper counts.
+    ContentLength,
+    /// `Content-Length` values that disagree.
+    ContentLengths,
+    /// `Content-Length` with `Transfer-Encoding`.
+    LengthAndCoding,
+    /// `Transfer-Encoding` in HTTP/1.0.
+    CodingInHttp10,
+    /// `chunked` applied twice, or an empty `Transfer-Encoding`.
+    Coding,
+}
+
+impl Malformation {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Syntax(what) => what,
+            Self::Http2 => "HTTP/2 is not served here; speak HTTP/1.1",
+            Self::HostCount => "an HTTP/1.1 request carries exactly one Host header",
+            Self::HostValue => "bad Host header",
+            Self::Target => "bad request target",
+            Self::ContentLength => "Content-Length is not a number in range",
+            Self::ContentLengths => "Content-Length values disagree",
+            Self::LengthAndCoding => "Content-Length together with Transfer-Encoding",
+            Self::CodingInHttp10 => "Transfer-Encoding in an HTTP/1.0 request",
+            Self::Coding => "chunked applied twice, or an empty Transfer-Encoding",
+        }
+    }
 }
 
 impl HeadError {
@@ -107,9 +150,10 @@ impl HeadError {
                 ErrorCode::NotImplemented,
                 "the only transfer coding accepted is Transfer-Encoding: chunked",
             ),
-            Self::Malformed(what) => {
-                ApiError::new(ErrorCode::MalformedRequest, format!("malformed HTTP/1.1 request: {what}"))
-            }
+            Self::Malformed(what) => ApiError::new(
+                ErrorCode::MalformedRequest,
+                format!("malformed HTTP/1.1 request: {}", what.describe()),
+            ),
         }
     }
 }
@@ -162,18 +206,21 @@ pub(super) fn check<'b, 'h>(
         Err(error) => return Err(syntax_error(error, buf)),
     };
     let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version) else {
-        return Err(HeadError::Malformed("incomplete request line"));
+        return Err(HeadError::Malformed(Malformation::Syntax("incomplete request line")));
     };
     let target = target.as_bytes();
     if target.len() > MAX_TARGET_BYTES {
         return Err(HeadError::UriTooLong);
     }
-    let method = Method::from_bytes(method.as_bytes()).map_err(|_| HeadError::Malformed("bad method"))?;
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|_| HeadError::Malformed(Malformation::Syntax("bad method")))?;
     check_target(&method, target)?;
     let http10 = version == 0;
     let headers = parsed.headers;
 
     let (mut hosts, mut length, mut chunked, mut coded) = (0, None::<u64>, false, false);
+    // Judged after every line is read: with Transfer-Encoding the length is refused anyway.
+    let (mut lengths, mut bad_length) = (false, None);
     let (mut close, mut keep_alive, mut upgrade, mut expect) =
         (false, false, method == Method::CONNECT, false);
     for line in headers.iter() {
@@ -183,23 +230,23 @@ pub(super) fn check<'b, 'h>(
             hosts += 1;
             check_host(value)?;
         } else if name.eq_ignore_ascii_case(b"content-length") {
-            let n = digits(value).ok_or(HeadError::Malformed("Content-Length is not a number"))?;
-            if n > MAX_CONTENT_LENGTH {
-                return Err(HeadError::Malformed("Content-Length is out of range"));
+            lengths = true;
+            match digits(value).filter(|&n| n <= MAX_CONTENT_LENGTH) {
+                None => bad_length = bad_length.or(Some(Malformation::ContentLength)),
+                Some(n) if length.is_some_and(|first| first != n) => {
+                    bad_length = bad_length.or(Some(Malformation::ContentLengths));
+                }
+                Some(n) => length = Some(n),
             }
-            if length.is_some_and(|first| first != n) {
-                return Err(HeadError::Malformed("Content-Length values disagree"));
-            }
-            length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if coding.eq_ignore_ascii_case(b"chunked") {
                     if chunked {
-                        return Err(HeadError::Malformed("chunked applied twice"));
+                        return Err(HeadError::Malformed(Malformation::Coding));
                     }
                     chunked = true;
                 } else if coding.is_empty() {
-                    return Err(HeadError::Malformed("empty Transfer-Encoding"));
+                    return Err(HeadError::Malformed(Malformation::Coding));
                 } else {
                     coded = true;
                 }
@@ -216,15 +263,18 @@ pub(super) fn check<'b, 'h>(
             expect = true;
         }
     }
-    if hosts > 1 || (hosts == 0 && !http10) {
-        return Err(HeadError::Malformed("an HTTP/1.1 request carries exactly one Host header"));
-    }
     let is_transfer_coded = chunked || coded;
-    if is_transfer_coded && http10 {
-        return Err(HeadError::Malformed("Transfer-Encoding in an HTTP/1.0 request"));
+    if is_transfer_coded && lengths {
+        return Err(HeadError::Malformed(Malformation::LengthAndCoding));
     }
-    if is_transfer_coded && length.is_some() {
-        return Err(HeadError::Malformed("Content-Length together with Transfer-Encoding"));
+    if is_transfer_coded && http10 {
+        return Err(HeadError::Malformed(Malformation::CodingInHttp10));
+    }
+    if let Some(bad) = bad_length {
+        return Err(HeadError::Malformed(bad));
+    }
+    if hosts > 1 || (hosts == 0 && !http10) {
+        return Err(HeadError::Malformed(Malformation::HostCount));
     }
     if coded {
         return Err(HeadError::UnsupportedCoding);
@@ -249,7 +299,7 @@ fn is_lite(head: &Checked<'_, '_>) -> bool {
 
 /// The request of a checked head, with an empty body.
 pub(super) fn build(head: &Checked<'_, '_>) -> Result<Request<Body>, HeadError> {
-    let uri = Uri::try_from(head.target).map_err(|_| HeadError::Malformed("bad request target"))?;
+    let uri = Uri::try_from(head.target).map_err(|_| HeadError::Malformed(Malformation::Target))?;
     let version = if head.http10 { Version::HTTP_10 } else { Version::HTTP_11 };
     let mut request = Request::new(Body::empty());
     *request.method_mut() = head.method.clone();
@@ -258,12 +308,16 @@ pub(super) fn build(head: &Checked<'_, '_>) -> Result<Request<Body>, HeadError> 
     let map = request.headers_mut();
     map.reserve(head.headers.len());
     for line in head.headers {
+        // Repeated, a length agreed with the first (checked): kept once, as hyper keeps it.
+        if line.name.eq_ignore_ascii_case("content-length") && map.contains_key(header::CONTENT_LENGTH) {
+            continue;
+        }
         // httparse checked the bytes of both (tokens; visible ASCII, tab, space and obs-text),
         // which are the bytes these accept.
         let name = HeaderName::from_bytes(line.name.as_bytes())
-            .map_err(|_| HeadError::Malformed("bad header name"))?;
-        let value =
-            HeaderValue::from_bytes(line.value).map_err(|_| HeadError::Malformed("bad header value"))?;
+            .map_err(|_| HeadError::Malformed(Malformation::Syntax("bad header name")))?;
+        let value = HeaderValue::from_bytes(line.value)
+            .map_err(|_| HeadError::Malformed(Malformation::Syntax("bad header value")))?;
         map.append(name, value);
     }
     Ok(request)
@@ -280,21 +334,23 @@ fn syntax_error(error: httparse::Error, buf: &[u8]) -> HeadError {
     match error {
         httparse::Error::TooManyHeaders => HeadError::TooLarge,
         httparse::Error::Version if buf.starts_with(b"PRI * HTTP/2") => {
-            HeadError::Malformed("HTTP/2 is not served here; speak HTTP/1.1")
+            HeadError::Malformed(Malformation::Http2)
         }
-        httparse::Error::Version => HeadError::Malformed("the version is not HTTP/1.0 or HTTP/1.1"),
-        httparse::Error::HeaderName => HeadError::Malformed("bad header name"),
-        httparse::Error::HeaderValue => HeadError::Malformed("bad header value"),
-        httparse::Error::NewLine => HeadError::Malformed("bad line ending"),
-        httparse::Error::Token => HeadError::Malformed("bad request line"),
-        _ => HeadError::Malformed("bad request head"),
+        httparse::Error::Version => {
+            HeadError::Malformed(Malformation::Syntax("the version is not HTTP/1.0 or HTTP/1.1"))
+        }
+        httparse::Error::HeaderName => HeadError::Malformed(Malformation::Syntax("bad header name")),
+        httparse::Error::HeaderValue => HeadError::Malformed(Malformation::Syntax("bad header value")),
+        httparse::Error::NewLine => HeadError::Malformed(Malformation::Syntax("bad line ending")),
+        httparse::Error::Token => HeadError::Malformed(Malformation::Syntax("bad request line")),
+        _ => HeadError::Malformed(Malformation::Syntax("bad request head")),
     }
 }
 
 /// The request-target forms of RFC 9112 §3.2, each with the method it belongs to, and the
 /// target one `http::Uri` accepts (as hyper requires).
 fn check_target(method: &Method, target: &[u8]) -> Result<(), HeadError> {
-    let bad = HeadError::Malformed("bad request target");
+    let bad = HeadError::Malformed(Malformation::Target);
     let uri = Uri::try_from(target).map_err(|_| bad)?;
     let fits = match target.first() {
         Some(b'/') => *method != Method::CONNECT,
@@ -307,7 +363,7 @@ fn check_target(method: &Method, target: &[u8]) -> Result<(), HeadError> {
 
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), or empty: no user info, no path.
 fn check_host(value: &[u8]) -> Result<(), HeadError> {
-    let bad = HeadError::Malformed("bad Host header");
+    let bad = HeadError::Malformed(Malformation::HostValue);
     if value.is_empty() {
         return Ok(());
     }
@@ -334,5 +390,7 @@ fn digits(value: &[u8]) -> Option<u64> {
     })
 }
 
+#[cfg(test)]
+pub(super) mod fuzz;
 #[cfg(test)]
 mod tests;
