@@ -24,9 +24,10 @@
 //!
 //! The routes above win over the pages: a file is looked up only for a path none of them takes.
 //!
-//! [`serve_on`] runs its own accept loop (header-read timeout, connection limits in total and
-//! per IP address, the publish rate per connection, idle timeout, graceful drain); see
-//! `server.rs` and `limits.rs`. Next to it run the database sources of
+//! [`serve_on`] runs its own accept loop (header-read timeout, every request head checked
+//! before it is served, connection limits in total and per IP address, also per client behind
+//! [`Config::trusted_proxies`], the publish rate per client, idle timeout, graceful drain); see
+//! `server.rs`, `limits.rs` and `forwarded.rs`. Next to it run the database sources of
 //! [`Config::sources`] and, with [`Config::demo_db`], the demo's (`sources.rs`, `demo/`):
 //! they tail their outboxes into the hub until it closes; so does the demo ticker with
 //! [`Config::demo_ticker_rate`] (`ticker.rs`). [`app`] builds the routes only; the sources,
