@@ -3,8 +3,9 @@
 //!
 //! The app keeps its own routes (`/`, `/api/price`) and state; pushgate adds `/v1/sse` and
 //! `/v1/longpoll`, and the app publishes to the hub from its own handler. The program serves
-//! for `PUSHGATE_EXAMPLE_SECONDS` seconds (default 3) and then shuts down by closing the hub,
-//! which ends the SSE streams and answers parked long polls.
+//! until Ctrl-C and then shuts down by closing the hub, which ends the SSE streams and answers
+//! parked long polls. (`PUSHGATE_EXAMPLE_SECONDS=N` stops it after N seconds instead, for
+//! scripted runs; `PUSHGATE_EXAMPLE_ADDR` changes the address.)
 
 use std::time::Duration;
 
@@ -35,17 +36,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(pushgate_longpoll::router(hub.clone(), LongPollConfig::default()));
 
     let addr = std::env::var("PUSHGATE_EXAMPLE_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let seconds: u64 =
-        std::env::var("PUSHGATE_EXAMPLE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let seconds: Option<u64> = std::env::var("PUSHGATE_EXAMPLE_SECONDS").ok().and_then(|s| s.parse().ok());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    println!("serving on http://{} for {seconds} s", listener.local_addr()?);
+    println!("serving on http://{} until Ctrl-C", listener.local_addr()?);
 
     // The embedder owns the hub's maintenance and its shutdown.
     tokio::spawn(hub.clone().maintain(Duration::from_secs(30)));
     let shutdown = {
         let hub = hub.clone();
         async move {
-            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            match seconds {
+                Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
+                // If the handler cannot be installed, serve until killed rather than stop at once.
+                None => {
+                    if tokio::signal::ctrl_c().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
             hub.close(); // ends SSE streams, answers parked long polls
         }
     };

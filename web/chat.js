@@ -12,7 +12,7 @@
  */
 
 import { connect } from './pushgate.js';
-import { element, mountDemoChrome, transportFromQuery } from './demo.js';
+import { element, mountDemoChrome, sharedFromQuery, transportFromQuery } from './demo.js';
 import { clock, intervalFromQuery } from './snapshot.js';
 
 const PRESENCE_EVERY_MS = 3000;
@@ -50,6 +50,7 @@ const connection = connect({
   transport: transportFromQuery(),
   interval: intervalFromQuery(),
   events: ['message', 'join', 'leave'],
+  shared: sharedFromQuery(),
 });
 mountDemoChrome(/** @type {Element} */ (document.querySelector('#chrome')), connection);
 

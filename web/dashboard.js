@@ -11,12 +11,14 @@
  *
  * Tests read `[data-testid=chart-points]` (price points drawn, all symbols),
  * `[data-testid=last-tick]` (its `data-t` is the newest tick's `t`), and
- * `[data-testid=chart-<SYMBOL>]` (an `<svg>` with `data-points`).
+ * `[data-testid=chart-<SYMBOL>]` (an `<svg>` with `data-points`), `[data-testid=swatch-<SYMBOL>]` (its
+ * colour, in the card and the legend; derived from the name by `colourFor`).
  * @module dashboard
  */
 
 import { connect } from './pushgate.js';
-import { element, mountDemoChrome, transportFromQuery } from './demo.js';
+import { colourFor, element, mountDemoChrome, sharedFromQuery, transportFromQuery } from './demo.js';
+import { clock } from './snapshot.js';
 
 const TOPIC = 'demo.ticker';
 /** The charts' time span. */
@@ -25,12 +27,13 @@ const WINDOW_MS = 60_000;
 const MAX_POINTS = 25_000;
 /** With no tick for this long, the page says the ticker may be off. */
 const QUIET_MS = 6000;
-/** Line colours, in the order symbols are first seen. */
-const COLOURS = ['#0b63c9', '#8250df', '#bc4c00', '#1a7f37', '#cf222e'];
 
 const SVG = 'http://www.w3.org/2000/svg';
 
 /** @typedef {{t: number, price: number}} Point */
+
+/** Charts made so far: each needs an id of its own for its clip path. */
+let charts = 0;
 
 /**
  * One SVG line chart over time: a clipped plot, three labelled horizontal lines, time labels.
@@ -48,7 +51,8 @@ class LineChart {
     this.pad = { left: 52, right: 10, top: 10, bottom: 22 };
     this.svg = /** @type {SVGSVGElement} */ (svgNode('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': label, class: 'chart' }));
     if (testid) this.svg.setAttribute('data-testid', testid);
-    const clipId = `clip-${(LineChart.count = (LineChart.count ?? 0) + 1)}`;
+    charts += 1;
+    const clipId = `clip-${charts}`;
     const clip = svgNode('clipPath', { id: clipId });
     clip.append(svgNode('rect', { x: this.pad.left, y: 0, width: this.plotW, height: height - this.pad.bottom }));
     this.grid = svgNode('g', { class: 'grid' });
@@ -174,7 +178,13 @@ const overview = new LineChart({
 });
 /** @type {HTMLElement} */ (document.querySelector('#overview')).append(overview.svg);
 
-const connection = connect({ topics: [TOPIC], transport: transportFromQuery(), cursor: 'oldest', events: ['tick'] });
+const connection = connect({
+  topics: [TOPIC],
+  transport: transportFromQuery(),
+  cursor: 'oldest',
+  events: ['tick'],
+  shared: sharedFromQuery(),
+});
 mountDemoChrome(/** @type {Element} */ (document.querySelector('#chrome')), connection);
 
 connection.addEventListener('event', (event) => {
@@ -189,7 +199,7 @@ connection.addEventListener('event', (event) => {
   if (points.length > MAX_POINTS) points.splice(0, points.length - MAX_POINTS);
   if (t >= newest.t) newest = { t, at: performance.now() };
   lastTick.dataset.t = String(t);
-  lastTick.textContent = `${symbol} ${price.toFixed(2)} at ${new Date(t).toLocaleTimeString()}`;
+  lastTick.textContent = `${symbol} ${price.toFixed(2)} at ${clock(t)}`;
 });
 
 /**
@@ -200,7 +210,8 @@ connection.addEventListener('event', (event) => {
 function symbolFor(name) {
   const known = symbols.get(name);
   if (known) return known;
-  const colour = COLOURS[symbols.size % COLOURS.length];
+  // From the name, not the order of arrival: a symbol keeps its colour from one load to the next.
+  const colour = colourFor(name);
   const chart = new LineChart({
     width: 340,
     height: 170,
@@ -211,7 +222,7 @@ function symbolFor(name) {
   });
   const price = element('span', { class: 'price metric', 'data-testid': `price-${name}` }, '–');
   const change = element('span', { class: 'change', 'data-testid': `change-${name}` });
-  const swatch = element('span', { class: 'swatch', style: `background:${colour}` });
+  const swatch = element('span', { class: 'swatch', style: `background:${colour}`, 'data-testid': `swatch-${name}` });
   const head = element('div', { class: 'chart-head' }, swatch, element('h2', {}, name), price, change);
   const card = element('section', { class: 'card chart-card', 'data-symbol': name }, head, chart.svg);
   insertSorted(cards, card, name);

@@ -1,8 +1,9 @@
 // @ts-check
 /**
  * What every demo page shares: the transport picker (`?transport=`), the status badge and the
- * counters of requests, bytes and messages received. Tests read them by `data-testid`:
- * `status` (text and `data-status`: connecting, open, reconnecting, closed), `transport`,
+ * counters of requests, bytes and messages received, and with `?shared=1` (one connection for
+ * all tabs) the tab's role. Tests read them by `data-testid`: `status` (text and `data-status`:
+ * connecting, open, reconnecting, closed), `transport`, `role` (leader, follower, or empty),
  * `requests`, `bytes`, `messages` (plain integers).
  *
  * ```js
@@ -39,6 +40,15 @@ export function transportFromQuery() {
 }
 
 /**
+ * Whether `?shared=1` asks for one connection shared by this origin's tabs (the client's `shared`).
+ * @returns {boolean}
+ */
+export function sharedFromQuery() {
+  const value = new URLSearchParams(location.search).get('shared');
+  return value === '1' || value === 'true';
+}
+
+/**
  * The page's address with `?transport=` set to `transport`, other parameters kept.
  * @param {TransportChoice} transport
  */
@@ -72,6 +82,7 @@ export function mountDemoChrome(root, connection) {
 
   const status = element('span', { class: 'status', 'data-testid': 'status', 'data-status': connection.status, role: 'status' }, connection.status);
   const transport = element('span', { class: 'transport', 'data-testid': 'transport', title: 'transport in use' }, connection.transport);
+  const role = element('span', { class: 'transport', 'data-testid': 'role', title: 'this tab holds the shared connection (leader) or follows it' });
   const error = element('span', { class: 'status-error', 'data-testid': 'status-error' });
 
   const counters = element('dl', { class: 'counters' });
@@ -93,13 +104,15 @@ export function mountDemoChrome(root, connection) {
   }
 
   const state = element('div', { class: 'connection' });
-  state.append(status, transport, error);
+  state.append(status, transport, role, error);
   root.replaceChildren(home, picker, state, counters);
 
   const update = () => {
     status.textContent = connection.status;
     status.dataset.status = connection.status;
     transport.textContent = connection.transport;
+    role.textContent = connection.role ?? '';
+    role.hidden = connection.role === undefined;
     values.requests.textContent = String(connection.stats.requests);
     values.bytes.textContent = String(connection.stats.bytes);
     values.messages.textContent = String(connection.stats.messages);
@@ -140,4 +153,22 @@ export function formatBytes(bytes) {
   if (bytes < 1000) return `${bytes} B`;
   if (bytes < 1_000_000) return `${(bytes / 1000).toFixed(1)} kB`;
   return `${(bytes / 1_000_000).toFixed(1)} MB`;
+}
+
+/** Series colours, as `colourFor` picks them. */
+const SERIES_COLOURS = ['#1a7f37', '#cf222e', '#bc4c00', '#0b63c9', '#8250df'];
+
+/**
+ * A colour for a series named `name` (a ticker symbol): the same name always gets the same
+ * colour, whatever order the series appear in. (FNV-1a of the name picks from five colours.)
+ * @param {string} name
+ * @returns {string} a CSS hex colour
+ */
+export function colourFor(name) {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < name.length; i += 1) {
+    hash ^= name.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return SERIES_COLOURS[hash % SERIES_COLOURS.length];
 }

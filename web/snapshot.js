@@ -22,7 +22,7 @@
  */
 
 import { connect } from './pushgate.js';
-import { mountDemoChrome, transportFromQuery } from './demo.js';
+import { mountDemoChrome, sharedFromQuery, transportFromQuery } from './demo.js';
 
 /** @typedef {import('./pushgate.js').Connection} Connection */
 /** @typedef {import('./pushgate.js').EventObject} EventObject */
@@ -83,6 +83,7 @@ export function followSnapshot(options) {
       transport: transportFromQuery(),
       interval: intervalFromQuery(),
       events: ['insert', 'update', 'delete', ...(options.events ?? [])],
+      shared: sharedFromQuery(),
     });
     connection = current;
     // A closed connection may still hand over the rest of an answer it was reading: only the

@@ -76,14 +76,16 @@ for (const transport of lib.TRANSPORTS) {
     test('renews an expiring token through refreshToken and misses no event', async () => {
       const topic = `auth.${transport}.${process.pid}`;
       const page = await startClient(
-        { transport, topics: [topic], interval: 300, token: token([topic], 3) },
+        // Six seconds: the client renews a WebSocket's token at the earliest 1 s after `authed`,
+        // and a loaded machine can take a second or two to open the page and connect.
+        { transport, topics: [topic], interval: 300, token: token([topic], 6) },
         token([topic], 600),
       );
       try {
         await lib.waitUntil(async () => (await snapshot(page)).status === 'open', { what: 'open' });
         await publish(topic, 1);
-        // Past the first token's expiry (3 s) the connection is still there, with its renewed token.
-        await lib.sleep(4500);
+        // Past the first token's expiry (6 s) the connection is still there, with its renewed token.
+        await lib.sleep(7500);
         await publish(topic, 2);
         const state = await lib.waitUntil(
           async () => {

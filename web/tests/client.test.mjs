@@ -10,7 +10,6 @@ import * as lib from './lib.mjs';
 let gateway;
 /** @type {import('playwright-core').Browser} */
 let browser;
-let topicCounter = 0;
 
 before(async () => {
   gateway = await lib.sharedGateway();
@@ -23,10 +22,7 @@ after(async () => {
 });
 
 /** A topic no other test uses. */
-function freshTopic(name) {
-  topicCounter += 1;
-  return `client.${name}.${process.pid}.${topicCounter}`;
-}
+const freshTopic = (name) => lib.freshTopic(`client.${name}`);
 
 /**
  * Opens the fixture page and starts a connection in it.
@@ -276,6 +272,21 @@ describe('index page', () => {
       assert.deepEqual(headings.slice(1), ['Short poll', 'Long poll', 'Server-Sent Events', 'WebSocket']);
       await lib.screenshot(page, 'index');
       assert.deepEqual(page.problems, []);
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('has an icon, served by the gateway (the page links the SVG; /favicon.ico is there for those that ask)', async () => {
+    const page = await lib.openPage(browser, gateway, '');
+    try {
+      const href = await page.locator('link[rel="icon"]').getAttribute('href', { timeout: 2000 });
+      for (const [file, type] of [[href, 'image/svg+xml'], ['favicon.ico', 'image/x-icon']]) {
+        const response = await fetch(new URL(file, `${gateway.url}/`), { signal: AbortSignal.timeout(5000) });
+        assert.equal(response.status, 200, file);
+        assert.equal(response.headers.get('content-type'), type, file);
+        assert.ok((await response.arrayBuffer()).byteLength > 100, `${file} has content`);
+      }
     } finally {
       await page.close();
     }

@@ -73,6 +73,45 @@ for (const transport of lib.TRANSPORTS) {
   });
 }
 
+test('a symbol keeps its colour from one load to the next, and times are 24-hour', async () => {
+  /** @type {Record<string, string>[]} per load, each symbol's colour */
+  const loads = [];
+  for (let load = 0; load < 2; load += 1) {
+    const page = await lib.openPage(browser, gateway, 'dashboard.html', { transport: 'ws', waitForOpen: true });
+    try {
+      // The ticker runs through its three symbols twice a second.
+      const swatches = await lib.waitUntil(
+        async () => {
+          const found = await page.locator('[data-testid^="swatch-"]').evaluateAll((nodes) =>
+            nodes.map((node) => [node.getAttribute('data-testid').slice('swatch-'.length), node.style.backgroundColor]),
+          );
+          return new Set(found.map(([name]) => name)).size >= 3 && found;
+        },
+        { timeout: 5000, what: 'three symbols' },
+      );
+      const names = [...new Set(swatches.map(([name]) => name))].sort();
+      const expected = await page.evaluate(async (symbols) => {
+        const { colourFor } = await import('/demo.js');
+        const probe = document.createElement('span');
+        return symbols.map((symbol) => {
+          probe.style.backgroundColor = colourFor(symbol);
+          return [symbol, probe.style.backgroundColor];
+        });
+      }, names);
+      for (const [name, colour] of swatches) assert.equal(colour, new Map(expected).get(name), `${name}'s colour comes from its name`);
+      loads.push(Object.fromEntries(expected));
+      // Distinct symbols, distinct colours (for the demo's three).
+      assert.equal(new Set(Object.values(loads[load])).size, names.length);
+      const lastTick = await lib.waitForTestId(page, 'last-tick', /at /);
+      assert.match(lastTick, / at \d{2}:\d{2}:\d{2}$/, 'a 24-hour time, as on the other pages');
+      assert.doesNotMatch(lastTick, /[AP]M/);
+    } finally {
+      await page.close();
+    }
+  }
+  assert.deepEqual(loads[1], loads[0]);
+});
+
 test('screenshot: docs/images/dashboard.png', async () => {
   const page = await lib.openPage(browser, gateway, 'dashboard.html', { transport: 'ws', waitForOpen: true });
   try {

@@ -256,15 +256,39 @@ export async function openFixture(browser, gateway, file) {
  */
 export async function newPage(browser) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  // The pages have no icon; the browser's request for one is not a problem of the page.
-  await context.route(/\/favicon\.ico$/, (route) => route.fulfill({ status: 204, body: '' }));
+  const page = await tabIn(context);
+  page.on('close', () => context.close().catch(() => {}));
+  return page;
+}
+
+/**
+ * A new page (a tab) in `context`, which tabs of one origin share like those of one browser
+ * profile (BroadcastChannel, Web Locks); it records problems like `newPage`'s.
+ * @param {import('playwright-core').BrowserContext} context
+ * @returns {Promise<import('playwright-core').Page & {problems: string[]}>}
+ */
+export async function tabIn(context) {
   const page = /** @type {import('playwright-core').Page & {problems: string[]}} */ (await context.newPage());
   page.problems = [];
   page.on('console', (message) => {
     if (message.type() === 'error') page.problems.push(`console: ${message.text()}`);
   });
   page.on('pageerror', (error) => page.problems.push(`exception: ${error.message}`));
-  page.on('close', () => context.close().catch(() => {}));
+  return page;
+}
+
+/**
+ * Opens web/tests/fixtures/<file> in the gateway's origin as a tab of `context` (see
+ * `openFixture`), and waits for its script to be ready.
+ * @param {import('playwright-core').BrowserContext} context
+ * @param {{url: string}} gateway
+ * @param {string} file e.g. 'client.html'
+ */
+export async function openFixtureTab(context, gateway, file) {
+  const page = await tabIn(context);
+  await page.goto(`${gateway.url}/pushgate.js`, { timeout: 15_000 });
+  await page.setContent(readFileSync(path.join(REPO, 'web/tests/fixtures', file), 'utf8'), { timeout: 15_000 });
+  await page.waitForFunction(() => window.ready === true, null, { timeout: 5000 });
   return page;
 }
 
@@ -375,6 +399,16 @@ export async function requestJson(gateway, pathAndQuery, { method = 'GET', body 
   const text = await response.text();
   if (!response.ok) throw new Error(`${method} ${pathAndQuery}: HTTP ${response.status} ${text}`);
   return text ? JSON.parse(text) : null;
+}
+
+let topicCounter = 0;
+/**
+ * A topic no other test uses: `<prefix>.<pid>.<n>`.
+ * @param {string} prefix
+ */
+export function freshTopic(prefix) {
+  topicCounter += 1;
+  return `${prefix}.${process.pid}.${topicCounter}`;
 }
 
 /**

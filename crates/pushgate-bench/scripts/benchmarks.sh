@@ -2,8 +2,8 @@
 # Reproduces the transport tables and charts of docs/benchmarks.md (about 30 minutes).
 #
 # Needs the release build and the nchan peer's packages (the nchan profile restarts the peer
-# before each run, one per transport or one per --concurrent run, with
-# /work/shared/peers/nchan/{stop,start}.sh):
+# before each run, one per transport or one per --concurrent run of several, with
+# crates/pushgate-bench/nchan/{stop,start}.sh and the nginx.conf beside them):
 #   cargo build --release -p pushgate -p pushgate-bench
 #   apt-get install -y --no-install-recommends nginx libnginx-mod-nchan
 #

@@ -36,7 +36,7 @@ pub(crate) fn status_bytes(status: &str, field: &str) -> Option<u64> {
 }
 
 /// Clock ticks per second of `/proc` CPU times.
-fn ticks_per_second() -> f64 {
+pub(crate) fn ticks_per_second() -> f64 {
     rustix::param::clock_ticks_per_second() as f64
 }
 

@@ -29,7 +29,9 @@ pub(crate) struct Profile {
     /// A file holding the server's (master) process id, for CPU and memory figures.
     pub(crate) pid_file: Option<PathBuf>,
     /// A command (program and arguments) that stops the server; with `start_command`, the bench
-    /// restarts the server before each transport so each one starts from fresh processes.
+    /// restarts the server before each transport so each one starts from fresh processes. A
+    /// program given as a relative path with a `/` (`"../nchan/stop.sh"`) is taken relative to
+    /// the profile file's folder, so a profile and its scripts move together.
     pub(crate) stop_command: Option<Vec<String>>,
     /// A command that starts the server (and writes `pid_file`).
     pub(crate) start_command: Option<Vec<String>>,
@@ -153,7 +155,15 @@ impl Profile {
     pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("invalid target profile {}", path.display()))
+        let mut profile =
+            Self::parse(&text).with_context(|| format!("invalid target profile {}", path.display()))?;
+        let folder = path.parent().unwrap_or(Path::new("."));
+        for command in [&mut profile.start_command, &mut profile.stop_command].into_iter().flatten() {
+            if let Some(program) = command.first_mut() {
+                *program = beside(folder, program);
+            }
+        }
+        Ok(profile)
     }
 
     /// The built-in pushgate profile.
@@ -242,6 +252,17 @@ pub(crate) fn number_after(text: &str, marker: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// `program` as the profile in `folder` means it: a relative path with a `/` is relative to the
+/// profile's folder; a bare name is looked up on `PATH`, an absolute path is kept.
+fn beside(folder: &Path, program: &str) -> String {
+    let path = Path::new(program);
+    if path.is_relative() && program.contains('/') {
+        folder.join(path).to_string_lossy().into_owned()
+    } else {
+        program.to_owned()
+    }
+}
+
 /// Refuses a profile that lacks one of the `transports`.
 pub(crate) fn require(profile: &Profile, transports: &[Transport]) -> anyhow::Result<()> {
     for transport in transports {
@@ -265,10 +286,16 @@ mod tests {
         let nchan = Profile::parse(include_str!("../profiles/nchan.toml")).unwrap();
         assert_eq!(nchan.longpoll.as_ref().map(|p| p.resume), Some(Resume::Validators));
         assert_eq!(nchan.pid_file.as_deref(), Some(Path::new("/tmp/nchan-peer/nginx.pid")));
-        assert_eq!(
-            nchan.start_command.as_deref(),
-            Some(&["/work/shared/peers/nchan/start.sh".to_owned()][..])
-        );
+        assert_eq!(nchan.start_command.as_deref(), Some(&["../nchan/start.sh".to_owned()][..]));
+        // The scripts are found beside the profile, wherever the bench runs from.
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        let loaded = Profile::load(&folder.join("nchan.toml")).unwrap();
+        for command in [&loaded.start_command, &loaded.stop_command] {
+            let program = command.as_ref().and_then(|c| c.first()).unwrap();
+            assert!(Path::new(program).is_file(), "{program} is not a file");
+        }
+        assert_eq!(beside(&folder, "nginx"), "nginx");
+        assert_eq!(beside(&folder, "/usr/bin/true"), "/usr/bin/true");
         assert_eq!(Endpoint::parse(&nchan.url).unwrap().addr, "127.0.0.1:8091".parse().unwrap());
     }
 

@@ -166,6 +166,19 @@ pub(crate) fn bytes(value: f64) -> String {
     }
 }
 
+/// A server-CPU figure derived from `cpu_seconds` of measured CPU, written with only the digits
+/// the measurement supports: `/proc` counts CPU in clock ticks (10 ms), so a run that measured
+/// 0.07 s cannot tell 7.00 from 7.49 µs and prints `7`, while 30 s of CPU supports `9.81`.
+pub(crate) fn cpu_figure(value: f64, cpu_seconds: Option<f64>) -> String {
+    let tick = 1.0 / crate::procstat::ticks_per_second();
+    let relative = cpu_seconds.filter(|cpu| *cpu > 0.0).map_or(1.0, |cpu| tick / cpu);
+    // One significant digit per factor of ten of precision, at least one and at most four.
+    let digits = (-relative.log10()).floor().clamp(1.0, 4.0) as i32;
+    let magnitude = if value > 0.0 { value.abs().log10().floor() as i32 } else { 0 };
+    let decimals = (digits - 1 - magnitude).max(0) as usize;
+    format!("{value:.decimals$}")
+}
+
 fn opt(value: Option<f64>, format: impl Fn(f64) -> String) -> String {
     value.map_or_else(|| "-".to_owned(), format)
 }
@@ -217,7 +230,7 @@ pub(crate) fn table(reports: &[TransportReport]) -> String {
                 opt(r.requests_per_message, |v| format!("{v:.3}")),
                 opt(r.bytes_per_message, |v| format!("{v:.0}")),
                 opt(r.server_cpu_seconds, |v| format!("{v:.2}s")),
-                opt(r.server_cpu_us_per_delivery, |v| format!("{v:.2}")),
+                opt(r.server_cpu_us_per_delivery, |v| cpu_figure(v, r.server_cpu_seconds)),
                 opt(r.rss_per_connection_bytes, bytes),
                 opt(r.server_peak_rss_bytes.map(|v| v as f64), bytes),
                 format!("{}/{}", micros(r.connect_us.p50), micros(r.connect_us.p99)),
@@ -287,6 +300,19 @@ pub(crate) fn table(reports: &[TransportReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_figures_keep_only_the_digits_the_run_measured() {
+        // 100 ticks a second on Linux: 0.07 s is 7 ticks, good to one digit.
+        assert_eq!(crate::procstat::ticks_per_second(), 100.0);
+        assert_eq!(cpu_figure(7.0, Some(0.07)), "7");
+        assert_eq!(cpu_figure(19.0, Some(1.9)), "19");
+        assert_eq!(cpu_figure(9.8123, Some(30.0)), "9.81");
+        assert_eq!(cpu_figure(0.3312, Some(300.0)), "0.3312");
+        assert_eq!(cpu_figure(123.4, Some(5.0)), "123");
+        // Without a CPU figure only one digit is known.
+        assert_eq!(cpu_figure(4.2, None), "4");
+    }
 
     #[test]
     fn percentiles_and_cdf_come_from_the_histogram() {

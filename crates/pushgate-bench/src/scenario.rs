@@ -205,7 +205,9 @@ pub(crate) async fn run_all(args: &RunArgs) -> anyhow::Result<Vec<TransportRepor
                 report.expected,
                 report.lost,
                 report::micros(report.latency_us.p99),
-                report.server_cpu_us_per_delivery.map_or("-".to_owned(), |v| format!("{v:.2} µs/delivery")),
+                report.server_cpu_us_per_delivery.map_or("-".to_owned(), |v| {
+                    format!("{} µs/delivery", report::cpu_figure(v, report.server_cpu_seconds))
+                }),
             ));
         }
         reports.extend(run);

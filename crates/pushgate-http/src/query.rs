@@ -82,7 +82,9 @@ impl Query {
                 Ok(n) if n > 0 => Ok(n.min(max)),
                 _ => Err(ApiError::new(
                     ErrorCode::InvalidParameter,
-                    format!("`{name}` must be a whole number from 1 to {max}, got {text:?}"),
+                    format!(
+                        "`{name}` must be a whole number from 1 up (more than {max} counts as {max}), got {text:?}"
+                    ),
                 )),
             },
         }

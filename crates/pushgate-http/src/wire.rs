@@ -1,9 +1,11 @@
 //! The JSON every transport shares: one event object, one reset object, one poll batch.
 //!
-//! The event object is `{"topic","seq","id","event","data","ts"}`. It is written by hand rather
-//! than through serde: topics and event types are restricted to characters that need no JSON
-//! escaping, the id is a hex cursor, and `data` is already compact JSON, so the object is a few
-//! concatenations, done once per event and shared by every subscriber.
+//! The event object is `{"topic","seq","id","event","data","ts"}`, plus `"from"` (who published
+//! it) when the publisher was identified. It is written by hand rather than through serde:
+//! topics and event types are restricted to characters that need no JSON escaping, the id is a
+//! hex cursor, and `data` is already compact JSON, so the object is a few concatenations, done
+//! once per event and shared by every subscriber; only the sender, any UTF-8, goes through the
+//! JSON string escaper.
 
 use std::sync::LazyLock;
 
@@ -31,6 +33,11 @@ static EVENT_JSON: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
 /// assert_eq!(json["event"], "message");
 /// assert_eq!(json["data"], serde_json::json!({"text": "hi"}));
 /// assert_eq!(json["ts"], event.timestamp_ms());
+/// assert!(json.get("from").is_none());
+///
+/// let said = hub.publish(&TopicName::new("chat")?, NewEvent::new(serde_json::json!("hi")).from("Zoë \"z\"")).await?;
+/// let json: serde_json::Value = serde_json::from_slice(&pushgate_http::event_json(&said))?;
+/// assert_eq!(json["from"], "Zoë \"z\"");
 /// # Ok(()) }
 /// ```
 pub fn event_json(event: &Event) -> Bytes {
@@ -40,11 +47,16 @@ pub fn event_json(event: &Event) -> Bytes {
 fn encode_event(event: &Event) -> Bytes {
     use std::fmt::Write as _;
     let data = event.data().as_str();
-    let mut out = String::with_capacity(96 + data.len() + event.topic().as_str().len());
+    let from = event.from().map(|from| {
+        // Serializing a string cannot fail; `null` keeps the object valid if it ever did.
+        serde_json::to_string(from).unwrap_or_else(|_| "null".to_owned())
+    });
+    let from_len = from.as_ref().map_or(0, |f| f.len() + 8);
+    let mut out = String::with_capacity(96 + data.len() + event.topic().as_str().len() + from_len);
     // Writing to a String cannot fail.
     let _ = write!(
         out,
-        r#"{{"topic":"{}","seq":{},"id":"{}","event":"{}","data":{},"ts":{}}}"#,
+        r#"{{"topic":"{}","seq":{},"id":"{}","event":"{}","data":{},"ts":{}"#,
         event.topic(),
         event.seq(),
         event.cursor(),
@@ -52,6 +64,11 @@ fn encode_event(event: &Event) -> Bytes {
         data,
         event.timestamp_ms()
     );
+    if let Some(from) = from {
+        out.push_str(r#","from":"#);
+        out.push_str(&from);
+    }
+    out.push('}');
     Bytes::from(out)
 }
 
@@ -86,7 +103,13 @@ pub fn batch_body(batch: &Batch) -> Bytes {
     let estimate: usize = batch
         .events
         .iter()
-        .map(|e| e.data().as_str().len() + e.topic().as_str().len() + e.type_name().len() + 100)
+        .map(|e| {
+            e.data().as_str().len()
+                + e.topic().as_str().len()
+                + e.type_name().len()
+                + e.from().map_or(0, |f| f.len() + 16)
+                + 100
+        })
         .sum();
     let mut out = BytesMut::with_capacity(48 + estimate);
     out.put_slice(b"{\"events\":[");

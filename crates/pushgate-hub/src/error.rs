@@ -1,14 +1,20 @@
 //! The hub's error types. Each variant carries the numbers a transport needs for its message.
 
 use crate::cursor::CursorError;
-use crate::topic::InvalidTopic;
+use crate::event::MAX_IDEMPOTENCY_KEY_LEN;
+use crate::event::MAX_SENDER_LEN;
+use crate::publish::Replay;
+use crate::topic::{InvalidTopic, TopicName};
 
 /// Why a publish, subscribe or fetch was refused.
 ///
 /// Variants that come from client input (`InvalidTopic`, `InvalidEventType`, `InvalidCursor`,
-/// `CursorAhead`, `NoTopics`, `TooManyTopics`, `DataTooLarge`) map to a 4xx status or a
-/// WebSocket error frame; `TopicLimit`, `Closed`, `Unavailable` and `Storage` are the server's
-/// side.
+/// `CursorAhead`, `NoTopics`, `TooManyTopics`, `DataTooLarge`, `InvalidIdempotencyKey`) map to a
+/// 4xx status or a WebSocket error frame; `InvalidSender` is the server's own (it sets the
+/// sender), and so are `TopicLimit`, `Closed`, `Unavailable`, `Storage` and `RestoreConflict`.
+/// `Duplicate` is only returned by [`Hub::publish`](crate::Hub::publish): a server that takes
+/// idempotency keys calls [`Hub::publish_idempotent`](crate::Hub::publish_idempotent), which
+/// answers a replay instead.
 ///
 /// ```
 /// use pushgate_hub::{Hub, HubError, NewEvent, TopicName};
@@ -80,6 +86,64 @@ pub enum HubError {
     /// The storage backend failed.
     #[error("storage failed: {0}")]
     Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An idempotency key is empty, too long or holds a character outside printable ASCII.
+    #[error("invalid idempotency key: {0}")]
+    InvalidIdempotencyKey(#[source] InvalidIdempotencyKey),
+    /// A sender ([`NewEvent::from`](crate::NewEvent::from)) is empty or longer than
+    /// [`MAX_SENDER_LEN`] bytes.
+    #[error("sender is {len} bytes; 1 to {MAX_SENDER_LEN} are allowed")]
+    InvalidSender {
+        /// Length of the rejected sender in bytes.
+        len: usize,
+    },
+    /// [`Hub::publish`](crate::Hub::publish) of an event whose idempotency key was already used
+    /// on the topic within the window: nothing was published; the original's numbers are here.
+    #[error("idempotency key already used in {} (seq {})", .0.topic, .0.seq)]
+    Duplicate(Replay),
+    /// [`Hub::restore_topic`](crate::Hub::restore_topic) would move a topic's `seq` backwards,
+    /// or under events it already holds.
+    #[error("topic {topic} is at seq {current}; it cannot be restored to {requested}")]
+    RestoreConflict {
+        /// The topic.
+        topic: TopicName,
+        /// The `seq` of its newest event here.
+        current: u64,
+        /// The `seq` the restore asked for.
+        requested: u64,
+    },
+}
+
+/// Why a string is not a valid idempotency key: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] bytes of
+/// printable ASCII (space to `~`), so it fits an HTTP header and a Redis key unescaped.
+///
+/// ```
+/// use pushgate_hub::{Hub, HubError, InvalidIdempotencyKey, NewEvent, TopicName};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let hub = Hub::new();
+/// let event = NewEvent::new(serde_json::json!(1)).idempotency_key("caf\u{e9}");
+/// let err = hub.publish(&TopicName::new("t").unwrap(), event).await.unwrap_err();
+/// assert!(matches!(err, HubError::InvalidIdempotencyKey(InvalidIdempotencyKey::BadCharacter { index: 3 })));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidIdempotencyKey {
+    /// The key is empty.
+    #[error("the key is empty")]
+    Empty,
+    /// The key is longer than [`MAX_IDEMPOTENCY_KEY_LEN`] bytes.
+    #[error("the key is {len} bytes long; the limit is {MAX_IDEMPOTENCY_KEY_LEN}")]
+    TooLong {
+        /// Length of the rejected key in bytes.
+        len: usize,
+    },
+    /// The key holds a byte outside printable ASCII.
+    #[error("the key has a character outside printable ASCII at byte {index}")]
+    BadCharacter {
+        /// Byte offset of the first bad character.
+        index: usize,
+    },
 }
 
 /// Why [`Subscription::recv`](crate::Subscription::recv) returned no event. Both are final: the

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::cursor::{Cursor, Epoch};
+use crate::error::{HubError, InvalidIdempotencyKey};
 use crate::topic::{InvalidTopic, TopicName, validate_name};
 
 /// The event type used when a publisher names none.
@@ -18,6 +19,10 @@ pub const MAX_EVENT_TYPE_LEN: usize = 64;
 /// these names (an SSE `event: reset` or `event: error` must not be forgeable by a publisher,
 /// and a browser's `EventSource` fires `onerror` for an event named `error`).
 pub const RESERVED_EVENT_TYPES: [&str; 2] = ["reset", "error"];
+/// The longest sender ([`NewEvent::from`]) accepted, in bytes.
+pub const MAX_SENDER_LEN: usize = 256;
+/// The longest idempotency key ([`NewEvent::idempotency_key`]) accepted, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 
 /// An event's payload: one JSON value, kept as compact JSON text.
 ///
@@ -122,8 +127,9 @@ impl fmt::Debug for Data {
     }
 }
 
-/// An event as a publisher hands it to [`Hub::publish`](crate::Hub::publish): a type and data.
-/// The hub adds the topic, positions and timestamp.
+/// An event as a publisher hands it to [`Hub::publish`](crate::Hub::publish): a type and data,
+/// and optionally who sent it and an idempotency key. The hub adds the topic, positions and
+/// timestamp.
 ///
 /// ```
 /// use pushgate_hub::NewEvent;
@@ -137,6 +143,8 @@ impl fmt::Debug for Data {
 pub struct NewEvent {
     event_type: Option<Box<str>>,
     data: Data,
+    from: Option<Box<str>>,
+    idempotency_key: Option<Box<str>>,
 }
 
 impl NewEvent {
@@ -148,7 +156,7 @@ impl NewEvent {
     /// assert_eq!(event.data().as_str(), "\"hello\"");
     /// ```
     pub fn new(data: impl Into<Data>) -> Self {
-        Self { event_type: None, data: data.into() }
+        Self { event_type: None, data: data.into(), from: None, idempotency_key: None }
     }
 
     /// Sets the event type. It is validated at publish time: 1 to 64 characters from
@@ -161,6 +169,40 @@ impl NewEvent {
     /// ```
     pub fn event_type(mut self, event_type: impl Into<Box<str>>) -> Self {
         self.event_type = Some(event_type.into());
+        self
+    }
+
+    /// Names the sender: who published the event, as the server established it (an
+    /// authenticated user, a source). Readers get it as [`Event::from`]. Any UTF-8 of 1 to
+    /// [`MAX_SENDER_LEN`] bytes, checked at publish time ([`HubError::InvalidSender`]); the hub
+    /// does not authenticate it, so a server must set it from its own knowledge, never from what
+    /// a client claims.
+    ///
+    /// ```
+    /// # use pushgate_hub::NewEvent;
+    /// let event = NewEvent::new(serde_json::json!("hi")).from("user:ada");
+    /// assert_eq!(event.sender(), Some("user:ada"));
+    /// assert_eq!(NewEvent::new(serde_json::json!("hi")).sender(), None);
+    /// ```
+    #[allow(clippy::wrong_self_convention)] // a builder step named after the event member it sets
+    pub fn from(mut self, sender: impl Into<Box<str>>) -> Self {
+        self.from = Some(sender.into());
+        self
+    }
+
+    /// Makes the publish idempotent: the same `key` on the same topic within the storage's
+    /// window publishes nothing the second time and answers with the original event's numbers
+    /// (see [`Hub::publish_idempotent`](crate::Hub::publish_idempotent)). 1 to
+    /// [`MAX_IDEMPOTENCY_KEY_LEN`] bytes of printable ASCII (space to `~`), checked at publish
+    /// time ([`HubError::InvalidIdempotencyKey`]).
+    ///
+    /// ```
+    /// # use pushgate_hub::NewEvent;
+    /// let event = NewEvent::new(serde_json::json!(1)).idempotency_key("order-7-paid");
+    /// assert_eq!(event.key(), Some("order-7-paid"));
+    /// ```
+    pub fn idempotency_key(mut self, key: impl Into<Box<str>>) -> Self {
+        self.idempotency_key = Some(key.into());
         self
     }
 
@@ -184,21 +226,76 @@ impl NewEvent {
         &self.data
     }
 
-    /// Checks the event type; called by the hub before the event reaches storage.
-    pub(crate) fn validate(&self) -> Result<(), InvalidTopic> {
+    /// The sender set with [`from`](Self::from), if any.
+    ///
+    /// ```
+    /// # use pushgate_hub::NewEvent;
+    /// assert_eq!(NewEvent::new(serde_json::json!(2)).from("ada").sender(), Some("ada"));
+    /// ```
+    pub fn sender(&self) -> Option<&str> {
+        self.from.as_deref()
+    }
+
+    /// The idempotency key set with [`idempotency_key`](Self::idempotency_key), if any.
+    ///
+    /// ```
+    /// # use pushgate_hub::NewEvent;
+    /// assert_eq!(NewEvent::new(serde_json::json!(2)).key(), None);
+    /// ```
+    pub fn key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+
+    /// Checks the event type, sender and key; called by the hub before the event reaches
+    /// storage.
+    pub(crate) fn validate(&self) -> Result<(), HubError> {
         match &self.event_type {
             Some(name) if RESERVED_EVENT_TYPES.contains(&&**name) => {
-                Err(InvalidTopic::Reserved { name: name.to_string() })
+                return Err(HubError::InvalidEventType(InvalidTopic::Reserved { name: name.to_string() }));
             }
-            Some(name) => validate_name(name, MAX_EVENT_TYPE_LEN),
-            None => Ok(()),
+            Some(name) => validate_name(name, MAX_EVENT_TYPE_LEN).map_err(HubError::InvalidEventType)?,
+            None => {}
         }
+        if let Some(from) = &self.from
+            && (from.is_empty() || from.len() > MAX_SENDER_LEN)
+        {
+            return Err(HubError::InvalidSender { len: from.len() });
+        }
+        if let Some(key) = &self.idempotency_key {
+            validate_key(key).map_err(HubError::InvalidIdempotencyKey)?;
+        }
+        Ok(())
     }
 
     /// Splits into the parts a storage backend needs.
-    pub(crate) fn into_parts(self) -> (Box<str>, Data) {
-        let event_type = self.event_type.unwrap_or_else(|| DEFAULT_EVENT_TYPE.into());
-        (event_type, self.data)
+    pub(crate) fn into_parts(self) -> NewEventParts {
+        NewEventParts {
+            event_type: self.event_type.unwrap_or_else(|| DEFAULT_EVENT_TYPE.into()),
+            data: self.data,
+            from: self.from,
+            idempotency_key: self.idempotency_key,
+        }
+    }
+}
+
+/// A validated [`NewEvent`], taken apart.
+pub(crate) struct NewEventParts {
+    pub(crate) event_type: Box<str>,
+    pub(crate) data: Data,
+    pub(crate) from: Option<Box<str>>,
+    pub(crate) idempotency_key: Option<Box<str>>,
+}
+
+fn validate_key(key: &str) -> Result<(), InvalidIdempotencyKey> {
+    if key.is_empty() {
+        return Err(InvalidIdempotencyKey::Empty);
+    }
+    if key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(InvalidIdempotencyKey::TooLong { len: key.len() });
+    }
+    match key.bytes().position(|b| !(b' '..=b'~').contains(&b)) {
+        Some(index) => Err(InvalidIdempotencyKey::BadCharacter { index }),
+        None => Ok(()),
     }
 }
 
@@ -221,6 +318,8 @@ pub struct EventParts {
     pub epoch: Epoch,
     /// Server time of publication, milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// Who published it ([`NewEvent::from`]), when the publisher said.
+    pub from: Option<Box<str>>,
 }
 
 /// The number of distinct encodings an event caches; see [`EncodingSlot`].
@@ -264,6 +363,7 @@ impl Event {
     ///     position: 10,
     ///     epoch: Epoch::from_u32(3),
     ///     timestamp_ms: 0,
+    ///     from: None,
     /// });
     /// assert_eq!(event.cursor().to_string(), "00000003-a");
     /// # Ok::<(), pushgate_hub::InvalidTopic>(())
@@ -307,6 +407,24 @@ impl Event {
         self.parts.timestamp_ms
     }
 
+    /// Who published it, when the publisher said ([`NewEvent::from`]).
+    ///
+    /// ```
+    /// use pushgate_hub::{Hub, NewEvent, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pushgate_hub::HubError> {
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("chat")?;
+    /// let said = hub.publish(&topic, NewEvent::new(serde_json::json!("hi")).from("ada")).await?;
+    /// assert_eq!(said.from(), Some("ada"));
+    /// let anonymous = hub.publish(&topic, NewEvent::new(serde_json::json!("hi"))).await?;
+    /// assert_eq!(anonymous.from(), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn from(&self) -> Option<&str> {
+        self.parts.from.as_deref()
+    }
+
     /// The cursor that resumes right after this event, for any subscription that includes its
     /// topic. It is the same for every subscriber, which is what lets a transport encode an
     /// event once and send the same bytes to all.
@@ -322,7 +440,10 @@ impl Event {
     /// Bytes of memory the event accounts for in history limits (payload plus fixed overhead).
     pub(crate) fn approx_size(&self) -> usize {
         const OVERHEAD: usize = std::mem::size_of::<Event>() + 32;
-        OVERHEAD + self.parts.data.len() + self.parts.event_type.len()
+        OVERHEAD
+            + self.parts.data.len()
+            + self.parts.event_type.len()
+            + self.parts.from.as_ref().map_or(0, |f| f.len())
     }
 
     /// This event encoded by `encode`, computed once per slot and shared by every later caller.
@@ -369,6 +490,7 @@ impl fmt::Debug for Event {
             .field("position", &self.parts.position)
             .field("type", &self.parts.event_type)
             .field("data", &self.parts.data)
+            .field("from", &self.parts.from)
             .finish_non_exhaustive()
     }
 }

@@ -1,22 +1,21 @@
-//! The hub handle: publish, subscribe, fetch, presence and counters over one storage.
+//! The hub handle: publish, subscribe, presence and counters over one storage.
 
-use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
+use crate::builder::{HubBuilder, Limits};
 use crate::cursor::{Cursor, Epoch};
 use crate::error::HubError;
 use crate::event::{Event, NewEvent};
-use crate::latency::{LabelCounters, LabelStats};
-use crate::memory::{HistoryLimit, MemoryStorage};
+use crate::latency::LabelStats;
+use crate::publish::Published;
 use crate::reader::Reader;
-use crate::registry::{Label, Registry, Signal};
-use crate::reset::Reset;
-use crate::storage::{AppendRequest, Notifier, Storage};
+use crate::registry::Registry;
+use crate::stats::{Counters, Stats};
+use crate::storage::{AppendRequest, Storage};
 use crate::subscription::{SubscribeOptions, Subscription};
+use crate::tier::Tiers;
 use crate::topic::TopicName;
 
 /// The event hub: topics, ordered events, history, cursors and fan-out.
@@ -37,200 +36,16 @@ use crate::topic::TopicName;
 /// ```
 #[derive(Clone)]
 pub struct Hub {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) counters: Counters,
-    limits: Limits,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    max_topics_per_subscription: usize,
-    max_data_bytes: usize,
-    max_backlog: Option<usize>,
-}
-
-/// Builds a [`Hub`] with non-default limits or storage.
-///
-/// ```
-/// use std::time::Duration;
-/// use pushgate_hub::{HistoryLimit, Hub};
-///
-/// let hub = Hub::builder()
-///     .history(HistoryLimit::default().max_events(100).max_age(Some(Duration::from_secs(60))))
-///     .max_topics(10_000)
-///     .max_topics_per_subscription(50)
-///     .max_data_bytes(64 * 1024)
-///     .max_backlog(Some(1_000))
-///     .build();
-/// # let _ = hub;
-/// ```
-#[derive(Default)]
-pub struct HubBuilder {
-    history: HistoryLimit,
-    max_topics: Option<usize>,
-    limits: Option<Limits>,
-    storage: Option<Arc<dyn Storage>>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self { max_topics_per_subscription: 100, max_data_bytes: 1 << 20, max_backlog: None }
-    }
-}
-
-impl HubBuilder {
-    fn limits(&mut self) -> &mut Limits {
-        self.limits.get_or_insert_with(Limits::default)
-    }
-
-    /// History kept per topic by the default in-memory storage (default: 1,000 events, 10
-    /// minutes, 8 MiB). Ignored when a [`storage`](Self::storage) is given.
-    pub fn history(mut self, limit: HistoryLimit) -> Self {
-        self.history = limit;
-        self
-    }
-
-    /// Most topics the in-memory storage holds at once (default 100,000). Ignored when a
-    /// [`storage`](Self::storage) is given.
-    pub fn max_topics(mut self, n: usize) -> Self {
-        self.max_topics = Some(n);
-        self
-    }
-
-    /// Most distinct topics one subscription or fetch may name (default 100).
-    pub fn max_topics_per_subscription(mut self, n: usize) -> Self {
-        self.limits().max_topics_per_subscription = n.max(1);
-        self
-    }
-
-    /// Largest event data accepted, as compact JSON bytes (default 1 MiB).
-    pub fn max_data_bytes(mut self, n: usize) -> Self {
-        self.limits().max_data_bytes = n;
-        self
-    }
-
-    /// Default backlog limit of subscriptions that set none (default `None`: bounded by history).
-    pub fn max_backlog(mut self, n: Option<usize>) -> Self {
-        self.limits().max_backlog = n;
-        self
-    }
-
-    /// Sequence and keep events in `storage` instead of this process's memory.
-    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
-        self.storage = Some(storage);
-        self
-    }
-
-    /// Builds the hub.
-    pub fn build(self) -> Hub {
-        let storage = self.storage.unwrap_or_else(|| {
-            Arc::new(MemoryStorage::new(self.history, self.max_topics.unwrap_or(100_000)))
-        });
-        let registry = Arc::new(Registry::default());
-        storage.attach(Notifier(Arc::clone(&registry)));
-        Hub {
-            inner: Arc::new(Inner {
-                storage,
-                registry,
-                counters: Counters::default(),
-                limits: self.limits.unwrap_or_default(),
-            }),
-        }
-    }
-}
-
-/// Options of [`Hub::fetch`], the pull API behind both polling transports.
-///
-/// ```
-/// use std::time::Duration;
-/// use pushgate_hub::FetchOptions;
-///
-/// let short_poll = FetchOptions::default().limit(100);
-/// let long_poll = FetchOptions::default().wait(Duration::from_secs(25)).label("longpoll");
-/// # let _ = (short_poll, long_poll);
-/// ```
-#[derive(Debug, Clone)]
-pub struct FetchOptions {
-    limit: usize,
-    max_bytes: usize,
-    wait: Duration,
-    coalesce: Duration,
-    label: Label,
-}
-
-impl Default for FetchOptions {
-    fn default() -> Self {
-        Self {
-            limit: 1000,
-            max_bytes: 4 << 20,
-            wait: Duration::ZERO,
-            coalesce: Duration::ZERO,
-            label: Cow::Borrowed("fetch"),
-        }
-    }
-}
-
-impl FetchOptions {
-    /// Most events returned (default 1,000, at least 1).
-    pub fn limit(mut self, n: usize) -> Self {
-        self.limit = n.max(1);
-        self
-    }
-
-    /// About how many bytes of events one answer may hold (default 4 MiB): an answer stops
-    /// before the event that would pass it, and the returned cursor continues from there. The
-    /// first event is always included, however large, so every event can be delivered.
-    pub fn max_bytes(mut self, n: usize) -> Self {
-        self.max_bytes = n;
-        self
-    }
-
-    /// How long to wait for an event when there is none yet (default zero: answer at once).
-    pub fn wait(mut self, wait: Duration) -> Self {
-        self.wait = wait;
-        self
-    }
-
-    /// Once a waiting fetch has something to answer, wait `window` longer (never past its
-    /// `wait`) and then answer with everything there is (up to `limit` and `max_bytes`); a
-    /// closing hub ends the window at once. The window costs one timer, not a wake-up per
-    /// event. A fetch that finds events already there when
-    /// it starts answers at once: it is catching up, and its events are old already. Default
-    /// zero: answer as soon as there is something.
-    pub fn coalesce(mut self, window: Duration) -> Self {
-        self.coalesce = window;
-        self
-    }
-
-    /// The name a waiting fetch is counted under in [`Presence`] (default `"fetch"`).
-    pub fn label(mut self, label: impl Into<Cow<'static, str>>) -> Self {
-        self.label = label.into();
-        self
-    }
-}
-
-/// The answer to a [`Hub::fetch`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Batch {
-    /// Events after the cursor, in the hub's total order.
-    pub events: Vec<Arc<Event>>,
-    /// Where the next fetch should start. Unchanged from the request's cursor when nothing
-    /// happened in these topics, so an idle poller can be answered from an HTTP cache.
-    pub cursor: Cursor,
-    /// Set when the request's cursor could not be honoured exactly; `events` then start at the
-    /// oldest retained event.
-    ///
-    /// A cursor is one position, so a paged read (a `limit` smaller than what is retained) from
-    /// an expired cursor reports the same reset on each page until its cursor passes the lost
-    /// range: each page is true on its own. The repeated `resume_seq` identifies the same loss;
-    /// a client that sums `missed` across pages must count each `(topic, resume_seq)` once.
-    pub reset: Option<Reset>,
+    pub(crate) limits: Limits,
+    /// The history tiers, if any: asked only when a read finds a gap.
+    pub(crate) tiers: Option<Arc<Tiers>>,
 }
 
 /// Live readers of a topic, per label. See [`Hub::presence`].
@@ -241,67 +56,6 @@ pub struct Presence {
     pub total: usize,
     /// Readers per label (`"sse"`, `"ws"`, …), largest count first.
     pub by_label: Vec<(String, usize)>,
-}
-
-/// A snapshot of the hub's counters, for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Events published since the hub was built.
-    pub published: u64,
-    /// Event deliveries (one per event per reader, subscriptions and fetches alike).
-    pub delivered: u64,
-    /// Subscribers cut off for lagging.
-    pub lagged: u64,
-    /// Resets reported (subscriptions and fetches).
-    pub resets: u64,
-    /// Live subscriptions now.
-    pub subscribers: u64,
-    /// Topics the storage holds now.
-    pub topics: u64,
-    /// Subscriptions and fetches refused for naming more topics than allowed
-    /// ([`HubError::TooManyTopics`]).
-    pub refused_too_many_topics: u64,
-    /// Publishes refused for data over the limit ([`HubError::DataTooLarge`]).
-    pub refused_data_too_large: u64,
-}
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    published: AtomicU64,
-    delivered: AtomicU64,
-    lagged: AtomicU64,
-    resets: AtomicU64,
-    subscribers: AtomicU64,
-    refused_too_many_topics: AtomicU64,
-    refused_data_too_large: AtomicU64,
-}
-
-impl Counters {
-    /// Counts `err` when it is a refusal by a limit.
-    fn refused(&self, err: &HubError) {
-        match err {
-            HubError::TooManyTopics { .. } => &self.refused_too_many_topics,
-            HubError::DataTooLarge { .. } => &self.refused_data_too_large,
-            _ => return,
-        }
-        .fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn delivered(&self, n: usize) {
-        self.delivered.fetch_add(n as u64, Ordering::Relaxed);
-    }
-    pub(crate) fn lagged(&self) {
-        self.lagged.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn reset(&self) {
-        self.resets.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn subscribed(&self) {
-        self.subscribers.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn unsubscribed(&self) {
-        self.subscribers.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl Default for Hub {
@@ -332,9 +86,15 @@ impl Hub {
     /// Events of one topic get `seq` 1, 2, 3, … in the order their publishes complete; across
     /// topics, positions order them the same way for every reader.
     ///
+    /// An event with an [idempotency key](NewEvent::idempotency_key) already used on the topic
+    /// within the window is not stored again and fails with [`HubError::Duplicate`], which
+    /// carries the original's numbers; [`publish_idempotent`](Self::publish_idempotent) answers
+    /// it as a success instead.
+    ///
     /// # Errors
-    /// [`HubError::InvalidEventType`], [`HubError::DataTooLarge`], [`HubError::TopicLimit`],
-    /// [`HubError::Closed`], or a storage failure.
+    /// [`HubError::InvalidEventType`], [`HubError::InvalidSender`],
+    /// [`HubError::InvalidIdempotencyKey`], [`HubError::DataTooLarge`], [`HubError::TopicLimit`],
+    /// [`HubError::Duplicate`], [`HubError::Closed`], or a storage failure.
     ///
     /// ```
     /// use pushgate_hub::{Hub, NewEvent, TopicName};
@@ -349,21 +109,118 @@ impl Hub {
     /// # Ok(()) }
     /// ```
     pub async fn publish(&self, topic: &TopicName, event: NewEvent) -> Result<Arc<Event>, HubError> {
+        match self.publish_idempotent(topic, event).await? {
+            Published::New(event) => Ok(event),
+            Published::Replayed(original) => Err(HubError::Duplicate(original)),
+        }
+    }
+
+    /// Publishes like [`publish`](Self::publish), but a repeated idempotency key is an answer,
+    /// not an error: [`Published::Replayed`] with the original event's topic, `seq` and
+    /// position, and nothing is stored. What a server taking client keys (an HTTP
+    /// `Idempotency-Key`) or a source re-publishing after a crash calls: the publisher gets the
+    /// same answer however often it retries within the window.
+    ///
+    /// The storage checks the key atomically with sequencing, scoped to the topic: concurrent
+    /// publishes with one key store one event. A key is remembered for the storage's window
+    /// ([`HubBuilder::idempotency_window`], 5 minutes by default, on every node with a shared
+    /// store).
+    ///
+    /// # Errors
+    /// As [`publish`](Self::publish), except [`HubError::Duplicate`].
+    ///
+    /// ```
+    /// use pushgate_hub::{Hub, NewEvent, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pushgate_hub::HubError> {
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("payments")?;
+    /// let key = "outbox:42";
+    /// let first = hub.publish_idempotent(&topic, NewEvent::new(serde_json::json!(1)).idempotency_key(key)).await?;
+    /// let retry = hub.publish_idempotent(&topic, NewEvent::new(serde_json::json!(1)).idempotency_key(key)).await?;
+    /// assert!(!first.is_replay() && retry.is_replay());
+    /// assert_eq!(retry.cursor(), first.cursor());
+    /// // The same key on another topic is another event.
+    /// let other = hub.publish_idempotent(&TopicName::new("refunds")?, NewEvent::new(serde_json::json!(1)).idempotency_key(key)).await?;
+    /// assert!(!other.is_replay());
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_idempotent(
+        &self,
+        topic: &TopicName,
+        event: NewEvent,
+    ) -> Result<Published, HubError> {
         if self.inner.registry.is_closed() {
             return Err(HubError::Closed);
         }
-        event.validate().map_err(HubError::InvalidEventType)?;
+        event.validate()?;
         let limit = self.inner.limits.max_data_bytes;
         if event.data().len() > limit {
             let err = HubError::DataTooLarge { size: event.data().len(), limit };
             self.inner.counters.refused(&err);
             return Err(err);
         }
-        let (event_type, data) = event.into_parts();
-        let event =
-            self.inner.storage.append(AppendRequest { topic: topic.clone(), event_type, data }).await?;
-        self.inner.counters.published.fetch_add(1, Ordering::Relaxed);
-        Ok(event)
+        let parts = event.into_parts();
+        let published = self
+            .inner
+            .storage
+            .append(AppendRequest {
+                topic: topic.clone(),
+                event_type: parts.event_type,
+                data: parts.data,
+                from: parts.from,
+                idempotency_key: parts.idempotency_key,
+            })
+            .await?;
+        let counter = if published.is_replay() {
+            &self.inner.counters.replayed
+        } else {
+            &self.inner.counters.published
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(published)
+    }
+
+    /// Continues `topic`'s `seq` after `last_seq`, its newest event (at `last_position`) having
+    /// been published before this hub started: for a hub [resuming](HubBuilder::resume) an
+    /// epoch, whose publisher (a source's tailer) knows each topic's numbers from its own
+    /// store. Call it before publishing to the topic.
+    ///
+    /// Safe when the topic already exists without events (a subscriber named it), and a no-op
+    /// when the topic is already at `last_seq`. Readers from before `last_position` are told
+    /// they missed events of the topic, unless a tier holds them; readers from after it missed
+    /// none of the topic's events from before the restart (the call says there were none). A `last_position` past the
+    /// head moves the head there: those positions were used by the epoch, and are never handed
+    /// out again. The shared Redis storage keeps `seq` itself and ignores this.
+    ///
+    /// A topic the hub forgets ([`sweep`](Self::sweep): no event held, no reader) starts again
+    /// at `seq` 1, so a publisher that continues a topic's numbers restores it again before
+    /// publishing after a quiet spell: while the topic is held at that `seq`, the call is a
+    /// cheap no-op.
+    ///
+    /// # Errors
+    /// [`HubError::RestoreConflict`] when the topic already holds events with other numbers
+    /// (it would move its `seq` backwards, or under them); [`HubError::TopicLimit`].
+    ///
+    /// ```
+    /// use pushgate_hub::{Epoch, Hub, HubError, NewEvent, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pushgate_hub::HubError> {
+    /// let hub = Hub::builder().resume(Epoch::from_u32(9), 100).build();
+    /// let topic = TopicName::new("orders")?;
+    /// hub.restore_topic(&topic, 7, 90)?;
+    /// assert_eq!(hub.publish(&topic, NewEvent::new(serde_json::json!(8))).await?.seq(), 8);
+    /// assert!(hub.restore_topic(&topic, 8, 101).is_ok()); // already there
+    /// assert!(matches!(hub.restore_topic(&topic, 3, 50), Err(HubError::RestoreConflict { current: 8, .. })));
+    /// # Ok(()) }
+    /// ```
+    pub fn restore_topic(
+        &self,
+        topic: &TopicName,
+        last_seq: u64,
+        last_position: u64,
+    ) -> Result<(), HubError> {
+        self.inner.storage.restore_topic(topic, last_seq, last_position)
     }
 
     /// Follows `topics` live from `cursor`, with default [`SubscribeOptions`].
@@ -407,161 +264,17 @@ impl Hub {
         if self.inner.registry.is_closed() {
             return Err(HubError::Closed);
         }
-        let reader = Reader::new(&*self.inner.storage, topics, self.inner.limits.max_topics_per_subscription)
-            .inspect_err(|err| self.inner.counters.refused(err))?;
+        let reader = Reader::new(
+            &*self.inner.storage,
+            topics,
+            self.inner.limits.max_topics_per_subscription,
+            self.inner.tiers.is_some(),
+        )
+        .inspect_err(|err| self.inner.counters.refused(err))?;
         if options.max_backlog.is_none() {
             options.max_backlog = self.inner.limits.max_backlog;
         }
         Subscription::new(Arc::clone(&self.inner), reader, cursor, options)
-    }
-
-    /// The pull API: events of `topics` after `cursor`, at most `options.limit`, without
-    /// holding a subscription. With a non-zero `options.wait` and nothing to return yet, waits
-    /// until something is published to one of the topics or the wait ends (long polling); the
-    /// waiting costs no task and no timer beyond the caller's own. Short polling is the same call
-    /// with no wait.
-    ///
-    /// A closed hub answers a waiting fetch at once with what it has, so parked long polls
-    /// end promptly on shutdown.
-    ///
-    /// # Errors
-    /// As [`subscribe`](Self::subscribe), and [`HubError::Closed`] for a fetch that starts after
-    /// the hub closed.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use pushgate_hub::{Cursor, FetchOptions, Hub, NewEvent, TopicName};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let hub = Hub::new();
-    /// let topic = TopicName::new("jobs")?;
-    /// let idle = hub.fetch(&[topic.clone()], Cursor::Now, &FetchOptions::default()).await?;
-    /// assert!(idle.events.is_empty());
-    ///
-    /// let publisher = hub.clone();
-    /// let t = topic.clone();
-    /// tokio::spawn(async move { publisher.publish(&t, NewEvent::new(serde_json::json!(1))).await });
-    /// let options = FetchOptions::default().wait(Duration::from_secs(25));
-    /// let batch = hub.fetch(&[topic], idle.cursor, &options).await?;
-    /// assert_eq!(batch.events.len(), 1);
-    /// assert_eq!(batch.cursor, batch.events[0].cursor());
-    /// # Ok(()) }
-    /// ```
-    pub async fn fetch(
-        &self,
-        topics: &[TopicName],
-        cursor: Cursor,
-        options: &FetchOptions,
-    ) -> Result<Batch, HubError> {
-        let inner = &*self.inner;
-        if inner.registry.is_closed() {
-            return Err(HubError::Closed);
-        }
-        let deadline = Instant::now() + options.wait;
-        let mut reader = Reader::new(&*inner.storage, topics, inner.limits.max_topics_per_subscription)
-            .inspect_err(|err| inner.counters.refused(err))?;
-        let label = inner.registry.label_counters(&options.label);
-        let epoch = inner.storage.epoch();
-        let start = reader.start(cursor, epoch, inner.storage.head())?;
-        let mut reset = start.reset;
-        let mut position = start.position;
-        let mut events = Vec::new();
-        // Dropped with the future too: a client that disconnects from a parked long poll must
-        // not leave its registrations behind.
-        let mut waiting: Option<Waiting<'_>> = None;
-        // With a coalescing window: when it ends, once a parked fetch has found something.
-        let mut linger: Option<Instant> = None;
-        let mut bytes = 0usize;
-        loop {
-            if let Some(w) = &waiting {
-                w.signal.clear();
-            }
-            let head = inner.storage.head();
-            let mut full = false;
-            if head > position {
-                let mut gaps = Vec::new();
-                let first = events.len();
-                let step = reader.step(
-                    position,
-                    head,
-                    options.limit - first,
-                    options.max_bytes.saturating_sub(bytes),
-                    &mut events,
-                    &mut gaps,
-                );
-                let added: usize = events[first..].iter().map(|e| e.approx_size()).sum();
-                if first > 0 && bytes.saturating_add(added) > options.max_bytes {
-                    // A step always takes one event, however large; after a window's earlier
-                    // steps that one belongs in the next answer.
-                    events.truncate(first);
-                    full = true;
-                } else {
-                    position = step.cursor;
-                    bytes = bytes.saturating_add(added);
-                    full = position < head || events.len() >= options.limit;
-                }
-                if !gaps.is_empty() {
-                    reset = Some(merge_gaps(reset, gaps));
-                }
-            }
-            let now_or_never = || Instant::now() >= deadline || inner.registry.is_closed();
-            let done = match linger {
-                _ if reset.is_some() || options.wait.is_zero() || full => true,
-                Some(until) => Instant::now() >= until || now_or_never(),
-                None if events.is_empty() => now_or_never(),
-                // A fetch that waited opens the window; one that found events at once answers.
-                None if options.coalesce.is_zero() || waiting.is_none() => true,
-                None => {
-                    linger = Some(deadline.min(Instant::now() + options.coalesce));
-                    false
-                }
-            };
-            if done {
-                break;
-            }
-            match &waiting {
-                None => {
-                    // Register, then look again before sleeping: a publish between the look
-                    // above and this registration would otherwise go unnoticed.
-                    let signal = Arc::new(Signal::default());
-                    let registrations = reader
-                        .names()
-                        .map(|name| inner.registry.add(name, &signal, &options.label))
-                        .collect();
-                    label.joined();
-                    waiting =
-                        Some(Waiting { registry: &inner.registry, signal, registrations, label: &label });
-                }
-                // The window: one timer, which only a closing hub cuts short. What arrives
-                // meanwhile is read once it ends: waking for each event would cost a wake-up,
-                // a look and a timer per event, more than the window saves.
-                Some(_) if let Some(until) = linger => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(until) => {}
-                        () = inner.registry.closed() => {}
-                    }
-                }
-                Some(w) => {
-                    if tokio::time::timeout_at(deadline, w.signal.notified()).await.is_err() {
-                        continue; // one last look, then the deadline check ends the loop
-                    }
-                }
-            }
-        }
-        drop(waiting);
-        inner.counters.delivered(events.len());
-        label.fetched();
-        label.delivered(&events);
-        if reset.is_some() {
-            inner.counters.reset();
-        }
-        let cursor = match cursor {
-            Cursor::At { epoch: theirs, .. } if events.is_empty() && reset.is_none() && theirs == epoch => {
-                cursor
-            }
-            _ => Cursor::at(epoch, position),
-        };
-        Ok(Batch { events, cursor, reset })
     }
 
     /// Live readers of `topic`: subscriptions and waiting fetches, per label.
@@ -601,11 +314,15 @@ impl Hub {
             topics: self.inner.storage.topic_count() as u64,
             refused_too_many_topics: c.refused_too_many_topics.load(Ordering::Relaxed),
             refused_data_too_large: c.refused_data_too_large.load(Ordering::Relaxed),
+            replayed: c.replayed.load(Ordering::Relaxed),
+            tier_reads: c.tier_reads.load(Ordering::Relaxed),
+            tier_events: c.tier_events.load(Ordering::Relaxed),
+            tier_failures: c.tier_failures.load(Ordering::Relaxed),
         }
     }
 
     /// Readers per label (`"sse"`, `"ws"`, `"longpoll"`, …; see [`SubscribeOptions::label`] and
-    /// [`FetchOptions::label`]): how many are live, fetches answered, and the latency from
+    /// [`FetchOptions::label`](crate::FetchOptions::label)): how many are live, fetches answered, and the latency from
     /// publish to hand-over of every event delivered. Cheap: the hub keeps these as it goes.
     /// Labels appear once first used, in that order; past 32 labels, further ones are counted
     /// under `"other"`.
@@ -715,31 +432,6 @@ impl Hub {
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.inner.registry.is_closed()
-    }
-}
-
-/// A parked fetch's registrations, removed when the fetch ends or its future is dropped.
-struct Waiting<'a> {
-    registry: &'a Registry,
-    signal: Arc<Signal>,
-    registrations: Vec<crate::registry::Registration>,
-    /// Counts the fetch as a live reader of its label while it waits.
-    label: &'a LabelCounters,
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.label.left();
-        for registration in self.registrations.drain(..) {
-            self.registry.remove(registration);
-        }
-    }
-}
-
-fn merge_gaps(reset: Option<Reset>, gaps: Vec<crate::reset::TopicReset>) -> Reset {
-    match reset {
-        Some(reset) => reset.with_more(gaps),
-        None => Reset::new(crate::reset::ResetReason::Expired, gaps),
     }
 }
 

@@ -159,6 +159,7 @@ mod tests {
             position: 1,
             epoch: Epoch::from_u32(1),
             timestamp_ms: now_ms - ms,
+            from: None,
         }))
     }
 

@@ -33,9 +33,10 @@
 //! Keywords: `now` (the default) starts after the newest event; `oldest` replays everything
 //! retained.
 //!
-//! The epoch changes whenever history is lost (an in-memory hub restarts, a Redis store is
-//! replaced; nodes restore a Redis that restarted empty under the same epoch). A cursor from
-//! another epoch is recognised as such and never compared by position.
+//! The epoch changes whenever history is lost (an in-memory hub restarts without
+//! [resuming](#surviving-a-restart-resumed-epochs) its epoch, a Redis store is replaced; nodes
+//! restore a Redis that restarted empty under the same epoch). A cursor from another epoch is
+//! recognised as such and never compared by position.
 //!
 //! # History
 //!
@@ -52,10 +53,11 @@
 //! - **Resumption is exact.** From a cursor, a reader gets every retained event after it, then
 //!   live ones, with no loss, duplicate or reordering at the switch: there is no separate live
 //!   channel whose start could race with the history read.
-//! - **A lost past is announced.** If events after the cursor were evicted, or the cursor is from
-//!   another epoch, the reader first gets a [`Reset`] naming the topics and how many events were
-//!   missed ([`Missed`], exact where known), never silence, then continues from the oldest
-//!   retained event.
+//! - **A lost past is announced.** If events after the cursor were evicted (and no
+//!   [history tier](#history-past-memory-tiers) holds them), or the cursor is from another
+//!   epoch, the reader first gets a [`Reset`] naming the topics and how many events were missed
+//!   ([`Missed`], exact where known), never silence, then continues from the oldest retained
+//!   event.
 //! - **A malformed cursor is an error** ([`CursorError`]), and so is one pointing past the newest
 //!   event of this epoch ([`HubError::CursorAhead`]); neither silently restarts. On a shared store
 //!   a cursor up to [`Storage::max_lead`] past this node's head is another node's, not an error:
@@ -69,20 +71,112 @@
 //! Its backlog is bounded: when it passes [`SubscribeOptions::max_backlog`], or when an event it
 //! has not read is evicted, its next `recv` returns [`RecvError::Lagged`] with how far behind it
 //! was, and the subscription ends; the transport closes the connection with a reason and the
-//! client resumes from its last cursor. Memory does not grow with slowness.
+//! client resumes from its last cursor. Memory does not grow with slowness. With a history
+//! tier, an evicted unread event is read back from the tier instead, and only what no tier
+//! holds cuts the subscriber off.
+//!
+//! # Publishing once: idempotency keys
+//!
+//! A publish may carry an [idempotency key](NewEvent::idempotency_key). The storage checks it
+//! atomically with sequencing, per topic: the same key on the same topic within the window
+//! ([`HubBuilder::idempotency_window`], default 5 minutes) stores nothing and answers with the
+//! original event's `seq` and position ([`Hub::publish_idempotent`] returns
+//! [`Published::Replayed`]). Retries after a lost answer, a crash or a takeover therefore publish
+//! once. The in-memory storage remembers a bounded number of keys, oldest forgotten first: more
+//! keyed publishes than that within one window is the one way a repeated key gets through. A
+//! shared store keeps its keys where every node sees them.
+//!
+//! # Senders
+//!
+//! [`NewEvent::from`] names who published an event (an authenticated user, a source), and every
+//! reader sees it as [`Event::from`]. The hub carries it and bounds its length; the server sets
+//! it from what it knows, never from what a client claims.
+//!
+//! # History past memory: tiers
+//!
+//! Memory holds the recent past. A [`HistoryTier`] holds more (a Redis log, a database's outbox
+//! table), and is asked before anything is called lost: when a read finds a gap (its cursor is
+//! older than what memory holds of a topic, certainly or possibly), it asks the tiers
+//! ([`HubBuilder::tier`], in order) for the missing range of those topics and delivers what they
+//! hold merged with the other topics' events, **in the same total order**, then reads on from
+//! memory. The reset (or, for a subscriber already reading, the lag) reports only what no tier
+//! holds. Backfill is read in chunks of at most the reader's batch, so it is bounded in memory;
+//! the tiers are only asked on a gap, so delivery costs nothing more when there is none. A tier
+//! that fails or does not answer within [`HubBuilder::tier_timeout`] counts as holding nothing
+//! (the reset of a hub without tiers), and is counted in [`Stats::tier_failures`].
+//!
+//! `missed` is exact when the reader had been following the topic (it knows the `seq` it
+//! expected); for a cursor that starts a read it is a range, from 1 when no tier held any of
+//! the missing stretch, from 0 when a tier held part of it (what it lacked may have held no
+//! event of the topic). `Cursor::Oldest` means what memory retains and asks no tier.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use futures_util::future::BoxFuture;
+//! use pushgate_hub::{
+//!     Cursor, Event, FetchOptions, HistoryLimit, HistoryTier, Hub, HubError, NewEvent, TierEvents,
+//!     TierRead, TopicName,
+//! };
+//!
+//! /// Every event ever published, kept in a Vec: a stand-in for a database table.
+//! #[derive(Default)]
+//! struct Archive(Mutex<Vec<Arc<Event>>>);
+//!
+//! impl HistoryTier for Archive {
+//!     fn read(&self, r: TierRead) -> BoxFuture<'static, Result<TierEvents, HubError>> {
+//!         let events: Vec<Arc<Event>> = self.0.lock().unwrap().iter()
+//!             .filter(|e| r.topics.contains(e.topic()) && e.position() > r.after && e.position() <= r.upto)
+//!             .take(r.limit)
+//!             .cloned()
+//!             .collect();
+//!         // It holds everything: the answer claims completeness.
+//!         Box::pin(async move { Ok(TierEvents::new(events)) })
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let archive = Arc::new(Archive::default());
+//! let hub = Hub::builder()
+//!     .history(HistoryLimit::default().max_events(2)) // memory keeps 2 events per topic
+//!     .tier(archive.clone())
+//!     .build();
+//! let topic = TopicName::new("orders")?;
+//! for n in 1..=5 {
+//!     let event = hub.publish(&topic, NewEvent::new(serde_json::json!(n))).await?;
+//!     archive.0.lock().unwrap().push(event);
+//! }
+//! // A reader from before all of it gets all five, 1 to 3 from the archive: no reset.
+//! let batch = hub.fetch(&[topic], Cursor::at(hub.epoch(), 0), &FetchOptions::default()).await?;
+//! assert!(batch.reset.is_none());
+//! assert_eq!(batch.events.iter().map(|e| e.seq()).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+//! # Ok(()) }
+//! ```
+//!
+//! # Surviving a restart: resumed epochs
+//!
+//! An in-memory hub starts a new epoch, so every cursor from before a restart gets a reset.
+//! When a tier keeps the history across the restart (a source's outbox), the hub can continue
+//! the epoch instead ([`HubBuilder::resume`]): positions go on above a floor the embedder keeps,
+//! each topic's `seq` continues where its publisher says it stopped ([`Hub::restore_topic`]),
+//! and a cursor from before the restart is still this epoch's. This hub holds none of that
+//! past, so a reader from before the floor is told it *may* have missed events of a topic
+//! (the rule for a topic the hub forgot), unless a tier has them: then it gets them, and no
+//! reset.
 //!
 //! # Storage
 //!
 //! Sequencing and history sit behind the [`Storage`] and [`TopicLog`] traits.
 //! [`MemoryStorage`] is the default; a multi-node backend (the `pushgate-redis` crate)
 //! implements the same traits without any transport changing, keeping a
-//! [`MemoryStorage::replica`] that it fills with [`MemoryStorage::apply`].
+//! [`MemoryStorage::replica`] that it fills with [`MemoryStorage::apply`], and can offer its
+//! shared log as a [`HistoryTier`] of the hub built on it.
 //!
 //! # Presence and counters
 //!
 //! [`Hub::presence`] counts live readers of a topic by a label the transport supplies
-//! (`"sse"`, `"ws"`, …); [`Hub::stats`] gives published, delivered, lagged, resets, current
-//! subscribers and the refusals the hub makes (too many topics, data too large) for metrics;
+//! (`"sse"`, `"ws"`, …); [`Hub::stats`] gives published, replayed, delivered, lagged, resets,
+//! current subscribers, tier reads and failures, and the refusals the hub makes (too many
+//! topics, data too large) for metrics;
 //! [`Hub::stats_by_label`] gives, per label, the live readers, the fetches answered and a
 //! histogram of delivery latency (publish timestamp to hand-over, [`LatencyHistogram`]). All
 //! are kept as the hub goes, with atomics, so reading them costs no walk over topics.
@@ -114,29 +208,41 @@
 //! # Ok(()) }
 //! ```
 
+mod builder;
 mod cursor;
 mod error;
 mod event;
+mod fetch;
 mod hub;
+mod idempotency;
 mod latency;
 mod memory;
+mod publish;
 mod reader;
 mod registry;
 mod reset;
+mod signal;
+mod stats;
 mod storage;
 mod subscription;
+mod tier;
 mod topic;
 
+pub use builder::HubBuilder;
 pub use cursor::{Cursor, CursorError, Epoch};
-pub use error::{HubError, RecvError};
+pub use error::{HubError, InvalidIdempotencyKey, RecvError};
 pub use event::{
-    DEFAULT_EVENT_TYPE, Data, EncodingSlot, Event, EventParts, MAX_EVENT_TYPE_LEN, NewEvent,
-    RESERVED_EVENT_TYPES,
+    DEFAULT_EVENT_TYPE, Data, EncodingSlot, Event, EventParts, MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN,
+    MAX_SENDER_LEN, NewEvent, RESERVED_EVENT_TYPES,
 };
-pub use hub::{Batch, FetchOptions, Hub, HubBuilder, Presence, Stats};
+pub use fetch::{Batch, FetchOptions};
+pub use hub::{Hub, Presence};
 pub use latency::{LATENCY_BUCKETS, LabelStats, LatencyHistogram};
 pub use memory::{HistoryLimit, MemoryStorage};
+pub use publish::{Published, Replay};
 pub use reset::{Missed, Reset, ResetReason, TopicReset};
+pub use stats::Stats;
 pub use storage::{AppendRequest, Gap, Notifier, Storage, TopicLog, TopicRead};
 pub use subscription::{Item, SubscribeOptions, Subscription};
+pub use tier::{HistoryTier, TierEvents, TierRead};
 pub use topic::{InvalidTopic, MAX_TOPIC_LEN, TopicName};

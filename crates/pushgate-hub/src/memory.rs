@@ -12,7 +12,9 @@ use tokio::time::Instant;
 
 use crate::cursor::Epoch;
 use crate::error::HubError;
-use crate::event::{Data, Event, EventParts};
+use crate::event::{Event, EventParts};
+use crate::idempotency::{KeyId, KeyMap, Original};
+use crate::publish::{Published, Replay};
 use crate::storage::{AppendRequest, Gap, Notifier, Storage, TopicLog, TopicRead};
 use crate::topic::TopicName;
 
@@ -85,11 +87,20 @@ impl HistoryLimit {
 /// topic's ring, publish the head), which is what gives every reader one total order across
 /// topics; readers never take that lock.
 ///
+/// **Idempotency keys** are remembered in the same critical section, so a key is checked and
+/// taken atomically with sequencing: two concurrent publishes with one key store one event. A
+/// key is remembered for its window ([`idempotency`](Self::idempotency), default 5 minutes) and
+/// at most `max_keys` keys are (default 100,000), the oldest forgotten first: forgetting a key
+/// early, when more than `max_keys` keyed publishes arrive within one window, is the one way a
+/// repeated key is published twice.
+///
 /// ```
 /// use std::sync::Arc;
+/// use std::time::Duration;
 /// use pushgate_hub::{HistoryLimit, Hub, MemoryStorage};
 ///
-/// let storage = MemoryStorage::new(HistoryLimit::default().max_events(10), 10_000);
+/// let storage = MemoryStorage::new(HistoryLimit::default().max_events(10), 10_000)
+///     .idempotency(Duration::from_secs(60), 1_000);
 /// let hub = Hub::builder().storage(Arc::new(storage)).build();
 /// # let _ = hub;
 /// ```
@@ -97,8 +108,12 @@ pub struct MemoryStorage {
     epoch: Epoch,
     limit: HistoryLimit,
     max_topics: usize,
-    /// Last position handed out; the lock that orders appends across topics.
-    sequencer: Mutex<u64>,
+    /// The lock that orders appends across topics, and what it guards.
+    sequencer: Mutex<Sequencer>,
+    idempotency_window: Duration,
+    max_idempotency_keys: usize,
+    /// The position floor of a resumed epoch: below it this storage saw nothing.
+    resumed_floor: u64,
     head: AtomicU64,
     topics: DashMap<TopicName, Arc<MemoryTopic>>,
     /// The newest position any forgotten topic had: a cursor older than this may have missed
@@ -113,12 +128,22 @@ pub struct MemoryStorage {
 
 impl MemoryStorage {
     /// An empty storage with a fresh random epoch.
+    ///
+    /// ```
+    /// use pushgate_hub::{HistoryLimit, MemoryStorage, Storage};
+    ///
+    /// let storage = MemoryStorage::new(HistoryLimit::default(), 100);
+    /// assert_eq!(storage.head(), 0);
+    /// ```
     pub fn new(limit: HistoryLimit, max_topics: usize) -> Self {
         Self {
             epoch: Epoch::random(),
             limit,
             max_topics,
-            sequencer: Mutex::new(0),
+            sequencer: Mutex::new(Sequencer { last: 0, keys: KeyMap::default() }),
+            idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
+            max_idempotency_keys: DEFAULT_MAX_IDEMPOTENCY_KEYS,
+            resumed_floor: 0,
             head: AtomicU64::new(0),
             topics: DashMap::new(),
             horizon: AtomicU64::new(0),
@@ -132,25 +157,75 @@ impl MemoryStorage {
     /// assigns positions and `seq` itself.
     ///
     /// ```
-    /// use pushgate_hub::{Data, Epoch, HistoryLimit, MemoryStorage, Storage, TopicName};
+    /// use pushgate_hub::{Data, Epoch, EventParts, HistoryLimit, MemoryStorage, Storage, TopicName};
     ///
-    /// let replica = MemoryStorage::replica(Epoch::from_u32(7), HistoryLimit::default(), 100);
-    /// let topic = TopicName::new("t")?;
-    /// let event = replica.apply(5, &topic, 1, "message".into(), Data::from(serde_json::json!(1)), 0)?;
-    /// assert_eq!(event.map(|e| (e.position(), e.seq())), Some((5, 1)));
+    /// let epoch = Epoch::from_u32(7);
+    /// let replica = MemoryStorage::replica(epoch, HistoryLimit::default(), 100);
+    /// let entry = || EventParts {
+    ///     topic: TopicName::new("t").unwrap(),
+    ///     event_type: "message".into(),
+    ///     data: Data::from(serde_json::json!(1)),
+    ///     seq: 1,
+    ///     position: 5,
+    ///     epoch,
+    ///     timestamp_ms: 0,
+    ///     from: Some("ada".into()),
+    /// };
+    /// let event = replica.apply(entry())?;
+    /// assert_eq!(event.map(|e| (e.position(), e.seq(), e.from().map(str::to_owned))), Some((5, 1, Some("ada".into()))));
     /// assert_eq!(replica.head(), 5);
     /// // Applying a position at or below the head again is a no-op, so a re-read is harmless.
-    /// assert!(replica.apply(5, &topic, 1, "message".into(), Data::from(serde_json::json!(1)), 0)?.is_none());
+    /// assert!(replica.apply(entry())?.is_none());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn replica(epoch: Epoch, limit: HistoryLimit, max_topics: usize) -> Self {
         Self { epoch, ..Self::new(limit, max_topics) }
     }
 
-    /// Stores an event that was already sequenced elsewhere at `position` (which must be past
-    /// the head) with topic sequence number `seq`, moves the head to `position` and wakes the
-    /// topic's readers. Returns `None`, changing nothing, when `position` is not past the head
-    /// (the event is already here).
+    /// Remember idempotency keys for `window` (zero turns keys off: every publish is new), and at
+    /// most `max_keys` of them, the oldest forgotten first. Defaults: 5 minutes, 100,000 keys.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pushgate_hub::{HistoryLimit, MemoryStorage};
+    ///
+    /// let storage = MemoryStorage::new(HistoryLimit::default(), 100).idempotency(Duration::from_secs(30), 500);
+    /// # let _ = storage;
+    /// ```
+    pub fn idempotency(mut self, window: Duration, max_keys: usize) -> Self {
+        self.idempotency_window = window;
+        self.max_idempotency_keys = max_keys;
+        self
+    }
+
+    /// Continues `epoch` rather than starting a new one: positions handed out from now on are
+    /// above `position_floor`, which must be at least every position the epoch used before
+    /// (the gateway keeps it across restarts). Cursors of the epoch up to the floor stay valid.
+    /// This storage holds none of the epoch's earlier events, so a reader from before the floor
+    /// is told it *may* have missed events of every topic (an uncertain gap, the rule for a
+    /// forgotten topic), unless a [`HistoryTier`](crate::HistoryTier) holds them. Restore each
+    /// topic's `seq` with [`Hub::restore_topic`](crate::Hub::restore_topic) before publishing to
+    /// it.
+    ///
+    /// ```
+    /// use pushgate_hub::{Epoch, HistoryLimit, MemoryStorage, Storage};
+    ///
+    /// let storage = MemoryStorage::new(HistoryLimit::default(), 100).resume(Epoch::from_u32(7), 1_000);
+    /// assert_eq!((storage.epoch(), storage.head()), (Epoch::from_u32(7), 1_000));
+    /// ```
+    pub fn resume(mut self, epoch: Epoch, position_floor: u64) -> Self {
+        self.epoch = epoch;
+        self.resumed_floor = position_floor;
+        self.sequencer.get_mut().last = position_floor;
+        *self.head.get_mut() = position_floor;
+        *self.horizon.get_mut() = position_floor;
+        self
+    }
+
+    /// Stores an event that was already sequenced elsewhere (at `parts.position`, which must be
+    /// past the head, with topic sequence number `parts.seq`), moves the head to it and wakes
+    /// the topic's readers. Returns `None`, changing nothing, when the position is not past the
+    /// head (the event is already here). `parts.epoch` is ignored: the event takes this copy's.
     ///
     /// A `seq` beyond the next one the topic expects means events of the topic were never seen
     /// here (they were gone from the shared log before this copy started, or trimmed before it
@@ -166,42 +241,25 @@ impl MemoryStorage {
     ///
     /// # Errors
     /// None today; the `Result` leaves room for a bounded copy.
-    pub fn apply(
-        &self,
-        position: u64,
-        topic: &TopicName,
-        seq: u64,
-        event_type: Box<str>,
-        data: Data,
-        timestamp_ms: u64,
-    ) -> Result<Option<Arc<Event>>, HubError> {
-        let entry = match self.topics.get(topic.as_str()) {
+    pub fn apply(&self, mut parts: EventParts) -> Result<Option<Arc<Event>>, HubError> {
+        let entry = match self.topics.get(parts.topic.as_str()) {
             Some(entry) => Arc::clone(&entry),
-            None => self.insert_topic(topic),
+            None => self.insert_topic(&parts.topic),
         };
+        let position = parts.position;
+        parts.epoch = self.epoch;
         let event = {
-            let mut last = self.sequencer.lock();
-            if position <= *last {
+            let mut sequencer = self.sequencer.lock();
+            if position <= sequencer.last {
                 return Ok(None);
             }
-            if *last == 0 {
+            if sequencer.last == 0 {
                 // The first entry this copy sees: whatever came before it was never seen here.
                 self.unseen_through.fetch_max(position - 1, Ordering::AcqRel);
             }
             let unseen = self.unseen_through.load(Ordering::Acquire);
-            let event = entry.push_sequenced(
-                unseen,
-                EventParts {
-                    topic: topic.clone(),
-                    event_type,
-                    data,
-                    seq,
-                    position,
-                    epoch: self.epoch,
-                    timestamp_ms,
-                },
-            );
-            *last = position;
+            let event = entry.push_sequenced(unseen, parts);
+            sequencer.last = position;
             self.head.store(position, Ordering::Release);
             event
         };
@@ -273,14 +331,30 @@ impl MemoryStorage {
         Arc::clone(&entry)
     }
 
-    fn append_now(&self, request: AppendRequest) -> Result<Arc<Event>, HubError> {
+    fn append_now(&self, request: AppendRequest) -> Result<Published, HubError> {
         let topic = self.topic_entry(&request.topic)?;
         let timestamp_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
+        // Only keyed publishes read the monotonic clock, and only when keys are on.
+        let key = request
+            .idempotency_key
+            .filter(|_| !self.idempotency_window.is_zero() && self.max_idempotency_keys > 0)
+            .map(|key| (Arc::new(KeyId { topic: request.topic.clone(), key }), Instant::now()));
         let event = {
-            let mut last = self.sequencer.lock();
-            let position = *last + 1;
+            let mut sequencer = self.sequencer.lock();
+            if let Some((id, now)) = &key {
+                sequencer.keys.expire(*now);
+                if let Some(original) = sequencer.keys.get(id) {
+                    return Ok(Published::Replayed(Replay {
+                        topic: request.topic,
+                        seq: original.seq,
+                        position: original.position,
+                        epoch: self.epoch,
+                    }));
+                }
+            }
+            let position = sequencer.last + 1;
             let event = topic.push(EventParts {
                 topic: request.topic,
                 event_type: request.event_type,
@@ -289,8 +363,18 @@ impl MemoryStorage {
                 position,
                 epoch: self.epoch,
                 timestamp_ms,
+                from: request.from,
             });
-            *last = position;
+            sequencer.last = position;
+            if let Some((id, now)) = key {
+                let expires = now + self.idempotency_window;
+                sequencer.keys.insert(
+                    id,
+                    Original { seq: event.seq(), position },
+                    expires,
+                    self.max_idempotency_keys,
+                );
+            }
             // Release pairs with the Acquire in `head()`: whoever sees this head sees the event.
             self.head.store(position, Ordering::Release);
             event
@@ -298,8 +382,52 @@ impl MemoryStorage {
         if let Some(notifier) = self.notifier.get() {
             notifier.committed(event.topic());
         }
-        Ok(event)
+        Ok(Published::New(event))
     }
+
+    fn restore_now(&self, topic: &TopicName, last_seq: u64, last_position: u64) -> Result<(), HubError> {
+        let entry = self.topic_entry(topic)?;
+        let mut sequencer = self.sequencer.lock();
+        if last_position > sequencer.last {
+            // The epoch used positions up to here before this storage started: hand out none of
+            // them again, and treat them as a stretch this storage never saw.
+            sequencer.last = last_position;
+            self.head.store(last_position, Ordering::Release);
+            self.horizon.fetch_max(last_position, Ordering::AcqRel);
+            for other in &self.topics {
+                let mut ring = other.value().ring.write();
+                ring.uncertain_through = ring.uncertain_through.max(last_position);
+            }
+        }
+        let mut ring = entry.ring.write();
+        let current = ring.next_seq - 1;
+        if current == last_seq {
+            return Ok(());
+        }
+        if current > 0 {
+            return Err(HubError::RestoreConflict { topic: topic.clone(), current, requested: last_seq });
+        }
+        ring.next_seq = last_seq + 1;
+        // Its newest event was at `last_position`: a reader from before it missed at least that,
+        // and one after it missed nothing of the topic before the restart (all this storage
+        // knew of that stretch was that it might have).
+        ring.evicted_through = ring.evicted_through.max(last_position);
+        if ring.uncertain_through <= self.resumed_floor {
+            ring.uncertain_through = ring.uncertain_through.min(last_position);
+        }
+        Ok(())
+    }
+}
+
+/// Default of [`MemoryStorage::idempotency`]'s window.
+pub(crate) const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(300);
+/// Default of [`MemoryStorage::idempotency`]'s key bound.
+pub(crate) const DEFAULT_MAX_IDEMPOTENCY_KEYS: usize = 100_000;
+
+/// What the sequencer lock guards: the last position handed out and the idempotency keys.
+struct Sequencer {
+    last: u64,
+    keys: KeyMap,
 }
 
 impl Storage for MemoryStorage {
@@ -315,8 +443,12 @@ impl Storage for MemoryStorage {
         Ok(self.topic_entry(topic)?)
     }
 
-    fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Arc<Event>, HubError>> {
+    fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Published, HubError>> {
         Box::pin(future::ready(self.append_now(request)))
+    }
+
+    fn restore_topic(&self, topic: &TopicName, last_seq: u64, last_position: u64) -> Result<(), HubError> {
+        self.restore_now(topic, last_seq, last_position)
     }
 
     fn attach(&self, notifier: Notifier) {
@@ -325,6 +457,9 @@ impl Storage for MemoryStorage {
     }
 
     fn sweep(&self) -> usize {
+        if !self.idempotency_window.is_zero() {
+            self.sequencer.lock().keys.expire(Instant::now());
+        }
         let mut forgotten = 0;
         let names: Vec<TopicName> = self.topics.iter().map(|e| e.key().clone()).collect();
         for name in names {
@@ -511,6 +646,7 @@ mod tests {
                     position,
                     epoch: Epoch::from_u32(1),
                     timestamp_ms: 0,
+                    from: None,
                 }))
             })
             .collect()

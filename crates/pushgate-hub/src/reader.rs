@@ -1,6 +1,7 @@
 //! The read step shared by subscriptions and fetches: gather what is new in each topic, merge
 //! into position order, and notice gaps.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::cursor::{Cursor, Epoch};
@@ -8,12 +9,14 @@ use crate::error::HubError;
 use crate::event::Event;
 use crate::reset::{Missed, Reset, ResetReason, TopicReset};
 use crate::storage::{Gap, Storage, TopicLog};
+use crate::tier::{Chunk, ChunkRequest};
 use crate::topic::TopicName;
 
 struct TopicState {
     name: TopicName,
     log: Arc<dyn TopicLog>,
-    /// Positions at or below this were reported missing; reading starts after it.
+    /// Reading memory starts after this: positions at or below it were reported missing, or are
+    /// being read from the tiers.
     floor: u64,
     /// The `seq` this reader expects next from the topic, once it has seen one of its events.
     expected: Option<u64>,
@@ -24,6 +27,35 @@ pub(crate) struct Reader {
     topics: Vec<TopicState>,
     /// The storage's [`Storage::max_lead`].
     max_lead: u64,
+    /// Whether the hub has history tiers: a gap is then asked of them before it is reported.
+    tiered: bool,
+    /// A gap being read from the tiers; boxed, so readers without one pay a pointer.
+    backfill: Option<Box<Backfill>>,
+}
+
+/// The topics whose events memory lost after the reader's cursor, and what the tiers gave of
+/// them so far.
+struct Backfill {
+    /// Sorted by index, hence by name.
+    topics: Vec<BackfillTopic>,
+    /// The `topics` the outstanding request asked for, in its order.
+    asked: Vec<usize>,
+    /// Events the tiers gave and the reader has not delivered yet, in position order.
+    pending: VecDeque<Arc<Event>>,
+    /// How far the tier answers so far reach: memory is read up to here, no further, until the
+    /// next answer.
+    read_through: u64,
+}
+
+struct BackfillTopic {
+    /// Index into [`Reader::topics`].
+    index: usize,
+    /// Memory lacks the topic's events at or before this position.
+    through: u64,
+    /// The gap as memory reported it.
+    gap: Gap,
+    /// Events at or before this were reported missing; none is delivered.
+    reported_through: u64,
 }
 
 /// What one read step found besides the events it appended.
@@ -32,6 +64,9 @@ pub(crate) struct Step {
     pub(crate) cursor: u64,
     /// Events in range, delivered or not (the reader's backlog when the step began).
     pub(crate) backlog: usize,
+    /// Nothing more can be read before the tiers answer [`Reader::tier_request`]; hand the
+    /// answer to [`Reader::supply`] and step again.
+    pub(crate) tier: bool,
 }
 
 /// Where a read starts, and the reset to report before anything else.
@@ -41,11 +76,13 @@ pub(crate) struct Start {
 }
 
 impl Reader {
-    /// Resolves the logs of `topics`, deduplicated, within `max_topics`.
+    /// Resolves the logs of `topics`, deduplicated, within `max_topics`. With `tiered`, gaps
+    /// are read from the hub's tiers before they are reported.
     pub(crate) fn new(
         storage: &dyn Storage,
         topics: &[TopicName],
         max_topics: usize,
+        tiered: bool,
     ) -> Result<Self, HubError> {
         let mut names: Vec<&TopicName> = topics.iter().collect();
         names.sort_unstable();
@@ -62,7 +99,7 @@ impl Reader {
                 Ok(TopicState { name: name.clone(), log: storage.topic(name)?, floor: 0, expected: None })
             })
             .collect::<Result<_, HubError>>()?;
-        Ok(Self { topics, max_lead: storage.max_lead() })
+        Ok(Self { topics, max_lead: storage.max_lead(), tiered, backfill: None })
     }
 
     pub(crate) fn names(&self) -> impl Iterator<Item = &TopicName> {
@@ -87,13 +124,22 @@ impl Reader {
         };
         let mut reset_topics = Vec::new();
         let mut none = Vec::new();
-        for topic in &mut self.topics {
+        let mut backfill = Vec::new();
+        for (index, topic) in self.topics.iter_mut().enumerate() {
             topic.log.expire();
             let gap = topic.log.read(position, position, 0, &mut none).gap;
             if let Some(gap) = gap {
                 topic.floor = gap.evicted_through;
             }
             match (reason, gap) {
+                (Some(ResetReason::Expired), Some(gap)) if self.tiered => {
+                    backfill.push(BackfillTopic {
+                        index,
+                        through: gap.evicted_through,
+                        gap,
+                        reported_through: position,
+                    });
+                }
                 (Some(ResetReason::EpochChanged { .. }), gap) => {
                     let resume_seq = gap.map_or(1, |g| g.resume_seq);
                     reset_topics.push(TopicReset::new(topic.name.clone(), Missed::UNKNOWN, resume_seq));
@@ -104,6 +150,14 @@ impl Reader {
                 _ => {}
             }
         }
+        if !backfill.is_empty() {
+            self.backfill = Some(Box::new(Backfill {
+                topics: backfill,
+                asked: Vec::new(),
+                pending: VecDeque::new(),
+                read_through: position,
+            }));
+        }
         let reset = match reason {
             Some(reason) if !reset_topics.is_empty() => Some(Reset::new(reason, reset_topics)),
             _ => None,
@@ -113,7 +167,8 @@ impl Reader {
 
     /// Appends to `out`, in position order, at most `limit` events (and about `max_bytes` of
     /// payload, but always at least one event) after `cursor` and up to `head`. Returns the gaps
-    /// found since the last step in `gaps`.
+    /// found since the last step in `gaps`; a tiered reader reports none there, but asks for a
+    /// tier read instead ([`Step::tier`]).
     pub(crate) fn step(
         &mut self,
         cursor: u64,
@@ -123,29 +178,63 @@ impl Reader {
         out: &mut Vec<Arc<Event>>,
         gaps: &mut Vec<TopicReset>,
     ) -> Step {
+        let mut upto = head;
+        if let Some(backfill) = &self.backfill {
+            if backfill.pending.is_empty() && cursor >= backfill.read_through {
+                if backfill.topics.iter().any(|t| t.through > cursor.max(t.reported_through)) {
+                    return Step { cursor, backlog: 0, tier: true };
+                }
+                self.backfill = None;
+            } else {
+                upto = backfill.read_through.min(head);
+            }
+        }
         let first = out.len();
         let mut backlog = 0;
         // The newest position this step may deliver: a topic cut short by `limit` must not let
         // the cursor pass its first unreturned event.
-        let mut cap = head;
-        for topic in &mut self.topics {
+        let mut cap = upto;
+        let mut found_gap = false;
+        for (index, topic) in self.topics.iter_mut().enumerate() {
             let after = cursor.max(topic.floor);
             if topic.log.last_position() <= after {
                 continue;
             }
             let before = out.len();
-            let read = topic.log.read(after, head, limit, out);
+            let read = topic.log.read(after, upto, limit, out);
             backlog += out.len() - before + read.remaining;
             if read.remaining > 0 {
                 cap = cap.min(out.last().map_or(after, |e| e.position()));
             }
             if let Some(gap) = read.gap {
-                gaps.push(TopicReset::new(topic.name.clone(), missed(gap, topic.expected), gap.resume_seq));
+                if self.tiered {
+                    note_gap(&mut self.backfill, index, gap, after, cursor);
+                    found_gap = true;
+                } else {
+                    gaps.push(TopicReset::new(
+                        topic.name.clone(),
+                        missed(gap, topic.expected),
+                        gap.resume_seq,
+                    ));
+                    topic.expected = None;
+                }
                 topic.floor = gap.evicted_through;
-                topic.expected = None;
             }
         }
-        if out.len() - first > 1 && self.topics.len() > 1 {
+        if found_gap {
+            // Nothing after the cursor goes out before the tiers were asked for what is missing.
+            out.truncate(first);
+            return Step { cursor, backlog, tier: true };
+        }
+        let mut from_tiers = 0;
+        if let Some(backfill) = &self.backfill {
+            for event in backfill.pending.iter().take_while(|e| e.position() <= cap) {
+                out.push(Arc::clone(event));
+                from_tiers += 1;
+            }
+            backlog += backfill.pending.len();
+        }
+        if out.len() - first > 1 && (self.topics.len() > 1 || from_tiers > 0) {
             out[first..].sort_unstable_by_key(|e| e.position());
         }
         let mut keep = out[first..].partition_point(|e| e.position() <= cap);
@@ -164,6 +253,11 @@ impl Reader {
             next = out[first + keep - 1].position();
         }
         out.truncate(first + keep);
+        if let Some(backfill) = &mut self.backfill {
+            while backfill.pending.front().is_some_and(|e| e.position() <= next) {
+                backfill.pending.pop_front();
+            }
+        }
         if let [topic] = self.topics.as_mut_slice() {
             // One topic (most readers): its newest event is the last, no name comparisons.
             if let Some(last) = out[first..].last() {
@@ -176,7 +270,134 @@ impl Reader {
                 }
             }
         }
-        Step { cursor: next, backlog }
+        Step { cursor: next, backlog, tier: false }
+    }
+
+    /// Whether a gap is being read from the tiers.
+    pub(crate) fn backfilling(&self) -> bool {
+        self.backfill.is_some()
+    }
+
+    /// The tier read the last [`step`](Self::step) asked for: the gap topics after `cursor`.
+    pub(crate) fn tier_request(&mut self, epoch: Epoch, cursor: u64, limit: usize) -> ChunkRequest {
+        let mut topics = Vec::new();
+        if let Some(backfill) = &mut self.backfill {
+            backfill.asked.clear();
+            for (k, wanted) in backfill.topics.iter().enumerate() {
+                if wanted.through > cursor.max(wanted.reported_through) {
+                    backfill.asked.push(k);
+                    topics.push((self.topics[wanted.index].name.clone(), wanted.through));
+                }
+            }
+        }
+        ChunkRequest { epoch, topics, after: cursor, limit }
+    }
+
+    /// Takes the tiers' answer to [`tier_request`](Self::tier_request) (made at `cursor`), or
+    /// their failure. What no tier holds is appended to `losses`, as a reset would list it. A
+    /// failure ends the backfill: every gap topic's missing range is then a loss, as without
+    /// tiers.
+    pub(crate) fn supply(
+        &mut self,
+        cursor: u64,
+        answer: Result<Chunk, HubError>,
+        losses: &mut Vec<TopicReset>,
+    ) {
+        let Some(backfill) = self.backfill.as_deref_mut() else { return };
+        let chunk = match answer {
+            Ok(chunk) => chunk,
+            Err(err) => {
+                tracing::debug!(error = %err, "history tier failed; reporting the gap");
+                for wanted in &backfill.topics {
+                    if wanted.through > cursor.max(wanted.reported_through) {
+                        let topic = &mut self.topics[wanted.index];
+                        let gap = wanted.gap;
+                        losses.push(TopicReset::new(
+                            topic.name.clone(),
+                            missed(gap, topic.expected),
+                            gap.resume_seq,
+                        ));
+                        topic.expected = None;
+                    }
+                }
+                self.backfill = None;
+                return;
+            }
+        };
+        for (&k, &(missing_through, first)) in backfill.asked.iter().zip(&chunk.missing) {
+            let wanted = &mut backfill.topics[k];
+            let missing_through = missing_through.min(wanted.through);
+            if missing_through <= cursor.max(wanted.reported_through) {
+                continue;
+            }
+            let topic = &mut self.topics[wanted.index];
+            let held_none = missing_through >= wanted.through;
+            let resume_seq =
+                if held_none { wanted.gap.resume_seq } else { first.unwrap_or(wanted.gap.resume_seq) };
+            if let Some(missed) = tier_missed(wanted.gap, topic.expected, resume_seq, held_none) {
+                losses.push(TopicReset::new(topic.name.clone(), missed, resume_seq));
+                topic.expected = None;
+            }
+            wanted.reported_through = missing_through;
+        }
+        let topics = &self.topics;
+        let wanted = &backfill.topics;
+        backfill.pending = chunk
+            .events
+            .into_iter()
+            .filter(|event| {
+                wanted.iter().any(|w| {
+                    topics[w.index].name == *event.topic()
+                        && event.position() > w.reported_through
+                        && event.position() <= w.through
+                })
+            })
+            .collect();
+        backfill.read_through = chunk.through.max(cursor);
+    }
+}
+
+/// Adds `index`'s gap to the backfill (starting one), and makes it ask the tiers again from
+/// `cursor`: what was read from them did not cover this topic.
+fn note_gap(backfill: &mut Option<Box<Backfill>>, index: usize, gap: Gap, after: u64, cursor: u64) {
+    let backfill = backfill.get_or_insert_with(|| {
+        Box::new(Backfill {
+            topics: Vec::new(),
+            asked: Vec::new(),
+            pending: VecDeque::new(),
+            read_through: cursor,
+        })
+    });
+    match backfill.topics.iter_mut().find(|t| t.index == index) {
+        Some(wanted) => {
+            wanted.through = wanted.through.max(gap.evicted_through);
+            wanted.gap = Gap { certain: wanted.gap.certain || gap.certain, ..gap };
+        }
+        None => {
+            // `after` is past the cursor only when what lies between was reported missing.
+            backfill.topics.push(BackfillTopic {
+                index,
+                through: gap.evicted_through,
+                gap,
+                reported_through: after,
+            });
+            backfill.topics.sort_unstable_by_key(|t| t.index);
+        }
+    }
+    backfill.pending.clear();
+    backfill.read_through = cursor;
+}
+
+/// What a reader missed of a topic whose events no tier holds through some position, when the
+/// first event it will get has `seq` `resume_seq`; `None` when that is nothing.
+fn tier_missed(gap: Gap, expected: Option<u64>, resume_seq: u64, held_none: bool) -> Option<Missed> {
+    match expected {
+        Some(expected) => (resume_seq > expected).then(|| Missed::exactly(resume_seq - expected)),
+        None if !gap.certain => Some(Missed::UNKNOWN),
+        // Memory evicted at least one event after the cursor and no tier holds any of them.
+        None if held_none => Some(missed(Gap { resume_seq, ..gap }, None)),
+        // The tiers hold part of the range; what they lack may hold no event of the topic.
+        None => Some(Missed::between(0, resume_seq.saturating_sub(1))),
     }
 }
 

@@ -13,61 +13,14 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 
 use dashmap::DashMap;
-use futures_util::task::AtomicWaker;
 use parking_lot::RwLock;
 use slab::Slab;
 
 use crate::latency::{LabelCounters, LabelStats};
+pub(crate) use crate::signal::Signal;
 use crate::topic::TopicName;
-
-/// A reader's wake-up flag.
-#[derive(Default)]
-pub(crate) struct Signal {
-    notified: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Signal {
-    pub(crate) fn notify(&self) {
-        // Skip the wake when one is already pending: the reader has not consumed it yet.
-        if !self.notified.swap(true, Ordering::AcqRel) {
-            self.waker.wake();
-        }
-    }
-
-    /// Forgets earlier notifications; called before a reader looks at storage, so that a commit
-    /// landing after the look sets the flag again.
-    pub(crate) fn clear(&self) {
-        self.notified.store(false, Ordering::Release);
-    }
-
-    pub(crate) fn poll_notified(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.waker.register(cx.waker());
-        if self.notified.swap(false, Ordering::AcqRel) { Poll::Ready(()) } else { Poll::Pending }
-    }
-
-    /// Keeps publishes from waking the reader until its next [`clear`](Self::clear): they
-    /// find the flag already set and skip the wake. Only [`interrupt`](Self::interrupt) (the
-    /// hub closing) still wakes it, through the waker registered here. For a reader that will
-    /// look at storage anyway when its own timer fires.
-    pub(crate) fn mute(&self, cx: &mut Context<'_>) {
-        self.waker.register(cx.waker());
-        self.notified.store(true, Ordering::Release);
-    }
-
-    /// Wakes the reader even if it is [muted](Self::mute).
-    pub(crate) fn interrupt(&self) {
-        self.notified.store(true, Ordering::Release);
-        self.waker.wake();
-    }
-
-    pub(crate) async fn notified(&self) {
-        std::future::poll_fn(|cx| self.poll_notified(cx)).await;
-    }
-}
 
 /// A transport's name for its readers in presence counts (`"sse"`, `"ws"`, …).
 pub(crate) type Label = Cow<'static, str>;

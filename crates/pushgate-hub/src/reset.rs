@@ -36,11 +36,19 @@ impl Reset {
         Self { reason, topics }
     }
 
-    /// Adds topics found missing later in the same read, keeping one entry per topic.
+    /// Adds what was found missing later in the same read, one entry per topic: a topic found
+    /// missing again (more was evicted meanwhile) adds its count and resumes later.
     pub(crate) fn with_more(mut self, more: Vec<TopicReset>) -> Self {
         for topic in more {
-            if !self.topics.iter().any(|t| t.topic == topic.topic) {
-                self.topics.push(topic);
+            match self.topics.iter_mut().find(|t| t.topic == topic.topic) {
+                Some(earlier) => {
+                    earlier.missed = Missed {
+                        at_least: earlier.missed.at_least + topic.missed.at_least,
+                        at_most: earlier.missed.at_most.zip(topic.missed.at_most).map(|(a, b)| a + b),
+                    };
+                    earlier.resume_seq = earlier.resume_seq.max(topic.resume_seq);
+                }
+                None => self.topics.push(topic),
             }
         }
         self

@@ -9,6 +9,7 @@ use futures_util::future::BoxFuture;
 use crate::cursor::Epoch;
 use crate::error::HubError;
 use crate::event::{Data, Event};
+use crate::publish::Published;
 use crate::registry::Registry;
 use crate::topic::TopicName;
 
@@ -43,7 +44,23 @@ pub trait Storage: Send + Sync + 'static {
     fn topic(&self, topic: &TopicName) -> Result<Arc<dyn TopicLog>, HubError>;
 
     /// Sequences and stores an event, resolving once it is readable (the head covers it).
-    fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Arc<Event>, HubError>>;
+    ///
+    /// With [`AppendRequest::idempotency_key`] set, the storage checks the key atomically with
+    /// sequencing: if the same key was used on the same topic within its window, it stores
+    /// nothing and answers [`Published::Replayed`] with the original event's `seq` and position.
+    fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Published, HubError>>;
+
+    /// Continues `topic`'s `seq` after `last_seq`, its newest event (at `last_position`) having
+    /// been published before this storage started; see
+    /// [`Hub::restore_topic`](crate::Hub::restore_topic). The default does nothing: a shared
+    /// store keeps `seq` itself.
+    ///
+    /// # Errors
+    /// [`HubError::RestoreConflict`] when the topic already holds events with other numbers.
+    fn restore_topic(&self, topic: &TopicName, last_seq: u64, last_position: u64) -> Result<(), HubError> {
+        let _ = (topic, last_seq, last_position);
+        Ok(())
+    }
 
     /// Receives the hub's wake-up handle; called once, when the hub is built.
     fn attach(&self, notifier: Notifier);
@@ -89,6 +106,11 @@ pub struct AppendRequest {
     pub event_type: Box<str>,
     /// Payload.
     pub data: Data,
+    /// Who published it ([`NewEvent::from`](crate::NewEvent::from)); stored with the event.
+    pub from: Option<Box<str>>,
+    /// The publish's idempotency key ([`NewEvent::idempotency_key`](crate::NewEvent::idempotency_key)),
+    /// scoped to `topic`: see [`Storage::append`].
+    pub idempotency_key: Option<Box<str>>,
 }
 
 /// The outcome of [`TopicLog::read`] besides the events themselves.

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::Stream;
+use futures_util::future::BoxFuture;
 use tokio::time::Sleep;
 
 use crate::cursor::{Cursor, Epoch};
@@ -17,6 +18,7 @@ use crate::latency::LabelCounters;
 use crate::reader::Reader;
 use crate::registry::{Label, Registration, Signal};
 use crate::reset::{Reset, ResetReason};
+use crate::tier::{self, Chunk};
 use crate::topic::TopicName;
 
 /// What a subscription delivers.
@@ -137,11 +139,16 @@ pub struct Subscription {
     failed: Option<RecvError>,
     /// Whether this subscription was counted in the hub's subscriber gauge (and its label's).
     counted: bool,
+    /// Whether an item was read: until then, what the tiers lack opens the stream as a reset;
+    /// after, it is a lag.
+    started: bool,
     /// Its label's counters: live readers and delivery latency.
     label: Arc<LabelCounters>,
     /// The coalescing window, if any: boxed, so that subscriptions without one (and every
     /// idle connection holds one) pay a pointer for it.
     coalesce: Option<Box<Coalesce>>,
+    /// A read of the history tiers in flight: only while backfilling a gap.
+    tier_read: Option<BoxFuture<'static, Result<Chunk, crate::HubError>>>,
 }
 
 struct Coalesce {
@@ -185,9 +192,11 @@ impl Subscription {
             scratch: Vec::new(),
             failed: None,
             counted: false,
+            started: false,
             label,
             coalesce: (!options.coalesce.is_zero())
                 .then(|| Box::new(Coalesce { window: options.coalesce, timer: None, draining: false })),
+            tier_read: None,
         };
         // On error the half-built subscription is dropped, which unregisters it.
         if subscription.hub.registry.is_closed() {
@@ -383,7 +392,12 @@ impl Subscription {
         if let Some(err) = self.failed {
             return Poll::Ready(Err(err));
         }
-        if let Some(reset) = self.pending_reset.take() {
+        // A reset found before the read began goes first, alone; one that a backfill is
+        // still adding to waits for its end or for the first events.
+        if !self.reader.backfilling()
+            && let Some(reset) = self.pending_reset.take()
+        {
+            self.started = true;
             self.buffer.push_back(Item::Reset(reset));
             return Poll::Ready(Ok(()));
         }
@@ -391,12 +405,45 @@ impl Subscription {
             if self.hub.registry.is_closed() {
                 return Poll::Ready(Err(self.fail(RecvError::Closed)));
             }
+            if let Some(read) = &mut self.tier_read {
+                let Poll::Ready(answer) = read.as_mut().poll(cx) else { return Poll::Pending };
+                self.tier_read = None;
+                self.hub.counters.tier_read(&answer);
+                let mut losses = Vec::new();
+                self.reader.supply(self.position, answer, &mut losses);
+                if !losses.is_empty() {
+                    if self.started {
+                        // Events this subscriber had not read are gone everywhere: it lagged.
+                        let behind: u64 = losses.iter().map(|g| g.missed.at_least.max(1)).sum();
+                        self.hub.counters.lagged();
+                        tracing::debug!(behind, "subscriber lagged past its history tiers");
+                        return Poll::Ready(Err(self.fail(RecvError::Lagged { behind })));
+                    }
+                    // What no tier holds of an old cursor's range opens the stream.
+                    self.pending_reset = Some(match self.pending_reset.take() {
+                        Some(reset) => reset.with_more(losses),
+                        None => {
+                            self.hub.counters.reset();
+                            Reset::new(ResetReason::Expired, losses)
+                        }
+                    });
+                }
+            }
             self.signal.clear();
             let head = self.hub.storage.head();
             if head > self.position {
                 let mut gaps = Vec::new();
                 let step =
                     self.reader.step(self.position, head, limit, usize::MAX, &mut self.scratch, &mut gaps);
+                if step.tier
+                    && let Some(tiers) = &self.hub.tiers
+                {
+                    // Chunks of a full batch, whatever the caller takes at a time: what is read
+                    // ahead waits in the reader, bounded by the batch.
+                    let request = self.reader.tier_request(self.epoch, self.position, limit.max(BATCH));
+                    self.tier_read = Some(tier::read_chunk(tiers, request));
+                    continue;
+                }
                 let replaying = self.position < self.live_from;
                 if !gaps.is_empty() || (step.backlog > self.max_backlog && !replaying) {
                     self.scratch.clear();
@@ -408,16 +455,35 @@ impl Subscription {
                 }
                 self.position = step.cursor;
                 if !self.scratch.is_empty() {
+                    self.open_with_reset();
                     self.hub.counters.delivered(self.scratch.len());
                     self.label.delivered(&self.scratch);
                     self.buffer.extend(self.scratch.drain(..).map(Item::Event));
+                    self.started = true;
                     return Poll::Ready(Ok(()));
                 }
+                if self.position < head {
+                    // A stretch the tiers held nothing of for this reader: read on.
+                    continue;
+                }
+            }
+            if self.open_with_reset() {
+                return Poll::Ready(Ok(()));
             }
             if self.signal.poll_notified(cx).is_pending() {
                 return Poll::Pending;
             }
         }
+    }
+
+    /// Hands out the reset a backfill gathered, if any, ahead of everything else; returns
+    /// whether there was one.
+    fn open_with_reset(&mut self) -> bool {
+        let Some(reset) = self.pending_reset.take() else { return false };
+        tracing_reset(&reset);
+        self.buffer.push_back(Item::Reset(reset));
+        self.started = true;
+        true
     }
 
     /// Items already read (only a coalescing window holds any here) still go out, before

@@ -7,12 +7,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pushgate_hub::{
-    Cursor, Data, Epoch, FetchOptions, HistoryLimit, Hub, Item, MemoryStorage, Storage, TopicName,
+    Cursor, Data, Epoch, EventParts, FetchOptions, HistoryLimit, Hub, Item, MemoryStorage, Storage, TopicName,
 };
 use serde_json::json;
 
 fn replica() -> Arc<MemoryStorage> {
     Arc::new(MemoryStorage::replica(Epoch::from_u32(0xabc), HistoryLimit::default(), 10))
+}
+
+/// A log entry as a shared store would hand it over.
+fn entry(
+    position: u64,
+    topic: &TopicName,
+    seq: u64,
+    event_type: &str,
+    data: serde_json::Value,
+    ts: u64,
+) -> EventParts {
+    EventParts {
+        topic: topic.clone(),
+        event_type: event_type.into(),
+        data: Data::from(data),
+        seq,
+        position,
+        epoch: Epoch::from_u32(0xabc),
+        timestamp_ms: ts,
+        from: None,
+    }
 }
 
 #[tokio::test]
@@ -21,8 +42,8 @@ async fn applied_events_wake_subscribers_and_keep_their_numbers() {
     let hub = Hub::builder().storage(storage.clone()).build();
     let topic = TopicName::new("t").unwrap();
     let mut sub = hub.subscribe(&[topic.clone()], Cursor::Now).unwrap();
-    storage.apply(3, &topic, 1, "message".into(), Data::from(json!(1)), 42).unwrap();
-    storage.apply(9, &topic, 2, "x".into(), Data::from(json!(2)), 43).unwrap();
+    storage.apply(entry(3, &topic, 1, "message", json!(1), 42)).unwrap();
+    storage.apply(entry(9, &topic, 2, "x", json!(2), 43)).unwrap();
     for (position, seq) in [(3, 1), (9, 2)] {
         let item = tokio::time::timeout(Duration::from_secs(5), sub.recv()).await.unwrap().unwrap();
         let Item::Event(event) = item else { panic!("expected an event, got {item:?}") };
@@ -31,8 +52,8 @@ async fn applied_events_wake_subscribers_and_keep_their_numbers() {
     assert_eq!(storage.head(), 9);
     assert_eq!(storage.last_seqs(), vec![(topic.clone(), 2)]);
     // Old or repeated positions change nothing.
-    assert!(storage.apply(9, &topic, 2, "x".into(), Data::from(json!(2)), 43).unwrap().is_none());
-    assert!(storage.apply(4, &topic, 9, "x".into(), Data::from(json!(2)), 43).unwrap().is_none());
+    assert!(storage.apply(entry(9, &topic, 2, "x", json!(2), 43)).unwrap().is_none());
+    assert!(storage.apply(entry(4, &topic, 9, "x", json!(2), 43)).unwrap().is_none());
     assert_eq!(storage.head(), 9);
 }
 
@@ -42,7 +63,7 @@ async fn a_topic_first_seen_past_seq_1_reports_a_gap_to_older_cursors() {
     let hub = Hub::builder().storage(storage.clone()).build();
     let topic = TopicName::new("t").unwrap();
     let epoch = Epoch::from_u32(0xabc);
-    storage.apply(10, &topic, 5, "message".into(), Data::from(json!(5)), 0).unwrap();
+    storage.apply(entry(10, &topic, 5, "message", json!(5), 0)).unwrap();
     let batch = hub.fetch(&[topic.clone()], Cursor::at(epoch, 2), &FetchOptions::default()).await.unwrap();
     let reset = batch.reset.expect("events 1..=4 were never seen here: a reset, not silence");
     assert_eq!(reset.topics()[0].resume_seq, 5);
@@ -54,7 +75,7 @@ async fn a_topic_first_seen_past_seq_1_reports_a_gap_to_older_cursors() {
 }
 
 fn apply(storage: &MemoryStorage, position: u64, topic: &TopicName, seq: u64) {
-    storage.apply(position, topic, seq, "message".into(), Data::from(json!(seq)), 0).unwrap();
+    storage.apply(entry(position, topic, seq, "message", json!(seq), 0)).unwrap();
 }
 
 #[tokio::test(start_paused = true)]

@@ -81,8 +81,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use pushgate_hub::{
-    AppendRequest, Epoch, Event, EventParts, HistoryLimit, HubError, MemoryStorage, Notifier, Storage,
-    TopicLog, TopicName,
+    AppendRequest, Epoch, Event, EventParts, HistoryLimit, HubError, MemoryStorage, Notifier, Published,
+    Storage, TopicLog, TopicName,
 };
 use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
@@ -410,15 +410,17 @@ impl Shared {
 
     /// Applies one log entry to the copy and publishes the new head.
     pub(crate) fn apply(&self, entry: tail::Entry) -> Result<(), HubError> {
-        let position = entry.position;
-        self.replica.apply(
-            position,
-            &entry.topic,
-            entry.seq,
-            entry.event_type,
-            entry.data,
-            entry.timestamp_ms,
-        )?;
+        self.replica.apply(EventParts {
+            topic: entry.topic,
+            event_type: entry.event_type,
+            data: entry.data,
+            seq: entry.seq,
+            position: entry.position,
+            epoch: entry.epoch,
+            timestamp_ms: entry.timestamp_ms,
+            // The stream does not carry the sender yet.
+            from: None,
+        })?;
         let head = self.replica.head();
         self.state.set_applied(head);
         self.applied.send_if_modified(|applied| {
@@ -490,7 +492,7 @@ impl RedisStorage {
         self.shared.state.clone()
     }
 
-    async fn append_inner(&self, request: AppendRequest) -> Result<Arc<Event>, HubError> {
+    async fn append_inner(&self, request: AppendRequest) -> Result<Published, HubError> {
         let shared = &self.shared;
         if let Some(reason) = shared.state.fatal() {
             return Err(HubError::Unavailable { reason });
@@ -548,7 +550,7 @@ impl RedisStorage {
         } else {
             tracing::debug!(position, "published, but this node has not applied it yet");
         }
-        Ok(match out.pop() {
+        Ok(Published::New(match out.pop() {
             Some(event) if event.position() == position => event,
             // Not applied here in time, or already evicted again (a tiny history): the caller
             // still gets what was stored, built from Redis's answer.
@@ -560,8 +562,9 @@ impl RedisStorage {
                 position,
                 epoch: shared.replica.epoch(),
                 timestamp_ms,
+                from: request.from,
             })),
-        })
+        }))
     }
 }
 
@@ -594,7 +597,7 @@ impl Storage for RedisStorage {
         self.shared.replica.topic(topic)
     }
 
-    fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Arc<Event>, HubError>> {
+    fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Published, HubError>> {
         Box::pin(self.append_inner(request))
     }
 

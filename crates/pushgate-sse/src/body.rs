@@ -41,17 +41,21 @@ thread_local! {
 
 /// A timer that fires every `every`; a heartbeat is due when nothing was written since it
 /// last fired, so one goes out after at least one and less than two intervals of silence.
+/// The opening write (the `retry:` frame, at the very start of the first interval) does not
+/// count: counted, it would make an idle stream's first heartbeat come after exactly two
+/// intervals, the longest silence a proxy is told to allow, instead of one.
 /// Writes only set a flag: a busy stream reads no clock and touches no timer per chunk (it read
 /// the clock on every chunk, 2% of the gateway's CPU at 100,000 deliveries/s).
 struct Heartbeat {
     every: Duration,
     wrote: bool,
+    opened: bool,
     sleep: Pin<Box<Sleep>>,
 }
 
 impl Heartbeat {
     fn new(every: Duration) -> Self {
-        Self { every, wrote: false, sleep: Box::pin(tokio::time::sleep(every)) }
+        Self { every, wrote: false, opened: false, sleep: Box::pin(tokio::time::sleep(every)) }
     }
 
     /// Whether a heartbeat is due now; otherwise the timer is armed to wake the task.
@@ -68,7 +72,10 @@ impl Heartbeat {
     }
 
     fn wrote(&mut self) {
-        self.wrote = true;
+        if self.opened {
+            self.wrote = true;
+        }
+        self.opened = true;
     }
 }
 
@@ -259,6 +266,19 @@ mod tests {
         assert_eq!(chunks[1].as_ptr(), frames[3].as_ptr());
         assert_eq!(chunks[2], concat(&frames[4..7]));
         assert_eq!(chunks[3].as_ptr(), frames[7].as_ptr());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_stream_gets_its_first_heartbeat_after_one_interval() {
+        let hub = Hub::new();
+        let sub = hub.subscribe(&[TopicName::new("t").unwrap()], Cursor::Now).unwrap();
+        let mut body = SseBody::new(sub, &SseConfig::default().heartbeat(Duration::from_secs(15)));
+        let start = Instant::now();
+        assert_eq!(next(&mut body).await.unwrap(), &b"retry: 2000\n\n"[..]);
+        assert_eq!(next(&mut body).await.unwrap(), HEARTBEAT);
+        assert_eq!(start.elapsed(), Duration::from_secs(15));
+        assert_eq!(next(&mut body).await.unwrap(), HEARTBEAT);
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
     }
 
     #[tokio::test(start_paused = true)]

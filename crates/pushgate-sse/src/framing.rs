@@ -158,6 +158,7 @@ mod tests {
             position: 42,
             epoch: Epoch::from_u32(0x9f03c1d2),
             timestamp_ms: 1_763_750_000_000,
+            from: None,
         })
     }
 

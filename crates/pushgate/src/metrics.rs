@@ -1,4 +1,5 @@
-//! `GET /metrics` in the Prometheus text format, and `GET /readyz`.
+//! `GET /metrics` in the Prometheus text format (OpenMetrics 1.0 when the scraper's `Accept`
+//! takes it, the 0.0.4 text otherwise; see `format`), and `GET /readyz`.
 //!
 //! Every value is read when scraped (the hub's counters, the accept loop's connection counts,
 //! each source's state), so a fresh registry is filled and encoded per scrape: nothing is
@@ -44,11 +45,13 @@
 //! is needed: 401, a WebSocket error frame or close 4401/4408), `topic_forbidden` (403 or an
 //! error frame), `origin_forbidden` (a WebSocket upgrade from a page not allowed, 403).
 
+mod format;
+
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse as _, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -75,15 +78,17 @@ pub(crate) struct Observed {
     pub(crate) redis: Option<RedisState>,
 }
 
-/// The content type of the text format `prometheus-client` writes (OpenMetrics 1.0 text).
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// `GET /metrics`.
-pub(crate) async fn metrics(State(observed): State<Observed>) -> Response {
+/// `GET /metrics`, in the format the scraper's `Accept` asks for.
+pub(crate) async fn metrics(State(observed): State<Observed>, headers: HeaderMap) -> Response {
     match render(&observed) {
         Ok(text) => {
+            let (text, content_type) = if format::wants_openmetrics(&headers) {
+                (text, format::OPENMETRICS)
+            } else {
+                (format::to_prometheus_text(&text), format::PROMETHEUS_TEXT)
+            };
             let mut response = (StatusCode::OK, text).into_response();
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             response
         }
         Err(error) => {

@@ -12,7 +12,8 @@
 //!   each load and an unchanged file costs a `304 Not Modified` without a body.
 //! - A path is looked up only when every segment is a plain name ([`relative_path`]): no `..`
 //!   or `.` segment, no segment starting with a dot, no backslash, no empty segment, also once
-//!   percent-decoded. `web/tests/` is not part of the site and is never served.
+//!   percent-decoded. `web/tests/` and `node_modules/` folders are not part of the site and are
+//!   never served.
 //! - Anything else is the JSON `404 not_found` of the other routes; a file asked with a method
 //!   other than `GET` or `HEAD` is `405 method_not_allowed`.
 
@@ -28,10 +29,14 @@ use rust_embed::RustEmbed;
 
 use crate::api;
 
-/// `web/` as compiled into the binary, without its browser tests.
+/// `web/` as compiled into the binary, without its browser tests and what npm leaves beside the
+/// client package (installed dependencies, generated type declarations, packed tarballs).
 #[derive(RustEmbed)]
 #[folder = "../../web/"]
 #[exclude = "tests/**"]
+#[exclude = "**/node_modules/**"]
+#[exclude = "client/types/**"]
+#[exclude = "**/*.tgz"]
 struct Embedded;
 
 /// Where the pages come from.
@@ -129,7 +134,7 @@ impl File {
 /// The path below the pages' root that `uri_path` names, percent-decoded, with `index.html`
 /// added for a directory; `None` when it is not a plain relative path (a `..` or `.` segment,
 /// a hidden name, a backslash, an empty segment, a NUL, bytes that are not UTF-8) or lies
-/// under `tests/`.
+/// under `tests/` or a `node_modules/`.
 pub(crate) fn relative_path(uri_path: &str) -> Option<String> {
     let decoded = percent_decode(uri_path.strip_prefix('/')?)?;
     let mut path = decoded;
@@ -142,7 +147,10 @@ pub(crate) fn relative_path(uri_path: &str) -> Option<String> {
             && !segment.contains(['\\', '\0', ':'])
             && !segment.chars().any(char::is_control)
     };
-    if !path.split('/').all(plain) || path.split('/').next() == Some("tests") {
+    if !path.split('/').all(plain)
+        || path.split('/').next() == Some("tests")
+        || path.split('/').any(|segment| segment == "node_modules")
+    {
         return None;
     }
     Some(path)
@@ -214,6 +222,7 @@ mod tests {
         assert_eq!(relative_path("/pushgate.js").as_deref(), Some("pushgate.js"));
         assert_eq!(relative_path("/images/a%20b.png").as_deref(), Some("images/a b.png"));
         assert_eq!(relative_path("/docs/").as_deref(), Some("docs/index.html"));
+        assert_eq!(relative_path("/client/src/index.js").as_deref(), Some("client/src/index.js"));
         for bad in [
             "/../Cargo.toml",
             "/a/../../Cargo.toml",
@@ -230,6 +239,8 @@ mod tests {
             "/C:/x",
             "/tests/run.mjs",
             "/tests/",
+            "/client/node_modules/typescript/package.json",
+            "/node_modules/x.js",
             "relative",
         ] {
             assert_eq!(relative_path(bad), None, "{bad}");
@@ -257,8 +268,15 @@ mod tests {
     }
 
     #[test]
-    fn the_binary_carries_the_index_and_not_the_tests() {
-        assert!(Embedded::get("index.html").is_some());
-        assert!(Embedded::iter().all(|name| !name.starts_with("tests/")));
+    fn the_binary_carries_the_pages_and_the_client_and_not_the_tests() {
+        for page in
+            ["index.html", "favicon.svg", "pushgate.js", "client/src/index.js", "client/src/shared.js"]
+        {
+            assert!(Embedded::get(page).is_some(), "{page} is embedded");
+        }
+        assert!(Embedded::iter().all(|name| !name.starts_with("tests/")
+            && !name.contains("node_modules/")
+            && !name.starts_with("client/types/")
+            && !name.ends_with(".tgz")));
     }
 }

@@ -55,12 +55,30 @@ async fn metrics_count_a_publish_a_fetch_and_a_subscriber() -> anyhow::Result<()
         .await?;
     ensure!(stream.status() == 200, "sse: {}", stream.status());
 
-    let response = client.get(format!("http://{addr}/metrics")).send().await?;
+    // What Prometheus sends: it takes OpenMetrics first.
+    let response = client
+        .get(format!("http://{addr}/metrics"))
+        .header("accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+        .send()
+        .await?;
     ensure!(response.status() == 200, "metrics: {}", response.status());
     let content_type = response.headers()["content-type"].to_str()?.to_owned();
     ensure!(content_type.starts_with("application/openmetrics-text"), "content-type {content_type}");
     let text = response.text().await?;
     ensure!(text.contains("# TYPE pushgate_events_published counter"), "{text}");
+    ensure!(text.ends_with("# EOF\n"), "{text}");
+    // A scraper of the older text format gets counters typed under their samples' names.
+    let old = client
+        .get(format!("http://{addr}/metrics"))
+        .header("accept", "text/plain; version=0.0.4")
+        .send()
+        .await?;
+    let content_type = old.headers()["content-type"].to_str()?.to_owned();
+    ensure!(content_type.starts_with("text/plain; version=0.0.4"), "content-type {content_type}");
+    let old = old.text().await?;
+    ensure!(old.contains("# TYPE pushgate_events_published_total counter\n"), "{old}");
+    ensure!(!old.contains("# EOF") && !old.contains("# TYPE pushgate_events_published counter"), "{old}");
+    assert_eq!(sample(&old, "pushgate_events_published_total")?, 1.0, "{old}");
     assert_eq!(sample(&text, "pushgate_events_published_total")?, 1.0, "{text}");
     assert_eq!(sample(&text, "pushgate_events_delivered_total")?, 1.0, "{text}");
     assert_eq!(sample(&text, "pushgate_subscribers")?, 1.0, "{text}");

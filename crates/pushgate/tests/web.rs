@@ -97,7 +97,12 @@ async fn the_compiled_in_pages_are_served_with_their_types_and_revalidate() {
     let script = client.get(gateway.url("/pushgate.js")).send().await.unwrap();
     assert_eq!(script.status(), StatusCode::OK);
     assert_eq!(header_of(&script, header::CONTENT_TYPE), "text/javascript; charset=utf-8");
-    assert!(script.text().await.unwrap().contains("export function connect"));
+    assert!(script.text().await.unwrap().contains("export * from './client/src/index.js'"));
+    // The package's modules are served beside it, so the re-export resolves with no build step.
+    let index = client.get(gateway.url("/client/src/index.js")).send().await.unwrap();
+    assert_eq!(index.status(), StatusCode::OK);
+    assert_eq!(header_of(&index, header::CONTENT_TYPE), "text/javascript; charset=utf-8");
+    assert!(index.text().await.unwrap().contains("connect"));
 
     // The browser tests are not part of the site; an unknown file is the JSON 404.
     for path in ["/tests/run.mjs", "/no-such-page.html"] {
