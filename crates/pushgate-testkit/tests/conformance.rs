@@ -83,7 +83,7 @@ impl ServerPath {
     /// A gateway serving this way.
     async fn start(self) -> anyhow::Result<TestServer> {
         let loop_on = matches!(self, Self::KeepAliveLoop);
-        TestServer::start_with(pushgate::Config::default().with_keep_alive_loop(loop_on)).await
+        TestServer::start_with(pushgate::Config::default().with_no_keep_alive_loop(!loop_on)).await
     }
 }
 

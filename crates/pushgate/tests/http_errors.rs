@@ -135,8 +135,10 @@ async fn malformed_requests_get_json_errors_on_every_path() {
 
 #[tokio::test]
 async fn malformed_requests_get_json_errors_with_the_keep_alive_loop_off() {
-    every_malformed_request_gets_its_json_error_then_the_close(Config::default().with_keep_alive_loop(false))
-        .await;
+    every_malformed_request_gets_its_json_error_then_the_close(
+        Config::default().with_no_keep_alive_loop(true),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -162,7 +164,7 @@ async fn a_bad_head_behind_a_slow_answer_waits_for_it() {
 
 #[tokio::test]
 async fn valid_requests_of_every_form_are_served_on_both_paths() {
-    for config in [Config::default(), Config::default().with_keep_alive_loop(false)] {
+    for config in [Config::default(), Config::default().with_no_keep_alive_loop(true)] {
         let server = TestServer::start_with(config).await.unwrap();
         let mut raw = RawHttp::connect(server.addr()).await.unwrap();
         for request in [
@@ -186,7 +188,7 @@ async fn valid_requests_of_every_form_are_served_on_both_paths() {
 
 #[tokio::test]
 async fn a_last_event_id_that_is_not_ascii_is_an_invalid_cursor() {
-    for config in [Config::default(), Config::default().with_keep_alive_loop(false)] {
+    for config in [Config::default(), Config::default().with_no_keep_alive_loop(true)] {
         let server = TestServer::start_with(config).await.unwrap();
         let mut raw = RawHttp::connect(server.addr()).await.unwrap();
         for path in ["/v1/poll", "/v1/longpoll", "/v1/sse"] {

@@ -19,8 +19,14 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A gateway node on `redis`.
 async fn node(redis: &RedisServer) -> anyhow::Result<GatewayProcess> {
-    GatewayProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_pushgate")), &["--redis", &redis.url()])
-        .await
+    node_with(redis, &[]).await
+}
+
+/// A gateway node on `redis`, with extra `pushgate serve` arguments.
+async fn node_with(redis: &RedisServer, extra: &[&str]) -> anyhow::Result<GatewayProcess> {
+    let url = redis.url();
+    let args: Vec<&str> = ["--redis", url.as_str()].into_iter().chain(extra.iter().copied()).collect();
+    GatewayProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_pushgate")), &args).await
 }
 
 fn http() -> reqwest::Client {
@@ -300,4 +306,24 @@ async fn the_topic_limit_reaches_the_redis_storage_and_counts_every_node_s_topic
     assert!(matches!(err, HubError::TopicLimit { limit: 2 }), "{err:?}");
     // B, on the default limit, still takes it.
     b.publish(&topic("three"), NewEvent::new(json!(3))).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_older_than_memory_resumes_from_the_redis_log_on_every_transport() {
+    let redis = RedisServer::start().await.unwrap();
+    let a = node_with(&redis, &["--history-events", "10"]).await.unwrap();
+    let b = node_with(&redis, &["--history-events", "10"]).await.unwrap();
+    let first = publish_ok(&a, "deep", json!(1)).await;
+    for i in 2..=100 {
+        publish_ok(&a, "deep", json!(i)).await;
+    }
+    // Each node keeps 10 in memory; a client that saw only seq 1 gets seq 2 to 100 from the
+    // Redis log, on the other node, with no reset.
+    let cursor = first["id"].as_str().unwrap();
+    for transport in Transport::ALL {
+        let client = transport.client().unwrap();
+        let mut feed = client.connect_url(b.base_url(), &["deep"], Some(cursor)).await.unwrap();
+        let mut next_seq = 2;
+        read_through(&mut feed, &mut next_seq, 100).await.unwrap();
+    }
 }

@@ -26,7 +26,7 @@
 //!   is written chunk by chunk as the body yields it, delimited by the close.
 //!
 //! Any other request (another method or path, a body, an upgrade, `Expect`), first or later,
-//! or every request when the loop is turned off (`Config::keep_alive_loop`), hands the
+//! or every request when the loop is turned off (`--no-keep-alive-loop`), hands the
 //! connection to hyper from that request on: its whole head is read and checked here first,
 //! so a slow or oversized head never reaches hyper's larger buffers, and it goes to hyper
 //! with whatever followed it, so nothing is lost or reordered. The accept loop's limits hold:
