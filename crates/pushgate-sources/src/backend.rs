@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use crate::error::SourceError;
-use crate::model::{OutboxRow, SourceNames, TableSpec, Watched};
+use crate::lease::stable_hash;
+use crate::model::{HistoryRow, Mark, OutboxRow, SourceNames, TableSpec, TopicBounds, Watched};
 
 /// The databases this crate knows, compiled in or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,8 +157,80 @@ impl Backend {
         dispatch!(self, db, pool => db::fetch_pending(pool, names, limit).await)
     }
 
-    pub(crate) async fn mark_published(&self, names: &SourceNames, ids: &[i64]) -> Result<(), SourceError> {
-        dispatch!(self, db, pool => db::mark_published(pool, names, ids).await)
+    pub(crate) async fn mark_published(
+        &self,
+        names: &SourceNames,
+        marks: &[Mark],
+    ) -> Result<(), SourceError> {
+        dispatch!(self, db, pool => db::mark_published(pool, names, marks).await)
+    }
+
+    /// `<source-key>` of the idempotency keys `<source-key>:<outbox id>`: 16 hex digits hashed
+    /// from what identifies this outbox on every node and across restarts (the server's
+    /// identity, the database, the schema, the outbox's name), and never the password or a host
+    /// name one node may spell differently from another.
+    pub(crate) async fn source_key(&self, names: &SourceNames) -> Result<String, SourceError> {
+        let parts: Vec<String> = dispatch!(self, db, pool => db::identity(pool).await)?;
+        let mut all: Vec<&str> = vec!["pushgate source", names.outbox()];
+        all.extend(parts.iter().map(String::as_str));
+        Ok(format!("{:016x}", stable_hash(&all)))
+    }
+
+    /// Fails with [`SourceError::OutdatedOutbox`] when the outbox lacks the hub columns (an
+    /// install of an earlier release), before anything is published that could not be marked.
+    pub(crate) async fn check_outbox(&self, names: &SourceNames) -> Result<(), SourceError> {
+        // Every dialect quotes identifiers with double quotes or backticks; these names are plain.
+        let probe =
+            format!("SELECT {} FROM {} WHERE 1 = 0", crate::model::HUB_COLUMNS.join(", "), names.outbox());
+        let checked = dispatch!(self, _db, pool => sqlx::query(&probe).fetch_optional(pool).await.map(drop));
+        match checked {
+            Ok(()) => Ok(()),
+            Err(sqlx::Error::Database(_)) => Err(SourceError::OutdatedOutbox(names.outbox().to_owned())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Each topic's newest `seq` and position recorded in `epoch`.
+    pub(crate) async fn last_seqs(
+        &self,
+        names: &SourceNames,
+        epoch: i64,
+    ) -> Result<Vec<(String, i64, i64)>, SourceError> {
+        dispatch!(self, db, pool => db::last_seqs(pool, names, epoch).await)
+    }
+
+    /// The recorded changes of `topics` in `epoch` with `after < position <= upto`, in position
+    /// order, at most `limit`.
+    pub(crate) async fn history(
+        &self,
+        names: &SourceNames,
+        epoch: i64,
+        topics: &[String],
+        range: (i64, i64),
+        limit: i64,
+    ) -> Result<Vec<HistoryRow>, SourceError> {
+        dispatch!(self, db, pool => db::history(pool, names, epoch, topics, range, limit).await)
+    }
+
+    /// What the outbox holds of `topic` in `epoch` around `after`.
+    pub(crate) async fn topic_bounds(
+        &self,
+        names: &SourceNames,
+        epoch: i64,
+        topic: &str,
+        after: i64,
+    ) -> Result<TopicBounds, SourceError> {
+        dispatch!(self, db, pool => db::topic_bounds(pool, names, epoch, topic, after).await)
+    }
+
+    /// The newest outbox id, if any.
+    pub(crate) async fn last_id(&self, names: &SourceNames) -> Result<Option<i64>, SourceError> {
+        dispatch!(self, db, pool => db::last_id(pool, names).await)
+    }
+
+    /// Whether a change with an id up to `id` is still unpublished.
+    pub(crate) async fn pending_through(&self, names: &SourceNames, id: i64) -> Result<bool, SourceError> {
+        dispatch!(self, db, pool => db::pending_through(pool, names, id).await)
     }
 
     pub(crate) async fn prune(&self, names: &SourceNames, older_than: Duration) -> Result<u64, SourceError> {

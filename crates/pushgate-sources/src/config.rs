@@ -30,13 +30,19 @@ pub struct SourceConfig {
     pub(crate) retention: Duration,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
+    pub(crate) lease_timeout: Duration,
 }
 
 impl SourceConfig {
+    /// The shortest [lease timeout](Self::lease_timeout): below it, a loaded machine's
+    /// scheduling delays alone would make leaders lose their lease.
+    pub const MIN_LEASE_TIMEOUT: Duration = Duration::from_millis(500);
+
     /// A source reading the database at `url`: `postgres://…` (or `postgresql://`),
     /// `mysql://…` (or `mariadb://`), `sqlite:path` (or `sqlite://path`). Defaults: the default
     /// [`SourceNames`], a 100 ms poll interval, batches of 500 changes, 1 hour of retention of
-    /// published changes in the outbox, and reconnection backoff between 100 ms and 10 s.
+    /// published changes in the outbox, reconnection backoff between 100 ms and 10 s, and a
+    /// 5 s lease timeout.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -46,6 +52,7 @@ impl SourceConfig {
             retention: Duration::from_secs(3600),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
+            lease_timeout: Duration::from_secs(5),
         }
     }
 
@@ -68,8 +75,9 @@ impl SourceConfig {
         self
     }
 
-    /// How long published changes stay in the outbox before they are deleted (default 1 hour).
-    /// They are kept only for inspection; nothing reads them again.
+    /// How long published changes stay in the outbox before they are deleted (default 1 hour):
+    /// as long, the outbox answers cursors older than the hub's memory
+    /// ([`Source::history_tier`](crate::Source::history_tier)).
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self
@@ -80,6 +88,17 @@ impl SourceConfig {
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.backoff_min = min;
         self.backoff_max = max.max(min);
+        self
+    }
+
+    /// How soon another node takes over after the leader is gone (default 5 s, at least
+    /// [`MIN_LEASE_TIMEOUT`](Self::MIN_LEASE_TIMEOUT)). One node at a time tails a database: it holds a lease in the database itself
+    /// (see [`Source`](crate::Source)). The holder confirms it every fifth of this timeout;
+    /// the database drops a holder that stays silent for three fifths of it (a crashed
+    /// process at once, as its connection closes); standbys try to take it every fifth. A
+    /// holder whose confirmation fails or comes late stops publishing at once.
+    pub fn lease_timeout(mut self, timeout: Duration) -> Self {
+        self.lease_timeout = timeout.max(Self::MIN_LEASE_TIMEOUT);
         self
     }
 
@@ -112,6 +131,7 @@ impl fmt::Debug for SourceConfig {
             .field("retention", &self.retention)
             .field("backoff_min", &self.backoff_min)
             .field("backoff_max", &self.backoff_max)
+            .field("lease_timeout", &self.lease_timeout)
             .finish()
     }
 }

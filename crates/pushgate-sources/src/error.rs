@@ -21,6 +21,19 @@ pub enum SourceError {
         /// What is wrong with it.
         reason: String,
     },
+    /// This node no longer certainly holds the source's lease (a confirmation failed or came
+    /// late), so it stopped publishing: another node may hold the lease now.
+    #[error("lost the source's lease: {0}")]
+    LeaseLost(&'static str),
+    /// Another node holds the source's lease and did not publish the pending changes in time.
+    #[error("the node holding the source's lease did not publish the pending changes within {0:?}")]
+    LeaderTimeout(std::time::Duration),
+    /// The outbox was installed by an earlier release and lacks the columns recording where each
+    /// change went in the hub: `install` adds them.
+    #[error(
+        "the outbox {0} lacks the columns of this release: run `pushgate db install` (or `install`) again"
+    )]
+    OutdatedOutbox(String),
     /// The hub refused an event.
     #[error("the hub refused a change: {0}")]
     Hub(#[from] pushgate_hub::HubError),

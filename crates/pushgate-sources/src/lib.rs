@@ -36,9 +36,15 @@
 //!
 //! # Guarantees
 //!
-//! - **At least once into the hub.** A change is marked published only after the hub accepted
-//!   it. A crash (or lost connection) between the two publishes it again, so a reader may see a
-//!   change twice, never zero times. Each event carries the outbox `id` to recognise repeats.
+//! - **Exactly once into the hub.** Each change is published with the idempotency key
+//!   `<source-key>:<outbox id>` (the source key hashed from the database's identity, the same on
+//!   every node) and marked published only after the hub accepted it. Published again after a
+//!   crash, a lost connection or a takeover, it is a replay: the hub answers with the original
+//!   and stores nothing, within its idempotency window (5 minutes by default; across nodes
+//!   through Redis). Each event still carries the outbox `id`.
+//! - **History past memory.** Marking a change records its topic, epoch, position, `seq` and
+//!   timestamp on the outbox row; [`Source::history_tier`] serves them to the hub, so a cursor
+//!   older than memory is answered from the outbox within its retention.
 //! - **Order per table.** Changes of one row reach the hub in commit order: row locks make
 //!   writers of one row take turns, so their outbox ids follow their commits. Changes of one
 //!   transaction come in statement order. Across tables and concurrent transactions, the order
@@ -109,11 +115,12 @@
 //!   listed column is dropped). PostgreSQL's triggers list only `bytea` columns.
 //! - Numbers keep every digit the database wrote (the workspace's JSON keeps arbitrary
 //!   precision); a browser's `JSON.parse` still rounds beyond about 15 significant digits.
-//! - Run one tailer per database (and set of names): two would publish every change twice.
+//! - One tailer per database (and set of names) publishes at a time: every node may run the
+//!   same source, and the others stand by until its lease is free (see [`Source`]).
 //! - Every change is written twice (the row and its outbox copy) and updated once more when
 //!   published: a write-heavy table pays for that.
-//! - Published changes stay in the outbox for the retention period (1 hour by default), then
-//!   are deleted; unpublished ones stay until published.
+//! - Published changes stay in the outbox for the retention period (1 hour by default), serving
+//!   as history, then are deleted; unpublished ones stay until published.
 //!
 //! `docs/sources.md` has a five-minute guide per database and the exact SQL installed.
 
@@ -124,6 +131,8 @@ mod backend;
 mod change;
 mod config;
 mod error;
+mod history;
+mod lease;
 mod model;
 #[cfg(feature = "mysql")]
 mod mysql;

@@ -157,3 +157,71 @@ pub(crate) enum ColumnKind {
     /// Rendered as `YYYY-MM-DD HH:MM:SS…`: the space becomes `T` (ISO-8601).
     SpacedDateTime,
 }
+
+/// Where a change went in the hub, recorded on its outbox row when it is marked published: the
+/// outbox then serves as the hub's history for the source's topics (see `crate::history`) and
+/// restores their `seq` after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HubRecord {
+    pub(crate) topic: String,
+    /// The hub's epoch, as its `u32` value.
+    pub(crate) epoch: i64,
+    pub(crate) position: i64,
+    pub(crate) seq: i64,
+    /// The event's timestamp, milliseconds since the Unix epoch.
+    pub(crate) ts: i64,
+}
+
+/// An outbox row to mark published, with where it went (`None`: skipped, never in the hub).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mark {
+    pub(crate) id: i64,
+    pub(crate) hub: Option<HubRecord>,
+}
+
+/// The columns holding a [`HubRecord`], added to outboxes installed before them by running
+/// `install` again; each dialect names their SQL types.
+pub(crate) const HUB_COLUMNS: [&str; 5] = ["topic", "hub_epoch", "hub_position", "hub_seq", "hub_ts"];
+
+/// A published change as the outbox recorded it: the row, and where it is in the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HistoryRow {
+    pub(crate) row: OutboxRow,
+    pub(crate) topic: String,
+    pub(crate) seq: i64,
+    pub(crate) position: i64,
+    pub(crate) ts: i64,
+}
+
+/// A [`HistoryRow`] as selected: `id, table_name, op, new_row, old_row, topic, hub_seq,
+/// hub_position, hub_ts`.
+pub(crate) type RecordedRow = (i64, String, String, Option<String>, Option<String>, String, i64, i64, i64);
+
+impl From<RecordedRow> for HistoryRow {
+    fn from((id, table, op, new_row, old_row, topic, seq, position, ts): RecordedRow) -> Self {
+        Self { row: OutboxRow { id, table, op, new_row, old_row }, topic, seq, position, ts }
+    }
+}
+
+/// The two queries of [`TopicBounds`] with `?` placeholders (topic, epoch[, after]), over the
+/// quoted `outbox`: MariaDB/MySQL and SQLite say them alike.
+pub(crate) fn topic_bounds_queries(outbox: &str) -> [String; 2] {
+    [
+        format!(
+            "SELECT hub_seq, hub_position FROM {outbox} WHERE topic = ? AND hub_epoch = ? AND hub_position <= ? \
+             ORDER BY hub_position DESC LIMIT 1"
+        ),
+        format!(
+            "SELECT hub_seq, hub_position FROM {outbox} WHERE topic = ? AND hub_epoch = ? \
+             AND hub_position IS NOT NULL ORDER BY hub_position LIMIT 1"
+        ),
+    ]
+}
+
+/// What the outbox holds of one topic in one epoch around a position `after`: its newest
+/// recorded event at or before `after`, and its oldest recorded event; each as `(seq, position)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TopicBounds {
+    pub(crate) before: Option<(i64, i64)>,
+    pub(crate) first: Option<(i64, i64)>,
+}

@@ -14,7 +14,10 @@ use std::time::Duration;
 use sqlx::mysql::MySqlPoolOptions;
 
 use crate::error::SourceError;
-use crate::model::{OutboxRow, SourceNames, TableSpec, Watched, validate_identifier};
+use crate::model::{
+    HUB_COLUMNS, HistoryRow, Mark, OutboxRow, RecordedRow, SourceNames, TableSpec, TopicBounds, Watched,
+    topic_bounds_queries, validate_identifier,
+};
 
 /// The connection pool of a MariaDB/MySQL source.
 pub(crate) type Pool = sqlx::MySqlPool;
@@ -50,7 +53,9 @@ pub(crate) async fn install_plan(
 ) -> Result<Vec<String>, SourceError> {
     let (version,): (String,) = sqlx::query_as("SELECT CAST(VERSION() AS CHAR)").fetch_one(pool).await?;
     let replace = version.contains("MariaDB");
-    let mut plan = vec![create_outbox(names), create_watch(names)];
+    let mut plan = vec![create_outbox(names)];
+    plan.extend(upgrade_outbox(pool, names).await?);
+    plan.push(create_watch(names));
     for spec in tables {
         let table = spec.table();
         if table == names.outbox() || table == names.watch() {
@@ -167,20 +172,124 @@ pub(crate) async fn fetch_pending(
         .collect())
 }
 
-/// Marks exactly `ids` published (in UTC, whatever the session's time zone).
-pub(crate) async fn mark_published(pool: &Pool, names: &SourceNames, ids: &[i64]) -> Result<(), SourceError> {
-    if ids.is_empty() {
+/// Marks exactly the rows of `marks` published (in UTC, whatever the session's time zone),
+/// recording where each went in the hub, in one statement.
+pub(crate) async fn mark_published(
+    pool: &Pool,
+    names: &SourceNames,
+    marks: &[Mark],
+) -> Result<(), SourceError> {
+    if marks.is_empty() {
         return Ok(());
     }
-    // Integers are inlined and sent as text: a prepared statement per list length would churn
-    // the statement cache.
+    // Values are inlined and sent as text: a prepared statement per batch size would churn the
+    // statement cache. Every value is an integer or a topic name (`[A-Za-z0-9_.:-]`, checked
+    // again here), so nothing needs escaping.
+    let mut rows = Vec::with_capacity(marks.len());
+    for mark in marks {
+        let row = match &mark.hub {
+            Some(hub) if hub.topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b)) => {
+                format!(
+                    "SELECT {} AS id, '{}' AS topic, {} AS epoch, {} AS position, {} AS seq, {} AS ts",
+                    mark.id, hub.topic, hub.epoch, hub.position, hub.seq, hub.ts
+                )
+            }
+            _ => format!(
+                "SELECT {} AS id, NULL AS topic, NULL AS epoch, NULL AS position, NULL AS seq, NULL AS ts",
+                mark.id
+            ),
+        };
+        rows.push(row);
+    }
     let sql = format!(
-        "UPDATE {} SET published_at = UTC_TIMESTAMP(6) WHERE id IN ({})",
+        "UPDATE {} AS o JOIN ({}) AS m ON o.id = m.id SET o.published_at = UTC_TIMESTAMP(6), o.topic = m.topic, \
+         o.hub_epoch = m.epoch, o.hub_position = m.position, o.hub_seq = m.seq, o.hub_ts = m.ts",
         quote(names.outbox()),
-        id_list(ids)
+        rows.join(" UNION ALL ")
     );
     sqlx::raw_sql(&sql).execute(pool).await?;
     Ok(())
+}
+
+/// The server's identity (MySQL's `server_uuid`, MariaDB's `server_uid`) and the database.
+pub(crate) async fn identity(pool: &Pool) -> Result<Vec<String>, SourceError> {
+    let (version, database): (String, Option<String>) =
+        sqlx::query_as("SELECT CAST(VERSION() AS CHAR), CAST(DATABASE() AS CHAR)").fetch_one(pool).await?;
+    let variable = if version.contains("MariaDB") { "@@server_uid" } else { "@@server_uuid" };
+    let server: Option<String> =
+        sqlx::query_scalar(&format!("SELECT CAST({variable} AS CHAR)")).fetch_one(pool).await?;
+    Ok(vec![server.unwrap_or_default(), database.unwrap_or_default()])
+}
+
+/// Each topic's newest `seq` and position recorded in `epoch`.
+pub(crate) async fn last_seqs(
+    pool: &Pool,
+    names: &SourceNames,
+    epoch: i64,
+) -> Result<Vec<(String, i64, i64)>, SourceError> {
+    let sql = format!(
+        "SELECT CAST(topic AS CHAR), MAX(hub_seq), MAX(hub_position) FROM {} \
+         WHERE hub_epoch = ? AND hub_position IS NOT NULL GROUP BY topic",
+        quote(names.outbox())
+    );
+    Ok(sqlx::query_as(&sql).bind(epoch).fetch_all(pool).await?)
+}
+
+/// The recorded changes of `topics` in `epoch` within `(after, upto]`, in position order.
+pub(crate) async fn history(
+    pool: &Pool,
+    names: &SourceNames,
+    epoch: i64,
+    topics: &[String],
+    (after, upto): (i64, i64),
+    limit: i64,
+) -> Result<Vec<HistoryRow>, SourceError> {
+    if topics.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, CAST(table_name AS CHAR), CAST(op AS CHAR), CAST(new_row AS CHAR), CAST(old_row AS CHAR), \
+         CAST(topic AS CHAR), hub_seq, hub_position, hub_ts FROM {} \
+         WHERE topic IN ({}) AND hub_epoch = ? AND hub_position > ? AND hub_position <= ? \
+         ORDER BY hub_position LIMIT ?",
+        quote(names.outbox()),
+        vec!["?"; topics.len()].join(", ")
+    );
+    let mut query = sqlx::query_as::<_, RecordedRow>(&sql);
+    for topic in topics {
+        query = query.bind(topic);
+    }
+    let rows = query.bind(epoch).bind(after).bind(upto).bind(limit).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(HistoryRow::from).collect())
+}
+
+/// What the outbox holds of `topic` in `epoch` around `after`.
+pub(crate) async fn topic_bounds(
+    pool: &Pool,
+    names: &SourceNames,
+    epoch: i64,
+    topic: &str,
+    after: i64,
+) -> Result<TopicBounds, SourceError> {
+    let [before, first] = topic_bounds_queries(&quote(names.outbox()));
+    Ok(TopicBounds {
+        before: sqlx::query_as(&before).bind(topic).bind(epoch).bind(after).fetch_optional(pool).await?,
+        first: sqlx::query_as(&first).bind(topic).bind(epoch).fetch_optional(pool).await?,
+    })
+}
+
+/// The newest outbox id, if any.
+pub(crate) async fn last_id(pool: &Pool, names: &SourceNames) -> Result<Option<i64>, SourceError> {
+    let sql = format!("SELECT MAX(id) FROM {}", quote(names.outbox()));
+    Ok(sqlx::query_scalar(&sql).fetch_one(pool).await?)
+}
+
+/// Whether a change with an id up to `id` is still unpublished.
+pub(crate) async fn pending_through(pool: &Pool, names: &SourceNames, id: i64) -> Result<bool, SourceError> {
+    let sql =
+        format!("SELECT id FROM {} WHERE published_at IS NULL AND id <= ? LIMIT 1", quote(names.outbox()));
+    let found: Option<i64> = sqlx::query_scalar(&sql).bind(id).fetch_optional(pool).await?;
+    Ok(found.is_some())
 }
 
 /// Deletes changes published more than `older_than` ago; returns how many.
@@ -226,10 +335,43 @@ fn create_outbox(names: &SourceNames) -> String {
          old_row LONGTEXT NULL,\n  \
          changed_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),\n  \
          published_at DATETIME(6) NULL,\n  \
-         KEY pending (published_at, id)\n\
+         topic VARCHAR(128) NULL,\n  \
+         hub_epoch BIGINT NULL,\n  \
+         hub_position BIGINT NULL,\n  \
+         hub_seq BIGINT NULL,\n  \
+         hub_ts BIGINT NULL,\n  \
+         KEY pending (published_at, id),\n  \
+         KEY history (topic, hub_epoch, hub_position)\n\
          ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
         quote(names.outbox())
     )
+}
+
+/// For an outbox installed before the hub columns existed: the statements adding them and
+/// their index (MySQL has no `ADD COLUMN IF NOT EXISTS`, so the plan looks first).
+async fn upgrade_outbox(pool: &Pool, names: &SourceNames) -> Result<Vec<String>, SourceError> {
+    let present: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.columns \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+    )
+    .bind(names.outbox())
+    .fetch_all(pool)
+    .await?;
+    if present.is_empty() || HUB_COLUMNS.iter().all(|column| present.iter().any(|c| c == column)) {
+        return Ok(Vec::new());
+    }
+    let added: Vec<String> = HUB_COLUMNS
+        .iter()
+        .filter(|column| !present.iter().any(|c| c == *column))
+        .map(|column| {
+            format!("ADD COLUMN {column} {} NULL", if *column == "topic" { "VARCHAR(128)" } else { "BIGINT" })
+        })
+        .collect();
+    Ok(vec![format!(
+        "ALTER TABLE {} {}, ADD KEY history (topic, hub_epoch, hub_position)",
+        quote(names.outbox()),
+        added.join(", ")
+    )])
 }
 
 fn create_watch(names: &SourceNames) -> String {

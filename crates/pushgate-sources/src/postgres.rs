@@ -15,7 +15,10 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 use crate::error::SourceError;
-use crate::model::{OutboxRow, SourceNames, TableSpec, Watched, validate_identifier};
+use crate::model::{
+    HUB_COLUMNS, HistoryRow, Mark, OutboxRow, RecordedRow, SourceNames, TableSpec, TopicBounds, Watched,
+    validate_identifier,
+};
 
 pub(crate) type Pool = sqlx::PgPool;
 
@@ -55,22 +58,48 @@ pub(crate) async fn install_plan(
     let watch = qualified(&schema, names.watch());
     let pending_index = format!("{}_pending", names.outbox());
     validate_identifier(&pending_index)?;
+    let history_index = format!("{}_history", names.outbox());
+    validate_identifier(&history_index)?;
 
-    let mut plan = vec![
-        format!(
-            "CREATE TABLE IF NOT EXISTS {outbox} (\n    \
-                 id BIGSERIAL PRIMARY KEY,\n    \
-                 table_name text NOT NULL,\n    \
-                 op text NOT NULL,\n    \
-                 new_row jsonb,\n    \
-                 old_row jsonb,\n    \
-                 changed_at timestamptz NOT NULL DEFAULT now(),\n    \
-                 published_at timestamptz\n\
-             )"
-        ),
+    let mut plan = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {outbox} (\n    \
+             id BIGSERIAL PRIMARY KEY,\n    \
+             table_name text NOT NULL,\n    \
+             op text NOT NULL,\n    \
+             new_row jsonb,\n    \
+             old_row jsonb,\n    \
+             changed_at timestamptz NOT NULL DEFAULT now(),\n    \
+             published_at timestamptz,\n    \
+             topic text,\n    \
+             hub_epoch bigint,\n    \
+             hub_position bigint,\n    \
+             hub_seq bigint,\n    \
+             hub_ts bigint\n\
+         )"
+    )];
+    // An outbox installed before the hub columns existed gets them.
+    let present = columns_of(pool, &schema, names.outbox()).await?;
+    let missing: Vec<String> = HUB_COLUMNS
+        .iter()
+        .filter(|column| !present.is_empty() && !present.iter().any(|c| c == *column))
+        .map(|column| {
+            format!(
+                "ADD COLUMN IF NOT EXISTS {column} {}",
+                if *column == "topic" { "text" } else { "bigint" }
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        plan.push(format!("ALTER TABLE {outbox} {}", missing.join(", ")));
+    }
+    plan.extend([
         format!(
             "CREATE INDEX IF NOT EXISTS {} ON {outbox} (id) WHERE published_at IS NULL",
             quoted(&pending_index)
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {outbox} (topic, hub_epoch, hub_position) WHERE hub_position IS NOT NULL",
+            quoted(&history_index)
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {watch} (\n    \
@@ -79,7 +108,7 @@ pub(crate) async fn install_plan(
                  installed_at timestamptz NOT NULL DEFAULT now()\n\
              )"
         ),
-    ];
+    ]);
 
     for spec in tables {
         let table = spec.table();
@@ -211,15 +240,117 @@ pub(crate) async fn fetch_pending(
         .collect())
 }
 
-pub(crate) async fn mark_published(pool: &Pool, names: &SourceNames, ids: &[i64]) -> Result<(), SourceError> {
-    if ids.is_empty() {
+/// Marks the rows of `marks` published, recording where each went in the hub, in one statement.
+pub(crate) async fn mark_published(
+    pool: &Pool,
+    names: &SourceNames,
+    marks: &[Mark],
+) -> Result<(), SourceError> {
+    if marks.is_empty() {
         return Ok(());
     }
-    sqlx::query(&format!("UPDATE {} SET published_at = now() WHERE id = ANY($1)", quoted(names.outbox())))
-        .bind(ids)
-        .execute(pool)
-        .await?;
+    let column = |f: fn(&Mark) -> Option<i64>| marks.iter().map(f).collect::<Vec<_>>();
+    let topics: Vec<Option<String>> = marks.iter().map(|m| m.hub.as_ref().map(|h| h.topic.clone())).collect();
+    sqlx::query(&format!(
+        "UPDATE {} AS o SET published_at = now(), topic = m.topic, hub_epoch = m.epoch, \
+         hub_position = m.position, hub_seq = m.seq, hub_ts = m.ts \
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) \
+         AS m (id, topic, epoch, position, seq, ts) WHERE o.id = m.id",
+        quoted(names.outbox())
+    ))
+    .bind(column(|m| Some(m.id)))
+    .bind(topics)
+    .bind(column(|m| m.hub.as_ref().map(|h| h.epoch)))
+    .bind(column(|m| m.hub.as_ref().map(|h| h.position)))
+    .bind(column(|m| m.hub.as_ref().map(|h| h.seq)))
+    .bind(column(|m| m.hub.as_ref().map(|h| h.ts)))
+    .execute(pool)
+    .await?;
     Ok(())
+}
+
+/// The server's identity (its cluster's `system_identifier`, shared by its physical replicas;
+/// empty where the role may not read it), the database and the schema.
+pub(crate) async fn identity(pool: &Pool) -> Result<Vec<String>, SourceError> {
+    let (database, schema): (String, Option<String>) =
+        sqlx::query_as("SELECT current_database()::text, current_schema()::text").fetch_one(pool).await?;
+    let system: Option<String> =
+        sqlx::query_scalar("SELECT system_identifier::text FROM pg_control_system()")
+            .fetch_one(pool)
+            .await
+            .ok();
+    Ok(vec![system.unwrap_or_default(), database, schema.unwrap_or_default()])
+}
+
+pub(crate) async fn last_seqs(
+    pool: &Pool,
+    names: &SourceNames,
+    epoch: i64,
+) -> Result<Vec<(String, i64, i64)>, SourceError> {
+    let sql = format!(
+        "SELECT topic, max(hub_seq), max(hub_position) FROM {} \
+         WHERE hub_epoch = $1 AND hub_position IS NOT NULL GROUP BY topic",
+        quoted(names.outbox())
+    );
+    Ok(sqlx::query_as(&sql).bind(epoch).fetch_all(pool).await?)
+}
+
+pub(crate) async fn history(
+    pool: &Pool,
+    names: &SourceNames,
+    epoch: i64,
+    topics: &[String],
+    (after, upto): (i64, i64),
+    limit: i64,
+) -> Result<Vec<HistoryRow>, SourceError> {
+    let sql = format!(
+        "SELECT id, table_name, op, new_row::text, old_row::text, topic, hub_seq, hub_position, hub_ts FROM {} \
+         WHERE topic = ANY($1) AND hub_epoch = $2 AND hub_position > $3 AND hub_position <= $4 \
+         ORDER BY hub_position LIMIT $5",
+        quoted(names.outbox())
+    );
+    let rows: Vec<RecordedRow> = sqlx::query_as(&sql)
+        .bind(topics)
+        .bind(epoch)
+        .bind(after)
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(HistoryRow::from).collect())
+}
+
+pub(crate) async fn topic_bounds(
+    pool: &Pool,
+    names: &SourceNames,
+    epoch: i64,
+    topic: &str,
+    after: i64,
+) -> Result<TopicBounds, SourceError> {
+    let sql = format!(
+        "SELECT (SELECT ARRAY[hub_seq, hub_position] FROM {outbox} \
+                 WHERE topic = $1 AND hub_epoch = $2 AND hub_position <= $3 ORDER BY hub_position DESC LIMIT 1), \
+                (SELECT ARRAY[hub_seq, hub_position] FROM {outbox} \
+                 WHERE topic = $1 AND hub_epoch = $2 AND hub_position IS NOT NULL ORDER BY hub_position LIMIT 1)",
+        outbox = quoted(names.outbox())
+    );
+    let (before, first): (Option<Vec<i64>>, Option<Vec<i64>>) =
+        sqlx::query_as(&sql).bind(topic).bind(epoch).bind(after).fetch_one(pool).await?;
+    let pair = |v: Option<Vec<i64>>| v.and_then(|v| Some((*v.first()?, *v.get(1)?)));
+    Ok(TopicBounds { before: pair(before), first: pair(first) })
+}
+
+pub(crate) async fn last_id(pool: &Pool, names: &SourceNames) -> Result<Option<i64>, SourceError> {
+    let sql = format!("SELECT max(id) FROM {}", quoted(names.outbox()));
+    Ok(sqlx::query_scalar(&sql).fetch_one(pool).await?)
+}
+
+pub(crate) async fn pending_through(pool: &Pool, names: &SourceNames, id: i64) -> Result<bool, SourceError> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE published_at IS NULL AND id <= $1)",
+        quoted(names.outbox())
+    );
+    Ok(sqlx::query_scalar(&sql).bind(id).fetch_one(pool).await?)
 }
 
 pub(crate) async fn prune(
@@ -246,6 +377,17 @@ pub(crate) async fn listener(pool: &Pool, names: &SourceNames) -> Result<PgListe
     // exactly, case included.
     listener.listen(names.outbox()).await?;
     Ok(listener)
+}
+
+/// The columns of `schema.table`; empty when there is no such table.
+async fn columns_of(pool: &Pool, schema: &str, table: &str) -> Result<Vec<String>, SourceError> {
+    Ok(sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// The schema everything is installed into and looked up in.
@@ -444,7 +586,8 @@ mod tests {
         assert_eq!(parse(rows[2].old_row.as_deref()), updated);
 
         // Marked rows are no longer pending, and pruning removes them once old enough.
-        mark_published(&pool, &names, &[rows[0].id, rows[1].id]).await.unwrap();
+        let marks = [rows[0].id, rows[1].id].map(|id| Mark { id, hub: None });
+        mark_published(&pool, &names, &marks).await.unwrap();
         let pending = fetch_pending(&pool, &names, 10).await.unwrap();
         assert_eq!(pending.iter().map(|row| row.id).collect::<Vec<_>>(), [rows[2].id]);
         assert_eq!(prune(&pool, &names, Duration::from_secs(3600)).await.unwrap(), 0);

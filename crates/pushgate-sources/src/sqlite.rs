@@ -13,7 +13,10 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::SourceError;
-use crate::model::{ColumnKind, OutboxRow, SourceNames, TableSpec, Watched, validate_identifier};
+use crate::model::{
+    ColumnKind, HUB_COLUMNS, HistoryRow, Mark, OutboxRow, RecordedRow, SourceNames, TableSpec, TopicBounds,
+    Watched, topic_bounds_queries, validate_identifier,
+};
 
 pub(crate) type Pool = sqlx::SqlitePool;
 
@@ -24,8 +27,8 @@ const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 /// An outbox row as selected: id, table, op, new row, old row.
 type PendingRow = (i64, String, String, Option<String>, Option<String>);
 
-/// Most ids bound in one `UPDATE … WHERE id IN (…)`.
-const IDS_PER_STATEMENT: usize = 500;
+/// Most rows marked by one `UPDATE` (six parameters each, under SQLite's oldest limit of 999).
+const MARKS_PER_STATEMENT: usize = 150;
 
 /// Opens `url`, creating the file if missing, in WAL mode (the application and the tailer read
 /// and write concurrently) with a busy timeout (SQLite has one writer at a time).
@@ -52,18 +55,38 @@ pub(crate) async fn install_plan(
     let watch = ident(names.watch());
     let index = format!("{}_pending", names.outbox());
     validate_identifier(&index)?;
-    let mut plan = vec![
-        format!(
-            "CREATE TABLE IF NOT EXISTS {outbox} (\n  id INTEGER PRIMARY KEY AUTOINCREMENT,\n  table_name TEXT NOT NULL,\n  \
-             op TEXT NOT NULL,\n  new_row TEXT,\n  old_row TEXT,\n  changed_at TEXT NOT NULL DEFAULT ({NOW}),\n  \
-             published_at TEXT\n)"
-        ),
+    let history = format!("{}_history", names.outbox());
+    validate_identifier(&history)?;
+    let mut plan = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {outbox} (\n  id INTEGER PRIMARY KEY AUTOINCREMENT,\n  table_name TEXT NOT NULL,\n  \
+         op TEXT NOT NULL,\n  new_row TEXT,\n  old_row TEXT,\n  changed_at TEXT NOT NULL DEFAULT ({NOW}),\n  \
+         published_at TEXT,\n  topic TEXT,\n  hub_epoch INTEGER,\n  hub_position INTEGER,\n  hub_seq INTEGER,\n  \
+         hub_ts INTEGER\n)"
+    )];
+    // An outbox installed before the hub columns existed gets them (SQLite has no
+    // `ADD COLUMN IF NOT EXISTS`, so the plan looks first).
+    let present = if table_exists(pool, names.outbox()).await? {
+        columns(pool, names.outbox()).await?.into_iter().map(|(name, _)| name).collect()
+    } else {
+        Vec::new()
+    };
+    for column in HUB_COLUMNS {
+        if !present.is_empty() && !present.iter().any(|c| c == column) {
+            let kind = if column == "topic" { "TEXT" } else { "INTEGER" };
+            plan.push(format!("ALTER TABLE {outbox} ADD COLUMN {column} {kind}"));
+        }
+    }
+    plan.extend([
         format!("CREATE INDEX IF NOT EXISTS {} ON {outbox} (published_at, id)", ident(&index)),
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {outbox} (topic, hub_epoch, hub_position)",
+            ident(&history)
+        ),
         format!(
             "CREATE TABLE IF NOT EXISTS {watch} (\n  table_name TEXT PRIMARY KEY,\n  topic TEXT NOT NULL,\n  \
              installed_at TEXT NOT NULL DEFAULT ({NOW})\n)"
         ),
-    ];
+    ]);
     for spec in tables {
         let table = spec.table();
         let columns = columns(pool, table).await?;
@@ -206,18 +229,118 @@ pub(crate) async fn fetch_pending(
         .collect())
 }
 
-pub(crate) async fn mark_published(pool: &Pool, names: &SourceNames, ids: &[i64]) -> Result<(), SourceError> {
-    for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        let placeholders = vec!["?"; chunk.len()].join(", ");
-        let sql =
-            format!("UPDATE {} SET published_at = {NOW} WHERE id IN ({placeholders})", ident(names.outbox()));
+/// Marks the rows of `marks` published, recording where each went in the hub: one `UPDATE …
+/// FROM (VALUES …)` per chunk, all in one transaction.
+pub(crate) async fn mark_published(
+    pool: &Pool,
+    names: &SourceNames,
+    marks: &[Mark],
+) -> Result<(), SourceError> {
+    let mut tx = pool.begin().await?;
+    for chunk in marks.chunks(MARKS_PER_STATEMENT) {
+        let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "WITH m (id, topic, epoch, position, seq, ts) AS (VALUES {values}) \
+             UPDATE {outbox} SET published_at = {NOW}, topic = m.topic, hub_epoch = m.epoch, \
+             hub_position = m.position, hub_seq = m.seq, hub_ts = m.ts FROM m WHERE {outbox}.id = m.id",
+            outbox = ident(names.outbox())
+        );
         let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(id);
+        for mark in chunk {
+            let hub = mark.hub.as_ref();
+            query = query
+                .bind(mark.id)
+                .bind(hub.map(|h| h.topic.clone()))
+                .bind(hub.map(|h| h.epoch))
+                .bind(hub.map(|h| h.position))
+                .bind(hub.map(|h| h.seq))
+                .bind(hub.map(|h| h.ts));
         }
-        query.execute(pool).await?;
+        sqlx::Executor::execute(&mut *tx, query).await?;
     }
+    tx.commit().await?;
     Ok(())
+}
+
+/// The database file's full path (SQLite is one machine), or a random name for a database in
+/// memory, which no other process can open.
+pub(crate) async fn identity(pool: &Pool) -> Result<Vec<String>, SourceError> {
+    let file: Option<String> =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_optional(pool)
+            .await?;
+    Ok(vec![match file.filter(|file| !file.is_empty()) {
+        Some(file) => file,
+        None => format!("memory {:?}", std::collections::hash_map::RandomState::new()),
+    }])
+}
+
+/// Each topic's newest `seq` and position recorded in `epoch`.
+pub(crate) async fn last_seqs(
+    pool: &Pool,
+    names: &SourceNames,
+    epoch: i64,
+) -> Result<Vec<(String, i64, i64)>, SourceError> {
+    let sql = format!(
+        "SELECT topic, max(hub_seq), max(hub_position) FROM {} \
+         WHERE hub_epoch = ? AND hub_position IS NOT NULL GROUP BY topic",
+        ident(names.outbox())
+    );
+    Ok(sqlx::query_as(&sql).bind(epoch).fetch_all(pool).await?)
+}
+
+/// The recorded changes of `topics` in `epoch` within `(after, upto]`, in position order.
+pub(crate) async fn history(
+    pool: &Pool,
+    names: &SourceNames,
+    epoch: i64,
+    topics: &[String],
+    (after, upto): (i64, i64),
+    limit: i64,
+) -> Result<Vec<HistoryRow>, SourceError> {
+    if topics.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, table_name, op, new_row, old_row, topic, hub_seq, hub_position, hub_ts FROM {} \
+         WHERE topic IN ({}) AND hub_epoch = ? AND hub_position > ? AND hub_position <= ? \
+         ORDER BY hub_position LIMIT ?",
+        ident(names.outbox()),
+        vec!["?"; topics.len()].join(", ")
+    );
+    let mut query = sqlx::query_as::<_, RecordedRow>(&sql);
+    for topic in topics {
+        query = query.bind(topic);
+    }
+    let rows = query.bind(epoch).bind(after).bind(upto).bind(limit).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(HistoryRow::from).collect())
+}
+
+/// What the outbox holds of `topic` in `epoch` around `after`.
+pub(crate) async fn topic_bounds(
+    pool: &Pool,
+    names: &SourceNames,
+    epoch: i64,
+    topic: &str,
+    after: i64,
+) -> Result<TopicBounds, SourceError> {
+    let [before, first] = topic_bounds_queries(&ident(names.outbox()));
+    Ok(TopicBounds {
+        before: sqlx::query_as(&before).bind(topic).bind(epoch).bind(after).fetch_optional(pool).await?,
+        first: sqlx::query_as(&first).bind(topic).bind(epoch).fetch_optional(pool).await?,
+    })
+}
+
+pub(crate) async fn last_id(pool: &Pool, names: &SourceNames) -> Result<Option<i64>, SourceError> {
+    let sql = format!("SELECT max(id) FROM {}", ident(names.outbox()));
+    Ok(sqlx::query_scalar(&sql).fetch_one(pool).await?)
+}
+
+pub(crate) async fn pending_through(pool: &Pool, names: &SourceNames, id: i64) -> Result<bool, SourceError> {
+    let sql =
+        format!("SELECT id FROM {} WHERE published_at IS NULL AND id <= ? LIMIT 1", ident(names.outbox()));
+    let found: Option<i64> = sqlx::query_scalar(&sql).bind(id).fetch_optional(pool).await?;
+    Ok(found.is_some())
 }
 
 pub(crate) async fn prune(

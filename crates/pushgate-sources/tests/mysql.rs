@@ -9,11 +9,11 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Running, assert_quiet, data, eventually, increasing_ids, large_text, next_event, next_events, require_db,
-    test_hub, topic, unique_prefix,
+    Running, WAIT, assert_quiet, data, eventually, increasing_ids, large_text, leader_and_standby,
+    next_event, next_events, require_db, test_hub, topic, unique_prefix,
 };
 use pushgate_hub::{Cursor, FetchOptions, TopicName};
-use pushgate_sources::{SourceConfig, SourceNames, TableSpec, install, uninstall};
+use pushgate_sources::{SourceConfig, SourceNames, SourceState, TableSpec, install, uninstall};
 use serde_json::{Value, json};
 use sqlx::MySqlPool;
 
@@ -248,6 +248,9 @@ async fn quiesce_publishes_pending_changes_first() {
     let hub = test_hub();
     // A poll interval long enough that only `quiesce` can publish what is written below.
     let running = Running::start(db.config(Duration::from_secs(3600)), &hub).await;
+    // The tailer looks at the outbox once right after going live; nothing shows when that
+    // look is over, so give it time.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     db.exec(&format!("INSERT INTO `{}` (id) VALUES (1), (2), (3)", db.table)).await;
     assert_eq!(db.unpublished().await, 3);
 
@@ -296,4 +299,39 @@ async fn reinstall_after_alter_table_adds_columns() {
 /// A JSON number exactly as written: decimals keep their digits (and trailing zeros) end to end.
 fn exact(number: &str) -> serde_json::Value {
     serde_json::from_str(number).expect("a JSON number")
+}
+
+/// Two tailers of one database, each into its own hub: one leads (the named lock
+/// `pushgate:<database>.<outbox>` on a session of its own), the other stands by. When the
+/// leader's lease session is killed, it stops publishing and the standby takes over; when that
+/// one then dies, the first takes over again.
+#[tokio::test]
+async fn the_lease_moves_when_its_holder_is_cut_off_or_dies() {
+    let Some(db) = Fixture::new("id INT PRIMARY KEY").await else { return };
+    db.install().await;
+    let config = db.config(Duration::from_millis(50)).lease_timeout(Duration::from_secs(2));
+    let (a, b) = leader_and_standby(config.clone(), config).await;
+    let mut at_a = a.hub.subscribe(&[db.topic()], Cursor::Now).unwrap();
+    let mut at_b = b.hub.subscribe(&[db.topic()], Cursor::Now).unwrap();
+    db.exec(&format!("INSERT INTO `{}` VALUES (1), (2)", db.table)).await;
+    increasing_ids(&next_events(&mut at_a, 2).await);
+    assert_quiet(&mut at_b, Duration::from_millis(300)).await;
+
+    // Cut off: A's lease session is killed, which releases the lock.
+    let lock = format!("pushgate:test.{}", db.names.outbox());
+    let holder = db.scalar(&format!("SELECT IS_USED_LOCK('{lock}')")).await;
+    db.exec(&format!("KILL {holder}")).await;
+    b.wait_for(Duration::from_secs(2), "live after A was cut off", SourceState::is_live).await;
+    a.wait_for(WAIT, "standing by", |state| *state == SourceState::Standby).await;
+    db.exec(&format!("INSERT INTO `{}` VALUES (3), (4)", db.table)).await;
+    increasing_ids(&next_events(&mut at_b, 2).await);
+    assert_quiet(&mut at_a, Duration::from_millis(300)).await;
+
+    // B dies: A takes over.
+    b.crash().await;
+    a.wait_for(Duration::from_secs(2), "live after B died", SourceState::is_live).await;
+    db.exec(&format!("INSERT INTO `{}` VALUES (5)", db.table)).await;
+    assert_eq!(data(&*next_event(&mut at_a).await)["new"]["id"], json!(5));
+    a.stop().await;
+    db.cleanup().await;
 }

@@ -4,12 +4,14 @@
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pushgate_hub::{Cursor, FetchOptions, HistoryLimit, Hub, Item, Subscription, TopicName};
-use pushgate_sources::{Source, SourceConfig, SourceNames, TableSpec, install, uninstall};
+use pushgate_sources::{Source, SourceConfig, SourceNames, SourceState, TableSpec, install, uninstall};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::task::JoinHandle;
@@ -343,4 +345,55 @@ async fn killing_the_listen_backend_loses_nothing() {
 /// A JSON number exactly as written: decimals keep their digits (and trailing zeros) end to end.
 fn exact(number: &str) -> serde_json::Value {
     serde_json::from_str(number).expect("a JSON number")
+}
+
+/// Two tailers of one database, each into its own hub: one leads (an advisory lock on a
+/// session of its own), the other stands by. When the server ends the leader's lease session,
+/// the leader stops publishing and the standby takes over; when that one then dies, the first
+/// takes over again. Each change reaches the hub of exactly the node leading when it was made.
+#[tokio::test]
+async fn the_lease_moves_when_its_holder_is_cut_off_or_dies() {
+    let Some(db) = Fixture::new("lease", "id integer PRIMARY KEY").await else { return };
+    let name = |role: &str| format!("pgt_lease_{role}_{}", std::process::id());
+    let config = |role: &str| {
+        let url = format!(
+            "{}{}application_name={}",
+            url(),
+            if url().contains('?') { '&' } else { '?' },
+            name(role)
+        );
+        SourceConfig::new(url)
+            .names(db.names.clone())
+            .poll_interval(Duration::from_millis(100))
+            .lease_timeout(Duration::from_secs(2))
+    };
+    let (a, b) = common::leader_and_standby(config("a"), config("b")).await;
+    let mut at_a = a.hub.subscribe(&[db.topic()], Cursor::Now).unwrap();
+    let mut at_b = b.hub.subscribe(&[db.topic()], Cursor::Now).unwrap();
+    db.sql(&format!("INSERT INTO {} VALUES (1), (2)", db.table)).await;
+    common::increasing_ids(&common::next_events(&mut at_a, 2).await);
+    common::assert_quiet(&mut at_b, Duration::from_millis(300)).await;
+
+    // Cut off: the server ends A's lease session, which releases the lock.
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity s USING (pid) \
+         WHERE l.locktype = 'advisory' AND l.granted AND s.application_name = $1",
+    )
+    .bind(name("a"))
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(ended, [true], "A's lease session");
+    b.wait_for(Duration::from_secs(2), "live after A was cut off", SourceState::is_live).await;
+    a.wait_for(WAIT, "standing by", |state| *state == SourceState::Standby).await;
+    db.sql(&format!("INSERT INTO {} VALUES (3), (4)", db.table)).await;
+    common::increasing_ids(&common::next_events(&mut at_b, 2).await);
+    common::assert_quiet(&mut at_a, Duration::from_millis(300)).await;
+
+    // B dies: A takes over.
+    b.crash().await;
+    a.wait_for(Duration::from_secs(2), "live after B died", SourceState::is_live).await;
+    db.sql(&format!("INSERT INTO {} VALUES (5)", db.table)).await;
+    assert_eq!(next(&mut at_a).await.1["new"]["id"], json!(5));
+    a.stop().await;
 }

@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use common::{
-    Running, TempSqlite, WAIT, assert_quiet, data, eventually, increasing_ids, large_text, next_event,
-    next_events, require_db, test_hub, topic, unique_prefix,
+    Running, TempSqlite, WAIT, assert_quiet, data, eventually, increasing_ids, large_text,
+    leader_and_standby, next_event, next_events, require_db, test_hub, topic, unique_prefix,
 };
 use pushgate_hub::{Cursor, FetchOptions, Hub, TopicName};
 use pushgate_sources::{
@@ -20,6 +20,7 @@ use pushgate_sources::{
 use serde_json::json;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use tokio::time::timeout;
 
 /// One test's database file, names and table.
 struct Fixture {
@@ -274,6 +275,8 @@ async fn quiesce_publishes_pending_changes_and_returns_a_cursor_after_them() {
     let hub = test_hub();
     // A tailer that, after its first pass, would not look again for an hour.
     let running = Running::start(fx.config().poll_interval(Duration::from_secs(3600)), &hub).await;
+    // That first pass comes right after it goes live; nothing shows when it is over.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut sub = hub.subscribe(&[fx.topic()], Cursor::Now).unwrap();
     for id in 1..=3 {
         fx.sql(&format!("INSERT INTO {} VALUES ({id}, 'pending')", fx.table)).await;
@@ -376,7 +379,8 @@ async fn a_malformed_change_is_skipped_without_stalling() {
     fx.sql(&format!("INSERT INTO {} VALUES (1)", fx.table)).await;
     let running = Running::start(fx.config(), &hub).await;
     assert_eq!(data(&*next_event(&mut sub).await)["new"], json!({"id": 1}));
-    assert_eq!(fx.unpublished().await, 0);
+    // Both marked, the bad one too, right after the batch.
+    eventually("both changes are marked published", async || fx.unpublished().await == 0).await;
     running.stop().await;
     fx.cleanup().await;
 }
@@ -470,5 +474,61 @@ async fn run_ends_promptly_when_the_hub_closes() {
     eventually("the source is live", async || source.state().is_live()).await;
     hub.close();
     tokio::time::timeout(Duration::from_secs(2), task).await.expect("run ends at once").unwrap();
+    fx.cleanup().await;
+}
+
+/// Two processes on one SQLite file: the first holds the lease file's lock and publishes, the
+/// second stands by, its snapshots wait for the leader, and it takes over when the leader dies.
+#[tokio::test]
+async fn one_tailer_leads_and_the_standby_takes_over_when_it_dies() {
+    let fx = Fixture::new("id INTEGER PRIMARY KEY").await;
+    let config = fx.config().lease_timeout(Duration::from_secs(2));
+    let (leader, standby) = leader_and_standby(config.clone(), config).await;
+    let mut at_leader = leader.hub.subscribe(&[fx.topic()], Cursor::Now).unwrap();
+    let mut at_standby = standby.hub.subscribe(&[fx.topic()], Cursor::Now).unwrap();
+    fx.sql(&format!("INSERT INTO {} (id) VALUES (1), (2), (3)", fx.table)).await;
+    let first = increasing_ids(&next_events(&mut at_leader, 3).await);
+    assert_quiet(&mut at_standby, Duration::from_millis(300)).await;
+
+    // A snapshot on the standby publishes nothing itself: it waits until the leader has.
+    fx.sql(&format!("INSERT INTO {} (id) VALUES (4)", fx.table)).await;
+    let guard = timeout(WAIT, standby.source.quiesce(&standby.hub)).await.unwrap().unwrap();
+    assert_eq!(fx.unpublished().await, 0);
+    drop(guard);
+    assert_eq!(data(&*next_event(&mut at_leader).await)["new"]["id"], json!(4));
+    assert_quiet(&mut at_standby, Duration::from_millis(200)).await;
+
+    leader.crash().await;
+    standby.wait_for(Duration::from_secs(2), "live after the leader died", SourceState::is_live).await;
+    fx.sql(&format!("INSERT INTO {} (id) VALUES (5), (6)", fx.table)).await;
+    let after = increasing_ids(&next_events(&mut at_standby, 2).await);
+    assert!(after[0] > first[2], "{first:?} then {after:?}");
+    assert_quiet(&mut at_standby, Duration::from_millis(200)).await;
+    standby.stop().await;
+    fx.cleanup().await;
+}
+
+/// An outbox of an earlier release (without the hub columns) stops the tailer before it
+/// publishes anything it could not mark, saying what to do; `install` repairs it.
+#[tokio::test]
+async fn an_outdated_outbox_is_reported_until_installed_again() {
+    let fx = Fixture::new("id INTEGER PRIMARY KEY").await;
+    fx.sql(&format!("DROP INDEX \"{}_history\"", fx.names.outbox())).await;
+    for column in ["topic", "hub_epoch", "hub_position", "hub_seq", "hub_ts"] {
+        fx.sql(&format!("ALTER TABLE \"{}\" DROP COLUMN {column}", fx.names.outbox())).await;
+    }
+    fx.sql(&format!("INSERT INTO {} VALUES (1)", fx.table)).await;
+    let hub = test_hub();
+    let mut sub = hub.subscribe(&[fx.topic()], Cursor::Now).unwrap();
+    let running = Running::spawn(fx.config(), &hub);
+    running
+        .wait_for(WAIT, "told to install again", |state| {
+            matches!(state, SourceState::Retrying { error, .. } if error.contains("pushgate db install"))
+        })
+        .await;
+    assert_quiet(&mut sub, Duration::from_millis(200)).await;
+    fx.install(&[TableSpec::new(&fx.table).unwrap()]).await;
+    assert_eq!(data(&*next_event(&mut sub).await)["new"]["id"], json!(1));
+    running.stop().await;
     fx.cleanup().await;
 }

@@ -8,8 +8,8 @@
 //!   the admin key or a token allowed to subscribe to the topic, else `401`/`403` (whether a
 //!   per-user topic has subscribers tells whether that user is online);
 //! - `GET /healthz` → `{"status":"ok"|"degraded","sources":[{"url","state","error","attempt"},…]}`:
-//!   always `200` while the process answers; `degraded` when a database source is not live
-//!   (see [`Sources::health`]).
+//!   always `200` while the process answers; `degraded` when a database source is neither live
+//!   nor standing by (see [`Sources::health`]).
 //!
 //! Errors use the shared `{"error":{"code","message"}}` body from [`pushgate_http::ApiError`].
 //!

@@ -20,6 +20,9 @@ pub use file::{ConfigFile, ConfigFileError, parse};
 
 use crate::config::{Config, Secret};
 
+/// Where `pushgate serve` keeps its hub's epoch for sources without the demo, unless told otherwise.
+pub const DEFAULT_STATE_FILE: &str = "./pushgate-state";
+
 /// How the `pushgate` command writes its logs to stderr.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize,
@@ -116,6 +119,12 @@ impl ServeArgs {
         if pages.demo_db.is_none() && layer("demo_ticker_rate") == Layer::Default {
             pages.demo_ticker_rate = 0;
         }
+        // Sources without the demo have nothing to keep the state file beside: the working
+        // directory, as for the demo's own file.
+        let backends = &mut self.config.backends;
+        if pages.demo_db.is_none() && backends.state_file.is_none() && !backends.sources.is_empty() {
+            backends.state_file = Some(PathBuf::from(DEFAULT_STATE_FILE));
+        }
         if let Some(path) = &self.jwt_secret_file {
             let (secret, secret_file) = (layer("jwt_secret"), layer("jwt_secret_file"));
             if self.config.access.jwt_secret.is_some() && secret == secret_file {
@@ -208,6 +217,27 @@ mod tests {
         assert_eq!(sources, ["sqlite:a.db", "mysql://h/db", "postgres://h/db"]);
         assert_eq!(config.pages.demo_db, None);
         assert_eq!(parse(&["--demo-db", "/tmp/d.db"]).pages.demo_db, Some(PathBuf::from("/tmp/d.db")));
+    }
+
+    #[test]
+    fn the_lease_timeout_and_the_state_file_have_their_defaults() {
+        assert_eq!(*parse(&[]).backends.source_lease_timeout, Duration::from_secs(5));
+        let lease = parse(&["--source-lease-timeout", "2500ms"]).backends.source_lease_timeout;
+        assert_eq!(*lease, Duration::from_millis(2500));
+        // Beside the demo (left to the library), in the working directory for sources without
+        // it, or where told; none for neither.
+        let config = parse(&[]);
+        assert_eq!(config.backends.state_file, None);
+        assert_eq!(config.state_file_path(), Some(PathBuf::from("./pushgate-state")));
+        let config = parse(&["--demo-db", "/var/lib/pg/demo.db"]);
+        assert_eq!(config.state_file_path(), Some(PathBuf::from("/var/lib/pg/pushgate-state")));
+        let sources = parse(&["--source", "sqlite:a.db", "--no-demo"]);
+        assert_eq!(sources.backends.state_file, Some(PathBuf::from(DEFAULT_STATE_FILE)));
+        assert_eq!(parse(&["--no-demo"]).state_file_path(), None);
+        let told = parse(&["--state-file", "/var/lib/pushgate/state"]);
+        assert_eq!(told.state_file_path(), Some(PathBuf::from("/var/lib/pushgate/state")));
+        // Redis keeps the epoch: no state file.
+        assert_eq!(parse(&["--redis", "redis://127.0.0.1:6379"]).state_file_path(), None);
     }
 
     #[test]

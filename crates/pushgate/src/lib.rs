@@ -56,6 +56,7 @@ mod limits;
 mod metrics;
 mod server;
 mod sources;
+mod state;
 mod ticker;
 mod web;
 
@@ -245,7 +246,10 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves the gateway on an already bound `listener` until `shutdown` completes, over a new
 /// hub built from `config` ([`Config::connect_hub`]: on Redis when one is configured);
-/// see [`serve_hub_on`].
+/// see [`serve_hub_on`]. The hub reads each database source's outbox as history past its memory
+/// (`pushgate_sources::Source::history_tier`); with sources and no Redis, it resumes the epoch
+/// kept in the state file ([`Backends::state_file`](config::Backends::state_file), by default
+/// beside the demo database), so a restart keeps its clients' cursors (`state.rs`).
 ///
 /// This is [`serve`] for callers that bind themselves, typically tests that bind port 0 and
 /// need to learn the port before the server starts. The listen address of `config` is ignored
@@ -273,12 +277,15 @@ async fn serve_planned(
     plan: Plan,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let (hub, redis) = config.connect_hub().await?;
-    let Some(state) = redis else {
-        return serve_with(listener, hub, plan, shutdown, None).await;
+    let prepared = prepare(&plan).await?;
+    let state = if prepared.sources.is_empty() { None } else { open_state(&plan) };
+    let resume = state.as_ref().map(|state| (state.epoch(), state.floor()));
+    let (hub, redis) = config.connect_hub_with(prepared.sources.history_tiers(), resume).await?;
+    let Some(redis_state) = redis else {
+        return serve_with(listener, hub, plan, shutdown, None, prepared, state).await;
     };
     let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel();
-    let watched = state.clone();
+    let watched = redis_state.clone();
     let stop = async move {
         tokio::select! {
             () = shutdown => {}
@@ -288,10 +295,36 @@ async fn serve_planned(
             }
         }
     };
-    serve_with(listener, hub, plan, stop, Some(state)).await?;
+    serve_with(listener, hub, plan, stop, Some(redis_state), prepared, None).await?;
     match fatal_rx.await {
         Ok(reason) => Err(ServeError::RedisEpoch(reason)),
         Err(_) => Ok(()),
+    }
+}
+
+/// The state file of the plan (see [`Backends::state_file`](config::Backends::state_file)),
+/// locked for this process; `None` (and a warning) when there is none, another process holds it,
+/// or it cannot be used: the hub then takes a fresh epoch.
+fn open_state(plan: &Plan) -> Option<state::StateFile> {
+    let path = plan.state_file.as_deref()?;
+    match state::StateFile::open(path) {
+        Ok(Some(state)) => {
+            tracing::info!(path = %state.path().display(), epoch = %state.epoch(), "hub epoch kept in the state file");
+            Some(state)
+        }
+        Ok(None) => {
+            tracing::warn!(
+                path = %path.display(),
+                "another process holds the state file {}: this gateway runs with a new epoch of its own, so its \
+                 clients' cursors will not survive its restart",
+                path.display()
+            );
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot use the state file; this gateway runs with a new epoch");
+            None
+        }
     }
 }
 
@@ -313,7 +346,8 @@ async fn redis_fatal(state: RedisState) -> String {
 ///
 /// Before serving, with a demo database set ([`Pages::demo_db`](config::Pages::demo_db)), it prepares the demo database (creating the
 /// file, its tables and triggers as needed) and adds the `/demo/` routes and the demo's
-/// source. Each database source (and the demo's) tails its outbox into `hub` in a task
+/// source. The hub is the caller's: it gets no history tier and no state file here. Each
+/// database source (and the demo's) tails its outbox into `hub` in a task
 /// of its own; one that cannot connect retries with backoff and shows it on `/healthz`.
 ///
 /// When `shutdown` completes: no new connection is accepted; `hub` is closed, so parked long
@@ -332,38 +366,58 @@ pub async fn serve_hub_on(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    serve_with(listener, hub, Plan::new(config)?, shutdown, None).await
+    let plan = Plan::new(config)?;
+    let prepared = prepare(&plan).await?;
+    serve_with(listener, hub, plan, shutdown, None, prepared, None).await
 }
 
-/// [`serve_hub_on`] with its configuration resolved into `plan`, reporting `redis` on `/readyz`
-/// and `/metrics` when given.
-async fn serve_with(
-    listener: TcpListener,
-    hub: Hub,
-    plan: Plan,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    redis: Option<RedisState>,
-) -> Result<(), ServeError> {
+/// What runs beside the server: the database sources, the demo's among them.
+struct Prepared {
+    sources: Sources,
+    demo: Option<Arc<Demo>>,
+}
+
+/// The sources of `plan` and, with a demo database, the demo (its database prepared).
+async fn prepare(plan: &Plan) -> Result<Prepared, ServeError> {
     let mut sources = plan.sources.clone();
     let demo = match &plan.demo_db {
         Some(path) => {
-            let demo =
-                Demo::open(path).await.map_err(|source| ServeError::Demo { path: path.clone(), source })?;
+            let demo = Demo::open(path, plan.lease_timeout)
+                .await
+                .map_err(|source| ServeError::Demo { path: path.clone(), source })?;
             tracing::info!(path = %path.display(), "demo database ready: /demo/users, /demo/orders");
             sources.push(demo.source());
             Some(Arc::new(demo))
         }
         None => None,
     };
+    Ok(Prepared { sources, demo })
+}
+
+/// [`serve_hub_on`] with its configuration resolved into `plan` and the `prepared` sources and
+/// demo, reporting `redis` on `/readyz` and `/metrics` when given, and keeping the hub's head
+/// in `state` when given.
+async fn serve_with(
+    listener: TcpListener,
+    hub: Hub,
+    plan: Plan,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    redis: Option<RedisState>,
+    prepared: Prepared,
+    state: Option<state::StateFile>,
+) -> Result<(), ServeError> {
+    let Prepared { sources, demo } = prepared;
     let status = Arc::new(server::ServerStatus::new(plan.server.max_connections, Refusals::default()));
-    let router = routes(hub.clone(), &plan, sources.clone(), Arc::clone(&status), demo.clone(), redis);
+    let router =
+        routes(hub.clone(), &plan, sources.clone(), Arc::clone(&status), demo.clone(), redis.clone());
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),
     }
     let maintenance = tokio::spawn(hub.clone().maintain(MAINTENANCE_INTERVAL));
+    let state = state.map(|state| tokio::spawn(state.keep(hub.clone())));
     let ticker = tokio::spawn(ticker::run(hub.clone(), plan.ticker_rate));
-    let running = sources.spawn(&hub);
+    let running = sources.spawn(&hub, redis.is_some());
     // The sources stop when the server closes the hub, in parallel with the connections'
     // drain, and get the same time for it.
     tokio::join!(
@@ -373,6 +427,9 @@ async fn serve_with(
     // The hub is closed by now, which ends maintenance and the ticker at once.
     maintenance.await.ok();
     ticker.await.ok();
+    if let Some(state) = state {
+        state.await.ok();
+    }
     if let Some(demo) = demo {
         demo.close().await;
     }

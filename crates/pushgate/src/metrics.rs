@@ -17,6 +17,7 @@
 //! | `pushgate_connections_accepted_total` | counter | connections accepted, over-limit ones included |
 //! | `pushgate_draining` | gauge | 1 once shutdown began |
 //! | `pushgate_source_live{url}` | gauge | 1 when the source (URL, password hidden) is live, else 0 |
+//! | `pushgate_source_leader{source}` | gauge | 1 when this node holds the source's lease and tails it, else 0 (standing by, or not connected): across the nodes running a source, exactly one shows 1 |
 //! | `pushgate_subscriptions{transport}` | gauge | live readers per transport: SSE streams and subscribed WebSockets (one each), parked long polls |
 //! | `pushgate_fetches_total{transport}` | counter | poll and long-poll answers (`poll`, `longpoll`) |
 //! | `pushgate_delivery_latency_seconds{transport}` | histogram | publish timestamp to hand-over to a reader, per event delivered |
@@ -127,6 +128,16 @@ fn render(observed: &Observed) -> Result<String, std::fmt::Error> {
         sources.get_or_create(&vec![("url".to_owned(), url)]).set(i64::from(state.is_live()));
     }
     register(&mut registry, "source_live", "1 when the database source is live, else 0", sources);
+    let leaders = Family::<Vec<(String, String)>, Gauge>::default();
+    for (url, state) in observed.sources.states() {
+        leaders.get_or_create(&vec![("source".to_owned(), url)]).set(i64::from(state.is_live()));
+    }
+    register(
+        &mut registry,
+        "source_leader",
+        "1 when this node holds the database source's lease and tails it, else 0",
+        leaders,
+    );
     let by_label = observed.hub.stats_by_label();
     let subscriptions = labelled::<Gauge>("transport", &by_label, |s, g| {
         g.set(i64::try_from(s.live).unwrap_or(i64::MAX));
@@ -235,16 +246,17 @@ fn gauge(value: u64) -> Gauge {
     gauge
 }
 
-/// `GET /readyz`: `200 {"ready":true}` when every source is live, Redis (if used) is connected
-/// and the server is not draining; else `503 {"ready":false,"reasons":[…]}`, one sentence per
-/// reason. With Redis the body also has `"redis":{"connected","error"}`.
+/// `GET /readyz`: `200 {"ready":true}` when every source is live or standing by (another node
+/// leads it: this one serves all the same), Redis (if used) is connected and the server is not
+/// draining; else `503 {"ready":false,"reasons":[…]}`, one sentence per reason. With Redis the
+/// body also has `"redis":{"connected","error"}`.
 pub(crate) async fn readyz(State(observed): State<Observed>) -> Response {
     let mut reasons = Vec::new();
     if observed.server.is_draining() {
         reasons.push("draining: shutdown began".to_owned());
     }
     for (url, state) in observed.sources.states() {
-        if !state.is_live() {
+        if !state.is_ready() {
             reasons.push(format!("source {url} is {state}"));
         }
     }

@@ -25,8 +25,11 @@ async fn node(redis: &RedisServer) -> anyhow::Result<GatewayProcess> {
 /// A gateway node on `redis`, with extra `pushgate serve` arguments.
 async fn node_with(redis: &RedisServer, extra: &[&str]) -> anyhow::Result<GatewayProcess> {
     let url = redis.url();
-    let args: Vec<&str> = ["--redis", url.as_str()].into_iter().chain(extra.iter().copied()).collect();
-    GatewayProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_pushgate")), &args).await
+    let args: Vec<&str> =
+        ["--no-demo", "--redis", url.as_str()].into_iter().chain(extra.iter().copied()).collect();
+    // With Redis and no demo, the gateway writes nothing in its working directory.
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_pushgate"));
+    GatewayProcess::start(binary, &std::env::temp_dir(), &args).await
 }
 
 fn http() -> reqwest::Client {

@@ -61,10 +61,15 @@ fn unread(port: u16) -> u64 {
 #[tokio::test]
 async fn unfinished_heads_hold_little_memory_on_every_path() {
     let program = Path::new(env!("CARGO_BIN_EXE_pushgate"));
-    let gateway =
-        GatewayProcess::start(program, &["--max-connections", "2000", "--header-read-timeout", "60s"])
-            .await
-            .unwrap();
+    // Without the demo, the gateway writes nothing in its working directory.
+    let dir = std::env::temp_dir();
+    let gateway = GatewayProcess::start(
+        program,
+        &dir,
+        &["--no-demo", "--max-connections", "2000", "--header-read-timeout", "60s"],
+    )
+    .await
+    .unwrap();
     let addr = gateway.addr();
     let pid = gateway.pid().expect("the gateway runs");
 

@@ -107,6 +107,15 @@ impl Drop for TempSqlite {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
         }
+        // The lease files beside it, `<file>-<outbox>.lock`.
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else { return };
+        let prefix = format!("{}-", name.to_string_lossy());
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file.starts_with(&prefix) && file.ends_with(".lock") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 
@@ -120,23 +129,46 @@ pub struct Running {
 impl Running {
     /// Spawns `Source::run` for `config` and waits (bounded) until it is live.
     pub async fn start(config: SourceConfig, hub: &Hub) -> Self {
+        let running = Self::spawn(config, hub);
+        running.wait_live().await;
+        running
+    }
+
+    /// Spawns `Source::run` for `config`, without waiting.
+    pub fn spawn(config: SourceConfig, hub: &Hub) -> Self {
         let source = Arc::new(Source::new(config).unwrap());
         let task = tokio::spawn({
             let (source, hub) = (Arc::clone(&source), hub.clone());
             async move { source.run(hub).await }
         });
-        let running = Self { source, hub: hub.clone(), task };
-        running.wait_live().await;
-        running
+        Self { source, hub: hub.clone(), task }
     }
 
     /// Waits (bounded) until the source reports `Live`.
     pub async fn wait_live(&self) {
-        let deadline = Instant::now() + WAIT;
-        while !self.source.state().is_live() {
-            assert!(Instant::now() < deadline, "source not live after {WAIT:?}: {}", self.source.state());
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.wait_for(WAIT, "live", SourceState::is_live).await;
+    }
+
+    /// Waits until the source's state passes `check`, panicking after `within`; returns how
+    /// long it took.
+    pub async fn wait_for(
+        &self,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&SourceState) -> bool,
+    ) -> Duration {
+        let started = Instant::now();
+        let mut changes = self.source.state_changes();
+        let reached = timeout(within, changes.wait_for(|state| check(state))).await;
+        assert!(matches!(reached, Ok(Ok(_))), "source not {what} within {within:?}: {}", self.source.state());
+        started.elapsed()
+    }
+
+    /// Ends the task where it is, as a crash would: no batch is finished, and the lease's
+    /// session or file closes with it.
+    pub async fn crash(self) {
+        self.task.abort();
+        let _ = self.task.await;
     }
 
     /// The source's state.
@@ -152,6 +184,16 @@ impl Running {
         let _ = self.task.await;
         drop(guard);
     }
+}
+
+/// Two sources of `config`, each into a hub of its own, as on two nodes without a shared hub:
+/// the first leads, the second stands by.
+pub async fn leader_and_standby(leader: SourceConfig, standby: SourceConfig) -> (Running, Running) {
+    let leader = Running::start(leader, &test_hub()).await;
+    let standby = Running::spawn(standby, &test_hub());
+    standby.wait_for(WAIT, "standing by", |state| *state == SourceState::Standby).await;
+    assert!(leader.source.is_leader() && !standby.source.is_leader());
+    (leader, standby)
 }
 
 /// The next `n` events of `sub`, panicking with what did arrive if they take longer than

@@ -4,10 +4,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use pushgate_hub::Hub;
+use pushgate_hub::{Epoch, HistoryTier, Hub, HubBuilder};
 use pushgate_redis::{DEFAULT_HISTORY_EVENTS, RedisOptions, RedisState, RedisStorage};
+use pushgate_sources::SourceConfig;
 
-use super::{Config, ConfigError, ConnectionUrl};
+use super::{Config, ConfigError, ConnectionUrl, TimeSpan};
+
+/// The state file's name beside the demo database.
+const STATE_FILE_NAME: &str = "pushgate-state";
 
 section! {
     /// Redis and the database sources.
@@ -20,6 +24,19 @@ section! {
         #[arg(long = "source", env = "PUSHGATE_SOURCES", value_name = "URL", value_delimiter = ',',
               hide_env_values = true)]
         pub sources: Vec<ConnectionUrl>,
+
+        /// How soon another gateway takes over a database source (the demo's too) when the one
+        /// tailing it is gone: every gateway may run the same --source, one at a time tails it,
+        /// holding a lease in the database. At least 500ms.
+        #[arg(long, env = "PUSHGATE_SOURCE_LEASE_TIMEOUT", value_name = "DURATION")]
+        pub source_lease_timeout: TimeSpan = TimeSpan::secs(5),
+
+        /// Where this gateway keeps its hub's epoch and a position floor across restarts when it
+        /// runs database sources (the demo's too) without --redis, so clients resume with their
+        /// cursors (the outboxes serve what memory lost) [default: pushgate-state beside
+        /// --demo-db; the `pushgate` command uses ./pushgate-state for sources without the demo].
+        #[arg(long, env = "PUSHGATE_STATE_FILE", value_name = "PATH")]
+        pub state_file: Option<PathBuf>,
 
         /// Share topics with the other gateways using this Redis (redis://host:port, or with a
         /// password redis://:PASSWORD@host:port[/db]): positions, history and cursors live in
@@ -73,6 +90,12 @@ impl Backends {
         if self.redis_history_events == 0 {
             return Err(ConfigError::Zero { name: "redis_history_events" });
         }
+        if *self.source_lease_timeout < SourceConfig::MIN_LEASE_TIMEOUT {
+            return Err(ConfigError::LeaseTimeoutTooShort {
+                value: *self.source_lease_timeout,
+                min: SourceConfig::MIN_LEASE_TIMEOUT,
+            });
+        }
         for (i, url) in self.sources.iter().enumerate() {
             if self.sources[..i].contains(url) {
                 return Err(ConfigError::DuplicateSource { url: url.redacted() });
@@ -99,16 +122,45 @@ impl Config {
     /// # let _ = hub; Ok(()) }
     /// ```
     pub async fn connect_hub(&self) -> Result<(Hub, Option<RedisState>), crate::ServeError> {
+        self.connect_hub_with(Vec::new(), None).await
+    }
+
+    /// [`connect_hub`](Self::connect_hub) with history `tiers` (the sources' outboxes) and,
+    /// for the in-memory hub, an epoch to `resume` above a position floor (from the state file).
+    pub(crate) async fn connect_hub_with(
+        &self,
+        tiers: Vec<Arc<dyn HistoryTier>>,
+        resume: Option<(Epoch, u64)>,
+    ) -> Result<(Hub, Option<RedisState>), crate::ServeError> {
         let Some(url) = &self.backends.redis else {
-            return Ok((self.build_hub(), None));
+            let mut builder = self.hub_builder().history(self.topics.history_limit());
+            if let Some((epoch, floor)) = resume {
+                builder = builder.resume(epoch, floor);
+            }
+            return Ok((with_tiers(builder, tiers).build(), None));
         };
         let storage = RedisStorage::connect(url.expose(), self.redis_options())
             .await
             .map_err(|source| crate::ServeError::Redis { url: url.redacted(), source })?;
         let state = storage.state();
-        // The Redis log answers cursors older than this node's memory history.
+        // The Redis log answers cursors older than this node's memory history first (it holds
+        // every topic); the outboxes, asked next, reach further back for their sources' topics.
         let tier = storage.history_tier();
-        Ok((self.hub_builder().storage(Arc::new(storage)).tier(tier).build(), Some(state)))
+        let builder = self.hub_builder().storage(Arc::new(storage)).tier(tier);
+        Ok((with_tiers(builder, tiers).build(), Some(state)))
+    }
+
+    /// Where a single node keeps its hub's epoch across restarts: the configured
+    /// [`state_file`](Backends::state_file), else beside the demo database; `None` with Redis,
+    /// whose epoch lives in Redis.
+    pub(crate) fn state_file_path(&self) -> Option<PathBuf> {
+        if self.backends.redis.is_some() {
+            return None;
+        }
+        self.backends
+            .state_file
+            .clone()
+            .or_else(|| self.pages.demo_db.as_ref().map(|demo| demo.with_file_name(STATE_FILE_NAME)))
     }
 
     /// What the Redis storage is told: the history and topic limits, the log's retention, TLS
@@ -133,6 +185,11 @@ impl Config {
     }
 }
 
+/// `builder` asking `tiers` too, after the tiers it has.
+fn with_tiers(builder: HubBuilder, tiers: Vec<Arc<dyn HistoryTier>>) -> HubBuilder {
+    tiers.into_iter().fold(builder, HubBuilder::tier)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,8 +206,12 @@ mod tests {
             Err(ConfigError::Source { url, .. }) => assert_eq!(url, "oracle://u:***@h/db"),
             other => panic!("expected ConfigError::Source, got {other:?}"),
         }
-        let twice = base.with_sources(vec!["mysql://u:secret@h/db", "mysql://u:secret@h/db"]);
+        let twice = base.clone().with_sources(vec!["mysql://u:secret@h/db", "mysql://u:secret@h/db"]);
         assert_eq!(twice.validate(), Err(ConfigError::DuplicateSource { url: "mysql://u:***@h/db".into() }));
+        let lease =
+            |ms| base.clone().with_source_lease_timeout(std::time::Duration::from_millis(ms)).validate();
+        assert_eq!(lease(500), Ok(()));
+        assert!(matches!(lease(499), Err(ConfigError::LeaseTimeoutTooShort { .. })));
     }
 
     #[test]

@@ -59,6 +59,14 @@ pub enum ConfigError {
         /// Why it cannot be used.
         reason: String,
     },
+    /// The source lease timeout is shorter than the shortest allowed.
+    #[error("source_lease_timeout is {value:?}; at least {min:?} is needed")]
+    LeaseTimeoutTooShort {
+        /// The configured timeout.
+        value: std::time::Duration,
+        /// The shortest allowed.
+        min: std::time::Duration,
+    },
     /// Only one of the Redis client certificate and its key is given.
     #[error("redis_client_cert and redis_client_key go together")]
     RedisClientIdentity,

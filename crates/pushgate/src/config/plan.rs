@@ -47,6 +47,10 @@ pub(crate) struct Plan {
     pub(crate) sources: Sources,
     pub(crate) web_dir: Option<PathBuf>,
     pub(crate) demo_db: Option<PathBuf>,
+    /// How soon another node takes over a source, the demo's included.
+    pub(crate) lease_timeout: Duration,
+    /// Where one node without Redis keeps its hub's epoch, if anywhere.
+    pub(crate) state_file: Option<PathBuf>,
     pub(crate) ticker_rate: u32,
     pub(crate) drain_timeout: Duration,
 }
@@ -108,9 +112,11 @@ impl Plan {
             },
             server,
             proxies: TrustedProxies::new(listener.trusted_networks()?),
-            sources: Sources::new(&backends.sources)?,
+            sources: Sources::new(&backends.sources, *backends.source_lease_timeout)?,
             web_dir: pages.web_dir.clone(),
             demo_db: pages.demo_db.clone(),
+            lease_timeout: *backends.source_lease_timeout,
+            state_file: config.state_file_path(),
             ticker_rate: pages.demo_ticker_rate,
             drain_timeout: *listener.drain_timeout,
         })

@@ -31,8 +31,9 @@ pub(crate) struct Demo {
 
 impl Demo {
     /// Opens the demo database at `path`, creating the file, the tables and the triggers as
-    /// needed (all idempotent, so a second start keeps the rows).
-    pub(crate) async fn open(path: &Path) -> Result<Self, SourceError> {
+    /// needed (all idempotent, so a second start keeps the rows). Its source takes over within
+    /// `lease_timeout` from another process tailing the same file.
+    pub(crate) async fn open(path: &Path, lease_timeout: Duration) -> Result<Self, SourceError> {
         let url = sqlite_url(path)
             .ok_or_else(|| SourceError::Config(format!("the path {path:?} is not valid UTF-8")))?;
         // WAL and a busy timeout, as the source uses: the REST API and the tailer both write.
@@ -53,7 +54,7 @@ impl Demo {
         let specs =
             schema::TABLES.iter().map(|table| TableSpec::new(table.name)).collect::<Result<Vec<_>, _>>()?;
         pushgate_sources::install(&url, &SourceNames::default(), &specs, false).await?;
-        let source = Arc::new(Source::new(SourceConfig::new(url))?);
+        let source = Arc::new(Source::new(SourceConfig::new(url).lease_timeout(lease_timeout))?);
         Ok(Self { pool, source })
     }
 
