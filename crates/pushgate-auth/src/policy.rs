@@ -268,7 +268,8 @@ impl Authorize for AccessPolicy {
             && let (Some(token), Some(admin)) = (request.token, &inner.admin_key)
             && admin.matches(token)
         {
-            return Check::ready(Ok(Grant::forever()));
+            // The application's servers: never rate-limited.
+            return Check::ready(Ok(Grant::server()));
         }
         if let Some(grant) = inner.reuse(request) {
             return Check::ready(Ok(grant));
@@ -486,7 +487,8 @@ impl Inner {
             Answer::Allow(decision) => match self.first_denied(request, Some(&decision)) {
                 None => {
                     let user = decision.user.clone();
-                    return self.finish(request, Grant::forever(), user, Some(decision));
+                    let grant = Grant::forever().as_server(decision.server);
+                    return self.finish(request, grant, user, Some(decision));
                 }
                 Some(topic) => Err(AuthError::ApplicationForbidden {
                     action: request.action,

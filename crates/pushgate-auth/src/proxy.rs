@@ -93,6 +93,9 @@ pub(crate) enum Answer {
 #[derive(Debug)]
 pub(crate) struct Decision {
     pub(crate) user: Option<Arc<str>>,
+    /// The application vouches for the caller as one of its own servers (`"server": true`):
+    /// its publishes are not rate-limited.
+    pub(crate) server: bool,
     pub(crate) subscribe: Vec<TopicPattern>,
     pub(crate) publish: Vec<TopicPattern>,
     /// When it was made, compared with the user's revocations.
@@ -143,6 +146,8 @@ struct Allowed {
     publish: Vec<String>,
     #[serde(default)]
     expires_in: Option<u64>,
+    #[serde(default)]
+    server: bool,
 }
 
 /// A refusal's body, when it is JSON.
@@ -358,6 +363,7 @@ fn decision(allowed: Allowed, key: Key) -> Result<Decision, String> {
     let ttl = Duration::from_secs(allowed.expires_in.unwrap_or(0));
     Ok(Decision {
         user: user.map(Arc::from),
+        server: allowed.server,
         subscribe: parse(allowed.subscribe),
         publish: parse(allowed.publish),
         decided_at: SystemTime::now(),
@@ -393,6 +399,16 @@ mod tests {
             (Answer::Forbidden, None)
         ));
         assert!(matches!(parse_answer(StatusCode::FOUND, b"", key).0, Answer::Unavailable(_)));
+        // The application vouches for its own backend: not rate-limited.
+        let (answer, _) = parse_answer(StatusCode::OK, br#"{"user":"feed","server":true}"#, key);
+        let Answer::Allow(decision) = answer else { panic!("{answer:?}") };
+        assert!(decision.server);
+        let Answer::Allow(decision) = allowed_answer(key) else { panic!("an allow") };
+        assert!(!decision.server, "a client unless the application says otherwise");
+    }
+
+    fn allowed_answer(key: Key) -> Answer {
+        parse_answer(StatusCode::OK, br#"{"user":"42"}"#, key).0
     }
 
     #[test]

@@ -182,7 +182,8 @@ fn the_admin_key_publishes_anywhere_and_nothing_more() {
         AccessPolicy::builder().admin_key("k3y").anonymous_subscribe(["*".parse().unwrap()]).build().unwrap();
     assert_eq!(
         check(&auth, Some("k3y"), Action::Publish, &topics(&["any.topic", "user:1"])),
-        Ok(Grant::forever())
+        Ok(Grant::server()),
+        "the application's server: never expires, never rate-limited"
     );
     assert_eq!(code(check(&auth, Some("k3y "), Action::Publish, &topics(&["a"]))), ErrorCode::InvalidToken);
     assert_eq!(code(check(&auth, Some("k3"), Action::Publish, &topics(&["a"]))), ErrorCode::InvalidToken);

@@ -212,8 +212,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PollRequest {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = Query::parse(parts.uri.query());
-        let last_event_id = parts.headers.get("last-event-id").and_then(|v| v.to_str().ok());
-        let params = SubscribeParams::from_query(&query, last_event_id)?;
+        let params = SubscribeParams::from_request(&query, &parts.headers)?;
         let mut tags = parts.headers.get_all(header::IF_NONE_MATCH).iter().cloned();
         let answer = PollAnswer { params, if_none_match: tags.next(), more_if_none_match: tags.collect() };
         // Moved, not copied: nothing after this extractor reads them.

@@ -66,6 +66,16 @@ pub enum ErrorCode {
     AuthUnavailable,
     /// The user holds the most connections allowed per user (429).
     TooManyConnectionsForUser,
+    /// The request is not valid HTTP/1.1: a head that does not parse, an invalid or
+    /// conflicting `Content-Length`, `Content-Length` with `Transfer-Encoding`, no `Host` or
+    /// more than one (400).
+    MalformedRequest,
+    /// The request target is longer than the server reads (414).
+    UriTooLong,
+    /// The request head (request line and header fields) is larger than the server reads (431).
+    HeadersTooLarge,
+    /// The request uses a transfer coding the server does not implement (501).
+    NotImplemented,
 }
 
 impl ErrorCode {
@@ -101,6 +111,10 @@ impl ErrorCode {
             Self::Unauthenticated => "unauthenticated",
             Self::AuthUnavailable => "auth_unavailable",
             Self::TooManyConnectionsForUser => "too_many_connections_for_user",
+            Self::MalformedRequest => "malformed_request",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::NotImplemented => "not_implemented",
         }
     }
 
@@ -114,7 +128,11 @@ impl ErrorCode {
             | Self::NoTopics
             | Self::TooManyTopics
             | Self::InvalidJson
-            | Self::InvalidParameter => StatusCode::BAD_REQUEST,
+            | Self::InvalidParameter
+            | Self::MalformedRequest => StatusCode::BAD_REQUEST,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
@@ -235,6 +253,18 @@ mod tests {
         let err = ApiError::new(ErrorCode::RequestTimeout, "too slow");
         assert_eq!(err.code().status(), StatusCode::REQUEST_TIMEOUT);
         assert_eq!(err.to_json(), r#"{"error":{"code":"request_timeout","message":"too slow"}}"#);
+    }
+
+    #[test]
+    fn malformed_requests_have_their_own_statuses() {
+        for (code, status, text) in [
+            (ErrorCode::MalformedRequest, 400, "malformed_request"),
+            (ErrorCode::UriTooLong, 414, "uri_too_long"),
+            (ErrorCode::HeadersTooLarge, 431, "headers_too_large"),
+            (ErrorCode::NotImplemented, 501, "not_implemented"),
+        ] {
+            assert_eq!((code.status().as_u16(), code.as_str()), (status, text));
+        }
     }
 
     #[test]

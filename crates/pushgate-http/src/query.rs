@@ -5,6 +5,7 @@ use std::fmt;
 use std::ops::Range;
 
 use axum::extract::FromRequestParts;
+use http::HeaderMap;
 use http::request::Parts;
 use pushgate_hub::{Cursor, TopicName};
 
@@ -176,15 +177,43 @@ impl SubscribeParams {
         };
         Ok(Self { topics, cursor })
     }
+
+    /// Reads topics and cursor from `query` and the request's `Last-Event-ID` header; a header
+    /// that is not visible ASCII (a cursor never is anything else) is `400 invalid_cursor`,
+    /// not ignored: the client meant to resume.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use pushgate_http::{ErrorCode, Query, SubscribeParams};
+    ///
+    /// let query = Query::parse(Some("topic=a&cursor=oldest"));
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("last-event-id", HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+    /// let err = SubscribeParams::from_request(&query, &headers).unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::InvalidCursor);
+    /// ```
+    pub fn from_request(query: &Query, headers: &HeaderMap) -> Result<Self, ApiError> {
+        let last_event_id = match headers.get(LAST_EVENT_ID) {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidCursor,
+                    "the Last-Event-ID header is not a cursor: it holds bytes other than visible ASCII",
+                )
+            })?),
+        };
+        Self::from_query(query, last_event_id)
+    }
 }
+
+/// The header a reconnecting `EventSource` resumes with.
+const LAST_EVENT_ID: &str = "last-event-id";
 
 impl<S: Send + Sync> FromRequestParts<S> for SubscribeParams {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = Query::parse(parts.uri.query());
-        let header = parts.headers.get("last-event-id").and_then(|v| v.to_str().ok());
-        Self::from_query(&query, header)
+        Self::from_request(&Query::parse(parts.uri.query()), &parts.headers)
     }
 }
 

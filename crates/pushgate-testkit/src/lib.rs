@@ -18,12 +18,15 @@
 //!   A rejected subscribe request is a [`Rejected`] error carrying the status and JSON body.
 //!   Every client counts its HTTP requests (a WebSocket handshake is one) and the bytes of
 //!   payload it received ([`Traffic`]).
+//! - [`RawHttp`]: a raw HTTP/1 connection that writes any bytes and reads answers framed by
+//!   their `content-length` ([`RawAnswer`]), for tests of malformed requests, pipelining and
+//!   closing.
 //! - [`RedisServer`]: a private `redis-server` child on a free port (nothing on disk, killed on
 //!   drop, restartable empty) for the Redis scale-out tests, a TLS server or a replica with
 //!   extra arguments; [`RedisSentinel`] watches a master and fails it over.
 //! - [`GatewayProcess`]: the built `pushgate` binary as a child process on a port the OS picks,
 //!   its JSON log kept line by line, `SIGKILL`ed as in a crash or stopped with `SIGTERM`, for
-//!   tests of several nodes, takeovers and restarts.
+//!   tests of several nodes, takeovers and restarts, or of the gateway's own memory (`pid`).
 //! - [`Relay`]: a TCP relay that can be cut and resumed, so one client loses a server while
 //!   others keep it.
 //! - [`TestCa`]: a throwaway certificate authority and the server or client certificates it
@@ -52,6 +55,7 @@
 mod client;
 mod feed;
 mod process;
+mod raw;
 mod redis;
 mod relay;
 mod server;
@@ -61,6 +65,7 @@ mod tls;
 pub use client::{LongPollClient, PollClient, SseClient, Transport, TransportClient, WsClient};
 pub use feed::{Delivery, Feed, Rejected, Traffic};
 pub use process::GatewayProcess;
+pub use raw::{RawAnswer, RawHttp};
 pub use redis::{RedisSentinel, RedisServer, free_port};
 pub use relay::Relay;
 pub use server::{Published, TestServer};

@@ -1,6 +1,7 @@
 //! The gateway as a real process: the built `pushgate` binary on a port the OS picks, its log
 //! kept line by line, killed (`SIGKILL`, as a crash) or stopped (`SIGTERM`) by its pid.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ const START: Duration = Duration::from_secs(20);
 #[derive(Debug)]
 pub struct GatewayProcess {
     child: Child,
+    addr: SocketAddr,
     base_url: String,
     logs: Arc<Mutex<Vec<String>>>,
     logged: watch::Receiver<usize>,
@@ -74,12 +76,30 @@ impl GatewayProcess {
                 }
             }
         });
-        let addr = match tokio::time::timeout(START, addr_rx).await {
-            Ok(Ok(addr)) => addr,
+        let addr: SocketAddr = match tokio::time::timeout(START, addr_rx).await {
+            Ok(Ok(addr)) => addr.parse().with_context(|| format!("a listening address: {addr}"))?,
             Ok(Err(_)) => bail!("the gateway exited before listening; its log:\n{}", joined(&logs)),
             Err(_) => bail!("the gateway did not listen within {START:?}; its log:\n{}", joined(&logs)),
         };
-        Ok(Self { child, base_url: format!("http://{addr}"), logs, logged })
+        Ok(Self { child, addr, base_url: format!("http://{addr}"), logs, logged })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its process id (to read `/proc/<pid>/status`, say); `None` once it exited.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits until it exits by itself.
+    ///
+    /// # Errors
+    /// When it cannot be waited for.
+    pub async fn wait(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        self.child.wait().await.context("waiting for the gateway")
     }
 
     /// `http://127.0.0.1:<port>`.

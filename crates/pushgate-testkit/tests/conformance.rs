@@ -1,10 +1,12 @@
 //! The conformance suite: what docs/protocol.md promises on every transport, checked over real
 //! sockets against a real gateway.
 //!
-//! Each test is an `async fn name(transport: Transport) -> anyhow::Result<()>` written once;
-//! `conformance!(poll, longpoll, sse, ws)` instantiates every test of the list in `suite!` once per
-//! transport, as `<transport>::<test>` (`cargo test -p pushgate-testkit sse::` runs one
-//! transport, `cargo test -p pushgate-testkit resume` one test on all four). Adding a test means
+//! Each test is an `async fn name(transport: Transport, path: ServerPath) -> anyhow::Result<()>`
+//! written once; `conformance!(poll, longpoll, sse, ws)` instantiates every test of the list in
+//! `suite!` once per transport and per server path (the gateway's keep-alive loop in front, as
+//! by default, or every request on hyper), as `<transport>::<path>::<test>` (`cargo test -p
+//! pushgate-testkit sse::` runs one transport, `cargo test -p pushgate-testkit hyper::` one
+//! path, `cargo test -p pushgate-testkit resume` one test everywhere). Adding a test means
 //! writing the function and adding its name to `suite!`.
 //!
 //! Every wait is bounded ([`WAIT`]), so a transport that does not deliver fails in seconds with
@@ -22,17 +24,32 @@ use serde_json::{Value, json};
 /// The longest any single expectation waits.
 const WAIT: Duration = Duration::from_secs(5);
 
-/// One `#[tokio::test]` per test, for the transport named by the enclosing module.
+/// One `#[tokio::test]` per test, for the transport named by the enclosing module and the
+/// server path `$path`. Adding a test means adding its name here.
 macro_rules! suite {
-    ($($test:ident),+ $(,)?) => {$(
+    ($path:expr) => {
+        instantiate!(
+            $path;
+            receive_exact_event_object,
+            resume_from_last_cursor,
+            stale_cursor_resets_then_replays,
+            multi_topic_in_publish_order,
+            bad_input_is_a_400_with_json_error,
+            shutdown_ends_the_feed,
+        );
+    };
+}
+
+macro_rules! instantiate {
+    ($path:expr; $($test:ident),+ $(,)?) => {$(
         #[tokio::test]
         async fn $test() -> anyhow::Result<()> {
-            super::$test(transport()).await
+            crate::$test(super::transport(), $path).await
         }
     )+};
 }
 
-/// A module per transport holding the whole suite.
+/// A module per transport holding the whole suite once per server path.
 macro_rules! conformance {
     ($($transport:ident),+ $(,)?) => {$(
         mod $transport {
@@ -40,26 +57,42 @@ macro_rules! conformance {
                 stringify!($transport).parse().expect("a transport name")
             }
 
-            suite!(
-                receive_exact_event_object,
-                resume_from_last_cursor,
-                stale_cursor_resets_then_replays,
-                multi_topic_in_publish_order,
-                bad_input_is_a_400_with_json_error,
-                shutdown_ends_the_feed,
-            );
+            mod keep_alive_loop {
+                suite!(crate::ServerPath::KeepAliveLoop);
+            }
+
+            mod hyper {
+                suite!(crate::ServerPath::Hyper);
+            }
         }
     )+};
 }
 
 conformance!(poll, longpoll, sse, ws);
 
+/// How the gateway under test serves HTTP: polls, long polls and SSE streams in its own
+/// keep-alive loop (the default), or every request on hyper (`Config::keep_alive_loop` off).
+/// Both must keep the same promises.
+#[derive(Debug, Clone, Copy)]
+enum ServerPath {
+    KeepAliveLoop,
+    Hyper,
+}
+
+impl ServerPath {
+    /// A gateway serving this way.
+    async fn start(self) -> anyhow::Result<TestServer> {
+        let loop_on = matches!(self, Self::KeepAliveLoop);
+        TestServer::start_with(pushgate::Config::default().with_no_keep_alive_loop(!loop_on)).await
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The tests, each for any transport.
 
 /// (a) An event published over HTTP arrives as exactly the event object.
-async fn receive_exact_event_object(transport: Transport) -> anyhow::Result<()> {
-    let server = TestServer::start().await?;
+async fn receive_exact_event_object(transport: Transport, path: ServerPath) -> anyhow::Result<()> {
+    let server = path.start().await?;
     let mut feed = connect(transport, &server, &["chat"], None).await?;
 
     let typed = json!({"text": "hé \"quoted\"\nsecond line", "n": [1, 2.5, true, null], "nested": {}});
@@ -84,8 +117,8 @@ async fn receive_exact_event_object(transport: Transport) -> anyhow::Result<()> 
 
 /// (b) Disconnect after one event, miss five, reconnect with the last cursor: exactly those five,
 /// in order, once.
-async fn resume_from_last_cursor(transport: Transport) -> anyhow::Result<()> {
-    let server = TestServer::start().await?;
+async fn resume_from_last_cursor(transport: Transport, path: ServerPath) -> anyhow::Result<()> {
+    let server = path.start().await?;
     let mut feed = connect(transport, &server, &["orders"], None).await?;
     let seen = server.publish("orders", json!({"n": 0})).await?;
     expect_exactly(&mut *feed, std::slice::from_ref(&seen)).await?;
@@ -105,12 +138,12 @@ async fn resume_from_last_cursor(transport: Transport) -> anyhow::Result<()> {
 }
 
 /// (c) A cursor from another server (another epoch) gets a reset first, then the retained events.
-async fn stale_cursor_resets_then_replays(transport: Transport) -> anyhow::Result<()> {
+async fn stale_cursor_resets_then_replays(transport: Transport, path: ServerPath) -> anyhow::Result<()> {
     let stale = {
-        let other = TestServer::start().await?;
+        let other = path.start().await?;
         other.publish("news", json!("from another epoch")).await?.id
     };
-    let server = TestServer::start().await?;
+    let server = path.start().await?;
     let mut retained = Vec::new();
     for n in 1..=3 {
         retained.push(server.publish("news", json!({ "n": n })).await?);
@@ -132,8 +165,8 @@ async fn stale_cursor_resets_then_replays(transport: Transport) -> anyhow::Resul
 }
 
 /// (d) Two topics arrive interleaved in publish order; a third, unsubscribed topic never does.
-async fn multi_topic_in_publish_order(transport: Transport) -> anyhow::Result<()> {
-    let server = TestServer::start().await?;
+async fn multi_topic_in_publish_order(transport: Transport, path: ServerPath) -> anyhow::Result<()> {
+    let server = path.start().await?;
     let mut feed = connect(transport, &server, &["alpha", "beta"], None).await?;
     let plan = ["alpha", "gamma", "beta", "alpha", "gamma", "beta", "beta", "alpha", "gamma", "beta"];
     let mut expected = Vec::new();
@@ -149,8 +182,8 @@ async fn multi_topic_in_publish_order(transport: Transport) -> anyhow::Result<()
 
 /// (e) A malformed cursor and an invalid topic are refused with 400 and `{"error":{"code","message"}}`
 /// (on WebSocket: before the upgrade).
-async fn bad_input_is_a_400_with_json_error(transport: Transport) -> anyhow::Result<()> {
-    let server = TestServer::start().await?;
+async fn bad_input_is_a_400_with_json_error(transport: Transport, path: ServerPath) -> anyhow::Result<()> {
+    let server = path.start().await?;
     let cases: [(&[&str], Option<&str>, &str); 2] =
         [(&["fine"], Some("not-a-cursor"), "invalid_cursor"), (&["not a topic!"], None, "invalid_topic")];
     for (topics, cursor, code) in cases {
@@ -171,8 +204,8 @@ async fn bad_input_is_a_400_with_json_error(transport: Transport) -> anyhow::Res
 }
 
 /// Shutting the server down ends a live feed promptly, whatever it was doing.
-async fn shutdown_ends_the_feed(transport: Transport) -> anyhow::Result<()> {
-    let server = TestServer::start().await?;
+async fn shutdown_ends_the_feed(transport: Transport, path: ServerPath) -> anyhow::Result<()> {
+    let server = path.start().await?;
     let mut feed = connect(transport, &server, &["bye"], None).await?;
     let stopped = server.shutdown().await;
     let ended = match feed.next(WAIT).await {

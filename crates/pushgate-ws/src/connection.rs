@@ -455,19 +455,21 @@ impl Connection {
                 self.outbox.push_reply(reply);
             }
             Asked::Publish { topic, event } => {
+                let server = grant.is_server();
                 self.auth.hold(grant, None);
-                self.publish(topic, event);
+                self.publish(topic, event, server);
             }
         }
     }
 
     /// Carries out an allowed `publish` frame: in line behind the ones before it, unless the
-    /// client publishes faster than its allowance. The event's sender is the connection's user.
-    fn publish(&mut self, topic: TopicName, mut event: NewEvent) {
+    /// client publishes faster than its allowance (the application's own `server` publishes for
+    /// many clients and is never limited). The event's sender is the connection's user.
+    fn publish(&mut self, topic: TopicName, mut event: NewEvent, server: bool) {
         if let Some(user) = self.auth.user() {
             event = event.from(user);
         }
-        if let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {
+        if !server && let Err(wait) = self.publishes.try_take(Instant::now().into_std()) {
             self.refusals.count(Refusal::RateLimited);
             let message = format!(
                 "this client publishes faster than its limit; the next publish is allowed in {} ms",

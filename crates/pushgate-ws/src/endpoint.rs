@@ -61,8 +61,7 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
         return ApiError::new(ErrorCode::OriginForbidden, message).into_response();
     }
     let query = Query::parse(request.uri().query());
-    let last_event_id = request.headers().get("last-event-id").and_then(|v| v.to_str().ok());
-    let params = match SubscribeParams::from_query(&query, last_event_id) {
+    let params = match SubscribeParams::from_request(&query, request.headers()) {
         Ok(params) => params,
         Err(err) => return err.into_response(),
     };

@@ -269,6 +269,9 @@ fn to_bytes(frame: &impl Serialize) -> Bytes {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use pushgate_hub::{Hub, NewEvent};

@@ -15,7 +15,9 @@
 //!
 //! Publishes are limited per client address (see [`crate::limits`]; the allowance is shared
 //! with the client's other connections and its WebSocket `publish` frames): over the rate, a
-//! publish is `429 rate_limited` with `Retry-After` (whole seconds, at least 1). The body is
+//! publish is `429 rate_limited` with `Retry-After` (whole seconds, at least 1). The
+//! application's own server (a [`Grant::server`](pushgate_http::Grant::server): the admin key)
+//! is never limited. The body is
 //! read first, so the refusal keeps the keep-alive connection usable. Refusals (rate, body
 //! size) are counted for `/metrics`.
 //!
@@ -104,8 +106,7 @@ async fn publish(
     let grant =
         state.authorize.check(&AuthRequest::new(Action::Publish, topics, token, "http", &client)).await?;
     // The application's servers may name the sender of what they publish; nobody else may.
-    let is_server = state.admin.as_ref().is_some_and(|admin| token.is_some_and(|token| admin.matches(token)))
-        || !state.authorize.is_enforced();
+    let is_server = grant.is_server() || !state.authorize.is_enforced();
     let body = match read_request_body(&headers, body, state.bodies).await {
         Ok(body) => body,
         Err(response) => {
@@ -115,7 +116,9 @@ async fn publish(
             return Ok(response);
         }
     };
-    if let Some(Extension(connection)) = connection
+    // The application's own server (the admin key) publishes for many clients: never limited.
+    if !grant.is_server()
+        && let Some(Extension(connection)) = connection
         && let Err(wait) = connection.try_publish()
     {
         state.refusals.count(Refusal::RateLimited);
@@ -125,10 +128,41 @@ async fn publish(
     if let Some(user) = grant.user() {
         event = event.from(user);
     }
-    let stored = state.hub.publish(&topic, event).await?;
-    let answer =
-        json!({ "topic": stored.topic().as_str(), "seq": stored.seq(), "id": stored.cursor().to_string() });
-    Ok(json_response(StatusCode::OK, answer.to_string()))
+    if let Some(key) = idempotency_key(&headers)? {
+        event = event.idempotency_key(key);
+    }
+    let published = state.hub.publish_idempotent(&topic, event).await?;
+    let answer = json!({
+        "topic": published.topic().as_str(),
+        "seq": published.seq(),
+        "id": published.cursor().to_string(),
+    });
+    let mut response = json_response(StatusCode::OK, answer.to_string());
+    if published.is_replay() {
+        // The answer is the original publish's; nothing was published this time.
+        response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Marks the answer to a publish whose `Idempotency-Key` was seen before (as Stripe and the
+/// IETF idempotency-key draft's implementations do).
+const IDEMPOTENT_REPLAYED: http::HeaderName = http::HeaderName::from_static("idempotent-replayed");
+
+/// The request's `Idempotency-Key`, if any; `400 invalid_parameter` when it is given twice or is
+/// not visible ASCII (the hub checks its length and characters again).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::new(ErrorCode::InvalidParameter, "`Idempotency-Key` is given more than once"));
+    }
+    value
+        .to_str()
+        .map(Some)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidParameter, "`Idempotency-Key` must be printable ASCII"))
 }
 
 /// `429 rate_limited` with `Retry-After`: the wait until the next token, in whole seconds
@@ -287,6 +321,9 @@ fn parse_publish(body: &[u8], may_set_from: bool) -> Result<NewEvent, ApiError> 
     }
     Ok(event)
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

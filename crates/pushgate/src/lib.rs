@@ -26,9 +26,10 @@
 //!
 //! The routes above win over the pages: a file is looked up only for a path none of them takes.
 //!
-//! [`serve_on`] runs its own accept loop (header-read timeout, connection limits in total and
-//! per IP address, the publish rate per connection, idle timeout, graceful drain); see
-//! `server.rs` and `limits.rs`. Next to it run the database sources of
+//! [`serve_on`] runs its own accept loop (header-read timeout, every request head checked
+//! before it is served, connection limits in total and per IP address, also per client behind
+//! [`Listener::trusted_proxies`](config::Listener::trusted_proxies), the publish rate per
+//! client, idle timeout, graceful drain); see `server.rs`, `limits.rs` and `forwarded.rs`. Next to it run the database sources of
 //! [`Backends::sources`](config::Backends::sources) and, with a demo database, the demo's
 //! (`sources.rs`, `demo/`): they tail their outboxes into the hub until it closes; so does the
 //! demo ticker (`ticker.rs`). [`app`] builds the routes only; the sources,
@@ -51,6 +52,7 @@ mod demo;
 #[path = "demo/unavailable.rs"]
 mod demo;
 mod fd_limit;
+mod forwarded;
 mod limits;
 mod metrics;
 mod server;
@@ -422,7 +424,7 @@ async fn serve_with(
     // The sources stop when the server closes the hub, in parallel with the connections'
     // drain, and get the same time for it.
     tokio::join!(
-        server::run(listener, router, hub.clone(), plan.server, status, shutdown),
+        server::run(listener, router, hub.clone(), (plan.server, plan.proxies.clone()), status, shutdown),
         running.stopped(hub, plan.drain_timeout),
     );
     // The hub is closed by now, which ends maintenance and the ticker at once.

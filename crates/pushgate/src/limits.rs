@@ -12,8 +12,15 @@
 //!   by all its connections, so that reconnecting does not bring a fresh burst. It outlives
 //!   the client's last connection until it has refilled (then a new one would be no
 //!   different), so closing and reopening gains nothing either.
-//! - **Per-connection state.** [`WithConnection`] puts the connection's [`ConnectionState`]
-//!   and its client's [`PublishAllowance`] into every request's extensions, so the publish API
+//! - **Behind trusted proxies.** A connection from a trusted proxy (`--trusted-proxies`) is
+//!   not counted per address: every client behind the proxy shares its address. Instead each
+//!   request on it takes a slot of the client it forwards ([`crate::forwarded`]) for as long
+//!   as it is served (a WebSocket: as long as it is open) and publishes from that client's
+//!   allowance; over the client's limit it is answered `429 too_many_connections_from_ip`
+//!   and the proxy's connection stays open ([`Forwarding`]).
+//! - **Per-connection state.** The connection's service (`server/service.rs`) puts its
+//!   [`ConnectionState`] and its client's [`PublishAllowance`] into every request's
+//!   extensions, so the publish API
 //!   ([`ConnectionState::try_publish`]) and WebSocket `publish` frames take their tokens from
 //!   the client's allowance. A router served without the gateway's accept loop
 //!   ([`crate::app`] under `axum::serve`) has no such state: its HTTP publishes are not
@@ -24,11 +31,12 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use http::Request;
-use hyper::body::Incoming;
-use hyper_util::service::TowerToHyperService;
-use pushgate_http::{PublishAllowance, PublishRate};
+use axum::body::Body;
+use axum::response::IntoResponse as _;
+use http::{HeaderMap, HeaderValue, Response, header};
+use pushgate_http::{ApiError, ErrorCode, PublishAllowance, PublishRate, Refusal, Refusals};
+
+use crate::forwarded::TrustedProxies;
 
 /// How often, at most, clients without connections and with a full allowance are forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -94,6 +102,13 @@ impl PerIp {
         Some(IpSlot { owner: Some(Arc::clone(self)), key, publish: client.publish.clone() })
     }
 
+    /// A slot for a connection from `ip` that is not counted, with no publish limit of its own:
+    /// a trusted proxy's, whose requests are counted per client instead ([`Forwarding`]).
+    pub(crate) fn exempt(&self, ip: IpAddr) -> IpSlot {
+        let now = tokio::time::Instant::now().into_std();
+        IpSlot { owner: None, key: ip, publish: PublishAllowance::new(PublishRate::UNLIMITED, now) }
+    }
+
     fn release(&self, key: IpAddr) {
         let now = tokio::time::Instant::now().into_std();
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
@@ -133,6 +148,78 @@ impl Drop for IpSlot {
     }
 }
 
+/// The refusal of a connection, or a forwarded request, over its client's limit.
+pub(crate) fn too_many_from_ip() -> ApiError {
+    ApiError::new(
+        ErrorCode::TooManyConnectionsFromIp,
+        "your address holds the server's limit of connections; close some or retry later",
+    )
+}
+
+/// The per-client limits of requests that trusted proxies forward.
+#[derive(Debug)]
+pub(crate) struct Forwarding {
+    per_ip: Arc<PerIp>,
+    proxies: TrustedProxies,
+    refusals: Refusals,
+}
+
+impl Forwarding {
+    /// Limits per forwarded client from `per_ip`, for the peers in `proxies`, refusals counted
+    /// in `refusals`; `None` when no peer is trusted.
+    pub(crate) fn new(per_ip: Arc<PerIp>, proxies: TrustedProxies, refusals: Refusals) -> Option<Arc<Self>> {
+        (!proxies.is_empty()).then(|| Arc::new(Self { per_ip, proxies, refusals }))
+    }
+
+    /// The requests of a connection from `peer`, when it is a trusted proxy.
+    pub(crate) fn proxied(self: &Arc<Self>, peer: IpAddr) -> Option<Proxied> {
+        self.proxies.trusts(peer).then(|| Proxied { forwarding: Arc::clone(self), peer })
+    }
+}
+
+/// A connection from a trusted proxy: its requests count for the clients they forward.
+#[derive(Debug, Clone)]
+pub(crate) struct Proxied {
+    forwarding: Arc<Forwarding>,
+    peer: IpAddr,
+}
+
+impl Proxied {
+    /// A slot of the client of a request with `headers`, to hold while the request is served;
+    /// `None` (counted) when that client holds its limit: answer [`Proxied::refusal`] instead.
+    pub(crate) fn admit(&self, headers: &HeaderMap) -> Option<IpSlot> {
+        let client = self.forwarding.proxies.client(self.peer, headers);
+        let slot = self.forwarding.per_ip.try_acquire(client);
+        if slot.is_none() {
+            self.forwarding.refusals.count(Refusal::ConnectionsPerIp);
+            tracing::debug!(peer = %self.peer, %client, "forwarded request refused: its client holds its limit");
+        }
+        slot
+    }
+
+    /// The client a request with `headers` forwards (the peer itself when it names none).
+    pub(crate) fn client(&self, headers: &HeaderMap) -> IpAddr {
+        self.forwarding.proxies.client(self.peer, headers)
+    }
+
+    /// The answer to a forwarded request over its client's limit: `429
+    /// too_many_connections_from_ip` with `Retry-After: 1`; the proxy's connection stays open.
+    pub(crate) fn refusal() -> Response<Body> {
+        let mut response = too_many_from_ip().into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    }
+}
+
+/// The client address a request tells the access policy (axum's `ConnectInfo`): the client a
+/// trusted proxy forwards, else the peer.
+pub(crate) fn client_address(peer: SocketAddr, proxied: Option<&Proxied>, headers: &HeaderMap) -> SocketAddr {
+    match proxied {
+        Some(proxied) => SocketAddr::new(proxied.client(headers), 0),
+        None => peer,
+    }
+}
+
 /// What one connection carries into each of its requests.
 #[derive(Debug)]
 pub(crate) struct ConnectionState {
@@ -145,41 +232,16 @@ impl ConnectionState {
         Arc::new(Self { publish })
     }
 
+    /// The client's publish allowance (for the WebSocket transport, which takes from it per
+    /// frame).
+    pub(crate) fn publish_allowance(&self) -> PublishAllowance {
+        self.publish.clone()
+    }
+
     /// Takes a publish token from the client's allowance, or returns how long until one is
     /// back.
     pub(crate) fn try_publish(&self) -> Result<(), Duration> {
         self.publish.try_take(tokio::time::Instant::now().into_std())
-    }
-}
-
-/// The router as hyper's service for one connection, with the connection's state and its
-/// client's publish allowance (for the WebSocket transport) in every request's extensions.
-#[derive(Debug, Clone)]
-pub(crate) struct WithConnection {
-    router: TowerToHyperService<Router>,
-    state: Arc<ConnectionState>,
-    /// The peer's address, put into each request as axum's `ConnectInfo` when set.
-    peer: Option<SocketAddr>,
-}
-
-impl WithConnection {
-    pub(crate) fn new(router: Router, state: Arc<ConnectionState>, peer: Option<SocketAddr>) -> Self {
-        Self { router: TowerToHyperService::new(router), state, peer }
-    }
-}
-
-impl hyper::service::Service<Request<Incoming>> for WithConnection {
-    type Response = <TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Response;
-    type Error = <TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Error;
-    type Future = <TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Future;
-
-    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
-        request.extensions_mut().insert(self.state.publish.clone());
-        request.extensions_mut().insert(Arc::clone(&self.state));
-        if let Some(peer) = self.peer {
-            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-        }
-        self.router.call(request)
     }
 }
 

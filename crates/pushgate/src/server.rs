@@ -1,22 +1,32 @@
 //! The accept loop: our own, because `axum::serve` sets no header-read timer and has no
 //! connection limit.
 //!
-//! Each accepted TCP connection is served by hyper's HTTP/1 server with upgrades (WebSocket),
-//! a header-read timeout, and the axum router as its service; except a connection whose first
-//! request is a `GET` to `/v1/poll`, `/v1/longpoll` or `/v1/sse`, which a small keep-alive loop
-//! serves outside hyper, for memory and CPU, through the same router, until a request of
-//! another kind hands it to hyper (`server/lite.rs`). Around that:
+//! Every accepted connection starts in the gateway's keep-alive loop (`server/lite.rs`), which
+//! reads its first request head (at most 16 KiB, within the header-read timeout) and checks it
+//! (`server/request.rs`): a request the loop serves (a `GET` to `/v1/poll`, `/v1/longpoll` or
+//! `/v1/sse`) is served there, for memory and CPU, through the same router; at the first
+//! request of another kind, or at once when the loop is off, the connection goes to hyper's
+//! HTTP/1 server with upgrades (WebSocket), a header-read timeout, and the router as its
+//! service. hyper reads through a gate (`server/gate.rs`) that shows it only heads the same
+//! rules accepted, so a malformed request gets the same JSON error on either path and a slow
+//! head never grows hyper's buffers. Around that:
 //!
 //! - **Connection limit.** A connection holds a permit for as long as its socket lives, also
 //!   after a WebSocket upgrade (the permit travels inside the I/O object). Over the limit, a
 //!   connection is answered with a canned `503 overloaded` (`Retry-After: 1`) and closed, so
-//!   clients and load balancers learn why; at most [`MAX_REJECTING`] such answers are in flight,
-//!   further ones are dropped unanswered.
+//!   clients and load balancers learn why. The answer waits for the request's head (a client
+//!   takes bytes that come before its request for a protocol error), for at most
+//!   [`REJECT_TIMEOUT`]; at most [`MAX_REJECTING`] refused connections wait so at once, since
+//!   each holds a file descriptor the gateway's own Redis and database connections may need.
+//!   Past that, a refused connection whose request is already in is answered at once, and one
+//!   whose request is not is closed without an answer.
 //! - **Connections per IP address.** Likewise, a connection from an address (IPv6: a /64)
 //!   that holds `max_connections_per_ip` connections is answered
 //!   `429 too_many_connections_from_ip` (`Retry-After: 1`) and closed; see [`crate::limits`],
 //!   which also gives each connection its client's publish allowance, shared by all the
-//!   connections from that address.
+//!   connections from that address. A connection from a trusted proxy is not counted so: each
+//!   of its requests counts for the client the proxy forwards ([`crate::forwarded`]), while
+//!   it is served.
 //! - **Idle timeout.** A connection on which nothing is read or written for a whole idle timeout
 //!   is closed, after one to two timeouts of silence (see [`Activity`]).
 //! - **Dead peers.** Every accepted socket gets TCP keepalive and `TCP_USER_TIMEOUT` (see
@@ -32,11 +42,10 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
-use bytes::Bytes;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use pushgate_http::{ApiError, ErrorCode, PublishRate, Refusal, Refusals};
 use pushgate_hub::Hub;
@@ -45,17 +54,27 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
+mod gate;
 mod lite;
+mod request;
+mod response;
+mod service;
 
-use crate::limits::{ConnectionState, IpSlot, PerIp, WithConnection};
+use self::gate::{Exchange, Gate};
+use self::service::WithConnection;
+use crate::forwarded::TrustedProxies;
+use crate::limits::{ConnectionState, Forwarding, IpSlot, PerIp, Proxied};
 
-/// Most refused connections being answered (`503`, `429`) at once; beyond it they are just closed.
-const MAX_REJECTING: usize = 64;
+/// Most refused connections waiting for their request head to be answered (`503`, `429`).
+const MAX_REJECTING: usize = 1024;
 /// How long answering an over-limit connection may take.
 const REJECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How much of an over-limit connection's request is read (and discarded): its head before
 /// answering, then a little more before closing.
 const REJECT_DRAIN_BYTES: usize = 16 * 1024;
+/// Most bytes hyper buffers on a connection, read or to write: room for one whole request head
+/// and as much body.
+const HYPER_MAX_BUF: usize = 2 * request::MAX_HEAD_BYTES;
 /// Pause after an accept error that is not about one connection (out of file descriptors),
 /// so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -125,6 +144,9 @@ pub(crate) struct Limits {
     /// Put the peer's address into each request's extensions (axum's `ConnectInfo`), for an
     /// access policy that tells the application who asks; off, requests carry none.
     pub(crate) client_addresses: bool,
+    /// Whether polls, long polls and SSE streams are served by the keep-alive loop; otherwise
+    /// every request is hyper's.
+    pub(crate) keep_alive_loop: bool,
 }
 
 /// TCP options set on every accepted socket, taken from [`crate::Config`].
@@ -143,15 +165,14 @@ pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
     hub: Hub,
-    limits: Limits,
+    (limits, proxies): (Limits, TrustedProxies),
     status: Arc<ServerStatus>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let permits = Arc::clone(&status.permits);
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
-    let overloaded = Arc::new(overloaded_response());
-    let too_many_from_ip = Arc::new(too_many_from_ip_response());
     let per_ip = PerIp::new(limits.max_connections_per_ip, limits.publish_rate);
+    let forwarding = Forwarding::new(Arc::clone(&per_ip), proxies, status.refusals.clone());
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut next_id: u64 = 0;
@@ -178,28 +199,44 @@ pub(crate) async fn run(
                     // The connection still works, only without the dead-peer detection.
                     tracing::debug!(%error, %peer, "cannot set socket options");
                 }
-                let admitted = match per_ip.try_acquire(peer.ip()) {
-                    None => Err((Refusal::ConnectionsPerIp, &too_many_from_ip)),
+                // A trusted proxy's connection is not counted per address: its requests are,
+                // per forwarded client.
+                let proxied = forwarding.as_ref().and_then(|forwarding| forwarding.proxied(peer.ip()));
+                let slot = match proxied {
+                    Some(_) => Some(per_ip.exempt(peer.ip())),
+                    None => per_ip.try_acquire(peer.ip()),
+                };
+                let admitted = match slot {
+                    None => Err(Refusal::ConnectionsPerIp),
                     Some(slot) => match Arc::clone(&permits).try_acquire_owned() {
                         Ok(permit) => Ok((permit, slot)),
-                        Err(_) => Err((Refusal::Connections, &overloaded)),
+                        Err(_) => Err(Refusal::Connections),
                     },
                 };
                 match admitted {
                     Ok((permit, slot)) => {
                         let span = tracing::debug_span!("connection", id = next_id, %peer);
-                        let conn =
-                            serve_connection(stream, (permit, slot), router.clone(), limits, stopping.clone());
+                        let conn = lite::serve(
+                            stream,
+                            (permit, slot),
+                            proxied,
+                            router.clone(),
+                            limits,
+                            stopping.clone(),
+                        );
                         connections.spawn(tracing::Instrument::instrument(conn, span));
                     }
-                    Err((reason, answer)) => {
+                    Err(reason) => {
                         status.refusals.count(reason);
                         match Arc::clone(&rejecting).try_acquire_owned() {
                             Ok(permit) => {
                                 tracing::debug!(%peer, reason = reason.as_str(), "connection refused; answering");
-                                connections.spawn(reject(stream, Arc::clone(answer), permit));
+                                connections.spawn(reject(stream, refusal_answer(reason), permit));
                             }
-                            Err(_) => tracing::debug!(%peer, reason = reason.as_str(), "connection refused; dropping"),
+                            Err(_) => {
+                                let answered = answer_now(&stream, &refusal_answer(reason));
+                                tracing::debug!(%peer, reason = reason.as_str(), answered, "connection refused at once");
+                            }
                         }
                     }
                 }
@@ -227,53 +264,27 @@ pub(crate) async fn run(
     }
 }
 
-/// Serves one connection: with the lite loop when its first request is a poll, long poll or
-/// SSE `GET` (see `lite.rs`), anything else with hyper. Each path is boxed, so a connection's task holds only
-/// the state of the path it takes.
-async fn serve_connection(
-    stream: TcpStream,
-    slots: Slots,
-    router: Router,
-    limits: Limits,
-    mut stopping: watch::Receiver<bool>,
-) {
-    let mut peeked = [0_u8; lite::PEEK_LEN];
-    let first = tokio::select! {
-        first = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut peeked)) => first,
-        _ = stopping.wait_for(|stop| *stop) => return,
-    };
-    match first {
-        Ok(Ok(n)) if lite::starts_lite_request(&peeked[..n]) == Some(true) => {
-            Box::pin(lite::serve(stream, slots, router, limits, stopping)).await;
-        }
-        Ok(Ok(n)) if n > 0 => {
-            Box::pin(serve_http(stream, slots, router, limits, stopping, Bytes::new())).await;
-        }
-        // Closed, failed, or silent for the header-read timeout: hyper would close it too.
-        _ => {}
-    }
-}
-
 /// Serves a connection with hyper until it ends, the idle timeout passes, or a stop is
 /// requested (then the response in flight is finished and the connection closed). `prefix`
-/// is what was read off the socket before hyper took it (by the lite loop); hyper reads it
-/// first.
+/// is what was read off the socket before hyper took it (by the keep-alive loop): a checked
+/// request head and what followed it; hyper reads it first, through the gate.
 async fn serve_http(
     stream: TcpStream,
     slots: Slots,
+    proxied: Option<Proxied>,
     router: Router,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
-    prefix: Bytes,
+    prefix: Vec<u8>,
 ) {
     let activity = Arc::new(Activity::new());
     let state = ConnectionState::new(slots.1.publish_allowance());
     let peer = limits.client_addresses.then(|| stream.peer_addr().ok()).flatten();
-    let io = TokioIo::new(Tracked { stream, prefix, activity: Arc::clone(&activity), _slots: slots });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    let service = WithConnection::new(router, state, peer);
-    let conn = builder.serve_connection(io, service).with_upgrades();
+    let exchange = Arc::new(Exchange::default());
+    let gate = Gate::new(prefix, Arc::clone(&exchange));
+    let io = TokioIo::new(Tracked { stream, gate, activity: Arc::clone(&activity), _slots: slots });
+    let service = WithConnection::new(router, state, exchange, proxied, peer);
+    let conn = hyper_builder(limits.header_read_timeout).serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let mut draining = false;
     loop {
@@ -297,6 +308,19 @@ async fn serve_http(
     }
 }
 
+/// hyper's HTTP/1 server as the gateway runs it behind the gate.
+fn hyper_builder(header_read_timeout: Duration) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // The gate bounds request heads; this bounds what hyper buffers of bodies and answers
+    // (its default is about 400 KB).
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(HYPER_MAX_BUF)
+        .max_headers(request::MAX_HEADERS);
+    builder
+}
+
 /// Sets an accepted socket's options: no Nagle delay, TCP keepalive and `TCP_USER_TIMEOUT`.
 fn configure_socket(stream: &TcpStream, options: &SocketOptions) -> io::Result<()> {
     // Events are small and latency matters more than packet count.
@@ -316,20 +340,24 @@ fn configure_socket(stream: &TcpStream, options: &SocketOptions) -> io::Result<(
     Ok(())
 }
 
-/// Answers an over-limit connection with `answer` (a canned response) and closes it.
-async fn reject(mut stream: TcpStream, answer: Arc<String>, _permit: OwnedSemaphorePermit) {
+/// Answers an over-limit connection with `answer` (a complete response) and closes it.
+async fn reject(mut stream: TcpStream, answer: Vec<u8>, _permit: OwnedSemaphorePermit) {
     let answer = async {
         // Answer only once the request's head is in: an HTTP client takes bytes that arrive
         // before it has sent its request for a protocol error, not for a 503.
-        let mut head = Vec::new();
         let mut buf = [0_u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < REJECT_DRAIN_BYTES {
+        let mut end = HeadEnd::default();
+        let mut read = 0;
+        while !end.found() && read < REJECT_DRAIN_BYTES {
             match stream.read(&mut buf).await? {
                 0 => return Ok(()),
-                n => head.extend_from_slice(&buf[..n]),
+                n => {
+                    end.scan(&buf[..n]);
+                    read += n;
+                }
             }
         }
-        stream.write_all(answer.as_bytes()).await?;
+        stream.write_all(&answer).await?;
         stream.shutdown().await?;
         // Read (and discard) a little of what follows, such as a body, so closing with unread
         // data does not reset the connection before the client reads the answer.
@@ -346,30 +374,74 @@ async fn reject(mut stream: TcpStream, answer: Arc<String>, _permit: OwnedSemaph
     let _ = tokio::time::timeout(REJECT_TIMEOUT, answer).await;
 }
 
-/// The canned answer for connections over the limit.
-fn overloaded_response() -> String {
-    canned(ApiError::new(ErrorCode::Overloaded, "the server is at its connection limit; retry later"))
+/// Answers a refused connection without waiting, if its request head is already in (all of
+/// it read, so the close that follows is not a reset); returns whether it was answered. The
+/// connection is closed when dropped, answered or not.
+fn answer_now(stream: &TcpStream, answer: &[u8]) -> bool {
+    let mut buf = [0_u8; 2048];
+    let mut end = HeadEnd::default();
+    loop {
+        match stream.try_read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                end.scan(&buf[..n]);
+                if n < buf.len() {
+                    break;
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => return false,
+        }
+    }
+    if !end.found() {
+        return false;
+    }
+    // A fresh socket's send buffer takes the few hundred bytes at once.
+    let written = stream.try_write(answer).is_ok_and(|n| n == answer.len());
+    written && socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write).is_ok()
 }
 
-/// The canned answer for connections over the limit of their IP address.
-fn too_many_from_ip_response() -> String {
-    canned(ApiError::new(
-        ErrorCode::TooManyConnectionsFromIp,
-        "your address holds the server's limit of connections; close some or retry later",
-    ))
+/// Finds the empty line that ends a request head in bytes read piece by piece, keeping only the
+/// last three bytes of what came before.
+#[derive(Debug, Default)]
+struct HeadEnd {
+    tail: [u8; 3],
+    kept: usize,
+    found: bool,
 }
 
-/// `error` as a complete response that closes the connection, with `Retry-After: 1`.
-fn canned(error: ApiError) -> String {
-    let body = error.to_json();
-    let status = error.code().status();
-    format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         retry-after: 1\r\nconnection: close\r\n\r\n{body}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        body.len()
-    )
+impl HeadEnd {
+    fn scan(&mut self, piece: &[u8]) {
+        const END: &[u8] = b"\r\n\r\n";
+        if self.found {
+            return;
+        }
+        // What came before and the first three bytes of the piece: an end across the seam.
+        let mut seam = [0_u8; 6];
+        let first = &piece[..piece.len().min(3)];
+        seam[..self.kept].copy_from_slice(&self.tail[..self.kept]);
+        seam[self.kept..self.kept + first.len()].copy_from_slice(first);
+        let seam = &seam[..self.kept + first.len()];
+        self.found = seam.windows(4).any(|w| w == END) || piece.windows(4).any(|w| w == END);
+        let last = &seam[seam.len().saturating_sub(3)..];
+        let last = if piece.len() >= 3 { &piece[piece.len() - 3..] } else { last };
+        self.tail[..last.len()].copy_from_slice(last);
+        self.kept = last.len();
+    }
+
+    fn found(&self) -> bool {
+        self.found
+    }
+}
+
+/// The answer for a connection refused by a limit: `503 overloaded` over the connection limit,
+/// `429 too_many_connections_from_ip` over its address's, both with `Retry-After: 1`.
+fn refusal_answer(reason: Refusal) -> Vec<u8> {
+    let error = match reason {
+        Refusal::ConnectionsPerIp => crate::limits::too_many_from_ip(),
+        _ => ApiError::new(ErrorCode::Overloaded, "the server is at its connection limit; retry later"),
+    };
+    response::error_answer(&error, true)
 }
 
 /// Accept errors about one connection (it was reset before we took it), not the listener.
@@ -420,12 +492,12 @@ impl Activity {
 /// limit and under its address's limit.
 type Slots = (OwnedSemaphorePermit, IpSlot);
 
-/// A connection's socket with its permit, its IP address's slot and its activity record, which
-/// it keeps for its whole life, through a WebSocket upgrade too.
+/// A connection's socket with its permit, its IP address's slot, its activity record, which
+/// it keeps for its whole life, through a WebSocket upgrade too, and the gate hyper reads it
+/// through.
 struct Tracked {
     stream: TcpStream,
-    /// Bytes read off the socket before hyper took it, read again before the socket's.
-    prefix: Bytes,
+    gate: Gate,
     activity: Arc<Activity>,
     _slots: Slots,
 }
@@ -436,22 +508,8 @@ impl AsyncRead for Tracked {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix.split_to(n));
-            if self.prefix.is_empty() {
-                // An empty view still holds the whole allocation.
-                self.prefix = Bytes::new();
-            }
-            self.activity.touch();
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        result
+        let this = &mut *self;
+        this.gate.poll_read(&mut this.stream, cx, buf, &this.activity)
     }
 }
 
@@ -485,7 +543,10 @@ impl AsyncWrite for Tracked {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let this = &mut *self;
+        // hyper has written all it will: the answer to a refused head goes last.
+        ready!(this.gate.poll_answer(&mut this.stream, cx))?;
+        Pin::new(&mut this.stream).poll_shutdown(cx)
     }
 }
 
@@ -567,14 +628,58 @@ mod tests {
     }
 
     #[test]
-    fn the_overloaded_answer_is_a_complete_http_response() {
-        let response = overloaded_response();
+    fn the_end_of_a_head_is_found_across_reads() {
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        for split in 0..head.len() {
+            for step in [1, 2, 3, 5] {
+                let mut end = HeadEnd::default();
+                let (start, rest) = head.split_at(split);
+                end.scan(start);
+                for piece in rest.chunks(step) {
+                    end.scan(piece);
+                }
+                assert!(end.found(), "split at {split}, then {step} at a time");
+            }
+        }
+        let mut end = HeadEnd::default();
+        for piece in [&b"GET / HTTP/1.1\r\n"[..], b"\r", b"x\n", b"\r\n"] {
+            end.scan(piece);
+        }
+        assert!(!end.found(), "\\r\\n\\rx\\n\\r\\n ends nothing");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_answered_at_once_only_when_its_request_is_in() {
+        let answer = refusal_answer(Refusal::Connections);
+        let (accepted, mut client) = accepted_socket().await;
+        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+        // Until the request is there, nothing is answered.
+        while !answer_now(&accepted, &answer) {
+            accepted.readable().await.expect("readable");
+        }
+        drop(accepted);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.expect("read");
+        assert_eq!(got, answer);
+
+        let (accepted, mut client) = accepted_socket().await;
+        assert!(!answer_now(&accepted, &answer), "no request yet");
+        drop(accepted);
+        let mut got = Vec::new();
+        let _ = client.read_to_end(&mut got).await;
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn refusal_answers_are_complete_http_responses() {
+        let text = |reason| String::from_utf8(refusal_answer(reason)).unwrap_or_default();
+        let response = text(Refusal::Connections);
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or_default();
         assert!(head.starts_with("HTTP/1.1 503 "));
         assert!(head.contains(&format!("content-length: {}", body.len())));
         assert!(body.starts_with(r#"{"error":{"code":"overloaded","#));
 
-        let response = too_many_from_ip_response();
+        let response = text(Refusal::ConnectionsPerIp);
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or_default();
         assert!(head.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{head}");
         assert!(head.contains(&format!("content-length: {}", body.len())));

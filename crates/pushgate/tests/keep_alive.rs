@@ -8,83 +8,32 @@ use std::time::Duration;
 
 use pushgate::Config;
 use pushgate_hub::{NewEvent, TopicName};
-use pushgate_testkit::TestServer;
+use pushgate_testkit::{RawAnswer, RawHttp, TestServer};
 use reqwest::header;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 /// Every wait in these tests is bounded by this.
 const BOUND: Duration = Duration::from_secs(10);
 
-/// One response off a raw connection.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    /// The head's lines after the status line, lower-cased.
-    headers: Vec<String>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        let prefix = format!("{name}: ");
-        self.headers.iter().find_map(|line| line.strip_prefix(&prefix))
-    }
-}
-
-/// A raw HTTP/1 client connection that keeps what it read past the last answer.
-struct Raw {
-    stream: TcpStream,
-    read: Vec<u8>,
-}
+/// A raw connection to `server`, whose answers fail the test when they do not come.
+struct Raw(RawHttp);
 
 impl Raw {
     async fn open(server: &TestServer) -> Self {
-        Self { stream: TcpStream::connect(server.addr()).await.unwrap(), read: Vec::new() }
+        Self(RawHttp::connect(server.addr()).await.unwrap())
     }
 
     async fn send(&mut self, bytes: &str) {
-        self.stream.write_all(bytes.as_bytes()).await.unwrap();
+        self.0.send(bytes).await.unwrap();
     }
 
-    /// Reads more; false at the end of the stream.
-    async fn fill(&mut self) -> bool {
-        let mut buf = [0_u8; 4096];
-        let n = timeout(BOUND, self.stream.read(&mut buf)).await.expect("an answer in time").unwrap_or(0);
-        self.read.extend_from_slice(&buf[..n]);
-        n > 0
+    async fn answer(&mut self) -> RawAnswer {
+        self.0.answer().await.unwrap()
     }
 
-    /// The next response, framed by its `content-length`.
-    async fn answer(&mut self) -> Answer {
-        let head_end = loop {
-            if let Some(at) = self.read.windows(4).position(|w| w == b"\r\n\r\n") {
-                break at + 4;
-            }
-            assert!(
-                self.fill().await,
-                "closed before a whole head: {:?}",
-                String::from_utf8_lossy(&self.read)
-            );
-        };
-        let head = String::from_utf8(self.read.drain(..head_end).collect()).unwrap();
-        let mut lines = head.trim_end().split("\r\n");
-        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-        let headers: Vec<String> = lines.map(str::to_ascii_lowercase).collect();
-        let mut answer = Answer { status, headers, body: String::new() };
-        let length: usize = answer.header("content-length").map_or(0, |n| n.parse().unwrap());
-        while self.read.len() < length {
-            assert!(self.fill().await, "closed within a body");
-        }
-        answer.body = String::from_utf8(self.read.drain(..length).collect()).unwrap();
-        answer
-    }
-
-    /// Asserts that the server closes the connection with nothing more written.
     async fn closed(&mut self) {
-        while self.fill().await {}
-        assert!(self.read.is_empty(), "more after the answer: {:?}", String::from_utf8_lossy(&self.read));
+        self.0.closed().await.unwrap();
     }
 }
 
@@ -230,7 +179,7 @@ async fn a_request_and_the_clients_half_close_together_get_the_answer_then_the_c
         let mut raw = Raw::open(&server).await;
         raw.send(&get("/v1/poll?topic=h&cursor=oldest")).await;
         tokio::time::sleep(pause).await;
-        raw.stream.shutdown().await.unwrap();
+        raw.0.stream().shutdown().await.unwrap();
         let answer = raw.answer().await;
         assert_eq!(answer.status, 200, "after {pause:?}");
         assert!(answer.body.contains(r#""data":"half""#), "{answer:?}");
@@ -313,8 +262,8 @@ async fn bad_heads_get_a_json_error_then_the_close() {
     let server = TestServer::start().await.unwrap();
     let huge = format!("GET /v1/poll?topic=b HTTP/1.1\r\nCookie: {}\r\n\r\n", "a".repeat(17 * 1024));
     let cases = [
-        (huge.as_str(), 413, "too_large"),
-        ("GET /v1/poll?topic=b HTTP/1.1\r\nBad Header\r\n\r\n", 400, "invalid_parameter"),
+        (huge.as_str(), 431, "headers_too_large"),
+        ("GET /v1/poll?topic=b HTTP/1.1\r\nBad Header\r\n\r\n", 400, "malformed_request"),
     ];
     for (request, status, code) in cases {
         let mut raw = Raw::open(&server).await;

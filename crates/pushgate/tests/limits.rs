@@ -262,6 +262,158 @@ async fn http_publishes_over_the_rate_get_429_while_other_addresses_and_subscrib
     assert_eq!(refused(&metrics, "rate_limited"), 3.0, "{metrics}");
 }
 
+#[tokio::test]
+async fn the_admin_key_is_never_rate_limited() {
+    // A backend feeding a ticker publishes with the admin key from one address (issue 14).
+    let config = Config::default()
+        .with_publish_rate(1)
+        .with_publish_burst(2)
+        .with_admin_key(Some(pushgate::Secret::new("server-key")))
+        .with_anonymous_publish(vec!["*".into()]);
+    let (addr, _stop) = start(config).await;
+    let mut backend = Conn::open(LOCAL, addr).await;
+    for n in 0..20 {
+        let body = format!(r#"{{"data":{n}}}"#);
+        let request = format!(
+            "POST /v1/publish/ticker HTTP/1.1\r\nhost: test\r\nauthorization: Bearer server-key\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = backend.send(&request).await.unwrap();
+        assert_eq!(answer.status, 200, "admin publish {n}: {answer:?}");
+    }
+    // The admin's publishes took nothing from the address's allowance: an anonymous client on
+    // the same address still has its burst, and then is limited.
+    let mut anonymous = Conn::open(LOCAL, addr).await;
+    for n in 0..2 {
+        assert_eq!(anonymous.publish("ticker", &format!(r#"{{"data":{n}}}"#)).await.unwrap().status, 200);
+    }
+    let answer = anonymous.publish("ticker", r#"{"data":"over"}"#).await.unwrap();
+    assert_eq!((answer.status, answer.code()), (429, "rate_limited".to_owned()), "{answer:?}");
+}
+
+/// A request from a proxy: `request`'s head with `X-Forwarded-For: forwarded` added.
+fn forwarded(request: &str, forwarded: &str) -> String {
+    request.replacen("\r\n", &format!("\r\nx-forwarded-for: {forwarded}\r\n"), 1)
+}
+
+fn publish_request(topic: &str, body: &str) -> String {
+    format!(
+        "POST /v1/publish/{topic} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test]
+async fn clients_behind_a_trusted_proxy_are_limited_per_forwarded_address() {
+    let config = Config::default()
+        .with_trusted_proxies(vec!["127.0.0.1".into()])
+        .with_max_connections_per_ip(1)
+        .with_publish_rate(1)
+        .with_publish_burst(2);
+    let (addr, _stop) = start(config).await;
+
+    // One upstream connection carries several clients' publishes: each has its own allowance.
+    let mut upstream = Conn::open(LOCAL, addr).await;
+    for n in 0..2 {
+        let answer = upstream
+            .send(&forwarded(&publish_request("t", &format!(r#"{{"data":{n}}}"#)), "203.0.113.1"))
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let answer =
+        upstream.send(&forwarded(&publish_request("t", r#"{"data":"over"}"#), "203.0.113.1")).await.unwrap();
+    assert_eq!((answer.status, answer.code()), (429, "rate_limited".to_owned()), "{answer:?}");
+    let answer = upstream
+        .send(&forwarded(&publish_request("t", r#"{"data":"other"}"#), "1.2.3.4, 203.0.113.2"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "another client behind the proxy: {answer:?}");
+
+    // The proxy's own connections are not limited per address (the limit is 1), but each
+    // forwarded client holds its one slot while its request is served: a parked long poll...
+    let mut parked = Conn::open(LOCAL, addr).await;
+    let long_poll =
+        forwarded("GET /v1/longpoll?topic=p&timeout=30 HTTP/1.1\r\nhost: test\r\n\r\n", "203.0.113.3");
+    parked.writer.write_all(long_poll.as_bytes()).await.unwrap();
+    metrics_until(addr, "the long poll parked", |t| {
+        sample(t, r#"pushgate_subscriptions{transport="longpoll"}"#) == 1.0
+    })
+    .await;
+    let mut other = Conn::open(LOCAL, addr).await;
+    let poll = "GET /v1/poll?topic=p HTTP/1.1\r\nhost: test\r\n\r\n";
+    let answer = other.send(&forwarded(poll, "203.0.113.3")).await.unwrap();
+    assert_eq!(
+        (answer.status, answer.code()),
+        (429, "too_many_connections_from_ip".to_owned()),
+        "{answer:?}"
+    );
+    assert_eq!(answer.header("retry-after"), Some("1"), "{}", answer.head);
+    // A publish is a request like any other, served by hyper: refused the same way.
+    let answer = other.send(&forwarded(&publish_request("p", r#"{"data":1}"#), "203.0.113.3")).await.unwrap();
+    assert_eq!(
+        (answer.status, answer.code()),
+        (429, "too_many_connections_from_ip".to_owned()),
+        "{answer:?}"
+    );
+    // ... and the refused request left the proxy's connection open for the next one.
+    assert_eq!(other.send(&forwarded(poll, "203.0.113.4")).await.unwrap().status, 200);
+
+    // ... and a WebSocket, for as long as it is open.
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{addr}/v1/ws?topic=w"),
+    )
+    .unwrap();
+    request.headers_mut().insert("x-forwarded-for", http::HeaderValue::from_static("203.0.113.5"));
+    let (mut socket, _) = timeout(BOUND, tokio_tungstenite::connect_async(request)).await.unwrap().unwrap();
+    let answer = other.send(&forwarded(poll, "203.0.113.5")).await.unwrap();
+    assert_eq!(answer.status, 429, "{answer:?}");
+    socket.close(None).await.unwrap();
+    drop(socket);
+    drop(parked);
+    for client in ["203.0.113.5", "203.0.113.3"] {
+        let freed = timeout(BOUND, async {
+            loop {
+                let answer = other.send(&forwarded(poll, client)).await.unwrap();
+                if answer.status == 200 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        assert!(freed.await.is_ok(), "{client}'s slot came back when its connection closed");
+    }
+    let text = metrics(addr).await;
+    assert_eq!(refused(&text, "connections_per_ip"), 3.0, "{text}");
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
+    let config = Config::default()
+        .with_trusted_proxies(vec!["10.0.0.0/8".into()])
+        .with_max_connections_per_ip(1)
+        .with_publish_rate(1)
+        .with_publish_burst(2);
+    let (addr, _stop) = start(config).await;
+    let mut spoofer = Conn::open(LOCAL, addr).await;
+    for (n, claimed) in ["203.0.113.1", "203.0.113.2"].into_iter().enumerate() {
+        let answer = spoofer
+            .send(&forwarded(&publish_request("t", &format!(r#"{{"data":{n}}}"#)), claimed))
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    // A new address in the header brings no fresh allowance: the peer's is spent.
+    let answer =
+        spoofer.send(&forwarded(&publish_request("t", r#"{"data":"over"}"#), "203.0.113.3")).await.unwrap();
+    assert_eq!((answer.status, answer.code()), (429, "rate_limited".to_owned()), "{answer:?}");
+    // And the peer's connections are counted at accept, whatever they forward.
+    let answer = refused_answer(LOCAL, addr).await;
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+}
+
 /// A WebSocket to `path`, and a reader of its next JSON frame.
 async fn websocket(
     addr: SocketAddr,

@@ -103,6 +103,50 @@ async fn connections_over_the_limit_are_answered_503_overloaded() {
 }
 
 #[tokio::test]
+async fn a_burst_of_connections_over_the_limit_is_answered_503_every_one() {
+    // More than the 64 answered at once before, fewer than the test listener's backlog (128).
+    const BURST: usize = 100;
+    let server = start(Config::default().with_max_connections(1).with_max_connections_per_ip(0)).await;
+    let mut holder = pushgate_testkit::RawHttp::connect(server.addr).await.unwrap();
+    holder.send("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    assert_eq!(holder.answer().await.unwrap().status, 200);
+
+    // All connected before any sends its request, so every refusal waits for its request at
+    // the same time.
+    let connects = (0..BURST).map(|_| TcpStream::connect(server.addr));
+    let mut burst = futures_util::future::try_join_all(connects).await.unwrap();
+    let deadline = Instant::now() + BOUND;
+    loop {
+        holder.send("GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        let metrics = holder.answer().await.unwrap().body;
+        let accepted = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("pushgate_connections_accepted_total "))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if accepted >= (BURST + 1) as f64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the burst was not accepted in time: {accepted}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answers = burst.iter_mut().map(|stream| async move {
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        String::from_utf8(read_until_closed(stream).await).unwrap()
+    });
+    let answers = timeout(BOUND, futures_util::future::join_all(answers)).await.expect("answered in time");
+    let unanswered = answers.iter().filter(|answer| !answer.starts_with("HTTP/1.1 503 ")).count();
+    assert_eq!(
+        unanswered,
+        0,
+        "of {BURST} refused connections, {unanswered} got no 503: {:?}",
+        answers.iter().find(|a| !a.starts_with("HTTP/1.1 503 "))
+    );
+    assert!(answers.iter().all(|answer| answer.contains(r#""code":"overloaded""#)));
+    drop(server.stop);
+}
+
+#[tokio::test]
 async fn shutdown_answers_parked_long_polls_and_ends_within_the_drain_time() {
     let drain = Duration::from_secs(3);
     let server = start(Config::default().with_drain_timeout(drain)).await;

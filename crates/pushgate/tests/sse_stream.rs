@@ -123,7 +123,11 @@ async fn bad_requests_get_json_errors_with_a_length_then_the_close() {
         ),
         ("GET /v1/sse HTTP/1.0\r\nHost: x\r\n\r\n", "400 Bad Request", "no_topics"),
         // A head that does not parse is answered, and the connection closed.
-        ("GET /v1/sse?topic=t HTTP/1.1\r\nBad Header\r\n\r\n", "400 Bad Request", "invalid_parameter"),
+        (
+            "GET /v1/sse?topic=t HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+            "400 Bad Request",
+            "malformed_request",
+        ),
     ];
     for (request, status, code) in cases {
         let mut stream = send(server.addr, request).await;

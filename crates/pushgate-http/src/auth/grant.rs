@@ -16,18 +16,48 @@ use std::time::{Duration, SystemTime};
 /// a policy keeps a per-connection decision there, or a slot in a per-user connection count
 /// that is given back when the grant is dropped.
 ///
+/// A grant may also say its holder is the application's own server ([`server`](Self::server)),
+/// whose publishes are never rate-limited.
+///
 /// [`Grant::forever`] allocates nothing, so a policy that allows everything costs nothing.
 #[derive(Clone, Default)]
 pub struct Grant {
     expires_at: Option<SystemTime>,
     user: Option<Arc<str>>,
     state: Option<Arc<dyn Any + Send + Sync>>,
+    server: bool,
 }
 
 impl Grant {
     /// A grant that never expires, for no one in particular.
     pub const fn forever() -> Self {
-        Self { expires_at: None, user: None, state: None }
+        Self { expires_at: None, user: None, state: None, server: false }
+    }
+
+    /// A grant to the application's own server (the admin key, or a backend the application
+    /// vouches for): it never expires and its publishes are not rate-limited, since a backend
+    /// relaying a feed publishes for many clients at once.
+    ///
+    /// ```
+    /// use pushgate_http::Grant;
+    ///
+    /// assert!(Grant::server().is_server() && Grant::server().expires_at().is_none());
+    /// assert!(!Grant::forever().is_server());
+    /// ```
+    pub const fn server() -> Self {
+        Self { expires_at: None, user: None, state: None, server: true }
+    }
+
+    /// Whether the holder is the application's own server ([`Grant::server`]).
+    pub fn is_server(&self) -> bool {
+        self.server
+    }
+
+    /// The same grant, held by the application's own server when `server`.
+    #[must_use]
+    pub fn as_server(mut self, server: bool) -> Self {
+        self.server = server;
+        self
     }
 
     /// A grant that ends at `expires_at`.
@@ -105,7 +135,10 @@ impl PartialEq for Grant {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             _ => false,
         };
-        self.expires_at == other.expires_at && self.user == other.user && same_state
+        self.expires_at == other.expires_at
+            && self.user == other.user
+            && same_state
+            && self.server == other.server
     }
 }
 
@@ -117,6 +150,7 @@ impl fmt::Debug for Grant {
             .field("expires_at", &self.expires_unix())
             .field("user", &self.user)
             .field("state", &self.state.is_some())
+            .field("server", &self.server)
             .finish()
     }
 }

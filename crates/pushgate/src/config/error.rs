@@ -181,4 +181,13 @@ pub enum ConfigError {
     /// The access policy cannot be set up.
     #[error("auth: {0}")]
     Policy(#[from] pushgate_auth::PolicyError),
+    /// A trusted proxy is neither a CIDR (`10.0.0.0/8`) nor an IP address.
+    #[error("trusted_proxies: {value:?} is neither a CIDR such as 10.0.0.0/8 nor an IP address")]
+    TrustedProxy {
+        /// The value given.
+        value: String,
+        /// What the CIDR parser reported.
+        #[source]
+        source: ipnet::AddrParseError,
+    },
 }

@@ -1,6 +1,6 @@
 //! Where the gateway listens, how many connections it keeps, and how long it waits on them.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::{ConfigError, Delivery, TimeSpan, nonzero};
 
@@ -21,9 +21,23 @@ section! {
 
         /// Most open connections from one IP address, WebSockets included; more are answered
         /// `429 too_many_connections_from_ip` and closed. 0: no limit (for load tests from one
-        /// host, or behind a proxy that connects from one address).
+        /// host). Behind a proxy, see --trusted-proxies.
         #[arg(long, env = "PUSHGATE_MAX_CONNECTIONS_PER_IP", value_name = "N")]
         pub max_connections_per_ip: usize = 1024,
+
+        /// A reverse proxy (a CIDR such as 10.0.0.0/8, or one address) whose X-Forwarded-For
+        /// or Forwarded header names the client: requests from it count against that client's
+        /// per-IP limits (the rightmost address the header names that is not itself trusted),
+        /// and its own connections are not limited per IP. Repeat for more (in the variable:
+        /// comma-separated). Default: none; forwarding headers are ignored.
+        #[arg(long, env = "PUSHGATE_TRUSTED_PROXIES", value_name = "CIDR", value_delimiter = ',')]
+        pub trusted_proxies: Vec<String>,
+
+        /// Serve every request with hyper, also polls, long polls and SSE streams, which the
+        /// gateway's own keep-alive loop serves otherwise with less memory per connection.
+        /// Request heads are checked, and answered, the same either way.
+        #[arg(long, env = "PUSHGATE_NO_KEEP_ALIVE_LOOP")]
+        pub no_keep_alive_loop: bool,
 
         /// Time a client has to send a request's headers; also how long a keep-alive connection
         /// may wait for its next request.
@@ -89,6 +103,44 @@ impl Listener {
         if !self.idle_timeout.is_zero() && *self.idle_timeout <= needed {
             return Err(ConfigError::IdleTooShort { idle: *self.idle_timeout, needed });
         }
+        self.trusted_networks()?;
         Ok(())
+    }
+
+    /// The networks of [`trusted_proxies`](Listener::trusted_proxies); an address alone is a
+    /// network of that one address.
+    pub(crate) fn trusted_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                match text.parse::<IpAddr>() {
+                    Ok(ip) => Ok(ipnet::IpNet::from(ip)),
+                    Err(_) => text
+                        .parse::<ipnet::IpNet>()
+                        .map(|net| net.trunc())
+                        .map_err(|source| ConfigError::TrustedProxy { value: text.to_owned(), source }),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        let proxies =
+            Config::default().with_trusted_proxies(vec!["10.0.0.0/8".into(), " 192.168.1.7 ".into()]);
+        assert_eq!(proxies.validate(), Ok(()));
+        let networks =
+            proxies.listener.trusted_networks().map(|nets| nets.iter().map(ToString::to_string).collect());
+        assert_eq!(networks, Ok(vec!["10.0.0.0/8".to_owned(), "192.168.1.7/32".to_owned()]));
+        let bad = Config::default().with_trusted_proxies(vec!["10.0.0.0/33".into()]).validate();
+        assert!(matches!(bad, Err(ConfigError::TrustedProxy { value, .. }) if value == "10.0.0.0/33"));
+        assert!(!Config::default().listener.no_keep_alive_loop);
     }
 }

@@ -21,6 +21,7 @@ use tower_http::cors::CorsLayer;
 
 use super::{Config, ConfigError};
 use crate::api::BodyLimits;
+use crate::forwarded::TrustedProxies;
 use crate::server;
 use crate::sources::Sources;
 
@@ -43,6 +44,8 @@ pub(crate) struct Plan {
     pub(crate) cors: Option<CorsLayer>,
     /// The accept loop's limits.
     pub(crate) server: server::Limits,
+    /// The peers whose forwarding headers name the client.
+    pub(crate) proxies: TrustedProxies,
     /// The database sources, not running yet (the demo's is added when it opens).
     pub(crate) sources: Sources,
     pub(crate) web_dir: Option<PathBuf>,
@@ -93,6 +96,7 @@ impl Plan {
             drain_timeout: *listener.drain_timeout,
             // The auth proxy tells the application each request's client address.
             client_addresses: access.auth_proxy.is_some(),
+            keep_alive_loop: !listener.no_keep_alive_loop,
             socket: server::SocketOptions {
                 keepalive_idle: *listener.tcp_keepalive_idle,
                 keepalive_interval: *listener.tcp_keepalive_interval,
@@ -114,6 +118,7 @@ impl Plan {
                 read_timeout: *publishing.body_read_timeout,
             },
             server,
+            proxies: TrustedProxies::new(listener.trusted_networks()?),
             sources: Sources::new(&backends.sources, *backends.source_lease_timeout)?,
             web_dir: pages.web_dir.clone(),
             demo_db: pages.demo_db.clone(),

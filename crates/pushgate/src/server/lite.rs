@@ -1,17 +1,20 @@
-//! Poll, long-poll and SSE requests served outside hyper, for memory and CPU: a small
-//! HTTP/1.1 keep-alive loop for the connections whose first request is a `GET` to
-//! `/v1/poll`, `/v1/longpoll` or `/v1/sse`.
+//! The gateway's own HTTP/1.1 keep-alive loop: it reads the first request head of every
+//! connection, serves polls, long polls and SSE streams outside hyper, for memory and CPU, and
+//! hands the connection to hyper at the first request of another kind.
 //!
 //! hyper keeps an 8 KiB read buffer (grown to 16 KiB) and an 8 KiB write buffer for every
 //! connection for as long as it lives, and arms a boxed header-read timer for every request.
 //! A parked long poll or an idle keep-alive poller reads nothing for seconds at a time, and an
 //! SSE stream writes frames that are already encoded; so here, per request:
 //!
-//! - the head is read into the worker thread's scratch buffer and parsed there with
-//!   `httparse` (`lite/head.rs`); only a head that arrives in pieces, or bytes after it (a
-//!   pipelined next request), are kept in a buffer of the connection's own, which starts at
-//!   1 KiB and grows to at most 16 KiB; between requests, and while a long poll is parked, the
-//!   connection holds no buffer at all;
+//! - the head is read into the worker thread's scratch buffer and parsed there
+//!   (`request.rs`, the same rules the gate in front of hyper applies); only a head that
+//!   arrives in pieces, or bytes after it (a pipelined next request), are kept in a buffer of
+//!   the connection's own, which starts at 1 KiB and grows to at most 16 KiB; between
+//!   requests, and while a long poll is parked, the connection holds no buffer at all. A head
+//!   that breaks the rules is answered with its JSON error (`400 malformed_request`,
+//!   `414 uri_too_long`, `431 headers_too_large`, `501 not_implemented`) and the connection
+//!   closed;
 //! - the request goes through the same axum router as every other request, so its handler,
 //!   validation, auth, CORS and the refusal counters run unchanged (no per-connection state is
 //!   put in its extensions: only the publish API and the WebSocket transport read it, and
@@ -23,13 +26,15 @@
 //!   is written chunk by chunk as the body yields it, delimited by the close.
 //!
 //! Any other request (another method or path, a body, an upgrade, `Expect`), first or later,
-//! hands the connection to hyper from that request on, with the bytes read so far in front of
-//! the socket's, so nothing is lost or reordered. The accept loop's limits hold: the
-//! connection keeps its permit and IP slot; a kept-alive connection waits for its next request
-//! for the header-read timeout, and a head must be complete within the header-read timeout of
-//! its first byte; nothing read or written for the idle timeout closes it; on
-//! shutdown the answer in flight is finished (the hub is closed first, so parked polls answer)
-//! and the connection closed, and an idle one is closed at once.
+//! or every request when the loop is turned off (`--no-keep-alive-loop`), hands the
+//! connection to hyper from that request on: its whole head is read and checked here first,
+//! so a slow or oversized head never reaches hyper's larger buffers, and it goes to hyper
+//! with whatever followed it, so nothing is lost or reordered. The accept loop's limits hold:
+//! the connection keeps its permit and IP slot; a connection waits for its first request, and
+//! a kept-alive one for its next, for the header-read timeout, and a head must be complete
+//! within the header-read timeout of its first byte; nothing read or written for the idle
+//! timeout closes it; on shutdown the answer in flight is finished (the hub is closed first,
+//! so parked polls answer) and the connection closed, and an idle one is closed at once.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -48,12 +53,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
-use self::head::{Framing, MAX_HEAD_BYTES, Parsed};
+use super::request::{self, HeadError, MAX_HEAD_BYTES, Parsed};
+use super::response::{self, Framing};
 use super::{Activity, Limits, Slots};
-
-mod head;
-
-pub(super) use self::head::{PEEK_LEN, starts_lite_request};
+use crate::limits::{Proxied, client_address};
 
 /// The buffer a head is first read into.
 const INITIAL_HEAD_BYTES: usize = 1024;
@@ -75,18 +78,18 @@ enum End {
 pub(super) async fn serve(
     mut stream: TcpStream,
     slots: Slots,
+    proxied: Option<Proxied>,
     router: Router,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut buf = Vec::new();
-    let end = run(&mut stream, &mut buf, &router, &limits, &mut stopping).await;
+    let end = run(&mut stream, &mut buf, proxied.as_ref(), &router, &limits, &mut stopping).await;
     match end {
         End::Drop => {}
         End::Close => linger(&mut stream).await,
         End::Handoff => {
-            let prefix = Bytes::from(buf);
-            Box::pin(super::serve_http(stream, slots, router, limits, stopping, prefix)).await;
+            Box::pin(super::serve_http(stream, slots, proxied, router, limits, stopping, buf)).await;
         }
     }
 }
@@ -95,6 +98,7 @@ pub(super) async fn serve(
 async fn run(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
+    proxied: Option<&Proxied>,
     router: &Router,
     limits: &Limits,
     stopping: &mut watch::Receiver<bool>,
@@ -110,30 +114,14 @@ async fn run(
         head_deadline.as_mut().reset(Instant::now() + limits.header_read_timeout);
         let (request, close, http10) = loop {
             if !buf.is_empty() {
-                match head::parse(buf) {
+                match request::parse(buf, limits.keep_alive_loop) {
                     Ok(Parsed::Partial) => {}
                     Ok(Parsed::Lite { request, head_len, close, http10 }) => {
                         buf.drain(..head_len);
                         break (request, close, http10);
                     }
-                    Ok(Parsed::Other) => return End::Handoff,
-                    Err(error) => {
-                        let response = error.into_response();
-                        // Boxed, like the stream: rare, and its state would otherwise be part
-                        // of every connection's task (1.9 against 2.1 KB).
-                        let answered = Box::pin(answer(
-                            stream,
-                            response,
-                            (true, false),
-                            limits,
-                            &activity,
-                            idle.as_mut(),
-                        ));
-                        return match answered.await {
-                            Ok(_) => End::Close,
-                            Err(_) => End::Drop,
-                        };
-                    }
+                    Ok(Parsed::Hyper) => return End::Handoff,
+                    Err(error) => return refuse(stream, error, &activity, idle.as_mut()).await,
                 }
             }
             let first_byte = buf.is_empty();
@@ -157,7 +145,7 @@ async fn run(
                 }
             }
             if first_byte {
-                match read_fresh(stream, buf) {
+                match read_fresh(stream, buf, limits.keep_alive_loop) {
                     Ok(Fresh::Request(request, close, http10)) => {
                         activity.touch();
                         break (request, close, http10);
@@ -166,6 +154,7 @@ async fn run(
                         activity.touch();
                         head_deadline.as_mut().reset(Instant::now() + limits.header_read_timeout);
                     }
+                    Ok(Fresh::Handoff) => return End::Handoff,
                     Ok(Fresh::Stale) => {}
                     Ok(Fresh::Eof) | Err(_) => return End::Drop,
                 }
@@ -182,12 +171,28 @@ async fn run(
             *buf = Vec::new();
         }
 
+        // From a trusted proxy, the request holds a slot of the client it forwards until it is
+        // answered.
+        let _client = match proxied.map(|proxied| proxied.admit(request.headers())) {
+            None => None,
+            Some(Some(slot)) => Some(slot),
+            Some(None) => {
+                let close = close || *stopping.borrow();
+                let refusal = Proxied::refusal();
+                match answer(stream, refusal, (close, http10), limits, &activity, idle.as_mut()).await {
+                    Ok(true) => continue,
+                    Ok(false) => return End::Close,
+                    Err(_) => return End::Drop,
+                }
+            }
+        };
         // In a block of its own, so the router's future is not kept (and its room in this
         // task's state not reserved) next to the answer's.
         let response = {
             let mut request = request;
             if let Some(peer) = peer {
-                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                let client = client_address(peer, proxied, request.headers());
+                request.extensions_mut().insert(axum::extract::ConnectInfo(client));
             }
             let mut call = pin!(router.clone().oneshot(request));
             loop {
@@ -240,17 +245,20 @@ enum Fresh {
     Stale,
     /// The end of the stream.
     Eof,
-    /// Bytes that are not (yet) a whole request of the lite loop's, now in the connection's
+    /// Bytes that are not (yet) a whole head, or a head to refuse, now in the connection's
     /// buffer.
     Read,
+    /// A whole request of hyper's, now at the start of the connection's buffer.
+    Handoff,
     /// A whole request, with whether to close after it and whether it is HTTP/1.0; any bytes
     /// after its head are in the connection's buffer.
     Request(Request<Body>, bool, bool),
 }
 
-/// Reads a head's first bytes into the thread's scratch buffer and parses them there; only
-/// what is not a whole request is copied into `buf`.
-fn read_fresh(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Fresh> {
+/// Reads a head's first bytes into the thread's scratch buffer and parses them there (`lite`:
+/// whether the keep-alive loop serves its requests); only what is not a whole request of the
+/// loop's is copied into `buf`.
+fn read_fresh(stream: &TcpStream, buf: &mut Vec<u8>, lite: bool) -> io::Result<Fresh> {
     SCRATCH.with_borrow_mut(|scratch| {
         let read = match stream.try_read(scratch) {
             Ok(0) => return Ok(Fresh::Eof),
@@ -258,14 +266,36 @@ fn read_fresh(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Fresh> {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(Fresh::Stale),
             Err(error) => return Err(error),
         };
-        if let Ok(Parsed::Lite { request, head_len, close, http10 }) = head::parse(read) {
+        let parsed = request::parse(read, lite);
+        if let Ok(Parsed::Lite { request, head_len, close, http10 }) = parsed {
             buf.extend_from_slice(&read[head_len..]);
             return Ok(Fresh::Request(request, close, http10));
         }
-        // Partial, another request, or an error the loop answers after parsing it again.
         buf.extend_from_slice(read);
-        Ok(Fresh::Read)
+        // Partial, or an error the loop answers after parsing it again.
+        Ok(if matches!(parsed, Ok(Parsed::Hyper)) { Fresh::Handoff } else { Fresh::Read })
     })
+}
+
+/// Answers a head that breaks the rules with its JSON error, closing the connection: what
+/// follows it cannot be told apart from it.
+async fn refuse(
+    stream: &mut TcpStream,
+    error: HeadError,
+    activity: &Activity,
+    idle: Pin<&mut impl Future<Output = ()>>,
+) -> End {
+    tracing::debug!(?error, "refused a request head");
+    let answer = response::error_answer(&error.to_api_error(), false);
+    // Boxed, like the stream: rare, and its state would otherwise weigh on every connection's
+    // task.
+    let written = Box::pin(async {
+        tokio::select! {
+            written = write_head_and_body(stream, &answer, &[], activity) => written,
+            () = idle => Err(io::ErrorKind::TimedOut.into()),
+        }
+    });
+    if written.await.is_ok() { End::Close } else { End::Drop }
 }
 
 /// Reads what the socket has into `buf`, growing it toward [`MAX_HEAD_BYTES`]: `None` when the
@@ -319,7 +349,7 @@ async fn answer(
     let length = (!bodiless).then_some(body.len());
     let framing = if close { Framing::Close { length } } else { Framing::KeepAlive { length, http10 } };
     let mut out = Vec::with_capacity(256);
-    head::write_head(&mut out, &Response::from_parts(parts, ()), framing);
+    response::write_head(&mut out, &Response::from_parts(parts, ()), framing);
     tokio::select! {
         written = write_head_and_body(stream, &out, &body, activity) => written?,
         () = idle => return Err(io::ErrorKind::TimedOut.into()),
@@ -362,7 +392,7 @@ async fn stream_response(
 ) -> io::Result<()> {
     let (parts, body) = response.into_parts();
     let mut head = Vec::with_capacity(256);
-    head::write_head(&mut head, &Response::from_parts(parts, ()), Framing::Stream);
+    response::write_head(&mut head, &Response::from_parts(parts, ()), Framing::Stream);
     stream.write_all(&head).await?;
     drop(head);
     let (mut reader, mut writer) = stream.split();
