@@ -18,6 +18,8 @@
 //!   A rejected subscribe request is a [`Rejected`] error carrying the status and JSON body.
 //!   Every client counts its HTTP requests (a WebSocket handshake is one) and the bytes of
 //!   payload it received ([`Traffic`]).
+//! - [`GatewayProcess`]: the built `pushgate` binary as a child process on a free port, for
+//!   several nodes, a kill, or the gateway's own memory.
 //! - [`RedisServer`]: a private `redis-server` child on a free port (nothing on disk, killed on
 //!   drop, restartable empty) for the Redis scale-out tests.
 //!
@@ -43,12 +45,14 @@
 
 mod client;
 mod feed;
+mod process;
 mod redis;
 mod server;
 pub mod sse;
 
 pub use client::{LongPollClient, PollClient, SseClient, Transport, TransportClient, WsClient};
 pub use feed::{Delivery, Feed, Rejected, Traffic};
+pub use process::GatewayProcess;
 pub use redis::RedisServer;
 pub use server::{Published, TestServer};
 pub use sse::{SseMessage, SseReader};
