@@ -81,8 +81,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use pushgate_hub::{
-    AppendRequest, Epoch, Event, EventParts, HistoryLimit, HubError, MemoryStorage, Notifier, Published,
-    Storage, TopicLog, TopicName,
+    AppendRequest, DEFAULT_HISTORY_MAX_BYTES, Epoch, Event, EventParts, HistoryLimit, HistoryUse, HubError,
+    MemoryStorage, Notifier, Published, Storage, TopicLog, TopicName,
 };
 use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
@@ -105,6 +105,7 @@ use tokio::sync::watch;
 pub struct RedisOptions {
     prefix: String,
     history: HistoryLimit,
+    history_max_bytes: usize,
     max_topics: usize,
     stream_max_len: usize,
     max_lead: u64,
@@ -117,6 +118,7 @@ impl Default for RedisOptions {
         Self {
             prefix: "pushgate:".to_owned(),
             history: HistoryLimit::default(),
+            history_max_bytes: DEFAULT_HISTORY_MAX_BYTES,
             max_topics: 100_000,
             stream_max_len: 100_000,
             max_lead: 1_000_000,
@@ -144,8 +146,17 @@ impl RedisOptions {
         self
     }
 
-    /// Most topics this node's copy holds before it refuses a publish (or subscription) to a new
-    /// one (default 100,000). The copy holds the topics of the whole cluster (every node's
+    /// The memory budget of this node's copy, all topics together (default 128 MiB; see
+    /// [`MemoryStorage::history_max_bytes`]). The copy evicts its oldest events past it, events
+    /// other nodes may still hold: this node's readers of them get a gap, which the shared log
+    /// fills when the hub reads it as a history tier.
+    pub fn history_max_bytes(mut self, bytes: usize) -> Self {
+        self.history_max_bytes = bytes;
+        self
+    }
+
+    /// Most topics this node's copy holds before it refuses a publish to a new one (default
+    /// 100,000; subscribing takes no slot). The copy holds the topics of the whole cluster (every node's
     /// events are applied, whatever this limit says), so the limit counts them all, not only
     /// the topics published on this node.
     pub fn max_topics(mut self, n: usize) -> Self {
@@ -458,7 +469,8 @@ impl RedisStorage {
         let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
         check_server(&mut connection).await?;
         let epoch = scripts::init_epoch(&mut connection, &keys).await?;
-        let replica = MemoryStorage::replica(epoch, options.history, options.max_topics);
+        let replica = MemoryStorage::replica(epoch, options.history, options.max_topics)
+            .history_max_bytes(options.history_max_bytes);
         let shared = Arc::new(Shared {
             replica,
             keys,
@@ -597,6 +609,14 @@ impl Storage for RedisStorage {
         self.shared.replica.topic(topic)
     }
 
+    fn watch(&self, topic: &TopicName) -> Result<Arc<dyn TopicLog>, HubError> {
+        self.shared.replica.watch(topic)
+    }
+
+    fn unwatch(&self, topic: &TopicName) {
+        self.shared.replica.unwatch(topic);
+    }
+
     fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Published, HubError>> {
         Box::pin(self.append_inner(request))
     }
@@ -611,6 +631,10 @@ impl Storage for RedisStorage {
 
     fn topic_count(&self) -> usize {
         self.shared.replica.topic_count()
+    }
+
+    fn history_use(&self) -> HistoryUse {
+        self.shared.replica.history_use()
     }
 
     fn max_lead(&self) -> u64 {
