@@ -148,7 +148,8 @@ pub struct ServeArgs {
     pub max_topics_per_subscription: usize,
 
     /// Most topics held at once (with --redis: the retained topics of the whole cluster);
-    /// publishing or subscribing to one more is refused with 503 until idle topics are forgotten.
+    /// publishing to one more is refused with 503 until idle topics are forgotten. Topics are
+    /// made by publishing: subscribing to one takes no slot.
     #[arg(long, env = "PUSHGATE_MAX_TOPICS", value_name = "N",
           default_value_t = Config::default().max_topics)]
     pub max_topics: usize,
@@ -162,6 +163,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHGATE_HISTORY_AGE", value_name = "DURATION",
           default_value_t = Seconds(Config::default().history_age))]
     pub history_age: Seconds,
+
+    /// Memory all history may take together (events of every topic, their cached encodings,
+    /// idempotency keys; e.g. 128MiB); past it the oldest events of any topic go first.
+    #[arg(long, env = "PUSHGATE_HISTORY_MAX_BYTES", value_name = "BYTES",
+          default_value_t = Bytes(Config::default().history_max_bytes))]
+    pub history_max_bytes: Bytes,
 
     /// Tail the outbox of this database into the hub: postgres://…, mysql://… (or mariadb://…),
     /// sqlite:PATH, prepared with `pushgate db install`. Repeat for more (in the variable:
@@ -274,6 +281,7 @@ impl From<ServeArgs> for Config {
             .with_max_topics(args.max_topics)
             .with_history_events(args.history_events)
             .with_history_age(args.history_age.0)
+            .with_history_max_bytes(args.history_max_bytes.0)
             .with_sources(args.sources)
             .with_demo_db((!args.no_demo).then_some(args.demo_db))
             .with_demo_ticker_rate(demo_ticker_rate)

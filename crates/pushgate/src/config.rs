@@ -118,16 +118,23 @@ pub struct Config {
     pub tcp_user_timeout: Duration,
     /// Most distinct topics one subscription or poll may name. Default 100.
     pub max_topics_per_subscription: usize,
-    /// Most topics the hub holds at once; publishing to (or subscribing to) one more is refused
-    /// until idle topics are forgotten. With [`redis`](Config::redis) it counts every topic this
-    /// node holds, including those other nodes published to (all topics of the cluster that are
-    /// still retained), not only the ones published here. Default 100,000.
+    /// Most topics the hub holds at once; publishing to one more is refused until idle topics
+    /// are forgotten. Topics are made by publishing: naming a topic nobody published to (to
+    /// subscribe, poll or read its presence) takes no slot. With [`redis`](Config::redis) it
+    /// counts every topic this node holds, including those other nodes published to (all topics
+    /// of the cluster that are still retained), not only the ones published here. Default
+    /// 100,000.
     pub max_topics: usize,
     /// Events kept per topic for resuming and `cursor=oldest`. Default 1,000.
     pub history_events: usize,
     /// How long an event is kept for resuming; zero keeps events until evicted by count.
     /// Default 10 min.
     pub history_age: Duration,
+    /// The memory all retained history may take together, every topic's events with their
+    /// cached encodings and the idempotency keys; past it the oldest events of any topic are
+    /// evicted first (their readers get a reset, or with Redis are read from its log). With
+    /// [`redis`](Config::redis) it bounds this node's copy of the log. Default 128 MiB.
+    pub history_max_bytes: usize,
     /// Databases whose outbox the gateway tails into the hub: `postgres://…`, `mysql://…` (or
     /// `mariadb://…`), `sqlite:PATH`, each prepared with `pushgate db install`. Each runs next
     /// to the server while it serves; one that cannot connect retries with backoff and shows its
@@ -241,6 +248,7 @@ impl Default for Config {
             max_topics: 100_000,
             history_events: 1000,
             history_age: Duration::from_secs(600),
+            history_max_bytes: pushgate_hub::DEFAULT_HISTORY_MAX_BYTES,
             sources: Vec::new(),
             demo_db: None,
             demo_ticker_rate: 0,
@@ -480,6 +488,8 @@ setters! {
     with_history_events => history_events: usize;
     /// Replaces [`history_age`](Config::history_age).
     with_history_age => history_age: Duration;
+    /// Replaces [`history_max_bytes`](Config::history_max_bytes).
+    with_history_max_bytes => history_max_bytes: usize;
     /// Replaces [`sources`](Config::sources).
     with_sources => sources: Vec<String>;
     /// Replaces [`demo_db`](Config::demo_db).
@@ -532,6 +542,7 @@ impl Config {
             ("max_topics_per_subscription", self.max_topics_per_subscription == 0),
             ("max_topics", self.max_topics == 0),
             ("history_events", self.history_events == 0),
+            ("history_max_bytes", self.history_max_bytes == 0),
         ];
         if let Some((name, _)) = positive.into_iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero { name });
@@ -714,7 +725,7 @@ impl Config {
     /// assert_eq!(hub.stats().published, 0);
     /// ```
     pub fn build_hub(&self) -> Hub {
-        self.hub_builder().history(self.history_limit()).build()
+        self.hub_builder().history(self.history_limit()).history_max_bytes(self.history_max_bytes).build()
     }
 
     /// The hub [`serve`](crate::serve) and [`serve_on`](crate::serve_on) use: with
@@ -736,7 +747,10 @@ impl Config {
         let Some(url) = &self.redis else {
             return Ok((self.build_hub(), None));
         };
-        let options = RedisOptions::default().history(self.history_limit()).max_topics(self.max_topics);
+        let options = RedisOptions::default()
+            .history(self.history_limit())
+            .history_max_bytes(self.history_max_bytes)
+            .max_topics(self.max_topics);
         let storage = RedisStorage::connect(url, options)
             .await
             .map_err(|source| crate::ServeError::Redis { url: redact_url(url), source })?;
@@ -772,6 +786,8 @@ mod tests {
         assert_eq!(config.ws_max_message_bytes, 64 * 1024);
         assert_eq!(config.max_answer_bytes, 4 << 20);
         assert_eq!(config.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.history_max_bytes, 128 << 20);
+        assert_eq!(config.build_hub().stats().history_max_bytes, 128 << 20);
     }
 
     #[test]
@@ -812,6 +828,10 @@ mod tests {
         assert_eq!(
             base.clone().with_max_answer_bytes(0).validate(),
             Err(ConfigError::Zero { name: "max_answer_bytes" })
+        );
+        assert_eq!(
+            base.clone().with_history_max_bytes(0).validate(),
+            Err(ConfigError::Zero { name: "history_max_bytes" })
         );
         assert_eq!(
             base.clone().with_publish_burst(0).validate(),

@@ -107,6 +107,8 @@ struct ConfigFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     history_age: Option<Seconds>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    history_max_bytes: Option<Bytes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     sources: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     demo_db: Option<PathBuf>,
@@ -201,7 +203,8 @@ impl ServeArgs {
                 longpoll_max_timeout, sse_heartbeat, coalesce, ws_max_message_bytes, max_connections,
                 max_connections_per_ip, publish_rate, publish_burst,
                 header_read_timeout, idle_timeout, drain_timeout, max_topics_per_subscription,
-                max_topics, history_events, history_age, sources, demo_db, no_demo, log_format;
+                max_topics, history_events, history_age, history_max_bytes, sources, demo_db, no_demo,
+                log_format;
             optional: demo_ticker_rate, web_dir, redis, jwt_secret_file
         );
         take_from_file!(args, file, given;
@@ -258,6 +261,7 @@ impl ServeArgs {
             max_topics: Some(self.max_topics),
             history_events: Some(self.history_events),
             history_age: Some(self.history_age),
+            history_max_bytes: Some(self.history_max_bytes),
             sources: Some(
                 self.sources.iter().map(|url| SourceConfig::new(url.as_str()).url_redacted()).collect(),
             ),
