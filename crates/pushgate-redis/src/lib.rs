@@ -15,22 +15,65 @@
 //! | `epoch` | string | the shared [`Epoch`] (8 hex digits), `SET NX` by the first node to start |
 //! | `pos` | string (integer) | the last position handed out |
 //! | `seq` | hash | topic → the last `seq` handed out in it |
-//! | `log` | stream | one entry per event, ID `<position>-0`, fields `topic`, `seq`, `type`, `data`, `ts`, `epoch`; trimmed with `MAXLEN ~`; plus a `restored_after` marker where a restore moved `pos` on |
+//! | `log` | stream | one entry per event, ID `<position>-0`, fields `topic`, `seq`, `type`, `data`, `ts`, `epoch` (and `from`, the sender, when set); trimmed with `MAXLEN ~` ([`RedisOptions::history_events`]); plus a `restored_after` marker where a restore moved `pos` on |
+//! | `idem:<topic length>:<topic>:<key>` | string | `<position>:<seq>` of the event an idempotency key published, expiring after [`RedisOptions::idempotency_window`] |
+//! | `ack` | string | written by a node before `WAIT`, when replicas must confirm the log ([`RedisOptions::min_replicas_ack`]) |
 //!
 //! A publish runs one Lua script (`EVALSHA`) that checks the epoch, takes the next position and
-//! `seq`, and `XADD`s the entry, atomically. Every node runs one *tail* task that reads the
-//! stream (`XREAD BLOCK` after the last ID it applied) and applies entries, in order, to its
-//! copy; that moves the node's head and wakes its subscribers. A publish resolves once this
-//! node's tail has applied it, so a publisher reads its own write on the node it used (or, past
-//! [`RedisOptions::apply_wait`], with the event Redis took: once Redis answered with a position
-//! the publish never fails). When Redis's answer itself is lost or late (the response timeout),
-//! the outcome is unknown and the publish fails with [`HubError::Unavailable`]: a retry is
-//! at-least-once.
+//! `seq`, and `XADD`s the entry, atomically. A publish with an idempotency key is deduplicated in
+//! the same script, so the same key on the same topic stores one event whichever nodes it is
+//! sent to: a repeat within [`RedisOptions::idempotency_window`] answers the original `seq` and
+//! position. Every node runs one *tail* task that reads the stream (`XREAD BLOCK` after the last
+//! ID it applied) and applies entries, in order, to its copy; that moves the node's head and
+//! wakes its subscribers. A publish resolves once this node's tail has applied it, so a
+//! publisher reads its own write on the node it used (or, past [`RedisOptions::apply_wait`]
+//! and without replica acknowledgements, with the event Redis took: once Redis answered with a
+//! position the publish never fails). When Redis's answer itself is lost or late (the response
+//! timeout), the outcome is unknown and the publish fails with [`HubError::Unavailable`]: a
+//! retry with the same idempotency key stores the event once, a retry without one may store it
+//! twice.
 //!
 //! One stream for all topics, rather than a stream per topic, was chosen because it gives the
 //! total order across topics for free (the stream ID *is* the position) and costs each node one
 //! blocking read, whatever the number of topics; a stream per topic would need a merge by
 //! position across streams and one read per topic (or per batch of topics) on every node.
+//!
+//! # History past memory
+//!
+//! A node's copy keeps [`RedisOptions::history`] per topic; the stream keeps the newest
+//! [`RedisOptions::history_events`] events of all topics together. [`RedisStorage::history_tier`]
+//! makes the stream the hub's deeper tier: a reader whose cursor is older than the copy's
+//! history but inside the stream gets the events from it (`XRANGE`), in order, with no reset;
+//! only what the stream trimmed too is reported as missed.
+//!
+//! # Reaching Redis
+//!
+//! [`RedisStorage::connect`] takes a `redis://` or `rediss://` URL (TLS with rustls; a private
+//! CA with [`RedisOptions::ca_file`], mutual TLS with [`RedisOptions::client_identity`]), or a
+//! Sentinel URL, `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/master_name[/db]`
+//! (`rediss+sentinel://` for TLS; the Sentinels' own credentials as `?sentinel_username=…&sentinel_password=…`).
+//! With Sentinels, every reconnect asks them for the master, so the node follows a failover:
+//! the old master's connections fail (Sentinel closes them when it demotes it), the tail
+//! reconnects to the promoted replica and resumes after the last entry it applied, and
+//! publishes go there from then on.
+//!
+//! # Replicas and failover
+//!
+//! Redis replicates asynchronously, so an event the master took is lost if the master fails
+//! before a replica received it. With [`RedisOptions::min_replicas_ack`] `n > 0` (the default
+//! with Sentinel), a node applies what it reads from the log only after `WAIT n` confirmed that
+//! `n` replicas hold it, and a publish succeeds only once its node applied it. So an
+//! acknowledged publish is on a replica, which Sentinel promotes (it picks the replica with the
+//! most data), and no node delivers an event the new master lacks. A publish that no replica
+//! confirmed in time fails as [`HubError::Unavailable`]: it may still be delivered later (retry
+//! it with the same idempotency key).
+//!
+//! Should a new master still lack entries a node applied (with `n = 0`, or a failover to a
+//! replica that had less), that node notices on reconnect: the entry at its head is missing or
+//! different. Positions of the lost entries may already be handed out again, and clients hold
+//! cursors and `seq`s of events that no longer exist, so the node changes the store's epoch
+//! (every cursor gets a `reset`, on every node) and stops; every other node stops too on seeing
+//! the new epoch, and restarts into it. Never silent divergence, at the price of a reset for all.
 //!
 //! # Starting, failing and recovering
 //!
@@ -72,314 +115,86 @@
 //!   and one of another epoch (the store was wiped without a restart and a new node started on
 //!   it) stops the node the same way rather than being applied as its own.
 
+mod endpoint;
+mod error;
+mod failover;
+mod options;
+mod publish;
 mod scripts;
+mod server;
+mod state;
 mod tail;
+mod tier;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use pushgate_hub::{
-    AppendRequest, DEFAULT_HISTORY_MAX_BYTES, Epoch, Event, EventParts, HistoryLimit, HistoryUse, HubError,
-    MemoryStorage, Notifier, Published, Storage, TopicLog, TopicName,
+    AppendRequest, Epoch, HistoryTier, HistoryUse, HubError, MemoryStorage, Notifier, Published, Storage,
+    TopicLog, TopicName,
 };
 use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 
-/// Settings of a [`RedisStorage`].
-///
-/// ```
-/// use std::time::Duration;
-/// use pushgate_hub::HistoryLimit;
-/// use pushgate_redis::RedisOptions;
-///
-/// let options = RedisOptions::default()
-///     .prefix("myapp:push:")
-///     .history(HistoryLimit::default().max_events(100))
-///     .stream_max_len(50_000)
-///     .timeout(Duration::from_secs(1));
-/// assert_eq!(options.key_prefix(), "myapp:push:");
-/// ```
-#[derive(Debug, Clone)]
-pub struct RedisOptions {
-    prefix: String,
-    history: HistoryLimit,
-    history_max_bytes: usize,
-    max_topics: usize,
-    stream_max_len: usize,
-    max_lead: u64,
-    timeout: Duration,
-    apply_wait: Duration,
-}
+use crate::endpoint::Endpoint;
+pub use crate::error::ConnectError;
+pub use crate::options::{DEFAULT_HISTORY_EVENTS, RedisOptions};
+pub use crate::state::RedisState;
 
-impl Default for RedisOptions {
-    fn default() -> Self {
-        Self {
-            prefix: "pushgate:".to_owned(),
-            history: HistoryLimit::default(),
-            history_max_bytes: DEFAULT_HISTORY_MAX_BYTES,
-            max_topics: 100_000,
-            stream_max_len: 100_000,
-            max_lead: 1_000_000,
-            timeout: Duration::from_secs(2),
-            apply_wait: Duration::from_secs(10),
-        }
-    }
-}
-
-impl RedisOptions {
-    /// Prefix of every key (default `pushgate:`); nodes sharing topics must use the same one.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The key prefix in use.
-    pub fn key_prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// History kept per topic in this node's copy (default: [`HistoryLimit::default`]).
-    pub fn history(mut self, limit: HistoryLimit) -> Self {
-        self.history = limit;
-        self
-    }
-
-    /// The memory budget of this node's copy, all topics together (default 128 MiB; see
-    /// [`MemoryStorage::history_max_bytes`]). The copy evicts its oldest events past it, events
-    /// other nodes may still hold: this node's readers of them get a gap, which the shared log
-    /// fills when the hub reads it as a history tier.
-    pub fn history_max_bytes(mut self, bytes: usize) -> Self {
-        self.history_max_bytes = bytes;
-        self
-    }
-
-    /// Most topics this node's copy holds before it refuses a publish to a new one (default
-    /// 100,000; subscribing takes no slot). The copy holds the topics of the whole cluster (every node's
-    /// events are applied, whatever this limit says), so the limit counts them all, not only
-    /// the topics published on this node.
-    pub fn max_topics(mut self, n: usize) -> Self {
-        self.max_topics = n;
-        self
-    }
-
-    /// About how many entries the shared stream keeps (`XADD … MAXLEN ~ n`; default 100,000).
-    /// It bounds what a node starting (or catching up after an outage) can load.
-    pub fn stream_max_len(mut self, n: usize) -> Self {
-        self.stream_max_len = n.max(1);
-        self
-    }
-
-    /// How far past this node's head a cursor may point and be taken as "not applied here yet"
-    /// (default 1,000,000 positions); further is [`HubError::CursorAhead`].
-    pub fn max_lead(mut self, n: u64) -> Self {
-        self.max_lead = n;
-        self
-    }
-
-    /// Connect and command timeout towards Redis (default 2 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(10));
-        self
-    }
-
-    /// How long a publish waits for this node to apply it once Redis has taken it (default
-    /// 10 s), so the publisher reads its own write on this node. Past that the publish still
-    /// succeeds (the event is stored; failing would invite a duplicate retry), answered from
-    /// what Redis returned; this node's readers get the event once its tail applies it.
-    pub fn apply_wait(mut self, wait: Duration) -> Self {
-        self.apply_wait = wait;
-        self
-    }
-}
-
-/// Why [`RedisStorage::connect`] failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectError {
-    /// The URL is not a Redis URL.
-    #[error("invalid redis url: {0}")]
-    Url(#[source] redis::RedisError),
-    /// Redis could not be reached or answered with an error.
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    /// The server is older than this crate needs.
-    #[error("redis {version} is too old: pushgate needs redis {minimum} or newer")]
-    TooOld {
-        /// The server's version (`INFO server`).
-        version: String,
-        /// The oldest version supported.
-        minimum: String,
-    },
-    /// The `epoch` key holds something this crate did not write.
-    #[error("redis key {key} holds {value:?}, not an epoch (8 hex digits)")]
-    BadEpoch {
-        /// The key.
-        key: String,
-        /// What it holds.
-        value: String,
-    },
-    /// A log entry was written under another epoch than this node's while it followed the log:
-    /// the store was wiped and a node started on it with a new epoch. The node stops (this is
-    /// the reason [`RedisState::fatal`] gives); at connect, entries of an earlier epoch left in
-    /// the stream are passed over instead, since the node starts in the store's epoch.
-    #[error("redis stream entry {id} belongs to epoch {epoch}, this node serves epoch {ours}")]
-    ForeignEntry {
-        /// The stream entry ID.
-        id: String,
-        /// The epoch it was written under.
-        epoch: Epoch,
-        /// This node's epoch.
-        ours: Epoch,
-    },
-    /// A log entry could not be read as an event.
-    #[error("redis stream entry {id}: {reason}")]
-    BadEntry {
-        /// The stream entry ID.
-        id: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
-
-/// Checks that `url` is a Redis URL this crate can connect to, without connecting.
+/// Checks that `url` is a Redis URL this crate can connect to (`redis://`, `rediss://`,
+/// `redis+sentinel://`, `rediss+sentinel://`), without connecting.
 ///
 /// ```
 /// assert!(pushgate_redis::check_url("redis://127.0.0.1:6379/0").is_ok());
+/// assert!(pushgate_redis::check_url("rediss://redis.example.com:6380").is_ok());
+/// assert!(pushgate_redis::check_url("redis+sentinel://s1:26379,s2:26379/mymaster").is_ok());
 /// assert!(pushgate_redis::check_url("postgres://h/db").is_err());
 /// ```
 ///
 /// # Errors
-/// [`ConnectError::Url`] saying what is wrong.
+/// [`ConnectError::Url`] or [`ConnectError::SentinelUrl`] saying what is wrong.
 pub fn check_url(url: &str) -> Result<(), ConnectError> {
-    redis::Client::open(url).map(drop).map_err(ConnectError::Url)
-}
-
-/// The oldest Redis this crate works with: loading the log uses `XRANGE` with an exclusive
-/// start (`(id`), new in 6.2.
-const MIN_VERSION: (u64, u64) = (6, 2);
-
-/// Refuses a Redis older than [`MIN_VERSION`], and warns when Redis may evict keys: an evicted
-/// `seq` hash (or `pos`) alone is not noticed, and `seq` would start again at 1 in a topic.
-/// Servers that refuse `INFO` or `CONFIG` are not checked.
-async fn check_server(connection: &mut MultiplexedConnection) -> Result<(), ConnectError> {
-    let info: Result<String, _> = redis::cmd("INFO").arg("server").query_async(connection).await;
-    match info {
-        Ok(info) => {
-            let version = info.lines().find_map(|line| line.strip_prefix("redis_version:")).map(str::trim);
-            let parsed = version.and_then(|v| {
-                let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
-                Some((parts.next()??, parts.next()??))
-            });
-            if let (Some(version), Some(parsed)) = (version, parsed)
-                && parsed < MIN_VERSION
-            {
-                return Err(ConnectError::TooOld {
-                    version: version.to_owned(),
-                    minimum: format!("{}.{}", MIN_VERSION.0, MIN_VERSION.1),
-                });
-            }
-        }
-        Err(err) => tracing::debug!(%err, "cannot read the redis version"),
-    }
-    let policy: Result<Vec<String>, _> =
-        redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(connection).await;
-    match policy {
-        Ok(reply) => match reply.get(1) {
-            Some(policy) if policy != "noeviction" => tracing::warn!(
-                %policy,
-                "redis maxmemory-policy is not noeviction: evicted pushgate keys break seq and positions"
-            ),
-            _ => {}
-        },
-        Err(err) => tracing::debug!(%err, "cannot read redis maxmemory-policy"),
-    }
-    Ok(())
+    Endpoint::new(url, None).map(drop)
 }
 
 /// The keys of one deployment.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
+    prefix: String,
     pub(crate) epoch: String,
     pub(crate) pos: String,
     pub(crate) seq: String,
     pub(crate) log: String,
+    pub(crate) ack: String,
 }
 
 impl Keys {
     fn new(prefix: &str) -> Self {
         Self {
+            prefix: prefix.to_owned(),
             epoch: format!("{prefix}epoch"),
             pos: format!("{prefix}pos"),
             seq: format!("{prefix}seq"),
             log: format!("{prefix}log"),
+            ack: format!("{prefix}ack"),
         }
     }
+
+    /// The record of an idempotency key on a topic. The topic's length goes first, since both
+    /// may contain `:` (topic `a:b` with key `c` must not meet topic `a` with key `b:c`).
+    pub(crate) fn idempotency(&self, topic: &TopicName, key: &str) -> String {
+        format!("{}idem:{}:{topic}:{key}", self.prefix, topic.as_str().len())
+    }
 }
 
-/// The connection state of a [`RedisStorage`], for readiness checks and metrics. Cheap to clone.
-///
-/// ```no_run
-/// # async fn f() -> Result<(), pushgate_redis::ConnectError> {
-/// use pushgate_redis::{RedisOptions, RedisStorage};
-///
-/// let storage = RedisStorage::connect("redis://127.0.0.1:6379", RedisOptions::default()).await?;
-/// let state = storage.state();
-/// if !state.connected() {
-///     eprintln!("redis down: {:?}", state.last_error());
-/// }
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug)]
-pub struct RedisState(Arc<StateInner>);
-
-#[derive(Debug, Default)]
-struct StateInner {
-    connected: AtomicBool,
-    applied: AtomicU64,
-    last_error: Mutex<Option<String>>,
-    fatal: Mutex<Option<String>>,
-}
-
-impl RedisState {
-    /// Whether the node is connected to Redis and following the log (publishes are accepted).
-    pub fn connected(&self) -> bool {
-        self.0.connected.load(Ordering::Acquire)
-    }
-
-    /// The newest position this node has applied from the log (its head).
-    pub fn applied_position(&self) -> u64 {
-        self.0.applied.load(Ordering::Acquire)
-    }
-
-    /// The last Redis error seen, if any (kept after a reconnect, for diagnosis).
-    pub fn last_error(&self) -> Option<String> {
-        self.0.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    /// Set when the node cannot go on with this store (it holds another epoch): the node
-    /// refuses publishes for good and should be restarted.
-    pub fn fatal(&self) -> Option<String> {
-        self.0.fatal.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    pub(crate) fn set_connected(&self, connected: bool) {
-        self.0.connected.store(connected, Ordering::Release);
-    }
-
-    pub(crate) fn set_applied(&self, position: u64) {
-        self.0.applied.store(position, Ordering::Release);
-    }
-
-    pub(crate) fn set_error(&self, error: impl Into<String>) {
-        *self.0.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.into());
-    }
-
-    pub(crate) fn set_fatal(&self, reason: String) {
-        self.set_connected(false);
-        *self.0.fatal.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
-    }
+/// The newest event this node applied: on reconnect, the store must still hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Applied {
+    pub(crate) position: u64,
+    pub(crate) topic: TopicName,
+    pub(crate) seq: u64,
 }
 
 /// What the storage handle and its tail task share.
@@ -387,21 +202,26 @@ pub(crate) struct Shared {
     pub(crate) replica: MemoryStorage,
     pub(crate) keys: Keys,
     pub(crate) options: RedisOptions,
-    pub(crate) client: redis::Client,
+    pub(crate) endpoint: Endpoint,
+    /// [`RedisOptions::min_replicas_ack`], its default resolved for the endpoint.
+    pub(crate) min_replicas_ack: usize,
     pub(crate) state: RedisState,
     /// The command connection of the current session with Redis; `None` while disconnected.
     pub(crate) connection: Mutex<Option<MultiplexedConnection>>,
     /// The applied position, for publishes waiting to read their own write.
     pub(crate) applied: watch::Sender<u64>,
+    /// The newest event applied.
+    pub(crate) last_applied: Mutex<Option<Applied>>,
     /// The newest log position passed over as unreadable; reading resumes after it.
     pub(crate) skipped_through: AtomicU64,
-    /// Set by a publish that found the store without this node's epoch: the tail reconnects and
-    /// checks the store. A flag of its own, since the tail may mark itself connected after the
-    /// publish marked it disconnected.
+    /// Set by a publish that found the store without this node's epoch (or on a replica): the
+    /// tail reconnects and checks the store. A flag of its own, since the tail may mark itself
+    /// connected after the publish marked it disconnected.
     pub(crate) recheck: AtomicBool,
     pub(crate) append_script: redis::Script,
     pub(crate) restore_seqs_script: redis::Script,
     pub(crate) restore_epoch_script: redis::Script,
+    pub(crate) rotate_epoch_script: redis::Script,
 }
 
 impl Shared {
@@ -415,23 +235,22 @@ impl Shared {
         *self.connection.lock().unwrap_or_else(PoisonError::into_inner) = connection;
     }
 
-    fn connection(&self) -> Option<MultiplexedConnection> {
+    pub(crate) fn connection(&self) -> Option<MultiplexedConnection> {
         self.connection.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn last_applied(&self) -> Option<Applied> {
+        self.last_applied.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Applies one log entry to the copy and publishes the new head.
     pub(crate) fn apply(&self, entry: tail::Entry) -> Result<(), HubError> {
-        self.replica.apply(EventParts {
-            topic: entry.topic,
-            event_type: entry.event_type,
-            data: entry.data,
-            seq: entry.seq,
-            position: entry.position,
-            epoch: entry.epoch,
-            timestamp_ms: entry.timestamp_ms,
-            // The stream does not carry the sender yet.
-            from: None,
-        })?;
+        let (position, topic, seq) = (entry.position, entry.topic.clone(), entry.seq);
+        let applied = self.replica.apply(entry.into_parts())?;
+        if applied.is_some() {
+            *self.last_applied.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(Applied { position, topic, seq });
+        }
         let head = self.replica.head();
         self.state.set_applied(head);
         self.applied.send_if_modified(|applied| {
@@ -453,36 +272,54 @@ pub struct RedisStorage {
 }
 
 impl RedisStorage {
-    /// Connects to `url`, reads or creates the shared epoch, loads the retained log into this
-    /// node's copy, and starts the tail task (on the current tokio runtime).
+    /// Connects to `url` (see [`check_url`] for the forms it takes), reads or creates the
+    /// shared epoch, loads the retained log into this node's copy, and starts the tail task (on
+    /// the current tokio runtime).
     ///
     /// # Errors
-    /// [`ConnectError`] when the URL is invalid, Redis cannot be reached or is older than 6.2,
-    /// or its keys hold something unexpected. Once connected, later outages are not errors of this call: they
-    /// show in [`RedisState`] and as [`HubError::Unavailable`] on publish.
+    /// [`ConnectError`] when the URL is invalid, a TLS file cannot be read, Redis cannot be
+    /// reached (or refuses the TLS handshake) or is older than 6.2, or its keys hold something
+    /// unexpected. Once connected, later outages are not errors of this call: they show in
+    /// [`RedisState`] and as [`HubError::Unavailable`] on publish.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, ConnectError> {
-        let client = redis::Client::open(url).map_err(ConnectError::Url)?;
+        // The redis crate builds its rustls config from the process's default provider, and
+        // rustls panics there when more than one provider is compiled in and none was chosen.
+        // Choosing ring only when nobody chose yet leaves an embedder's choice alone. (rustls
+        // deprecates ring's provider for lacking post-quantum key exchange; aws-lc-rs would
+        // need a C and CMake build on every machine that builds pushgate.)
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = endpoint::certificates(&options).await?;
+        let endpoint = Endpoint::new(url, tls)?;
+        let min_replicas_ack = options.min_replicas_ack.unwrap_or(usize::from(endpoint.is_sentinel()));
         let keys = Keys::new(&options.prefix);
+        let client = endpoint.client(options.timeout).await.map_err(ConnectError::from_redis)?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(options.timeout))
             .set_response_timeout(Some(options.timeout));
-        let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
-        check_server(&mut connection).await?;
+        let mut connection = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(ConnectError::from_redis)?;
+        server::check(&mut connection, min_replicas_ack).await?;
         let epoch = scripts::init_epoch(&mut connection, &keys).await?;
         let replica = MemoryStorage::replica(epoch, options.history, options.max_topics)
             .history_max_bytes(options.history_max_bytes);
         let shared = Arc::new(Shared {
             replica,
             keys,
-            client,
-            state: RedisState(Arc::default()),
+            endpoint,
+            min_replicas_ack,
+            state: RedisState::new(),
             connection: Mutex::new(None),
             applied: watch::Sender::new(0),
+            last_applied: Mutex::new(None),
             skipped_through: AtomicU64::new(0),
             recheck: AtomicBool::new(false),
             append_script: redis::Script::new(scripts::APPEND),
             restore_seqs_script: redis::Script::new(scripts::RESTORE_SEQS),
             restore_epoch_script: redis::Script::new(scripts::RESTORE_EPOCH),
+            rotate_epoch_script: redis::Script::new(scripts::ROTATE_EPOCH),
             options,
         });
         tail::load(&shared, &mut connection).await?;
@@ -493,6 +330,7 @@ impl RedisStorage {
             %epoch,
             head = shared.replica.head(),
             topics = shared.replica.topic_count(),
+            min_replicas_ack,
             "redis storage ready"
         );
         let tail = tokio::spawn(tail::run(Arc::clone(&shared))).abort_handle();
@@ -504,79 +342,23 @@ impl RedisStorage {
         self.shared.state.clone()
     }
 
-    async fn append_inner(&self, request: AppendRequest) -> Result<Published, HubError> {
-        let shared = &self.shared;
-        if let Some(reason) = shared.state.fatal() {
-            return Err(HubError::Unavailable { reason });
-        }
-        let unavailable = |why: &str| HubError::Unavailable { reason: format!("redis: {why}") };
-        let Some(mut connection) = shared.connection().filter(|_| shared.state.connected()) else {
-            return Err(unavailable("not connected"));
-        };
-        // The local topic limit (applying other nodes' events ignores it).
-        shared.replica.topic(&request.topic)?;
-        let timestamp_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let mut waiter = shared.applied.subscribe();
-        let (position, seq): (u64, u64) = shared
-            .append_script
-            .key(&shared.keys.epoch)
-            .key(&shared.keys.pos)
-            .key(&shared.keys.seq)
-            .key(&shared.keys.log)
-            .arg(shared.replica.epoch().to_string())
-            .arg(request.topic.as_str())
-            .arg(&*request.event_type)
-            .arg(request.data.as_str())
-            .arg(timestamp_ms)
-            .arg(shared.options.stream_max_len)
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|err| {
-                shared.state.set_error(err.to_string());
-                if err.to_string().contains(scripts::EPOCH_MISMATCH) {
-                    // The store lost its keys (or was replaced): the tail sorts that out on its
-                    // next reconnect; until then this node takes no publish.
-                    shared.state.set_connected(false);
-                    shared.recheck.store(true, Ordering::Release);
-                    unavailable("the store lost its state; waiting for it to be restored")
-                } else if err.is_io_error()
-                    || err.is_timeout()
-                    || err.is_connection_dropped()
-                    || err.is_connection_refusal()
-                {
-                    unavailable(&err.to_string())
-                } else {
-                    HubError::Storage(Box::new(err))
-                }
-            })?;
-        // The event is published from here on: failing now would make the client publish it again.
-        let applied =
-            tokio::time::timeout(shared.options.apply_wait, waiter.wait_for(|&a| a >= position)).await;
-        let mut out = Vec::with_capacity(1);
-        if matches!(applied, Ok(Ok(_))) {
-            if let Ok(log) = shared.replica.topic(&request.topic) {
-                log.read(position - 1, position, 1, &mut out);
-            }
-        } else {
-            tracing::debug!(position, "published, but this node has not applied it yet");
-        }
-        Ok(Published::New(match out.pop() {
-            Some(event) if event.position() == position => event,
-            // Not applied here in time, or already evicted again (a tiny history): the caller
-            // still gets what was stored, built from Redis's answer.
-            _ => Arc::new(Event::from_parts(EventParts {
-                topic: request.topic,
-                event_type: request.event_type,
-                data: request.data,
-                seq,
-                position,
-                epoch: shared.replica.epoch(),
-                timestamp_ms,
-                from: request.from,
-            })),
-        }))
+    /// The Redis log as a history tier for the hub: a cursor older than this node's memory
+    /// history ([`RedisOptions::history`]) but inside the log
+    /// ([`RedisOptions::history_events`]) is answered from it instead of with a reset.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), pushgate_redis::ConnectError> {
+    /// use std::sync::Arc;
+    /// use pushgate_hub::Hub;
+    /// use pushgate_redis::{RedisOptions, RedisStorage};
+    ///
+    /// let storage = RedisStorage::connect("redis://127.0.0.1:6379", RedisOptions::default()).await?;
+    /// let tier = storage.history_tier();
+    /// let hub = Hub::builder().storage(Arc::new(storage)).tier(tier).build();
+    /// # let _ = hub; Ok(()) }
+    /// ```
+    pub fn history_tier(&self) -> Arc<dyn HistoryTier> {
+        Arc::new(tier::LogTier { shared: Arc::clone(&self.shared) })
     }
 }
 
@@ -591,6 +373,7 @@ impl std::fmt::Debug for RedisStorage {
         f.debug_struct("RedisStorage")
             .field("epoch", &self.shared.replica.epoch())
             .field("prefix", &self.shared.options.prefix)
+            .field("endpoint", &self.shared.endpoint)
             .field("state", &self.shared.state)
             .finish()
     }
@@ -618,7 +401,7 @@ impl Storage for RedisStorage {
     }
 
     fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Published, HubError>> {
-        Box::pin(self.append_inner(request))
+        Box::pin(publish::append(&self.shared, request))
     }
 
     fn attach(&self, notifier: Notifier) {

@@ -1,6 +1,6 @@
 //! The Lua scripts that keep the shared counters and log consistent, and the epoch set-up.
 //!
-//! Both scripts run atomically in Redis, so every node sees a position handed out together
+//! The scripts run atomically in Redis, so every node sees a position handed out together
 //! with its log entry or not at all.
 
 use pushgate_hub::Epoch;
@@ -11,25 +11,49 @@ use crate::{ConnectError, Keys};
 /// The error a publish gets when the store does not hold this node's epoch.
 pub(crate) const EPOCH_MISMATCH: &str = "PUSHGATE_EPOCH";
 
-/// KEYS: epoch, pos, seq, log. ARGV: epoch, topic, type, data, ts, maxlen. Returns
-/// `{position, seq}`.
+/// KEYS: epoch, pos, seq, log, and the idempotency key's record when the publish has one.
+/// ARGV: epoch, topic, type, data, ts, maxlen, sender (empty: none), window in ms. Returns
+/// `{position, seq, replayed}`.
 ///
 /// The epoch check stops a node from handing out positions from 1 again in a store that lost its
 /// keys before the tail restored them. The entry carries the epoch too, so a node that only
-/// reads notices entries of another epoch (the store was wiped and a new node started on it). The counters are written after `XADD`, which is the only
-/// call that can fail (Redis does not roll back a script's earlier writes).
+/// reads notices entries of another epoch (the store was wiped and a new node started on it).
+///
+/// With an idempotency record key, a record still there (the same key on the same topic within
+/// the window, from any node) answers the original position and `seq` and stores nothing;
+/// otherwise the record is written with the event, in the same script, so that no two
+/// publishes of one key both get in, and a replica holds both or neither.
+///
+/// The counters and the record are written after `XADD`, which is the only call that can fail
+/// (Redis does not roll back a script's earlier writes).
 pub(crate) const APPEND: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('PUSHGATE_EPOCH the store does not hold this node epoch')
 end
+if KEYS[5] then
+  local prior = redis.call('GET', KEYS[5])
+  if prior then
+    local pos, seq = string.match(prior, '^(%d+):(%d+)$')
+    return {tonumber(pos), tonumber(seq), 1}
+  end
+end
 local pos = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
 local seq = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') + 1
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], string.format('%d-0', pos),
-  'topic', ARGV[2], 'seq', string.format('%d', seq), 'type', ARGV[3], 'data', ARGV[4], 'ts', ARGV[5],
-  'epoch', ARGV[1])
+local id = string.format('%d-0', pos)
+local seq_text = string.format('%d', seq)
+if ARGV[7] == '' then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], id, 'topic', ARGV[2], 'seq', seq_text,
+    'type', ARGV[3], 'data', ARGV[4], 'ts', ARGV[5], 'epoch', ARGV[1])
+else
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], id, 'topic', ARGV[2], 'seq', seq_text,
+    'type', ARGV[3], 'data', ARGV[4], 'ts', ARGV[5], 'epoch', ARGV[1], 'from', ARGV[7])
+end
 redis.call('SET', KEYS[2], string.format('%d', pos))
-redis.call('HSET', KEYS[3], ARGV[2], string.format('%d', seq))
-return {pos, seq}
+redis.call('HSET', KEYS[3], ARGV[2], seq_text)
+if KEYS[5] then
+  redis.call('SET', KEYS[5], string.format('%d:%d', pos, seq), 'PX', ARGV[8])
+end
+return {pos, seq, 0}
 ";
 
 /// The field of the log entry [`RESTORE_EPOCH`] writes where it moved `pos` on (a marker, not
@@ -82,6 +106,20 @@ if through > tonumber(redis.call('GET', KEYS[2]) or '0') then
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return ARGV[1]
+";
+
+/// KEYS: epoch. ARGV: this node's epoch, a new one. Replaces the epoch when the store still holds
+/// this node's, and returns the store's epoch.
+///
+/// Run by a node that finds the store lacks entries it applied (a failover lost them): their
+/// positions may be handed out again and clients hold cursors to events that no longer exist,
+/// so every cursor of the old epoch must get a reset. Conditional, so two nodes noticing at
+/// once change it once.
+pub(crate) const ROTATE_EPOCH: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+return redis.call('GET', KEYS[1])
 ";
 
 /// Reads the shared epoch, creating it (with `SET NX`, so one node wins) if absent.

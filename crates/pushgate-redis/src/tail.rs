@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use pushgate_hub::{Data, Epoch, Storage, TopicName};
+use pushgate_hub::{Data, Epoch, EventParts, Storage, TopicName};
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 
+use crate::failover::{acknowledged, check_continuity, confirm};
 use crate::scripts::{RESTORED_FIELD, parse_epoch};
 use crate::{ConnectError, Shared};
 
@@ -31,10 +32,25 @@ pub(crate) struct Entry {
     pub(crate) data: Data,
     pub(crate) timestamp_ms: u64,
     pub(crate) epoch: Epoch,
+    pub(crate) from: Option<Box<str>>,
 }
 
 impl Entry {
-    fn parse(entry: &StreamId) -> Result<Self, ConnectError> {
+    /// The event it holds (the epoch is the entry's own).
+    pub(crate) fn into_parts(self) -> EventParts {
+        EventParts {
+            topic: self.topic,
+            event_type: self.event_type,
+            data: self.data,
+            seq: self.seq,
+            position: self.position,
+            epoch: self.epoch,
+            timestamp_ms: self.timestamp_ms,
+            from: self.from,
+        }
+    }
+
+    pub(crate) fn parse(entry: &StreamId) -> Result<Self, ConnectError> {
         let bad = |reason: String| ConnectError::BadEntry { id: entry.id.clone(), reason };
         let field = |name: &str| match entry.map.get(name) {
             Some(Value::BulkString(bytes)) => {
@@ -60,6 +76,10 @@ impl Entry {
             timestamp_ms: number("ts")?,
             epoch: parse_epoch(field("epoch")?)
                 .ok_or_else(|| bad("field epoch is not an epoch".to_owned()))?,
+            from: match entry.map.get("from") {
+                None => None,
+                Some(_) => Some(field("from")?.into()),
+            },
         })
     }
 }
@@ -81,6 +101,10 @@ pub(crate) async fn load(
             .await?;
         let Some(last) = reply.ids.last() else { return Ok(()) };
         start = format!("({}", last.id);
+        if !acknowledged(shared, connection).await? {
+            // The tail reads these again and applies them once replicas hold them.
+            return Ok(());
+        }
         for entry in &reply.ids {
             // Entries of an earlier epoch stay in the stream when only the epoch key was
             // replaced; this node starts in the store's epoch, so they are not its own.
@@ -157,8 +181,24 @@ fn passed_restore_marker(shared: &Shared, entry: &StreamId, through: u64) {
 }
 
 /// The position of an entry: its ID is `<position>-0`.
-fn entry_position(entry: &StreamId) -> Option<u64> {
+pub(crate) fn entry_position(entry: &StreamId) -> Option<u64> {
     entry.id.strip_suffix("-0").and_then(|p| p.parse().ok())
+}
+
+/// The position of the stream's oldest entry, if it has one.
+pub(crate) async fn first_position(
+    shared: &Shared,
+    connection: &mut MultiplexedConnection,
+) -> redis::RedisResult<Option<u64>> {
+    let first: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(&shared.keys.log)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(connection)
+        .await?;
+    Ok(first.ids.first().and_then(entry_position))
 }
 
 /// Where the next read starts: after the head, or after an unreadable entry past it.
@@ -167,10 +207,11 @@ fn read_after(shared: &Shared) -> u64 {
 }
 
 /// Why a session with Redis ended.
-enum Ended {
+pub(crate) enum Ended {
     /// Redis went away or failed: reconnect.
     Lost(String),
-    /// The store holds another epoch: stop.
+    /// The store holds another epoch, or lost events this node applied (it changed the epoch
+    /// for that): stop.
     Fatal(String),
 }
 
@@ -211,17 +252,18 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 async fn session(shared: &Shared, backoff: &mut Duration) -> Ended {
     let timeout = shared.options.timeout;
     let result = async {
-        let mut command = shared
-            .client
-            .get_multiplexed_async_connection_with_config(&shared.connection_config(timeout))
-            .await?;
-        // XREAD BLOCK holds its connection: a separate one keeps publishes from queueing behind it.
-        let mut blocking = shared
-            .client
+        // With Sentinels, the master they name now: after a failover, the promoted replica.
+        let client = shared.endpoint.client(timeout).await?;
+        let mut command =
+            client.get_multiplexed_async_connection_with_config(&shared.connection_config(timeout)).await?;
+        // XREAD BLOCK (and WAIT) hold their connection: a separate one keeps publishes from
+        // queueing behind them.
+        let mut blocking = client
             .get_multiplexed_async_connection_with_config(&shared.connection_config(timeout + BLOCK))
             .await?;
         // What a publish saw before this check is covered by it.
         shared.recheck.store(false, Ordering::Release);
+        check_continuity(shared, &mut command).await?;
         restore_if_needed(shared, &mut command).await?;
         let was_down = !shared.state.connected();
         // Catch up before taking publishes again, so a publish waits for little.
@@ -235,8 +277,9 @@ async fn session(shared: &Shared, backoff: &mut Duration) -> Ended {
         loop {
             read_batch(shared, &mut blocking, Some(BLOCK)).await?;
             if shared.recheck.swap(false, Ordering::AcqRel) {
-                // A publish found the store without our epoch (wiped without a restart).
-                return Err(Ended::Lost("the store lost its state".to_owned()));
+                // A publish found the store without our epoch (wiped without a restart), or
+                // found a replica where the master was (a failover): look again.
+                return Err(Ended::Lost("a publish found the store changed".to_owned()));
             }
         }
     };
@@ -263,6 +306,9 @@ async fn read_batch(
         let reply: Option<StreamReadReply> = command.query_async(connection).await?;
         let entries: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
         let full = entries.len() >= BATCH;
+        if !entries.is_empty() {
+            confirm(shared, connection).await?;
+        }
         let before = read_after(shared);
         if let Some(first) = entries.first().filter(|e| restored_after(e).is_none())
             && let Some(position) = entry_position(first)
@@ -329,7 +375,7 @@ async fn restore_if_needed(shared: &Shared, connection: &mut MultiplexedConnecti
         .arg(ours.to_string())
         .arg(through)
         .arg(margin)
-        .arg(shared.options.stream_max_len)
+        .arg(shared.options.history_events)
         .invoke_async(connection)
         .await?;
     if parse_epoch(&epoch) != Some(ours) {

@@ -3,40 +3,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use pushgate_hub::{Cursor, FetchOptions, Hub, HubError, Item, NewEvent, Subscription, TopicName};
+use pushgate_hub::{Cursor, FetchOptions, Hub, HubError, NewEvent};
 use pushgate_redis::{RedisOptions, RedisState, RedisStorage};
-use pushgate_testkit::RedisServer;
+use pushgate_testkit::{RedisServer, Relay};
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(10);
+mod common;
+
+use common::{WAIT, next_event, topic, until};
 
 async fn node(redis: &RedisServer, options: RedisOptions) -> (Hub, RedisState) {
-    let storage = RedisStorage::connect(&redis.url(), options).await.expect("connect");
-    let state = storage.state();
-    (Hub::builder().storage(Arc::new(storage)).build(), state)
-}
-
-fn topic(name: &str) -> TopicName {
-    TopicName::new(name).unwrap()
-}
-
-async fn next_event(sub: &mut Subscription) -> Arc<pushgate_hub::Event> {
-    match tokio::time::timeout(WAIT, sub.recv()).await.expect("an item in time").expect("recv") {
-        Item::Event(event) => event,
-        other => panic!("expected an event, got {other:?}"),
-    }
-}
-
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::node(&redis.url(), options).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,70 +228,11 @@ async fn an_entry_not_written_by_pushgate_is_passed_over_without_stopping_the_no
     assert_eq!(batch.events.iter().map(|e| e.seq()).collect::<Vec<_>>(), vec![1, 2]);
 }
 
-/// A TCP relay to Redis that can be cut (every connection dropped, new ones refused) and
-/// resumed: one node loses Redis while the other keeps it.
-struct Relay {
-    port: u16,
-    open: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Relay {
-    async fn start(target: u16) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let open = Arc::new(AtomicBool::new(true));
-        let links = Arc::new(Mutex::new(Vec::new()));
-        let accept = tokio::spawn({
-            let open = Arc::clone(&open);
-            let links = Arc::clone(&links);
-            async move {
-                while let Ok((mut inbound, _)) = listener.accept().await {
-                    if !open.load(Ordering::SeqCst) {
-                        continue; // dropped: refused
-                    }
-                    let link = tokio::spawn(async move {
-                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
-                        {
-                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                        }
-                    });
-                    links.lock().unwrap().push(link);
-                }
-            }
-        });
-        Self { port, open, links, accept }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn resume(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_redis_keeps_its_subscribers_and_catches_up_when_back() {
     let redis = RedisServer::start().await.unwrap();
-    let relay = Relay::start(redis.port()).await;
-    let storage = RedisStorage::connect(&relay.url(), RedisOptions::default()).await.unwrap();
+    let relay = Relay::start(redis.port()).await.unwrap();
+    let storage = RedisStorage::connect(&relay.redis_url(), RedisOptions::default()).await.unwrap();
     let state_a = storage.state();
     let a = Hub::builder().storage(Arc::new(storage)).build();
     let (b, _) = node(&redis, RedisOptions::default()).await;
@@ -384,9 +305,10 @@ async fn a_live_subscriber_to_a_topic_new_to_this_node_is_not_cut_off_by_its_ear
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_restored_by_a_node_that_read_less_hands_out_no_position_another_node_holds() {
     let mut redis = RedisServer::start().await.unwrap();
-    let (relay_a, relay_b) = (Relay::start(redis.port()).await, Relay::start(redis.port()).await);
-    let storage_a = RedisStorage::connect(&relay_a.url(), RedisOptions::default()).await.unwrap();
-    let storage_b = RedisStorage::connect(&relay_b.url(), RedisOptions::default()).await.unwrap();
+    let (relay_a, relay_b) =
+        (Relay::start(redis.port()).await.unwrap(), Relay::start(redis.port()).await.unwrap());
+    let storage_a = RedisStorage::connect(&relay_a.redis_url(), RedisOptions::default()).await.unwrap();
+    let storage_b = RedisStorage::connect(&relay_b.redis_url(), RedisOptions::default()).await.unwrap();
     let (state_a, state_b) = (storage_a.state(), storage_b.state());
     let a = Hub::builder().storage(Arc::new(storage_a)).build();
     let b = Hub::builder().storage(Arc::new(storage_b)).build();
@@ -420,8 +342,8 @@ async fn a_store_restored_by_a_node_that_read_less_hands_out_no_position_another
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_away_while_the_log_was_trimmed_past_it_resets_older_readers() {
     let redis = RedisServer::start().await.unwrap();
-    let relay = Relay::start(redis.port()).await;
-    let storage = RedisStorage::connect(&relay.url(), RedisOptions::default()).await.unwrap();
+    let relay = Relay::start(redis.port()).await.unwrap();
+    let storage = RedisStorage::connect(&relay.redis_url(), RedisOptions::default()).await.unwrap();
     let state_a = storage.state();
     let a = Hub::builder().storage(Arc::new(storage)).build();
     let (b, _) = node(&redis, RedisOptions::default()).await;
@@ -555,8 +477,8 @@ async fn a_redis_older_than_6_2_is_refused_with_a_clear_error() {
 async fn a_restore_of_many_topics_sets_the_epoch_only_after_every_seq_counter() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut redis = RedisServer::start().await.unwrap();
-    let relay = Relay::start(redis.port()).await;
-    let storage = RedisStorage::connect(&relay.url(), RedisOptions::default()).await.unwrap();
+    let relay = Relay::start(redis.port()).await.unwrap();
+    let storage = RedisStorage::connect(&relay.redis_url(), RedisOptions::default()).await.unwrap();
     let state = storage.state();
     let a = Hub::builder().storage(Arc::new(storage)).build();
     // More topics than one restore call carries (500), so the restore takes several calls.
@@ -601,4 +523,12 @@ async fn a_restore_of_many_topics_sets_the_epoch_only_after_every_seq_counter() 
         last_seq.is_some_and(|last| last < epoch_set),
         "the epoch (which lets publishes in) was set before every seq counter was back"
     );
+}
+
+#[tokio::test]
+async fn a_redis_cluster_node_is_refused_with_a_clear_error() {
+    let redis = RedisServer::start_with(vec!["--cluster-enabled".into(), "yes".into()]).await.unwrap();
+    let err = RedisStorage::connect(&redis.url(), RedisOptions::default()).await.unwrap_err();
+    assert!(matches!(err, pushgate_redis::ConnectError::Cluster), "{err:?}");
+    assert!(err.to_string().contains("cluster mode"), "{err}");
 }

@@ -21,7 +21,12 @@
 //! - [`GatewayProcess`]: the built `pushgate` binary as a child process on a free port, for
 //!   several nodes, a kill, or the gateway's own memory.
 //! - [`RedisServer`]: a private `redis-server` child on a free port (nothing on disk, killed on
-//!   drop, restartable empty) for the Redis scale-out tests.
+//!   drop, restartable empty) for the Redis scale-out tests, a TLS server or a replica with
+//!   extra arguments; [`RedisSentinel`] watches a master and fails it over.
+//! - [`Relay`]: a TCP relay that can be cut and resumed, so one client loses a server while
+//!   others keep it.
+//! - [`TestCa`]: a throwaway certificate authority and the server or client certificates it
+//!   signs, as PEM files, for tests against real TLS endpoints.
 //!
 //! The conformance suite lives in `tests/conformance.rs`: each test is written once and the
 //! `conformance!` macro instantiates it for every transport.
@@ -47,12 +52,16 @@ mod client;
 mod feed;
 mod process;
 mod redis;
+mod relay;
 mod server;
 pub mod sse;
+mod tls;
 
 pub use client::{LongPollClient, PollClient, SseClient, Transport, TransportClient, WsClient};
 pub use feed::{Delivery, Feed, Rejected, Traffic};
 pub use process::GatewayProcess;
-pub use redis::RedisServer;
+pub use redis::{RedisSentinel, RedisServer, free_port};
+pub use relay::Relay;
 pub use server::{Published, TestServer};
 pub use sse::{SseMessage, SseReader};
+pub use tls::{CertFiles, TestCa};

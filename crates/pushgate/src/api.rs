@@ -19,7 +19,7 @@
 //! read first, so the refusal keeps the keep-alive connection usable. Refusals (rate, body
 //! size) are counted for `/metrics`.
 //!
-//! A publish body must arrive within [`Config::body_read_timeout`]: hyper's header-read
+//! A publish body must arrive within `--body-read-timeout` ([`BodyLimits::read_timeout`]): hyper's header-read
 //! timeout ends with the headers, and without a deadline a client trickling its body a byte at
 //! a time would hold a connection slot forever. A late body is `408 request_timeout`, and the
 //! connection is closed since the rest of the body is still on its way.
@@ -41,16 +41,23 @@ use pushgate_http::{Action, ApiError, Authorize, ErrorCode, Query, Refusal, Refu
 use pushgate_hub::{Hub, NewEvent, TopicName};
 use serde_json::{Map, Value, json};
 
-use crate::config::Config;
 use crate::limits::ConnectionState;
 use crate::sources::Sources;
+
+/// How large a request body may be and how long it may take to arrive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimits {
+    /// Larger bodies get `413 too_large`.
+    pub(crate) max_bytes: usize,
+    /// Slower bodies get `408 request_timeout`.
+    pub(crate) read_timeout: Duration,
+}
 
 #[derive(Clone)]
 struct ApiState {
     hub: Hub,
     sources: Sources,
-    max_body_bytes: usize,
-    body_read_timeout: Duration,
+    bodies: BodyLimits,
     refusals: Refusals,
     authorize: Arc<dyn Authorize>,
     /// Recognises the admin key (and nothing else: it has no secret and no anonymous
@@ -58,25 +65,18 @@ struct ApiState {
     admin: Option<JwtAuth>,
 }
 
-/// Publish, presence and health routes over `hub`, with `config`'s body limit and deadline;
-/// `/healthz` reports `sources`; publishing is checked against `authorize`; refusals are
-/// counted in `refusals`.
+/// Publish, presence and health routes over `hub`, with `bodies` for publish bodies;
+/// `/healthz` reports `sources`; publishing is checked against `authorize`, presence also
+/// allowed to `admin`; refusals are counted in `refusals`.
 pub(crate) fn router(
     hub: Hub,
-    config: &Config,
+    bodies: BodyLimits,
+    admin: Option<JwtAuth>,
     sources: Sources,
     refusals: Refusals,
     authorize: Arc<dyn Authorize>,
 ) -> Router {
-    let state = ApiState {
-        hub,
-        sources,
-        max_body_bytes: config.max_body_bytes,
-        body_read_timeout: config.body_read_timeout,
-        refusals,
-        authorize,
-        admin: config.admin_key.as_ref().map(|key| JwtAuth::without_tokens().admin_key(key.expose())),
-    };
+    let state = ApiState { hub, sources, bodies, refusals, authorize, admin };
     Router::new()
         .route("/v1/publish/{topic}", post(publish))
         .route("/v1/presence/{topic}", get(presence))
@@ -97,7 +97,7 @@ async fn publish(
     // Checked before the body is read: a refused publisher costs no body buffering.
     let token = token_from(&query, &headers);
     state.authorize.check(token, Action::Publish, std::slice::from_ref(&topic))?;
-    let body = match read_request_body(&headers, body, state.max_body_bytes, state.body_read_timeout).await {
+    let body = match read_request_body(&headers, body, state.bodies).await {
         Ok(body) => body,
         Err(response) => {
             if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -194,10 +194,9 @@ fn topic_name(path: Result<Path<String>, PathRejection>) -> Result<TopicName, Ap
 pub(crate) async fn read_request_body(
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
-    deadline: Duration,
+    limits: BodyLimits,
 ) -> Result<Bytes, Response> {
-    read_body(headers, body, limit, deadline).await.map_err(|err| {
+    read_body(headers, body, limits.max_bytes, limits.read_timeout).await.map_err(|err| {
         let close = err.code() == ErrorCode::RequestTimeout;
         let mut response = err.into_response();
         if close {

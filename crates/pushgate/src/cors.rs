@@ -12,28 +12,35 @@
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, header};
-use pushgate_ws::Origin;
+use pushgate_ws::{InvalidOrigin, Origin};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// How long a browser may cache a preflight's answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// The CORS layer for `origins` (`*` among them allows any), or `None` for no CORS at all.
-/// Origins that do not parse are skipped; `Config::validate` refuses them.
-pub(crate) fn layer(origins: &[String]) -> Option<CorsLayer> {
+///
+/// # Errors
+/// The first origin that is neither `*` nor `scheme://host[:port]`.
+pub(crate) fn layer(origins: &[String]) -> Result<Option<CorsLayer>, InvalidOrigin> {
     if origins.is_empty() {
-        return None;
+        return Ok(None);
     }
+    let allowed: Vec<Origin> = origins
+        .iter()
+        .map(|origin| origin.trim())
+        .filter(|origin| *origin != "*")
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
     let allow_origin = if origins.iter().any(|origin| origin.trim() == "*") {
         AllowOrigin::any()
     } else {
-        let allowed: Vec<Origin> = origins.iter().filter_map(|origin| origin.trim().parse().ok()).collect();
         AllowOrigin::predicate(move |origin: &HeaderValue, _| {
             let origin = origin.to_str().ok().and_then(|origin| origin.parse::<Origin>().ok());
             origin.is_some_and(|origin| allowed.contains(&origin))
         })
     };
-    Some(
+    Ok(Some(
         CorsLayer::new()
             .allow_origin(allow_origin)
             .allow_methods([Method::GET, Method::POST])
@@ -46,5 +53,5 @@ pub(crate) fn layer(origins: &[String]) -> Option<CorsLayer> {
             ])
             .expose_headers([header::ETAG])
             .max_age(PREFLIGHT_MAX_AGE),
-    )
+    ))
 }

@@ -13,23 +13,24 @@
 //! | `GET /v1/poll`, `/v1/longpoll`, `/v1/sse`, `/v1/ws` | the transport crates |
 //! | `POST /v1/publish/{topic}`, `GET /v1/presence/{topic}`, `GET /healthz` | this crate's API |
 //! | `GET /readyz`, `GET /metrics` (Prometheus text format) | `metrics.rs` |
-//! | `GET/POST /demo/{users,orders}`, `GET/PUT/DELETE /demo/{users,orders}/{id}` | the demo (`demo/`), when [`Config::demo_db`] is set |
-//! | `GET /`, `GET /{file}` | the pages of `web/`, compiled in or from [`Config::web_dir`] (`web.rs`) |
+//! | `GET/POST /demo/{users,orders}`, `GET/PUT/DELETE /demo/{users,orders}/{id}` | the demo (`demo/`), when [`Pages::demo_db`](config::Pages::demo_db) is set |
+//! | `GET /`, `GET /{file}` | the pages of `web/`, compiled in or from [`Pages::web_dir`](config::Pages::web_dir) (`web.rs`) |
 //! | anything else | `404` with a JSON error body |
 //!
-//! With [`Config::jwt_secret`] or [`Config::admin_key`] set, the transports and the publish API
-//! check every request against [`Config::authorizer`] (`pushgate-auth`); WebSocket upgrades
-//! check `Origin` against [`Config::allowed_origins`]; with [`Config::cors_origins`], a CORS
-//! layer (`cors.rs`) answers preflights and marks answers for those origins.
+//! Everything served is derived from a [`Config`] in one place, `config/plan.rs`, which is also
+//! what [`Config::validate`] runs. With a JWT secret or an admin key set ([`config::Access`]),
+//! the transports and the publish API check every request against one access policy
+//! (`pushgate-auth`); WebSocket upgrades check `Origin` against the allowed origins; with CORS
+//! origins, a CORS layer (`cors.rs`) answers preflights and marks answers for those origins.
 //!
 //! The routes above win over the pages: a file is looked up only for a path none of them takes.
 //!
 //! [`serve_on`] runs its own accept loop (header-read timeout, connection limits in total and
 //! per IP address, the publish rate per connection, idle timeout, graceful drain); see
 //! `server.rs` and `limits.rs`. Next to it run the database sources of
-//! [`Config::sources`] and, with [`Config::demo_db`], the demo's (`sources.rs`, `demo/`):
-//! they tail their outboxes into the hub until it closes; so does the demo ticker with
-//! [`Config::demo_ticker_rate`] (`ticker.rs`). [`app`] builds the routes only; the sources,
+//! [`Backends::sources`](config::Backends::sources) and, with a demo database, the demo's
+//! (`sources.rs`, `demo/`): they tail their outboxes into the hub until it closes; so does the
+//! demo ticker (`ticker.rs`). [`app`] builds the routes only; the sources,
 //! the demo and the ticker run under [`serve_on`] and [`serve_hub_on`].
 //!
 //! ```no_run
@@ -41,8 +42,12 @@
 
 mod api;
 pub mod cli;
-mod config;
+pub mod config;
 mod cors;
+#[cfg(feature = "sqlite")]
+mod demo;
+#[cfg(not(feature = "sqlite"))]
+#[path = "demo/unavailable.rs"]
 mod demo;
 mod fd_limit;
 mod limits;
@@ -68,6 +73,7 @@ use tokio::net::{TcpListener, TcpSocket};
 
 pub use config::{Config, ConfigError, Secret};
 
+use config::plan::Plan;
 use demo::Demo;
 use sources::Sources;
 use web::Pages;
@@ -91,7 +97,7 @@ pub enum ServeError {
     /// The configuration is inconsistent.
     #[error("invalid configuration")]
     Config(#[from] ConfigError),
-    /// Redis ([`Config::redis`]) could not be reached at start-up or holds something unexpected.
+    /// Redis ([`Backends::redis`](config::Backends::redis)) could not be reached at start-up or holds something unexpected.
     #[error("cannot use redis at {url}")]
     Redis {
         /// The URL, password hidden.
@@ -121,63 +127,47 @@ pub enum ServeError {
 ///
 /// The caller owns the hub: closing it ([`Hub::close`]) ends streams and parked polls, which is
 /// how [`serve_on`] shuts down.
-pub fn app(hub: Hub, config: &Config) -> Router {
+///
+/// # Errors
+///
+/// A [`ConfigError`] for an inconsistent configuration, as [`Config::validate`].
+pub fn app(hub: Hub, config: &Config) -> Result<Router, ConfigError> {
+    let plan = Plan::new(config)?;
     let server = Arc::new(server::ServerStatus::new(1, Refusals::default()));
-    routes(hub, config, Sources::default(), server, None, None)
+    Ok(routes(hub, &plan, Sources::default(), server, None, None))
 }
 
 /// Every route: [`app`]'s, `/healthz`, `/readyz` and `/metrics` reporting `sources`, `server`
 /// and `redis`, and the demo's when there is one.
 fn routes(
     hub: Hub,
-    config: &Config,
+    plan: &Plan,
     sources: Sources,
     server: Arc<server::ServerStatus>,
     demo: Option<Arc<Demo>>,
     redis: Option<RedisState>,
 ) -> Router {
-    let authorize = config.authorizer();
-    let poll =
-        pushgate_poll::PollConfig::default().max_bytes(config.max_answer_bytes).authorize(authorize.clone());
-    let longpoll = pushgate_longpoll::LongPollConfig::default()
-        .default_timeout(config.longpoll_timeout)
-        .max_timeout(config.longpoll_max_timeout)
-        .max_bytes(config.max_answer_bytes)
-        .coalesce(config.coalesce)
-        .authorize(authorize.clone());
-    let sse = pushgate_sse::SseConfig::default()
-        .heartbeat(config.sse_heartbeat)
-        .coalesce(config.coalesce)
-        .authorize(authorize.clone());
-    // The write-buffer cap follows the body limit: an event frame larger than the cap would
-    // close every WebSocket with 1011.
-    let ws = pushgate_ws::WsConfig::default()
-        .max_message_size(config.ws_max_message_bytes)
-        .max_write_buffer_size(config.ws_write_buffer_cap())
-        .coalesce(config.coalesce)
-        .publish_rate(config.publish_rate())
-        .refusals(server.refusals().clone())
-        .authorize(authorize.clone())
-        // `validate` refused origins that do not parse; `app` without it gets the default.
-        .allowed_origins(config.ws_origins().unwrap_or_default());
+    let authorize = plan.authorize.clone();
+    let ws = plan.ws.clone().refusals(server.refusals().clone());
     let mut router = Router::new()
-        .merge(pushgate_poll::router(hub.clone(), poll))
-        .merge(pushgate_longpoll::router(hub.clone(), longpoll))
-        .merge(pushgate_sse::router(hub.clone(), sse))
+        .merge(pushgate_poll::router(hub.clone(), plan.poll.clone()))
+        .merge(pushgate_longpoll::router(hub.clone(), plan.longpoll.clone()))
+        .merge(pushgate_sse::router(hub.clone(), plan.sse.clone()))
         .merge(pushgate_ws::router(hub.clone(), ws));
     if let Some(demo) = demo {
-        router = router.merge(demo::router(hub.clone(), demo, config, authorize.clone()));
+        router = router.merge(demo::router(hub.clone(), demo, plan.bodies, authorize.clone()));
     }
-    let pages = Pages::new(config.web_dir.as_deref());
+    let pages = Pages::new(plan.web_dir.as_deref());
     let server_refusals = server.refusals().clone();
     let observed = metrics::Observed { hub: hub.clone(), sources: sources.clone(), server, redis };
     let observability = Router::new()
         .route("/metrics", axum::routing::get(metrics::metrics))
         .route("/readyz", axum::routing::get(metrics::readyz))
         .with_state(observed);
+    let api = api::router(hub, plan.bodies, plan.admin.clone(), sources, server_refusals.clone(), authorize);
     let router = router
         .merge(observability)
-        .merge(api::router(hub, config, sources, server_refusals.clone(), authorize))
+        .merge(api)
         .fallback(move |method, uri, headers| pages.clone().serve(method, uri, headers))
         .method_not_allowed_fallback(api::method_not_allowed)
         // tower's layer rather than axum's `middleware::map_response`: that one boxes a future
@@ -187,8 +177,8 @@ fn routes(
             count_access_refusal(&server_refusals, &response);
             response
         }));
-    match cors::layer(&config.cors_origins) {
-        Some(cors) => router.layer(cors),
+    match &plan.cors {
+        Some(cors) => router.layer(cors.clone()),
         None => router,
     }
 }
@@ -204,13 +194,17 @@ fn count_access_refusal(refusals: &Refusals, response: &axum::response::Response
 
 /// [`app`] over a new hub built from `config` ([`Config::build_hub`]); returns both, since
 /// whoever serves the router must close the hub to shut down.
-pub fn app_with_hub(config: &Config) -> (Hub, Router) {
+///
+/// # Errors
+///
+/// A [`ConfigError`] for an inconsistent configuration, as [`Config::validate`].
+pub fn app_with_hub(config: &Config) -> Result<(Hub, Router), ConfigError> {
     let hub = config.build_hub();
-    let router = app(hub.clone(), config);
-    (hub, router)
+    let router = app(hub.clone(), config)?;
+    Ok((hub, router))
 }
 
-/// Binds `config.listen` and serves the gateway until `shutdown` completes; see [`serve_on`].
+/// Binds the listen address and serves the gateway until `shutdown` completes; see [`serve_on`].
 ///
 /// Before binding it raises the process's soft limit of open files toward the hard limit
 /// (every connection is a file descriptor) and logs a warning when the result is still below
@@ -224,10 +218,11 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    config.validate()?;
-    fd_limit::raise(config.max_connections);
-    let listener = bind(config.listen).map_err(|source| ServeError::Bind { addr: config.listen, source })?;
-    serve_on(listener, &config, shutdown).await
+    let plan = Plan::new(&config)?;
+    fd_limit::raise(config.listener.max_connections);
+    let addr = config.listener.listen;
+    let listener = bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+    serve_planned(listener, &config, plan, shutdown).await
 }
 
 /// The accept queue's length. tokio's `TcpListener::bind` asks for 128, which a burst of
@@ -247,11 +242,12 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves the gateway on an already bound `listener` until `shutdown` completes, over a new
-/// hub built from `config` ([`Config::connect_hub`]: on Redis when [`Config::redis`] is set);
+/// hub built from `config` ([`Config::connect_hub`]: on Redis when one is configured);
 /// see [`serve_hub_on`].
 ///
 /// This is [`serve`] for callers that bind themselves, typically tests that bind port 0 and
-/// need to learn the port before the server starts. `config.listen` is ignored here.
+/// need to learn the port before the server starts. The listen address of `config` is ignored
+/// here.
 ///
 /// With Redis, `/readyz` also reports the Redis connection and `/metrics` its state; if Redis
 /// comes to hold another epoch, the server shuts down as on `shutdown` and returns
@@ -265,10 +261,19 @@ pub async fn serve_on(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    config.validate()?;
+    serve_planned(listener, config, Plan::new(config)?, shutdown).await
+}
+
+/// [`serve_on`] with `config` already resolved into `plan`.
+async fn serve_planned(
+    listener: TcpListener,
+    config: &Config,
+    plan: Plan,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let (hub, redis) = config.connect_hub().await?;
     let Some(state) = redis else {
-        return serve_with(listener, hub, config, shutdown, None).await;
+        return serve_with(listener, hub, plan, shutdown, None).await;
     };
     let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel();
     let watched = state.clone();
@@ -281,7 +286,7 @@ pub async fn serve_on(
             }
         }
     };
-    serve_with(listener, hub, config, stop, Some(state)).await?;
+    serve_with(listener, hub, plan, stop, Some(state)).await?;
     match fatal_rx.await {
         Ok(reason) => Err(ServeError::RedisEpoch(reason)),
         Err(_) => Ok(()),
@@ -301,11 +306,12 @@ async fn redis_fatal(state: RedisState) -> String {
 
 /// Serves [`app`] over `hub` on `listener` with the gateway's accept loop (header-read
 /// timeout, connection limit, idle timeout) until `shutdown` completes, and runs the hub's
-/// maintenance, the database sources and the demo ticker meanwhile. `config.listen` is ignored here.
+/// maintenance, the database sources and the demo ticker meanwhile. The listen address of
+/// `config` is ignored here.
 ///
-/// Before serving, with [`Config::demo_db`] set, it prepares the demo database (creating the
+/// Before serving, with a demo database set ([`Pages::demo_db`](config::Pages::demo_db)), it prepares the demo database (creating the
 /// file, its tables and triggers as needed) and adds the `/demo/` routes and the demo's
-/// source. Each of [`Config::sources`] (and the demo's) tails its outbox into `hub` in a task
+/// source. Each database source (and the demo's) tails its outbox into `hub` in a task
 /// of its own; one that cannot connect retries with backoff and shows it on `/healthz`.
 ///
 /// When `shutdown` completes: no new connection is accepted; `hub` is closed, so parked long
@@ -324,36 +330,20 @@ pub async fn serve_hub_on(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    serve_with(listener, hub, config, shutdown, None).await
+    serve_with(listener, hub, Plan::new(config)?, shutdown, None).await
 }
 
-/// [`serve_hub_on`], reporting `redis` on `/readyz` and `/metrics` when given.
+/// [`serve_hub_on`] with its configuration resolved into `plan`, reporting `redis` on `/readyz`
+/// and `/metrics` when given.
 async fn serve_with(
     listener: TcpListener,
     hub: Hub,
-    config: &Config,
+    plan: Plan,
     shutdown: impl Future<Output = ()> + Send + 'static,
     redis: Option<RedisState>,
 ) -> Result<(), ServeError> {
-    config.validate()?;
-    let limits = server::Limits {
-        // `validate` checked that it fits.
-        max_connections: u32::try_from(config.max_connections).unwrap_or(u32::MAX),
-        // More than `u32::MAX` from one address cannot happen: the total limit is lower.
-        max_connections_per_ip: u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX),
-        publish_rate: config.publish_rate(),
-        header_read_timeout: config.header_read_timeout,
-        idle_timeout: config.idle_timeout,
-        drain_timeout: config.drain_timeout,
-        socket: server::SocketOptions {
-            keepalive_idle: config.tcp_keepalive_idle,
-            keepalive_interval: config.tcp_keepalive_interval,
-            keepalive_retries: config.tcp_keepalive_retries,
-            user_timeout: config.tcp_user_timeout,
-        },
-    };
-    let mut sources = Sources::new(&config.sources)?;
-    let demo = match &config.demo_db {
+    let mut sources = plan.sources.clone();
+    let demo = match &plan.demo_db {
         Some(path) => {
             let demo =
                 Demo::open(path).await.map_err(|source| ServeError::Demo { path: path.clone(), source })?;
@@ -363,20 +353,20 @@ async fn serve_with(
         }
         None => None,
     };
-    let status = Arc::new(server::ServerStatus::new(limits.max_connections, Refusals::default()));
-    let router = routes(hub.clone(), config, sources.clone(), Arc::clone(&status), demo.clone(), redis);
+    let status = Arc::new(server::ServerStatus::new(plan.server.max_connections, Refusals::default()));
+    let router = routes(hub.clone(), &plan, sources.clone(), Arc::clone(&status), demo.clone(), redis);
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),
     }
     let maintenance = tokio::spawn(hub.clone().maintain(MAINTENANCE_INTERVAL));
-    let ticker = tokio::spawn(ticker::run(hub.clone(), config.demo_ticker_rate));
+    let ticker = tokio::spawn(ticker::run(hub.clone(), plan.ticker_rate));
     let running = sources.spawn(&hub);
     // The sources stop when the server closes the hub, in parallel with the connections'
     // drain, and get the same time for it.
     tokio::join!(
-        server::run(listener, router, hub.clone(), limits, status, shutdown),
-        running.stopped(hub, config.drain_timeout),
+        server::run(listener, router, hub.clone(), plan.server, status, shutdown),
+        running.stopped(hub, plan.drain_timeout),
     );
     // The hub is closed by now, which ends maintenance and the ticker at once.
     maintenance.await.ok();

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::io::IsTerminal as _;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
@@ -47,10 +48,40 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    // The matches are kept: they tell which options a flag or variable gave, which the
-    // configuration file must not override.
-    let matches = Cli::command().get_matches();
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Not anyhow's `Debug`, which adds a backtrace when RUST_BACKTRACE is set: a user's
+            // mistake (a port in use, an unreachable Redis, a bad file) is one line.
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `error` and its causes on one line, `: `-separated; a cause whose text its parent already
+/// shows (errors that print their source in their own message) is not repeated, and line
+/// breaks inside a message become spaces.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Parses the command line and runs what it asks for.
+async fn run() -> anyhow::Result<()> {
+    // The `--config` file's values become the defaults of the options it sets.
+    let (matches, file) = pushgate::cli::parse(Cli::command())?;
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     let (args, serve_matches) = match cli.command {
         Some(Command::Serve(args)) => (*args, matches.subcommand_matches("serve").unwrap_or(&matches)),
@@ -61,13 +92,15 @@ async fn main() -> anyhow::Result<()> {
         }
         None => (cli.serve, &matches),
     };
-    let args = args.with_file(serve_matches)?;
+    let args = args.resolve(serve_matches, file.as_ref())?;
+    // What `serve` checks first; `--print-config` prints nothing that `serve` would refuse.
+    args.config.validate().map_err(pushgate::ServeError::from)?;
     if args.print_config {
         print!("{}", args.to_toml()?);
         return Ok(());
     }
     install_tracing_subscriber(args.log_format);
-    pushgate::serve(args.into(), shutdown_signal()?).await?;
+    pushgate::serve(args.config, shutdown_signal()?).await?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use pushgate_sources::{Source, SourceConfig, SourceState};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, ConnectionUrl};
 
 /// The gateway's sources. Cloning shares them.
 #[derive(Debug, Clone, Default)]
@@ -24,11 +24,11 @@ pub(crate) struct Sources {
 
 impl Sources {
     /// A source per URL, not yet running.
-    pub(crate) fn new(urls: &[String]) -> Result<Self, ConfigError> {
+    pub(crate) fn new(urls: &[ConnectionUrl]) -> Result<Self, ConfigError> {
         let list = urls
             .iter()
             .map(|url| {
-                let config = SourceConfig::new(url.as_str());
+                let config = SourceConfig::new(url.expose());
                 Source::new(config.clone()).map(Arc::new).map_err(|err| ConfigError::Source {
                     url: config.url_redacted(),
                     reason: err.to_string(),
@@ -114,13 +114,13 @@ mod tests {
     #[test]
     fn health_is_ok_only_when_every_source_is_live() {
         assert_eq!(Sources::default().health(), json!({"status": "ok", "sources": []}));
-        let sources = Sources::new(&["mysql://app:secret@db/shop".to_owned()]).expect("a known scheme");
+        let sources = Sources::new(&["mysql://app:secret@db/shop".into()]).expect("a known scheme");
         assert_eq!(
             sources.health(),
             json!({"status": "degraded", "sources": [
                 {"url": "mysql://app:***@db/shop", "state": "connecting", "error": null, "attempt": 0}
             ]})
         );
-        assert!(matches!(Sources::new(&["redis://h".to_owned()]), Err(ConfigError::Source { .. })));
+        assert!(matches!(Sources::new(&["redis://h".into()]), Err(ConfigError::Source { .. })));
     }
 }

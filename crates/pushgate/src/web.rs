@@ -2,7 +2,7 @@
 //! other route takes.
 //!
 //! By default they are compiled into the binary ([`Embedded`]), so a release binary serves them
-//! with nothing beside it; with [`Config::web_dir`](crate::Config::web_dir) they are read from
+//! with nothing beside it; with [`Pages::web_dir`](crate::config::Pages::web_dir) they are read from
 //! that directory at each request instead, so edits show on reload during development.
 //!
 //! - `GET /` and any path ending in `/` serve that directory's `index.html`.

@@ -59,6 +59,10 @@ fn every_option_documented(help: &str) -> anyhow::Result<()> {
         ("--history-age <DURATION>", "PUSHGATE_HISTORY_AGE", "10m"),
         ("--history-max-bytes <BYTES>", "PUSHGATE_HISTORY_MAX_BYTES", "128MiB"),
         ("--demo-db <PATH>", "PUSHGATE_DEMO_DB", "./pushgate-demo.db"),
+        ("--tcp-keepalive-idle <DURATION>", "PUSHGATE_TCP_KEEPALIVE_IDLE", "30s"),
+        ("--tcp-keepalive-interval <DURATION>", "PUSHGATE_TCP_KEEPALIVE_INTERVAL", "10s"),
+        ("--tcp-keepalive-retries <N>", "PUSHGATE_TCP_KEEPALIVE_RETRIES", "3"),
+        ("--tcp-user-timeout <DURATION>", "PUSHGATE_TCP_USER_TIMEOUT", "30s"),
     ];
     for (flag, env, default) in options {
         let entry = help_entry(help, flag)?;
@@ -70,6 +74,10 @@ fn every_option_documented(help: &str) -> anyhow::Result<()> {
     for (flag, needles) in [
         ("--source <URL>", &["[env: PUSHGATE_SOURCES]", "Repeat", "--no-demo", "pushgate db install"][..]),
         ("--no-demo", &["PUSHGATE_NO_DEMO", "/demo"]),
+        (
+            "--ws-max-write-buffer-bytes <BYTES>",
+            &["PUSHGATE_WS_MAX_WRITE_BUFFER_BYTES", "2 × --max-body-bytes"],
+        ),
     ] {
         let entry = help_entry(help, flag)?;
         for needle in needles {
@@ -122,5 +130,48 @@ fn serve_refuses_an_invalid_value_before_starting() -> anyhow::Result<()> {
     ensure!(!output.status.success(), "an idle timeout shorter than the long-poll maximum was accepted");
     let stderr = String::from_utf8(output.stderr)?;
     ensure!(stderr.contains("idle timeout"), "stderr says why:\n{stderr}");
+    Ok(())
+}
+
+/// Runs the binary with `RUST_BACKTRACE=1` and no logs; it must fail with exit code `code` and
+/// say only `error: …` on one line, naming `needle`, with no backtrace.
+fn fails_in_one_line(args: &[&str], code: i32, needle: &str) -> anyhow::Result<()> {
+    let output = Command::new(env!("CARGO_BIN_EXE_pushgate"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LOG", "off")
+        .env_remove("PUSHGATE_CONFIG")
+        .output()
+        .context("running the pushgate binary")?;
+    let stderr = String::from_utf8(output.stderr)?;
+    ensure!(output.status.code() == Some(code), "pushgate {args:?} exited with {}:\n{stderr}", output.status);
+    ensure!(!stderr.to_lowercase().contains("backtrace"), "pushgate {args:?} printed a backtrace:\n{stderr}");
+    ensure!(stderr.contains(needle), "pushgate {args:?} does not say {needle:?}:\n{stderr}");
+    if code == 1 {
+        ensure!(
+            stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1,
+            "pushgate {args:?} did not print one line:\n{stderr}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn user_errors_are_one_line_without_a_backtrace_even_with_rust_backtrace_set() -> anyhow::Result<()> {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let taken = taken.local_addr()?.to_string();
+    fails_in_one_line(&["serve", "--no-demo", "--listen", &taken], 1, &format!("cannot listen on {taken}"))?;
+    // A port nothing listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let redis = format!("redis://:hunter2@127.0.0.1:{closed}");
+    fails_in_one_line(
+        &["serve", "--no-demo", "--listen", "127.0.0.1:0", "--redis", &redis],
+        1,
+        "cannot use redis at redis://:***@127.0.0.1",
+    )?;
+    fails_in_one_line(&["--config", "/nonexistent/pushgate.toml"], 1, "/nonexistent/pushgate.toml")?;
+    fails_in_one_line(&["--no-demo", "--idle-timeout", "30s"], 1, "idle timeout")?;
+    // clap's own usage errors keep clap's format and exit code.
+    fails_in_one_line(&["--max-connections", "many"], 2, "--max-connections")?;
     Ok(())
 }

@@ -191,3 +191,50 @@ fn coalesce_comes_from_the_flag_the_environment_or_the_file_and_is_bounded() -> 
     ensure!(stderr.contains("coalesce is 2s; at most 1s"), "stderr says why:\n{stderr}");
     Ok(())
 }
+
+#[test]
+fn print_config_refuses_what_serve_refuses_with_the_same_line() -> anyhow::Result<()> {
+    let bad = ["--no-demo", "--longpoll-timeout", "200s"];
+    let printed = pushgate().args(bad).arg("--print-config").output()?;
+    ensure!(
+        !printed.status.success(),
+        "--print-config printed what serve refuses:\n{}",
+        String::from_utf8_lossy(&printed.stdout)
+    );
+    ensure!(printed.stdout.is_empty(), "{}", String::from_utf8_lossy(&printed.stdout));
+    let served = pushgate()
+        .arg("serve")
+        .args(bad)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "off")
+        .output()?;
+    ensure!(!served.status.success(), "serve started with a long-poll timeout above its maximum");
+    let (printed, served) = (String::from_utf8(printed.stderr)?, String::from_utf8(served.stderr)?);
+    ensure!(printed.contains("long-poll timeout (200s) exceeds the long-poll maximum (120s)"), "{printed}");
+    assert_eq!(printed, served, "the same one-line error");
+
+    // The same from the file: values there go through the same checks.
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("pushgate.toml");
+    std::fs::write(&file, "longpoll_timeout = \"200s\"\n")?;
+    let from_file = pushgate().arg("--config").arg(&file).arg("--print-config").output()?;
+    assert_eq!(String::from_utf8(from_file.stderr)?, printed);
+    Ok(())
+}
+
+#[test]
+fn a_bad_value_in_the_file_names_its_key_in_one_line() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("pushgate.toml");
+    std::fs::write(&file, "max_connections = 5\nmax_body_bytes = \"2XB\"\n")?;
+    let output = pushgate().arg("--config").arg(&file).arg("--print-config").output()?;
+    ensure!(!output.status.success(), "a bad size was accepted");
+    let stderr = String::from_utf8(output.stderr)?;
+    ensure!(
+        stderr.starts_with("error: invalid value for `max_body_bytes` in the configuration file")
+            && stderr.contains("\"2XB\"")
+            && stderr.trim_end().lines().count() == 1,
+        "{stderr}"
+    );
+    Ok(())
+}

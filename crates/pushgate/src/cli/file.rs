@@ -1,30 +1,25 @@
-//! `--config FILE`: the options of `pushgate serve` in a TOML file, and `--print-config`.
+//! `--config FILE`: the options of `pushgate serve` in a TOML file.
 //!
 //! A key is an option's long name in snake_case (`--max-body-bytes` is `max_body_bytes`,
-//! `--source` is `sources`, a list); durations and sizes take the flags' units as strings
-//! (`"25s"`, `"1MiB"`) or a bare number (seconds, bytes). An unknown key is an error, so a typo
-//! does not silently leave a default in place.
+//! `--source` is `sources`, a list): the option's id in the schema. A value is what the flag
+//! takes, as a TOML string, number or boolean (`"25s"`, `25`, `"1MiB"`, `true`), or an array of
+//! them for an option that repeats. An unknown key, or a value its option's parser refuses, is
+//! an error naming the key, so a typo does not silently leave a default in place.
+//!
+//! The file is a layer between the environment and the defaults, and it is put there by clap
+//! itself: [`parse`] reads the file named by `--config` (or `PUSHGATE_CONFIG`), makes each of its
+//! values the default of its option, and parses the command line again. Flags and variables win
+//! as they win over any default, and every layer goes through the same parser.
 //!
 //! Secrets (`jwt_secret`, `admin_key`) may be in the file, but are better in the environment or,
-//! for the JWT secret, in a file of their own (`jwt_secret_file`, read here too); `--print-config`
-//! shows them as `<redacted>`.
-//!
-//! Precedence, highest first: flags, `PUSHGATE_*` environment variables, the file, defaults.
-//! clap resolves the first two and the defaults; [`ServeArgs::with_file`] then replaces every
-//! value that came from a default by the file's, when the file has one.
+//! for the JWT secret, in a file of their own (`jwt_secret_file`).
 
+use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::ArgMatches;
-use clap::parser::ValueSource;
-use pushgate_sources::SourceConfig;
-use serde::{Deserialize, Serialize};
-
-use super::{Bytes, LogFormat, Seconds, ServeArgs};
-use crate::config::Secret;
+use clap::{Arg, ArgAction, ArgMatches, Command};
 
 /// Why the configuration file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -39,14 +34,35 @@ pub enum ConfigFileError {
         #[source]
         source: io::Error,
     },
-    /// The file is not TOML, names an unknown option, or holds a value of the wrong kind.
-    #[error("invalid configuration file {}", path.display())]
-    Parse {
+    /// The file is not TOML.
+    #[error("invalid configuration file {}: line {line}, column {column}: {message}", path.display())]
+    Syntax {
         /// The file.
         path: PathBuf,
-        /// Where and what.
-        #[source]
-        source: toml::de::Error,
+        /// Where, from 1.
+        line: usize,
+        /// Where in the line, from 1.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file names an option that does not exist.
+    #[error("unknown option `{key}` in the configuration file {}", path.display())]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// A value in the file is not one its option takes.
+    #[error("invalid value for `{key}` in the configuration file {}: {reason}", path.display())]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
     },
     /// The effective configuration cannot be written as TOML.
     #[error("cannot write the configuration as TOML")]
@@ -60,228 +76,258 @@ pub enum ConfigFileError {
         #[source]
         source: io::Error,
     },
+    /// A JWT secret and a JWT secret file both come from the environment, or both from the file.
+    #[error("jwt_secret and jwt_secret_file are both given; give one")]
+    SecretTwice,
 }
 
-/// The options a configuration file may set; every one is optional.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    listen: Option<SocketAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_body_bytes: Option<Bytes>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body_read_timeout: Option<Seconds>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_answer_bytes: Option<Bytes>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    longpoll_timeout: Option<Seconds>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    longpoll_max_timeout: Option<Seconds>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sse_heartbeat: Option<Seconds>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    coalesce: Option<Seconds>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ws_max_message_bytes: Option<Bytes>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_connections: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_connections_per_ip: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    publish_rate: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    publish_burst: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    header_read_timeout: Option<Seconds>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    idle_timeout: Option<Seconds>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    drain_timeout: Option<Seconds>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_topics_per_subscription: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_topics: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    history_events: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    history_age: Option<Seconds>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    history_max_bytes: Option<Bytes>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sources: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    demo_db: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    no_demo: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    demo_ticker_rate: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    web_dir: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    log_format: Option<LogFormat>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    redis: Option<String>,
-    // Access control; the secrets are printed as `<redacted>`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    jwt_secret: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    jwt_secret_file: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    jwt_leeway: Option<Seconds>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    admin_key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    anonymous_subscribe: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    anonymous_publish: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    allowed_origins: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cors_origins: Option<Vec<String>>,
+/// Options a file may not set: they say where the file is, or what to do with the result.
+const NOT_IN_FILES: [&str; 4] = ["config_file", "print_config", "help", "version"];
+
+/// A `--config` file read: each key with its values, as the command line would give them.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    path: PathBuf,
+    entries: Vec<Entry>,
 }
 
-/// What `--print-config` shows for a secret that is set.
-const REDACTED: &str = "<redacted>";
+/// One key of the file.
+#[derive(Debug, Clone)]
+struct Entry {
+    key: String,
+    values: Vec<String>,
+    /// Whether the values were a TOML array (which only a repeatable option takes).
+    array: bool,
+}
 
 impl ConfigFile {
-    fn read(path: &Path) -> Result<Self, ConfigFileError> {
+    /// Reads and parses the TOML file at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigFileError::Read`], [`ConfigFileError::Syntax`], or [`ConfigFileError::Value`] for
+    /// a value that is no option's (a table, a date, a nested array).
+    pub fn read(path: &Path) -> Result<Self, ConfigFileError> {
         let text = fs::read_to_string(path)
             .map_err(|source| ConfigFileError::Read { path: path.to_owned(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigFileError::Parse { path: path.to_owned(), source })
+        Self::parse(path, &text)
+    }
+
+    /// Parses `text`, the contents of the file at `path`.
+    fn parse(path: &Path, text: &str) -> Result<Self, ConfigFileError> {
+        let table: toml::Table = text.parse().map_err(|err: toml::de::Error| {
+            let offset = err.span().map_or(0, |span| span.start);
+            let before = &text[..offset.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
+            ConfigFileError::Syntax { path: path.to_owned(), line, column, message: err.message().to_owned() }
+        })?;
+        let entries = table
+            .into_iter()
+            .map(|(key, value)| {
+                let array = value.is_array();
+                let values = match value {
+                    toml::Value::Array(items) => items.into_iter().map(scalar).collect::<Option<_>>(),
+                    value => scalar(value).map(|value| vec![value]),
+                };
+                match values {
+                    Some(values) => Ok(Entry { key, values, array }),
+                    None => Err(ConfigFileError::Value {
+                        path: path.to_owned(),
+                        key,
+                        reason: "expected a string, a number, a boolean, or an array of them".to_owned(),
+                    }),
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { path: path.to_owned(), entries })
+    }
+
+    /// Whether the file sets the option `id`.
+    pub fn sets(&self, id: &str) -> bool {
+        self.entries.iter().any(|entry| entry.key == id)
+    }
+
+    /// Checks that every key of the file is an option of `command` that files may set, and that
+    /// its option's parser takes its values.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigFileError::UnknownKey`] or [`ConfigFileError::Value`], for the first key found.
+    pub fn check(&self, command: &Command) -> Result<(), ConfigFileError> {
+        for Entry { key, values, array } in &self.entries {
+            let arg = command
+                .get_arguments()
+                .find(|arg| arg.get_id() == key.as_str() && !NOT_IN_FILES.contains(&key.as_str()))
+                .ok_or_else(|| ConfigFileError::UnknownKey { path: self.path.clone(), key: key.clone() })?;
+            check_values(arg, values, *array).map_err(|reason| ConfigFileError::Value {
+                path: self.path.clone(),
+                key: key.clone(),
+                reason,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `command` with the file's values as the defaults of their options; a [checked](Self::check)
+    /// file's keys all name one of its options. A value that would be shown in place of a hidden
+    /// environment value (a secret, a URL with a password) is not shown as a default either.
+    pub fn apply(&self, mut command: Command) -> Command {
+        for Entry { key, values, .. } in &self.entries {
+            if command.get_arguments().any(|arg| arg.get_id() == key.as_str()) {
+                command = command.mut_arg(key, |arg| {
+                    let hide = arg.is_hide_env_values_set();
+                    arg.default_values(values.clone()).hide_default_value(hide)
+                });
+            }
+        }
+        command
     }
 }
 
-/// For each listed option the file sets, takes the file's value unless a flag or an environment
-/// variable gave one. `plain` options hold the value itself, `optional` ones an `Option`.
-macro_rules! take_from_file {
-    ($args:ident, $file:ident, $given:ident; plain: $($plain:ident),*; optional: $($optional:ident),*) => {
-        $(
-            if let Some(value) = $file.$plain
-                && !$given(stringify!($plain))
-            {
-                $args.$plain = value;
-            }
-        )*
-        $(
-            if let Some(value) = $file.$optional
-                && !$given(stringify!($optional))
-            {
-                $args.$optional = Some(value);
-            }
-        )*
+/// A TOML scalar as the command line would write it; `None` for tables, dates and arrays.
+fn scalar(value: toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(text) => Some(text),
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Float(x) => Some(x.to_string()),
+        toml::Value::Boolean(yes) => Some(yes.to_string()),
+        toml::Value::Datetime(_) | toml::Value::Array(_) | toml::Value::Table(_) => None,
+    }
+}
+
+/// Parses `values` with `arg`'s parser, as if given on the command line, so a file's value is
+/// refused exactly when the flag's would be.
+fn check_values(arg: &Arg, values: &[String], array: bool) -> Result<(), String> {
+    let action = arg.get_action();
+    let repeats = matches!(action, ArgAction::Append);
+    if !repeats && (array || values.len() != 1) {
+        return Err("expected one value, not an array".to_owned());
+    }
+    let flag = matches!(action, ArgAction::SetTrue | ArgAction::SetFalse);
+    let argv: Vec<OsString> = if flag {
+        match values[0].as_str() {
+            "true" => vec!["--value".into()],
+            "false" => Vec::new(),
+            _ => return Err("expected true or false".to_owned()),
+        }
+    } else {
+        values.iter().map(|value| format!("--value={value}").into()).collect()
     };
-}
-
-impl ServeArgs {
-    /// These options completed from `--config` (when given): each option that `matches` (the
-    /// matches these arguments were parsed from) took from its default takes the file's value
-    /// instead, when the file sets it. Flags and environment variables keep winning.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigFileError::Read`] or [`ConfigFileError::Parse`] for a file that cannot be read or
-    /// used.
-    /// Reads the JWT secret from `--jwt-secret-file` (or the file's `jwt_secret_file`) unless
-    /// a secret was given directly.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigFileError::Read`] or [`ConfigFileError::Parse`] for a file that cannot be read or
-    /// used, [`ConfigFileError::SecretFile`] for a secret file that cannot be read.
-    pub fn with_file(mut self, matches: &ArgMatches) -> Result<Self, ConfigFileError> {
-        let file = match self.config.clone() {
-            Some(path) => ConfigFile::read(&path)?,
-            None => ConfigFile::default(),
-        };
-        let given = |id: &str| {
-            matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
-        };
-        let args = &mut self;
-        take_from_file!(args, file, given;
-            plain: listen, max_body_bytes, body_read_timeout, max_answer_bytes, longpoll_timeout,
-                longpoll_max_timeout, sse_heartbeat, coalesce, ws_max_message_bytes, max_connections,
-                max_connections_per_ip, publish_rate, publish_burst,
-                header_read_timeout, idle_timeout, drain_timeout, max_topics_per_subscription,
-                max_topics, history_events, history_age, history_max_bytes, sources, demo_db, no_demo,
-                log_format;
-            optional: demo_ticker_rate, web_dir, redis, jwt_secret_file
-        );
-        take_from_file!(args, file, given;
-            plain: jwt_leeway, anonymous_subscribe, anonymous_publish, allowed_origins, cors_origins;
-            optional:
-        );
-        for (id, value, into) in [
-            ("jwt_secret", file.jwt_secret, &mut args.jwt_secret),
-            ("admin_key", file.admin_key, &mut args.admin_key),
-        ] {
-            if let Some(value) = value
-                && !given(id)
-            {
-                *into = Some(Secret::new(value));
+    let probe =
+        Arg::new("value").long("value").action(action.clone()).value_parser(arg.get_value_parser().clone());
+    let probe = if repeats { probe.num_args(1) } else { probe };
+    let outcome = Command::new("pushgate").no_binary_name(true).arg(probe).try_get_matches_from(argv);
+    outcome.map(drop).map_err(|err| match std::error::Error::source(&err) {
+        Some(reason) => reason.to_string(),
+        None => {
+            let possible: Vec<_> =
+                arg.get_possible_values().iter().map(|value| value.get_name().to_owned()).collect();
+            if possible.is_empty() {
+                err.kind().to_string()
+            } else {
+                format!("expected one of: {}", possible.join(", "))
             }
         }
-        if args.jwt_secret.is_none()
-            && let Some(path) = &args.jwt_secret_file
-        {
-            let text = fs::read_to_string(path)
-                .map_err(|source| ConfigFileError::SecretFile { path: path.clone(), source })?;
-            args.jwt_secret = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
+    })
+}
+
+/// Parses the process's command line with `command`, whose `pushgate serve` options (at the top
+/// level or under a subcommand) take the `--config` file's values as defaults; returns the
+/// matches and the file, if one was given. Usage errors end the process as clap's do.
+///
+/// # Errors
+///
+/// A [`ConfigFileError`] for a file that cannot be read or used.
+pub fn parse(command: Command) -> Result<(ArgMatches, Option<ConfigFile>), ConfigFileError> {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let matches = command.clone().try_get_matches_from(&args).unwrap_or_else(|err| err.exit());
+    let (subcommand, options) = match matches.subcommand() {
+        Some((name, options)) => (Some(name.to_owned()), options),
+        None => (None, &matches),
+    };
+    let Some(path) = options.try_get_one::<PathBuf>("config_file").ok().flatten() else {
+        return Ok((matches, None));
+    };
+    let file = ConfigFile::read(path)?;
+    let command = match subcommand {
+        Some(name) => {
+            if let Some(serve) = command.find_subcommand(&name) {
+                file.check(serve)?;
+            }
+            command.mut_subcommand(&name, |serve| file.apply(serve))
         }
-        Ok(self)
+        None => {
+            file.check(&command)?;
+            file.apply(command)
+        }
+    };
+    let matches = command.try_get_matches_from(&args).unwrap_or_else(|err| err.exit());
+    Ok((matches, Some(file)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use clap::{CommandFactory as _, FromArgMatches as _};
+
+    use super::*;
+    use crate::cli::ServeArgs;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
     }
 
-    /// The effective configuration as a TOML file that `--config` accepts: every option, the
-    /// demo ticker's rate resolved, the sources' and Redis's passwords hidden and the JWT secret
-    /// and admin key shown as `<redacted>` (so the output is safe to log, but a file made from it
-    /// needs the secrets put back).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigFileError::Print`] if a value cannot be written as TOML (a path that is not UTF-8).
-    pub fn to_toml(&self) -> Result<String, ConfigFileError> {
-        let file = ConfigFile {
-            listen: Some(self.listen),
-            max_body_bytes: Some(self.max_body_bytes),
-            body_read_timeout: Some(self.body_read_timeout),
-            max_answer_bytes: Some(self.max_answer_bytes),
-            longpoll_timeout: Some(self.longpoll_timeout),
-            longpoll_max_timeout: Some(self.longpoll_max_timeout),
-            sse_heartbeat: Some(self.sse_heartbeat),
-            coalesce: Some(self.coalesce),
-            ws_max_message_bytes: Some(self.ws_max_message_bytes),
-            max_connections: Some(self.max_connections),
-            max_connections_per_ip: Some(self.max_connections_per_ip),
-            publish_rate: Some(self.publish_rate),
-            publish_burst: Some(self.publish_burst),
-            header_read_timeout: Some(self.header_read_timeout),
-            idle_timeout: Some(self.idle_timeout),
-            drain_timeout: Some(self.drain_timeout),
-            max_topics_per_subscription: Some(self.max_topics_per_subscription),
-            max_topics: Some(self.max_topics),
-            history_events: Some(self.history_events),
-            history_age: Some(self.history_age),
-            history_max_bytes: Some(self.history_max_bytes),
-            sources: Some(
-                self.sources.iter().map(|url| SourceConfig::new(url.as_str()).url_redacted()).collect(),
-            ),
-            demo_db: Some(self.demo_db.clone()),
-            no_demo: Some(self.no_demo),
-            demo_ticker_rate: Some(self.demo_ticker_rate()),
-            web_dir: self.web_dir.clone(),
-            log_format: Some(self.log_format),
-            redis: self.redis.as_deref().map(crate::config::redact_url),
-            jwt_secret: self.jwt_secret.as_ref().map(|_| REDACTED.to_owned()),
-            // The secret read from it is in `jwt_secret`; naming the file again would
-            // conflict with it.
-            jwt_secret_file: None,
-            jwt_leeway: Some(self.jwt_leeway),
-            admin_key: self.admin_key.as_ref().map(|_| REDACTED.to_owned()),
-            anonymous_subscribe: Some(self.anonymous_subscribe.clone()),
-            anonymous_publish: Some(self.anonymous_publish.clone()),
-            allowed_origins: Some(self.allowed_origins.clone()),
-            cors_origins: Some(self.cors_origins.clone()),
-        };
-        Ok(toml::to_string(&file)?)
+    /// `args` parsed with `text` as the configuration file.
+    fn with_file(text: &str, args: &[&str]) -> Result<ServeArgs, ConfigFileError> {
+        let file = ConfigFile::parse(Path::new("test.toml"), text)?;
+        let command = Cli::command();
+        file.check(&command)?;
+        let argv = std::iter::once("pushgate").chain(args.iter().copied());
+        let matches = file.apply(command).try_get_matches_from(argv).expect("valid arguments");
+        Cli::from_arg_matches(&matches).expect("matches").serve.resolve(&matches, Some(&file))
+    }
+
+    #[test]
+    fn file_values_go_through_the_flags_parsers_under_the_flags() {
+        let args = with_file(
+            "max_body_bytes = \"2MiB\"\nsse_heartbeat = 20\nsources = [\"sqlite:a.db\"]\nno_demo = true\n\
+             history_events = 7\nlog_format = \"json\"\n",
+            &["--history-events", "9"],
+        )
+        .unwrap();
+        let config = &args.config;
+        assert_eq!(*config.publishing.max_body_bytes, 2 << 20);
+        assert_eq!(config.delivery.sse_heartbeat.as_secs(), 20);
+        assert_eq!(config.backends.sources[0].expose(), "sqlite:a.db");
+        assert_eq!(config.topics.history_events, 9, "the flag wins");
+        assert_eq!(config.pages.demo_db, None);
+        assert_eq!(config.pages.demo_ticker_rate, 0, "no demo, no rate given");
+        assert_eq!(args.log_format, crate::cli::LogFormat::Json);
+        let rate = with_file("no_demo = true\ndemo_ticker_rate = 4\n", &[]).unwrap();
+        assert_eq!(rate.config.pages.demo_ticker_rate, 4, "a rate from the file counts as given");
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_refused_with_their_key() {
+        let message = |text: &str| with_file(text, &[]).unwrap_err().to_string();
+        let unknown = message("max_conections = 5\n");
+        assert!(unknown.contains("unknown option `max_conections`"), "{unknown}");
+        let bad = message("max_body_bytes = \"2XB\"\n");
+        assert!(bad.contains("`max_body_bytes`") && bad.contains("\"2XB\""), "{bad}");
+        let bad = message("max_connections = \"many\"\n");
+        assert!(bad.contains("`max_connections`") && bad.contains("invalid digit"), "{bad}");
+        let bad = message("log_format = \"xml\"\n");
+        assert!(bad.contains("expected one of: text, json"), "{bad}");
+        let bad = message("sources = \"sqlite:a.db\"\nlisten = [\"127.0.0.1:1\"]\n");
+        assert!(bad.contains("`listen`") && bad.contains("one value"), "{bad}");
+        let bad = message("no_demo = \"yes\"\n");
+        assert!(bad.contains("true or false"), "{bad}");
+        assert!(message("print_config = true\n").contains("unknown option"));
+        let syntax = message("a = 1\nmax_connections = \n");
+        assert!(syntax.contains("line 2, column 19"), "{syntax}");
     }
 }

@@ -17,7 +17,6 @@
 //! of the request (`?token=` or `Authorization: Bearer`; the admin key writes).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -37,8 +36,7 @@ use sqlx::sqlite::SqliteArguments;
 
 use super::Demo;
 use super::schema::{self, Column, Invalid, SqlValue, Table, Write};
-use crate::api::{json_response, read_request_body};
-use crate::config::Config;
+use crate::api::{BodyLimits, json_response, read_request_body};
 
 /// SQLite's "database is locked" result code: the busy timeout passed.
 const SQLITE_BUSY: &str = "5";
@@ -47,19 +45,13 @@ const SQLITE_BUSY: &str = "5";
 struct DemoState {
     hub: Hub,
     demo: Arc<Demo>,
-    max_body_bytes: usize,
-    body_read_timeout: Duration,
+    bodies: BodyLimits,
 }
 
-/// The `/demo/` routes over `demo`, whose changes reach `hub` through its source; each request
-/// checked with `authorize`.
-pub(crate) fn router(hub: Hub, demo: Arc<Demo>, config: &Config, authorize: Arc<dyn Authorize>) -> Router {
-    let state = DemoState {
-        hub,
-        demo,
-        max_body_bytes: config.max_body_bytes,
-        body_read_timeout: config.body_read_timeout,
-    };
+/// The `/demo/` routes over `demo`, whose changes reach `hub` through its source; bodies
+/// limited by `bodies`; each request checked with `authorize`.
+pub(crate) fn router(hub: Hub, demo: Arc<Demo>, bodies: BodyLimits, authorize: Arc<dyn Authorize>) -> Router {
+    let state = DemoState { hub, demo, bodies };
     Router::new()
         .route("/demo/{table}", get(list).post(create))
         .route("/demo/{table}/{id}", get(read).put(update).delete(remove))
@@ -124,7 +116,7 @@ async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_request_body(&headers, body, state.max_body_bytes, state.body_read_timeout).await {
+    let body = match read_request_body(&headers, body, state.bodies).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -153,7 +145,7 @@ async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_request_body(&headers, body, state.max_body_bytes, state.body_read_timeout).await {
+    let body = match read_request_body(&headers, body, state.bodies).await {
         Ok(body) => body,
         Err(response) => return response,
     };

@@ -1,0 +1,166 @@
+//! What the gateway connects to: Redis, shared by several nodes, and the databases whose
+//! outboxes it tails.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pushgate_hub::Hub;
+use pushgate_redis::{DEFAULT_HISTORY_EVENTS, RedisOptions, RedisState, RedisStorage};
+
+use super::{Config, ConfigError, ConnectionUrl};
+
+section! {
+    /// Redis and the database sources.
+    pub struct Backends {
+        /// Tail the outbox of this database into the hub: postgres://…, mysql://… (or
+        /// mariadb://…), sqlite:PATH, prepared with `pushgate db install`. Repeat for more (in the
+        /// variable: comma-separated). Each runs next to the server; one that cannot connect
+        /// retries with backoff and shows it on /healthz, and never stops the gateway. The demo
+        /// stays on unless --no-demo.
+        #[arg(long = "source", env = "PUSHGATE_SOURCES", value_name = "URL", value_delimiter = ',',
+              hide_env_values = true)]
+        pub sources: Vec<ConnectionUrl>,
+
+        /// Share topics with the other gateways using this Redis (redis://host:port, or with a
+        /// password redis://:PASSWORD@host:port[/db]): positions, history and cursors live in
+        /// Redis, so an event published on any node reaches subscribers on every node and a
+        /// client resumes on any node. Without it, history is in this process's memory. Redis
+        /// must be reachable at start-up.
+        /// Sentinel: redis+sentinel://[:PASSWORD@]host[:port][,host[:port]…]/MASTER finds the
+        /// master through the sentinels and follows a failover; rediss:// and
+        /// rediss+sentinel:// speak TLS (see --redis-ca-file).
+        #[arg(long, env = "PUSHGATE_REDIS", value_name = "URL", hide_env_values = true)]
+        pub redis: Option<ConnectionUrl>,
+
+        /// A PEM file of the certificate authorities that sign the Redis server's certificate,
+        /// for rediss:// with a private CA (replaces the system's roots).
+        #[arg(long, env = "PUSHGATE_REDIS_CA_FILE", value_name = "FILE")]
+        pub redis_ca_file: Option<PathBuf>,
+
+        /// A client certificate chain (PEM) for Redis servers that require mutual TLS; needs
+        /// --redis-client-key.
+        #[arg(long, env = "PUSHGATE_REDIS_CLIENT_CERT", value_name = "FILE", requires = "redis_client_key")]
+        pub redis_client_cert: Option<PathBuf>,
+
+        /// The private key (PEM) of --redis-client-cert.
+        #[arg(long, env = "PUSHGATE_REDIS_CLIENT_KEY", value_name = "FILE", requires = "redis_client_cert")]
+        pub redis_client_key: Option<PathBuf>,
+
+        /// Events of all topics together the Redis log keeps: the deeper history a cursor older
+        /// than this node's memory history is answered from before anything is called a reset.
+        #[arg(long, env = "PUSHGATE_REDIS_HISTORY_EVENTS", value_name = "N")]
+        pub redis_history_events: usize = DEFAULT_HISTORY_EVENTS,
+
+        /// Redis replicas that must hold an event before it is delivered or its publish
+        /// acknowledged, so a failover cannot lose an acknowledged publish [default: 1 with a
+        /// Sentinel URL, else 0].
+        #[arg(long, env = "PUSHGATE_REDIS_MIN_REPLICAS_ACK", value_name = "N")]
+        pub redis_min_replicas_ack: Option<usize>,
+    }
+}
+
+impl Backends {
+    /// The Redis URL is one; no source is given twice.
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.redis
+            && let Err(err) = pushgate_redis::check_url(url.expose())
+        {
+            return Err(ConfigError::Redis { url: url.redacted(), reason: err.to_string() });
+        }
+        if self.redis_client_cert.is_some() != self.redis_client_key.is_some() {
+            return Err(ConfigError::RedisClientIdentity);
+        }
+        if self.redis_history_events == 0 {
+            return Err(ConfigError::Zero { name: "redis_history_events" });
+        }
+        for (i, url) in self.sources.iter().enumerate() {
+            if self.sources[..i].contains(url) {
+                return Err(ConfigError::DuplicateSource { url: url.redacted() });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The hub [`serve`](crate::serve) and [`serve_on`](crate::serve_on) use: with
+    /// [`redis`](Backends::redis) set, one on a [`RedisStorage`] (connected, its epoch read and
+    /// its retained log loaded), returned with the connection's state for `/readyz` and
+    /// `/metrics`; else [`build_hub`](Self::build_hub)'s.
+    ///
+    /// # Errors
+    /// [`ServeError::Redis`](crate::ServeError::Redis) when Redis cannot be reached or holds
+    /// something unexpected.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pushgate::ServeError> {
+    /// let (hub, redis) = pushgate::Config::default().connect_hub().await?;
+    /// assert!(redis.is_none());
+    /// # let _ = hub; Ok(()) }
+    /// ```
+    pub async fn connect_hub(&self) -> Result<(Hub, Option<RedisState>), crate::ServeError> {
+        let Some(url) = &self.backends.redis else {
+            return Ok((self.build_hub(), None));
+        };
+        let storage = RedisStorage::connect(url.expose(), self.redis_options())
+            .await
+            .map_err(|source| crate::ServeError::Redis { url: url.redacted(), source })?;
+        let state = storage.state();
+        // The Redis log answers cursors older than this node's memory history.
+        let tier = storage.history_tier();
+        Ok((self.hub_builder().storage(Arc::new(storage)).tier(tier).build(), Some(state)))
+    }
+
+    /// What the Redis storage is told: the history and topic limits, the log's retention, TLS
+    /// files, replica acknowledgements and the idempotency window.
+    fn redis_options(&self) -> RedisOptions {
+        let backends = &self.backends;
+        let mut options = RedisOptions::default()
+            .history(self.topics.history_limit())
+            .history_max_bytes(*self.topics.history_max_bytes)
+            .max_topics(self.topics.max_topics)
+            .history_events(backends.redis_history_events)
+            .idempotency_window(*self.publishing.idempotency_window);
+        if let Some(path) = &backends.redis_ca_file {
+            options = options.ca_file(path);
+        }
+        if let (Some(cert), Some(key)) = (&backends.redis_client_cert, &backends.redis_client_key) {
+            options = options.client_identity(cert, key);
+        }
+        if let Some(n) = backends.redis_min_replicas_ack {
+            options = options.min_replicas_ack(n);
+        }
+        options
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_must_name_a_known_database_once() {
+        let base = Config::default();
+        let ok = ["postgres://u:p@h/db", "mysql://h/db", "mariadb://h/db", "sqlite:/tmp/x.db"];
+        let config = base.clone().with_sources(ok.to_vec());
+        assert_eq!(config.validate(), Ok(()));
+
+        let bad = base.clone().with_sources(vec!["oracle://u:secret@h/db"]);
+        match bad.validate() {
+            Err(ConfigError::Source { url, .. }) => assert_eq!(url, "oracle://u:***@h/db"),
+            other => panic!("expected ConfigError::Source, got {other:?}"),
+        }
+        let twice = base.with_sources(vec!["mysql://u:secret@h/db", "mysql://u:secret@h/db"]);
+        assert_eq!(twice.validate(), Err(ConfigError::DuplicateSource { url: "mysql://u:***@h/db".into() }));
+    }
+
+    #[test]
+    fn redis_urls_are_checked_and_their_passwords_hidden() {
+        let config = Config::default().with_redis(Some("redis://:pw@127.0.0.1:6380/2"));
+        assert_eq!(config.validate(), Ok(()));
+        assert!(!format!("{config:?}").contains("pw@"), "{config:?}");
+        let bad = Config::default().with_redis(Some("http://:secret@h")).validate();
+        let bad = bad.map_err(|err| err.to_string()).unwrap_err();
+        assert!(bad.contains("redis url") && !bad.contains("secret"), "{bad}");
+    }
+}

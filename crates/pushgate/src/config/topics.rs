@@ -1,0 +1,84 @@
+//! How many topics the hub holds and how much history each keeps; and the hub built from them.
+
+use pushgate_hub::{DEFAULT_HISTORY_MAX_BYTES, HistoryLimit, Hub, HubBuilder};
+
+use super::{ByteSize, Config, ConfigError, TimeSpan, nonzero};
+
+section! {
+    /// Topic limits and history.
+    pub struct Topics {
+        /// Most distinct topics one subscription or poll may name.
+        #[arg(long, env = "PUSHGATE_MAX_TOPICS_PER_SUBSCRIPTION", value_name = "N")]
+        pub max_topics_per_subscription: usize = 100,
+
+        /// Most topics held at once; publishing to one more is refused with `503` until idle
+        /// topics are forgotten. Topics are made by publishing: subscribing to, polling or
+        /// reading the presence of a topic nobody published to takes no slot. With --redis it
+        /// counts every topic this node holds, including those other nodes published to (the
+        /// retained topics of the whole cluster).
+        #[arg(long, env = "PUSHGATE_MAX_TOPICS", value_name = "N")]
+        pub max_topics: usize = 100_000,
+
+        /// Events kept per topic for resuming and `cursor=oldest`.
+        #[arg(long, env = "PUSHGATE_HISTORY_EVENTS", value_name = "N")]
+        pub history_events: usize = 1000,
+
+        /// How long an event is kept for resuming; 0 keeps events until evicted by count.
+        #[arg(long, env = "PUSHGATE_HISTORY_AGE", value_name = "DURATION")]
+        pub history_age: TimeSpan = TimeSpan::secs(600),
+
+        /// Memory all history may take together: every topic's events, the encodings the
+        /// transports cache on them and the idempotency keys (e.g. 128MiB); past it the oldest
+        /// events of any topic go first. With --redis it bounds this node's copy of the log.
+        #[arg(long, env = "PUSHGATE_HISTORY_MAX_BYTES", value_name = "BYTES")]
+        pub history_max_bytes: ByteSize = ByteSize::from(DEFAULT_HISTORY_MAX_BYTES),
+    }
+}
+
+impl Topics {
+    /// Every limit is positive.
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        nonzero([
+            ("max_topics_per_subscription", self.max_topics_per_subscription == 0),
+            ("max_topics", self.max_topics == 0),
+            ("history_events", self.history_events == 0),
+            ("history_max_bytes", *self.history_max_bytes == 0),
+        ])
+    }
+
+    /// What each topic keeps.
+    pub(super) fn history_limit(&self) -> HistoryLimit {
+        let age = (!self.history_age.is_zero()).then_some(*self.history_age);
+        HistoryLimit::default().max_events(self.history_events).max_age(age)
+    }
+
+    /// A hub builder with these limits, and `max_data_bytes` of data per event.
+    pub(super) fn hub_builder(&self, max_data_bytes: usize) -> HubBuilder {
+        Hub::builder()
+            .history_max_bytes(*self.history_max_bytes)
+            .max_topics(self.max_topics)
+            .max_topics_per_subscription(self.max_topics_per_subscription)
+            .max_data_bytes(max_data_bytes)
+    }
+}
+
+impl Config {
+    /// A new in-memory hub with this configuration's history and limits.
+    ///
+    /// ```
+    /// let hub = pushgate::Config::default().build_hub();
+    /// assert_eq!(hub.stats().published, 0);
+    /// ```
+    pub fn build_hub(&self) -> Hub {
+        self.hub_builder().history(self.topics.history_limit()).build()
+    }
+
+    /// A hub builder with the topic limits, and the body limit as the data limit: a publish
+    /// body holds the data and a little more, so the body limit bounds the data too; the hub's
+    /// own check catches data that grows when made compact.
+    pub(super) fn hub_builder(&self) -> HubBuilder {
+        self.topics
+            .hub_builder(*self.publishing.max_body_bytes)
+            .idempotency_window(*self.publishing.idempotency_window)
+    }
+}
