@@ -7,81 +7,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{bail, ensure};
 use futures_util::{SinkExt as _, StreamExt as _};
-use pushgate_testkit::{Delivery, Feed, RedisServer, Transport};
+use pushgate_testkit::{Delivery, Feed, GatewayProcess, RedisServer, Transport};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A gateway child process on a port the OS picked, killed on drop.
-struct Gateway {
-    child: Child,
-    base_url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Gateway {
-    async fn start(redis: &RedisServer) -> anyhow::Result<Self> {
-        Self::start_with(redis, &[]).await
-    }
-
-    /// With extra `pushgate serve` arguments.
-    async fn start_with(redis: &RedisServer, extra: &[&str]) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pushgate"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("PUSHGATE_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
-            .current_dir(dir.path())
-            .args(["serve", "--listen", "127.0.0.1:0", "--no-demo", "--log-format", "json"])
-            .args(["--redis", &redis.url()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting the gateway")?;
-        let stderr = child.stderr.take().context("stderr")?;
-        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-        // Reads the log to the end, so the child never blocks on a full pipe.
-        tokio::spawn(async move {
-            let mut addr_tx = Some(addr_tx);
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let Ok(object) = serde_json::from_str::<Value>(&line) else { continue };
-                if object["fields"]["message"] == "listening"
-                    && let (Some(tx), Some(addr)) = (addr_tx.take(), object["fields"]["addr"].as_str())
-                {
-                    let _ = tx.send(addr.to_owned());
-                }
-            }
-        });
-        let addr = tokio::time::timeout(WAIT, addr_rx)
-            .await
-            .context("the gateway did not log `listening` in time")?
-            .context("the gateway exited before listening")?;
-        Ok(Self { child, base_url: format!("http://{addr}"), _dir: dir })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
-    }
-
-    /// SIGKILL: no drain, connections just drop, as in a crash.
-    async fn kill(&mut self) {
-        self.child.kill().await.unwrap();
-    }
+/// A gateway node on `redis`, with `extra` arguments for `pushgate serve`.
+async fn node(redis: &RedisServer, extra: &[&str]) -> anyhow::Result<GatewayProcess> {
+    let url = redis.url();
+    let mut args = vec!["--redis", url.as_str()];
+    args.extend_from_slice(extra);
+    GatewayProcess::start(Path::new(env!("CARGO_BIN_EXE_pushgate")), &args).await
 }
 
 fn http() -> reqwest::Client {
@@ -89,24 +31,24 @@ fn http() -> reqwest::Client {
 }
 
 /// Publishes over HTTP; returns the status and the JSON answer.
-async fn publish(node: &Gateway, topic: &str, data: Value) -> anyhow::Result<(u16, Value)> {
+async fn publish(node: &GatewayProcess, topic: &str, data: Value) -> anyhow::Result<(u16, Value)> {
     let response =
         http().post(node.url(&format!("/v1/publish/{topic}"))).json(&json!({ "data": data })).send().await?;
     Ok((response.status().as_u16(), response.json().await?))
 }
 
-async fn publish_ok(node: &Gateway, topic: &str, data: Value) -> Value {
+async fn publish_ok(node: &GatewayProcess, topic: &str, data: Value) -> Value {
     let (status, body) = publish(node, topic, data).await.unwrap();
     assert_eq!(status, 200, "{body}");
     body
 }
 
-async fn readyz(node: &Gateway) -> (u16, Value) {
+async fn readyz(node: &GatewayProcess) -> (u16, Value) {
     let response = http().get(node.url("/readyz")).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-async fn until_ready(node: &Gateway, ready: bool) -> Value {
+async fn until_ready(node: &GatewayProcess, ready: bool) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (status, body) = readyz(node).await;
@@ -146,12 +88,12 @@ async fn read_through(feed: &mut Box<dyn Feed>, next_seq: &mut u64, upto: u64) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_published_on_one_node_reaches_the_other_over_every_transport() {
     let redis = RedisServer::start().await.unwrap();
-    let a = Gateway::start(&redis).await.unwrap();
-    let b = Gateway::start(&redis).await.unwrap();
+    let a = node(&redis, &[]).await.unwrap();
+    let b = node(&redis, &[]).await.unwrap();
     for transport in Transport::ALL {
         let topic = format!("room.{transport}");
         let client = transport.client().unwrap();
-        let mut feed = client.connect_url(&b.base_url, &[topic.as_str()], None).await.unwrap();
+        let mut feed = client.connect_url(b.base_url(), &[topic.as_str()], None).await.unwrap();
         let mut sent = Vec::new();
         for i in 1..=3 {
             sent.push(publish_ok(&a, &topic, json!({ "n": i })).await);
@@ -166,9 +108,9 @@ async fn an_event_published_on_one_node_reaches_the_other_over_every_transport()
     }
     // And the other way round, from a WebSocket publish frame on B to a poll on A.
     let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws{}/v1/ws", &b.base_url[4..])).await.unwrap();
+        tokio_tungstenite::connect_async(format!("ws{}/v1/ws", &b.base_url()[4..])).await.unwrap();
     let poll = Transport::Poll.client().unwrap();
-    let mut feed = poll.connect_url(&a.base_url, &["back"], None).await.unwrap();
+    let mut feed = poll.connect_url(a.base_url(), &["back"], None).await.unwrap();
     ws.send(Message::text(json!({"type": "publish", "topic": "back", "data": 1}).to_string())).await.unwrap();
     let answer = next_ws_json(&mut ws).await;
     assert_eq!(answer["type"], "published", "{answer}");
@@ -183,16 +125,16 @@ async fn an_event_published_on_one_node_reaches_the_other_over_every_transport()
 async fn clients_of_a_killed_node_resume_on_the_other_and_miss_nothing() {
     const TOTAL: u64 = 60;
     let redis = RedisServer::start().await.unwrap();
-    let mut a = Gateway::start(&redis).await.unwrap();
-    let b = Gateway::start(&redis).await.unwrap();
+    let mut a = node(&redis, &[]).await.unwrap();
+    let b = node(&redis, &[]).await.unwrap();
     let clients: Vec<_> = Transport::ALL.iter().map(|t| t.client().unwrap()).collect();
     let mut feeds = Vec::new();
     for client in &clients {
-        feeds.push(client.connect_url(&a.base_url, &["stream"], None).await.unwrap());
+        feeds.push(client.connect_url(a.base_url(), &["stream"], None).await.unwrap());
     }
     // A steady publisher on B, through the kill and after it.
     let publisher = {
-        let b_url = b.base_url.clone();
+        let b_url = b.base_url().to_owned();
         tokio::spawn(async move {
             let client = http();
             for i in 1..=TOTAL {
@@ -211,7 +153,7 @@ async fn clients_of_a_killed_node_resume_on_the_other_and_miss_nothing() {
     for (feed, next) in feeds.iter_mut().zip(&mut next) {
         read_through(feed, next, 10).await.unwrap();
     }
-    a.kill().await;
+    a.kill().await.unwrap();
     for (i, (client, next)) in clients.iter().zip(&mut next).enumerate() {
         let feed = &mut feeds[i];
         // Whatever the feed had received before the kill still counts; then it ends.
@@ -226,7 +168,7 @@ async fn clients_of_a_killed_node_resume_on_the_other_and_miss_nothing() {
             }
         }
         let cursor = feed.cursor().expect("a cursor to resume from").to_owned();
-        let mut resumed = client.connect_url(&b.base_url, &["stream"], Some(&cursor)).await.unwrap();
+        let mut resumed = client.connect_url(b.base_url(), &["stream"], Some(&cursor)).await.unwrap();
         read_through(&mut resumed, next, TOTAL).await.unwrap();
         // Nothing more than the publisher sent.
         assert!(resumed.next(Duration::from_millis(300)).await.unwrap().is_none());
@@ -237,17 +179,17 @@ async fn clients_of_a_killed_node_resume_on_the_other_and_miss_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_is_reported_refuses_publishes_keeps_connections_and_is_caught_up() {
     let mut redis = RedisServer::start().await.unwrap();
-    let a = Gateway::start(&redis).await.unwrap();
-    let b = Gateway::start(&redis).await.unwrap();
+    let a = node(&redis, &[]).await.unwrap();
+    let b = node(&redis, &[]).await.unwrap();
     let clients: Vec<_> = Transport::ALL.iter().map(|t| t.client().unwrap()).collect();
     let mut feeds = Vec::new();
     // Half the subscribers on each node.
     for (i, client) in clients.iter().enumerate() {
         let node = if i % 2 == 0 { &a } else { &b };
-        feeds.push(client.connect_url(&node.base_url, &["live"], None).await.unwrap());
+        feeds.push(client.connect_url(node.base_url(), &["live"], None).await.unwrap());
     }
     let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws{}/v1/ws", &b.base_url[4..])).await.unwrap();
+        tokio_tungstenite::connect_async(format!("ws{}/v1/ws", &b.base_url()[4..])).await.unwrap();
     let mut ids = Vec::new();
     for i in 1..=5 {
         let node = if i % 2 == 0 { &a } else { &b };
@@ -322,16 +264,16 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_finding_another_epoch_in_redis_refuses_publishes_and_exits_with_an_error() {
     let redis = RedisServer::start().await.unwrap();
-    let mut a = Gateway::start(&redis).await.unwrap();
+    let mut a = node(&redis, &[]).await.unwrap();
     let old = publish_ok(&a, "t", json!(1)).await;
     // The store was replaced under the node.
     assert_eq!(redis.command(&["SET", "pushgate:epoch", "00000001"]).await.unwrap().trim(), "+OK");
     let (status, body) = publish(&a, "t", json!(2)).await.unwrap();
     assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")), "{body}");
-    let exit = tokio::time::timeout(Duration::from_secs(30), a.child.wait()).await.unwrap().unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(30), a.wait()).await.unwrap().unwrap();
     assert!(!exit.success(), "the node must exit with an error, so its supervisor restarts it: {exit}");
     // Restarted, a node adopts the store's epoch; an old cursor then gets a reset.
-    let b = Gateway::start(&redis).await.unwrap();
+    let b = node(&redis, &[]).await.unwrap();
     let published = publish_ok(&b, "t", json!(3)).await;
     assert!(published["id"].as_str().unwrap().starts_with("00000001-"), "{published}");
     let url = b.url(&format!("/v1/poll?topic=t&cursor={}", old["id"].as_str().unwrap()));
@@ -366,8 +308,8 @@ async fn the_topic_limit_reaches_the_redis_storage_and_counts_every_node_s_topic
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_older_than_memory_resumes_from_the_redis_log_on_every_transport() {
     let redis = RedisServer::start().await.unwrap();
-    let a = Gateway::start_with(&redis, &["--history-events", "10"]).await.unwrap();
-    let b = Gateway::start_with(&redis, &["--history-events", "10"]).await.unwrap();
+    let a = node(&redis, &["--history-events", "10"]).await.unwrap();
+    let b = node(&redis, &["--history-events", "10"]).await.unwrap();
     let first = publish_ok(&a, "deep", json!(1)).await;
     for i in 2..=100 {
         publish_ok(&a, "deep", json!(i)).await;
@@ -377,7 +319,7 @@ async fn a_cursor_older_than_memory_resumes_from_the_redis_log_on_every_transpor
     let cursor = first["id"].as_str().unwrap();
     for transport in Transport::ALL {
         let client = transport.client().unwrap();
-        let mut feed = client.connect_url(&b.base_url, &["deep"], Some(cursor)).await.unwrap();
+        let mut feed = client.connect_url(b.base_url(), &["deep"], Some(cursor)).await.unwrap();
         let mut next_seq = 2;
         read_through(&mut feed, &mut next_seq, 100).await.unwrap();
     }
