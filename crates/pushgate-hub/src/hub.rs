@@ -227,7 +227,8 @@ impl Hub {
     ///
     /// # Errors
     /// [`HubError::NoTopics`], [`HubError::TooManyTopics`], [`HubError::CursorAhead`],
-    /// [`HubError::TopicLimit`], [`HubError::Closed`].
+    /// [`HubError::Closed`]. Naming topics nobody published to is never
+    /// [`HubError::TopicLimit`] with the built-in storages: readers do not make topics.
     ///
     /// ```
     /// use pushgate_hub::{Cursor, Hub, HubError, TopicName};
