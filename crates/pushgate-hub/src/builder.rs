@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::budget::DEFAULT_HISTORY_MAX_BYTES;
 use crate::cursor::Epoch;
 use crate::hub::{Hub, Inner};
 use crate::memory::{DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_MAX_IDEMPOTENCY_KEYS, HistoryLimit, MemoryStorage};
@@ -36,6 +37,7 @@ pub(crate) struct Limits {
 /// ```
 pub struct HubBuilder {
     history: HistoryLimit,
+    history_max_bytes: usize,
     max_topics: Option<usize>,
     limits: Option<Limits>,
     storage: Option<Arc<dyn Storage>>,
@@ -50,6 +52,7 @@ impl Default for HubBuilder {
     fn default() -> Self {
         Self {
             history: HistoryLimit::default(),
+            history_max_bytes: DEFAULT_HISTORY_MAX_BYTES,
             max_topics: None,
             limits: None,
             storage: None,
@@ -80,7 +83,23 @@ impl HubBuilder {
         self
     }
 
-    /// Most topics the in-memory storage holds at once (default 100,000). Ignored when a
+    /// The most bytes all history of the in-memory storage may hold together (default 128 MiB,
+    /// [`DEFAULT_HISTORY_MAX_BYTES`]): past it the oldest events of any topic are evicted first.
+    /// Ignored when a [`storage`](Self::storage) is given. See
+    /// [`MemoryStorage::history_max_bytes`].
+    ///
+    /// ```
+    /// # use pushgate_hub::Hub;
+    /// let hub = Hub::builder().history_max_bytes(16 << 20).build();
+    /// assert_eq!(hub.stats().history_max_bytes, 16 << 20);
+    /// ```
+    pub fn history_max_bytes(mut self, bytes: usize) -> Self {
+        self.history_max_bytes = bytes;
+        self
+    }
+
+    /// Most topics the in-memory storage holds at once (default 100,000): topics published to
+    /// and not forgotten yet; topics only readers name do not count. Ignored when a
     /// [`storage`](Self::storage) is given.
     pub fn max_topics(mut self, n: usize) -> Self {
         self.max_topics = Some(n);
@@ -203,6 +222,7 @@ impl HubBuilder {
     pub fn build(self) -> Hub {
         let storage = self.storage.unwrap_or_else(|| {
             let mut storage = MemoryStorage::new(self.history, self.max_topics.unwrap_or(100_000))
+                .history_max_bytes(self.history_max_bytes)
                 .idempotency(self.idempotency_window, self.max_idempotency_keys);
             if let Some((epoch, floor)) = self.resume {
                 storage = storage.resume(epoch, floor);

@@ -67,7 +67,7 @@ pub enum HubError {
         /// The configured limit.
         limit: usize,
     },
-    /// Creating another topic would pass the hub-wide topic limit.
+    /// Publishing to a new topic would pass the hub-wide topic limit.
     #[error("the hub already holds its limit of {limit} topics")]
     TopicLimit {
         /// The configured limit.

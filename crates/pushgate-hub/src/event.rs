@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::budget::{Charge, ENCODING_OVERHEAD, EVENT_OVERHEAD};
 use crate::cursor::{Cursor, Epoch};
 use crate::error::{HubError, InvalidIdempotencyKey};
 use crate::topic::{InvalidTopic, TopicName, validate_name};
@@ -111,7 +112,11 @@ impl Data {
 impl From<&serde_json::Value> for Data {
     fn from(value: &serde_json::Value) -> Self {
         // Serializing a Value cannot fail: its map keys are strings by construction.
-        Self(Bytes::from(value.to_string()))
+        let mut text = value.to_string();
+        // The text grew by doubling; history keeps it for minutes, and counts it by its length
+        // against the memory budget, so it must not hold up to as much again unused.
+        text.shrink_to_fit();
+        Self(Bytes::from(text))
     }
 }
 
@@ -347,6 +352,8 @@ pub struct Event {
     parts: EventParts,
     stored_at: Instant,
     encodings: OnceLock<Box<[OnceLock<Bytes>; MAX_ENCODINGS]>>,
+    /// What the event costs its storage's memory budget while retained.
+    charge: Charge,
 }
 
 impl Event {
@@ -369,7 +376,20 @@ impl Event {
     /// # Ok::<(), pushgate_hub::InvalidTopic>(())
     /// ```
     pub fn from_parts(parts: EventParts) -> Self {
-        Self { parts, stored_at: Instant::now(), encodings: OnceLock::new() }
+        Self { parts, stored_at: Instant::now(), encodings: OnceLock::new(), charge: Charge::none() }
+    }
+
+    /// An event retained by an in-memory storage, its cost (and that of every encoding later
+    /// cached on it) charged to the storage's budget until [`release`](Self::release).
+    pub(crate) fn retained(parts: EventParts, budget: &std::sync::Arc<crate::budget::Budget>) -> Self {
+        let mut event = Self::from_parts(parts);
+        event.charge = Charge::new(budget, event.retained_size());
+        event
+    }
+
+    /// Gives back what the event costs its storage's budget: it left history.
+    pub(crate) fn release(&self) {
+        self.charge.release();
     }
 
     /// The topic.
@@ -440,10 +460,17 @@ impl Event {
     /// Bytes of memory the event accounts for in history limits (payload plus fixed overhead).
     pub(crate) fn approx_size(&self) -> usize {
         const OVERHEAD: usize = std::mem::size_of::<Event>() + 32;
-        OVERHEAD
-            + self.parts.data.len()
-            + self.parts.event_type.len()
-            + self.parts.from.as_ref().map_or(0, |f| f.len())
+        OVERHEAD + self.variable_size()
+    }
+
+    /// What the event holds while retained, before any encoding is cached on it: what the
+    /// memory budget charges.
+    pub(crate) fn retained_size(&self) -> usize {
+        EVENT_OVERHEAD + self.variable_size()
+    }
+
+    fn variable_size(&self) -> usize {
+        self.parts.data.len() + self.parts.event_type.len() + self.parts.from.as_ref().map_or(0, |f| f.len())
     }
 
     /// This event encoded by `encode`, computed once per slot and shared by every later caller.
@@ -477,8 +504,24 @@ impl Event {
         let Some(index) = slot.index() else {
             return encode(self);
         };
-        let slots = self.encodings.get_or_init(Default::default);
-        slots[index].get_or_init(|| encode(self)).clone()
+        // What caching adds to a retained event is charged to its storage's memory budget: the
+        // encodings of one event together hold about as much as its payload, once per format.
+        let mut added = 0;
+        let slots = self.encodings.get_or_init(|| {
+            added += std::mem::size_of::<[OnceLock<Bytes>; MAX_ENCODINGS]>() + 16;
+            Default::default()
+        });
+        let bytes = slots[index]
+            .get_or_init(|| {
+                let bytes = encode(self);
+                added += bytes.len() + ENCODING_OVERHEAD;
+                bytes
+            })
+            .clone();
+        if added > 0 {
+            self.charge.add(added);
+        }
+        bytes
     }
 }
 

@@ -151,7 +151,7 @@ impl Hub {
         }
         let deadline = Instant::now() + options.wait;
         let mut reader = Reader::new(
-            &*inner.storage,
+            &inner.storage,
             topics,
             inner.limits.max_topics_per_subscription,
             inner.tiers.is_some(),

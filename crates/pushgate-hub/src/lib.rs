@@ -7,8 +7,11 @@
 //!
 //! # Topics and events
 //!
-//! A topic is named by 1 to 128 characters of `[A-Za-z0-9_.:-]` ([`TopicName`]) and exists from
-//! its first use. [`Hub::publish`] stores an [`Event`] with a type (default `"message"`), JSON
+//! A topic is named by 1 to 128 characters of `[A-Za-z0-9_.:-]` ([`TopicName`]) and is made by
+//! its first publish. A reader may name a topic before anything is published to it: it is woken
+//! by the topic's first event like by any other, but it does not make the topic, and takes no
+//! slot toward the hub's topic limit ([`HubBuilder::max_topics`]), so readers naming topics
+//! cannot crowd out publishers. [`Hub::publish`] stores an [`Event`] with a type (default `"message"`), JSON
 //! [`Data`], and a server timestamp in milliseconds, and assigns two numbers:
 //!
 //! - `seq`: the event's place in its topic, 1, 2, 3, … with no gaps;
@@ -43,6 +46,14 @@
 //! Each topic keeps its recent events, bounded by count, age and bytes ([`HistoryLimit`];
 //! defaults 1,000 events, 10 minutes, 8 MiB), evicting oldest first. Topics that are empty and
 //! unused are forgotten by [`Hub::sweep`], so memory stays bounded as topics come and go.
+//!
+//! All history together is bounded too: a memory budget ([`HubBuilder::history_max_bytes`],
+//! default 128 MiB) counts what retained events really hold (payload, the event itself, each
+//! encoding transports cache on it) and the idempotency keys. Past it, **the oldest events of
+//! the whole hub go first**, whatever their topic, so one publisher flooding new topics cannot
+//! grow memory without bound; the newest event is always kept. A reader of an evicted event is
+//! told exactly as for any eviction (below): a reset, a lag, or a backfill from a tier.
+//! [`Stats::history_bytes`] shows what is held.
 //!
 //! # Reading: subscriptions and fetches
 //!
@@ -208,6 +219,7 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod builder;
 mod cursor;
 mod error;
@@ -228,6 +240,7 @@ mod subscription;
 mod tier;
 mod topic;
 
+pub use budget::DEFAULT_HISTORY_MAX_BYTES;
 pub use builder::HubBuilder;
 pub use cursor::{Cursor, CursorError, Epoch};
 pub use error::{HubError, InvalidIdempotencyKey, RecvError};
@@ -242,7 +255,7 @@ pub use memory::{HistoryLimit, MemoryStorage};
 pub use publish::{Published, Replay};
 pub use reset::{Missed, Reset, ResetReason, TopicReset};
 pub use stats::Stats;
-pub use storage::{AppendRequest, Gap, Notifier, Storage, TopicLog, TopicRead};
+pub use storage::{AppendRequest, Gap, HistoryUse, Notifier, Storage, TopicLog, TopicRead};
 pub use subscription::{Item, SubscribeOptions, Subscription};
 pub use tier::{HistoryTier, TierEvents, TierRead};
 pub use topic::{InvalidTopic, MAX_TOPIC_LEN, TopicName};

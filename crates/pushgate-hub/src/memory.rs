@@ -1,21 +1,25 @@
-//! The in-process storage: history in bounded per-topic rings, positions from one counter.
+//! The in-process storage: history in bounded per-topic rings, positions from one counter, and
+//! one byte budget over all of it (see `budget`).
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod topic;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use futures_util::future::{self, BoxFuture};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
+pub(crate) use self::topic::{MemoryTopic, Oldest};
+use crate::budget::{Budget, DEFAULT_HISTORY_MAX_BYTES};
 use crate::cursor::Epoch;
 use crate::error::HubError;
 use crate::event::{Event, EventParts};
 use crate::idempotency::{KeyId, KeyMap, Original};
 use crate::publish::{Published, Replay};
-use crate::storage::{AppendRequest, Gap, Notifier, Storage, TopicLog, TopicRead};
+use crate::storage::{AppendRequest, HistoryUse, Notifier, Storage, TopicLog};
 use crate::topic::TopicName;
 
 /// How much history each topic keeps. An event is dropped when any bound is passed, oldest
@@ -94,6 +98,19 @@ impl HistoryLimit {
 /// early, when more than `max_keys` keyed publishes arrive within one window, is the one way a
 /// repeated key is published twice.
 ///
+/// **Memory.** Besides each topic's [`HistoryLimit`], all history together is kept within one
+/// byte budget ([`history_max_bytes`](Self::history_max_bytes), default 128 MiB), counting what
+/// events really hold (payload, the event itself, every encoding transports cache on it) and
+/// the idempotency keys. Past it, the oldest events of the whole storage are evicted first,
+/// whatever their topic, and their readers get the usual exact [`Gap`](crate::Gap): a reset, a lag, or a
+/// backfill from a [`HistoryTier`](crate::HistoryTier).
+///
+/// **Topics.** A topic takes a slot toward `max_topics` when it is published to (or restored),
+/// and gives it back when [`sweep`](Storage::sweep) forgets it. A reader naming a topic that was
+/// never published to takes no slot: the record it is given ([`Storage::watch`]) is dropped when
+/// its last reader lets go, so readers cannot fill the table publishers need. Such records are
+/// bounded by the readers that hold them (connections × topics per subscription).
+///
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
@@ -108,6 +125,9 @@ pub struct MemoryStorage {
     epoch: Epoch,
     limit: HistoryLimit,
     max_topics: usize,
+    /// Topics that take a slot toward `max_topics`.
+    counted: AtomicUsize,
+    budget: Arc<Budget>,
     /// The lock that orders appends across topics, and what it guards.
     sequencer: Mutex<Sequencer>,
     idempotency_window: Duration,
@@ -140,6 +160,8 @@ impl MemoryStorage {
             epoch: Epoch::random(),
             limit,
             max_topics,
+            counted: AtomicUsize::new(0),
+            budget: Arc::new(Budget::new(DEFAULT_HISTORY_MAX_BYTES)),
             sequencer: Mutex::new(Sequencer { last: 0, keys: KeyMap::default() }),
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
             max_idempotency_keys: DEFAULT_MAX_IDEMPOTENCY_KEYS,
@@ -180,6 +202,38 @@ impl MemoryStorage {
     /// ```
     pub fn replica(epoch: Epoch, limit: HistoryLimit, max_topics: usize) -> Self {
         Self { epoch, ..Self::new(limit, max_topics) }
+    }
+
+    /// Keep all history within about `bytes` (default 128 MiB,
+    /// [`DEFAULT_HISTORY_MAX_BYTES`](crate::DEFAULT_HISTORY_MAX_BYTES)): past it, the oldest
+    /// events of the whole storage are evicted first, whatever their topic. What is counted is
+    /// what events really hold: payload, type and sender, the event itself, each encoding
+    /// transports cache on it; and the idempotency keys, which may take at most a quarter of it
+    /// (past that, the oldest keys are forgotten). The newest event is always kept. A replica
+    /// obeys it too: readers of events it evicted get a gap, which a tier (the shared log) can
+    /// fill.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use pushgate_hub::{Cursor, FetchOptions, HistoryLimit, Hub, MemoryStorage, NewEvent, Storage, TopicName};
+    ///
+    /// let storage = Arc::new(MemoryStorage::new(HistoryLimit::default(), 1000).history_max_bytes(64 << 10));
+    /// let hub = Hub::builder().storage(storage.clone()).build();
+    /// let kilobyte = serde_json::json!("x".repeat(1000));
+    /// for n in 0..200 {
+    ///     hub.publish(&TopicName::new(&format!("t{n}"))?, NewEvent::new(kilobyte.clone())).await?;
+    /// }
+    /// let held = storage.history_use();
+    /// assert!(held.bytes <= 64 << 10 && held.evicted > 100);
+    /// // The first topic's event went first: its reader is told exactly what it missed.
+    /// let batch = hub.fetch(&[TopicName::new("t0")?], Cursor::at(hub.epoch(), 0), &FetchOptions::default()).await?;
+    /// assert_eq!(batch.reset.unwrap().topics()[0].missed.at_least, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn history_max_bytes(mut self, bytes: usize) -> Self {
+        self.budget = Arc::new(Budget::new(bytes));
+        self
     }
 
     /// Remember idempotency keys for `window` (zero turns keys off: every publish is new), and at
@@ -232,7 +286,7 @@ impl MemoryStorage {
     /// read them). They can only lie where this copy was blind to the topic: before its record
     /// of the topic was created (the head then), or at positions it never saw (before the first
     /// position it applied, or declared with [`mark_unseen_through`](Self::mark_unseen_through)).
-    /// Readers from before that bound get an uncertain [`Gap`] rather than silence; a reader
+    /// Readers from before that bound get an uncertain [`Gap`](crate::Gap) rather than silence; a reader
     /// positioned at or after it (a live subscriber that started after the record was created)
     /// missed nothing.
     ///
@@ -242,13 +296,10 @@ impl MemoryStorage {
     /// # Errors
     /// None today; the `Result` leaves room for a bounded copy.
     pub fn apply(&self, mut parts: EventParts) -> Result<Option<Arc<Event>>, HubError> {
-        let entry = match self.topics.get(parts.topic.as_str()) {
-            Some(entry) => Arc::clone(&entry),
-            None => self.insert_topic(&parts.topic),
-        };
+        let entry = self.find_or_insert(&parts.topic);
         let position = parts.position;
         parts.epoch = self.epoch;
-        let event = {
+        let (event, queue) = {
             let mut sequencer = self.sequencer.lock();
             if position <= sequencer.last {
                 return Ok(None);
@@ -257,12 +308,15 @@ impl MemoryStorage {
                 // The first entry this copy sees: whatever came before it was never seen here.
                 self.unseen_through.fetch_max(position - 1, Ordering::AcqRel);
             }
+            // The shared log accepted it: it takes its slot whatever the limit says.
+            self.count(&entry, false)?;
             let unseen = self.unseen_through.load(Ordering::Acquire);
-            let event = entry.push_sequenced(unseen, parts);
+            let pushed = entry.push_sequenced(unseen, parts);
             sequencer.last = position;
             self.head.store(position, Ordering::Release);
-            event
+            pushed
         };
+        self.budget.admit(queue.map(|front| (front, &entry)));
         if let Some(notifier) = self.notifier.get() {
             notifier.committed(event.topic());
         }
@@ -279,7 +333,7 @@ impl MemoryStorage {
     /// Declares that the shared log lost entries up to `position` before this copy read them
     /// (trimmed while this node was away): a reader from before `position` may have missed
     /// events of any topic, including topics with no event left to show a jump in `seq`, so
-    /// every such reader gets an uncertain [`Gap`] (a reset) on every topic.
+    /// every such reader gets an uncertain [`Gap`](crate::Gap) (a reset) on every topic.
     pub fn mark_lost_through(&self, position: u64) {
         self.unseen_through.fetch_max(position, Ordering::AcqRel);
         // Topics created from now on start from it; those held now are raised one by one.
@@ -303,30 +357,60 @@ impl MemoryStorage {
             .collect()
     }
 
+    /// The record of `name` for a publisher: it takes a slot toward the topic limit.
     fn topic_entry(&self, name: &TopicName) -> Result<Arc<MemoryTopic>, HubError> {
-        if let Some(topic) = self.topics.get(name.as_str()) {
-            return Ok(Arc::clone(&topic));
+        let topic = match self.topics.get(name.as_str()) {
+            Some(topic) => Arc::clone(&topic),
+            // Checked before inserting too, so a refused publish leaves no record behind.
+            None if self.counted.load(Ordering::Acquire) >= self.max_topics => {
+                return Err(HubError::TopicLimit { limit: self.max_topics });
+            }
+            None => self.find_or_insert(name),
+        };
+        if let Err(err) = self.count(&topic, true) {
+            drop(topic);
+            self.unwatch(name);
+            return Err(err);
         }
-        if self.topics.len() >= self.max_topics {
-            return Err(HubError::TopicLimit { limit: self.max_topics });
-        }
-        Ok(self.insert_topic(name))
+        Ok(topic)
     }
 
-    fn insert_topic(&self, name: &TopicName) -> Arc<MemoryTopic> {
+    /// Gives `topic` its slot toward the topic limit, unless it has one; with `limit`, only
+    /// while fewer than `max_topics` are taken.
+    fn count(&self, topic: &MemoryTopic, limit: bool) -> Result<(), HubError> {
+        if topic.counted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if limit {
+            let max = self.max_topics;
+            let taken = self
+                .counted
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+            if taken.is_err() {
+                return Err(HubError::TopicLimit { limit: max });
+            }
+        } else {
+            self.counted.fetch_add(1, Ordering::AcqRel);
+        }
+        if topic.counted.swap(true, Ordering::AcqRel) {
+            // Another publisher gave it its slot meanwhile.
+            self.counted.fetch_sub(1, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    fn find_or_insert(&self, name: &TopicName) -> Arc<MemoryTopic> {
+        if let Some(topic) = self.topics.get(name.as_str()) {
+            return Arc::clone(&topic);
+        }
         let entry = self.topics.entry(name.clone()).or_insert_with(|| {
-            Arc::new(MemoryTopic {
-                limit: self.limit,
-                created_at: self.head.load(Ordering::Acquire),
-                last_position: AtomicU64::new(0),
-                ring: RwLock::new(Ring {
-                    events: VecDeque::new(),
-                    next_seq: 1,
-                    evicted_through: 0,
-                    uncertain_through: self.horizon.load(Ordering::Acquire),
-                    bytes: 0,
-                }),
-            })
+            Arc::new(MemoryTopic::new(
+                name.clone(),
+                self.limit,
+                Arc::clone(&self.budget),
+                self.head.load(Ordering::Acquire),
+                self.horizon.load(Ordering::Acquire),
+            ))
         });
         Arc::clone(&entry)
     }
@@ -340,11 +424,11 @@ impl MemoryStorage {
         let key = request
             .idempotency_key
             .filter(|_| !self.idempotency_window.is_zero() && self.max_idempotency_keys > 0)
-            .map(|key| (Arc::new(KeyId { topic: request.topic.clone(), key }), Instant::now()));
-        let event = {
+            .map(|key| (Arc::new(KeyId { topic: topic.name.clone(), key }), Instant::now()));
+        let (event, queue) = {
             let mut sequencer = self.sequencer.lock();
             if let Some((id, now)) = &key {
-                sequencer.keys.expire(*now);
+                sequencer.keys.expire(*now, &self.budget);
                 if let Some(original) = sequencer.keys.get(id) {
                     return Ok(Published::Replayed(Replay {
                         topic: request.topic,
@@ -355,7 +439,7 @@ impl MemoryStorage {
                 }
             }
             let position = sequencer.last + 1;
-            let event = topic.push(EventParts {
+            let pushed = topic.push(EventParts {
                 topic: request.topic,
                 event_type: request.event_type,
                 data: request.data,
@@ -370,15 +454,18 @@ impl MemoryStorage {
                 let expires = now + self.idempotency_window;
                 sequencer.keys.insert(
                     id,
-                    Original { seq: event.seq(), position },
+                    Original { seq: pushed.0.seq(), position },
                     expires,
                     self.max_idempotency_keys,
+                    &self.budget,
                 );
             }
             // Release pairs with the Acquire in `head()`: whoever sees this head sees the event.
             self.head.store(position, Ordering::Release);
-            event
+            pushed
         };
+        // Outside the sequencer's lock: publishes to other topics need not wait for eviction.
+        self.budget.admit(queue.map(|front| (front, &topic)));
         if let Some(notifier) = self.notifier.get() {
             notifier.committed(event.topic());
         }
@@ -443,6 +530,18 @@ impl Storage for MemoryStorage {
         Ok(self.topic_entry(topic)?)
     }
 
+    fn watch(&self, topic: &TopicName) -> Result<Arc<dyn TopicLog>, HubError> {
+        Ok(self.find_or_insert(topic))
+    }
+
+    fn unwatch(&self, topic: &TopicName) {
+        // Under the shard's lock, so nobody takes the record between the check and the removal;
+        // a record without a slot never held an event (a publish counts it first).
+        self.topics.remove_if(topic.as_str(), |_, record| {
+            Arc::strong_count(record) == 1 && !record.counted.load(Ordering::Acquire)
+        });
+    }
+
     fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Published, HubError>> {
         Box::pin(future::ready(self.append_now(request)))
     }
@@ -458,7 +557,7 @@ impl Storage for MemoryStorage {
 
     fn sweep(&self) -> usize {
         if !self.idempotency_window.is_zero() {
-            self.sequencer.lock().keys.expire(Instant::now());
+            self.sequencer.lock().keys.expire(Instant::now(), &self.budget);
         }
         let mut forgotten = 0;
         let names: Vec<TopicName> = self.topics.iter().map(|e| e.key().clone()).collect();
@@ -471,161 +570,22 @@ impl Storage for MemoryStorage {
             });
             if let Some((_, topic)) = removed {
                 self.horizon.fetch_max(topic.last_position.load(Ordering::Acquire), Ordering::AcqRel);
+                if topic.counted.load(Ordering::Acquire) {
+                    self.counted.fetch_sub(1, Ordering::AcqRel);
+                }
                 forgotten += 1;
             }
         }
+        self.budget.compact(self.topics.len());
         forgotten
     }
 
     fn topic_count(&self) -> usize {
-        self.topics.len()
-    }
-}
-
-struct MemoryTopic {
-    limit: HistoryLimit,
-    /// The head when this record was created: events of the topic at or before it may have
-    /// been held by an earlier record (swept) or never seen here.
-    created_at: u64,
-    last_position: AtomicU64,
-    ring: RwLock<Ring>,
-}
-
-struct Ring {
-    events: VecDeque<Arc<Event>>,
-    next_seq: u64,
-    /// Position of the newest evicted event, 0 if none was.
-    evicted_through: u64,
-    /// Readers from before this position may have missed events of the topic (it was forgotten
-    /// and created again, or events of it were never seen here).
-    uncertain_through: u64,
-    bytes: usize,
-}
-
-impl Ring {
-    fn evict_front(&mut self) {
-        if let Some(event) = self.events.pop_front() {
-            self.evicted_through = event.position();
-            self.bytes -= event.approx_size();
-        }
+        self.counted.load(Ordering::Acquire)
     }
 
-    fn evict_expired(&mut self, max_age: Duration, now: Instant) {
-        while self.events.front().is_some_and(|e| now.saturating_duration_since(e.stored_at()) > max_age) {
-            self.evict_front();
-        }
-    }
-
-    fn resume_seq(&self) -> u64 {
-        self.events.front().map_or(self.next_seq, |e| e.seq())
-    }
-}
-
-impl MemoryTopic {
-    /// Assigns the topic sequence number and stores the event; called under the sequencer lock.
-    fn push(&self, mut parts: EventParts) -> Arc<Event> {
-        let mut ring = self.ring.write();
-        parts.seq = ring.next_seq;
-        let event = Arc::new(Event::from_parts(parts));
-        ring.next_seq += 1;
-        self.store(&mut ring, &event);
-        event
-    }
-
-    /// Stores an event whose `seq` was assigned elsewhere; called under the sequencer lock.
-    /// `unseen_through` is the copy's [`MemoryStorage::unseen_through`].
-    fn push_sequenced(&self, unseen_through: u64, parts: EventParts) -> Arc<Event> {
-        let mut ring = self.ring.write();
-        let event = Arc::new(Event::from_parts(parts));
-        if event.seq() > ring.next_seq {
-            // Earlier events of the topic never reached this copy. Every entry applied while
-            // this record existed went into it, so they sit at or before its creation or where
-            // the copy saw nothing; a reader from after both missed none of them (bounding by
-            // this position instead would cut off every live subscriber of a topic new here).
-            // What is still held predates the hole; dropping it keeps "resume from the oldest
-            // retained" true.
-            while !ring.events.is_empty() {
-                ring.evict_front();
-            }
-            let bound = self.created_at.max(unseen_through).min(event.position() - 1);
-            ring.uncertain_through = ring.uncertain_through.max(bound);
-        }
-        ring.next_seq = event.seq() + 1;
-        self.store(&mut ring, &event);
-        event
-    }
-
-    fn store(&self, ring: &mut Ring, event: &Arc<Event>) {
-        let position = event.position();
-        ring.bytes += event.approx_size();
-        ring.events.push_back(Arc::clone(event));
-        while ring.events.len() > self.limit.max_events
-            || (ring.bytes > self.limit.max_bytes && ring.events.len() > 1)
-        {
-            ring.evict_front();
-        }
-        if let Some(max_age) = self.limit.max_age {
-            ring.evict_expired(max_age, event.stored_at());
-        }
-        self.last_position.store(position, Ordering::Release);
-    }
-}
-
-/// How many events [`index_after`] looks at from the newest end before it searches.
-const SCAN_FROM_END: usize = 8;
-
-/// The index of the first event of `events` (in position order) after `position`.
-///
-/// A live reader asks for what came after the last event it read, which is nearly always one
-/// of the newest few; and `upto` is normally the head, past every event. So this looks back
-/// from the newest end for a few events and only then binary-searches: on the hot path a read
-/// touches the one or two events it returns instead of the ten or so (each its own allocation,
-/// often a cache miss) that a binary search over a full ring of 1,000 probes, twice.
-fn index_after(events: &VecDeque<Arc<Event>>, position: u64) -> usize {
-    let len = events.len();
-    for i in (len.saturating_sub(SCAN_FROM_END)..len).rev() {
-        if events[i].position() <= position {
-            return i + 1;
-        }
-    }
-    events.partition_point(|e| e.position() <= position)
-}
-
-impl TopicLog for MemoryTopic {
-    fn last_position(&self) -> u64 {
-        self.last_position.load(Ordering::Acquire)
-    }
-
-    fn read(&self, after: u64, upto: u64, limit: usize, out: &mut Vec<Arc<Event>>) -> TopicRead {
-        let ring = self.ring.read();
-        let gap = if ring.evicted_through > after {
-            Some(Gap { resume_seq: ring.resume_seq(), evicted_through: ring.evicted_through, certain: true })
-        } else if after < ring.uncertain_through {
-            Some(Gap {
-                resume_seq: ring.resume_seq(),
-                evicted_through: ring.uncertain_through,
-                certain: false,
-            })
-        } else {
-            None
-        };
-        let start = index_after(&ring.events, after);
-        let end = index_after(&ring.events, upto);
-        let available = end.saturating_sub(start);
-        let take = available.min(limit);
-        out.extend(ring.events.range(start..start + take).cloned());
-        TopicRead { gap, remaining: available - take }
-    }
-
-    fn expire(&self) {
-        let Some(max_age) = self.limit.max_age else { return };
-        let now = Instant::now();
-        let expired = |ring: &Ring| {
-            ring.events.front().is_some_and(|e| now.saturating_duration_since(e.stored_at()) > max_age)
-        };
-        if expired(&self.ring.read()) {
-            self.ring.write().evict_expired(max_age, now);
-        }
+    fn history_use(&self) -> HistoryUse {
+        HistoryUse::new(self.budget.used(), self.budget.max(), self.budget.evicted())
     }
 }
 
@@ -634,33 +594,27 @@ mod tests {
     use super::*;
     use crate::event::Data;
 
-    fn ring(positions: &[u64]) -> VecDeque<Arc<Event>> {
-        positions
-            .iter()
-            .map(|&position| {
-                Arc::new(Event::from_parts(EventParts {
-                    topic: TopicName::new("t").expect("topic"),
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_queue_stays_bounded_by_the_topics_held() {
+        let limit = HistoryLimit::default().max_age(Some(Duration::from_secs(1)));
+        let storage = MemoryStorage::new(limit, 10_000);
+        for round in 0..5 {
+            for n in 0..1000 {
+                let request = AppendRequest {
+                    topic: TopicName::new(&format!("r{round}.{n}")).expect("topic"),
                     event_type: "message".into(),
-                    data: Data::from(serde_json::json!(null)),
-                    seq: position,
-                    position,
-                    epoch: Epoch::from_u32(1),
-                    timestamp_ms: 0,
+                    data: Data::from(serde_json::json!(n)),
                     from: None,
-                }))
-            })
-            .collect()
-    }
-
-    #[test]
-    fn index_after_agrees_with_a_binary_search_everywhere() {
-        for len in [0_u64, 1, 2, 7, 8, 9, 30] {
-            // Every third position, so some positions fall between events.
-            let events = ring(&(1..=len).map(|i| i * 3).collect::<Vec<_>>());
-            for position in 0..=len * 3 + 2 {
-                let expected = events.partition_point(|e| e.position() <= position);
-                assert_eq!(index_after(&events, position), expected, "len {len}, position {position}");
+                    idempotency_key: None,
+                };
+                storage.append_now(request).expect("append");
             }
+            // Every topic expires and is forgotten, each leaving its queue entry behind.
+            tokio::time::advance(Duration::from_secs(2)).await;
+            assert_eq!(storage.sweep(), 1000);
+            let queued = storage.budget.queue_len();
+            assert!(queued <= 2 * storage.topics.len() + 64, "round {round}: {queued} queued");
         }
+        assert_eq!(storage.history_use().bytes, 0, "expired events gave their bytes back");
     }
 }

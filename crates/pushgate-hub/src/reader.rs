@@ -24,6 +24,8 @@ struct TopicState {
 
 /// A reader's per-topic state over one storage.
 pub(crate) struct Reader {
+    /// The logs come from it ([`Storage::watch`]) and go back to it when the reader is dropped.
+    storage: Arc<dyn Storage>,
     topics: Vec<TopicState>,
     /// The storage's [`Storage::max_lead`].
     max_lead: u64,
@@ -79,7 +81,7 @@ impl Reader {
     /// Resolves the logs of `topics`, deduplicated, within `max_topics`. With `tiered`, gaps
     /// are read from the hub's tiers before they are reported.
     pub(crate) fn new(
-        storage: &dyn Storage,
+        storage: &Arc<dyn Storage>,
         topics: &[TopicName],
         max_topics: usize,
         tiered: bool,
@@ -93,13 +95,19 @@ impl Reader {
         if names.len() > max_topics {
             return Err(HubError::TooManyTopics { count: names.len(), limit: max_topics });
         }
-        let topics = names
-            .into_iter()
-            .map(|name| {
-                Ok(TopicState { name: name.clone(), log: storage.topic(name)?, floor: 0, expected: None })
-            })
-            .collect::<Result<_, HubError>>()?;
-        Ok(Self { topics, max_lead: storage.max_lead(), tiered, backfill: None })
+        let mut reader = Self {
+            storage: Arc::clone(storage),
+            topics: Vec::with_capacity(names.len()),
+            max_lead: storage.max_lead(),
+            tiered,
+            backfill: None,
+        };
+        for name in names {
+            // On an error, dropping the reader gives back the logs watched so far.
+            let log = storage.watch(name)?;
+            reader.topics.push(TopicState { name: name.clone(), log, floor: 0, expected: None });
+        }
+        Ok(reader)
     }
 
     pub(crate) fn names(&self) -> impl Iterator<Item = &TopicName> {
@@ -354,6 +362,20 @@ impl Reader {
             })
             .collect();
         backfill.read_through = chunk.through.max(cursor);
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        for TopicState { name, log, .. } in self.topics.drain(..) {
+            // A topic that has held events keeps its slot whatever its readers do: skip the
+            // storage's map for it (most reads).
+            let unpublished = log.last_position() == 0;
+            drop(log);
+            if unpublished {
+                self.storage.unwatch(&name);
+            }
+        }
     }
 }
 

@@ -18,7 +18,8 @@ pub struct Stats {
     pub resets: u64,
     /// Live subscriptions now.
     pub subscribers: u64,
-    /// Topics the storage holds now.
+    /// Topics that take a slot toward the topic limit now: published to (or restored) and not
+    /// forgotten yet. Topics only readers named take none.
     pub topics: u64,
     /// Subscriptions and fetches refused for naming more topics than allowed
     /// ([`HubError::TooManyTopics`]).
@@ -33,6 +34,13 @@ pub struct Stats {
     pub tier_events: u64,
     /// Tier reads that failed or timed out, so the gap was reported as without tiers.
     pub tier_failures: u64,
+    /// Bytes the retained history holds (events, their cached encodings, idempotency keys);
+    /// see [`HubBuilder::history_max_bytes`](crate::HubBuilder::history_max_bytes).
+    pub history_bytes: u64,
+    /// The budget `history_bytes` is kept within; 0 for a storage that keeps none.
+    pub history_max_bytes: u64,
+    /// Events evicted to keep history within its budget.
+    pub history_evicted: u64,
 }
 
 #[derive(Default)]

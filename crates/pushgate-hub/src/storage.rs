@@ -37,11 +37,33 @@ pub trait Storage: Send + Sync + 'static {
     /// The highest position `h` such that every event at a position `<= h` is readable.
     fn head(&self) -> u64;
 
-    /// The log of `topic`, created on first use.
+    /// The log of `topic` for a publisher, created on first use: the topic takes a slot
+    /// toward the backend's topic limit.
     ///
     /// # Errors
     /// [`HubError::TopicLimit`] when creating it would pass the backend's topic limit.
     fn topic(&self, topic: &TopicName) -> Result<Arc<dyn TopicLog>, HubError>;
+
+    /// The log of `topic` for a reader (a subscription, a fetch). Readers do not make topics:
+    /// a backend should give a topic that was never published to a log that takes no slot
+    /// toward its topic limit and is dropped when the last reader lets go
+    /// ([`unwatch`](Self::unwatch)), so that readers naming topics cannot fill the table
+    /// publishers need. The log must still show the topic's events once they are published.
+    /// The default is [`topic`](Self::topic).
+    ///
+    /// # Errors
+    /// As [`topic`](Self::topic), for a backend whose readers take slots.
+    fn watch(&self, topic: &TopicName) -> Result<Arc<dyn TopicLog>, HubError> {
+        self.topic(topic)
+    }
+
+    /// A reader dropped the log [`watch`](Self::watch) gave it for `topic`. The hub calls it
+    /// only for a log that shows no event ([`TopicLog::last_position`] 0): a topic that has
+    /// held events keeps its slot until [`sweep`](Self::sweep) forgets it. The default does
+    /// nothing.
+    fn unwatch(&self, topic: &TopicName) {
+        let _ = topic;
+    }
 
     /// Sequences and stores an event, resolving once it is readable (the head covers it).
     ///
@@ -69,8 +91,14 @@ pub trait Storage: Send + Sync + 'static {
     /// topics were forgotten.
     fn sweep(&self) -> usize;
 
-    /// Topics currently held.
+    /// Topics currently held that take a slot toward the topic limit.
     fn topic_count(&self) -> usize;
+
+    /// What the retained history costs in memory, and the budget it is kept within. The
+    /// default reports nothing (no budget).
+    fn history_use(&self) -> HistoryUse {
+        HistoryUse::default()
+    }
 
     /// How far past [`head`](Self::head) a cursor of this epoch may point and still be taken as
     /// an event that is not readable *here yet* rather than as [`HubError::CursorAhead`].
@@ -81,6 +109,38 @@ pub trait Storage: Send + Sync + 'static {
     /// valid cursor can be ahead of the head.
     fn max_lead(&self) -> u64 {
         0
+    }
+}
+
+/// What a storage's retained history costs in memory; see [`Storage::history_use`].
+///
+/// ```
+/// use pushgate_hub::{HistoryLimit, MemoryStorage, Storage};
+///
+/// let storage = MemoryStorage::new(HistoryLimit::default(), 100).history_max_bytes(1 << 20);
+/// let held = storage.history_use();
+/// assert_eq!((held.bytes, held.max_bytes, held.evicted), (0, 1 << 20, 0));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HistoryUse {
+    /// Bytes the retained events (with their cached encodings) and idempotency keys hold.
+    pub bytes: u64,
+    /// The budget they are kept within; 0 when the storage keeps none.
+    pub max_bytes: u64,
+    /// Events evicted to keep within the budget, since the storage was made.
+    pub evicted: u64,
+}
+
+impl HistoryUse {
+    /// A report, for a [`Storage`] that keeps a budget.
+    ///
+    /// ```
+    /// # use pushgate_hub::HistoryUse;
+    /// assert_eq!(HistoryUse::new(10, 100, 0).max_bytes, 100);
+    /// ```
+    pub fn new(bytes: usize, max_bytes: usize, evicted: u64) -> Self {
+        Self { bytes: bytes as u64, max_bytes: max_bytes as u64, evicted }
     }
 }
 

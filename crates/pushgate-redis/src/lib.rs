@@ -132,8 +132,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use pushgate_hub::{
-    AppendRequest, Epoch, HistoryTier, HubError, MemoryStorage, Notifier, Published, Storage, TopicLog,
-    TopicName,
+    AppendRequest, Epoch, HistoryTier, HistoryUse, HubError, MemoryStorage, Notifier, Published, Storage,
+    TopicLog, TopicName,
 };
 use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
@@ -303,7 +303,8 @@ impl RedisStorage {
             .map_err(ConnectError::from_redis)?;
         server::check(&mut connection, min_replicas_ack).await?;
         let epoch = scripts::init_epoch(&mut connection, &keys).await?;
-        let replica = MemoryStorage::replica(epoch, options.history, options.max_topics);
+        let replica = MemoryStorage::replica(epoch, options.history, options.max_topics)
+            .history_max_bytes(options.history_max_bytes);
         let shared = Arc::new(Shared {
             replica,
             keys,
@@ -391,6 +392,14 @@ impl Storage for RedisStorage {
         self.shared.replica.topic(topic)
     }
 
+    fn watch(&self, topic: &TopicName) -> Result<Arc<dyn TopicLog>, HubError> {
+        self.shared.replica.watch(topic)
+    }
+
+    fn unwatch(&self, topic: &TopicName) {
+        self.shared.replica.unwatch(topic);
+    }
+
     fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<Published, HubError>> {
         Box::pin(publish::append(&self.shared, request))
     }
@@ -405,6 +414,10 @@ impl Storage for RedisStorage {
 
     fn topic_count(&self) -> usize {
         self.shared.replica.topic_count()
+    }
+
+    fn history_use(&self) -> HistoryUse {
+        self.shared.replica.history_use()
     }
 
     fn max_lead(&self) -> u64 {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pushgate_hub::HistoryLimit;
+use pushgate_hub::{DEFAULT_HISTORY_MAX_BYTES, HistoryLimit};
 
 /// Settings of a [`RedisStorage`](crate::RedisStorage).
 ///
@@ -24,6 +24,7 @@ use pushgate_hub::HistoryLimit;
 pub struct RedisOptions {
     pub(crate) prefix: String,
     pub(crate) history: HistoryLimit,
+    pub(crate) history_max_bytes: usize,
     pub(crate) max_topics: usize,
     pub(crate) history_events: usize,
     pub(crate) max_lead: u64,
@@ -43,6 +44,7 @@ impl Default for RedisOptions {
         Self {
             prefix: "pushgate:".to_owned(),
             history: HistoryLimit::default(),
+            history_max_bytes: DEFAULT_HISTORY_MAX_BYTES,
             max_topics: 100_000,
             history_events: DEFAULT_HISTORY_EVENTS,
             max_lead: 1_000_000,
@@ -78,8 +80,19 @@ impl RedisOptions {
         self
     }
 
-    /// Most topics this node's copy holds before it refuses a publish (or subscription) to a new
-    /// one (default 100,000). The copy holds the topics of the whole cluster (every node's
+    /// The memory budget of this node's copy, all topics together (default 128 MiB; see
+    /// [`MemoryStorage::history_max_bytes`](pushgate_hub::MemoryStorage::history_max_bytes)).
+    /// The copy evicts its oldest events past it, events other nodes and the Redis log may
+    /// still hold: this node's readers of them are answered from the log through
+    /// [`RedisStorage::history_tier`](crate::RedisStorage::history_tier), as for any cursor
+    /// older than memory.
+    pub fn history_max_bytes(mut self, bytes: usize) -> Self {
+        self.history_max_bytes = bytes;
+        self
+    }
+
+    /// Most topics this node's copy holds before it refuses a publish to a new one (default
+    /// 100,000; subscribing takes no slot). The copy holds the topics of the whole cluster (every node's
     /// events are applied, whatever this limit says), so the limit counts them all, not only
     /// the topics published on this node.
     pub fn max_topics(mut self, n: usize) -> Self {

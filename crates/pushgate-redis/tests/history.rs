@@ -1,6 +1,7 @@
 //! The Redis log as the deeper history tier: a node keeping 10 events per topic in memory
-//! answers a cursor from the start of a 1,000-event log without a reset, and a reader that
-//! fell behind further than the log reaches is told exactly how many events it missed.
+//! answers a cursor from the start of a 1,000-event log without a reset, a reader that fell
+//! behind further than the log reaches is told exactly how many events it missed, and a node
+//! whose memory budget evicted events another node still holds reads them from the log too.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
@@ -88,4 +89,40 @@ async fn a_reader_behind_more_than_the_log_holds_learns_exactly_what_it_missed()
         other => panic!("a reset first: {other:?}"),
     }
     assert_eq!(next_event(&mut again).await.seq(), oldest_seq);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_memory_budget_evicted_what_others_hold_reads_it_from_the_log() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, _) = node(&redis).await;
+    // Room in memory for a handful of events of all topics together.
+    let options = RedisOptions::default().history_max_bytes(4 << 10).history_events(1000);
+    let storage = RedisStorage::connect(&redis.url(), options).await.unwrap();
+    let state_b = storage.state();
+    let tier = storage.history_tier();
+    let b = Hub::builder().storage(Arc::new(storage)).tier(tier).build();
+    let (x, y) = (topic("x"), topic("y"));
+    // A live reader on the small node that reads nothing while the events arrive.
+    let mut sub = b.subscribe(&[x.clone(), y.clone()], Cursor::Now).unwrap();
+    let mut last = 0;
+    for i in 0..100 {
+        let t = if i % 3 == 0 { &y } else { &x };
+        last = a.publish(t, NewEvent::new(json!(i))).await.unwrap().position();
+    }
+    until("b to apply", || state_b.applied_position() == last).await;
+    let held = b.stats();
+    assert!(held.history_bytes <= 4 << 10 && held.history_evicted > 50, "{held:?}");
+    assert_eq!(a.stats().history_evicted, 0, "the other node, on the default budget, holds them all");
+    // What b evicted comes from the log: no reset, no lag, every event in order.
+    let start = Cursor::at(b.epoch(), 0);
+    let batch = b.fetch(&[x.clone(), y.clone()], start, &FetchOptions::default().limit(1000)).await.unwrap();
+    assert!(batch.reset.is_none(), "{:?}", batch.reset);
+    assert_eq!(batch.events.len(), 100);
+    for i in 0..100 {
+        let item = tokio::time::timeout(WAIT, sub.recv()).await.unwrap().unwrap();
+        let Item::Event(event) = item else {
+            panic!("no reset or lag: the log holds everything, got {item:?}")
+        };
+        assert_eq!(event.data().as_str(), i.to_string());
+    }
 }

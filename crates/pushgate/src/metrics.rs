@@ -12,7 +12,10 @@
 //! | `pushgate_subscribers_lagged_total` | counter | subscribers cut off for lagging |
 //! | `pushgate_resets_total` | counter | resets reported to subscriptions and fetches |
 //! | `pushgate_subscribers` | gauge | live subscriptions |
-//! | `pushgate_topics` | gauge | topics the hub holds |
+//! | `pushgate_topics` | gauge | topics the hub holds: published to and not forgotten yet (the ones `--max-topics` counts) |
+//! | `pushgate_history_bytes` | gauge | memory the retained history holds: events, their cached encodings, idempotency keys |
+//! | `pushgate_history_max_bytes` | gauge | the budget it is kept within (`--history-max-bytes`) |
+//! | `pushgate_history_evicted_total` | counter | events evicted, oldest first across topics, to keep within it |
 //! | `pushgate_connections_open` | gauge | connections being served |
 //! | `pushgate_connections_accepted_total` | counter | connections accepted, over-limit ones included |
 //! | `pushgate_draining` | gauge | 1 once shutdown began |
@@ -113,7 +116,30 @@ fn render(observed: &Observed) -> Result<String, std::fmt::Error> {
     register(&mut registry, "subscribers_lagged", "Subscribers cut off for lagging", counter(stats.lagged));
     register(&mut registry, "resets", "Resets reported to subscriptions and fetches", counter(stats.resets));
     register(&mut registry, "subscribers", "Live subscriptions", gauge(stats.subscribers));
-    register(&mut registry, "topics", "Topics the hub holds", gauge(stats.topics));
+    register(
+        &mut registry,
+        "topics",
+        "Topics the hub holds (published to, not forgotten yet)",
+        gauge(stats.topics),
+    );
+    register(
+        &mut registry,
+        "history_bytes",
+        "Memory the retained history holds: events, their cached encodings, idempotency keys",
+        gauge(stats.history_bytes),
+    );
+    register(
+        &mut registry,
+        "history_max_bytes",
+        "The memory budget of the retained history (--history-max-bytes)",
+        gauge(stats.history_max_bytes),
+    );
+    register(
+        &mut registry,
+        "history_evicted",
+        "Events evicted, oldest first across topics, to keep history within its budget",
+        counter(stats.history_evicted),
+    );
     let server = &observed.server;
     register(&mut registry, "connections_open", "Connections being served", gauge(server.open_connections()));
     register(

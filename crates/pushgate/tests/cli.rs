@@ -57,6 +57,7 @@ fn every_option_documented(help: &str) -> anyhow::Result<()> {
         ("--max-topics-per-subscription <N>", "PUSHGATE_MAX_TOPICS_PER_SUBSCRIPTION", "100"),
         ("--history-events <N>", "PUSHGATE_HISTORY_EVENTS", "1000"),
         ("--history-age <DURATION>", "PUSHGATE_HISTORY_AGE", "10m"),
+        ("--history-max-bytes <BYTES>", "PUSHGATE_HISTORY_MAX_BYTES", "128MiB"),
         ("--demo-db <PATH>", "PUSHGATE_DEMO_DB", "./pushgate-demo.db"),
         ("--tcp-keepalive-idle <DURATION>", "PUSHGATE_TCP_KEEPALIVE_IDLE", "30s"),
         ("--tcp-keepalive-interval <DURATION>", "PUSHGATE_TCP_KEEPALIVE_INTERVAL", "10s"),

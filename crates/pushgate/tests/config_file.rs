@@ -31,6 +31,7 @@ max_connections = 5
 history_events = 7
 sse_heartbeat = 20
 max_body_bytes = "2MiB"
+history_max_bytes = "64MiB"
 sources = ["postgres://app:secret@db/shop"]
 log_format = "json"
 publish_rate = 50
@@ -55,6 +56,7 @@ redis = "redis://:hunter2@cache:6379/1"
     assert_eq!(get("listen"), r#""0.0.0.0:9000""#, "the file wins over the default:\n{printed}");
     assert_eq!(get("sse_heartbeat"), r#""20s""#, "{printed}");
     assert_eq!(get("max_body_bytes"), r#""2MiB""#, "{printed}");
+    assert_eq!(get("history_max_bytes"), r#""64MiB""#, "{printed}");
     assert_eq!(get("log_format"), r#""json""#, "{printed}");
     assert_eq!(get("longpoll_timeout"), r#""25s""#, "the default stays:\n{printed}");
     assert_eq!(get("publish_rate"), "50", "{printed}");

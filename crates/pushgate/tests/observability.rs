@@ -83,6 +83,9 @@ async fn metrics_count_a_publish_a_fetch_and_a_subscriber() -> anyhow::Result<()
     assert_eq!(sample(&text, "pushgate_events_delivered_total")?, 1.0, "{text}");
     assert_eq!(sample(&text, "pushgate_subscribers")?, 1.0, "{text}");
     assert_eq!(sample(&text, "pushgate_topics")?, 1.0, "{text}");
+    ensure!(sample(&text, "pushgate_history_bytes")? > 0.0, "{text}");
+    assert_eq!(sample(&text, "pushgate_history_max_bytes")?, f64::from(128_u32 << 20), "{text}");
+    assert_eq!(sample(&text, "pushgate_history_evicted_total")?, 0.0, "{text}");
     assert_eq!(sample(&text, "pushgate_subscribers_lagged_total")?, 0.0, "{text}");
     assert_eq!(sample(&text, "pushgate_draining")?, 0.0, "{text}");
     // The SSE stream and the scrape's own connection at least (the client may pool more).

@@ -169,6 +169,7 @@ impl Config {
         let backends = &self.backends;
         let mut options = RedisOptions::default()
             .history(self.topics.history_limit())
+            .history_max_bytes(*self.topics.history_max_bytes)
             .max_topics(self.topics.max_topics)
             .history_events(backends.redis_history_events)
             .idempotency_window(*self.publishing.idempotency_window);

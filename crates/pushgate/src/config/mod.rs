@@ -276,6 +276,10 @@ mod tests {
         assert_eq!(*config.delivery.max_answer_bytes, 4 << 20);
         assert_eq!(*config.publishing.body_read_timeout, Duration::from_secs(10));
         assert_eq!(config.pages.demo_db, None, "no demo unless asked for");
+        assert_eq!(*config.topics.history_max_bytes, 128 << 20);
+        assert_eq!(config.build_hub().stats().history_max_bytes, 128 << 20);
+        let none = Config::default().with_history_max_bytes(0usize);
+        assert_eq!(none.validate(), Err(ConfigError::Zero { name: "history_max_bytes" }));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! How many topics the hub holds and how much history each keeps; and the hub built from them.
 
-use pushgate_hub::{HistoryLimit, Hub, HubBuilder};
+use pushgate_hub::{DEFAULT_HISTORY_MAX_BYTES, HistoryLimit, Hub, HubBuilder};
 
-use super::{Config, ConfigError, TimeSpan, nonzero};
+use super::{ByteSize, Config, ConfigError, TimeSpan, nonzero};
 
 section! {
     /// Topic limits and history.
@@ -11,10 +11,11 @@ section! {
         #[arg(long, env = "PUSHGATE_MAX_TOPICS_PER_SUBSCRIPTION", value_name = "N")]
         pub max_topics_per_subscription: usize = 100,
 
-        /// Most topics held at once; publishing or subscribing to one more is refused with
-        /// `503` until idle topics are forgotten. With --redis it counts every topic this node
-        /// holds, including those other nodes published to (the retained topics of the whole
-        /// cluster).
+        /// Most topics held at once; publishing to one more is refused with `503` until idle
+        /// topics are forgotten. Topics are made by publishing: subscribing to, polling or
+        /// reading the presence of a topic nobody published to takes no slot. With --redis it
+        /// counts every topic this node holds, including those other nodes published to (the
+        /// retained topics of the whole cluster).
         #[arg(long, env = "PUSHGATE_MAX_TOPICS", value_name = "N")]
         pub max_topics: usize = 100_000,
 
@@ -25,6 +26,12 @@ section! {
         /// How long an event is kept for resuming; 0 keeps events until evicted by count.
         #[arg(long, env = "PUSHGATE_HISTORY_AGE", value_name = "DURATION")]
         pub history_age: TimeSpan = TimeSpan::secs(600),
+
+        /// Memory all history may take together: every topic's events, the encodings the
+        /// transports cache on them and the idempotency keys (e.g. 128MiB); past it the oldest
+        /// events of any topic go first. With --redis it bounds this node's copy of the log.
+        #[arg(long, env = "PUSHGATE_HISTORY_MAX_BYTES", value_name = "BYTES")]
+        pub history_max_bytes: ByteSize = ByteSize::from(DEFAULT_HISTORY_MAX_BYTES),
     }
 }
 
@@ -35,6 +42,7 @@ impl Topics {
             ("max_topics_per_subscription", self.max_topics_per_subscription == 0),
             ("max_topics", self.max_topics == 0),
             ("history_events", self.history_events == 0),
+            ("history_max_bytes", *self.history_max_bytes == 0),
         ])
     }
 
@@ -47,6 +55,7 @@ impl Topics {
     /// A hub builder with these limits, and `max_data_bytes` of data per event.
     pub(super) fn hub_builder(&self, max_data_bytes: usize) -> HubBuilder {
         Hub::builder()
+            .history_max_bytes(*self.history_max_bytes)
             .max_topics(self.max_topics)
             .max_topics_per_subscription(self.max_topics_per_subscription)
             .max_data_bytes(max_data_bytes)
