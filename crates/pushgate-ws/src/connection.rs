@@ -38,7 +38,7 @@ use pushgate_http::{
     Action, ApiError, AuthError, ErrorCode, Grant, PublishAllowance, Refusal, Refusals, SubscribeParams,
 };
 use pushgate_hub::{
-    Cursor, Event, Hub, HubError, Item, NewEvent, RecvError, SubscribeOptions, Subscription, TopicName,
+    Cursor, Hub, HubError, Item, NewEvent, Published, RecvError, SubscribeOptions, Subscription, TopicName,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{self, Instant, MissedTickBehavior};
@@ -69,7 +69,7 @@ const MAX_WAITING_PUBLISHES: usize = 16;
 
 /// The publish in flight: owns what it uses, so the connection's loop can poll it next to the
 /// socket and the subscription.
-type Publishing = Pin<Box<dyn Future<Output = Result<Arc<Event>, HubError>> + Send>>;
+type Publishing = Pin<Box<dyn Future<Output = Result<Published, HubError>> + Send>>;
 
 /// A frame waiting for the access policy's answer (the application being asked): the connection
 /// goes on delivering events and answering pings meanwhile, and reads no further frame.
@@ -256,7 +256,8 @@ impl Connection {
                 match self.waiting_publishes.pop_front() {
                     Some(Waiting::Publish(topic, event)) => {
                         let hub = self.hub.clone();
-                        self.publishing = Some(Box::pin(async move { hub.publish(&topic, event).await }));
+                        self.publishing =
+                            Some(Box::pin(async move { hub.publish_idempotent(&topic, event).await }));
                     }
                     Some(Waiting::Refused(reply)) => self.outbox.push_reply(reply),
                     None => break,
@@ -333,7 +334,7 @@ impl Connection {
                 published = next_published(self.publishing.as_mut()), if publishing => {
                     self.publishing = None;
                     let reply = match published {
-                        Ok(event) => frame::published(&event),
+                        Ok(published) => frame::published(&published),
                         Err(err) => frame::error(Some("publish"), &ApiError::from(err)),
                     };
                     self.outbox.push_reply(reply);
@@ -567,7 +568,7 @@ async fn next_checked(checking: Option<&mut Checking>) -> Box<(Asked, Result<Gra
     }
 }
 
-async fn next_published(publishing: Option<&mut Publishing>) -> Result<Arc<Event>, HubError> {
+async fn next_published(publishing: Option<&mut Publishing>) -> Result<Published, HubError> {
     match publishing {
         Some(publishing) => publishing.await,
         None => std::future::pending().await,

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use pushgate_http::{ApiError, ErrorCode, event_json, reset_json};
-use pushgate_hub::{Cursor, EncodingSlot, Event, NewEvent, Reset, TopicName};
+use pushgate_hub::{Cursor, EncodingSlot, Event, NewEvent, Published, Reset, TopicName};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -62,6 +62,10 @@ enum RawFrame {
         /// Refused when present: the server sets the sender.
         #[serde(default, deserialize_with = "present")]
         from: Option<Value>,
+        /// The same key on the same topic within the idempotency window publishes nothing and
+        /// answers the original event's numbers.
+        #[serde(default)]
+        idempotency_key: Option<String>,
     },
     Ping {
         #[serde(default)]
@@ -115,7 +119,7 @@ fn validate(raw: RawFrame) -> Result<ClientFrame, ApiError> {
             ClientFrame::Subscribe { topics: topic_names(&topics)?, cursor }
         }
         RawFrame::Unsubscribe { topics } => ClientFrame::Unsubscribe { topics: topic_names(&topics)? },
-        RawFrame::Publish { topic, event, data, from } => {
+        RawFrame::Publish { topic, event, data, from, idempotency_key } => {
             if from.is_some() {
                 return Err(ApiError::new(
                     ErrorCode::InvalidJson,
@@ -128,6 +132,9 @@ fn validate(raw: RawFrame) -> Result<ClientFrame, ApiError> {
             let mut new = NewEvent::new(data);
             if let Some(event_type) = event {
                 new = new.event_type(event_type);
+            }
+            if let Some(key) = idempotency_key {
+                new = new.idempotency_key(key);
             }
             ClientFrame::Publish { topic: topic_name(&topic)?, event: new }
         }
@@ -211,20 +218,25 @@ pub(crate) fn subscribed<'a>(topics: impl Iterator<Item = &'a TopicName>, cursor
 }
 
 #[derive(Serialize)]
-struct Published<'a> {
+struct PublishedFrame<'a> {
     r#type: &'static str,
     topic: &'a str,
     seq: u64,
     id: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    replayed: bool,
 }
 
-/// `{"type":"published","topic","seq","id"}`, the answer to a `publish` frame.
-pub(crate) fn published(event: &Event) -> Bytes {
-    to_bytes(&Published {
+/// `{"type":"published","topic","seq","id"}`, the answer to a `publish` frame; with
+/// `"replayed":true` when its `idempotency_key` was seen before and these are the original
+/// event's numbers (nothing was published this time).
+pub(crate) fn published(published: &Published) -> Bytes {
+    to_bytes(&PublishedFrame {
         r#type: "published",
-        topic: event.topic().as_str(),
-        seq: event.seq(),
-        id: event.cursor().to_string(),
+        topic: published.topic().as_str(),
+        seq: published.seq(),
+        id: published.cursor().to_string(),
+        replayed: published.is_replay(),
     })
 }
 
@@ -415,13 +427,22 @@ mod tests {
         let topic = TopicName::new("t").unwrap();
         let mut first = None;
         for n in 0..3 {
-            let event = hub.publish(&topic, NewEvent::new(json!(n))).await.unwrap();
+            let event =
+                hub.publish(&topic, NewEvent::new(json!(n)).idempotency_key(format!("k{n}"))).await.unwrap();
             first.get_or_insert(event);
         }
         let first = first.unwrap();
+        let answer = Published::New(first.clone());
         assert_eq!(
-            json_of(&published(&first)),
+            json_of(&published(&answer)),
             json!({"type": "published", "topic": "t", "seq": 1, "id": first.cursor().to_string()})
+        );
+        // The same key again: the original numbers, marked as a replay.
+        let again =
+            hub.publish_idempotent(&topic, NewEvent::new(json!(0)).idempotency_key("k0")).await.unwrap();
+        assert_eq!(
+            json_of(&published(&again)),
+            json!({"type": "published", "topic": "t", "seq": 1, "id": first.cursor().to_string(), "replayed": true})
         );
         let batch =
             hub.fetch(&[topic], first.cursor(), &pushgate_hub::FetchOptions::default()).await.unwrap();

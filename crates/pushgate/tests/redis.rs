@@ -330,3 +330,54 @@ async fn a_cursor_older_than_memory_resumes_from_the_redis_log_on_every_transpor
         read_through(&mut feed, &mut next_seq, 100).await.unwrap();
     }
 }
+
+/// An `Idempotency-Key` repeated on the other node (a retry through another node of the load
+/// balancer) publishes nothing there: the original numbers come back, marked as a replay, over
+/// HTTP and from a WebSocket `publish` frame, and a subscriber gets the event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_publish_repeated_on_the_other_node_is_published_once() {
+    let redis = RedisServer::start().await.unwrap();
+    let a = node(&redis).await.unwrap();
+    let b = node(&redis).await.unwrap();
+    let sse = Transport::Sse.client().unwrap();
+    let mut feed = sse.connect_url(b.base_url(), &["orders"], None).await.unwrap();
+    let send = |node: &GatewayProcess, key: &str, n: u64| {
+        http()
+            .post(node.url("/v1/publish/orders"))
+            .header("idempotency-key", key)
+            .json(&json!({ "data": { "n": n } }))
+            .send()
+    };
+    let first = send(&a, "order-1", 1).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none(), "the first publish is no replay");
+    let first: Value = first.json().await.unwrap();
+    // The retry carries another body by mistake: the key decides, nothing is published.
+    let again = send(&b, "order-1", 2).await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first, "the original topic, seq and id");
+    // The same key from a WebSocket publish frame, on either node.
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws{}/v1/ws", &a.base_url()[4..])).await.unwrap();
+    let frame = json!({"type": "publish", "topic": "orders", "data": 3, "idempotency_key": "order-1"});
+    ws.send(Message::text(frame.to_string())).await.unwrap();
+    let answer = next_ws_json(&mut ws).await;
+    assert_eq!(answer["type"], "published", "{answer}");
+    assert_eq!(
+        (&answer["seq"], &answer["id"], &answer["replayed"]),
+        (&first["seq"], &first["id"], &json!(true))
+    );
+    // Another key is another event; a bad key is refused.
+    let second: Value = send(&b, "order-2", 4).await.unwrap().json().await.unwrap();
+    assert_eq!(second["seq"], 2, "{second}");
+    let bad = send(&a, "", 5).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    for (seq, n) in [(1, 1), (2, 4)] {
+        let delivery = feed.next(WAIT).await.unwrap();
+        let Some(Delivery::Event(event)) = delivery else { panic!("got {delivery:?}") };
+        assert_eq!((event["seq"].as_u64(), &event["data"]["n"]), (Some(seq), &json!(n)), "{event}");
+    }
+    assert!(feed.next(Duration::from_millis(300)).await.unwrap().is_none(), "nothing more was published");
+}
