@@ -16,6 +16,10 @@
 //! | `pushgate_history_bytes` | gauge | memory the retained history holds: events, their cached encodings, idempotency keys |
 //! | `pushgate_history_max_bytes` | gauge | the budget it is kept within (`--history-max-bytes`) |
 //! | `pushgate_history_evicted_total` | counter | events evicted, oldest first across topics, to keep within it |
+//! | `pushgate_events_replayed_total` | counter | publishes whose idempotency key was seen before: answered with the original event, nothing published |
+//! | `pushgate_history_tier_reads_total` | counter | reads of history past memory (the Redis log, the sources' outboxes) before a reset |
+//! | `pushgate_history_tier_events_total` | counter | events those reads delivered |
+//! | `pushgate_history_tier_failures_total` | counter | those reads that failed or timed out, answered with the reset memory alone gives |
 //! | `pushgate_connections_open` | gauge | connections being served |
 //! | `pushgate_connections_accepted_total` | counter | connections accepted, over-limit ones included |
 //! | `pushgate_draining` | gauge | 1 once shutdown began |
@@ -27,6 +31,7 @@
 //! | `pushgate_refused_total{reason}` | counter | refusals by a limit; see below |
 //! | `pushgate_redis_connected` | gauge | with `--redis`: 1 while connected and following the log, else 0 |
 //! | `pushgate_redis_applied_position` | gauge | with `--redis`: the newest log position this node applied |
+//! | `pushgate_redis_waiting_for_replicas` | gauge | with `--redis-min-replicas-ack`: 1 while fewer replicas confirm the log than required (nothing new is delivered, publishes fail), else 0 |
 //!
 //! Per transport: an SSE stream or a WebSocket with topics holds one subscription, so
 //! `pushgate_subscriptions` is also their connection count (a WebSocket that follows no topic
@@ -139,6 +144,30 @@ fn render(observed: &Observed) -> Result<String, std::fmt::Error> {
         "history_evicted",
         "Events evicted, oldest first across topics, to keep history within its budget",
         counter(stats.history_evicted),
+    );
+    register(
+        &mut registry,
+        "events_replayed",
+        "Publishes whose idempotency key was seen before: answered with the original event, nothing published",
+        counter(stats.replayed),
+    );
+    register(
+        &mut registry,
+        "history_tier_reads",
+        "Reads of history past memory (the Redis log, the sources' outboxes) before a reset",
+        counter(stats.tier_reads),
+    );
+    register(
+        &mut registry,
+        "history_tier_events",
+        "Events read from history past memory",
+        counter(stats.tier_events),
+    );
+    register(
+        &mut registry,
+        "history_tier_failures",
+        "Reads of history past memory that failed or timed out (the reader got the reset memory alone gives)",
+        counter(stats.tier_failures),
     );
     let server = &observed.server;
     register(&mut registry, "connections_open", "Connections being served", gauge(server.open_connections()));
@@ -254,6 +283,13 @@ fn register_redis(registry: &mut Registry, redis: &RedisState) {
     );
     let applied = gauge(redis.applied_position());
     register(registry, "redis_applied_position", "The newest Redis log position this node applied", applied);
+    let waiting = gauge(u64::from(redis.waiting_for_replicas()));
+    register(
+        registry,
+        "redis_waiting_for_replicas",
+        "1 while fewer Redis replicas confirm the log than --redis-min-replicas-ack requires, else 0",
+        waiting,
+    );
 }
 
 fn register(registry: &mut Registry, name: &str, help: &str, metric: impl Metric) {

@@ -86,12 +86,40 @@ async fn metrics_count_a_publish_a_fetch_and_a_subscriber() -> anyhow::Result<()
     ensure!(sample(&text, "pushgate_history_bytes")? > 0.0, "{text}");
     assert_eq!(sample(&text, "pushgate_history_max_bytes")?, f64::from(128_u32 << 20), "{text}");
     assert_eq!(sample(&text, "pushgate_history_evicted_total")?, 0.0, "{text}");
+    for name in [
+        "pushgate_events_replayed_total",
+        "pushgate_history_tier_reads_total",
+        "pushgate_history_tier_events_total",
+        "pushgate_history_tier_failures_total",
+    ] {
+        assert_eq!(sample(&text, name)?, 0.0, "{text}");
+    }
     assert_eq!(sample(&text, "pushgate_subscribers_lagged_total")?, 0.0, "{text}");
     assert_eq!(sample(&text, "pushgate_draining")?, 0.0, "{text}");
     // The SSE stream and the scrape's own connection at least (the client may pool more).
     ensure!(sample(&text, "pushgate_connections_open")? >= 2.0, "{text}");
     ensure!(sample(&text, "pushgate_connections_accepted_total")? >= 2.0, "{text}");
     drop(stream);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_replayed_publish_is_counted_and_not_published() -> anyhow::Result<()> {
+    let (addr, _stop) = start(pushgate::Config::default()).await?;
+    let client = client()?;
+    for _ in 0..3 {
+        let answer = client
+            .post(format!("http://{addr}/v1/publish/orders"))
+            .header("idempotency-key", "order-1")
+            .header("content-type", "application/json")
+            .body(r#"{"data":{"n":1}}"#)
+            .send()
+            .await?;
+        ensure!(answer.status() == 200, "publish: {}", answer.status());
+    }
+    let text = client.get(format!("http://{addr}/metrics")).send().await?.text().await?;
+    assert_eq!(sample(&text, "pushgate_events_published_total")?, 1.0, "{text}");
+    assert_eq!(sample(&text, "pushgate_events_replayed_total")?, 2.0, "{text}");
     Ok(())
 }
 
