@@ -38,13 +38,13 @@ section! {
         #[arg(long, env = "PUSHGATE_STATE_FILE", value_name = "PATH")]
         pub state_file: Option<PathBuf>,
 
-        /// Share topics with the other gateways using this Redis (redis://host:port, or with a
-        /// password redis://:PASSWORD@host:port[/db]): positions, history and cursors live in
-        /// Redis, so an event published on any node reaches subscribers on every node and a
-        /// client resumes on any node. Without it, history is in this process's memory. Redis
-        /// must be reachable at start-up.
-        /// Sentinel: redis+sentinel://[:PASSWORD@]host[:port][,host[:port]…]/MASTER finds the
-        /// master through the sentinels and follows a failover; rediss:// and
+        /// Share topics with the other gateways using this Redis: redis://host:port, with a
+        /// password redis://:PASSWORD@host:port, a database number after a last slash. Positions,
+        /// history and cursors live in Redis, so an event published on any node reaches
+        /// subscribers on every node and a client resumes on any node. Without it, history is in
+        /// this process's memory. Redis must be reachable at start-up. Sentinel:
+        /// redis+sentinel://:PASSWORD@host:port,host:port/MASTER (port 26379 when left out) finds
+        /// the master through the sentinels and follows a failover; rediss:// and
         /// rediss+sentinel:// speak TLS (see --redis-ca-file).
         #[arg(long, env = "PUSHGATE_REDIS", value_name = "URL", hide_env_values = true)]
         pub redis: Option<ConnectionUrl>,
