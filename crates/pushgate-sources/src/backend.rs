@@ -170,7 +170,8 @@ impl Backend {
     /// identity, the database, the schema, the outbox's name), and never the password or a host
     /// name one node may spell differently from another.
     pub(crate) async fn source_key(&self, names: &SourceNames) -> Result<String, SourceError> {
-        let parts: Vec<String> = dispatch!(self, db, pool => db::identity(pool).await)?;
+        let parts: Result<Vec<String>, SourceError> = dispatch!(self, db, pool => db::identity(pool).await);
+        let parts = parts?;
         let mut all: Vec<&str> = vec!["pushgate source", names.outbox()];
         all.extend(parts.iter().map(String::as_str));
         Ok(format!("{:016x}", stable_hash(&all)))

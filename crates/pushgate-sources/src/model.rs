@@ -205,6 +205,7 @@ impl From<RecordedRow> for HistoryRow {
 
 /// The two queries of [`TopicBounds`] with `?` placeholders (topic, epoch[, after]), over the
 /// quoted `outbox`: MariaDB/MySQL and SQLite say them alike.
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
 pub(crate) fn topic_bounds_queries(outbox: &str) -> [String; 2] {
     [
         format!(

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use pushgate_http::Authorize;
@@ -18,7 +19,7 @@ pub(crate) enum Demo {}
 
 impl Demo {
     /// Always refuses: this build has no SQLite.
-    pub(crate) async fn open(_path: &Path) -> Result<Self, SourceError> {
+    pub(crate) async fn open(_path: &Path, _lease_timeout: Duration) -> Result<Self, SourceError> {
         Err(SourceError::Config("the demo needs the `sqlite` feature".to_owned()))
     }
 
