@@ -3,7 +3,8 @@
 //!
 //! A hand-written client, because 18,000 connections each holding a general-purpose client's
 //! buffers and tasks would measure the client, and because every byte must be counted at the
-//! socket, headers included.
+//! socket, headers included. The heads and chunk-size lines themselves are parsed by `httparse`,
+//! the parser hyper (and so the gateway) uses.
 
 use std::fmt::Write as _;
 
@@ -66,40 +67,37 @@ pub(crate) struct ResponseHead {
     pub(crate) len: usize,
 }
 
+/// Most header lines a response head may have; more is a broken server, as is too long a head.
+const MAX_HEADERS: usize = 64;
+
 /// Parses the response head at the start of `buf`; `Ok(None)` when the blank line that ends it
 /// has not arrived yet.
 pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<ResponseHead>, HttpError> {
-    let Some(end) = memchr::memmem::find(buf, b"\r\n\r\n") else {
-        return if buf.len() > MAX_HEAD_BYTES { Err(HttpError::HeadTooLarge) } else { Ok(None) };
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let len = match response.parse(&buf[..buf.len().min(MAX_HEAD_BYTES)]) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => return Err(HttpError::HeadTooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::Version | httparse::Error::Status) => return Err(HttpError::StatusLine),
+        Err(_) => return Err(HttpError::Header),
     };
-    if end > MAX_HEAD_BYTES {
-        return Err(HttpError::HeadTooLarge);
-    }
-    let text = std::str::from_utf8(&buf[..end]).map_err(|_| HttpError::Header)?;
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let (version, rest) = status_line.split_once(' ').ok_or(HttpError::StatusLine)?;
-    if !version.starts_with("HTTP/1.") {
+    let (Some(version), Some(status)) = (response.version, response.code) else {
         return Err(HttpError::StatusLine);
-    }
-    let code = rest.get(..3).ok_or(HttpError::StatusLine)?;
-    let status: u16 = code.parse().map_err(|_| HttpError::StatusLine)?;
-    if !(100..1000).contains(&status) {
-        return Err(HttpError::StatusLine);
-    }
+    };
     let mut head = ResponseHead {
         status,
         framing: BodyFraming::UntilClose,
-        close: version == "HTTP/1.0",
+        close: version == 0,
         etag: None,
         last_modified: None,
-        len: end + 4,
+        len,
     };
     let mut length = None;
     let mut chunked = false;
-    for line in lines {
-        let (name, value) = line.split_once(':').ok_or(HttpError::Header)?;
-        let value = value.trim();
+    for header in response.headers.iter() {
+        let value = std::str::from_utf8(header.value).map_err(|_| HttpError::Header)?.trim();
+        let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
             length = Some(value.parse::<usize>().map_err(|_| HttpError::Header)?);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
@@ -152,6 +150,9 @@ pub(crate) fn request(
     bytes
 }
 
+/// Longest chunk-size or trailer line accepted.
+const MAX_LINE_BYTES: usize = 1024;
+
 /// Where a [`ChunkedDecoder`] is in the chunked encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChunkState {
@@ -194,25 +195,29 @@ impl ChunkedDecoder {
         loop {
             match self.state {
                 ChunkState::Done => return Ok(at),
-                ChunkState::Size | ChunkState::Trailer => {
+                ChunkState::Size => match httparse::parse_chunk_size(&input[at..]) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        at += used;
+                        let size = usize::try_from(size).map_err(|_| HttpError::Chunk)?;
+                        self.state = if size == 0 { ChunkState::Trailer } else { ChunkState::Data(size) };
+                    }
+                    Ok(httparse::Status::Partial) if input.len() - at > MAX_LINE_BYTES => {
+                        return Err(HttpError::Chunk);
+                    }
+                    Ok(httparse::Status::Partial) => return Ok(at),
+                    Err(httparse::InvalidChunkSize) => return Err(HttpError::Chunk),
+                },
+                ChunkState::Trailer => {
                     let Some(eol) = memchr::memmem::find(&input[at..], b"\r\n") else {
-                        if input.len() - at > 1024 {
+                        if input.len() - at > MAX_LINE_BYTES {
                             return Err(HttpError::Chunk);
                         }
                         return Ok(at);
                     };
-                    let line = &input[at..at + eol];
                     at += eol + 2;
-                    if self.state == ChunkState::Trailer {
-                        if line.is_empty() {
-                            self.state = ChunkState::Done;
-                        }
-                        continue;
+                    if eol == 0 {
+                        self.state = ChunkState::Done;
                     }
-                    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
-                    let digits = std::str::from_utf8(digits).map_err(|_| HttpError::Chunk)?.trim();
-                    let size = usize::from_str_radix(digits, 16).map_err(|_| HttpError::Chunk)?;
-                    self.state = if size == 0 { ChunkState::Trailer } else { ChunkState::Data(size) };
                 }
                 ChunkState::Data(left) => {
                     let available = input.len() - at;
@@ -289,7 +294,10 @@ mod tests {
         assert_eq!(parse_head(b"HTTP/1.1 2x0 OK\r\n\r\n"), Err(HttpError::StatusLine));
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n"), Err(HttpError::Header));
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"), Err(HttpError::Header));
-        assert_eq!(parse_head(&vec![b'a'; MAX_HEAD_BYTES + 1]), Err(HttpError::HeadTooLarge));
+        let mut endless = b"HTTP/1.1 200 OK\r\nX-Long: ".to_vec();
+        endless.resize(MAX_HEAD_BYTES + 1, b'a');
+        assert_eq!(parse_head(&endless), Err(HttpError::HeadTooLarge));
+        assert_eq!(parse_head(&[b'a'; 10]), Err(HttpError::StatusLine));
     }
 
     #[test]
