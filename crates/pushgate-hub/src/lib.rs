@@ -219,6 +219,7 @@
 //! # Ok(()) }
 //! ```
 
+mod backoff;
 mod budget;
 mod builder;
 mod cursor;
@@ -240,6 +241,7 @@ mod subscription;
 mod tier;
 mod topic;
 
+pub use backoff::Backoff;
 pub use budget::DEFAULT_HISTORY_MAX_BYTES;
 pub use builder::HubBuilder;
 pub use cursor::{Cursor, CursorError, Epoch};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use pushgate_hub::{Data, Epoch, EventParts, Storage, TopicName};
+use pushgate_hub::{Backoff, Data, Epoch, EventParts, Storage, TopicName};
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
@@ -20,6 +20,8 @@ const BATCH: usize = 1000;
 const BLOCK: Duration = Duration::from_millis(1000);
 /// Topic counters sent per restore call, to keep each script call small.
 const RESTORE_CHUNK: usize = 500;
+/// Bounds of the delay between reconnection attempts (full jitter: nodes that lost the same
+/// server come back spread out).
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -223,7 +225,7 @@ impl From<redis::RedisError> for Ended {
 
 /// Follows the log until the storage is dropped (the task is aborted then) or fatal.
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
         match session(&shared, &mut backoff).await {
             Ended::Fatal(reason) => {
@@ -244,12 +246,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 shared.state.set_error(reason);
             }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 
-async fn session(shared: &Shared, backoff: &mut Duration) -> Ended {
+async fn session(shared: &Shared, backoff: &mut Backoff) -> Ended {
     let timeout = shared.options.timeout;
     let result = async {
         // With Sentinels, the master they name now: after a failover, the promoted replica.
@@ -270,7 +271,7 @@ async fn session(shared: &Shared, backoff: &mut Duration) -> Ended {
         read_batch(shared, &mut blocking, None).await?;
         shared.set_connection(Some(command));
         shared.state.set_connected(true);
-        *backoff = BACKOFF_MIN;
+        backoff.reset();
         if was_down {
             tracing::info!(head = shared.replica.head(), "redis connected; following the log");
         }

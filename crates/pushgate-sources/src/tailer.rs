@@ -3,12 +3,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pushgate_hub::{Cursor, Epoch, FetchOptions, HistoryTier, Hub, HubError, TopicName};
+use pushgate_hub::{Backoff, Cursor, Epoch, FetchOptions, HistoryTier, Hub, HubError, TopicName};
 use tokio::sync::{Mutex, MutexGuard, watch};
 use tokio::time::Instant;
 
@@ -186,15 +185,15 @@ impl Source {
     /// nothing.
     pub async fn run(&self, hub: Hub) {
         let _running = Running::enter(&self.running);
-        let mut failures = 0u32;
+        let mut backoff = Backoff::new(self.config.backoff_min, self.config.backoff_max);
         while !hub.is_closed() {
-            let error = match self.lead(&hub, &mut failures).await {
+            let error = match self.lead(&hub, &mut backoff).await {
                 Ok(()) => break,
                 Err(_) if hub.is_closed() => break,
                 Err(error) => error,
             };
-            failures = failures.saturating_add(1);
-            let delay = backoff(failures, self.config.backoff_min, self.config.backoff_max);
+            let delay = backoff.next_delay();
+            let failures = backoff.failures();
             tracing::warn!(
                 url = %self.url_redacted(), error = %error, attempt = failures, retry_in_ms = delay.as_millis() as u64,
                 "pushgate source failed; reconnecting"
@@ -299,7 +298,7 @@ impl Source {
 
     /// One lease's life: take the lease (standing by while another node holds it), then tail
     /// while confirming it, until the hub closes (`Ok`) or anything fails, the lease included.
-    async fn lead(&self, hub: &Hub, failures: &mut u32) -> Result<(), SourceError> {
+    async fn lead(&self, hub: &Hub, backoff: &mut Backoff) -> Result<(), SourceError> {
         let timing = self.timing();
         let mut lease = tokio::select! {
             lease = Lease::open(self.dialect, &self.url, &self.config.names, timing) => lease?,
@@ -317,7 +316,7 @@ impl Source {
             }
             if !standing_by {
                 standing_by = true;
-                *failures = 0;
+                backoff.reset();
                 self.state.send_replace(SourceState::Standby);
                 tracing::debug!(url = %self.url_redacted(), "pushgate source standing by: another node holds its lease");
             }
@@ -331,7 +330,7 @@ impl Source {
         }
         let clock = lease.clock();
         let result = tokio::select! {
-            result = self.session(hub, failures, &clock) => result,
+            result = self.session(hub, backoff, &clock) => result,
             lost = lease.keep() => Err(lost),
         };
         lease.close().await;
@@ -340,7 +339,7 @@ impl Source {
 
     /// Tailing while this node holds the lease of `clock`: connect, then publish until the hub
     /// closes (`Ok`) or anything fails.
-    async fn session(&self, hub: &Hub, failures: &mut u32, clock: &LeaseClock) -> Result<(), SourceError> {
+    async fn session(&self, hub: &Hub, backoff: &mut Backoff, clock: &LeaseClock) -> Result<(), SourceError> {
         let names = &self.config.names;
         let connected = tokio::select! {
             connected = Backend::connect(self.dialect, &self.url) => connected?,
@@ -359,7 +358,7 @@ impl Source {
         }
         let backend = connected;
         self.state.send_replace(SourceState::Live);
-        *failures = 0;
+        backoff.reset();
         tracing::info!(url = %self.url_redacted(), "pushgate source live: this node holds its lease");
 
         let mut next_prune = Instant::now();
@@ -624,37 +623,4 @@ fn is_permanent(error: &SourceError) -> bool {
                 HubError::DataTooLarge { .. } | HubError::InvalidEventType(_) | HubError::InvalidTopic(_)
             )
     )
-}
-
-/// The delay before reconnection attempt `failures`: full jitter, a uniform random time up to
-/// `min · 2^failures` capped at `max`, but at least `min`.
-fn backoff(failures: u32, min: Duration, max: Duration) -> Duration {
-    let cap = min.saturating_mul(1u32 << failures.min(16)).min(max);
-    cap.mul_f64(random_unit()).max(min)
-}
-
-/// A random number in `[0, 1)`, from std's randomly keyed hasher (good enough for jitter).
-fn random_unit() -> f64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
-    );
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_stays_within_bounds() {
-        let (min, max) = (Duration::from_millis(100), Duration::from_secs(10));
-        for failures in 0..40 {
-            let delay = backoff(failures, min, max);
-            assert!(delay >= min && delay <= max, "{failures}: {delay:?}");
-            assert!(delay <= min.saturating_mul(1 << failures.min(16)).max(min), "{failures}: {delay:?}");
-        }
-        let spread: std::collections::HashSet<_> = (0..50).map(|_| backoff(10, min, max)).collect();
-        assert!(spread.len() > 40, "jitter should vary");
-    }
 }
