@@ -9,6 +9,10 @@
 //! puts it into each request's extensions; the HTTP publish API and the WebSocket transport
 //! (for `publish` frames) take their tokens from it. A WebSocket router served without that
 //! accept loop finds none and falls back to one allowance per connection.
+//!
+//! Not `governor`: its limiters read their own clock (tests need its fake one), its keyed store
+//! would sit beside the accept loop's per-address map (which also counts connections and groups
+//! IPv6 by /64) instead of replacing it, and it brings a dozen crates for these fifty lines.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
