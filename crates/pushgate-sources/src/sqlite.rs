@@ -187,10 +187,16 @@ pub(crate) async fn uninstall_plan(
     Ok(plan)
 }
 
+/// How a transaction that writes starts: it takes the write lock at `BEGIN`, waiting for it
+/// within the busy timeout. A deferred transaction that read first and then writes fails at
+/// once with `database is locked` when another connection committed meanwhile (SQLite cannot
+/// upgrade a stale read snapshot), which the busy timeout does not cover.
+const WRITE_TRANSACTION: &str = "BEGIN IMMEDIATE";
+
 /// Runs `statements` in one transaction: SQLite's DDL is transactional, so an install either
 /// happens whole or not at all.
 pub(crate) async fn execute(pool: &Pool, statements: &[String]) -> Result<(), SourceError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with(WRITE_TRANSACTION).await?;
     for statement in statements {
         // Through the concrete connection: `raw_sql(..).execute(&mut *tx)` is generic over the
         // executor, and rustc then cannot prove this future `Send`.
@@ -236,7 +242,7 @@ pub(crate) async fn mark_published(
     names: &SourceNames,
     marks: &[Mark],
 ) -> Result<(), SourceError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with(WRITE_TRANSACTION).await?;
     for chunk in marks.chunks(MARKS_PER_STATEMENT) {
         let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         let sql = format!(
