@@ -1,161 +1,11 @@
-//! Errors as HTTP answers: the one place a hub error gets its status and code.
+//! Errors as HTTP answers: the one place a hub error gets its status and code. The codes and
+//! their statuses are the protocol's ([`ErrorCode`]); this adds the answer around them.
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use pushgate_hub::HubError;
-
-/// A machine-readable error code, stable across releases (clients may match on it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// A topic name is not `[A-Za-z0-9_.:-]{1,128}`.
-    InvalidTopic,
-    /// An event type is not `[A-Za-z0-9_.:-]{1,64}`.
-    InvalidEventType,
-    /// A cursor is neither `now`, `oldest` nor one the server issued.
-    InvalidCursor,
-    /// A cursor points past the newest event.
-    CursorAhead,
-    /// No topic was named.
-    NoTopics,
-    /// Too many topics in one subscription.
-    TooManyTopics,
-    /// A body or frame is not the JSON expected.
-    InvalidJson,
-    /// A query parameter is malformed (e.g. a non-numeric timeout).
-    InvalidParameter,
-    /// The endpoint needs a protocol upgrade the request did not ask for (WebSocket).
-    UpgradeRequired,
-    /// The method is not served at this path.
-    MethodNotAllowed,
-    /// No such endpoint.
-    NotFound,
-    /// A body, frame or event is larger than allowed.
-    TooLarge,
-    /// The client did not send its request body within the server's deadline.
-    RequestTimeout,
-    /// The server holds its limit of topics or connections.
-    Overloaded,
-    /// The client's IP address holds its limit of connections.
-    TooManyConnectionsFromIp,
-    /// The connection publishes faster than its allowed rate; retry after a moment.
-    RateLimited,
-    /// The subscriber fell too far behind and was cut off; reconnect with the last cursor.
-    SlowConsumer,
-    /// The server is shutting down.
-    ShuttingDown,
-    /// A store the server depends on (Redis) is unreachable; retry later.
-    Unavailable,
-    /// The server failed.
-    Internal,
-    /// The request needs a token and carries none (401).
-    TokenRequired,
-    /// The token is malformed, forged or signed with an algorithm not accepted (401).
-    InvalidToken,
-    /// The token's expiry has passed (401); get a fresh one and reconnect or refresh.
-    TokenExpired,
-    /// The token does not allow this action on this topic (403).
-    TopicForbidden,
-    /// A WebSocket upgrade from a web page whose origin is not allowed (403).
-    OriginForbidden,
-    /// The token's user had its tokens revoked after it was issued (401); get a fresh one.
-    TokenRevoked,
-    /// The application behind the auth proxy did not accept the client's credentials (401).
-    Unauthenticated,
-    /// The application behind the auth proxy could not be asked in time (503); retry later.
-    AuthUnavailable,
-    /// The user holds the most connections allowed per user (429).
-    TooManyConnectionsForUser,
-    /// The request is not valid HTTP/1.1: a head that does not parse, an invalid or
-    /// conflicting `Content-Length`, `Content-Length` with `Transfer-Encoding`, no `Host` or
-    /// more than one (400).
-    MalformedRequest,
-    /// The request target is longer than the server reads (414).
-    UriTooLong,
-    /// The request head (request line and header fields) is larger than the server reads (431).
-    HeadersTooLarge,
-    /// The request uses a transfer coding the server does not implement (501).
-    NotImplemented,
-}
-
-impl ErrorCode {
-    /// The code as it appears in JSON (`"invalid_topic"`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidTopic => "invalid_topic",
-            Self::InvalidEventType => "invalid_event_type",
-            Self::InvalidCursor => "invalid_cursor",
-            Self::CursorAhead => "cursor_ahead",
-            Self::NoTopics => "no_topics",
-            Self::TooManyTopics => "too_many_topics",
-            Self::InvalidJson => "invalid_json",
-            Self::InvalidParameter => "invalid_parameter",
-            Self::UpgradeRequired => "upgrade_required",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::NotFound => "not_found",
-            Self::TooLarge => "too_large",
-            Self::RequestTimeout => "request_timeout",
-            Self::Overloaded => "overloaded",
-            Self::TooManyConnectionsFromIp => "too_many_connections_from_ip",
-            Self::RateLimited => "rate_limited",
-            Self::SlowConsumer => "slow_consumer",
-            Self::ShuttingDown => "shutting_down",
-            Self::Unavailable => "unavailable",
-            Self::Internal => "internal",
-            Self::TokenRequired => "token_required",
-            Self::InvalidToken => "invalid_token",
-            Self::TokenExpired => "token_expired",
-            Self::TopicForbidden => "topic_forbidden",
-            Self::OriginForbidden => "origin_forbidden",
-            Self::TokenRevoked => "token_revoked",
-            Self::Unauthenticated => "unauthenticated",
-            Self::AuthUnavailable => "auth_unavailable",
-            Self::TooManyConnectionsForUser => "too_many_connections_for_user",
-            Self::MalformedRequest => "malformed_request",
-            Self::UriTooLong => "uri_too_long",
-            Self::HeadersTooLarge => "headers_too_large",
-            Self::NotImplemented => "not_implemented",
-        }
-    }
-
-    /// The HTTP status that goes with the code.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::InvalidTopic
-            | Self::InvalidEventType
-            | Self::InvalidCursor
-            | Self::CursorAhead
-            | Self::NoTopics
-            | Self::TooManyTopics
-            | Self::InvalidJson
-            | Self::InvalidParameter
-            | Self::MalformedRequest => StatusCode::BAD_REQUEST,
-            Self::UriTooLong => StatusCode::URI_TOO_LONG,
-            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
-            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::TooManyConnectionsFromIp | Self::RateLimited | Self::TooManyConnectionsForUser => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            Self::Overloaded
-            | Self::ShuttingDown
-            | Self::SlowConsumer
-            | Self::Unavailable
-            | Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::TokenRequired
-            | Self::InvalidToken
-            | Self::TokenExpired
-            | Self::TokenRevoked
-            | Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::TopicForbidden | Self::OriginForbidden => StatusCode::FORBIDDEN,
-        }
-    }
-}
+pub use pushgate_protocol::ErrorCode;
+use pushgate_protocol::{ErrorBody, ErrorObject};
 
 /// An error answer: a status and `{"error":{"code","message"}}`.
 ///
@@ -190,14 +40,20 @@ impl ApiError {
         &self.message
     }
 
+    /// The protocol's error object `{"code","message"}` (the inside of the `error` member).
+    pub fn to_object(&self) -> ErrorObject {
+        ErrorObject::new(self.code, self.message.clone())
+    }
+
     /// The JSON value `{"code","message"}` (the inside of the `error` member).
     pub fn to_value(&self) -> serde_json::Value {
-        serde_json::json!({ "code": self.code.as_str(), "message": self.message })
+        serde_json::to_value(self.to_object()).unwrap_or_default()
     }
 
     /// The JSON body `{"error":{"code","message"}}`.
     pub fn to_json(&self) -> String {
-        serde_json::json!({ "error": self.to_value() }).to_string()
+        // An object of two strings always serializes; an empty object if it ever did not.
+        serde_json::to_string(&ErrorBody { error: self.to_object() }).unwrap_or_else(|_| "{}".to_owned())
     }
 }
 
@@ -223,7 +79,7 @@ impl From<HubError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.code.status(), self.to_json()).into_response();
+        let mut response = (status_of(self.code), self.to_json()).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         // The code travels with the answer, so middleware can count refusals by kind.
@@ -234,6 +90,11 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The status of `code` as the `http` crate's type.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl std::fmt::Display for ApiError {
@@ -256,14 +117,9 @@ mod tests {
     }
 
     #[test]
-    fn malformed_requests_have_their_own_statuses() {
-        for (code, status, text) in [
-            (ErrorCode::MalformedRequest, 400, "malformed_request"),
-            (ErrorCode::UriTooLong, 414, "uri_too_long"),
-            (ErrorCode::HeadersTooLarge, 431, "headers_too_large"),
-            (ErrorCode::NotImplemented, 501, "not_implemented"),
-        ] {
-            assert_eq!((code.status().as_u16(), code.as_str()), (status, text));
+    fn every_code_has_a_valid_http_status() {
+        for code in ErrorCode::ALL {
+            assert_eq!(status_of(code).as_u16(), code.status(), "{code}");
         }
     }
 

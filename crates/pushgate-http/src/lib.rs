@@ -21,8 +21,8 @@ pub use answer::{AnswerLimits, PollAnswer, PollRequest};
 pub use auth::{
     Action, AllowAll, AuthError, AuthRequest, Authorize, Check, ClientInfo, Grant, allow_all, token_from,
 };
-pub use error::{ApiError, ErrorCode};
+pub use error::{ApiError, ErrorCode, status_of};
 pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
 pub use rate::{PublishAllowance, PublishRate, TokenBucket};
 pub use refusal::{Refusal, Refusals};
-pub use wire::{batch_body, event_json, render_batch, reset_json};
+pub use wire::{batch_body, event_json, render_batch, reset_json, reset_object};

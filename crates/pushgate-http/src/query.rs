@@ -1,6 +1,5 @@
 //! The subscribe request every transport accepts: `?topic=a&topic=b&cursor=…`.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -8,6 +7,7 @@ use axum::extract::FromRequestParts;
 use http::HeaderMap;
 use http::request::Parts;
 use pushgate_hub::{Cursor, TopicName};
+use pushgate_protocol::params;
 
 use crate::error::{ApiError, ErrorCode};
 
@@ -120,12 +120,8 @@ impl fmt::Debug for Query {
     }
 }
 
-/// What every transport's subscribe request carries: topics and a starting cursor.
-///
-/// Topics come from repeated `topic` parameters and/or a comma-separated `topics` parameter.
-/// The cursor comes from, in order of precedence: the `Last-Event-ID` header (what a
-/// reconnecting `EventSource` sends), the `cursor` parameter, the `last_event_id` parameter (for
-/// clients that cannot set headers); absent, it is `now`.
+/// What every transport's subscribe request carries: topics and a starting cursor, read by the
+/// protocol's rules ([`pushgate_protocol::params`]); absent, the cursor is `now`.
 ///
 /// As an axum extractor it rejects a bad request with [`ApiError`] (400 and a JSON body).
 ///
@@ -156,19 +152,14 @@ pub struct SubscribeParams {
 impl SubscribeParams {
     /// Reads topics and cursor from `query` and an optional `Last-Event-ID` header value.
     pub fn from_query(query: &Query, last_event_id: Option<&str>) -> Result<Self, ApiError> {
-        let named = query.all("topic").map(Cow::Borrowed).chain(
-            query.all("topics").flat_map(|list| list.split(',')).filter(|t| !t.is_empty()).map(Cow::Borrowed),
-        );
-        let topics = named
+        let topics = params::topic_names(query.all(params::TOPIC), query.all(params::TOPICS))
             .map(|name| {
-                TopicName::new(&name)
+                TopicName::new(name)
                     .map_err(|err| ApiError::new(ErrorCode::InvalidTopic, format!("topic {name:?}: {err}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let cursor_text = [last_event_id, query.get("cursor"), query.get("last_event_id")]
-            .into_iter()
-            .flatten()
-            .find(|text| !text.is_empty());
+        let cursor_text =
+            params::cursor_text(last_event_id, query.get(params::CURSOR), query.get(params::LAST_EVENT_ID));
         let cursor = match cursor_text {
             None => Cursor::Now,
             Some(text) => text
@@ -193,7 +184,7 @@ impl SubscribeParams {
     /// assert_eq!(err.code(), ErrorCode::InvalidCursor);
     /// ```
     pub fn from_request(query: &Query, headers: &HeaderMap) -> Result<Self, ApiError> {
-        let last_event_id = match headers.get(LAST_EVENT_ID) {
+        let last_event_id = match headers.get(params::LAST_EVENT_ID_HEADER) {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| {
                 ApiError::new(
@@ -205,9 +196,6 @@ impl SubscribeParams {
         Self::from_query(query, last_event_id)
     }
 }
-
-/// The header a reconnecting `EventSource` resumes with.
-const LAST_EVENT_ID: &str = "last-event-id";
 
 impl<S: Send + Sync> FromRequestParts<S> for SubscribeParams {
     type Rejection = ApiError;

@@ -1,11 +1,6 @@
-//! The JSON every transport shares: one event object, one reset object, one poll batch.
-//!
-//! The event object is `{"topic","seq","id","event","data","ts"}`, plus `"from"` (who published
-//! it) when the publisher was identified. It is written by hand rather than through serde:
-//! topics and event types are restricted to characters that need no JSON escaping, the id is a
-//! hex cursor, and `data` is already compact JSON, so the object is a few concatenations, done
-//! once per event and shared by every subscriber; only the sender, any UTF-8, goes through the
-//! JSON string escaper.
+//! The JSON every transport shares, for hub events: one event object, one reset object, one
+//! poll batch. Their shapes are the protocol's (`pushgate-protocol`); this writes them from the
+//! hub's types and caches the event object on each event.
 
 use std::sync::LazyLock;
 
@@ -13,6 +8,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use pushgate_hub::{Batch, Cursor, EncodingSlot, Event, Reset, ResetReason, TopicName};
+use pushgate_protocol::{
+    EventParts, Missed, ResetObject, ResetReason as WireReason, ResetTopic, write_event_object,
+};
 
 use crate::etag;
 use crate::text::cursor_text;
@@ -45,31 +43,16 @@ pub fn event_json(event: &Event) -> Bytes {
 }
 
 fn encode_event(event: &Event) -> Bytes {
-    use std::fmt::Write as _;
-    let data = event.data().as_str();
-    let from = event.from().map(|from| {
-        // Serializing a string cannot fail; `null` keeps the object valid if it ever did.
-        serde_json::to_string(from).unwrap_or_else(|_| "null".to_owned())
+    let text = write_event_object(&EventParts {
+        topic: event.topic().as_str(),
+        seq: event.seq(),
+        id: event.cursor(),
+        event: event.type_name(),
+        data: event.data().as_str(),
+        ts: event.timestamp_ms(),
+        from: event.from(),
     });
-    let from_len = from.as_ref().map_or(0, |f| f.len() + 8);
-    let mut out = String::with_capacity(96 + data.len() + event.topic().as_str().len() + from_len);
-    // Writing to a String cannot fail.
-    let _ = write!(
-        out,
-        r#"{{"topic":"{}","seq":{},"id":"{}","event":"{}","data":{},"ts":{}"#,
-        event.topic(),
-        event.seq(),
-        event.cursor(),
-        event.type_name(),
-        data,
-        event.timestamp_ms()
-    );
-    if let Some(from) = from {
-        out.push_str(r#","from":"#);
-        out.push_str(&from);
-    }
-    out.push('}');
-    Bytes::from(out)
+    Bytes::from(text)
 }
 
 /// The reset object: `{"reason","topics":[{"topic","missed":{"at_least","at_most"},"resume_seq"}]}`.
@@ -77,23 +60,26 @@ fn encode_event(event: &Event) -> Bytes {
 /// `reason` is `"expired"` (the cursor is older than retained history) or `"epoch_changed"`
 /// (the cursor is from another epoch); `at_most` is `null` when unknown.
 pub fn reset_json(reset: &Reset) -> serde_json::Value {
+    serde_json::to_value(reset_object(reset)).unwrap_or_default()
+}
+
+/// The protocol's reset object for a hub reset.
+pub fn reset_object(reset: &Reset) -> ResetObject {
     let reason = match reset.reason() {
-        ResetReason::Expired => "expired",
-        ResetReason::EpochChanged { .. } => "epoch_changed",
-        _ => "unknown",
+        ResetReason::Expired => WireReason::Expired,
+        ResetReason::EpochChanged { .. } => WireReason::EpochChanged,
+        _ => WireReason::Unknown,
     };
-    let topics: Vec<_> = reset
+    let topics = reset
         .topics()
         .iter()
-        .map(|t| {
-            serde_json::json!({
-                "topic": t.topic.as_str(),
-                "missed": {"at_least": t.missed.at_least, "at_most": t.missed.at_most},
-                "resume_seq": t.resume_seq,
-            })
+        .map(|t| ResetTopic {
+            topic: t.topic.as_str().to_owned(),
+            missed: Missed { at_least: t.missed.at_least, at_most: t.missed.at_most },
+            resume_seq: t.resume_seq,
         })
         .collect();
-    serde_json::json!({ "reason": reason, "topics": topics })
+    ResetObject { reason, topics }
 }
 
 /// The body of a poll answer: `{"events":[…],"cursor":"…"}`, plus `"reset":{…}` when there is one.

@@ -1,15 +1,19 @@
-//! The JSON messages of `/v1/ws`, without I/O: client frames parsed into [`ClientFrame`], and
-//! every server frame encoded.
+//! The JSON messages of `/v1/ws`, without I/O: client frames (the protocol's, from
+//! `pushgate_protocol::ws`) validated into [`ClientFrame`], and every server frame encoded.
 //!
 //! Every message is a JSON text frame with a `type`. A client frame that cannot be understood
 //! becomes a [`BadFrame`], which the connection answers with an `error` frame and survives.
 
 use std::sync::LazyLock;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use pushgate_http::{ApiError, ErrorCode, event_json, reset_json};
-use pushgate_hub::{Cursor, EncodingSlot, Event, NewEvent, Published, Reset, TopicName};
-use serde::{Deserialize, Deserializer, Serialize};
+use pushgate_hub::{Cursor, Data, EncodingSlot, Event, NewEvent, Published, Reset, TopicName};
+use pushgate_protocol::PublishedObject;
+use pushgate_protocol::ws::{
+    self, AuthFrame, AuthedFrame, ClientFrame as WireFrame, ErrorFrame, FrameError, PingFrame, PongFrame,
+    PublishFrame, SubscribeFrame, SubscribedFrame, UnsubscribeFrame,
+};
 use serde_json::Value;
 
 /// The cache slot of this transport's event frame: encoded once per event, shared by every
@@ -40,76 +44,29 @@ pub(crate) struct BadFrame {
     pub(crate) error: ApiError,
 }
 
-/// The wire shape of client frames, before topics and cursors are validated. Unknown fields
-/// are ignored so that clients may send more than this version reads.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum RawFrame {
-    Subscribe {
-        topics: Vec<String>,
-        #[serde(default)]
-        cursor: Option<String>,
-    },
-    Unsubscribe {
-        topics: Vec<String>,
-    },
-    Publish {
-        topic: String,
-        #[serde(default)]
-        event: Option<String>,
-        #[serde(default, deserialize_with = "present")]
-        data: Option<Value>,
-        /// Refused when present: the server sets the sender.
-        #[serde(default, deserialize_with = "present")]
-        from: Option<Value>,
-        /// The same key on the same topic within the idempotency window publishes nothing and
-        /// answers the original event's numbers.
-        #[serde(default)]
-        idempotency_key: Option<String>,
-    },
-    Ping {
-        #[serde(default)]
-        id: Value,
-    },
-    Auth {
-        token: String,
-    },
-}
-
-/// Tells an explicit `null` (a value to publish) from an absent field.
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(deserializer).map(Some)
-}
-
 /// Parses one text frame from the client.
 pub(crate) fn parse(text: &str) -> Result<ClientFrame, BadFrame> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|err| bad(None, ErrorCode::InvalidJson, format!("frame is not JSON: {err}")))?;
-    let request = match value.get("type") {
-        Some(Value::String(kind)) => kind.clone(),
-        _ => {
-            return Err(bad(
-                None,
-                ErrorCode::InvalidJson,
-                "a frame is a JSON object with a string `type`".to_owned(),
-            ));
-        }
-    };
-    let raw = RawFrame::deserialize(value).map_err(|err| {
-        // serde quotes the values it rejects, and a token is a secret: say what was wrong only.
-        let message = if request == "auth" {
-            r#"an auth frame is {"type":"auth","token":"<string>"}"#.to_owned()
-        } else {
-            err.to_string()
+    let frame = WireFrame::parse(text).map_err(|err| {
+        let request = err.kind().map(str::to_owned);
+        let message = match &err {
+            // serde quotes the values it rejects, and a token is a secret: say what was wrong only.
+            FrameError::Invalid { kind, .. } if kind == "auth" => {
+                r#"an auth frame is {"type":"auth","token":"<string>"}"#.to_owned()
+            }
+            FrameError::UnknownType(kind) => format!(
+                "unknown frame type {kind:?}, expected one of `subscribe`, `unsubscribe`, `publish`, `ping`, `auth`"
+            ),
+            other => other.to_string(),
         };
-        bad(Some(&request), ErrorCode::InvalidJson, message)
+        BadFrame { request, error: ApiError::new(ErrorCode::InvalidJson, message) }
     })?;
-    validate(raw).map_err(|error| BadFrame { request: Some(request), error })
+    let request = frame.kind();
+    validate(frame).map_err(|error| BadFrame { request: Some(request.to_owned()), error })
 }
 
-fn validate(raw: RawFrame) -> Result<ClientFrame, ApiError> {
-    Ok(match raw {
-        RawFrame::Subscribe { topics, cursor } => {
+fn validate(frame: WireFrame) -> Result<ClientFrame, ApiError> {
+    Ok(match frame {
+        WireFrame::Subscribe(SubscribeFrame { topics, cursor }) => {
             let cursor = match cursor.as_deref() {
                 None | Some("") => None,
                 Some(text) => Some(text.parse::<Cursor>().map_err(|err| {
@@ -118,8 +75,10 @@ fn validate(raw: RawFrame) -> Result<ClientFrame, ApiError> {
             };
             ClientFrame::Subscribe { topics: topic_names(&topics)?, cursor }
         }
-        RawFrame::Unsubscribe { topics } => ClientFrame::Unsubscribe { topics: topic_names(&topics)? },
-        RawFrame::Publish { topic, event, data, from, idempotency_key } => {
+        WireFrame::Unsubscribe(UnsubscribeFrame { topics }) => {
+            ClientFrame::Unsubscribe { topics: topic_names(&topics)? }
+        }
+        WireFrame::Publish(PublishFrame { topic, event, data, from, idempotency_key }) => {
             if from.is_some() {
                 return Err(ApiError::new(
                     ErrorCode::InvalidJson,
@@ -129,6 +88,9 @@ fn validate(raw: RawFrame) -> Result<ClientFrame, ApiError> {
             let data = data.ok_or_else(|| {
                 ApiError::new(ErrorCode::InvalidJson, "`data` is required (null is a value)")
             })?;
+            // The data's own text, numbers and all: the frame parser kept it raw.
+            let data = Data::from_json(data.get())
+                .map_err(|err| ApiError::new(ErrorCode::InvalidJson, format!("`data`: {err}")))?;
             let mut new = NewEvent::new(data);
             if let Some(event_type) = event {
                 new = new.event_type(event_type);
@@ -138,8 +100,9 @@ fn validate(raw: RawFrame) -> Result<ClientFrame, ApiError> {
             }
             ClientFrame::Publish { topic: topic_name(&topic)?, event: new }
         }
-        RawFrame::Ping { id } => ClientFrame::Ping { id },
-        RawFrame::Auth { token } => ClientFrame::Auth { token },
+        WireFrame::Ping(PingFrame { id }) => ClientFrame::Ping { id },
+        WireFrame::Auth(AuthFrame { token }) => ClientFrame::Auth { token },
+        _ => return Err(ApiError::new(ErrorCode::InvalidJson, "a frame this server does not read")),
     })
 }
 
@@ -153,10 +116,6 @@ fn topic_names(names: &[String]) -> Result<Vec<TopicName>, ApiError> {
 fn topic_name(name: &str) -> Result<TopicName, ApiError> {
     TopicName::new(name)
         .map_err(|err| ApiError::new(ErrorCode::InvalidTopic, format!("topic {name:?}: {err}")))
-}
-
-fn bad(request: Option<&str>, code: ErrorCode, message: String) -> BadFrame {
-    BadFrame { request: request.map(str::to_owned), error: ApiError::new(code, message) }
 }
 
 /// `{"type":"event",…event object fields…}`, encoded once per event and shared.
@@ -191,93 +150,48 @@ pub(crate) fn resets(resets: &[Reset]) -> Vec<Bytes> {
 
 /// Puts `"type":"<kind>"` in front of the fields of the JSON object `object`.
 fn tagged(kind: &str, object: &[u8]) -> Bytes {
-    let fields = object.strip_prefix(b"{").unwrap_or(object);
-    let mut out = BytesMut::with_capacity(12 + kind.len() + fields.len());
-    out.put_slice(b"{\"type\":\"");
-    out.put_slice(kind.as_bytes());
-    out.put_slice(b"\"");
-    // An empty object (`{}`) has no fields to separate from.
-    if fields != b"}" {
-        out.put_u8(b',');
-    }
-    out.put_slice(fields);
-    out.freeze()
-}
-
-#[derive(Serialize)]
-struct Subscribed<'a> {
-    r#type: &'static str,
-    topics: Vec<&'a str>,
-    cursor: String,
+    // The event and reset objects are written from strings, so they are UTF-8.
+    Bytes::from(ws::tagged(kind, std::str::from_utf8(object).unwrap_or("{}")))
 }
 
 /// `{"type":"subscribed","topics":[…],"cursor":"…"}`.
 pub(crate) fn subscribed<'a>(topics: impl Iterator<Item = &'a TopicName>, cursor: Cursor) -> Bytes {
-    let topics = topics.map(TopicName::as_str).collect();
-    to_bytes(&Subscribed { r#type: "subscribed", topics, cursor: cursor.to_string() })
-}
-
-#[derive(Serialize)]
-struct PublishedFrame<'a> {
-    r#type: &'static str,
-    topic: &'a str,
-    seq: u64,
-    id: String,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    replayed: bool,
+    let topics = topics.map(|topic| topic.as_str().to_owned()).collect();
+    to_bytes("subscribed", &SubscribedFrame { topics, cursor })
 }
 
 /// `{"type":"published","topic","seq","id"}`, the answer to a `publish` frame; with
 /// `"replayed":true` when its `idempotency_key` was seen before and these are the original
 /// event's numbers (nothing was published this time).
 pub(crate) fn published(published: &Published) -> Bytes {
-    to_bytes(&PublishedFrame {
-        r#type: "published",
-        topic: published.topic().as_str(),
-        seq: published.seq(),
-        id: published.cursor().to_string(),
-        replayed: published.is_replay(),
-    })
-}
-
-#[derive(Serialize)]
-struct ErrorFrame<'a> {
-    r#type: &'static str,
-    error: Value,
-    request: Option<&'a str>,
+    to_bytes(
+        "published",
+        &PublishedObject {
+            topic: published.topic().as_str().to_owned(),
+            seq: published.seq(),
+            id: published.cursor(),
+            replayed: published.is_replay(),
+        },
+    )
 }
 
 /// `{"type":"error","error":{"code","message"},"request":<type or null>}`.
 pub(crate) fn error(request: Option<&str>, error: &ApiError) -> Bytes {
-    to_bytes(&ErrorFrame { r#type: "error", error: error.to_value(), request })
-}
-
-#[derive(Serialize)]
-struct Pong<'a> {
-    r#type: &'static str,
-    id: &'a Value,
+    to_bytes("error", &ErrorFrame { error: error.to_object(), request: request.map(str::to_owned) })
 }
 
 /// `{"type":"pong","id":…}`, the answer to a `ping` frame.
 pub(crate) fn pong(id: &Value) -> Bytes {
-    to_bytes(&Pong { r#type: "pong", id })
-}
-
-#[derive(Serialize)]
-struct Authed {
-    r#type: &'static str,
-    expires: Option<u64>,
+    to_bytes("pong", &PongFrame { id: id.clone() })
 }
 
 /// `{"type":"authed","expires":<unix seconds or null>}`, the answer to an `auth` frame.
 pub(crate) fn authed(expires: Option<u64>) -> Bytes {
-    to_bytes(&Authed { r#type: "authed", expires })
+    to_bytes("authed", &AuthedFrame { expires })
 }
 
-fn to_bytes(frame: &impl Serialize) -> Bytes {
-    // These structs hold strings, numbers and JSON values only: serializing cannot fail, and
-    // an empty object is the harmless answer if it ever did.
-    serde_json::to_vec(frame).map(Bytes::from).unwrap_or_else(|_| Bytes::from_static(b"{}"))
+fn to_bytes(kind: &str, frame: &impl serde::Serialize) -> Bytes {
+    Bytes::from(ws::encode(kind, frame))
 }
 
 #[cfg(test)]

@@ -12,12 +12,14 @@ use anyhow::{Context as _, ensure};
 use cargo_metadata::{DependencyKind, MetadataCommand};
 
 const HUB: &str = "pushgate-hub";
+const PROTOCOL: &str = "pushgate-protocol";
+const CLIENT: &str = "pushgate-client";
 const HTTP: &str = "pushgate-http";
 const SOURCES: &str = "pushgate-sources";
 const AUTH: &str = "pushgate-auth";
 const GATEWAY: &str = "pushgate";
 const TRANSPORTS: [&str; 4] = ["pushgate-poll", "pushgate-longpoll", "pushgate-sse", "pushgate-ws"];
-/// HTTP, database and WebSocket crates the hub must not know about.
+/// HTTP, database and WebSocket crates the hub and the protocol must not know about.
 const KEPT_OUT_OF_HUB: [&str; 7] =
     ["hyper", "axum", "http", "sqlx", "tokio-tungstenite", "tungstenite", "reqwest"];
 /// The crates that compose, and so may use `anyhow`.
@@ -36,14 +38,25 @@ struct Member {
 fn broken_rule(from: &str, to: &str, ours: &BTreeSet<&str>) -> Option<&'static str> {
     let is_ours = ours.contains(to);
     let is_transport = |name: &str| TRANSPORTS.contains(&name);
-    if from == HUB && is_ours {
-        return Some("the hub depends on no crate of ours");
+    if from == PROTOCOL && is_ours {
+        return Some("pushgate-protocol depends on no crate of ours");
+    }
+    if from == PROTOCOL && KEPT_OUT_OF_HUB.contains(&to) {
+        return Some("pushgate-protocol depends on no HTTP, database or WebSocket crate");
+    }
+    if from == HUB && is_ours && to != PROTOCOL {
+        return Some("the hub depends on no crate of ours but pushgate-protocol");
     }
     if from == HUB && KEPT_OUT_OF_HUB.contains(&to) {
         return Some("the hub depends on no HTTP, database or WebSocket crate");
     }
-    if is_transport(from) && is_ours && to != HUB && to != HTTP {
-        return Some("a transport depends on no other crate of ours than pushgate-hub and pushgate-http");
+    if from == CLIENT && is_ours && to != PROTOCOL {
+        return Some("pushgate-client depends on no crate of ours but pushgate-protocol");
+    }
+    if is_transport(from) && is_ours && ![HUB, HTTP, PROTOCOL].contains(&to) {
+        return Some(
+            "a transport depends on no other crate of ours than pushgate-hub, pushgate-http and pushgate-protocol",
+        );
     }
     if from == HTTP && is_transport(to) {
         return Some("pushgate-http depends on no transport");
@@ -51,8 +64,10 @@ fn broken_rule(from: &str, to: &str, ours: &BTreeSet<&str>) -> Option<&'static s
     if from == SOURCES && (is_transport(to) || to == GATEWAY) {
         return Some("pushgate-sources depends on no transport and not on the gateway");
     }
-    if from == AUTH && is_ours && to != HUB && to != HTTP {
-        return Some("pushgate-auth depends on no other crate of ours than pushgate-hub and pushgate-http");
+    if from == AUTH && is_ours && ![HUB, HTTP, PROTOCOL].contains(&to) {
+        return Some(
+            "pushgate-auth depends on no other crate of ours than pushgate-hub, pushgate-http and pushgate-protocol",
+        );
     }
     if to == "anyhow" && !MAY_USE_ANYHOW.contains(&from) {
         return Some("only the gateway, bench, examples and testkit use anyhow");
@@ -129,7 +144,7 @@ fn workspace_members() -> anyhow::Result<Vec<Member>> {
 fn arrows_point_the_right_way() -> anyhow::Result<()> {
     let members = workspace_members()?;
     // The rules name crates; a rename must not switch them off silently.
-    for required in [HUB, GATEWAY] {
+    for required in [HUB, PROTOCOL, GATEWAY] {
         ensure!(
             members.iter().any(|member| member.name == required),
             "{required} is not a workspace member; update the rules in this test"
@@ -155,13 +170,15 @@ fn every_rule_reports_a_wrong_arrow_and_allows_the_right_ones() {
     unlinted.manifest =
         "[package]\nname = \"pushgate-testkit\"\n\n[lints.rust]\nworkspace = true\n".to_owned();
     let members = [
-        member(HUB, &["tokio", "axum", HTTP]),
+        member(HUB, &["tokio", "axum", HTTP, PROTOCOL]),
+        member(PROTOCOL, &["serde_json", "http", HUB]),
+        member(CLIENT, &[PROTOCOL, "hyper", "tokio-tungstenite", HUB]),
         member("pushgate-sse", &[HUB, HTTP, "axum", "pushgate-ws", SOURCES]),
         member("pushgate-ws", &[HUB, "anyhow"]),
         member(HTTP, &["axum", "pushgate-poll"]),
         member("pushgate-poll", &[HUB]),
         member(SOURCES, &[HUB, "sqlx", "pushgate-longpoll", GATEWAY]),
-        member("pushgate-longpoll", &[HUB, HTTP]),
+        member("pushgate-longpoll", &[HUB, HTTP, PROTOCOL]),
         member(GATEWAY, &[HUB, HTTP, SOURCES, "pushgate-sse", AUTH, "anyhow"]),
         member(AUTH, &[HUB, HTTP, "jsonwebtoken", "pushgate-ws"]),
         unlinted,
@@ -169,14 +186,17 @@ fn every_rule_reports_a_wrong_arrow_and_allows_the_right_ones() {
     let found = violations(&members);
     let expected = [
         "pushgate-hub depends on axum: the hub depends on no HTTP, database or WebSocket crate",
-        "pushgate-hub depends on pushgate-http: the hub depends on no crate of ours",
-        "pushgate-sse depends on pushgate-ws: a transport depends on no other crate of ours than pushgate-hub and pushgate-http",
-        "pushgate-sse depends on pushgate-sources: a transport depends on no other crate of ours than pushgate-hub and pushgate-http",
+        "pushgate-hub depends on pushgate-http: the hub depends on no crate of ours but pushgate-protocol",
+        "pushgate-protocol depends on http: pushgate-protocol depends on no HTTP, database or WebSocket crate",
+        "pushgate-protocol depends on pushgate-hub: pushgate-protocol depends on no crate of ours",
+        "pushgate-client depends on pushgate-hub: pushgate-client depends on no crate of ours but pushgate-protocol",
+        "pushgate-sse depends on pushgate-ws: a transport depends on no other crate of ours than pushgate-hub, pushgate-http and pushgate-protocol",
+        "pushgate-sse depends on pushgate-sources: a transport depends on no other crate of ours than pushgate-hub, pushgate-http and pushgate-protocol",
         "pushgate-ws depends on anyhow: only the gateway, bench, examples and testkit use anyhow",
         "pushgate-http depends on pushgate-poll: pushgate-http depends on no transport",
         "pushgate-sources depends on pushgate-longpoll: pushgate-sources depends on no transport and not on the gateway",
         "pushgate-sources depends on pushgate: pushgate-sources depends on no transport and not on the gateway",
-        "pushgate-auth depends on pushgate-ws: pushgate-auth depends on no other crate of ours than pushgate-hub and pushgate-http",
+        "pushgate-auth depends on pushgate-ws: pushgate-auth depends on no other crate of ours than pushgate-hub, pushgate-http and pushgate-protocol",
         "pushgate-testkit lacks `[lints] workspace = true`: every member uses the workspace lints",
     ];
     assert_eq!(found, expected);

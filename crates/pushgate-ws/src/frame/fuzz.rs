@@ -104,10 +104,15 @@ fn check(text: &str) -> Result<(), TestCaseError> {
         Ok(_) => {}
         Err(bad) => {
             prop_assert!(CODES.contains(&bad.error.code().as_str()), "{:?}", bad);
-            // The answer names the frame's type only when it had a string one.
+            // The answer names the frame's type only when it had a string one. Frames whose other
+            // fields a `Value` cannot hold (lone surrogates, numbers past f64) are read type
+            // first, so their answer may name the type, which is then literally in the text.
             let value: Option<Value> = serde_json::from_str(text).ok();
             let kind = value.as_ref().and_then(|v| v.get("type")).and_then(Value::as_str);
-            prop_assert_eq!(bad.request.as_deref(), kind);
+            match (&value, bad.request.as_deref()) {
+                (None, Some(request)) => prop_assert!(text.contains(&format!("\"{request}\"")), "{:?}", bad),
+                _ => prop_assert_eq!(bad.request.as_deref(), kind),
+            }
             // A token is never echoed.
             if kind == Some("auth") {
                 prop_assert!(!bad.error.message().contains("secret"), "{:?}", bad);

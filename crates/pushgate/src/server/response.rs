@@ -12,7 +12,7 @@ use pushgate_http::ApiError;
 /// with `Retry-After: 1` when `retry_after` is set.
 pub(super) fn error_answer(error: &ApiError, retry_after: bool) -> Vec<u8> {
     let body = error.to_json();
-    let status = error.code().status();
+    let status = pushgate_http::status_of(error.code());
     let mut out = Vec::with_capacity(192 + body.len());
     status_line(&mut out, status);
     out.extend_from_slice(b"content-type: application/json\r\ncache-control: no-store\r\n");
