@@ -3,7 +3,7 @@
 //! hub's memory (a history tier), a restarted hub resuming its epoch continues each topic's
 //! `seq`, a change published again after a crash is a replay of the original rather than a
 //! second event, and `install` upgrades an outbox made before these columns.
-//! PostgreSQL and MariaDB skip (or fail with `PUSHGATE_REQUIRE_DB=1`) when unreachable.
+//! PostgreSQL and MariaDB fail when unreachable (skip visibly with `PUSHGATE_SKIP_DB=1`).
 #![cfg(all(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
