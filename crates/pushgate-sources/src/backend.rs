@@ -177,6 +177,23 @@ impl Backend {
         Ok(format!("{:016x}", stable_hash(&all)))
     }
 
+    /// Fails with [`SourceError::NotInstalled`] when the watch table or the outbox does not exist,
+    /// so a database never prepared says so instead of failing each read with a database error.
+    pub(crate) async fn check_installed(&self, names: &SourceNames) -> Result<(), SourceError> {
+        for table in [names.watch(), names.outbox()] {
+            // Every dialect quotes identifiers with double quotes or backticks; these names are plain.
+            let probe = format!("SELECT 1 FROM {table} WHERE 1 = 0");
+            match dispatch!(self, _db, pool => sqlx::query(&probe).fetch_optional(pool).await.map(drop)) {
+                Ok(()) => {}
+                Err(sqlx::Error::Database(error)) if is_missing_table(error.as_ref()) => {
+                    return Err(SourceError::NotInstalled(table.to_owned()));
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(())
+    }
+
     /// Fails with [`SourceError::OutdatedOutbox`] when the outbox lacks the hub columns (an
     /// install of an earlier release), before anything is published that could not be marked.
     pub(crate) async fn check_outbox(&self, names: &SourceNames) -> Result<(), SourceError> {
@@ -296,4 +313,10 @@ impl Wakeup {
             }
         }
     }
+}
+
+/// Whether `error` says a table does not exist: SQLSTATE `42P01` (PostgreSQL), `42S02`
+/// (MariaDB/MySQL), or SQLite's `no such table`, which has no code of its own.
+fn is_missing_table(error: &dyn sqlx::error::DatabaseError) -> bool {
+    matches!(error.code().as_deref(), Some("42P01" | "42S02")) || error.message().starts_with("no such table")
 }

@@ -28,6 +28,12 @@ pub enum SourceError {
     /// Another node holds the source's lease and did not publish the pending changes in time.
     #[error("the node holding the source's lease did not publish the pending changes within {0:?}")]
     LeaderTimeout(std::time::Duration),
+    /// A table that `install` (`pushgate db install`) creates is missing: the database was
+    /// never prepared, or the prefix names another install.
+    #[error(
+        "the table {0} is missing: prepare this database with `pushgate db install --url URL --table TABLE` (or `install`)"
+    )]
+    NotInstalled(String),
     /// The outbox was installed by an earlier release and lacks the columns recording where each
     /// change went in the hub: `install` adds them.
     #[error(

@@ -141,6 +141,12 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod tailer;
+// The database tests' skip policy, shared with the integration tests and the gateway's
+// (pushgate-testkit, which this crate cannot depend on).
+#[cfg(all(test, feature = "postgres"))]
+#[path = "../../pushgate-testkit/src/skip.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod test_skip;
 
 pub use config::SourceConfig;
 pub use error::SourceError;

@@ -472,8 +472,8 @@ mod tests {
 
     use super::*;
 
-    /// The pool, or None (test skipped) when the server at `PUSHGATE_POSTGRES_URL` (default
-    /// `postgres://root@127.0.0.1:5432/test`) is unreachable and `PUSHGATE_REQUIRE_DB` is not `1`.
+    /// The pool, or None (the test is skipped, with `PUSHGATE_SKIP_DB=1`) when the server at
+    /// `PUSHGATE_POSTGRES_URL` (default `postgres://root@127.0.0.1:5432/test`) is unreachable.
     async fn require_db() -> Option<Pool> {
         let url = std::env::var("PUSHGATE_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
@@ -484,11 +484,12 @@ mod tests {
                 connection.close().await.unwrap();
                 Some(connect(&url).await.unwrap())
             }
-            failed if std::env::var("PUSHGATE_REQUIRE_DB").as_deref() == Ok("1") => {
-                panic!("postgres not reachable at {url}: {failed:?}")
+            Ok(Err(err)) => {
+                crate::test_skip::database_unreachable(&format!("postgres at {url}"), &err.to_string());
+                None
             }
-            _ => {
-                eprintln!("skipped: postgres not reachable at {url}");
+            Err(_) => {
+                crate::test_skip::database_unreachable(&format!("postgres at {url}"), "no answer in 5 s");
                 None
             }
         }

@@ -186,6 +186,8 @@ impl Source {
     pub async fn run(&self, hub: Hub) {
         let _running = Running::enter(&self.running);
         let mut backoff = Backoff::new(self.config.backoff_min, self.config.backoff_max);
+        // A database never prepared is said once, as an error, rather than at every retry.
+        let mut said_not_installed = false;
         while !hub.is_closed() {
             let error = match self.lead(&hub, &mut backoff).await {
                 Ok(()) => break,
@@ -194,10 +196,23 @@ impl Source {
             };
             let delay = backoff.next_delay();
             let failures = backoff.failures();
-            tracing::warn!(
-                url = %self.url_redacted(), error = %error, attempt = failures, retry_in_ms = delay.as_millis() as u64,
-                "pushgate source failed; reconnecting"
-            );
+            match &error {
+                SourceError::NotInstalled(_) if said_not_installed => tracing::debug!(
+                    url = %self.url_redacted(), error = %error, attempt = failures,
+                    "pushgate source still not installed; retrying"
+                ),
+                SourceError::NotInstalled(_) => {
+                    said_not_installed = true;
+                    tracing::error!(
+                        url = %self.url_redacted(), error = %error,
+                        "pushgate source: this database is not prepared; run `pushgate db install` on it (retrying until then)"
+                    );
+                }
+                _ => tracing::warn!(
+                    url = %self.url_redacted(), error = %error, attempt = failures, retry_in_ms = delay.as_millis() as u64,
+                    "pushgate source failed; reconnecting"
+                ),
+            }
             self.state.send_replace(SourceState::Retrying { error: error.to_string(), attempt: failures });
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -345,6 +360,7 @@ impl Source {
             connected = Backend::connect(self.dialect, &self.url) => connected?,
             () = hub.closed() => return Ok(()),
         };
+        connected.check_installed(names).await?;
         // The wake-up is set up before the first read: a change committed between the two
         // either is read or wakes the loop.
         let mut wakeup = connected.wakeup(names).await?;

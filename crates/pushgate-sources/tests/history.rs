@@ -3,7 +3,7 @@
 //! hub's memory (a history tier), a restarted hub resuming its epoch continues each topic's
 //! `seq`, a change published again after a crash is a replay of the original rather than a
 //! second event, and `install` upgrades an outbox made before these columns.
-//! PostgreSQL and MariaDB skip (or fail with `PUSHGATE_REQUIRE_DB=1`) when unreachable.
+//! PostgreSQL and MariaDB fail when unreachable (skip visibly with `PUSHGATE_SKIP_DB=1`).
 #![cfg(all(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{Running, TempSqlite, data, increasing_ids, next_events, require_db, unique_prefix};
 use pushgate_hub::{Cursor, Epoch, FetchOptions, HistoryLimit, Hub, Item, TopicName};
-use pushgate_sources::{Source, SourceConfig, SourceNames, TableSpec, install};
+use pushgate_sources::{Source, SourceConfig, SourceNames, SourceState, TableSpec, install};
 use serde_json::json;
 use sqlx::{MySqlPool, PgPool, SqlitePool};
 
@@ -282,6 +282,25 @@ async fn install_upgrades_an_old_outbox_in_place(kind: &str) {
     db.cleanup().await;
 }
 
+/// A database never prepared by `install` makes the tailer say so, naming the missing table and
+/// `pushgate db install`, rather than fail each attempt with the database's own error; `install`
+/// then lets it go live.
+async fn a_database_never_installed_says_to_install(kind: &str) {
+    let Some(db) = Db::new(kind).await else { return };
+    let hub = hub(1000, None, &db);
+    let running = Running::spawn(db.config(), &hub);
+    running
+        .wait_for(common::WAIT, "told to install", |state| {
+            matches!(state, SourceState::Retrying { error, .. }
+                if error.contains("pushgate db install") && error.contains(db.names.watch()))
+        })
+        .await;
+    db.install().await;
+    running.wait_live().await;
+    running.stop().await;
+    db.cleanup().await;
+}
+
 macro_rules! on_every_database {
     ($($test:ident),* $(,)?) => {
         mod postgres {
@@ -301,4 +320,5 @@ on_every_database!(
     a_restarted_hub_continues_from_the_outbox,
     changes_published_again_are_replays,
     install_upgrades_an_old_outbox_in_place,
+    a_database_never_installed_says_to_install,
 );

@@ -1,6 +1,6 @@
 //! The MariaDB/MySQL source against a real server (`PUSHGATE_MYSQL_URL`, default
 //! `mysql://root@127.0.0.1:3306/test`). Each test installs into its own tables and names, and
-//! skips (or fails, with `PUSHGATE_REQUIRE_DB=1`) when the server is unreachable.
+//! fails when the server is unreachable (skips visibly with `PUSHGATE_SKIP_DB=1`).
 #![cfg(feature = "mysql")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,8 +27,8 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// Creates the test's table with `columns`, or returns `None` (the test passes as skipped)
-    /// when the server is unreachable and `PUSHGATE_REQUIRE_DB` is not `1`.
+    /// Creates the test's table with `columns`, or returns `None` (the test is skipped, with
+    /// `PUSHGATE_SKIP_DB=1`) when the server is unreachable.
     async fn new(columns: &str) -> Option<Self> {
         let url =
             std::env::var("PUSHGATE_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());

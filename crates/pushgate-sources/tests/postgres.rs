@@ -25,8 +25,8 @@ fn url() -> String {
         .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
 }
 
-/// A connection pool for the test's own SQL, or None (the test passes, skipped) when the server
-/// is unreachable and `PUSHGATE_REQUIRE_DB` is not `1`.
+/// A connection pool for the test's own SQL, or None (the test is skipped, with
+/// `PUSHGATE_SKIP_DB=1`) when the server is unreachable; see `common::skip`.
 async fn require_db(url: &str) -> Option<PgPool> {
     // One attempt (a pool would retry a refused connection until its timeout), bounded.
     let probe = timeout(Duration::from_secs(5), PgConnection::connect(url)).await;
@@ -35,11 +35,12 @@ async fn require_db(url: &str) -> Option<PgPool> {
             connection.close().await.unwrap();
             Some(PgPool::connect(url).await.unwrap())
         }
-        failed if std::env::var("PUSHGATE_REQUIRE_DB").as_deref() == Ok("1") => {
-            panic!("postgres not reachable at {url}: {failed:?}")
+        Ok(Err(err)) => {
+            common::skip::database_unreachable(&format!("postgres at {url}"), &err.to_string());
+            None
         }
-        _ => {
-            eprintln!("skipped: postgres not reachable at {url}");
+        Err(_) => {
+            common::skip::database_unreachable(&format!("postgres at {url}"), "no answer in 5 s");
             None
         }
     }

@@ -29,6 +29,8 @@
 //!   tests of several nodes, takeovers and restarts, or of the gateway's own memory (`pid`).
 //! - [`Relay`]: a TCP relay that can be cut and resumed, so one client loses a server while
 //!   others keep it.
+//! - [`skip`]: what a database test does when its server cannot be reached: fail, or with
+//!   `PUSHGATE_SKIP_DB=1` skip visibly (a `SKIPPED` line, and a log that counts them).
 //! - [`TestCa`]: a throwaway certificate authority and the server or client certificates it
 //!   signs, as PEM files, for tests against real TLS endpoints.
 //!
@@ -59,6 +61,7 @@ mod raw;
 mod redis;
 mod relay;
 mod server;
+pub mod skip;
 pub mod sse;
 mod tls;
 

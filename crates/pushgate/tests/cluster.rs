@@ -1,7 +1,7 @@
 //! The cluster story end to end, with real processes: the built `pushgate` binary (started,
 //! `SIGKILL`ed and restarted), a private `redis-server`, a database of each test's own on the
-//! local PostgreSQL and MariaDB servers (skipped, or failed with `PUSHGATE_REQUIRE_DB=1`, when
-//! they are not there), and subscribers on every node over all four transports.
+//! local PostgreSQL and MariaDB servers (a test fails when its server is not there, or is
+//! skipped visibly with `PUSHGATE_SKIP_DB=1`), and subscribers on every node over all four transports.
 //!
 //! - Every node runs the same source; one tails it. When that one is killed in the middle of a
 //!   stream of changes, another takes over within the lease timeout and every subscriber, on
@@ -56,8 +56,7 @@ struct Db {
 }
 
 impl Db {
-    /// `None` (the test is skipped) when the server is unreachable and `PUSHGATE_REQUIRE_DB` is
-    /// not `1`.
+    /// `None` (the test is skipped, with `PUSHGATE_SKIP_DB=1`) when the server is unreachable.
     async fn create(kind: Kind, dir: &Path) -> Option<Self> {
         let name = format!("cl{:016x}", rand_u64());
         let (admin, url) = match kind {
@@ -163,19 +162,16 @@ impl Drop for Db {
     }
 }
 
-/// A connection to `url`, or `None` (and a line saying the test is skipped) when the server
-/// cannot be reached and `PUSHGATE_REQUIRE_DB` is not `1`.
+/// A connection to `url`, or `None` (the test is skipped, with `PUSHGATE_SKIP_DB=1`) when the
+/// server cannot be reached; see [`pushgate_testkit::skip`].
 async fn reachable<C: sqlx::Connection>(url: &str) -> Option<C> {
-    match tokio::time::timeout(Duration::from_secs(5), C::connect(url)).await {
-        Ok(Ok(conn)) => Some(conn),
-        failed if std::env::var("PUSHGATE_REQUIRE_DB").as_deref() == Ok("1") => {
-            panic!("database not reachable at {url}: {:?}", failed.map(|r| r.map(drop)))
-        }
-        _ => {
-            eprintln!("skipped: database not reachable at {url}");
-            None
-        }
-    }
+    let why = match tokio::time::timeout(Duration::from_secs(5), C::connect(url)).await {
+        Ok(Ok(conn)) => return Some(conn),
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => "no answer in 5 s".to_owned(),
+    };
+    pushgate_testkit::skip::database_unreachable(&format!("the database at {url}"), &why);
+    None
 }
 
 /// `url` naming database `name` instead of its own.

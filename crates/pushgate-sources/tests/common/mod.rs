@@ -17,13 +17,18 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
+// The database tests' skip policy, shared with the gateway's tests (pushgate-testkit), which
+// this crate cannot depend on.
+#[path = "../../../pushgate-testkit/src/skip.rs"]
+pub mod skip;
+
 /// The bound of every wait for events.
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// Whether the database at `url` can be reached. When it cannot, the test FAILS (panics) if
-/// `PUSHGATE_REQUIRE_DB=1`, and otherwise prints `skipped: <db> not reachable at <url>` and the
-/// caller returns early. SQLite is always there. Only reachability is probed (a TCP connection):
-/// a server that is up but refuses the test is a failure, not a skip.
+/// Whether the database at `url` can be reached. When it cannot, the test fails, unless
+/// `PUSHGATE_SKIP_DB=1`: then the skip is reported (see [`skip`]) and the caller returns early.
+/// SQLite is always there. Only reachability is probed (a TCP connection): a server that is up
+/// but refuses the test is a failure, not a skip.
 pub async fn require_db(url: &str) -> bool {
     let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
     let (db, port) = match scheme.as_str() {
@@ -40,11 +45,8 @@ pub async fn require_db(url: &str) -> bool {
     };
     match reached {
         Ok(()) => true,
-        Err(why) if std::env::var("PUSHGATE_REQUIRE_DB").as_deref() == Ok("1") => {
-            panic!("{db} not reachable at {url} ({address}: {why}) and PUSHGATE_REQUIRE_DB=1")
-        }
-        Err(_) => {
-            eprintln!("skipped: {db} not reachable at {url}");
+        Err(why) => {
+            skip::database_unreachable(&format!("{db} at {url}"), &format!("{address}: {why}"));
             false
         }
     }
