@@ -102,7 +102,8 @@ describe('shared connection', () => {
       assert.equal(states.filter((s) => s.role === 'leader').length, 1, JSON.stringify(states.map((s) => s.role)));
       assert.ok(states.every((s) => s.transport === 'sse'));
       await waitForOneReader(common, 'sse');
-      assert.deepEqual(await presence(side), { topic: side, total: 1, by_transport: { sse: 1 } });
+      const sideCount = await presence(side);
+      assert.deepEqual([sideCount.topic, sideCount.total, sideCount.by_transport], [side, 1, { sse: 1 }]);
 
       // Interleaved: common 1, side 1, common 2, side 2, …
       const published = [];

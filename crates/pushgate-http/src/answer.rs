@@ -141,6 +141,18 @@ impl PollRequest {
         AuthRequest::new(Action::Subscribe, &self.answer.params.topics, token, transport, &self.client)
     }
 
+    /// The presence lease of the request's client, counted under `transport`, when its query
+    /// names one ([`presence_hold`](crate::presence_hold)).
+    ///
+    /// # Errors
+    /// `400 invalid_parameter` for a bad `client` or `interval`.
+    pub fn presence_hold(
+        &self,
+        transport: &'static str,
+    ) -> Result<Option<pushgate_hub::PresenceHold>, ApiError> {
+        crate::presence_hold(&self.query, &self.client, transport)
+    }
+
     /// Fetches the request's topics from its cursor with `options` and renders the answer:
     /// `200` with the batch, or `304` when the request's `If-None-Match` names its `ETag`.
     ///

@@ -11,6 +11,7 @@ mod answer;
 mod auth;
 mod error;
 mod etag;
+mod presence;
 mod query;
 mod rate;
 mod refusal;
@@ -22,6 +23,7 @@ pub use auth::{
     Action, AllowAll, AuthError, AuthRequest, Authorize, Check, ClientInfo, Grant, allow_all, token_from,
 };
 pub use error::{ApiError, ErrorCode, status_of};
+pub use presence::{DEFAULT_POLL_INTERVAL, MAX_POLL_INTERVAL_SECS, presence_hold};
 pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
 pub use rate::{PublishAllowance, PublishRate, TokenBucket};
 pub use refusal::{Refusal, Refusals};

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::budget::DEFAULT_HISTORY_MAX_BYTES;
 use crate::cursor::Epoch;
 use crate::hub::{Hub, Inner};
+use crate::lease::{DEFAULT_MAX_LEASES, DEFAULT_MAX_LEASES_PER_GROUP, Leases};
 use crate::memory::{DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_MAX_IDEMPOTENCY_KEYS, HistoryLimit, MemoryStorage};
 use crate::registry::Registry;
 use crate::stats::Counters;
@@ -46,6 +47,7 @@ pub struct HubBuilder {
     resume: Option<(Epoch, u64)>,
     tiers: Vec<Arc<dyn HistoryTier>>,
     tier_timeout: Duration,
+    leases: (usize, usize),
 }
 
 impl Default for HubBuilder {
@@ -61,6 +63,7 @@ impl Default for HubBuilder {
             resume: None,
             tiers: Vec::new(),
             tier_timeout: Duration::from_secs(5),
+            leases: (DEFAULT_MAX_LEASES, DEFAULT_MAX_LEASES_PER_GROUP),
         }
     }
 }
@@ -121,6 +124,13 @@ impl HubBuilder {
     /// Default backlog limit of subscriptions that set none (default `None`: bounded by history).
     pub fn max_backlog(mut self, n: Option<usize>) -> Self {
         self.limits().max_backlog = n;
+        self
+    }
+
+    /// Most presence leases ([`Hub::hold`]) held at once (default 100,000) and per group, that
+    /// is per client address (default 64). Past either, a client is answered but not counted.
+    pub fn presence_leases(mut self, max: usize, max_per_group: usize) -> Self {
+        self.leases = (max, max_per_group);
         self
     }
 
@@ -240,6 +250,7 @@ impl HubBuilder {
                 counters: Counters::default(),
                 limits: self.limits.unwrap_or_default(),
                 tiers,
+                leases: Leases::new(self.leases.0, self.leases.1),
             }),
         }
     }

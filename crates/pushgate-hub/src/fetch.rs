@@ -10,9 +10,11 @@ use crate::cursor::Cursor;
 use crate::error::HubError;
 use crate::event::Event;
 use crate::hub::Hub;
+use crate::hub::Inner;
 use crate::latency::LabelCounters;
+use crate::lease::PresenceHold;
 use crate::reader::Reader;
-use crate::registry::{Label, Registry, Signal};
+use crate::registry::{Registry, Signal, Who};
 use crate::reset::{Reset, ResetReason, TopicReset};
 use crate::tier;
 use crate::topic::TopicName;
@@ -33,7 +35,8 @@ pub struct FetchOptions {
     max_bytes: usize,
     wait: Duration,
     coalesce: Duration,
-    label: Label,
+    who: Who,
+    hold: Option<PresenceHold>,
 }
 
 impl Default for FetchOptions {
@@ -43,7 +46,8 @@ impl Default for FetchOptions {
             max_bytes: 4 << 20,
             wait: Duration::ZERO,
             coalesce: Duration::ZERO,
-            label: Cow::Borrowed("fetch"),
+            who: Who { label: Cow::Borrowed("fetch"), user: None },
+            hold: None,
         }
     }
 }
@@ -82,7 +86,25 @@ impl FetchOptions {
 
     /// The name a waiting fetch is counted under in [`Presence`](crate::Presence) (default `"fetch"`).
     pub fn label(mut self, label: impl Into<Cow<'static, str>>) -> Self {
-        self.label = label.into();
+        self.who.label = label.into();
+        self
+    }
+
+    /// The user a waiting fetch is listed under in [`Presence`](crate::Presence) (an opaque
+    /// name; default none).
+    pub fn user(mut self, user: Option<Arc<str>>) -> Self {
+        self.who.user = user;
+        self
+    }
+
+    /// Counts the client in presence through the lease `hold` ([`Hub::hold`]) rather than while
+    /// the fetch waits: from the fetch's start until the hold's ttl after it ends (or after its
+    /// future is dropped), so a client that comes back within the ttl is counted without a
+    /// break, and one that stops is no longer counted once the ttl passed. The lease takes
+    /// the fetch's label and user. A lease the table refuses (full) leaves the fetch counted
+    /// while it waits, as without one.
+    pub fn hold(mut self, hold: Option<PresenceHold>) -> Self {
+        self.hold = hold;
         self
     }
 }
@@ -157,7 +179,17 @@ impl Hub {
             inner.tiers.is_some(),
         )
         .inspect_err(|err| inner.counters.refused(err))?;
-        let label = inner.registry.label_counters(&options.label);
+        let label = inner.registry.label_counters(&options.who.label);
+        // Held from the start until the wait is over; the guard shortens it to the ttl when
+        // the fetch ends, however it ends.
+        let lease = options.hold.as_ref().and_then(|hold| {
+            let hold = hold.clone().label(options.who.label.clone()).user(options.who.user.clone());
+            let names: Vec<TopicName> = reader.names().cloned().collect();
+            inner
+                .leases
+                .hold(&inner.registry, &names, &hold, options.wait)
+                .then_some(LeaseGuard { inner, hold })
+        });
         let epoch = inner.storage.epoch();
         let start = reader.start(cursor, epoch, inner.storage.head())?;
         let mut reset = start.reset;
@@ -241,7 +273,10 @@ impl Hub {
                     let signal = Arc::new(Signal::default());
                     let registrations = reader
                         .names()
-                        .map(|name| inner.registry.add(name, &signal, &options.label))
+                        .map(|name| {
+                            let who = if lease.is_some() { None } else { Some(&options.who) };
+                            inner.registry.add(name, Some(&signal), who)
+                        })
                         .collect();
                     label.joined();
                     waiting =
@@ -295,6 +330,18 @@ impl Drop for Waiting<'_> {
         for registration in self.registrations.drain(..) {
             self.registry.remove(registration);
         }
+    }
+}
+
+/// A fetch's presence lease: at its end, held for the hold's ttl from then.
+struct LeaseGuard<'a> {
+    inner: &'a Inner,
+    hold: PresenceHold,
+}
+
+impl Drop for LeaseGuard<'_> {
+    fn drop(&mut self) {
+        self.inner.leases.release_after(&self.hold);
     }
 }
 

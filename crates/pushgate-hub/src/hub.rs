@@ -9,6 +9,7 @@ use crate::cursor::{Cursor, Epoch};
 use crate::error::HubError;
 use crate::event::{Event, NewEvent};
 use crate::latency::LabelStats;
+use crate::lease::{Leases, PresenceHold};
 use crate::publish::Published;
 use crate::reader::Reader;
 use crate::registry::Registry;
@@ -46,9 +47,14 @@ pub(crate) struct Inner {
     pub(crate) limits: Limits,
     /// The history tiers, if any: asked only when a read finds a gap.
     pub(crate) tiers: Option<Arc<Tiers>>,
+    /// Presence leases of clients between requests.
+    pub(crate) leases: Leases,
 }
 
-/// Live readers of a topic, per label. See [`Hub::presence`].
+/// The most users [`Hub::presence`] lists.
+pub const MAX_PRESENCE_USERS: usize = 1_000;
+
+/// Live readers of a topic, per label and user. See [`Hub::presence`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Presence {
@@ -56,6 +62,57 @@ pub struct Presence {
     pub total: usize,
     /// Readers per label (`"sse"`, `"ws"`, …), largest count first.
     pub by_label: Vec<(String, usize)>,
+    /// The distinct users of readers that have one, in name order; the first ones only (see
+    /// [`Hub::presence_with`]).
+    pub users: Vec<String>,
+    /// How many distinct users there are, listed or not.
+    pub users_total: usize,
+}
+
+impl Presence {
+    /// The presence made of `by_label` counts and the listed `users` of `users_total` (another
+    /// node's report, say).
+    ///
+    /// ```
+    /// use pushgate_hub::Presence;
+    ///
+    /// let mut here = Presence::from_parts(vec![("sse".into(), 2)], vec!["al".into()], 1);
+    /// let there = Presence::from_parts(vec![("ws".into(), 1), ("sse".into(), 1)], vec!["al".into(), "bo".into()], 2);
+    /// here.add(&there, 1_000);
+    /// assert_eq!(here.total, 4);
+    /// assert_eq!(here.by_label, [("sse".to_owned(), 3), ("ws".to_owned(), 1)]);
+    /// assert_eq!((here.users.as_slice(), here.users_total), (&["al".to_owned(), "bo".to_owned()][..], 2));
+    /// ```
+    pub fn from_parts(by_label: Vec<(String, usize)>, users: Vec<String>, users_total: usize) -> Self {
+        let mut presence = Self { total: 0, by_label: Vec::new(), users: Vec::new(), users_total: 0 };
+        presence.add(
+            &Self { total: by_label.iter().map(|(_, n)| n).sum(), by_label, users, users_total },
+            usize::MAX,
+        );
+        presence
+    }
+
+    /// Adds the readers of `other` (the same topic's on another node): counts summed, users
+    /// merged, at most `max_users` listed. Users are told apart by name, so one on two nodes
+    /// counts once; when a part listed only some of its users, `users_total` is the most that
+    /// can be known (at least the largest part's count).
+    pub fn add(&mut self, other: &Presence, max_users: usize) {
+        self.total += other.total;
+        for (label, count) in &other.by_label {
+            match self.by_label.iter_mut().find(|(l, _)| l == label) {
+                Some((_, n)) => *n += count,
+                None => self.by_label.push((label.clone(), *count)),
+            }
+        }
+        self.by_label.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let complete = self.users.len() == self.users_total && other.users.len() == other.users_total;
+        let mut users: std::collections::BTreeSet<String> =
+            std::mem::take(&mut self.users).into_iter().collect();
+        users.extend(other.users.iter().cloned());
+        let known = users.len();
+        self.users_total = if complete { known } else { known.max(self.users_total).max(other.users_total) };
+        self.users = users.into_iter().take(max_users).collect();
+    }
 }
 
 impl Default for Hub {
@@ -294,8 +351,68 @@ impl Hub {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn presence(&self, topic: &TopicName) -> Presence {
-        let by_label = self.inner.registry.presence(topic.as_str());
-        Presence { total: by_label.iter().map(|(_, n)| n).sum(), by_label }
+        self.presence_with(topic, MAX_PRESENCE_USERS)
+    }
+
+    /// [`presence`](Self::presence) listing at most `max_users` users.
+    ///
+    /// ```
+    /// use pushgate_hub::{Cursor, Hub, SubscribeOptions, TopicName};
+    ///
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("room")?;
+    /// let as_user = |user: &str| SubscribeOptions::default().label("ws").user(Some(user.into()));
+    /// let _a = hub.subscribe_with(&[topic.clone()], Cursor::Now, as_user("bo"))?;
+    /// let _b = hub.subscribe_with(&[topic.clone()], Cursor::Now, as_user("al"))?;
+    /// let _c = hub.subscribe_with(&[topic.clone()], Cursor::Now, as_user("bo"))?;
+    /// let presence = hub.presence_with(&topic, 1);
+    /// assert_eq!((presence.total, presence.users_total), (3, 2));
+    /// assert_eq!(presence.users, ["al"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn presence_with(&self, topic: &TopicName, max_users: usize) -> Presence {
+        self.inner.leases.sweep(&self.inner.registry);
+        self.inner.registry.presence(topic.as_str(), max_users)
+    }
+
+    /// The presence of every topic with readers: at most `max_topics` topics (those with the
+    /// most readers), each listing at most `max_users` users. What a node reports to the others
+    /// of a cluster.
+    pub fn presence_all(&self, max_topics: usize, max_users: usize) -> Vec<(TopicName, Presence)> {
+        self.inner.leases.sweep(&self.inner.registry);
+        self.inner.registry.presence_all(max_topics, max_users)
+    }
+
+    /// Counts a client that is not connected between its requests (a short poll) as a reader
+    /// of `topics` until `hold`'s ttl from now, renewing its lease if it holds one; `false`
+    /// when the lease table (or the client's group) is full, and the client is not counted.
+    /// [`FetchOptions::hold`](crate::FetchOptions::hold) does this for a fetch.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pushgate_hub::{Hub, PresenceHold, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("room")?;
+    /// let hold = PresenceHold::new("tab-1", Duration::from_secs(10)).label("poll");
+    /// assert!(hub.hold(&[topic.clone()], &hold));
+    /// assert!(hub.hold(&[topic.clone()], &hold), "renewed, not counted twice");
+    /// assert_eq!(hub.presence(&topic).by_label, [("poll".to_owned(), 1)]);
+    /// tokio::time::sleep(Duration::from_secs(11)).await;
+    /// assert_eq!(hub.presence(&topic).total, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn hold(&self, topics: &[TopicName], hold: &PresenceHold) -> bool {
+        if self.inner.registry.is_closed() {
+            return false;
+        }
+        self.inner.leases.hold(&self.inner.registry, topics, hold, Duration::ZERO)
+    }
+
+    /// Presence leases held now.
+    pub fn presence_leases(&self) -> usize {
+        self.inner.leases.len()
     }
 
     /// A snapshot of the counters.
@@ -398,6 +515,7 @@ impl Hub {
                 () = &mut closed => return,
                 _ = interval.tick() => {}
             }
+            self.inner.leases.sweep(&self.inner.registry);
             let forgotten = self.sweep();
             if forgotten > 0 {
                 tracing::debug!(forgotten, "swept idle topics");

@@ -185,7 +185,10 @@
 //! # Presence and counters
 //!
 //! [`Hub::presence`] counts live readers of a topic by a label the transport supplies
-//! (`"sse"`, `"ws"`, …); [`Hub::stats`] gives published, replayed, delivered, lagged, resets,
+//! (`"sse"`, `"ws"`, …) and lists their users (an opaque name given with the subscription or
+//! fetch, [`SubscribeOptions::user`]); readers that are not connected between requests (short
+//! polls) are counted for a while after each one through a lease ([`Hub::hold`],
+//! [`FetchOptions::hold`]); [`Hub::stats`] gives published, replayed, delivered, lagged, resets,
 //! current subscribers, tier reads and failures, and the refusals the hub makes (too many
 //! topics, data too large) for metrics;
 //! [`Hub::stats_by_label`] gives, per label, the live readers, the fetches answered and a
@@ -229,6 +232,7 @@ mod fetch;
 mod hub;
 mod idempotency;
 mod latency;
+mod lease;
 mod memory;
 mod publish;
 mod reader;
@@ -251,8 +255,9 @@ pub use event::{
     MAX_SENDER_LEN, NewEvent, RESERVED_EVENT_TYPES,
 };
 pub use fetch::{Batch, FetchOptions};
-pub use hub::{Hub, Presence};
+pub use hub::{Hub, MAX_PRESENCE_USERS, Presence};
 pub use latency::{LATENCY_BUCKETS, LabelStats, LatencyHistogram};
+pub use lease::{DEFAULT_MAX_LEASES, DEFAULT_MAX_LEASES_PER_GROUP, MAX_CLIENT_ID_LEN, PresenceHold};
 pub use memory::{HistoryLimit, MemoryStorage};
 pub use publish::{Published, Replay};
 pub use reset::{Missed, Reset, ResetReason, TopicReset};

@@ -7,10 +7,15 @@
 //! coalescing window mutes its signal (leaves it set), so commits skip even that wake; closing
 //! the hub wakes every reader regardless.
 //!
+//! The same records are the topic's presence: readers per label and per user (an opaque name
+//! the embedder gives with the subscription; the hub knows nothing of auth). A presence lease
+//! (see [`crate::lease`]) is a record without a signal: it counts, and is never woken.
+//!
 //! It also keeps the counters of each label ([`LabelCounters`]): readers find theirs once and
 //! update it with atomics.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,6 +23,7 @@ use dashmap::DashMap;
 use parking_lot::RwLock;
 use slab::Slab;
 
+use crate::hub::Presence;
 use crate::latency::{LabelCounters, LabelStats};
 pub(crate) use crate::signal::Signal;
 use crate::topic::TopicName;
@@ -25,10 +31,29 @@ use crate::topic::TopicName;
 /// A transport's name for its readers in presence counts (`"sse"`, `"ws"`, …).
 pub(crate) type Label = Cow<'static, str>;
 
+/// Who a reader is, as presence counts it: its label and its user, if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Who {
+    pub(crate) label: Label,
+    pub(crate) user: Option<Arc<str>>,
+}
+
+/// One record on a topic: a reader (woken through its signal) or a lease (no signal); counted
+/// in presence when it has a `who` (a waiting fetch whose client holds a lease is counted
+/// through the lease only).
+struct Record {
+    signal: Option<Arc<Signal>>,
+    who: Option<Who>,
+}
+
 #[derive(Default)]
 struct Readers {
-    signals: Slab<(Arc<Signal>, Label)>,
+    records: Slab<Record>,
+    /// Records with a `who`.
+    counted: usize,
     by_label: Vec<(Label, usize)>,
+    /// Records per user; readers without a user are counted in `by_label` only.
+    users: HashMap<Arc<str>, usize>,
 }
 
 #[derive(Default)]
@@ -58,15 +83,28 @@ pub(crate) struct Registration {
 }
 
 impl Registry {
-    pub(crate) fn add(&self, topic: &TopicName, signal: &Arc<Signal>, label: &Label) -> Registration {
+    /// Registers a reader woken through `signal` (or, with none, a lease) on `topic`, counted
+    /// in presence as `who` (or not at all).
+    pub(crate) fn add(
+        &self,
+        topic: &TopicName,
+        signal: Option<&Arc<Signal>>,
+        who: Option<&Who>,
+    ) -> Registration {
         // Inserting under the map's entry guard keeps `remove` from dropping the topic's
         // record between our lookup and our insert.
         let entry = self.topics.entry(topic.clone()).or_default();
         let mut readers = entry.0.write();
-        let key = readers.signals.insert((Arc::clone(signal), label.clone()));
-        match readers.by_label.iter_mut().find(|(l, _)| l == label) {
-            Some((_, count)) => *count += 1,
-            None => readers.by_label.push((label.clone(), 1)),
+        let key = readers.records.insert(Record { signal: signal.cloned(), who: who.cloned() });
+        if let Some(who) = who {
+            readers.counted += 1;
+            match readers.by_label.iter_mut().find(|(l, _)| *l == who.label) {
+                Some((_, count)) => *count += 1,
+                None => readers.by_label.push((who.label.clone(), 1)),
+            }
+            if let Some(user) = &who.user {
+                *readers.users.entry(Arc::clone(user)).or_default() += 1;
+            }
         }
         Registration { topic: topic.clone(), key }
     }
@@ -74,16 +112,28 @@ impl Registry {
     pub(crate) fn remove(&self, registration: Registration) {
         self.topics.remove_if(registration.topic.as_str(), |_, entry| {
             let mut readers = entry.0.write();
-            if readers.signals.contains(registration.key) {
-                let (_, label) = readers.signals.remove(registration.key);
-                if let Some(i) = readers.by_label.iter().position(|(l, _)| *l == label) {
+            if readers.records.contains(registration.key) {
+                let Record { who, .. } = readers.records.remove(registration.key);
+                let Some(who) = who else {
+                    return readers.records.is_empty();
+                };
+                readers.counted -= 1;
+                if let Some(i) = readers.by_label.iter().position(|(l, _)| *l == who.label) {
                     readers.by_label[i].1 -= 1;
                     if readers.by_label[i].1 == 0 {
                         readers.by_label.swap_remove(i);
                     }
                 }
+                if let Some(user) = &who.user
+                    && let Some(count) = readers.users.get_mut(user)
+                {
+                    *count -= 1;
+                    if *count == 0 {
+                        readers.users.remove(user);
+                    }
+                }
             }
-            readers.signals.is_empty()
+            readers.records.is_empty()
         });
     }
 
@@ -91,20 +141,44 @@ impl Registry {
         let Some(entry) = self.topics.get(topic.as_str()).map(|e| Arc::clone(&e)) else {
             return;
         };
-        for (_, (signal, _)) in entry.0.read().signals.iter() {
-            signal.notify();
+        for (_, record) in entry.0.read().records.iter() {
+            if let Some(signal) = &record.signal {
+                signal.notify();
+            }
         }
     }
 
-    /// Readers of `topic` per label, largest first.
-    pub(crate) fn presence(&self, topic: &str) -> Vec<(String, usize)> {
-        let mut counts: Vec<(String, usize)> = self
+    /// Readers of `topic`, with at most `max_users` of its users listed.
+    pub(crate) fn presence(&self, topic: &str, max_users: usize) -> Presence {
+        let Some(entry) = self.topics.get(topic).map(|e| Arc::clone(&e)) else {
+            return Presence::default();
+        };
+        let readers = entry.0.read();
+        presence_of(&readers, max_users)
+    }
+
+    /// The presence of every topic with readers, at most `max_topics` of them (those with the
+    /// most readers first) and `max_users` users each.
+    pub(crate) fn presence_all(&self, max_topics: usize, max_users: usize) -> Vec<(TopicName, Presence)> {
+        let mut all: Vec<(TopicName, Arc<TopicReaders>, usize)> = self
             .topics
-            .get(topic)
-            .map(|e| e.0.read().by_label.iter().map(|(l, n)| (l.to_string(), *n)).collect())
-            .unwrap_or_default();
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        counts
+            .iter()
+            .map(|e| {
+                let total = e.value().0.read().counted;
+                (e.key().clone(), Arc::clone(e.value()), total)
+            })
+            .collect();
+        if all.len() > max_topics {
+            all.select_nth_unstable_by(max_topics, |a, b| b.2.cmp(&a.2));
+            all.truncate(max_topics);
+        }
+        all.into_iter()
+            .map(|(topic, readers, _)| {
+                let presence = presence_of(&readers.0.read(), max_users);
+                (topic, presence)
+            })
+            .filter(|(_, presence)| presence.total > 0)
+            .collect()
     }
 
     /// The counters of `label`, created on first use.
@@ -142,13 +216,36 @@ impl Registry {
         self.closed.store(true, Ordering::Release);
         self.on_close.notify_waiters();
         for entry in self.topics.iter() {
-            for (_, (signal, _)) in entry.value().0.read().signals.iter() {
-                signal.interrupt();
+            for (_, record) in entry.value().0.read().records.iter() {
+                if let Some(signal) = &record.signal {
+                    signal.interrupt();
+                }
             }
         }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// The presence of one topic's `readers`: per label, largest first; users in name order, the
+/// first `max_users` of them.
+fn presence_of(readers: &Readers, max_users: usize) -> Presence {
+    let mut by_label: Vec<(String, usize)> =
+        readers.by_label.iter().map(|(l, n)| (l.to_string(), *n)).collect();
+    by_label.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut users: Vec<&Arc<str>> = readers.users.keys().collect();
+    if users.len() > max_users {
+        // The first names in order without sorting them all.
+        users.select_nth_unstable(max_users);
+        users.truncate(max_users);
+    }
+    users.sort_unstable();
+    Presence {
+        total: readers.counted,
+        by_label,
+        users: users.into_iter().map(|user| user.to_string()).collect(),
+        users_total: readers.users.len(),
     }
 }

@@ -16,7 +16,7 @@ use crate::event::Event;
 use crate::hub::Inner;
 use crate::latency::LabelCounters;
 use crate::reader::Reader;
-use crate::registry::{Label, Registration, Signal};
+use crate::registry::{Label, Registration, Signal, Who};
 use crate::reset::{Reset, ResetReason};
 use crate::tier::{self, Chunk};
 use crate::topic::TopicName;
@@ -40,14 +40,18 @@ pub enum Item {
 /// ```
 #[derive(Debug, Clone)]
 pub struct SubscribeOptions {
-    pub(crate) label: Label,
+    pub(crate) who: Who,
     pub(crate) max_backlog: Option<usize>,
     pub(crate) coalesce: Duration,
 }
 
 impl Default for SubscribeOptions {
     fn default() -> Self {
-        Self { label: Label::Borrowed("embedded"), max_backlog: None, coalesce: Duration::ZERO }
+        Self {
+            who: Who { label: Label::Borrowed("embedded"), user: None },
+            max_backlog: None,
+            coalesce: Duration::ZERO,
+        }
     }
 }
 
@@ -55,7 +59,15 @@ impl SubscribeOptions {
     /// The name this subscriber is counted under in [`Presence`](crate::Presence), usually the
     /// transport (`"sse"`, `"ws"`). Defaults to `"embedded"`.
     pub fn label(mut self, label: impl Into<std::borrow::Cow<'static, str>>) -> Self {
-        self.label = label.into();
+        self.who.label = label.into();
+        self
+    }
+
+    /// The user this subscriber is listed under in [`Presence`](crate::Presence): an opaque
+    /// name (the hub knows nothing of auth; the gateway gives the user its credentials name).
+    /// Default none: counted, not listed.
+    pub fn user(mut self, user: Option<Arc<str>>) -> Self {
+        self.who.user = user;
         self
     }
 
@@ -174,10 +186,12 @@ impl Subscription {
         let signal = Arc::new(Signal::default());
         // Register before looking at the head: a commit after this point wakes us, a commit
         // before it is covered by the head we read next.
-        let registrations =
-            reader.names().map(|name| hub.registry.add(name, &signal, &options.label)).collect::<Vec<_>>();
+        let registrations = reader
+            .names()
+            .map(|name| hub.registry.add(name, Some(&signal), Some(&options.who)))
+            .collect::<Vec<_>>();
         let epoch = hub.storage.epoch();
-        let label = hub.registry.label_counters(&options.label);
+        let label = hub.registry.label_counters(&options.who.label);
         let mut subscription = Self {
             hub,
             reader,

@@ -164,7 +164,7 @@ fn longpoll(
                 // is answered `401 token_expired` then (not an empty `200` the client would
                 // repeat at once), and the client comes back with a fresh one.
                 let wait = grant.remaining().map_or(wait, |remaining| wait.min(remaining));
-                *options = std::mem::take(options).wait(wait);
+                *options = std::mem::take(options).wait(wait).user(grant.user_arc().cloned());
                 answer.answer_within(&shared.hub, options, &grant).await
             }
             Err(error) => Err(error),
@@ -175,7 +175,12 @@ fn longpoll(
 /// The request's fetch and its wait, before the token caps the wait.
 fn prepare(config: &LongPollConfig, request: &PollRequest) -> Result<(FetchOptions, Duration), ApiError> {
     let wait = config.timeout(&request.query)?;
-    let options = config.answers.fetch_options(&request.query)?.coalesce(config.coalesce).label(LABEL);
+    let options = config
+        .answers
+        .fetch_options(&request.query)?
+        .coalesce(config.coalesce)
+        .label(LABEL)
+        .hold(request.presence_hold(LABEL)?);
     Ok((options, wait))
 }
 

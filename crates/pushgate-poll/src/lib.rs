@@ -83,9 +83,16 @@ pub fn router(hub: Hub, config: PollConfig) -> Router {
 const LABEL: &str = "poll";
 
 async fn poll(State(shared): State<Arc<Shared>>, request: PollRequest) -> Result<Response, ApiError> {
-    shared.config.authorize.check(&request.auth_request(LABEL)).await?;
-    // Short polls never wait, so they never show in presence; the label names them in the
-    // hub's per-label counters (fetches, delivery latency).
-    let options = shared.config.answers.fetch_options(&request.query)?.label(LABEL);
+    let grant = shared.config.authorize.check(&request.auth_request(LABEL)).await?;
+    // Short polls never wait: they show in presence only through the lease of a request that
+    // names its `client`. The label also names them in the hub's per-label counters (fetches,
+    // delivery latency).
+    let options = shared
+        .config
+        .answers
+        .fetch_options(&request.query)?
+        .label(LABEL)
+        .user(grant.user_arc().cloned())
+        .hold(request.presence_hold(LABEL)?);
     request.answer(&shared.hub, &options).await
 }

@@ -18,6 +18,7 @@
 //! | `log` | stream | one entry per event, ID `<position>-0`, fields `topic`, `seq`, `type`, `data`, `ts`, `epoch` (and `from`, the sender, when set); trimmed with `MAXLEN ~` ([`RedisOptions::history_events`]); plus a `restored_after` marker where a restore moved `pos` on |
 //! | `idem:<topic length>:<topic>:<key>` | string | `<position>:<seq>` of the event an idempotency key published, expiring after [`RedisOptions::idempotency_window`] |
 //! | `ack` | string | written by a node before `WAIT`, when replicas must confirm the log ([`RedisOptions::min_replicas_ack`]) |
+//! | `presence:node:<id>`, `presence:nodes` | hash, sorted set | each node's readers per topic, expiring: see [`RedisPresence`] |
 //!
 //! A publish runs one Lua script (`EVALSHA`) that checks the epoch, takes the next position and
 //! `seq`, and `XADD`s the entry, atomically. A publish with an idempotency key is deduplicated in
@@ -119,6 +120,7 @@ mod endpoint;
 mod error;
 mod failover;
 mod options;
+mod presence;
 mod publish;
 mod scripts;
 mod server;
@@ -141,6 +143,7 @@ use tokio::sync::watch;
 use crate::endpoint::Endpoint;
 pub use crate::error::ConnectError;
 pub use crate::options::{DEFAULT_HISTORY_EVENTS, RedisOptions};
+pub use crate::presence::{PresenceError, RedisPresence};
 pub use crate::state::RedisState;
 
 /// Checks that `url` is a Redis URL this crate can connect to (`redis://`, `rediss://`,
@@ -340,6 +343,15 @@ impl RedisStorage {
     /// The connection state, for readiness and metrics.
     pub fn state(&self) -> RedisState {
         self.shared.state.clone()
+    }
+
+    /// This node's presence reports and the other nodes' (see [`RedisPresence`]), under a node
+    /// id made up now: each call is another node.
+    pub fn presence(&self) -> RedisPresence {
+        use std::hash::BuildHasher as _;
+        let id = std::collections::hash_map::RandomState::new()
+            .hash_one((std::process::id(), std::time::SystemTime::now()));
+        RedisPresence::new(Arc::clone(&self.shared), format!("{id:016x}"))
     }
 
     /// The Redis log as a history tier for the hub: a cursor older than this node's memory

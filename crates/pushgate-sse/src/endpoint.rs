@@ -68,6 +68,7 @@ async fn subscribe(
     };
     let options = SubscribeOptions::default()
         .label(LABEL)
+        .user(grant.user_arc().cloned())
         .max_backlog(endpoint.config.max_backlog)
         .coalesce(endpoint.config.coalesce);
     let subscription = match endpoint.hub.subscribe_with(&params.topics, params.cursor, options) {

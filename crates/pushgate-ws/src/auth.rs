@@ -87,6 +87,10 @@ impl Auth {
         self.held.as_ref().and_then(|held| held.grant.user())
     }
 
+    pub(crate) fn user_arc(&self) -> Option<&std::sync::Arc<str>> {
+        self.held.as_ref().and_then(|held| held.grant.user_arc())
+    }
+
     pub(crate) fn expires_at(&self) -> Option<Instant> {
         self.expires_at
     }

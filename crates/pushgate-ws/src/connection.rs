@@ -206,7 +206,11 @@ impl Connection {
     }
 
     fn options(&self) -> SubscribeOptions {
-        SubscribeOptions::default().label("ws").max_backlog(Some(self.max_backlog)).coalesce(self.coalesce)
+        SubscribeOptions::default()
+            .label("ws")
+            .user(self.auth.user_arc().cloned())
+            .max_backlog(Some(self.max_backlog))
+            .coalesce(self.coalesce)
     }
 
     /// Waits for hyper to hand over the socket (after the 101 is sent), then serves it.

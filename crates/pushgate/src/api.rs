@@ -4,9 +4,7 @@
 //! - `POST /v1/publish/{topic}` with `{"event"?: "<type>", "data": <any JSON>}` →
 //!   `200 {"topic","seq","id"}`; with auth on, the admin key or a token allowed to publish on
 //!   the topic (`Authorization: Bearer …` or `?token=`), else `401`/`403`;
-//! - `GET /v1/presence/{topic}` → `{"topic","total","by_transport":{"sse":2,…}}`; with auth on,
-//!   the admin key or a token allowed to subscribe to the topic, else `401`/`403` (whether a
-//!   per-user topic has subscribers tells whether that user is online);
+//! - `GET /v1/presence/{topic}` → who reads the topic, on every node (see [`presence`]);
 //! - `GET /healthz` → `{"status":"ok"|"degraded","sources":[{"url","state","error","attempt"},…]}`:
 //!   always `200` while the process answers; `degraded` when a database source is neither live
 //!   nor standing by (see [`Sources::health`]).
@@ -44,9 +42,10 @@ use pushgate_http::{
     Action, ApiError, AuthRequest, Authorize, ClientInfo, ErrorCode, Query, Refusal, Refusals, token_from,
 };
 use pushgate_hub::{Hub, NewEvent, TopicName};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::limits::ConnectionState;
+use crate::presence::PresenceView;
 use crate::sources::Sources;
 
 /// How large a request body may be and how long it may take to arrive.
@@ -61,6 +60,7 @@ pub(crate) struct BodyLimits {
 #[derive(Clone)]
 struct ApiState {
     hub: Hub,
+    presence: PresenceView,
     sources: Sources,
     bodies: BodyLimits,
     refusals: Refusals,
@@ -74,16 +74,17 @@ struct ApiState {
 /// allowed to `admin`; refusals are counted in `refusals`.
 pub(crate) fn router(
     hub: Hub,
+    presence: PresenceView,
     bodies: BodyLimits,
     admin: Option<AdminKey>,
     sources: Sources,
     refusals: Refusals,
     authorize: Arc<dyn Authorize>,
 ) -> Router {
-    let state = ApiState { hub, sources, bodies, refusals, authorize, admin };
+    let state = ApiState { hub, presence, sources, bodies, refusals, authorize, admin };
     Router::new()
         .route("/v1/publish/{topic}", post(publish))
-        .route("/v1/presence/{topic}", get(presence))
+        .route("/v1/presence/{topic}", get(presence::presence))
         .route("/healthz", get(healthz))
         .with_state(state)
 }
@@ -176,28 +177,6 @@ fn rate_limited(wait: Duration) -> Response {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     response
-}
-
-/// `GET /v1/presence/{topic}`: live SSE and WebSocket subscribers and parked long polls.
-async fn presence(
-    State(state): State<ApiState>,
-    topic: Result<Path<String>, PathRejection>,
-    query: Query,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let topic = topic_name(topic)?;
-    let token = token_from(&query, request.headers());
-    let topics = std::slice::from_ref(&topic);
-    let admin = state.admin.as_ref().is_some_and(|admin| token.is_some_and(|token| admin.matches(token)));
-    if !admin {
-        let client = ClientInfo::of(request.headers(), request.extensions());
-        state.authorize.check(&AuthRequest::new(Action::Subscribe, topics, token, "http", &client)).await?;
-    }
-    let presence = state.hub.presence(&topic);
-    let by_transport: Map<String, Value> =
-        presence.by_label.into_iter().map(|(label, count)| (label, Value::from(count))).collect();
-    let answer = json!({ "topic": topic.as_str(), "total": presence.total, "by_transport": by_transport });
-    Ok(json_response(StatusCode::OK, answer.to_string()))
 }
 
 /// `GET /healthz`: the process is up and answering requests, and how its sources are doing.
@@ -321,6 +300,8 @@ fn parse_publish(body: &[u8], may_set_from: bool) -> Result<NewEvent, ApiError> 
     }
     Ok(event)
 }
+
+mod presence;
 
 #[cfg(test)]
 mod fuzz;

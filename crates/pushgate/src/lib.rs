@@ -55,6 +55,7 @@ mod fd_limit;
 mod forwarded;
 mod limits;
 mod metrics;
+mod presence;
 mod server;
 mod sources;
 mod state;
@@ -77,8 +78,10 @@ use tokio::net::{TcpListener, TcpSocket};
 
 pub use config::{Config, ConfigError, Secret};
 
+use config::RedisNode;
 use config::plan::Plan;
 use demo::Demo;
+use presence::PresenceView;
 use sources::Sources;
 use web::Pages;
 
@@ -138,11 +141,13 @@ pub enum ServeError {
 pub fn app(hub: Hub, config: &Config) -> Result<Router, ConfigError> {
     let plan = Plan::new(config)?;
     let server = Arc::new(server::ServerStatus::new(1, Refusals::default()));
-    Ok(routes(hub, &plan, Sources::default(), server, None, None))
+    let presence = PresenceView::new(hub.clone(), None);
+    Ok(routes(hub, &plan, Sources::default(), server, None, None, presence))
 }
 
 /// Every route: [`app`]'s, `/healthz`, `/readyz` and `/metrics` reporting `sources`, `server`
-/// and `redis`, and the demo's when there is one; access checked by `authorize`.
+/// and `redis`, and the demo's when there is one; access checked by `authorize`; presence
+/// answered from `presence`.
 fn routes(
     hub: Hub,
     plan: &Plan,
@@ -150,6 +155,7 @@ fn routes(
     server: Arc<server::ServerStatus>,
     demo: Option<Arc<Demo>>,
     redis: Option<RedisState>,
+    presence: PresenceView,
 ) -> Router {
     let authorize = plan.authorize.clone();
     let ws = plan.ws.clone().refusals(server.refusals().clone());
@@ -168,7 +174,15 @@ fn routes(
         .route("/metrics", axum::routing::get(metrics::metrics))
         .route("/readyz", axum::routing::get(metrics::readyz))
         .with_state(observed);
-    let api = api::router(hub, plan.bodies, plan.admin.clone(), sources, server_refusals.clone(), authorize);
+    let api = api::router(
+        hub,
+        presence,
+        plan.bodies,
+        plan.admin.clone(),
+        sources,
+        server_refusals.clone(),
+        authorize,
+    );
     let router = router
         .merge(observability)
         .merge(api)
@@ -282,11 +296,11 @@ async fn serve_planned(
     let state = if prepared.sources.is_empty() { None } else { open_state(&plan) };
     let resume = state.as_ref().map(|state| (state.epoch(), state.floor()));
     let (hub, redis) = config.connect_hub_with(prepared.sources.history_tiers(), resume).await?;
-    let Some(redis_state) = redis else {
+    let Some(redis) = redis else {
         return serve_with(listener, hub, plan, shutdown, None, prepared, state).await;
     };
     let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel();
-    let watched = redis_state.clone();
+    let watched = redis.state.clone();
     let stop = async move {
         tokio::select! {
             () = shutdown => {}
@@ -296,7 +310,7 @@ async fn serve_planned(
             }
         }
     };
-    serve_with(listener, hub, plan, stop, Some(redis_state), prepared, None).await?;
+    serve_with(listener, hub, plan, stop, Some(redis), prepared, None).await?;
     match fatal_rx.await {
         Ok(reason) => Err(ServeError::RedisEpoch(reason)),
         Err(_) => Ok(()),
@@ -396,21 +410,35 @@ async fn prepare(plan: &Plan) -> Result<Prepared, ServeError> {
 }
 
 /// [`serve_hub_on`] with its configuration resolved into `plan` and the `prepared` sources and
-/// demo, reporting `redis` on `/readyz` and `/metrics` when given, and keeping the hub's head
-/// in `state` when given.
+/// demo, with `redis` when given (reported on `/readyz` and `/metrics`; presence reported to
+/// and summed from the other nodes), and keeping the hub's head in `state` when given.
 async fn serve_with(
     listener: TcpListener,
     hub: Hub,
     plan: Plan,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    redis: Option<RedisState>,
+    redis: Option<RedisNode>,
     prepared: Prepared,
     state: Option<state::StateFile>,
 ) -> Result<(), ServeError> {
     let Prepared { sources, demo } = prepared;
     let status = Arc::new(server::ServerStatus::new(plan.server.max_connections, Refusals::default()));
-    let router =
-        routes(hub.clone(), &plan, sources.clone(), Arc::clone(&status), demo.clone(), redis.clone());
+    let (redis, cluster) = match redis {
+        Some(RedisNode { state, presence }) => {
+            (Some(state), Some(Arc::new(presence) as Arc<dyn presence::ClusterPresence>))
+        }
+        None => (None, None),
+    };
+    let presence = PresenceView::new(hub.clone(), cluster);
+    let router = routes(
+        hub.clone(),
+        &plan,
+        sources.clone(),
+        Arc::clone(&status),
+        demo.clone(),
+        redis.clone(),
+        presence.clone(),
+    );
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),
@@ -420,6 +448,8 @@ async fn serve_with(
     // The policy's housekeeping (JWKS refresh, expired decisions) never ends on its own.
     let policy_upkeep = plan.policy.as_ref().map(|policy| tokio::spawn(policy.maintain()));
     let ticker = tokio::spawn(ticker::run(hub.clone(), plan.ticker_rate));
+    // Ends once the hub closes, withdrawing this node's report.
+    let reporting = tokio::spawn(presence.keep_reporting(plan.presence_interval));
     let running = sources.spawn(&hub, redis.is_some());
     // The sources stop when the server closes the hub, in parallel with the connections'
     // drain, and get the same time for it.
@@ -433,6 +463,7 @@ async fn serve_with(
     }
     maintenance.await.ok();
     ticker.await.ok();
+    reporting.await.ok();
     if let Some(state) = state {
         state.await.ok();
     }

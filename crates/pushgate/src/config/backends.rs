@@ -73,8 +73,27 @@ section! {
         /// Sentinel URL, else 0].
         #[arg(long, env = "PUSHGATE_REDIS_MIN_REPLICAS_ACK", value_name = "N")]
         pub redis_min_replicas_ack: Option<usize>,
+
+        /// How often this node writes its presence (readers per topic and transport, their
+        /// users) to Redis, for the other nodes' /v1/presence. A report counts for three
+        /// intervals, so a node that dies stops being counted at most three intervals after its
+        /// last report. From 100ms to 5s.
+        #[arg(long, env = "PUSHGATE_REDIS_PRESENCE_INTERVAL", value_name = "DURATION")]
+        pub redis_presence_interval: TimeSpan = TimeSpan::secs(5),
     }
 }
+
+/// What a node on Redis keeps of its storage: the connection's state, for `/readyz` and
+/// `/metrics`, and the cluster's presence.
+pub(crate) struct RedisNode {
+    pub(crate) state: RedisState,
+    pub(crate) presence: pushgate_redis::RedisPresence,
+}
+
+/// The range of [`Backends::redis_presence_interval`]: at most 5 s, so that a dead node's
+/// report (counted for three intervals) is gone within 15 s.
+pub(crate) const PRESENCE_INTERVALS: std::ops::RangeInclusive<std::time::Duration> =
+    std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(5);
 
 impl Backends {
     /// The Redis URL is one; no source is given twice.
@@ -89,6 +108,13 @@ impl Backends {
         }
         if self.redis_history_events == 0 {
             return Err(ConfigError::Zero { name: "redis_history_events" });
+        }
+        if !PRESENCE_INTERVALS.contains(&*self.redis_presence_interval) {
+            return Err(ConfigError::OutOfRange {
+                name: "redis_presence_interval",
+                value: *self.redis_presence_interval,
+                range: PRESENCE_INTERVALS,
+            });
         }
         if *self.source_lease_timeout < SourceConfig::MIN_LEASE_TIMEOUT {
             return Err(ConfigError::LeaseTimeoutTooShort {
@@ -122,7 +148,8 @@ impl Config {
     /// # let _ = hub; Ok(()) }
     /// ```
     pub async fn connect_hub(&self) -> Result<(Hub, Option<RedisState>), crate::ServeError> {
-        self.connect_hub_with(Vec::new(), None).await
+        let (hub, redis) = self.connect_hub_with(Vec::new(), None).await?;
+        Ok((hub, redis.map(|node| node.state)))
     }
 
     /// [`connect_hub`](Self::connect_hub) with history `tiers` (the sources' outboxes) and,
@@ -131,7 +158,7 @@ impl Config {
         &self,
         tiers: Vec<Arc<dyn HistoryTier>>,
         resume: Option<(Epoch, u64)>,
-    ) -> Result<(Hub, Option<RedisState>), crate::ServeError> {
+    ) -> Result<(Hub, Option<RedisNode>), crate::ServeError> {
         let Some(url) = &self.backends.redis else {
             let mut builder = self.hub_builder().history(self.topics.history_limit());
             if let Some((epoch, floor)) = resume {
@@ -142,12 +169,12 @@ impl Config {
         let storage = RedisStorage::connect(url.expose(), self.redis_options())
             .await
             .map_err(|source| crate::ServeError::Redis { url: url.redacted(), source })?;
-        let state = storage.state();
+        let node = RedisNode { state: storage.state(), presence: storage.presence() };
         // The Redis log answers cursors older than this node's memory history first (it holds
         // every topic); the outboxes, asked next, reach further back for their sources' topics.
         let tier = storage.history_tier();
         let builder = self.hub_builder().storage(Arc::new(storage)).tier(tier);
-        Ok((with_tiers(builder, tiers).build(), Some(state)))
+        Ok((with_tiers(builder, tiers).build(), Some(node)))
     }
 
     /// Where a single node keeps its hub's epoch across restarts: the configured

@@ -67,6 +67,16 @@ pub enum ConfigError {
         /// The shortest allowed.
         min: std::time::Duration,
     },
+    /// A duration is outside the range it may take.
+    #[error("{name} is {value:?}; it must be from {:?} to {:?}", range.start(), range.end())]
+    OutOfRange {
+        /// The setting.
+        name: &'static str,
+        /// Its value.
+        value: std::time::Duration,
+        /// What it may be.
+        range: std::ops::RangeInclusive<std::time::Duration>,
+    },
     /// Only one of the Redis client certificate and its key is given.
     #[error("redis_client_cert and redis_client_key go together")]
     RedisClientIdentity,

@@ -100,6 +100,7 @@ mod units;
 
 pub use access::Access;
 pub use backends::Backends;
+pub(crate) use backends::RedisNode;
 pub use delivery::Delivery;
 pub use error::ConfigError;
 pub use listener::Listener;

@@ -56,6 +56,8 @@ pub(crate) struct Plan {
     pub(crate) state_file: Option<PathBuf>,
     pub(crate) ticker_rate: u32,
     pub(crate) drain_timeout: Duration,
+    /// How often this node reports its presence to the other nodes (with Redis).
+    pub(crate) presence_interval: Duration,
 }
 
 impl Plan {
@@ -126,6 +128,7 @@ impl Plan {
             state_file: config.state_file_path(),
             ticker_rate: pages.demo_ticker_rate,
             drain_timeout: *listener.drain_timeout,
+            presence_interval: *backends.redis_presence_interval,
         })
     }
 }

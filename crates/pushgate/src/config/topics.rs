@@ -1,6 +1,9 @@
 //! How many topics the hub holds and how much history each keeps; and the hub built from them.
 
-use pushgate_hub::{DEFAULT_HISTORY_MAX_BYTES, HistoryLimit, Hub, HubBuilder};
+use pushgate_hub::{
+    DEFAULT_HISTORY_MAX_BYTES, DEFAULT_MAX_LEASES, DEFAULT_MAX_LEASES_PER_GROUP, HistoryLimit, Hub,
+    HubBuilder,
+};
 
 use super::{ByteSize, Config, ConfigError, TimeSpan, nonzero};
 
@@ -32,6 +35,17 @@ section! {
         /// events of any topic go first. With --redis it bounds this node's copy of the log.
         #[arg(long, env = "PUSHGATE_HISTORY_MAX_BYTES", value_name = "BYTES")]
         pub history_max_bytes: ByteSize = ByteSize::from(DEFAULT_HISTORY_MAX_BYTES),
+
+        /// Most polling clients counted in presence at once: a short or long poll naming its
+        /// `client` is counted until twice its `interval` after each request, in a table of
+        /// this size; past it (or past --presence-leases-per-address for one client address)
+        /// a poll is answered but not counted.
+        #[arg(long, env = "PUSHGATE_PRESENCE_LEASES", value_name = "N")]
+        pub presence_leases: usize = DEFAULT_MAX_LEASES,
+
+        /// Most polling clients of one address counted in presence at once.
+        #[arg(long, env = "PUSHGATE_PRESENCE_LEASES_PER_ADDRESS", value_name = "N")]
+        pub presence_leases_per_address: usize = DEFAULT_MAX_LEASES_PER_GROUP,
     }
 }
 
@@ -43,6 +57,8 @@ impl Topics {
             ("max_topics", self.max_topics == 0),
             ("history_events", self.history_events == 0),
             ("history_max_bytes", *self.history_max_bytes == 0),
+            ("presence_leases", self.presence_leases == 0),
+            ("presence_leases_per_address", self.presence_leases_per_address == 0),
         ])
     }
 
@@ -59,6 +75,7 @@ impl Topics {
             .max_topics(self.max_topics)
             .max_topics_per_subscription(self.max_topics_per_subscription)
             .max_data_bytes(max_data_bytes)
+            .presence_leases(self.presence_leases, self.presence_leases_per_address)
     }
 }
 
