@@ -19,7 +19,8 @@ mod wire;
 
 pub use answer::{AnswerLimits, PollAnswer, PollRequest};
 pub use auth::{
-    Action, AllowAll, AuthError, AuthRequest, Authorize, Check, ClientInfo, Grant, allow_all, token_from,
+    Action, AllowAll, AuthError, AuthRequest, Authorize, Check, ClientInfo, Cut, Cutoff, Grant, Switch,
+    allow_all, token_from,
 };
 pub use error::{ApiError, ErrorCode};
 pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::budget::DEFAULT_HISTORY_MAX_BYTES;
 use crate::cursor::Epoch;
+use crate::disconnect::Disconnects;
 use crate::hub::{Hub, Inner};
 use crate::memory::{DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_MAX_IDEMPOTENCY_KEYS, HistoryLimit, MemoryStorage};
 use crate::registry::Registry;
@@ -240,6 +241,7 @@ impl HubBuilder {
                 counters: Counters::default(),
                 limits: self.limits.unwrap_or_default(),
                 tiers,
+                disconnects: Disconnects::default(),
             }),
         }
     }

@@ -158,6 +158,7 @@ impl Hub {
         )
         .inspect_err(|err| inner.counters.refused(err))?;
         let label = inner.registry.label_counters(&options.label);
+        let mut disconnects_seen = inner.disconnects.now();
         let epoch = inner.storage.epoch();
         let start = reader.start(cursor, epoch, inner.storage.head())?;
         let mut reset = start.reset;
@@ -172,6 +173,11 @@ impl Hub {
         loop {
             if let Some(w) = &waiting {
                 w.signal.clear();
+                // Only a waiting fetch is a reader to disconnect; one that answers at once is
+                // a read like any other.
+                if inner.disconnects.check(&mut disconnects_seen, reader.names()) {
+                    return Err(HubError::Disconnected);
+                }
             }
             let head = inner.storage.head();
             let mut full = false;

@@ -222,6 +222,7 @@
 mod budget;
 mod builder;
 mod cursor;
+mod disconnect;
 mod error;
 mod event;
 mod fetch;

@@ -152,3 +152,20 @@ impl Registry {
         self.closed.load(Ordering::Acquire)
     }
 }
+
+impl Registry {
+    /// The topics that have readers, at most `limit` of those sorting after `after`, in order;
+    /// and whether there are more.
+    pub(crate) fn topics_after(&self, after: Option<&str>, limit: usize) -> (Vec<TopicName>, bool) {
+        let mut names: Vec<TopicName> = self
+            .topics
+            .iter()
+            .map(|entry| entry.key().clone())
+            .filter(|name| after.is_none_or(|after| name.as_str() > after))
+            .collect();
+        names.sort_unstable();
+        let more = names.len() > limit;
+        names.truncate(limit);
+        (names, more)
+    }
+}

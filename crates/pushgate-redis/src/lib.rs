@@ -18,6 +18,9 @@
 //! | `log` | stream | one entry per event, ID `<position>-0`, fields `topic`, `seq`, `type`, `data`, `ts`, `epoch` (and `from`, the sender, when set); trimmed with `MAXLEN ~` ([`RedisOptions::history_events`]); plus a `restored_after` marker where a restore moved `pos` on |
 //! | `idem:<topic length>:<topic>:<key>` | string | `<position>:<seq>` of the event an idempotency key published, expiring after [`RedisOptions::idempotency_window`] |
 //! | `ack` | string | written by a node before `WAIT`, when replicas must confirm the log ([`RedisOptions::min_replicas_ack`]) |
+//! | `revoked:<user>` | string | `<issued_before>:<until>` (ms since the Unix epoch) of a revocation of the user's tokens, expiring at `until` ([`ServerRelay`]) |
+//!
+//! The channel `server` relays the server API's disconnects and revocations ([`ServerRelay`]).
 //!
 //! A publish runs one Lua script (`EVALSHA`) that checks the epoch, takes the next position and
 //! `seq`, and `XADD`s the entry, atomically. A publish with an idempotency key is deduplicated in
@@ -120,6 +123,7 @@ mod error;
 mod failover;
 mod options;
 mod publish;
+mod relay;
 mod scripts;
 mod server;
 mod state;
@@ -141,6 +145,7 @@ use tokio::sync::watch;
 use crate::endpoint::Endpoint;
 pub use crate::error::ConnectError;
 pub use crate::options::{DEFAULT_HISTORY_EVENTS, RedisOptions};
+pub use crate::relay::{ServerCommand, ServerRelay};
 pub use crate::state::RedisState;
 
 /// Checks that `url` is a Redis URL this crate can connect to (`redis://`, `rediss://`,
@@ -340,6 +345,12 @@ impl RedisStorage {
     /// The connection state, for readiness and metrics.
     pub fn state(&self) -> RedisState {
         self.shared.state.clone()
+    }
+
+    /// The relay of the server API's commands (disconnects, revocations) to every node using
+    /// this Redis and prefix.
+    pub fn relay(&self) -> ServerRelay {
+        ServerRelay::new(Arc::clone(&self.shared))
     }
 
     /// The Redis log as a history tier for the hub: a cursor older than this node's memory

@@ -322,6 +322,8 @@ fn parse_publish(body: &[u8], may_set_from: bool) -> Result<NewEvent, ApiError> 
     Ok(event)
 }
 
+pub(crate) mod server;
+
 #[cfg(test)]
 mod fuzz;
 

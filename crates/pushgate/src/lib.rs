@@ -69,9 +69,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use pushgate_http::Refusals;
+use pushgate_http::{AnswerLimits, Refusals};
 use pushgate_hub::Hub;
-use pushgate_redis::RedisState;
+use pushgate_redis::{RedisState, ServerRelay};
 use pushgate_sources::SourceError;
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -138,7 +138,7 @@ pub enum ServeError {
 pub fn app(hub: Hub, config: &Config) -> Result<Router, ConfigError> {
     let plan = Plan::new(config)?;
     let server = Arc::new(server::ServerStatus::new(1, Refusals::default()));
-    Ok(routes(hub, &plan, Sources::default(), server, None, None))
+    Ok(routes(hub, &plan, Sources::default(), server, None, None, None))
 }
 
 /// Every route: [`app`]'s, `/healthz`, `/readyz` and `/metrics` reporting `sources`, `server`
@@ -150,8 +150,19 @@ fn routes(
     server: Arc<server::ServerStatus>,
     demo: Option<Arc<Demo>>,
     redis: Option<RedisState>,
+    relay: Option<ServerRelay>,
 ) -> Router {
     let authorize = plan.authorize.clone();
+    let server_api = api::server::router(api::server::ServerApi {
+        hub: hub.clone(),
+        admin: plan.admin.clone(),
+        policy: plan.policy.clone(),
+        relay,
+        sources: sources.clone(),
+        authorize: authorize.clone(),
+        bodies: plan.bodies,
+        answers: AnswerLimits::default().limit(plan.poll.get_limit()).max_bytes(plan.poll.get_max_bytes()),
+    });
     let ws = plan.ws.clone().refusals(server.refusals().clone());
     let mut router = Router::new()
         .merge(pushgate_poll::router(hub.clone(), plan.poll.clone()))
@@ -172,6 +183,7 @@ fn routes(
     let router = router
         .merge(observability)
         .merge(api)
+        .merge(server_api)
         .fallback(move |method, uri, headers| pages.clone().serve(method, uri, headers))
         .method_not_allowed_fallback(api::method_not_allowed)
         // tower's layer rather than axum's `middleware::map_response`: that one boxes a future
@@ -282,7 +294,7 @@ async fn serve_planned(
     let state = if prepared.sources.is_empty() { None } else { open_state(&plan) };
     let resume = state.as_ref().map(|state| (state.epoch(), state.floor()));
     let (hub, redis) = config.connect_hub_with(prepared.sources.history_tiers(), resume).await?;
-    let Some(redis_state) = redis else {
+    let Some((redis_state, relay)) = redis else {
         return serve_with(listener, hub, plan, shutdown, None, prepared, state).await;
     };
     let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel();
@@ -296,7 +308,7 @@ async fn serve_planned(
             }
         }
     };
-    serve_with(listener, hub, plan, stop, Some(redis_state), prepared, None).await?;
+    serve_with(listener, hub, plan, stop, Some((redis_state, relay)), prepared, None).await?;
     match fatal_rx.await {
         Ok(reason) => Err(ServeError::RedisEpoch(reason)),
         Err(_) => Ok(()),
@@ -403,14 +415,25 @@ async fn serve_with(
     hub: Hub,
     plan: Plan,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    redis: Option<RedisState>,
+    redis: Option<(RedisState, ServerRelay)>,
     prepared: Prepared,
     state: Option<state::StateFile>,
 ) -> Result<(), ServeError> {
     let Prepared { sources, demo } = prepared;
     let status = Arc::new(server::ServerStatus::new(plan.server.max_connections, Refusals::default()));
-    let router =
-        routes(hub.clone(), &plan, sources.clone(), Arc::clone(&status), demo.clone(), redis.clone());
+    let (redis, relay) = redis.unzip();
+    let router = routes(
+        hub.clone(),
+        &plan,
+        sources.clone(),
+        Arc::clone(&status),
+        demo.clone(),
+        redis.clone(),
+        relay.clone(),
+    );
+    // The server API's commands from the other nodes, and the revocations Redis keeps.
+    let relayed =
+        relay.map(|relay| tokio::spawn(api::server::follow(relay, hub.clone(), plan.policy.clone())));
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),
@@ -430,6 +453,9 @@ async fn serve_with(
     // The hub is closed by now, which ends maintenance and the ticker at once.
     if let Some(upkeep) = policy_upkeep {
         upkeep.abort();
+    }
+    if let Some(relayed) = relayed {
+        relayed.abort();
     }
     maintenance.await.ok();
     ticker.await.ok();

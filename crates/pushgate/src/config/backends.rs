@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pushgate_hub::{Epoch, HistoryTier, Hub, HubBuilder};
-use pushgate_redis::{DEFAULT_HISTORY_EVENTS, RedisOptions, RedisState, RedisStorage};
+use pushgate_redis::{DEFAULT_HISTORY_EVENTS, RedisOptions, RedisState, RedisStorage, ServerRelay};
 use pushgate_sources::SourceConfig;
 
 use super::{Config, ConfigError, ConnectionUrl, TimeSpan};
@@ -122,7 +122,8 @@ impl Config {
     /// # let _ = hub; Ok(()) }
     /// ```
     pub async fn connect_hub(&self) -> Result<(Hub, Option<RedisState>), crate::ServeError> {
-        self.connect_hub_with(Vec::new(), None).await
+        let (hub, redis) = self.connect_hub_with(Vec::new(), None).await?;
+        Ok((hub, redis.map(|(state, _)| state)))
     }
 
     /// [`connect_hub`](Self::connect_hub) with history `tiers` (the sources' outboxes) and,
@@ -131,7 +132,7 @@ impl Config {
         &self,
         tiers: Vec<Arc<dyn HistoryTier>>,
         resume: Option<(Epoch, u64)>,
-    ) -> Result<(Hub, Option<RedisState>), crate::ServeError> {
+    ) -> Result<(Hub, Option<(RedisState, ServerRelay)>), crate::ServeError> {
         let Some(url) = &self.backends.redis else {
             let mut builder = self.hub_builder().history(self.topics.history_limit());
             if let Some((epoch, floor)) = resume {
@@ -143,11 +144,12 @@ impl Config {
             .await
             .map_err(|source| crate::ServeError::Redis { url: url.redacted(), source })?;
         let state = storage.state();
+        let relay = storage.relay();
         // The Redis log answers cursors older than this node's memory history first (it holds
         // every topic); the outboxes, asked next, reach further back for their sources' topics.
         let tier = storage.history_tier();
         let builder = self.hub_builder().storage(Arc::new(storage)).tier(tier);
-        Ok((with_tiers(builder, tiers).build(), Some(state)))
+        Ok((with_tiers(builder, tiers).build(), Some((state, relay))))
     }
 
     /// Where a single node keeps its hub's epoch across restarts: the configured
