@@ -438,7 +438,7 @@ async fn clients_loading_rows_while_they_are_written_end_equal_to_a_final_select
                     .bind(format!("status {n}"))
                     .execute(&pool)
                     .await?;
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     sqlx::query(
                         "DELETE FROM orders WHERE id = (SELECT id FROM orders ORDER BY random() LIMIT 1)",
                     )
