@@ -43,7 +43,8 @@ struct Inner {
     user_subscribe: Vec<UserPattern>,
     user_publish: Vec<UserPattern>,
     proxy: Option<AuthProxy>,
-    users: Option<Arc<UserConnections>>,
+    /// Every user's connections: counted (within a limit, when set) and cut off together.
+    users: Arc<UserConnections>,
     revocations: Revocations,
 }
 
@@ -103,8 +104,9 @@ impl AccessPolicy {
 
     /// Refuses `user`'s tokens issued before `issued_before` (`401 token_revoked`), and the
     /// application's decisions about the user made before then (it is asked again), until
-    /// `until`: the time by which every such token has expired anyway. Streams already open
-    /// are not cut (a later task disconnects them); their next check fails.
+    /// `until`: the time by which every such token has expired anyway. The user's streams,
+    /// WebSockets and parked long polls opened with such a credential end with
+    /// `token_revoked`.
     ///
     /// # Errors
     ///
@@ -119,7 +121,15 @@ impl AccessPolicy {
         if let Some(proxy) = &self.inner.proxy {
             proxy.forget_user(user);
         }
+        self.inner.users.revoke(user, issued_before);
         Ok(())
+    }
+
+    /// Ends every live connection of `user` on this node (streams, WebSockets, parked long
+    /// polls): they end with `disconnected`, and the client does not reconnect on its own.
+    /// Returns how many there were. The user may connect again.
+    pub fn disconnect(&self, user: &str) -> usize {
+        self.inner.users.disconnect(user)
     }
 
     /// Housekeeping to run next to the server for as long as it serves: fetches the JWKS key
@@ -241,7 +251,7 @@ impl PolicyBuilder {
 
     /// At most `limit` streams, WebSockets and parked long polls per user (default: no limit).
     pub fn max_connections_per_user(mut self, limit: Option<usize>) -> Self {
-        self.inner.users = limit.map(UserConnections::new);
+        self.inner.users = limit.map_or_else(Arc::default, UserConnections::new);
         self
     }
 
@@ -454,11 +464,9 @@ impl Inner {
         if user.is_some_and(|user| user.len() > MAX_SENDER_LEN) {
             return Err(crate::jwt::invalid("the token's `sub` is longer than 256 bytes"));
         }
-        if let Some(user) = user {
-            let issued = claims.iat.and_then(|iat| UNIX_EPOCH.checked_add(Duration::from_secs(iat)));
-            if self.revocations.is_revoked(user, issued) {
-                return Err(AuthError::TokenRevoked);
-            }
+        let issued = claims.iat.and_then(|iat| UNIX_EPOCH.checked_add(Duration::from_secs(iat)));
+        if user.is_some_and(|user| self.revocations.is_revoked(user, issued)) {
+            return Err(AuthError::TokenRevoked);
         }
         let action = request.action;
         let granted: Vec<&str> = claims.patterns(action).collect();
@@ -471,7 +479,7 @@ impl Inner {
             return Err(AuthError::TopicForbidden { action, topic: topic.clone() });
         }
         let grant = until.map_or_else(Grant::forever, Grant::until);
-        self.finish(request, grant, user.map(Arc::from), None)
+        self.finish(request, grant, user.map(Arc::from), None, issued)
     }
 
     /// The outcome of the application's `answer`.
@@ -488,7 +496,8 @@ impl Inner {
                 None => {
                     let user = decision.user.clone();
                     let grant = Grant::forever().as_server(decision.server);
-                    return self.finish(request, grant, user, Some(decision));
+                    let decided_at = Some(decision.decided_at);
+                    return self.finish(request, grant, user, Some(decision), decided_at);
                 }
                 Some(topic) => Err(AuthError::ApplicationForbidden {
                     action: request.action,
@@ -518,25 +527,29 @@ impl Inner {
     }
 
     /// `grant` for `user`, holding a place in the user's connection count when the request
-    /// holds a connection (the connection's own place, when it has one for the same user).
+    /// holds a connection (the connection's own place, when it has one for the same user), and
+    /// cut off with the user's other connections (for credentials `issued` then).
     fn finish(
         &self,
         request: &AuthRequest<'_>,
         mut grant: Grant,
         user: Option<Arc<str>>,
         decision: Option<Arc<Decision>>,
+        issued: Option<SystemTime>,
     ) -> Result<Grant, AuthError> {
         let mut slot = None;
-        if let (Some(user), Some(users), true) = (&user, &self.users, request.holds_connection) {
+        if let (Some(user), true) = (&user, request.holds_connection) {
             let held = request
                 .current
                 .and_then(|current| current.state::<GrantState>())
                 .and_then(|state| state.slot.as_ref())
                 .filter(|slot| slot.user() == &**user);
-            slot = Some(match held {
+            let acquired = match held {
                 Some(slot) => Arc::clone(slot),
-                None => users.acquire(user)?,
-            });
+                None => self.users.acquire(user)?,
+            };
+            grant = grant.with_cutoff(acquired.cutoff(issued));
+            slot = Some(acquired);
         }
         if let Some(user) = user {
             grant = grant.with_user(user);

@@ -198,7 +198,8 @@ impl PollAnswer {
     /// As [`answer`](Self::answer), for a request allowed by `grant`: when the fetch ends with
     /// nothing to say (no event, no reset) because `grant` expired meanwhile (a parked long
     /// poll waits at most until then), the answer is `401 token_expired`, never an empty `200`
-    /// that the client would repeat at once with the same token.
+    /// that the client would repeat at once with the same token; when the grant is cut while
+    /// the poll waits (its user disconnected, its token revoked), the answer is the cut's error.
     ///
     /// # Errors
     ///
@@ -210,7 +211,22 @@ impl PollAnswer {
         grant: &Grant,
     ) -> Result<Response, ApiError> {
         let SubscribeParams { topics, cursor } = &self.params;
-        let batch = hub.fetch(topics, *cursor, options).await?;
+        let fetch = hub.fetch(topics, *cursor, options);
+        let batch = match grant.cutoff() {
+            None => fetch.await?,
+            // A parked poll is one of its user's connections: disconnecting the user answers it.
+            Some(cutoff) => {
+                let mut fetch = std::pin::pin!(fetch);
+                let mut cut = std::pin::pin!(cutoff.clone().wait());
+                std::future::poll_fn(|cx| match cut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(cut) => std::task::Poll::Ready(Err(cut.error())),
+                    std::task::Poll::Pending => {
+                        fetch.as_mut().poll(cx).map(|batch| batch.map_err(ApiError::from))
+                    }
+                })
+                .await?
+            }
+        };
         if batch.events.is_empty() && batch.reset.is_none() && grant.has_expired() && !hub.is_closed() {
             return Err(AuthError::TokenExpired.into());
         }

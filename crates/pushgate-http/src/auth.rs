@@ -18,6 +18,7 @@
 //! log line.
 
 mod check;
+mod cutoff;
 mod grant;
 mod request;
 
@@ -29,6 +30,7 @@ use http::{HeaderMap, HeaderValue};
 use pushgate_hub::TopicName;
 
 pub use check::Check;
+pub use cutoff::{Cut, Cutoff, Switch};
 pub use grant::Grant;
 pub use request::{AuthRequest, ClientInfo};
 

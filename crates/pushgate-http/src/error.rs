@@ -69,6 +69,7 @@ impl From<HubError> for ApiError {
             HubError::DataTooLarge { .. } => ErrorCode::TooLarge,
             HubError::TopicLimit { .. } => ErrorCode::Overloaded,
             HubError::Closed => ErrorCode::ShuttingDown,
+            HubError::Disconnected => ErrorCode::Disconnected,
             HubError::Unavailable { .. } => ErrorCode::Unavailable,
             HubError::InvalidIdempotencyKey(_) => ErrorCode::InvalidParameter,
             _ => ErrorCode::Internal,

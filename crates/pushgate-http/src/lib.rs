@@ -20,7 +20,8 @@ mod wire;
 
 pub use answer::{AnswerLimits, PollAnswer, PollRequest};
 pub use auth::{
-    Action, AllowAll, AuthError, AuthRequest, Authorize, Check, ClientInfo, Grant, allow_all, token_from,
+    Action, AllowAll, AuthError, AuthRequest, Authorize, Check, ClientInfo, Cut, Cutoff, Grant, Switch,
+    allow_all, token_from,
 };
 pub use error::{ApiError, ErrorCode, status_of};
 pub use presence::{DEFAULT_POLL_INTERVAL, MAX_POLL_INTERVAL_SECS, presence_hold};

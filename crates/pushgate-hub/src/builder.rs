@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::budget::DEFAULT_HISTORY_MAX_BYTES;
 use crate::cursor::Epoch;
+use crate::disconnect::Disconnects;
 use crate::hub::{Hub, Inner};
 use crate::lease::{DEFAULT_MAX_LEASES, DEFAULT_MAX_LEASES_PER_GROUP, Leases};
 use crate::memory::{DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_MAX_IDEMPOTENCY_KEYS, HistoryLimit, MemoryStorage};
@@ -251,6 +252,7 @@ impl HubBuilder {
                 limits: self.limits.unwrap_or_default(),
                 tiers,
                 leases: Leases::new(self.leases.0, self.leases.1),
+                disconnects: Disconnects::default(),
             }),
         }
     }

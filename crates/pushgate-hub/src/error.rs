@@ -76,6 +76,10 @@ pub enum HubError {
     /// The hub has been closed (shutting down).
     #[error("the hub is closed")]
     Closed,
+    /// A waiting fetch's topic was disconnected on purpose
+    /// ([`Hub::disconnect`](crate::Hub::disconnect)).
+    #[error("the server disconnected this topic's subscribers")]
+    Disconnected,
     /// The storage backend cannot take writes now (a shared store is unreachable); retrying later
     /// may succeed. Reads of what this node already holds keep working.
     #[error("storage unavailable: {reason}")]
@@ -171,4 +175,8 @@ pub enum RecvError {
     /// The hub was closed.
     #[error("the hub is closed")]
     Closed,
+    /// The application's server disconnected the readers of one of the topics on purpose
+    /// ([`Hub::disconnect`](crate::Hub::disconnect)): clients should not come back on their own.
+    #[error("the server disconnected this topic's subscribers")]
+    Disconnected,
 }

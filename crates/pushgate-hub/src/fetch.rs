@@ -190,6 +190,7 @@ impl Hub {
                 .hold(&inner.registry, &names, &hold, options.wait)
                 .then_some(LeaseGuard { inner, hold })
         });
+        let mut disconnects_seen = inner.disconnects.now();
         let epoch = inner.storage.epoch();
         let start = reader.start(cursor, epoch, inner.storage.head())?;
         let mut reset = start.reset;
@@ -204,6 +205,11 @@ impl Hub {
         loop {
             if let Some(w) = &waiting {
                 w.signal.clear();
+                // Only a waiting fetch is a reader to disconnect; one that answers at once is
+                // a read like any other.
+                if inner.disconnects.check(&mut disconnects_seen, reader.names()) {
+                    return Err(HubError::Disconnected);
+                }
             }
             let head = inner.storage.head();
             let mut full = false;

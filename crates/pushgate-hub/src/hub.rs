@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::builder::{HubBuilder, Limits};
 use crate::cursor::{Cursor, Epoch};
+use crate::disconnect::Disconnects;
 use crate::error::HubError;
 use crate::event::{Event, NewEvent};
 use crate::latency::LabelStats;
@@ -49,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) tiers: Option<Arc<Tiers>>,
     /// Presence leases of clients between requests.
     pub(crate) leases: Leases,
+    /// Topics whose readers were disconnected on purpose, recently.
+    pub(crate) disconnects: Disconnects,
 }
 
 /// The most users [`Hub::presence`] lists.
@@ -333,6 +336,64 @@ impl Hub {
             options.max_backlog = self.inner.limits.max_backlog;
         }
         Subscription::new(Arc::clone(&self.inner), reader, cursor, options)
+    }
+
+    /// Ends every reader of `topic` on purpose (the application's server disconnecting its
+    /// subscribers): its subscriptions fail with [`RecvError::Disconnected`](crate::RecvError::Disconnected)
+    /// after the items they already read, and its waiting fetches with
+    /// [`HubError::Disconnected`]. Readers that start afterwards are not affected. Returns how
+    /// many readers the topic had.
+    ///
+    /// ```
+    /// use pushgate_hub::{Cursor, Hub, RecvError, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("room")?;
+    /// let mut sub = hub.subscribe(&[topic.clone()], Cursor::Now)?;
+    /// assert_eq!(hub.disconnect(&topic), 1);
+    /// assert_eq!(sub.recv().await.unwrap_err(), RecvError::Disconnected);
+    /// let mut later = hub.subscribe(&[topic.clone()], Cursor::Now)?;
+    /// hub.publish(&topic, pushgate_hub::NewEvent::new(serde_json::json!(1))).await?;
+    /// assert!(matches!(later.recv().await?, pushgate_hub::Item::Event(_)), "a later reader is not affected");
+    /// # Ok(()) }
+    /// ```
+    pub fn disconnect(&self, topic: &TopicName) -> usize {
+        self.inner.disconnects.disconnect(topic);
+        self.inner.registry.wake(topic);
+        self.presence(topic).total
+    }
+
+    /// The topics that have live readers on this hub, in name order: at most `limit` of those
+    /// after `after` (for paging), each with its [`presence`](Self::presence), and whether
+    /// there are more.
+    ///
+    /// ```
+    /// use pushgate_hub::{Cursor, Hub, TopicName};
+    ///
+    /// let hub = Hub::new();
+    /// let (a, b) = (TopicName::new("a")?, TopicName::new("b")?);
+    /// let _readers = (hub.subscribe(&[b.clone()], Cursor::Now)?, hub.subscribe(&[a.clone(), b.clone()], Cursor::Now)?);
+    /// let (page, more) = hub.topics_with_readers(None, 1);
+    /// assert_eq!((page[0].0.as_str(), page[0].1.total, more), ("a", 1, true));
+    /// let (page, more) = hub.topics_with_readers(Some("a"), 1);
+    /// assert_eq!((page[0].0.as_str(), page[0].1.total, more), ("b", 2, false));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn topics_with_readers(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<(TopicName, Presence)>, bool) {
+        let (names, more) = self.inner.registry.topics_after(after, limit);
+        let topics = names
+            .into_iter()
+            .map(|name| {
+                let presence = self.presence(&name);
+                (name, presence)
+            })
+            .collect();
+        (topics, more)
     }
 
     /// Live readers of `topic`: subscriptions and waiting fetches, per label.

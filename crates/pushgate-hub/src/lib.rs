@@ -226,6 +226,7 @@ mod backoff;
 mod budget;
 mod builder;
 mod cursor;
+mod disconnect;
 mod error;
 mod event;
 mod fetch;

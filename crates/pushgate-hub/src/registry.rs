@@ -249,3 +249,20 @@ fn presence_of(readers: &Readers, max_users: usize) -> Presence {
         users_total: readers.users.len(),
     }
 }
+
+impl Registry {
+    /// The topics that have readers, at most `limit` of those sorting after `after`, in order;
+    /// and whether there are more.
+    pub(crate) fn topics_after(&self, after: Option<&str>, limit: usize) -> (Vec<TopicName>, bool) {
+        let mut names: Vec<TopicName> = self
+            .topics
+            .iter()
+            .map(|entry| entry.key().clone())
+            .filter(|name| after.is_none_or(|after| name.as_str() > after))
+            .collect();
+        names.sort_unstable();
+        let more = names.len() > limit;
+        names.truncate(limit);
+        (names, more)
+    }
+}

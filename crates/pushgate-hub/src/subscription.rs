@@ -161,6 +161,8 @@ pub struct Subscription {
     coalesce: Option<Box<Coalesce>>,
     /// A read of the history tiers in flight: only while backfilling a gap.
     tier_read: Option<BoxFuture<'static, Result<Chunk, crate::HubError>>>,
+    /// The hub's disconnect count this subscription has looked at (see `disconnect`).
+    disconnects_seen: u64,
 }
 
 struct Coalesce {
@@ -192,6 +194,7 @@ impl Subscription {
             .collect::<Vec<_>>();
         let epoch = hub.storage.epoch();
         let label = hub.registry.label_counters(&options.who.label);
+        let disconnects_seen = hub.disconnects.now();
         let mut subscription = Self {
             hub,
             reader,
@@ -211,6 +214,7 @@ impl Subscription {
             coalesce: (!options.coalesce.is_zero())
                 .then(|| Box::new(Coalesce { window: options.coalesce, timer: None, draining: false })),
             tier_read: None,
+            disconnects_seen,
         };
         // On error the half-built subscription is dropped, which unregisters it.
         if subscription.hub.registry.is_closed() {
@@ -418,6 +422,9 @@ impl Subscription {
         loop {
             if self.hub.registry.is_closed() {
                 return Poll::Ready(Err(self.fail(RecvError::Closed)));
+            }
+            if self.hub.disconnects.check(&mut self.disconnects_seen, self.reader.names()) {
+                return Poll::Ready(Err(self.fail(RecvError::Disconnected)));
             }
             if let Some(read) = &mut self.tier_read {
                 let Poll::Ready(answer) = read.as_mut().poll(cx) else { return Poll::Pending };

@@ -60,6 +60,9 @@ pub enum ErrorCode {
     OriginForbidden,
     /// The token's user had its tokens revoked after it was issued (401); get a fresh one.
     TokenRevoked,
+    /// The application's server disconnected this client (its user, or a topic it followed)
+    /// through the server API (410): do not reconnect on your own.
+    Disconnected,
     /// The application behind the auth proxy did not accept the client's credentials (401).
     Unauthenticated,
     /// The application behind the auth proxy could not be asked in time (503); retry later.
@@ -108,6 +111,7 @@ impl ErrorCode {
             Self::TopicForbidden => "topic_forbidden",
             Self::OriginForbidden => "origin_forbidden",
             Self::TokenRevoked => "token_revoked",
+            Self::Disconnected => "disconnected",
             Self::Unauthenticated => "unauthenticated",
             Self::AuthUnavailable => "auth_unavailable",
             Self::TooManyConnectionsForUser => "too_many_connections_for_user",
@@ -158,11 +162,12 @@ impl ErrorCode {
             | Self::TokenRevoked
             | Self::Unauthenticated => 401,
             Self::TopicForbidden | Self::OriginForbidden => 403,
+            Self::Disconnected => 410,
         }
     }
 
     /// Every code, for tables and round-trip tests.
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         Self::InvalidTopic,
         Self::InvalidEventType,
         Self::InvalidCursor,
@@ -189,6 +194,7 @@ impl ErrorCode {
         Self::TopicForbidden,
         Self::OriginForbidden,
         Self::TokenRevoked,
+        Self::Disconnected,
         Self::Unauthenticated,
         Self::AuthUnavailable,
         Self::TooManyConnectionsForUser,

@@ -19,6 +19,9 @@
 //! | `idem:<topic length>:<topic>:<key>` | string | `<position>:<seq>` of the event an idempotency key published, expiring after [`RedisOptions::idempotency_window`] |
 //! | `ack` | string | written by a node before `WAIT`, when replicas must confirm the log ([`RedisOptions::min_replicas_ack`]) |
 //! | `presence:node:<id>`, `presence:nodes` | hash, sorted set | each node's readers per topic, expiring: see [`RedisPresence`] |
+//! | `revoked:<user>` | string | `<issued_before>:<until>` (ms since the Unix epoch) of a revocation of the user's tokens, expiring at `until` ([`ServerRelay`]) |
+//!
+//! The channel `server` relays the server API's disconnects and revocations ([`ServerRelay`]).
 //!
 //! A publish runs one Lua script (`EVALSHA`) that checks the epoch, takes the next position and
 //! `seq`, and `XADD`s the entry, atomically. A publish with an idempotency key is deduplicated in
@@ -122,6 +125,7 @@ mod failover;
 mod options;
 mod presence;
 mod publish;
+mod relay;
 mod scripts;
 mod server;
 mod state;
@@ -144,6 +148,7 @@ use crate::endpoint::Endpoint;
 pub use crate::error::ConnectError;
 pub use crate::options::{DEFAULT_HISTORY_EVENTS, RedisOptions};
 pub use crate::presence::{PresenceError, RedisPresence};
+pub use crate::relay::{ServerCommand, ServerRelay};
 pub use crate::state::RedisState;
 
 /// Checks that `url` is a Redis URL this crate can connect to (`redis://`, `rediss://`,
@@ -352,6 +357,12 @@ impl RedisStorage {
         let id = std::collections::hash_map::RandomState::new()
             .hash_one((std::process::id(), std::time::SystemTime::now()));
         RedisPresence::new(Arc::clone(&self.shared), format!("{id:016x}"))
+    }
+
+    /// The relay of the server API's commands (disconnects, revocations) to every node using
+    /// this Redis and prefix.
+    pub fn relay(&self) -> ServerRelay {
+        ServerRelay::new(Arc::clone(&self.shared))
     }
 
     /// The Redis log as a history tier for the hub: a cursor older than this node's memory

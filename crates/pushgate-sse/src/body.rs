@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use pushgate_http::Grant;
+use pushgate_http::{Cut, Grant};
 use pushgate_hub::{Cursor, Item, RecvError, Reset, Subscription};
 use tokio::time::{Instant, Sleep};
 
@@ -31,6 +31,9 @@ pub(crate) struct SseBody {
     chunk: Chunk,
     /// Fires when the subscriber's token expires, which ends the stream.
     expiry: Option<Pin<Box<Sleep>>>,
+    /// Fires when the application's server cuts the subscriber's user off, which ends the
+    /// stream too.
+    cutoff: Option<Pin<Box<dyn Future<Output = Cut> + Send>>>,
     /// The access granted to the stream, held while it lives (a policy may count it as one of
     /// its user's connections until it is dropped).
     _grant: Grant,
@@ -92,14 +95,19 @@ impl SseBody {
             batch_size: config.batch_size,
             chunk: Chunk::new(config.max_chunk_bytes),
             expiry: None,
+            cutoff: None,
             _grant: Grant::forever(),
         }
     }
 
     /// Holds `grant` while the stream lives, and ends the stream with `token_expired` when it
-    /// expires (never, for a grant without expiry).
+    /// expires (never, for a grant without expiry), or with the cut's code when it is cut off.
     pub(crate) fn holding(mut self, grant: Grant) -> Self {
         self.expiry = grant.remaining().map(|after| Box::pin(tokio::time::sleep(after)));
+        self.cutoff = grant.cutoff().map(|cutoff| {
+            let cut: Pin<Box<dyn Future<Output = Cut> + Send>> = Box::pin(cutoff.clone().wait());
+            cut
+        });
         self._grant = grant;
         self
     }
@@ -169,6 +177,16 @@ impl Stream for SseBody {
             tracing::debug!(transport = "sse", ?topics, "token expired, stream ended");
             drop(subscription);
             this.chunk.push(framing::expired_frame());
+            return Poll::Ready(Some(Ok(this.write())));
+        }
+        if let Some(cut) = this.cutoff.as_mut().and_then(|cutoff| match cutoff.as_mut().poll(cx) {
+            Poll::Ready(cut) => Some(cut),
+            Poll::Pending => None,
+        }) {
+            let topics: Vec<_> = subscription.topics().collect();
+            tracing::debug!(transport = "sse", ?topics, ?cut, "stream cut off by the server");
+            drop(subscription);
+            this.chunk.push(framing::cut_frame(cut));
             return Poll::Ready(Some(Ok(this.write())));
         }
         if let Some(err) = this.read_ready(&mut subscription, cx) {

@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use pushgate_http::{ErrorCode, event_json, reset_json};
+use pushgate_http::{Cut, ErrorCode, event_json, reset_json};
 use pushgate_hub::{Cursor, EncodingSlot, Event, RecvError, Reset};
 
 static SSE_FRAME: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
@@ -67,8 +67,16 @@ pub(crate) fn end_frame(err: RecvError) -> Bytes {
             &format!("subscriber fell {behind} events behind; reconnect with the last event id"),
         ),
         RecvError::Closed => error_frame(ErrorCode::ShuttingDown.as_str(), "the server is shutting down"),
+        RecvError::Disconnected => cut_frame(Cut::Disconnected),
         _ => error_frame(ErrorCode::Internal.as_str(), &err.to_string()),
     }
+}
+
+/// The frame that ends a stream cut off on purpose: `disconnected` (do not reconnect) or
+/// `token_revoked` (reconnect only with a fresh token).
+pub(crate) fn cut_frame(cut: Cut) -> Bytes {
+    let error = cut.error();
+    error_frame(error.code().as_str(), error.message())
 }
 
 /// The frame that ends a stream whose token expired: reconnect with a fresh token.

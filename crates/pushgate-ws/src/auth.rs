@@ -2,9 +2,10 @@
 //! authentication headers, the access it was granted and until when, and how long a client
 //! that has none yet may wait before sending one.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
-use pushgate_http::{Action, AuthRequest, Authorize, Check, ClientInfo, Grant};
+use pushgate_http::{Action, AuthRequest, Authorize, Check, ClientInfo, Cut, Grant};
 use pushgate_hub::TopicName;
 use tokio::time::Instant;
 
@@ -37,6 +38,8 @@ struct Held {
     /// The access the connection holds (a policy may keep its decision and the user's
     /// connection count there): from the upgrade, then from each frame allowed.
     grant: Grant,
+    /// Fires when the application's server cuts the grant's user off.
+    cutoff: Option<Pin<Box<dyn Future<Output = Cut> + Send>>>,
 }
 
 impl Auth {
@@ -49,7 +52,7 @@ impl Auth {
         Self {
             authorize: Arc::clone(&config.authorize),
             expires_at: instant(&grant),
-            held: enforced.then(|| Box::new(Held { token, client, grant })),
+            held: enforced.then(|| Box::new(Held { cutoff: cutoff_of(&grant), token, client, grant })),
             deadline,
         }
     }
@@ -75,6 +78,7 @@ impl Auth {
             self.deadline = None;
         }
         if let Some(held) = &mut self.held {
+            held.cutoff = cutoff_of(&grant);
             held.grant = grant;
             if token.is_some() {
                 held.token = token;
@@ -91,6 +95,19 @@ impl Auth {
         self.held.as_ref().and_then(|held| held.grant.user_arc())
     }
 
+    /// Whether the connection's grant can be cut off ([`cut`](Self::cut) may resolve).
+    pub(crate) fn may_be_cut(&self) -> bool {
+        self.held.as_ref().is_some_and(|held| held.cutoff.is_some())
+    }
+
+    /// Ready when the application's server has cut the connection's user off.
+    pub(crate) fn poll_cut(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Cut> {
+        match self.held.as_mut().and_then(|held| held.cutoff.as_mut()) {
+            Some(cutoff) => cutoff.as_mut().poll(cx),
+            None => std::task::Poll::Pending,
+        }
+    }
+
     pub(crate) fn expires_at(&self) -> Option<Instant> {
         self.expires_at
     }
@@ -103,6 +120,13 @@ impl Auth {
     pub(crate) fn stop_waiting(&mut self) {
         self.deadline = None;
     }
+}
+
+fn cutoff_of(grant: &Grant) -> Option<Pin<Box<dyn Future<Output = Cut> + Send>>> {
+    grant.cutoff().map(|cutoff| {
+        let cut: Pin<Box<dyn Future<Output = Cut> + Send>> = Box::pin(cutoff.clone().wait());
+        cut
+    })
 }
 
 /// When the grant ends on the monotonic clock; `None` (no expiry) when that is too far to

@@ -1,5 +1,6 @@
 //! Why the server closes a connection, and the one mapping from those reasons to close codes.
 
+use pushgate_http::Cut;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -26,6 +27,11 @@ pub(crate) enum CloseReason {
     TokenExpired,
     /// Auth is required and no token came within the auth timeout (4408).
     AuthTimeout,
+    /// The application's server disconnected the connection's user or one of its topics
+    /// (4410): the client does not reconnect on its own.
+    Disconnected,
+    /// The connection's token was revoked (4411): reconnect only with a fresh token.
+    TokenRevoked,
 }
 
 /// The close code of a slow consumer: backlog overflowed, reconnect with the last cursor.
@@ -34,6 +40,10 @@ pub(crate) const SLOW_CONSUMER: u16 = 4008;
 pub(crate) const TOKEN_EXPIRED: u16 = 4401;
 /// The close code of a connection that sent no token in time.
 pub(crate) const AUTH_TIMEOUT: u16 = 4408;
+/// The close code of a connection the application's server disconnected: do not reconnect.
+pub(crate) const DISCONNECTED: u16 = 4410;
+/// The close code of a connection whose token was revoked: reconnect only with a fresh token.
+pub(crate) const TOKEN_REVOKED: u16 = 4411;
 
 impl CloseReason {
     /// The close code.
@@ -47,6 +57,8 @@ impl CloseReason {
             Self::Internal => 1011,
             Self::TokenExpired => TOKEN_EXPIRED,
             Self::AuthTimeout => AUTH_TIMEOUT,
+            Self::Disconnected => DISCONNECTED,
+            Self::TokenRevoked => TOKEN_REVOKED,
         }
     }
 
@@ -67,6 +79,16 @@ impl CloseReason {
                 "token expired; reconnect with a fresh token and your last cursor".to_owned()
             }
             Self::AuthTimeout => "no auth frame within the auth timeout".to_owned(),
+            Self::Disconnected => "disconnected by the server; do not reconnect".to_owned(),
+            Self::TokenRevoked => "token revoked; reconnect only with a fresh token".to_owned(),
+        }
+    }
+
+    /// The reason for a connection cut off by the application's server.
+    pub(crate) fn of_cut(cut: Cut) -> Self {
+        match cut {
+            Cut::Disconnected => Self::Disconnected,
+            Cut::Revoked => Self::TokenRevoked,
         }
     }
 
@@ -89,6 +111,8 @@ mod tests {
         assert_eq!(CloseReason::SlowConsumer { behind: 1 }.code(), 4008);
         assert_eq!(CloseReason::Internal.code(), 1011);
         assert_eq!(CloseReason::TokenExpired.code(), 4401);
+        assert_eq!(CloseReason::Disconnected.code(), 4410);
+        assert_eq!(CloseReason::TokenRevoked.code(), 4411);
         assert_eq!(CloseReason::AuthTimeout.code(), 4408);
         let frame = CloseReason::SlowConsumer { behind: u64::MAX }.frame();
         assert_eq!(u16::from(frame.code), 4008);

@@ -315,6 +315,10 @@ impl Connection {
                         None => {}
                     }
                 }
+                cut = std::future::poll_fn(|cx| self.auth.poll_cut(cx)), if self.auth.may_be_cut() => {
+                    tracing::debug!(connection = self.id, transport = "ws", ?cut, "cut off by the server");
+                    return End::Close(CloseReason::of_cut(cut));
+                }
                 _ = ping.tick() => {
                     if self.pong_due.is_none() {
                         self.pings += 1;
@@ -560,6 +564,7 @@ impl Connection {
                 None
             }
             Err(RecvError::Lagged { behind }) => Some(End::Close(CloseReason::SlowConsumer { behind })),
+            Err(RecvError::Disconnected) => Some(End::Close(CloseReason::Disconnected)),
             Err(_) => Some(End::Close(CloseReason::ShuttingDown)),
         }
     }
@@ -683,6 +688,7 @@ mod tests {
         let on_upgrade = hyper::upgrade::on(http::Request::new(()));
         let serve = connection.serve(on_upgrade, Arc::new(WsConfig::default()));
         let size = std::mem::size_of_val(&serve);
-        assert!(size <= 2048, "the connection future is {size} bytes");
+        // 2 KB, and a few words for the arm that waits for the server API to cut the user off.
+        assert!(size <= 2048 + 32, "the connection future is {size} bytes");
     }
 }

@@ -302,6 +302,7 @@ fn parse_publish(body: &[u8], may_set_from: bool) -> Result<NewEvent, ApiError> 
 }
 
 mod presence;
+pub(crate) mod server;
 
 #[cfg(test)]
 mod fuzz;

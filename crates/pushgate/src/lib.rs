@@ -70,9 +70,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use pushgate_http::Refusals;
+use pushgate_http::{AnswerLimits, Refusals};
 use pushgate_hub::Hub;
-use pushgate_redis::RedisState;
+use pushgate_redis::{RedisState, ServerRelay};
 use pushgate_sources::SourceError;
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -141,23 +141,42 @@ pub enum ServeError {
 pub fn app(hub: Hub, config: &Config) -> Result<Router, ConfigError> {
     let plan = Plan::new(config)?;
     let server = Arc::new(server::ServerStatus::new(1, Refusals::default()));
-    let presence = PresenceView::new(hub.clone(), None);
-    Ok(routes(hub, &plan, Sources::default(), server, None, None, presence))
+    let links = Links { redis: None, presence: PresenceView::new(hub.clone(), None), relay: None };
+    Ok(routes(hub, &plan, Sources::default(), server, None, links))
+}
+
+/// What a node's routes share with the other nodes of a cluster: Redis's state (for
+/// `/readyz` and `/metrics`), presence summed over the nodes, and the relay of the server API's
+/// commands. A node alone has no Redis and no relay, and its presence is its own.
+struct Links {
+    redis: Option<RedisState>,
+    presence: PresenceView,
+    relay: Option<ServerRelay>,
 }
 
 /// Every route: [`app`]'s, `/healthz`, `/readyz` and `/metrics` reporting `sources`, `server`
-/// and `redis`, and the demo's when there is one; access checked by `authorize`; presence
-/// answered from `presence`.
+/// and Redis, the server API, and the demo's when there is one; access checked by the plan's
+/// policy; presence and the server API's commands across nodes through `links`.
 fn routes(
     hub: Hub,
     plan: &Plan,
     sources: Sources,
     server: Arc<server::ServerStatus>,
     demo: Option<Arc<Demo>>,
-    redis: Option<RedisState>,
-    presence: PresenceView,
+    links: Links,
 ) -> Router {
+    let Links { redis, presence, relay } = links;
     let authorize = plan.authorize.clone();
+    let server_api = api::server::router(api::server::ServerApi {
+        hub: hub.clone(),
+        admin: plan.admin.clone(),
+        policy: plan.policy.clone(),
+        relay,
+        sources: sources.clone(),
+        authorize: authorize.clone(),
+        bodies: plan.bodies,
+        answers: AnswerLimits::default().limit(plan.poll.get_limit()).max_bytes(plan.poll.get_max_bytes()),
+    });
     let ws = plan.ws.clone().refusals(server.refusals().clone());
     let mut router = Router::new()
         .merge(pushgate_poll::router(hub.clone(), plan.poll.clone()))
@@ -186,6 +205,7 @@ fn routes(
     let router = router
         .merge(observability)
         .merge(api)
+        .merge(server_api)
         .fallback(move |method, uri, headers| pages.clone().serve(method, uri, headers))
         .method_not_allowed_fallback(api::method_not_allowed)
         // tower's layer rather than axum's `middleware::map_response`: that one boxes a future
@@ -423,22 +443,18 @@ async fn serve_with(
 ) -> Result<(), ServeError> {
     let Prepared { sources, demo } = prepared;
     let status = Arc::new(server::ServerStatus::new(plan.server.max_connections, Refusals::default()));
-    let (redis, cluster) = match redis {
-        Some(RedisNode { state, presence }) => {
-            (Some(state), Some(Arc::new(presence) as Arc<dyn presence::ClusterPresence>))
+    let (redis, cluster, relay) = match redis {
+        Some(RedisNode { state, presence, relay }) => {
+            (Some(state), Some(Arc::new(presence) as Arc<dyn presence::ClusterPresence>), Some(relay))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let presence = PresenceView::new(hub.clone(), cluster);
-    let router = routes(
-        hub.clone(),
-        &plan,
-        sources.clone(),
-        Arc::clone(&status),
-        demo.clone(),
-        redis.clone(),
-        presence.clone(),
-    );
+    let links = Links { redis: redis.clone(), presence: presence.clone(), relay: relay.clone() };
+    let router = routes(hub.clone(), &plan, sources.clone(), Arc::clone(&status), demo.clone(), links);
+    // The server API's commands from the other nodes, and the revocations Redis keeps.
+    let relayed =
+        relay.map(|relay| tokio::spawn(api::server::follow(relay, hub.clone(), plan.policy.clone())));
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),
@@ -460,6 +476,9 @@ async fn serve_with(
     // The hub is closed by now, which ends maintenance and the ticker at once.
     if let Some(upkeep) = policy_upkeep {
         upkeep.abort();
+    }
+    if let Some(relayed) = relayed {
+        relayed.abort();
     }
     maintenance.await.ok();
     ticker.await.ok();

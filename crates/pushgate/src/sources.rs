@@ -54,6 +54,15 @@ impl Sources {
         self.list.iter().map(|source| source.history_tier()).collect()
     }
 
+    /// Waits until every source has published the changes committed before this call (each
+    /// [`Source::quiesce`]d in turn, and let go at once).
+    pub(crate) async fn quiesce(&self, hub: &Hub) -> Result<(), pushgate_sources::SourceError> {
+        for source in &self.list {
+            drop(source.quiesce(hub).await?);
+        }
+        Ok(())
+    }
+
     /// Adds a source made elsewhere (the demo's).
     pub(crate) fn push(&mut self, source: Arc<Source>) {
         self.list.push(source);

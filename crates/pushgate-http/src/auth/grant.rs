@@ -6,6 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::cutoff::{Cut, Cutoff};
+
 /// Permission granted by [`Authorize::check`](crate::Authorize::check).
 ///
 /// A grant says when the permission ends ([`expires_at`](Self::expires_at): streams opened with
@@ -26,12 +28,14 @@ pub struct Grant {
     user: Option<Arc<str>>,
     state: Option<Arc<dyn Any + Send + Sync>>,
     server: bool,
+    /// Ends the grant's streams early, when the policy gave it one.
+    cutoff: Option<Cutoff>,
 }
 
 impl Grant {
     /// A grant that never expires, for no one in particular.
     pub const fn forever() -> Self {
-        Self { expires_at: None, user: None, state: None, server: false }
+        Self { expires_at: None, user: None, state: None, server: false, cutoff: None }
     }
 
     /// A grant to the application's own server (the admin key, or a backend the application
@@ -45,7 +49,7 @@ impl Grant {
     /// assert!(!Grant::forever().is_server());
     /// ```
     pub const fn server() -> Self {
-        Self { expires_at: None, user: None, state: None, server: true }
+        Self { expires_at: None, user: None, state: None, server: true, cutoff: None }
     }
 
     /// Whether the holder is the application's own server ([`Grant::server`]).
@@ -77,6 +81,25 @@ impl Grant {
     pub fn with_state(mut self, state: Arc<dyn Any + Send + Sync>) -> Self {
         self.state = Some(state);
         self
+    }
+
+    /// The same grant, ended early when `cutoff` fires: its user disconnected by the
+    /// application's server, or its credentials revoked.
+    #[must_use]
+    pub fn with_cutoff(mut self, cutoff: Cutoff) -> Self {
+        self.cutoff = Some(cutoff);
+        self
+    }
+
+    /// What ends the grant's streams early, if anything may: the transports wait for it
+    /// ([`Cutoff::wait`]) next to the expiry, and end the stream with its [`Cut`]'s code.
+    pub fn cutoff(&self) -> Option<&Cutoff> {
+        self.cutoff.as_ref()
+    }
+
+    /// Whether the grant's streams have been cut, and why.
+    pub fn cut(&self) -> Option<Cut> {
+        self.cutoff.as_ref().and_then(Cutoff::cut)
     }
 
     /// When the permission ends; `None` never.
@@ -127,7 +150,7 @@ impl Grant {
 }
 
 /// Grants are equal when they end at the same time, for the same user, with the same state
-/// (the same allocation, not an equal value).
+/// (the same allocation, not an equal value); cutoffs are not compared.
 impl PartialEq for Grant {
     fn eq(&self, other: &Self) -> bool {
         let same_state = match (&self.state, &other.state) {
@@ -151,6 +174,7 @@ impl fmt::Debug for Grant {
             .field("user", &self.user)
             .field("state", &self.state.is_some())
             .field("server", &self.server)
+            .field("cutoff", &self.cutoff.is_some())
             .finish()
     }
 }

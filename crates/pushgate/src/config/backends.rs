@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pushgate_hub::{Epoch, HistoryTier, Hub, HubBuilder};
-use pushgate_redis::{DEFAULT_HISTORY_EVENTS, RedisOptions, RedisState, RedisStorage};
+use pushgate_redis::{DEFAULT_HISTORY_EVENTS, RedisOptions, RedisState, RedisStorage, ServerRelay};
 use pushgate_sources::SourceConfig;
 
 use super::{Config, ConfigError, ConnectionUrl, TimeSpan};
@@ -88,6 +88,8 @@ section! {
 pub(crate) struct RedisNode {
     pub(crate) state: RedisState,
     pub(crate) presence: pushgate_redis::RedisPresence,
+    /// The server API's disconnects and revocations to and from the other nodes.
+    pub(crate) relay: ServerRelay,
 }
 
 /// The range of [`Backends::redis_presence_interval`]: at most 5 s, so that a dead node's
@@ -169,7 +171,7 @@ impl Config {
         let storage = RedisStorage::connect(url.expose(), self.redis_options())
             .await
             .map_err(|source| crate::ServeError::Redis { url: url.redacted(), source })?;
-        let node = RedisNode { state: storage.state(), presence: storage.presence() };
+        let node = RedisNode { state: storage.state(), presence: storage.presence(), relay: storage.relay() };
         // The Redis log answers cursors older than this node's memory history first (it holds
         // every topic); the outboxes, asked next, reach further back for their sources' topics.
         let tier = storage.history_tier();
