@@ -1,6 +1,7 @@
 //! The embedded demo over real sockets: writes through `/demo/…` arrive as change events on
 //! `db.users` and `db.orders`; a snapshot and its cursor miss nothing while writes go on; a
-//! database source that cannot connect shows on `/healthz` without stopping anything.
+//! database source that cannot connect shows on `/healthz` without stopping anything. Served by
+//! `serve_on`, not `TestServer`: the demo's outbox is the hub's history tier only on that path.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! `GET /healthz` over a real socket: once through the library's `serve_on`,
 //! once through the built `pushgate` binary, which must also exit 0 on SIGTERM; and
-//! the binary with no arguments at all, which runs the demo.
+//! the binary with no arguments at all, which runs the demo. Not on `TestServer`: `serve_on`
+//! itself is under test here.
 
 use std::io::Read as _;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -11,28 +11,21 @@ use std::time::Duration;
 use anyhow::{Context as _, bail, ensure};
 use futures_util::{SinkExt as _, StreamExt as _};
 use pushgate::Config;
+use pushgate_testkit::TestServer;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Bound on any one exchange with the server.
 const BOUND: Duration = Duration::from_secs(5);
 
-/// A gateway on 127.0.0.1, port 0, with `config`; dropping the returned sender stops it.
-async fn start(config: Config) -> (SocketAddr, oneshot::Sender<()>) {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        pushgate::serve_on(listener, &config, async {
-            stopped.await.ok();
-        })
-        .await
-    });
-    (addr, stop)
+/// A gateway on 127.0.0.1, port 0, with `config` (on its Redis when it names one); stopped when
+/// dropped.
+async fn start(config: Config) -> TestServer {
+    let (hub, _redis) = config.connect_hub().await.expect("the hub");
+    TestServer::start_with_hub(hub, config).await.expect("the gateway")
 }
 
 /// A TCP connection to `addr` from the local address `from` (any of 127.0.0.0/8).
@@ -167,7 +160,8 @@ const OTHER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
 #[tokio::test]
 async fn connections_over_the_per_ip_limit_get_429_and_other_addresses_still_connect() {
-    let (addr, _stop) = start(Config::default().with_max_connections_per_ip(2)).await;
+    let server = start(Config::default().with_max_connections_per_ip(2)).await;
+    let addr = server.addr();
     // Two served connections from 127.0.0.1 fill its share (each answered, so each is counted).
     let mut first = Conn::open(LOCAL, addr).await;
     let mut second = Conn::open(LOCAL, addr).await;
@@ -206,7 +200,8 @@ async fn connections_over_the_per_ip_limit_get_429_and_other_addresses_still_con
 
 #[tokio::test]
 async fn connections_over_the_total_limit_get_503_and_are_counted() {
-    let (addr, _stop) = start(Config::default().with_max_connections(1)).await;
+    let server = start(Config::default().with_max_connections(1)).await;
+    let addr = server.addr();
     let mut held = Conn::open(LOCAL, addr).await;
     assert_eq!(held.get("/healthz").await.unwrap().status, 200);
     let answer = refused_answer(OTHER, addr).await;
@@ -221,7 +216,8 @@ async fn connections_over_the_total_limit_get_503_and_are_counted() {
 #[tokio::test]
 async fn http_publishes_over_the_rate_get_429_while_other_addresses_and_subscribers_go_on() {
     let config = Config::default().with_publish_rate(1).with_publish_burst(3);
-    let (addr, _stop) = start(config).await;
+    let server = start(config).await;
+    let addr = server.addr();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut stream = client.get(format!("http://{addr}/v1/sse?topic=news")).send().await.unwrap();
 
@@ -270,7 +266,8 @@ async fn the_admin_key_is_never_rate_limited() {
         .with_publish_burst(2)
         .with_admin_key(Some(pushgate::Secret::new("server-key")))
         .with_anonymous_publish(vec!["*".into()]);
-    let (addr, _stop) = start(config).await;
+    let server = start(config).await;
+    let addr = server.addr();
     let mut backend = Conn::open(LOCAL, addr).await;
     for n in 0..20 {
         let body = format!(r#"{{"data":{n}}}"#);
@@ -312,7 +309,8 @@ async fn clients_behind_a_trusted_proxy_are_limited_per_forwarded_address() {
         .with_max_connections_per_ip(1)
         .with_publish_rate(1)
         .with_publish_burst(2);
-    let (addr, _stop) = start(config).await;
+    let server = start(config).await;
+    let addr = server.addr();
 
     // One upstream connection carries several clients' publishes: each has its own allowance.
     let mut upstream = Conn::open(LOCAL, addr).await;
@@ -396,7 +394,8 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
         .with_max_connections_per_ip(1)
         .with_publish_rate(1)
         .with_publish_burst(2);
-    let (addr, _stop) = start(config).await;
+    let server = start(config).await;
+    let addr = server.addr();
     let mut spoofer = Conn::open(LOCAL, addr).await;
     for (n, claimed) in ["203.0.113.1", "203.0.113.2"].into_iter().enumerate() {
         let answer = spoofer
@@ -444,7 +443,8 @@ where
 #[tokio::test]
 async fn websocket_publishes_over_the_rate_get_an_error_frame_and_the_connection_stays_open() {
     let config = Config::default().with_publish_rate(1).with_publish_burst(2);
-    let (addr, _stop) = start(config).await;
+    let server = start(config).await;
+    let addr = server.addr();
     let mut listener = websocket(addr, "/v1/ws?topic=room").await;
     let mut publisher = websocket(addr, "/v1/ws").await;
     for n in 0..3 {
@@ -500,7 +500,8 @@ impl Drop for Paused {
 #[tokio::test]
 async fn a_websocket_publish_waiting_for_redis_holds_up_nothing_else_on_its_connection() {
     let redis = pushgate_testkit::RedisServer::start().await.unwrap();
-    let (addr, _stop) = start(Config::default().with_redis(Some(redis.url()))).await;
+    let server = start(Config::default().with_redis(Some(redis.url()))).await;
+    let addr = server.addr();
     let mut socket = websocket(addr, "/v1/ws?topic=room").await;
     let publish = |n: u32| Message::text(json!({"type": "publish", "topic": "room", "data": n}).to_string());
     socket.send(publish(0)).await.unwrap();
@@ -555,7 +556,8 @@ async fn a_websocket_publish_waiting_for_redis_holds_up_nothing_else_on_its_conn
 async fn reconnecting_does_not_reset_the_publish_allowance_of_an_address() {
     // One token a second, so none comes back during the test.
     let config = Config::default().with_publish_rate(1).with_publish_burst(3);
-    let (addr, _stop) = start(config).await;
+    let server = start(config).await;
+    let addr = server.addr();
     let publish = |n: u32| format!(r#"{{"data":{n}}}"#);
 
     // The burst is spent over three connections in turn, each closed before the next.
@@ -592,7 +594,8 @@ async fn reconnecting_does_not_reset_the_publish_allowance_of_an_address() {
 
 #[tokio::test]
 async fn topics_per_subscription_are_limited_on_every_transport() {
-    let (addr, _stop) = start(Config::default().with_max_topics_per_subscription(2)).await;
+    let server = start(Config::default().with_max_topics_per_subscription(2)).await;
+    let addr = server.addr();
     let mut conn = Conn::open(LOCAL, addr).await;
     for path in ["/v1/poll", "/v1/longpoll", "/v1/sse"] {
         let answer = conn.get(&format!("{path}?topic=a&topic=b&topic=c&timeout=1")).await.unwrap();
@@ -618,7 +621,8 @@ async fn topics_per_subscription_are_limited_on_every_transport() {
 #[tokio::test]
 async fn messages_over_the_size_limits_are_refused_413_or_closed_1009() {
     let config = Config::default().with_max_body_bytes(1000).with_ws_max_message_bytes(1000);
-    let (addr, _stop) = start(config).await;
+    let server = start(config).await;
+    let addr = server.addr();
     let mut conn = Conn::open(LOCAL, addr).await;
     let big = format!(r#"{{"data":"{}"}}"#, "x".repeat(2000));
     let answer = conn.publish("t", &big).await.unwrap();
@@ -649,7 +653,8 @@ async fn messages_over_the_size_limits_are_refused_413_or_closed_1009() {
 
 #[tokio::test]
 async fn metrics_show_subscriptions_per_transport_and_delivery_latency() -> anyhow::Result<()> {
-    let (addr, _stop) = start(Config::default()).await;
+    let server = start(Config::default()).await;
+    let addr = server.addr();
     let client = reqwest::Client::builder().no_proxy().timeout(BOUND * 2).build()?;
     let mut sse = client.get(format!("http://{addr}/v1/sse?topic=live")).send().await?;
     let mut ws = websocket(addr, "/v1/ws?topic=live").await;

@@ -1,24 +1,13 @@
-//! `GET /metrics` and `GET /readyz` over a real socket, through the library's `serve_on`.
+//! `GET /metrics` and `GET /readyz` over a real socket, on the testkit's `TestServer`.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use pushgate_testkit::TestServer;
 
-/// A gateway on port 0 with `config`; dropping the returned sender stops it.
-async fn start(config: pushgate::Config) -> anyhow::Result<(SocketAddr, oneshot::Sender<()>)> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        pushgate::serve_on(listener, &config, async {
-            stopped.await.ok();
-        })
-        .await
-    });
-    Ok((addr, stop))
+/// A gateway on port 0 with `config`; stopped when dropped.
+async fn start(config: pushgate::Config) -> anyhow::Result<TestServer> {
+    TestServer::start_with(config).await
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {
@@ -36,7 +25,8 @@ fn sample(text: &str, name: &str) -> anyhow::Result<f64> {
 
 #[tokio::test]
 async fn metrics_count_a_publish_a_fetch_and_a_subscriber() -> anyhow::Result<()> {
-    let (addr, _stop) = start(pushgate::Config::default()).await?;
+    let server = start(pushgate::Config::default()).await?;
+    let addr = server.addr();
     let client = client()?;
     let published = client
         .post(format!("http://{addr}/v1/publish/news"))
@@ -105,7 +95,8 @@ async fn metrics_count_a_publish_a_fetch_and_a_subscriber() -> anyhow::Result<()
 
 #[tokio::test]
 async fn a_replayed_publish_is_counted_and_not_published() -> anyhow::Result<()> {
-    let (addr, _stop) = start(pushgate::Config::default()).await?;
+    let server = start(pushgate::Config::default()).await?;
+    let addr = server.addr();
     let client = client()?;
     for _ in 0..3 {
         let answer = client
@@ -125,7 +116,8 @@ async fn a_replayed_publish_is_counted_and_not_published() -> anyhow::Result<()>
 
 #[tokio::test]
 async fn ready_without_sources() -> anyhow::Result<()> {
-    let (addr, _stop) = start(pushgate::Config::default()).await?;
+    let server = start(pushgate::Config::default()).await?;
+    let addr = server.addr();
     let response = client()?.get(format!("http://{addr}/readyz")).send().await?;
     ensure!(response.status() == 200, "readyz: {}", response.status());
     let body: serde_json::Value = response.json().await?;
@@ -138,7 +130,8 @@ async fn not_ready_while_a_source_cannot_connect() -> anyhow::Result<()> {
     // Nothing listens on port 1, so the source is connecting or retrying, never live.
     let url = "postgres://app:secret@127.0.0.1:1/shop";
     let config = pushgate::Config::default().with_sources(vec![url.to_owned()]);
-    let (addr, _stop) = start(config).await?;
+    let server = start(config).await?;
+    let addr = server.addr();
     let client = client()?;
     let response = client.get(format!("http://{addr}/readyz")).send().await?;
     ensure!(response.status() == 503, "readyz: {}", response.status());

@@ -1,5 +1,7 @@
 //! The gateway's accept loop over real sockets: header-read timeout, connection limit and
-//! graceful shutdown.
+//! graceful shutdown. The server is started by hand, not on `TestServer`, because the shutdown
+//! under test must close the hub itself (`TestServer` closes it before stopping the server), and
+//! `serve_on` and `serve_hub_on` are tested as they are called.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{Ipv4Addr, SocketAddr};

@@ -3,47 +3,21 @@
 //! and the connection limit. Raw sockets, so the bytes on the wire are what is checked.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use pushgate::{Config, ServeError};
+use pushgate::Config;
 use pushgate_hub::{Hub, NewEvent, TopicName};
+use pushgate_testkit::TestServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
 /// Every wait in these tests is bounded by this.
 const BOUND: Duration = Duration::from_secs(5);
 
-struct Server {
-    addr: SocketAddr,
-    hub: Hub,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServeError>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.hub.close();
-        self.task.abort();
-    }
-}
-
-async fn start(config: Config) -> Server {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hub = config.build_hub();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let served = hub.clone();
-    let task = tokio::spawn(async move {
-        pushgate::serve_hub_on(listener, served, &config, async {
-            stopped.await.ok();
-        })
-        .await
-    });
-    Server { addr, hub, stop: Some(stop), task }
+async fn start(config: Config) -> TestServer {
+    TestServer::start_with(config).await.expect("the gateway")
 }
 
 /// Sends `request` (a request line and headers) on a new connection.
@@ -87,8 +61,8 @@ const SSE_REQUEST: &str = "GET /v1/sse?topic=t HTTP/1.1\r\nHost: x\r\nAccept: te
 
 #[tokio::test]
 async fn a_stream_is_written_on_the_socket_and_ends_with_the_connection() {
-    let mut server = start(Config::default()).await;
-    let mut stream = send(server.addr, SSE_REQUEST).await;
+    let server = start(Config::default()).await;
+    let mut stream = send(server.addr(), SSE_REQUEST).await;
     let mut seen = String::new();
     read_until(&mut stream, &mut seen, "retry: 2000\n\n").await;
     let (head, _) = seen.split_once("\r\n\r\n").unwrap();
@@ -100,15 +74,17 @@ async fn a_stream_is_written_on_the_socket_and_ends_with_the_connection() {
     // Delimited by the close: no chunk sizes between the frames.
     assert!(!head.contains("transfer-encoding") && !head.contains("content-length"), "{head}");
 
-    wait_presence(&server.hub, "t", 1).await;
-    let event = server.hub.publish(&TopicName::new("t").unwrap(), NewEvent::new(serde_json::json!(7))).await;
+    wait_presence(server.hub(), "t", 1).await;
+    let event =
+        server.hub().publish(&TopicName::new("t").unwrap(), NewEvent::new(serde_json::json!(7))).await;
     let id = event.unwrap().cursor().to_string();
     read_until(&mut stream, &mut seen, &format!("id: {id}\nevent: message\ndata: {{")).await;
 
     // Shutdown: the stream's last frame says why, then the server closes the connection.
-    server.stop.take().unwrap().send(()).unwrap();
+    let stopped = tokio::spawn(server.shutdown());
     let rest = read_to_end(&mut stream).await;
     assert!(format!("{seen}{rest}").contains("event: error\ndata: {\"code\":\"shutting_down\""), "{rest:?}");
+    stopped.await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -130,7 +106,7 @@ async fn bad_requests_get_json_errors_with_a_length_then_the_close() {
         ),
     ];
     for (request, status, code) in cases {
-        let mut stream = send(server.addr, request).await;
+        let mut stream = send(server.addr(), request).await;
         let answer = read_to_end(&mut stream).await;
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{request:?}: {head}");
@@ -143,14 +119,14 @@ async fn bad_requests_get_json_errors_with_a_length_then_the_close() {
 #[tokio::test]
 async fn presence_follows_the_socket() {
     let server = start(Config::default()).await;
-    let first = send(server.addr, SSE_REQUEST).await;
-    let second = send(server.addr, SSE_REQUEST).await;
-    wait_presence(&server.hub, "t", 2).await;
+    let first = send(server.addr(), SSE_REQUEST).await;
+    let second = send(server.addr(), SSE_REQUEST).await;
+    wait_presence(server.hub(), "t", 2).await;
     // Nothing is written to a quiet stream: the server notices the close by reading.
     drop(first);
-    wait_presence(&server.hub, "t", 1).await;
+    wait_presence(server.hub(), "t", 1).await;
     drop(second);
-    wait_presence(&server.hub, "t", 0).await;
+    wait_presence(server.hub(), "t", 0).await;
 }
 
 #[tokio::test]
@@ -162,7 +138,7 @@ async fn heartbeats_keep_a_quiet_stream_past_the_idle_timeout() {
         .with_longpoll_max_timeout(Duration::from_secs(1))
         .with_idle_timeout(idle);
     let server = start(config).await;
-    let mut stream = send(server.addr, SSE_REQUEST).await;
+    let mut stream = send(server.addr(), SSE_REQUEST).await;
     let mut seen = String::new();
     read_until(&mut stream, &mut seen, "retry: 2000\n\n").await;
     // Written outside hyper, the heartbeats still count as activity for the idle timer.
@@ -171,15 +147,15 @@ async fn heartbeats_keep_a_quiet_stream_past_the_idle_timeout() {
         let before = seen.matches(": hb\n\n").count();
         read_until(&mut stream, &mut seen, &": hb\n\n".repeat(before + 1)).await;
     }
-    wait_presence(&server.hub, "t", 1).await;
+    wait_presence(server.hub(), "t", 1).await;
 }
 
 #[tokio::test]
 async fn a_stream_holds_its_connection_slot() {
     let server = start(Config::default().with_max_connections(1)).await;
-    let mut stream = send(server.addr, SSE_REQUEST).await;
+    let mut stream = send(server.addr(), SSE_REQUEST).await;
     read_until(&mut stream, &mut String::new(), "retry: ").await;
-    let mut over = send(server.addr, SSE_REQUEST).await;
+    let mut over = send(server.addr(), SSE_REQUEST).await;
     let answer = read_to_end(&mut over).await;
     assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
     assert!(answer.contains("\"overloaded\""), "{answer}");
@@ -188,7 +164,7 @@ async fn a_stream_holds_its_connection_slot() {
 #[tokio::test]
 async fn the_retry_hint_is_the_configured_one() {
     let server = start(Config::default().with_sse_retry(Duration::from_millis(7500))).await;
-    let mut stream = send(server.addr, SSE_REQUEST).await;
+    let mut stream = send(server.addr(), SSE_REQUEST).await;
     let mut seen = String::new();
     read_until(&mut stream, &mut seen, "\r\n\r\n").await;
     read_until(&mut stream, &mut seen, "\n\n").await;

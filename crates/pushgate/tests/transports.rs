@@ -1,5 +1,7 @@
 //! The streaming transports through the gateway's own accept loop: a WebSocket upgrade works,
-//! and shutdown ends SSE streams and closes WebSockets with 1001 within the drain time.
+//! and shutdown ends SSE streams and closes WebSockets with 1001 within the drain time. Started
+//! by hand, not on `TestServer`, which closes the hub itself before stopping the server: here
+//! the server's own drain must.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{Ipv4Addr, SocketAddr};

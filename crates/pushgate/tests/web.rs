@@ -9,45 +9,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use pushgate::{Config, ServeError};
+use pushgate_testkit::TestServer;
 use reqwest::{StatusCode, header};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 
 /// Every wait for one thing in these tests is bounded by this.
 const BOUND: Duration = Duration::from_secs(5);
 
-struct Gateway {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServeError>>,
-}
-
-impl Gateway {
-    async fn start(config: Config) -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            pushgate::serve_on(listener, &config, async {
-                stopped.await.ok();
-            })
-            .await
-        });
-        Self { addr, stop: Some(stop), task }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).ok();
-        timeout(BOUND, &mut self.task).await.expect("the gateway stops in time").unwrap().unwrap();
-    }
+async fn start(config: Config) -> TestServer {
+    TestServer::start_with(config).await.expect("the gateway")
 }
 
 fn client() -> reqwest::Client {
@@ -73,7 +46,7 @@ async fn raw_get(addr: SocketAddr, target: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn the_compiled_in_pages_are_served_with_their_types_and_revalidate() {
-    let gateway = Gateway::start(Config::default()).await;
+    let gateway = start(Config::default()).await;
     let client = client();
 
     let index = client.get(gateway.url("/")).send().await.unwrap();
@@ -115,7 +88,7 @@ async fn the_compiled_in_pages_are_served_with_their_types_and_revalidate() {
 
     let post = client.post(gateway.url("/index.html")).send().await.unwrap();
     assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
-    gateway.stop().await;
+    gateway.shutdown().await.unwrap();
 }
 
 /// A site directory inside a temporary directory that also holds a file outside the site.
@@ -137,7 +110,7 @@ fn site_config(dir: &Path) -> Config {
 #[tokio::test]
 async fn a_web_dir_is_served_from_disk_and_read_at_each_request() {
     let dir = site();
-    let gateway = Gateway::start(site_config(dir.path())).await;
+    let gateway = start(site_config(dir.path())).await;
     let client = client();
 
     let index = client.get(gateway.url("/")).send().await.unwrap();
@@ -163,13 +136,13 @@ async fn a_web_dir_is_served_from_disk_and_read_at_each_request() {
     assert_eq!(header_of(&health, header::CONTENT_TYPE), "application/json");
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["status"], "ok");
-    gateway.stop().await;
+    gateway.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn paths_that_leave_the_directory_are_refused() {
     let dir = site();
-    let gateway = Gateway::start(site_config(dir.path())).await;
+    let gateway = start(site_config(dir.path())).await;
     for target in [
         "/../secret.txt",
         "/css/../../secret.txt",
@@ -179,14 +152,14 @@ async fn paths_that_leave_the_directory_are_refused() {
         "/..%5csecret.txt",
         "/.%2e/secret.txt",
     ] {
-        let (status, body) = raw_get(gateway.addr, target).await;
+        let (status, body) = raw_get(gateway.addr(), target).await;
         assert_eq!(status, 404, "{target}: {body}");
         assert!(!body.contains("outside the site"), "{target}: {body}");
         assert!(body.contains(r#""code":"not_found""#), "{target}: {body}");
     }
     // The same request inside the site is served.
-    assert_eq!(raw_get(gateway.addr, "/css/app.css").await.0, 200);
-    gateway.stop().await;
+    assert_eq!(raw_get(gateway.addr(), "/css/app.css").await.0, 200);
+    gateway.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -198,7 +171,7 @@ async fn a_missing_web_dir_is_refused_at_startup() {
 }
 
 /// Every event retained on `demo.ticker`.
-async fn ticker_events(gateway: &Gateway) -> Vec<Value> {
+async fn ticker_events(gateway: &TestServer) -> Vec<Value> {
     let url = gateway.url("/v1/poll?topic=demo.ticker&cursor=oldest");
     let answer: Value = client().get(url).send().await.unwrap().json().await.unwrap();
     answer["events"].as_array().cloned().unwrap_or_default()
@@ -208,7 +181,7 @@ async fn ticker_events(gateway: &Gateway) -> Vec<Value> {
 async fn the_demo_ticker_publishes_at_about_its_rate() {
     const RATE: f64 = 20.0;
     let started = Instant::now();
-    let gateway = Gateway::start(Config::default().with_demo_ticker_rate(20)).await;
+    let gateway = start(Config::default().with_demo_ticker_rate(20)).await;
     sleep(Duration::from_millis(1500)).await;
     let events = ticker_events(&gateway).await;
     let elapsed = started.elapsed().as_secs_f64();
@@ -224,11 +197,11 @@ async fn the_demo_ticker_publishes_at_about_its_rate() {
         assert!(data["price"].as_f64().unwrap() > 0.0, "{event}");
         assert!(data["t"].as_u64().unwrap() > 1_600_000_000_000, "{event}");
     }
-    gateway.stop().await;
+    gateway.shutdown().await.unwrap();
 
     // Off in the library's defaults.
-    let quiet = Gateway::start(Config::default()).await;
+    let quiet = start(Config::default()).await;
     sleep(Duration::from_millis(300)).await;
     assert_eq!(ticker_events(&quiet).await, Vec::<Value>::new());
-    quiet.stop().await;
+    quiet.shutdown().await.unwrap();
 }
