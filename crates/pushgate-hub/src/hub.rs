@@ -302,9 +302,11 @@ impl Hub {
     /// # Ok(()) }
     /// ```
     pub fn disconnect(&self, topic: &TopicName) -> usize {
+        // Counted first: woken readers leave at once.
+        let readers = self.presence(topic).total;
         self.inner.disconnects.disconnect(topic);
         self.inner.registry.wake(topic);
-        self.presence(topic).total
+        readers
     }
 
     /// The topics that have live readers on this hub, in name order: at most `limit` of those
