@@ -285,7 +285,8 @@ impl Hub {
     /// subscribers): its subscriptions fail with [`RecvError::Disconnected`](crate::RecvError::Disconnected)
     /// after the items they already read, and its waiting fetches with
     /// [`HubError::Disconnected`]. Readers that start afterwards are not affected. Returns how
-    /// many readers the topic had.
+    /// many readers the topic had. A reader in a [coalescing](SubscribeOptions::coalesce)
+    /// window, which publishes do not wake, ends when its window does.
     ///
     /// ```
     /// use pushgate_hub::{Cursor, Hub, RecvError, TopicName};
