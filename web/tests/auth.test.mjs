@@ -1,6 +1,7 @@
 // The browser client (web/pushgate.js) against a gateway with auth on, on each transport: a
 // `token` is sent, an expiring one is renewed through `refreshToken` without losing events (in-band
-// on WebSocket, by reconnecting elsewhere), and a missing token is a terminal `token_required`.
+// on WebSocket, by reconnecting elsewhere), a missing token is a terminal `token_required`, and a
+// disconnect by the server's API (`disconnected`) closes the connection without reconnecting.
 
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -105,6 +106,38 @@ for (const transport of lib.TRANSPORTS) {
         await page.close();
       }
     });
+
+    // A short poll holds no connection, so there is nothing of it to disconnect.
+    if (transport !== 'poll') {
+      test('a disconnect by the server closes the connection for good', async () => {
+        const topic = `auth.disconnect.${transport}.${process.pid}`;
+        const page = await startClient({ transport, topics: [topic], interval: 300, token: token([topic], 600) });
+        try {
+          await lib.waitUntil(async () => (await snapshot(page)).status === 'open', { what: 'open' });
+          const response = await fetch(`${gateway.url}/v1/server/users/browser/disconnect`, {
+            method: 'POST',
+            headers: { Authorization: `Bearer ${ADMIN_KEY}` },
+            signal: AbortSignal.timeout(5000),
+          });
+          assert.equal(response.status, 200, await response.text());
+          const state = await lib.waitUntil(
+            async () => {
+              const s = await snapshot(page);
+              return s.status === 'closed' && s;
+            },
+            { timeout: 10_000, what: 'closed' },
+          );
+          assert.equal(state.error?.code, 'disconnected');
+          // And it stays closed: no reconnection undoes the server's decision.
+          await lib.sleep(2000);
+          const later = await snapshot(page);
+          assert.equal(later.status, 'closed');
+          assert.ok(!later.statuses.some((s) => s.status === 'reconnecting'), JSON.stringify(later.statuses));
+        } finally {
+          await page.close();
+        }
+      });
+    }
 
     test('without a token a protected topic is a terminal token_required', async () => {
       const page = await startClient({ transport, topics: [`auth.private.${transport}`], interval: 300 });

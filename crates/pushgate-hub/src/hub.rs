@@ -342,7 +342,8 @@ impl Hub {
     /// subscribers): its subscriptions fail with [`RecvError::Disconnected`](crate::RecvError::Disconnected)
     /// after the items they already read, and its waiting fetches with
     /// [`HubError::Disconnected`]. Readers that start afterwards are not affected. Returns how
-    /// many readers the topic had.
+    /// many readers the topic had. A reader in a [coalescing](SubscribeOptions::coalesce)
+    /// window, which publishes do not wake, ends when its window does.
     ///
     /// ```
     /// use pushgate_hub::{Cursor, Hub, RecvError, TopicName};
@@ -359,9 +360,11 @@ impl Hub {
     /// # Ok(()) }
     /// ```
     pub fn disconnect(&self, topic: &TopicName) -> usize {
+        // Counted first: woken readers leave at once.
+        let readers = self.presence(topic).total;
         self.inner.disconnects.disconnect(topic);
         self.inner.registry.wake(topic);
-        self.presence(topic).total
+        readers
     }
 
     /// The topics that have live readers on this hub, in name order: at most `limit` of those

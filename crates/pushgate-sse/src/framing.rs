@@ -67,7 +67,10 @@ pub(crate) fn end_frame(err: RecvError) -> Bytes {
             &format!("subscriber fell {behind} events behind; reconnect with the last event id"),
         ),
         RecvError::Closed => error_frame(ErrorCode::ShuttingDown.as_str(), "the server is shutting down"),
-        RecvError::Disconnected => cut_frame(Cut::Disconnected),
+        RecvError::Disconnected => error_frame(
+            ErrorCode::Disconnected.as_str(),
+            "the server disconnected this topic's subscribers; do not reconnect on your own",
+        ),
         _ => error_frame(ErrorCode::Internal.as_str(), &err.to_string()),
     }
 }

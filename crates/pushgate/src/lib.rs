@@ -452,7 +452,11 @@ async fn serve_with(
     let presence = PresenceView::new(hub.clone(), cluster);
     let links = Links { redis: redis.clone(), presence: presence.clone(), relay: relay.clone() };
     let router = routes(hub.clone(), &plan, sources.clone(), Arc::clone(&status), demo.clone(), links);
-    // The server API's commands from the other nodes, and the revocations Redis keeps.
+    // The revocations Redis keeps hold from the first request on; then the server API's
+    // commands from the other nodes (and the revocations again after each reconnect).
+    if let (Some(relay), Some(policy)) = (&relay, &plan.policy) {
+        api::server::load_revocations(relay, &hub, policy).await;
+    }
     let relayed =
         relay.map(|relay| tokio::spawn(api::server::follow(relay, hub.clone(), plan.policy.clone())));
     match listener.local_addr() {

@@ -531,3 +531,95 @@ async fn select(pool: &sqlx::SqlitePool) -> anyhow::Result<BTreeMap<i64, (String
         sqlx::query_as("SELECT id, item, status FROM orders").fetch_all(pool).await?;
     Ok(rows.into_iter().map(|(id, item, status)| (id, (item, status))).collect())
 }
+
+// Two nodes on one Redis.
+
+/// Two gateway nodes on a private `redis-server`, each following the server API's relay.
+async fn cluster() -> anyhow::Result<(pushgate_testkit::RedisServer, GatewayProcess, GatewayProcess)> {
+    let redis = pushgate_testkit::RedisServer::start().await?;
+    let url = redis.url();
+    let a = gateway(&["--redis", &url]).await?;
+    let b = gateway(&["--redis", &url]).await?;
+    until_relayed(&redis, 2).await?;
+    Ok((redis, a, b))
+}
+
+/// Waits until `nodes` nodes follow the relay channel.
+async fn until_relayed(redis: &pushgate_testkit::RedisServer, nodes: usize) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let answer = redis.command(&["PUBSUB", "NUMSUB", "pushgate:server"]).await?;
+        // `*2 $15 pushgate:server :<n>` in RESP.
+        let count = answer.lines().filter_map(|line| line.trim().strip_prefix(':')).next_back();
+        if count.and_then(|n| n.parse::<usize>().ok()) == Some(nodes) {
+            return Ok(());
+        }
+        ensure!(tokio::time::Instant::now() < deadline, "relay subscribers: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_disconnect_asked_of_one_node_ends_connections_on_the_other() -> anyhow::Result<()> {
+    let (_redis, a, b) = cluster().await?;
+    let ada = token("42", 0);
+    let mut sse = Sse::open(&b, "user:42", &ada).await?;
+    let mut socket = ws(&b, "room.a", &ada).await?;
+    let parked = long_poll(&b, "user:42", &ada);
+    let mut reader = Sse::open(&b, "room.z", &ada).await?;
+    let mut other_ws = ws(&b, "room.z", &token("7", 0)).await?;
+    until_readers(&b, "user:42", 2).await?;
+    until_readers(&b, "room.z", 2).await?;
+
+    let (status, body) = server_post(&a, "/v1/server/users/42/disconnect", Some(ADMIN), json!({})).await;
+    assert_eq!((status, body), (200, json!({"user": "42", "disconnected": 0})), "none on the node asked");
+    assert_eq!(sse.error_code().await?, "disconnected");
+    assert_eq!(ws_close(&mut socket).await?.0, 4410);
+    assert_eq!(joined(parked).await, (410, "disconnected".to_owned()));
+
+    // `reader` is user 42's too: cut with the rest. The topic's other reader goes on until
+    // the topic is disconnected.
+    assert_eq!(reader.error_code().await?, "disconnected");
+    until_readers(&b, "room.z", 1).await?;
+    let (status, _) = server_post(&a, "/v1/server/topics/room.z/disconnect", Some(ADMIN), json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(ws_close(&mut other_ws).await?.0, 4410);
+    until_readers(&b, "room.z", 0).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_revocation_holds_on_every_node_and_on_nodes_started_later() -> anyhow::Result<()> {
+    let (redis, a, b) = cluster().await?;
+    let old = token("42", 60);
+    let mut sse = Sse::open(&b, "user:42", &old).await?;
+    until_readers(&b, "user:42", 1).await?;
+    let before = now() - 30;
+    let (status, body) = server_post(
+        &a,
+        "/v1/server/users/42/revoke",
+        Some(ADMIN),
+        json!({"issued_before": before, "token_lifetime": 600}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sse.error_code().await?, "token_revoked");
+    for node in [&a, &b] {
+        let (status, body) = get_json(node, &format!("/v1/poll?topic=user:42&token={old}"), None).await;
+        assert_eq!((status, body["error"]["code"].as_str().unwrap()), (401, "token_revoked"));
+    }
+    // Kept in Redis until every such token has expired.
+    let ttl = redis.command(&["PTTL", "pushgate:revoked:42"]).await?;
+    let ttl: i64 = ttl.trim().trim_start_matches(':').parse().with_context(|| format!("PTTL {ttl:?}"))?;
+    assert!((500_000..=600_000).contains(&ttl), "ttl {ttl} ms");
+    let c = gateway(&["--redis", &redis.url()]).await?;
+    let (status, body) = get_json(&c, &format!("/v1/poll?topic=user:42&token={old}"), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str().unwrap()),
+        (401, "token_revoked"),
+        "a node started later"
+    );
+    let fresh = token("42", 0);
+    assert_eq!(get_json(&c, &format!("/v1/poll?topic=user:42&token={fresh}"), None).await.0, 200);
+    Ok(())
+}

@@ -30,13 +30,17 @@
  * asks `refreshToken()` for a fresh one and reconnects from its cursor at once; without
  * `refreshToken` it reconnects only if `setToken()` gave a new token meanwhile, and otherwise
  * closes with that error. On a WebSocket with `refreshToken`, the token is also renewed in-band
- * 30 s before it expires, so the connection never drops for it.
+ * 30 s before it expires, so the connection never drops for it. A token revoked by the
+ * application's server (`token_revoked`: HTTP 401, SSE `event: error`, WebSocket close 4411) is
+ * treated the same way: renewed when it can be, else the connection closes.
  *
  * What ends a connection for good: `close()`; a 4xx answer other than 408/429 (on SSE, learnt
  * from a zero-wait poll with the same parameters, since `EventSource` hides the answer), such as
  * `invalid_topic`, `token_required`, `invalid_token` or `topic_forbidden`; a WebSocket `error`
  * frame refusing the subscription itself or the token; a WebSocket close with 4408 (no token in
- * time); an expired token that cannot be renewed; an SSE `event: error` whose code is not
+ * time); being disconnected on purpose by the application's server (`disconnected`: HTTP 410 to
+ * a long poll, SSE `event: error`, WebSocket close 4410), which the client must not undo by
+ * reconnecting; an expired or revoked token that cannot be renewed; an SSE `event: error` whose code is not
  * `slow_consumer`, `shutting_down`, `overloaded` or `internal`. Everything else reconnects:
  * network failures, 5xx, 408, 429, WebSocket closes 1001, 1006, 1011, 1012, 4008 (slow consumer)
  * and 1009 (after a publish over the size limit; that publish is rejected). Protocol errors the
@@ -419,7 +423,8 @@ export class Connection extends EventTarget {
   #failed(generation, error) {
     if (generation !== this.#generation || this.status === 'closed') return;
     this.#stopCurrent();
-    if (error.code === 'token_expired' && (this.#refreshToken || this.#token !== this.#attemptToken)) {
+    const renewable = error.code === 'token_expired' || error.code === 'token_revoked';
+    if (renewable && (this.#refreshToken || this.#token !== this.#attemptToken)) {
       this.#renewAndRestart(error);
       return;
     }

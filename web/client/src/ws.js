@@ -21,7 +21,14 @@ const PROBE_MS = 3_000;
 const WS_HANDSHAKE_BYTES = 130;
 /** What the client makes of the server's close codes (docs/protocol.md). */
 /** @type {Record<number, string>} */
-const CLOSE_CODES = { 4008: 'slow_consumer', 1009: 'too_large', 4401: 'token_expired', 4408: 'auth_timeout' };
+const CLOSE_CODES = {
+  4008: 'slow_consumer',
+  1009: 'too_large',
+  4401: 'token_expired',
+  4408: 'auth_timeout',
+  4410: 'disconnected',
+  4411: 'token_revoked',
+};
 
 /**
  * @param {Attempt} attempt
@@ -132,8 +139,11 @@ export function runWs(attempt) {
     rejectPending(`the WebSocket closed (${close.code})`);
     if (!live()) return;
     attempt.attach(undefined);
-    // 4408: no token in time — the same connection would be closed again.
-    const status = close.code === 4408 ? 401 : undefined;
+    // 4408: no token in time — the same connection would be closed again. 4410: the
+    // application's server disconnected this client on purpose; 4411: its token was revoked
+    // (renewed like an expired one, when it can be).
+    const TERMINAL = { 4408: 401, 4410: 410, 4411: 401 };
+    const status = TERMINAL[/** @type {keyof typeof TERMINAL} */ (close.code)];
     const code = CLOSE_CODES[close.code] ?? 'network';
     attempt.failed(new PushgateError(code, `the WebSocket closed (${close.code}${close.reason ? `: ${close.reason}` : ''})`, status));
   });

@@ -121,6 +121,20 @@ pub(crate) async fn follow(relay: ServerRelay, hub: Hub, policy: Option<AccessPo
         .await;
 }
 
+/// Applies the revocations Redis keeps (a failure is logged: the relay reads them again once
+/// it reaches Redis).
+pub(crate) async fn load_revocations(relay: &ServerRelay, hub: &Hub, policy: &AccessPolicy) {
+    match relay.revocations().await {
+        Ok(revocations) => {
+            for revocation in &revocations {
+                apply(hub, Some(policy), revocation);
+            }
+            tracing::debug!(count = revocations.len(), "revocations loaded from redis");
+        }
+        Err(error) => tracing::warn!(%error, "could not read the revocations kept in redis; retrying"),
+    }
+}
+
 impl ServerApi {
     /// `401`/`404` unless the request carries the admin key.
     fn admin_only(&self, query: &Query, headers: &HeaderMap) -> Result<(), ApiError> {
