@@ -20,7 +20,7 @@ static EVENT_FRAME: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
 #[derive(Debug)]
 pub(crate) enum ClientFrame {
     /// Add `topics`; `cursor` overrides the connection's position.
-    Subscribe { topics: Vec<TopicName>, cursor: Option<Cursor> },
+    Subscribe { topics: Vec<TopicName>, cursor: Option<Cursor>, presence: Option<bool> },
     /// Remove `topics`.
     Unsubscribe { topics: Vec<TopicName> },
     /// Publish `event` to `topic`.
@@ -49,6 +49,8 @@ enum RawFrame {
         topics: Vec<String>,
         #[serde(default)]
         cursor: Option<String>,
+        #[serde(default)]
+        presence: Option<bool>,
     },
     Unsubscribe {
         topics: Vec<String>,
@@ -109,14 +111,14 @@ pub(crate) fn parse(text: &str) -> Result<ClientFrame, BadFrame> {
 
 fn validate(raw: RawFrame) -> Result<ClientFrame, ApiError> {
     Ok(match raw {
-        RawFrame::Subscribe { topics, cursor } => {
+        RawFrame::Subscribe { topics, cursor, presence } => {
             let cursor = match cursor.as_deref() {
                 None | Some("") => None,
                 Some(text) => Some(text.parse::<Cursor>().map_err(|err| {
                     ApiError::new(ErrorCode::InvalidCursor, format!("{err} (got {text:?})"))
                 })?),
             };
-            ClientFrame::Subscribe { topics: topic_names(&topics)?, cursor }
+            ClientFrame::Subscribe { topics: topic_names(&topics)?, cursor, presence }
         }
         RawFrame::Unsubscribe { topics } => ClientFrame::Unsubscribe { topics: topic_names(&topics)? },
         RawFrame::Publish { topic, event, data, from, idempotency_key } => {
@@ -162,6 +164,12 @@ fn bad(request: Option<&str>, code: ErrorCode, message: String) -> BadFrame {
 /// `{"type":"event",…event object fields…}`, encoded once per event and shared.
 pub(crate) fn event(event: &Event) -> Bytes {
     event.encoded(&EVENT_FRAME, |event| tagged("event", &event_json(event)))
+}
+
+/// `{"type":"presence","event":"join"|"leave",…}`: a join or leave notice
+/// ([`presence_json`](pushgate_http::presence_json)).
+pub(crate) fn presence(change: &pushgate_hub::PresenceChange) -> Bytes {
+    tagged("presence", pushgate_http::presence_json(change).to_string().as_bytes())
 }
 
 /// `{"type":"reset",…reset object fields…}`.
@@ -309,7 +317,7 @@ mod tests {
 
     #[test]
     fn parses_each_client_frame() {
-        let Ok(ClientFrame::Subscribe { topics, cursor }) =
+        let Ok(ClientFrame::Subscribe { topics, cursor, .. }) =
             parse(r#"{"type":"subscribe","topics":["a","b"],"cursor":"oldest","extra":1}"#)
         else {
             panic!("subscribe")
