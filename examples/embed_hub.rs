@@ -37,6 +37,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             match subscription.recv().await? {
                 Item::Event(event) => show("live", &event),
                 Item::Reset(reset) => println!("live   reset: {reset:?}"),
+                // Join and leave notices come only to a subscription that asks for them.
+                Item::Presence(change) => println!("live   {change:?}"),
             }
         }
         // Dropping the subscription is the disconnect; its cursor is all a client keeps.

@@ -2,8 +2,10 @@
 /**
  * The chat room: one topic `chat.<room>` (`?room=`, default `lobby`) carrying `message`
  * (`{nick, text}`), `join` and `leave` (`{nick}`) events. Messages are shown when they come back
- * through the subscription, so every page shows the same order. Presence is polled from
- * `GET /v1/presence/<topic>` (it counts connections, not nicknames).
+ * through the subscription, so every page shows the same order. Who is online comes from the
+ * server: `GET /v1/presence/<topic>` once the connection opens, then its join and leave notices
+ * (the `presence` option), which also tell when a tab that closed or crashed is gone. A short
+ * poll gets no notices, so on it the count is read again every few seconds.
  *
  * `?nick=` joins at once with that nickname. Tests read `chat-message` (with `.nick` and `.text`),
  * `chat-notice`, `online`, `send-path`, `me`, and act through `nick`, `join`, `leave`,
@@ -15,6 +17,7 @@ import { connect } from './pushgate.js';
 import { element, mountDemoChrome, sharedFromQuery, transportFromQuery } from './demo.js';
 import { clock, intervalFromQuery } from './snapshot.js';
 
+/** How often a short-polling page reads the count (it gets no join and leave notices). */
 const PRESENCE_EVERY_MS = 3000;
 /** Messages kept on the page. */
 const LOG_LENGTH = 500;
@@ -51,6 +54,7 @@ const connection = connect({
   interval: intervalFromQuery(),
   events: ['message', 'join', 'leave'],
   shared: sharedFromQuery(),
+  presence: true,
 });
 mountDemoChrome(/** @type {Element} */ (document.querySelector('#chrome')), connection);
 
@@ -60,6 +64,11 @@ connection.addEventListener('reset', () => {
   append(element('li', { class: 'notice', 'data-testid': 'chat-notice' }, 'Some messages were lost while the connection was down.'));
 });
 connection.addEventListener('status', showSendPath);
+connection.addEventListener('presence', (event) => showPresence(/** @type {CustomEvent<import('./pushgate.js').PresenceNotice>} */ (event).detail));
+// Notices missed while the connection was down are not replayed: read the count on each open.
+connection.addEventListener('status', () => {
+  if (connection.status === 'open') readPresence();
+});
 showSendPath();
 
 /** Where a message goes: the socket when WebSocket is open, else `POST /v1/publish`. */
@@ -194,22 +203,6 @@ compose.addEventListener('submit', async (event) => {
   }
 });
 
-// The page goes away (closed, reloaded, navigated, or frozen into the back/forward cache): say
-// so with a keepalive POST, which outlives the page; a socket frame might not leave in time.
-addEventListener('pagehide', () => {
-  if (nick === '') return;
-  fetch(`/v1/publish/${encodeURIComponent(topic)}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ event: 'leave', data: { nick } }),
-    keepalive: true,
-  }).catch(() => {});
-});
-// Back from the back/forward cache: still here, so join again.
-addEventListener('pageshow', (event) => {
-  if (event.persisted && nick !== '') connection.publish(topic, 'join', { nick }).catch(() => {});
-});
-
 const preset = params.get('nick');
 if (preset) {
   nickInput.value = preset.slice(0, 32);
@@ -218,18 +211,38 @@ if (preset) {
 
 // ---- presence --------------------------------------------------------------------------------
 
-async function pollPresence() {
+/**
+ * A reader joined or left: the server's count, and a line in the log. Nicknames are the page's
+ * own, so the line names the reader's user only when it has one (with a token).
+ * @param {import('./pushgate.js').PresenceNotice} notice
+ */
+function showPresence(notice) {
+  showCount(notice.total);
+  const who = notice.user ?? 'a reader';
+  const verb = notice.event === 'join' ? 'joined' : 'left';
+  const time = element('span', { class: 'time' }, clock(Date.now()));
+  append(element('li', { class: 'notice', 'data-testid': 'chat-notice', 'data-kind': `presence-${notice.event}` }, time, `${who} ${verb} (${notice.transport})`));
+}
+
+/** @param {number} total */
+function showCount(total) {
+  online.textContent = String(total);
+  online.dataset.total = String(total);
+}
+
+async function readPresence() {
   try {
     const response = await fetch(`/v1/presence/${encodeURIComponent(topic)}`, { cache: 'no-store' });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
-    online.textContent = String(body.total);
-    online.dataset.total = String(body.total);
-    const parts = Object.entries(body.by_transport ?? {}).map(([name, count]) => `${count} ${name}`);
-    onlineDetail.textContent = parts.length ? `connections: ${parts.join(', ')}` : 'no open connections';
+    showCount(body.total);
+    const parts = Object.entries(body.transports ?? body.by_transport ?? {}).map(([name, count]) => `${count} ${name}`);
+    onlineDetail.textContent = parts.length ? `readers: ${parts.join(', ')}` : 'no readers';
   } catch (error) {
     onlineDetail.textContent = `presence unavailable (${error})`;
   }
 }
-pollPresence();
-setInterval(pollPresence, PRESENCE_EVERY_MS);
+readPresence();
+setInterval(() => {
+  if (connection.transport === 'poll') readPresence();
+}, PRESENCE_EVERY_MS);

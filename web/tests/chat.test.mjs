@@ -93,14 +93,15 @@ for (const transport of lib.TRANSPORTS) {
       if (transport === 'ws') assert.equal(path, 'a publish frame on the WebSocket');
       else assert.equal(path, `POST /v1/publish/chat.${room}`);
 
-      // Presence counts connections that stay open; short polls hold nothing between requests.
-      if (transport === 'sse' || transport === 'ws') await lib.waitForTestId(alice, 'online', '2', { timeout: PRESENCE_TIMEOUT_MS });
-      if (transport === 'poll') await lib.waitForTestId(alice, 'online', '0', { timeout: PRESENCE_TIMEOUT_MS });
+      // Presence counts every reader, pollers too (they name their client).
+      await lib.waitForTestId(alice, 'online', '2', { timeout: PRESENCE_TIMEOUT_MS });
 
-      // Bob navigates away: the page sends `leave` as it goes. (Closing the test's browser
-      // context at once would also cancel the keepalive request a closed tab still sends.)
+      // Bob navigates away and sends nothing: the server notices his connection gone (a poller:
+      // two intervals after his last poll) and tells alice, whose count follows. A short poll
+      // gets no notices; its page reads the count again.
       await bob.goto('about:blank', { timeout: 5000 });
-      await waitForNotice(alice, 'bob left', bound);
+      if (transport !== 'poll') await waitForNotice(alice, 'left', PRESENCE_TIMEOUT_MS);
+      await lib.waitForTestId(alice, 'online', '1', { timeout: PRESENCE_TIMEOUT_MS });
 
       assert.deepEqual(alice.problems, []);
     } finally {

@@ -24,8 +24,8 @@ pub use auth::{
     allow_all, token_from,
 };
 pub use error::{ApiError, ErrorCode, status_of};
-pub use presence::{DEFAULT_POLL_INTERVAL, MAX_POLL_INTERVAL_SECS, presence_hold};
+pub use presence::{DEFAULT_POLL_INTERVAL, MAX_POLL_INTERVAL_SECS, presence_hold, wants_presence};
 pub use query::{BatchLimit, DEFAULT_MAX_ANSWER_BYTES, Query, SubscribeParams};
 pub use rate::{PublishAllowance, PublishRate, TokenBucket};
 pub use refusal::{Refusal, Refusals};
-pub use wire::{batch_body, event_json, render_batch, reset_json, reset_object};
+pub use wire::{batch_body, event_json, presence_json, render_batch, reset_json, reset_object};

@@ -8,6 +8,9 @@
 //! it. Ids are told apart per client address, so one client cannot renew another's. Without an
 //! id nothing identifies two requests as the same client, so a short poll is not counted, and a
 //! long poll is counted only while it waits.
+//!
+//! A subscription asks for the joins and leaves of its topics with `presence=1`
+//! ([`wants_presence`]).
 
 use std::time::Duration;
 
@@ -54,4 +57,28 @@ pub fn presence_hold(
     let interval = query.seconds("interval", MAX_POLL_INTERVAL_SECS)?.unwrap_or(DEFAULT_POLL_INTERVAL);
     let group = client.ip.map(|ip| ip.to_string()).unwrap_or_default();
     Ok(Some(PresenceHold::new(id, 2 * interval.max(Duration::from_secs(1))).group(&group).label(label)))
+}
+
+/// Whether the query asks for join and leave notices: `presence=1` (or `true`); `0`, `false` or
+/// none for no.
+///
+/// ```
+/// use pushgate_http::{Query, wants_presence};
+///
+/// assert_eq!(wants_presence(&Query::parse(Some("topic=a&presence=1"))), Ok(true));
+/// assert_eq!(wants_presence(&Query::parse(Some("topic=a"))), Ok(false));
+/// assert!(wants_presence(&Query::parse(Some("presence=yes"))).is_err());
+/// ```
+///
+/// # Errors
+/// `400 invalid_parameter` for another value.
+pub fn wants_presence(query: &Query) -> Result<bool, ApiError> {
+    match query.get("presence") {
+        None | Some("" | "0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("`presence` must be 1 or 0, got {other:?}"),
+        )),
+    }
 }

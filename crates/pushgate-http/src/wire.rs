@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use pushgate_hub::{Batch, Cursor, EncodingSlot, Event, Reset, ResetReason, TopicName};
+use pushgate_hub::{Batch, Cursor, EncodingSlot, Event, PresenceChange, Reset, ResetReason, TopicName};
 use pushgate_protocol::{
     EventParts, Missed, ResetObject, ResetReason as WireReason, ResetTopic, write_event_object,
 };
@@ -112,8 +112,37 @@ pub fn batch_body(batch: &Batch) -> Bytes {
         out.put_slice(b",\"reset\":");
         out.put_slice(reset_json(reset).to_string().as_bytes());
     }
+    if !batch.presence.is_empty() {
+        let changes: Vec<_> = batch.presence.iter().map(|change| presence_json(change)).collect();
+        out.put_slice(b",\"presence\":");
+        out.put_slice(serde_json::Value::Array(changes).to_string().as_bytes());
+    }
     out.put_u8(b'}');
     out.freeze()
+}
+
+/// The JSON of a join or leave notice, the same on every transport:
+/// `{"event":"join"|"leave","topic","user","transport","total"}` (`user` is `null` for an
+/// anonymous reader; `total` counts the topic's readers after the change, on every node).
+///
+/// ```
+/// use pushgate_hub::{ChangeKind, PresenceChange, TopicName};
+///
+/// let change = PresenceChange::new(TopicName::new("room")?, ChangeKind::Join, Some("42".into()), "sse".into(), 3);
+/// assert_eq!(
+///     pushgate_http::presence_json(&change).to_string(),
+///     r#"{"event":"join","topic":"room","total":3,"transport":"sse","user":"42"}"#
+/// );
+/// # Ok::<(), pushgate_hub::InvalidTopic>(())
+/// ```
+pub fn presence_json(change: &PresenceChange) -> serde_json::Value {
+    serde_json::json!({
+        "event": change.kind.as_str(),
+        "topic": change.topic.as_str(),
+        "user": change.user.as_deref(),
+        "transport": change.label,
+        "total": change.total,
+    })
 }
 
 /// A poll answer for `batch`, fetched for `topics` from `request_cursor`: 200 with
@@ -142,7 +171,8 @@ pub(crate) fn render<'a>(
     if_none_match: impl IntoIterator<Item = &'a HeaderValue>,
 ) -> Response {
     let etag = etag::etag(topics, request_cursor, batch);
-    let mut response = if etag::if_none_match(if_none_match, etag.as_bytes()) {
+    // Notices move no cursor, so an answer carrying some must not be taken for the last one.
+    let mut response = if batch.presence.is_empty() && etag::if_none_match(if_none_match, etag.as_bytes()) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut response = (StatusCode::OK, batch_body(batch)).into_response();
@@ -150,7 +180,9 @@ pub(crate) fn render<'a>(
         response
     };
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_bytes(etag.as_bytes()) {
+    if batch.presence.is_empty()
+        && let Ok(value) = HeaderValue::from_bytes(etag.as_bytes())
+    {
         headers.insert(header::ETAG, value);
     }
     // Caches may keep the answer but must revalidate it: the ETag makes that a 304.

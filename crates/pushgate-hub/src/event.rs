@@ -18,8 +18,9 @@ pub const DEFAULT_EVENT_TYPE: &str = "message";
 pub const MAX_EVENT_TYPE_LEN: usize = 64;
 /// Event types publishers may not use: the transports send their own control messages under
 /// these names (an SSE `event: reset` or `event: error` must not be forgeable by a publisher,
-/// and a browser's `EventSource` fires `onerror` for an event named `error`).
-pub const RESERVED_EVENT_TYPES: [&str; 2] = ["reset", "error"];
+/// and a browser's `EventSource` fires `onerror` for an event named `error`; join and leave
+/// notices are `pushgate.join` and `pushgate.leave` on SSE).
+pub const RESERVED_EVENT_TYPES: [&str; 4] = ["reset", "error", "pushgate.join", "pushgate.leave"];
 /// The longest sender ([`NewEvent::from`]) accepted, in bytes.
 pub const MAX_SENDER_LEN: usize = 256;
 /// The longest idempotency key ([`NewEvent::idempotency_key`]) accepted, in bytes.

@@ -13,6 +13,7 @@ use crate::hub::Hub;
 use crate::hub::Inner;
 use crate::latency::LabelCounters;
 use crate::lease::PresenceHold;
+use crate::notice::{Notices, PresenceChange};
 use crate::reader::Reader;
 use crate::registry::{Registry, Signal, Who};
 use crate::reset::{Reset, ResetReason, TopicReset};
@@ -37,6 +38,7 @@ pub struct FetchOptions {
     coalesce: Duration,
     who: Who,
     hold: Option<PresenceHold>,
+    notices: bool,
 }
 
 impl Default for FetchOptions {
@@ -46,7 +48,8 @@ impl Default for FetchOptions {
             max_bytes: 4 << 20,
             wait: Duration::ZERO,
             coalesce: Duration::ZERO,
-            who: Who { label: Cow::Borrowed("fetch"), user: None },
+            who: Who { label: Cow::Borrowed("fetch"), user: None, announced: false },
+            notices: false,
             hold: None,
         }
     }
@@ -97,6 +100,14 @@ impl FetchOptions {
         self
     }
 
+    /// Answer, while waiting, with the joins and leaves of the fetch's topics
+    /// ([`Batch::presence`]) as soon as one happens (default `false`). Only those that happen
+    /// while the fetch waits: a client between two fetches misses the ones in between.
+    pub fn presence_events(mut self, on: bool) -> Self {
+        self.notices = on;
+        self
+    }
+
     /// Counts the client in presence through the lease `hold` ([`Hub::hold`]) rather than while
     /// the fetch waits: from the fetch's start until the hold's ttl after it ends (or after its
     /// future is dropped), so a client that comes back within the ttl is counted without a
@@ -126,6 +137,9 @@ pub struct Batch {
     /// range: each page is true on its own. The repeated `resume_seq` identifies the same loss;
     /// a client that sums `missed` across pages must count each `(topic, resume_seq)` once.
     pub reset: Option<Reset>,
+    /// Joins and leaves of the topics that happened while the fetch waited, when it asked for
+    /// them ([`FetchOptions::presence_events`]); not events: the cursor does not move for them.
+    pub presence: Vec<Arc<PresenceChange>>,
 }
 
 impl Hub {
@@ -202,6 +216,7 @@ impl Hub {
         // With a coalescing window: when it ends, once a parked fetch has found something.
         let mut linger: Option<Instant> = None;
         let mut bytes = 0usize;
+        let mut presence = Vec::new();
         loop {
             if let Some(w) = &waiting {
                 w.signal.clear();
@@ -209,6 +224,10 @@ impl Hub {
                 // a read like any other.
                 if inner.disconnects.check(&mut disconnects_seen, reader.names()) {
                     return Err(HubError::Disconnected);
+                }
+                // Checked after the clear: a notice queued later sets the signal again.
+                if let Some(notices) = &w.notices {
+                    notices.drain_into(&mut presence);
                 }
             }
             let head = inner.storage.head();
@@ -261,7 +280,7 @@ impl Hub {
             let done = match linger {
                 _ if reset.is_some() || options.wait.is_zero() || full => true,
                 Some(until) => Instant::now() >= until || now_or_never(),
-                None if events.is_empty() => now_or_never(),
+                None if events.is_empty() => !presence.is_empty() || now_or_never(),
                 // A fetch that waited opens the window; one that found events at once answers.
                 None if options.coalesce.is_zero() || waiting.is_none() => true,
                 None => {
@@ -277,16 +296,22 @@ impl Hub {
                     // Register, then look again before sleeping: a publish between the look
                     // above and this registration would otherwise go unnoticed.
                     let signal = Arc::new(Signal::default());
+                    let notices = options.notices.then(|| Arc::new(Notices::default()));
                     let registrations = reader
                         .names()
                         .map(|name| {
                             let who = if lease.is_some() { None } else { Some(&options.who) };
-                            inner.registry.add(name, Some(&signal), who)
+                            inner.registry.add(name, Some(&signal), who, notices.as_ref())
                         })
                         .collect();
                     label.joined();
-                    waiting =
-                        Some(Waiting { registry: &inner.registry, signal, registrations, label: &label });
+                    waiting = Some(Waiting {
+                        registry: &inner.registry,
+                        signal,
+                        registrations,
+                        label: &label,
+                        notices,
+                    });
                 }
                 // The window: one timer, which only a closing hub cuts short. What arrives
                 // meanwhile is read once it ends: waking for each event would cost a wake-up,
@@ -317,7 +342,7 @@ impl Hub {
             }
             _ => Cursor::at(epoch, position),
         };
-        Ok(Batch { events, cursor, reset })
+        Ok(Batch { events, cursor, reset, presence })
     }
 }
 
@@ -328,6 +353,8 @@ struct Waiting<'a> {
     registrations: Vec<crate::registry::Registration>,
     /// Counts the fetch as a live reader of its label while it waits.
     label: &'a LabelCounters,
+    /// Where its join and leave notices wait, when it asked for them.
+    notices: Option<Arc<Notices>>,
 }
 
 impl Drop for Waiting<'_> {

@@ -11,6 +11,7 @@ use crate::error::HubError;
 use crate::event::{Event, NewEvent};
 use crate::latency::LabelStats;
 use crate::lease::{Leases, PresenceHold};
+use crate::notice::PresenceChange;
 use crate::publish::Published;
 use crate::reader::Reader;
 use crate::registry::Registry;
@@ -472,6 +473,45 @@ impl Hub {
             return false;
         }
         self.inner.leases.hold(&self.inner.registry, topics, hold, Duration::ZERO)
+    }
+
+    /// The joins and leaves of readers of every topic that a reader asked notices for
+    /// ([`SubscribeOptions::presence_events`], [`FetchOptions::presence_events`](crate::FetchOptions::presence_events)), for
+    /// the embedder to relay with [`notify_presence`](Self::notify_presence) (after filling in
+    /// a total over several nodes, say, or sending it to them); `None` after the first call.
+    /// Until someone takes it, no notices are made. Changes that come faster than they are
+    /// taken (more than 4,096 waiting) are dropped. See [`crate::PresenceChange`].
+    ///
+    /// ```
+    /// use pushgate_hub::{ChangeKind, Cursor, Hub, Item, SubscribeOptions, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let mut changes = hub.presence_changes().expect("the first call");
+    /// let room = [TopicName::new("room")?];
+    /// let mut watcher = hub.subscribe_with(&room, Cursor::Now, SubscribeOptions::default().presence_events(true))?;
+    /// let alice = hub.subscribe_with(&room, Cursor::Now, SubscribeOptions::default().label("ws").user(Some("alice".into())))?;
+    /// drop(alice);
+    /// for kind in [ChangeKind::Join, ChangeKind::Join, ChangeKind::Leave] {
+    ///     let change = changes.recv().await.expect("a change");
+    ///     assert_eq!(change.kind, kind);
+    ///     hub.notify_presence(change);
+    /// }
+    /// let Item::Presence(own) = watcher.recv().await? else { panic!() };
+    /// assert_eq!((own.kind, own.user.as_deref()), (ChangeKind::Join, None));
+    /// let Item::Presence(joined) = watcher.recv().await? else { panic!() };
+    /// assert_eq!((joined.user.as_deref(), joined.label.as_str(), joined.total), (Some("alice"), "ws", 2));
+    /// let Item::Presence(left) = watcher.recv().await? else { panic!() };
+    /// assert_eq!((left.kind, left.total), (ChangeKind::Leave, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn presence_changes(&self) -> Option<tokio::sync::mpsc::Receiver<PresenceChange>> {
+        self.inner.registry.take_changes()
+    }
+
+    /// Hands `change` to every reader of its topic on this hub that asked for notices.
+    pub fn notify_presence(&self, change: PresenceChange) {
+        self.inner.registry.notify(change);
     }
 
     /// Presence leases held now.

@@ -52,7 +52,7 @@ impl PresenceHold {
         Self {
             client: Arc::from(&client[..end]),
             group: Arc::from(""),
-            who: Who { label: Label::Borrowed("fetch"), user: None },
+            who: Who { label: Label::Borrowed("fetch"), user: None, announced: true },
             ttl,
         }
     }
@@ -135,7 +135,8 @@ impl Leases {
                 for registration in lease.registrations.drain(..) {
                     registry.remove(registration);
                 }
-                lease.registrations = topics.iter().map(|t| registry.add(t, None, Some(&hold.who))).collect();
+                lease.registrations =
+                    topics.iter().map(|t| registry.add(t, None, Some(&hold.who), None)).collect();
                 lease.topics = topics.to_vec();
                 lease.who = hold.who.clone();
             }
@@ -146,7 +147,7 @@ impl Leases {
             return false;
         }
         *per_group.entry(Arc::clone(&hold.group)).or_default() += 1;
-        let registrations = topics.iter().map(|t| registry.add(t, None, Some(&hold.who))).collect();
+        let registrations = topics.iter().map(|t| registry.add(t, None, Some(&hold.who), None)).collect();
         expiries.insert((expires, key.clone()));
         held.insert(key, Held { topics: topics.to_vec(), who: hold.who.clone(), expires, registrations });
         true

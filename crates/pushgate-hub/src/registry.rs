@@ -16,34 +16,40 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use slab::Slab;
+use tokio::sync::mpsc;
 
 use crate::hub::Presence;
 use crate::latency::{LabelCounters, LabelStats};
+use crate::notice::{ChangeKind, Notices, PresenceChange};
 pub(crate) use crate::signal::Signal;
 use crate::topic::TopicName;
 
 /// A transport's name for its readers in presence counts (`"sse"`, `"ws"`, …).
 pub(crate) type Label = Cow<'static, str>;
 
-/// Who a reader is, as presence counts it: its label and its user, if any.
+/// Who a reader is, as presence counts it: its label and its user, if any, and whether its
+/// joining and leaving are announced (not for a parked long poll without a lease, which comes
+/// and goes with every poll).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Who {
     pub(crate) label: Label,
     pub(crate) user: Option<Arc<str>>,
+    pub(crate) announced: bool,
 }
 
 /// One record on a topic: a reader (woken through its signal) or a lease (no signal); counted
 /// in presence when it has a `who` (a waiting fetch whose client holds a lease is counted
-/// through the lease only).
+/// through the lease only); given the topic's join and leave notices when it has `notices`.
 struct Record {
     signal: Option<Arc<Signal>>,
     who: Option<Who>,
+    notices: Option<Arc<Notices>>,
 }
 
 #[derive(Default)]
@@ -51,6 +57,8 @@ struct Readers {
     records: Slab<Record>,
     /// Records with a `who`.
     counted: usize,
+    /// Records with `notices`.
+    watching: usize,
     by_label: Vec<(Label, usize)>,
     /// Records per user; readers without a user are counted in `by_label` only.
     users: HashMap<Arc<str>, usize>,
@@ -68,7 +76,12 @@ pub(crate) struct Registry {
     on_close: tokio::sync::Notify,
     /// Counters per label, at most [`MAX_LABELS`]; a few transports, so a scan is cheapest.
     labels: RwLock<Vec<Arc<LabelCounters>>>,
+    /// Where joins and leaves of watched topics go, once someone asked for them.
+    changes: OnceLock<mpsc::Sender<PresenceChange>>,
 }
+
+/// Changes waiting for the embedder: past this, changes are dropped (and logged).
+const CHANGES_CAPACITY: usize = 4096;
 
 /// Most labels counted apart; readers of further labels are counted under [`OTHER_LABEL`], so
 /// an embedder that makes up labels cannot grow the list without bound.
@@ -84,18 +97,21 @@ pub(crate) struct Registration {
 
 impl Registry {
     /// Registers a reader woken through `signal` (or, with none, a lease) on `topic`, counted
-    /// in presence as `who` (or not at all).
+    /// in presence as `who` (or not at all), given the topic's notices in `notices` (if any).
     pub(crate) fn add(
         &self,
         topic: &TopicName,
         signal: Option<&Arc<Signal>>,
         who: Option<&Who>,
+        notices: Option<&Arc<Notices>>,
     ) -> Registration {
         // Inserting under the map's entry guard keeps `remove` from dropping the topic's
         // record between our lookup and our insert.
         let entry = self.topics.entry(topic.clone()).or_default();
         let mut readers = entry.0.write();
-        let key = readers.records.insert(Record { signal: signal.cloned(), who: who.cloned() });
+        let record = Record { signal: signal.cloned(), who: who.cloned(), notices: notices.cloned() };
+        let key = readers.records.insert(record);
+        readers.watching += usize::from(notices.is_some());
         if let Some(who) = who {
             readers.counted += 1;
             match readers.by_label.iter_mut().find(|(l, _)| *l == who.label) {
@@ -105,19 +121,60 @@ impl Registry {
             if let Some(user) = &who.user {
                 *readers.users.entry(Arc::clone(user)).or_default() += 1;
             }
+            if who.announced && readers.watching > 0 {
+                self.changed(topic, ChangeKind::Join, who, readers.counted);
+            }
         }
         Registration { topic: topic.clone(), key }
+    }
+
+    /// Reports a join or leave of a watched topic to whoever asked for them.
+    fn changed(&self, topic: &TopicName, kind: ChangeKind, who: &Who, total: usize) {
+        let Some(changes) = self.changes.get() else { return };
+        let change = PresenceChange::new(topic.clone(), kind, who.user.clone(), who.label.to_string(), total);
+        if changes.try_send(change).is_err() {
+            tracing::debug!(
+                topic = topic.as_str(),
+                "presence changes come faster than they are handed out; one dropped"
+            );
+        }
+    }
+
+    /// The receiver of joins and leaves of watched topics; `None` after the first call.
+    pub(crate) fn take_changes(&self) -> Option<mpsc::Receiver<PresenceChange>> {
+        let (sender, receiver) = mpsc::channel(CHANGES_CAPACITY);
+        self.changes.set(sender).ok().map(|()| receiver)
+    }
+
+    /// Queues `change` for every reader of its topic that asked for notices, and wakes them.
+    pub(crate) fn notify(&self, change: PresenceChange) {
+        let Some(entry) = self.topics.get(change.topic.as_str()).map(|e| Arc::clone(&e)) else {
+            return;
+        };
+        let change = Arc::new(change);
+        for (_, record) in entry.0.read().records.iter() {
+            if let Some(notices) = &record.notices
+                && notices.push(&change)
+                && let Some(signal) = &record.signal
+            {
+                signal.notify();
+            }
+        }
     }
 
     pub(crate) fn remove(&self, registration: Registration) {
         self.topics.remove_if(registration.topic.as_str(), |_, entry| {
             let mut readers = entry.0.write();
             if readers.records.contains(registration.key) {
-                let Record { who, .. } = readers.records.remove(registration.key);
+                let Record { who, notices, .. } = readers.records.remove(registration.key);
+                readers.watching -= usize::from(notices.is_some());
                 let Some(who) = who else {
                     return readers.records.is_empty();
                 };
                 readers.counted -= 1;
+                if who.announced && readers.watching > 0 {
+                    self.changed(&registration.topic, ChangeKind::Leave, &who, readers.counted);
+                }
                 if let Some(i) = readers.by_label.iter().position(|(l, _)| *l == who.label) {
                     readers.by_label[i].1 -= 1;
                     if readers.by_label[i].1 == 0 {

@@ -15,6 +15,7 @@ use crate::error::RecvError;
 use crate::event::Event;
 use crate::hub::Inner;
 use crate::latency::LabelCounters;
+use crate::notice::{Notices, PresenceChange};
 use crate::reader::Reader;
 use crate::registry::{Label, Registration, Signal, Who};
 use crate::reset::{Reset, ResetReason};
@@ -26,6 +27,9 @@ use crate::topic::TopicName;
 pub enum Item {
     /// The next event, in the hub's total order.
     Event(Arc<Event>),
+    /// A reader of one of the topics joined or left; only for a subscription that asked
+    /// ([`SubscribeOptions::presence_events`]). Not an event: it moves no cursor.
+    Presence(Arc<PresenceChange>),
     /// History the cursor asked for is gone; comes first, before any event.
     Reset(Reset),
 }
@@ -43,14 +47,16 @@ pub struct SubscribeOptions {
     pub(crate) who: Who,
     pub(crate) max_backlog: Option<usize>,
     pub(crate) coalesce: Duration,
+    pub(crate) notices: bool,
 }
 
 impl Default for SubscribeOptions {
     fn default() -> Self {
         Self {
-            who: Who { label: Label::Borrowed("embedded"), user: None },
+            who: Who { label: Label::Borrowed("embedded"), user: None, announced: true },
             max_backlog: None,
             coalesce: Duration::ZERO,
+            notices: false,
         }
     }
 }
@@ -68,6 +74,13 @@ impl SubscribeOptions {
     /// Default none: counted, not listed.
     pub fn user(mut self, user: Option<Arc<str>>) -> Self {
         self.who.user = user;
+        self
+    }
+
+    /// Deliver the joins and leaves of readers of its topics as [`Item::Presence`] (default
+    /// `false`), once the embedder relays them ([`Hub::presence_changes`](crate::Hub::presence_changes)).
+    pub fn presence_events(mut self, on: bool) -> Self {
+        self.notices = on;
         self
     }
 
@@ -163,6 +176,8 @@ pub struct Subscription {
     tier_read: Option<BoxFuture<'static, Result<Chunk, crate::HubError>>>,
     /// The hub's disconnect count this subscription has looked at (see `disconnect`).
     disconnects_seen: u64,
+    /// Where its join and leave notices wait, when it asked for them.
+    notices: Option<Arc<Notices>>,
 }
 
 struct Coalesce {
@@ -186,11 +201,12 @@ impl Subscription {
         options: SubscribeOptions,
     ) -> Result<Self, crate::HubError> {
         let signal = Arc::new(Signal::default());
+        let notices = options.notices.then(|| Arc::new(Notices::default()));
         // Register before looking at the head: a commit after this point wakes us, a commit
         // before it is covered by the head we read next.
         let registrations = reader
             .names()
-            .map(|name| hub.registry.add(name, Some(&signal), Some(&options.who)))
+            .map(|name| hub.registry.add(name, Some(&signal), Some(&options.who), notices.as_ref()))
             .collect::<Vec<_>>();
         let epoch = hub.storage.epoch();
         let label = hub.registry.label_counters(&options.who.label);
@@ -215,6 +231,7 @@ impl Subscription {
                 .then(|| Box::new(Coalesce { window: options.coalesce, timer: None, draining: false })),
             tier_read: None,
             disconnects_seen,
+            notices,
         };
         // On error the half-built subscription is dropped, which unregisters it.
         if subscription.hub.registry.is_closed() {
@@ -254,7 +271,7 @@ impl Subscription {
             .iter()
             .find_map(|item| match item {
                 Item::Event(event) => Some(event.position() - 1),
-                Item::Reset(_) => None,
+                Item::Reset(_) | Item::Presence(_) => None,
             })
             .unwrap_or(self.position);
         Cursor::at(self.epoch, position)
@@ -451,6 +468,13 @@ impl Subscription {
                 }
             }
             self.signal.clear();
+            // After the clear: a notice queued later sets the signal again.
+            if let Some(notices) = self.notices.as_ref().filter(|n| !n.is_empty()) {
+                let mut changes = Vec::new();
+                notices.drain_into(&mut changes);
+                self.buffer.extend(changes.into_iter().map(Item::Presence));
+                return Poll::Ready(Ok(()));
+            }
             let head = self.hub.storage.head();
             if head > self.position {
                 let mut gaps = Vec::new();

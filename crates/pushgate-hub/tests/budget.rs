@@ -128,7 +128,7 @@ async fn a_live_subscriber_is_backfilled_from_a_tier_with_what_the_budget_evicte
     while got.len() < 10 {
         match sub.recv().await.unwrap() {
             Item::Event(event) => got.push((event.topic().as_str().to_owned(), event.seq())),
-            Item::Reset(reset) => panic!("no reset: a tier holds everything, {reset:?}"),
+            other => panic!("no reset: a tier holds everything, {other:?}"),
         }
     }
     assert_eq!(got, published, "everything, in order, eight of them from the tier");

@@ -47,7 +47,7 @@ fn values(items: &[Item]) -> Vec<i64> {
         .iter()
         .map(|item| match item {
             Item::Event(event) => event.data().as_str().parse().unwrap(),
-            Item::Reset(reset) => panic!("unexpected {reset:?}"),
+            other => panic!("unexpected {other:?}"),
         })
         .collect()
 }

@@ -85,7 +85,7 @@ async fn switch_from_history_to_live_loses_and_duplicates_nothing_under_concurre
             while seqs.len() < 2000 {
                 match sub.recv().await.expect("recv") {
                     Item::Event(e) => seqs.push(e.seq()),
-                    Item::Reset(r) => panic!("no reset expected: {r:?}"),
+                    other => panic!("no reset expected: {other:?}"),
                 }
             }
             seqs

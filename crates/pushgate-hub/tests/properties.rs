@@ -533,6 +533,7 @@ impl Model {
                 self.remember(event.cursor());
                 true
             }
+            Some(Ok(Item::Presence(change))) => panic!("no notices were asked for: {change:?}"),
             Some(Err(err)) => {
                 if let Some(failed) = reader.failed {
                     assert_eq!(err, failed, "a failure is final and repeats");

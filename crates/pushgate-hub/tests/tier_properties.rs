@@ -204,6 +204,7 @@ impl Model {
                     reader.delivered.push(got);
                     reader.items += 1;
                 }
+                Item::Presence(change) => panic!("no notices were asked for: {change:?}"),
             }
         }
         match outcome {

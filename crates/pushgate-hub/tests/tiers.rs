@@ -120,7 +120,7 @@ async fn a_cursor_older_than_memory_is_answered_from_the_tier_in_order_with_no_r
     for _ in 0..published.len() {
         match next(&mut sub).await {
             Item::Event(event) => got.push(event),
-            Item::Reset(reset) => panic!("no reset expected: {reset:?}"),
+            other => panic!("no reset expected: {other:?}"),
         }
     }
     assert_eq!(seqs(&got), seqs(&published));
@@ -223,7 +223,7 @@ async fn a_live_subscriber_whose_unread_events_were_evicted_is_backfilled_not_cu
         .into_iter()
         .map(|item| match item {
             Item::Event(event) => event,
-            Item::Reset(reset) => panic!("no reset expected: {reset:?}"),
+            other => panic!("no reset expected: {other:?}"),
         })
         .collect();
     assert_eq!(seqs(&got), seqs(&published));
@@ -402,7 +402,7 @@ async fn a_long_backfill_is_read_in_batches_and_merged_with_memory_in_order() {
         .into_iter()
         .map(|item| match item {
             Item::Event(event) => event,
-            Item::Reset(reset) => panic!("no reset expected: {reset:?}"),
+            other => panic!("no reset expected: {other:?}"),
         })
         .collect();
     assert_eq!(seqs(&got), seqs(&published));

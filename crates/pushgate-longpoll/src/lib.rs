@@ -180,7 +180,8 @@ fn prepare(config: &LongPollConfig, request: &PollRequest) -> Result<(FetchOptio
         .fetch_options(&request.query)?
         .coalesce(config.coalesce)
         .label(LABEL)
-        .hold(request.presence_hold(LABEL)?);
+        .hold(request.presence_hold(LABEL)?)
+        .presence_events(pushgate_http::wants_presence(&request.query)?);
     Ok((options, wait))
 }
 

@@ -94,5 +94,6 @@ async fn poll(State(shared): State<Arc<Shared>>, request: PollRequest) -> Result
         .label(LABEL)
         .user(grant.user_arc().cloned())
         .hold(request.presence_hold(LABEL)?);
+    // A short poll never waits, so it cannot be handed notices: `presence=1` is for long polls.
     request.answer(&shared.hub, &options).await
 }

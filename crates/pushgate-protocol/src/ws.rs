@@ -17,8 +17,8 @@ use serde_json::value::RawValue;
 
 use crate::{Cursor, ErrorObject, EventObject, PublishedObject, ResetObject};
 
-/// `{"type":"subscribe","topics":[…],"cursor"?:"…"}`: add topics; `cursor` overrides the
-/// connection's position.
+/// `{"type":"subscribe","topics":[…],"cursor"?:"…","presence"?:true}`: add topics; `cursor`
+/// overrides the connection's position; `presence` asks for the topics' join and leave notices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscribeFrame {
     /// Topics to add.
@@ -26,6 +26,9 @@ pub struct SubscribeFrame {
     /// Where to continue from (cursor text); the connection's position when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// Whether to receive the topics' join and leave notices (`presence` frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<bool>,
 }
 
 /// `{"type":"unsubscribe","topics":[…]}`.
@@ -185,7 +188,7 @@ impl ClientFrame {
     /// ```
     /// use pushgate_protocol::ws::{ClientFrame, SubscribeFrame};
     ///
-    /// let frame = ClientFrame::Subscribe(SubscribeFrame { topics: vec!["t".into()], cursor: None });
+    /// let frame = ClientFrame::Subscribe(SubscribeFrame { topics: vec!["t".into()], cursor: None, presence: None });
     /// assert_eq!(frame.to_json(), r#"{"type":"subscribe","topics":["t"]}"#);
     /// ```
     pub fn to_json(&self) -> String {

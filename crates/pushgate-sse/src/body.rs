@@ -143,6 +143,7 @@ impl SseBody {
                                 self.chunk.push(framing::event_frame(&event));
                             }
                             Item::Reset(next) => reset = Some((next, subscription.cursor())),
+                            Item::Presence(change) => self.chunk.push(framing::presence_frame(&change)),
                         }
                     }
                 }

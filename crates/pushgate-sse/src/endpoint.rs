@@ -58,6 +58,10 @@ async fn subscribe(
     query: Query,
     request: Request,
 ) -> Response {
+    let notices = match pushgate_http::wants_presence(&query) {
+        Ok(notices) => notices,
+        Err(err) => return err.into_response(),
+    };
     let authorize = &endpoint.config.authorize;
     let client = ClientInfo::for_policy(&**authorize, request.headers(), request.extensions());
     let token = token_from(&query, request.headers());
@@ -69,6 +73,7 @@ async fn subscribe(
     let options = SubscribeOptions::default()
         .label(LABEL)
         .user(grant.user_arc().cloned())
+        .presence_events(notices)
         .max_backlog(endpoint.config.max_backlog)
         .coalesce(endpoint.config.coalesce);
     let subscription = match endpoint.hub.subscribe_with(&params.topics, params.cursor, options) {

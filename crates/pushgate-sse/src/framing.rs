@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use pushgate_http::{Cut, ErrorCode, event_json, reset_json};
-use pushgate_hub::{Cursor, EncodingSlot, Event, RecvError, Reset};
+use pushgate_hub::{Cursor, EncodingSlot, Event, PresenceChange, RecvError, Reset};
 
 static SSE_FRAME: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
 
@@ -45,6 +45,14 @@ fn encode_event_frame(event: &Event) -> Bytes {
 /// reconnects right after the reset resume from where the reset left it.
 pub(crate) fn reset_frame(reset: &Reset, resume: Cursor) -> Bytes {
     Bytes::from(format!("event: reset\nid: {resume}\ndata: {}\n\n", reset_json(reset)))
+}
+
+/// `event: pushgate.join` (or `pushgate.leave`) and the notice's JSON
+/// ([`presence_json`](pushgate_http::presence_json)), with no `id:`: a notice is not an event,
+/// and the browser's last event id must stay the last event's.
+pub(crate) fn presence_frame(change: &PresenceChange) -> Bytes {
+    let json = pushgate_http::presence_json(change);
+    Bytes::from(format!("event: pushgate.{}\ndata: {json}\n\n", change.kind.as_str()))
 }
 
 /// `retry: <ms>\n\n`: how long a browser waits before reconnecting.

@@ -135,6 +135,9 @@ pub(crate) struct Connection {
     hub: Hub,
     max_backlog: usize,
     coalesce: Duration,
+    /// Whether its subscription gets join and leave notices (`presence=1` on the upgrade, or
+    /// `"presence": true` in a `subscribe` frame).
+    notices: bool,
     subscription: Option<Subscription>,
     /// What the subscription reads again after a change of topics and must skip.
     floors: Floors,
@@ -172,6 +175,7 @@ impl Connection {
         hub: Hub,
         config: &WsConfig,
         params: SubscribeParams,
+        notices: bool,
         auth: Auth,
         publishes: PublishAllowance,
     ) -> Result<Self, HubError> {
@@ -180,6 +184,7 @@ impl Connection {
             hub,
             max_backlog: config.max_backlog,
             coalesce: config.coalesce,
+            notices,
             subscription: None,
             floors: Floors::default(),
             resets_replaced: false,
@@ -209,6 +214,7 @@ impl Connection {
         SubscribeOptions::default()
             .label("ws")
             .user(self.auth.user_arc().cloned())
+            .presence_events(self.notices)
             .max_backlog(Some(self.max_backlog))
             .coalesce(self.coalesce)
     }
@@ -394,7 +400,12 @@ impl Connection {
             Err(bad) => frame::error(bad.request.as_deref(), &bad.error),
             Ok(ClientFrame::Ping { id }) => frame::pong(&id),
             Ok(ClientFrame::Auth { token }) => return self.check(Asked::Auth { token }).await,
-            Ok(ClientFrame::Subscribe { topics, cursor }) => {
+            Ok(ClientFrame::Subscribe { topics, cursor, presence }) => {
+                // The connection's one subscription gets notices for all its topics or none;
+                // the frame's choice holds from the next time it is built.
+                if let Some(presence) = presence {
+                    self.notices = presence;
+                }
                 return self.check(Asked::Subscribe { topics, cursor }).await;
             }
             Ok(ClientFrame::Unsubscribe { topics }) => {
@@ -555,6 +566,7 @@ impl Connection {
                         Item::Event(_) => {}
                         Item::Reset(_) if self.resets_replaced => {}
                         Item::Reset(reset) => self.outbox.push_event(frame::reset(&reset)),
+                        Item::Presence(change) => self.outbox.push_event(frame::presence(&change)),
                     }
                 }
                 ITEMS.set(items);
@@ -669,7 +681,7 @@ mod tests {
         let auth =
             Auth::new(&config, None, pushgate_http::ClientInfo::default(), pushgate_http::Grant::forever());
         let publishes = PublishAllowance::new(config.publish_rate, Instant::now().into_std());
-        let mut connection = Connection::new(1, Hub::new(), &config, params, auth, publishes).unwrap();
+        let mut connection = Connection::new(1, Hub::new(), &config, params, false, auth, publishes).unwrap();
         // Answering `None` with "carry on" would poll the ended stream again at once, forever.
         assert!(matches!(connection.on_message(None).await, Some(End::Lost)));
     }
@@ -684,11 +696,13 @@ mod tests {
         let auth =
             Auth::new(&config, None, pushgate_http::ClientInfo::default(), pushgate_http::Grant::forever());
         let publishes = PublishAllowance::new(config.publish_rate, Instant::now().into_std());
-        let connection = Connection::new(1, Hub::new(), &config, params, auth, publishes).unwrap();
+        let connection = Connection::new(1, Hub::new(), &config, params, false, auth, publishes).unwrap();
         let on_upgrade = hyper::upgrade::on(http::Request::new(()));
         let serve = connection.serve(on_upgrade, Arc::new(WsConfig::default()));
         let size = std::mem::size_of_val(&serve);
-        // 2 KB, and a few words for the arm that waits for the server API to cut the user off.
-        assert!(size <= 2048 + 32, "the connection future is {size} bytes");
+        // 2 KiB, a few words for the arm that waits for the server API to cut the user off, and
+        // the 16 bytes the join and leave notices' flag costs (a byte, padded, in the two places
+        // the future holds the connection).
+        assert!(size <= 2048 + 32 + 16, "the connection future is {size} bytes");
     }
 }

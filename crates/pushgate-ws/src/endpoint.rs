@@ -65,6 +65,10 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
         Ok(params) => params,
         Err(err) => return err.into_response(),
     };
+    let notices = match pushgate_http::wants_presence(&query) {
+        Ok(notices) => notices,
+        Err(err) => return err.into_response(),
+    };
     // A token or topics in the query are checked now, so a refusal is an HTTP answer; without
     // either the connection opens unauthenticated and may send an `auth` frame. A policy that
     // authenticates with cookies is asked about an upgrade carrying one, so that the connection
@@ -99,10 +103,11 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
     let publishes = request.extensions().get::<PublishAllowance>().cloned().unwrap_or_else(|| {
         PublishAllowance::new(shared.config.publish_rate, tokio::time::Instant::now().into_std())
     });
-    let connection = match Connection::new(id, shared.hub.clone(), &shared.config, params, auth, publishes) {
-        Ok(connection) => connection,
-        Err(err) => return ApiError::from(err).into_response(),
-    };
+    let connection =
+        match Connection::new(id, shared.hub.clone(), &shared.config, params, notices, auth, publishes) {
+            Ok(connection) => connection,
+            Err(err) => return ApiError::from(err).into_response(),
+        };
     let on_upgrade = hyper::upgrade::on(&mut request);
     tracing::debug!(connection = id, transport = "ws", "websocket upgrade accepted");
     tokio::spawn(connection.serve(on_upgrade, Arc::clone(&shared.config)));

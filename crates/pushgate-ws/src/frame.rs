@@ -24,7 +24,7 @@ static EVENT_FRAME: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
 #[derive(Debug)]
 pub(crate) enum ClientFrame {
     /// Add `topics`; `cursor` overrides the connection's position.
-    Subscribe { topics: Vec<TopicName>, cursor: Option<Cursor> },
+    Subscribe { topics: Vec<TopicName>, cursor: Option<Cursor>, presence: Option<bool> },
     /// Remove `topics`.
     Unsubscribe { topics: Vec<TopicName> },
     /// Publish `event` to `topic`.
@@ -66,14 +66,14 @@ pub(crate) fn parse(text: &str) -> Result<ClientFrame, BadFrame> {
 
 fn validate(frame: WireFrame) -> Result<ClientFrame, ApiError> {
     Ok(match frame {
-        WireFrame::Subscribe(SubscribeFrame { topics, cursor }) => {
+        WireFrame::Subscribe(SubscribeFrame { topics, cursor, presence }) => {
             let cursor = match cursor.as_deref() {
                 None | Some("") => None,
                 Some(text) => Some(text.parse::<Cursor>().map_err(|err| {
                     ApiError::new(ErrorCode::InvalidCursor, format!("{err} (got {text:?})"))
                 })?),
             };
-            ClientFrame::Subscribe { topics: topic_names(&topics)?, cursor }
+            ClientFrame::Subscribe { topics: topic_names(&topics)?, cursor, presence }
         }
         WireFrame::Unsubscribe(UnsubscribeFrame { topics }) => {
             ClientFrame::Unsubscribe { topics: topic_names(&topics)? }
@@ -121,6 +121,12 @@ fn topic_name(name: &str) -> Result<TopicName, ApiError> {
 /// `{"type":"event",…event object fields…}`, encoded once per event and shared.
 pub(crate) fn event(event: &Event) -> Bytes {
     event.encoded(&EVENT_FRAME, |event| tagged("event", &event_json(event)))
+}
+
+/// `{"type":"presence","event":"join"|"leave",…}`: a join or leave notice
+/// ([`presence_json`](pushgate_http::presence_json)).
+pub(crate) fn presence(change: &pushgate_hub::PresenceChange) -> Bytes {
+    tagged("presence", pushgate_http::presence_json(change).to_string().as_bytes())
 }
 
 /// `{"type":"reset",…reset object fields…}`.
@@ -223,7 +229,7 @@ mod tests {
 
     #[test]
     fn parses_each_client_frame() {
-        let Ok(ClientFrame::Subscribe { topics, cursor }) =
+        let Ok(ClientFrame::Subscribe { topics, cursor, .. }) =
             parse(r#"{"type":"subscribe","topics":["a","b"],"cursor":"oldest","extra":1}"#)
         else {
             panic!("subscribe")

@@ -468,8 +468,9 @@ async fn serve_with(
     // The policy's housekeeping (JWKS refresh, expired decisions) never ends on its own.
     let policy_upkeep = plan.policy.as_ref().map(|policy| tokio::spawn(policy.maintain()));
     let ticker = tokio::spawn(ticker::run(hub.clone(), plan.ticker_rate));
-    // Ends once the hub closes, withdrawing this node's report.
-    let reporting = tokio::spawn(presence.keep_reporting(plan.presence_interval));
+    // Both end once the hub closes; the report is withdrawn then.
+    let reporting = tokio::spawn(presence.clone().keep_reporting(plan.presence_interval));
+    let relaying = tokio::spawn(presence.relay_changes());
     let running = sources.spawn(&hub, redis.is_some());
     // The sources stop when the server closes the hub, in parallel with the connections'
     // drain, and get the same time for it.
@@ -487,6 +488,7 @@ async fn serve_with(
     maintenance.await.ok();
     ticker.await.ok();
     reporting.await.ok();
+    relaying.await.ok();
     if let Some(state) = state {
         state.await.ok();
     }

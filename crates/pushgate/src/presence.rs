@@ -8,6 +8,9 @@
 //! drops out at most three intervals after its last report. This node's own readers are always
 //! counted live, never from its report.
 //!
+//! It also relays the hub's join and leave notices ([`PresenceView::relay_changes`]) with the
+//! topic's total over every node.
+//!
 //! Everything is bounded: a report holds at most [`MAX_REPORT_TOPICS`] topics (those with the
 //! most readers) and [`MAX_REPORT_USERS`] users over all of them, each topic at most
 //! [`MAX_PRESENCE_USERS`].
@@ -142,6 +145,28 @@ impl PresenceView {
         }
         if let Err(error) = cluster.withdraw().await {
             tracing::debug!(%error, "cannot withdraw this node's presence report; it expires on its own");
+        }
+    }
+}
+
+impl PresenceView {
+    /// Relays the hub's joins and leaves to the readers that asked for them, each with the
+    /// topic's total over every node, until the hub closes. (Only one relay per hub: a second
+    /// returns at once.)
+    pub(crate) async fn relay_changes(self) {
+        let Some(mut changes) = self.hub.presence_changes() else {
+            return;
+        };
+        loop {
+            let change = tokio::select! {
+                () = self.hub.closed() => return,
+                change = changes.recv() => change,
+            };
+            let Some(mut change) = change else { return };
+            if self.cluster.is_some() {
+                change.total = self.of(&change.topic).await.presence.total;
+            }
+            self.hub.notify_presence(change);
         }
     }
 }

@@ -10,10 +10,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::{SinkExt as _, StreamExt as _};
 use jsonwebtoken::{EncodingKey, Header, encode};
-use pushgate_testkit::{GatewayProcess, RedisServer};
+use pushgate_testkit::{GatewayProcess, RedisServer, SseReader};
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
+use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "presence-test secret, 32 bytes or more";
 const ADMIN_KEY: &str = "presence-admin-key";
@@ -189,4 +191,113 @@ async fn a_long_poller_naming_its_client_is_counted_between_its_polls() {
     // Between two polls it still counts (for two intervals), then no more.
     assert_eq!(presence(&node).await["total"], 1);
     presence_until(&node, Duration::from_secs(5), |p| p["total"] == 0).await;
+}
+
+/// The next SSE message of type `event` on `stream` (others passed over); its data. (A notice
+/// has no `id:`, so the last event id stays the last event's: none in this test's notices.)
+async fn next_sse(stream: &mut SseReader, event: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let message = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {event} frame"))
+            .expect("the stream ended")
+            .unwrap();
+        if message.event == event {
+            if event.starts_with("pushgate.") {
+                assert_eq!(message.id, "", "a notice carries no id: {message:?}");
+            }
+            return serde_json::from_str(&message.data).unwrap();
+        }
+    }
+}
+
+/// The next WebSocket frame of type `kind`.
+async fn next_ws(ws: &mut Ws, kind: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let message = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} frame"))
+            .expect("the socket closed")
+            .unwrap();
+        if let Message::Text(text) = message {
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+}
+
+/// A notice's members, without `topic` (always `room` here).
+fn notice(event: &str, user: Option<&str>, transport: &str, total: u64) -> Value {
+    json!({ "event": event, "topic": "room", "user": user, "transport": transport, "total": total })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_and_leaves_reach_the_readers_that_asked_on_sse_websocket_and_long_poll() {
+    let node = gateway(&[]).await;
+    // An anonymous SSE reader asking for notices sees its own join first.
+    let mut watcher = SseReader::from_response(sse(&node, None, "&presence=1").await);
+    assert_eq!(next_sse(&mut watcher, "pushgate.join").await, notice("join", None, "sse", 1));
+
+    // Bob asks in his WebSocket subscribe frame.
+    let bob = token("bob");
+    let url = format!("ws{}/v1/ws?token={bob}", &node.base_url()[4..]);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let subscribe = json!({"type": "subscribe", "topics": ["room"], "presence": true});
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
+    let mut own = next_ws(&mut ws, "presence").await;
+    assert_eq!(own.as_object_mut().unwrap().remove("type"), Some(json!("presence")));
+    assert_eq!(own, notice("join", Some("bob"), "ws", 2));
+    assert_eq!(next_sse(&mut watcher, "pushgate.join").await, notice("join", Some("bob"), "ws", 2));
+
+    // Alice reads without asking; her stream dropping (a tab that crashed) is her leave.
+    let alice = sse(&node, Some(&token("alice")), "").await;
+    let joined = notice("join", Some("alice"), "sse", 3);
+    assert_eq!(next_sse(&mut watcher, "pushgate.join").await, joined);
+    let mut frame = next_ws(&mut ws, "presence").await;
+    frame.as_object_mut().unwrap().remove("type");
+    assert_eq!(frame, joined);
+    drop(alice);
+    let left = notice("leave", Some("alice"), "sse", 2);
+    assert_eq!(next_sse(&mut watcher, "pushgate.leave").await, left);
+    let mut frame = next_ws(&mut ws, "presence").await;
+    frame.as_object_mut().unwrap().remove("type");
+    assert_eq!(frame, left);
+
+    // A parked long poll that asked is answered with the notice, its cursor unmoved.
+    let parked = tokio::spawn({
+        let url = node.url("/v1/longpoll?topic=room&presence=1&timeout=10&cursor=oldest");
+        async move { http().get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    });
+    presence_until(&node, WAIT, |p| p["transports"]["longpoll"] == 1).await;
+    let _carol = sse(&node, Some(&token("carol")), "").await;
+    let answer = parked.await.unwrap();
+    assert_eq!(answer["events"], json!([]), "{answer}");
+    assert_eq!(answer["presence"], json!([notice("join", Some("carol"), "sse", 4)]), "{answer}");
+
+    // Notices are not events: the first event is still `seq` 1, and nobody can publish one.
+    let published: Value = http()
+        .post(node.url("/v1/publish/room"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"data": "hi"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(published["seq"], 1, "{published}");
+    let event = next_sse(&mut watcher, "message").await;
+    assert_eq!(event["seq"], 1, "{event}");
+    let forged = http()
+        .post(node.url("/v1/publish/room"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"event": "pushgate.leave", "data": {"user": "bob"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
 }

@@ -68,6 +68,7 @@ import { TabShare, canShare } from './shared.js';
 
 /** @typedef {import('./types.js').EventObject} EventObject */
 /** @typedef {import('./types.js').ResetObject} ResetObject */
+/** @typedef {import('./types.js').PresenceNotice} PresenceNotice */
 /** @typedef {import('./types.js').Transport} Transport */
 /** @typedef {import('./types.js').TransportChoice} TransportChoice */
 /** @typedef {import('./types.js').Status} Status */
@@ -107,6 +108,8 @@ import { TabShare, canShare } from './shared.js';
  * @property {(error: PushgateError) => void} failed the attempt is over
  * @property {(event: EventObject) => void} deliver
  * @property {(reset: ResetObject) => void} deliverReset
+ * @property {(notice: PresenceNotice) => void} deliverPresence a join or leave notice
+ * @property {boolean} presence whether notices were asked for
  * @property {(answer: PollAnswer) => void} applyAnswer a poll answer: reset, events, cursor
  * @property {(detail: ErrorObject) => void} reportError an `error` event the connection survives
  * @property {(path: string, extra?: Record<string, string>) => string} subscribeUrl
@@ -201,6 +204,10 @@ export class Connection extends EventTarget {
   /** Event types to listen for on SSE. */
   /** @type {Set<string>} */
   #eventTypes;
+  /** Whether join and leave notices were asked for. */
+  #presence = false;
+  /** Names this connection's polls, so the server counts it in presence between them. */
+  #clientId = `c${Math.random().toString(36).slice(2, 12)}`;
   /** @type {((type: string) => void)|undefined} tells the running attempt of a new type */
   #onNewType;
   #onWake = () => this.#wake();
@@ -231,6 +238,7 @@ export class Connection extends EventTarget {
     this.interval = options.interval ?? 1000;
     this.timeout = options.timeout ?? 25;
     this.#eventTypes = new Set(['message', ...(options.events ?? [])]);
+    this.#presence = options.presence === true;
     this.#token = options.token || undefined;
     this.#refreshToken = options.refreshToken;
     if (options.shared && canShare()) {
@@ -373,10 +381,13 @@ export class Connection extends EventTarget {
           this.#learnType(event.event);
           this.#deliver(event);
         }
+        for (const notice of answer.presence ?? []) this.dispatchEvent(new CustomEvent('presence', { detail: notice }));
         if (typeof answer.cursor === 'string') this.#setCursor(answer.cursor);
       },
       reportError: (detail) => live() && this.dispatchEvent(new CustomEvent('error', { detail })),
-      subscribeUrl: (path, extra) => subscribeUrl(this.url, path, { topics: this.topics, cursor: this.cursor, token: this.#token, extra }),
+      deliverPresence: (notice) => live() && this.dispatchEvent(new CustomEvent('presence', { detail: notice })),
+      presence: this.#presence,
+      subscribeUrl: (path, extra) => subscribeUrl(this.url, path, { topics: this.topics, cursor: this.cursor, token: this.#token, extra: this.#presenceParams(path, extra) }),
       get: (url, signal, headers) => getJson(url, { signal, headers, stats: this.stats }),
       lastOf: (topic) => this.#lastByTopic.get(topic),
       eventTypes: this.#eventTypes,
@@ -567,6 +578,23 @@ export class Connection extends EventTarget {
     for (const entry of reset.topics ?? []) this.#lastByTopic.delete(entry.topic);
     this.stats.messages += 1;
     this.dispatchEvent(new CustomEvent('reset', { detail: reset }));
+  }
+
+  /**
+   * `extra` with what presence needs: `presence=1` when notices were asked for, and on polls the
+   * connection's `client` id and `interval`, so the server counts it between requests.
+   * @param {string} path
+   * @param {Record<string, string>} [extra]
+   * @returns {Record<string, string>}
+   */
+  #presenceParams(path, extra = {}) {
+    const params = { ...extra };
+    if (this.#presence) params.presence = '1';
+    if (path === '/v1/poll' || path === '/v1/longpoll') {
+      params.client = this.#clientId;
+      params.interval = String(Math.max(1, Math.ceil(this.interval / 1000)));
+    }
+    return params;
   }
 
   /** @param {string} type */

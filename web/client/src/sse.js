@@ -94,6 +94,19 @@ export function runSse(attempt) {
     });
   };
 
+  /** @param {MessageEvent} message a join or leave notice: no id, so the cursor stays */
+  const onPresence = (message) => {
+    chain = chain.then(() => {
+      if (!live()) return;
+      attempt.stats.bytes += sseFrameBytes(message);
+      try {
+        attempt.deliverPresence(JSON.parse(message.data));
+      } catch {
+        // Not JSON: not from this server.
+      }
+    });
+  };
+
   /** @param {MessageEvent} message */
   const onReset = (message) => {
     const frameBytes = sseFrameBytes(message);
@@ -152,6 +165,7 @@ export function runSse(attempt) {
     for (const type of attempt.eventTypes) listen(type);
     attempt.onNewType(listen);
     source.addEventListener('reset', onReset);
+    for (const kind of ['pushgate.join', 'pushgate.leave']) source.addEventListener(kind, onPresence);
     source.addEventListener('error', onError);
     source.addEventListener('open', () => {
       if (!live()) return;

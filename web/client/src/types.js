@@ -47,6 +47,9 @@
  * @property {string[]} [events] event types to listen for on SSE besides `message`
  * @property {string} [token] an access token; none by default
  * @property {() => (string|Promise<string>)} [refreshToken] returns a fresh token when the current one expires
+ * @property {boolean} [presence] be told when a reader of the topics joins or leaves: `presence`
+ *   events with a {@link PresenceNotice} (not on short poll, and not relayed to the other tabs of
+ *   a shared connection); default `false`
  * @property {boolean|string} [shared] share one connection among the tabs of this origin that
  *   connect to the same `url` with the same `transport` (and, when a string, the same name);
  *   default `false`. Where the browser lacks Web Locks or BroadcastChannel, the connection is
@@ -90,6 +93,17 @@
  * @property {CustomEvent<StatusDetail>} status the status or the transport changed
  * @property {CustomEvent<ErrorObject>} error a protocol error the connection survives, or the one that closed it
  * @property {CustomEvent<string>} cursor the new resume position (save it to resume after a reload)
+ * @property {CustomEvent<PresenceNotice>} presence a reader joined or left (with the `presence` option)
+ */
+
+/**
+ * A join or leave notice: not an event (no `seq`, no `id`, never replayed).
+ * @typedef {object} PresenceNotice
+ * @property {'join'|'leave'} event
+ * @property {string} topic
+ * @property {string|null} user the reader's user; `null` when anonymous
+ * @property {string} transport the reader's transport
+ * @property {number} total the topic's readers after the change, on every node
  */
 
 /**
@@ -98,6 +112,7 @@
  * @property {EventObject[]} [events]
  * @property {string} [cursor]
  * @property {ResetObject} [reset]
+ * @property {PresenceNotice[]} [presence]
  */
 
 export {};

@@ -90,7 +90,8 @@ export function runWs(attempt) {
     // Frames are handled in order: the subscription is checked against this token.
     const token = attempt.token();
     if (token) socket.send(JSON.stringify({ type: 'auth', token }));
-    socket.send(JSON.stringify({ type: 'subscribe', topics: attempt.topics, cursor: attempt.cursor() }));
+    const subscribe = { type: 'subscribe', topics: attempt.topics, cursor: attempt.cursor() };
+    socket.send(JSON.stringify(attempt.presence ? { ...subscribe, presence: true } : subscribe));
   });
   socket.addEventListener('message', (message) => {
     if (!live() || typeof message.data !== 'string') return;
@@ -106,6 +107,8 @@ export function runWs(attempt) {
       receivedEvent = true;
       attempt.deliver(/** @type {EventObject} */ (rest));
       attempt.working();
+    } else if (type === 'presence') {
+      attempt.deliverPresence(/** @type {import('./types.js').PresenceNotice} */ (rest));
     } else if (type === 'reset') {
       attempt.deliverReset(/** @type {ResetObject} */ (rest));
       attempt.working();

@@ -206,7 +206,7 @@ pub async fn next_events(sub: &mut Subscription, n: usize) -> Vec<Arc<Event>> {
     while events.len() < n {
         match tokio::time::timeout_at(deadline, sub.recv()).await {
             Ok(Ok(Item::Event(event))) => events.push(event),
-            Ok(Ok(Item::Reset(reset))) => panic!("unexpected reset after {} events: {reset:?}", events.len()),
+            Ok(Ok(other)) => panic!("unexpected {other:?} after {} events", events.len()),
             Ok(Err(err)) => panic!("subscription ended after {} events: {err}", events.len()),
             Err(_) => panic!(
                 "only {} of {n} events within {WAIT:?}; last: {:?}",
