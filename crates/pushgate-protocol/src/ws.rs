@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::{Cursor, ErrorObject, EventObject, PublishedObject, ResetObject};
@@ -56,11 +55,15 @@ pub struct PublishFrame {
 }
 
 /// `{"type":"ping","id":…}`, answered with a `pong` carrying the same `id`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PingFrame {
-    /// Any JSON value.
-    #[serde(default)]
-    pub id: Value,
+    /// Any JSON value, kept as its text so the pong echoes it exactly; `null` when absent.
+    #[serde(default = "null")]
+    pub id: Box<RawValue>,
+}
+
+fn null() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
 }
 
 /// `{"type":"auth","token":"…"}`: authenticate, or replace the token before it expires.
@@ -219,10 +222,16 @@ pub struct ErrorFrame {
 }
 
 /// `{"type":"pong","id":…}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PongFrame {
-    /// The ping's `id`.
-    pub id: Value,
+    /// The ping's `id`, as sent.
+    pub id: Box<RawValue>,
+}
+
+impl PartialEq for PongFrame {
+    fn eq(&self, other: &Self) -> bool {
+        self.id.get() == other.id.get()
+    }
 }
 
 /// `{"type":"authed","expires":<unix seconds or null>}`, the answer to an `auth` frame.
