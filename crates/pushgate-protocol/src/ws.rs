@@ -288,6 +288,17 @@ impl ServerFrame {
     }
 }
 
+/// The close codes of the server's own reasons (RFC 6455's private range), besides the standard
+/// 1000 (normal), 1001 (going away: shutting down, ping timeout), 1002, 1007, 1009 and 1011.
+pub mod close {
+    /// The connection's backlog overflowed: reconnect with the last cursor.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// The connection's token expired and was not refreshed: reconnect with a fresh token.
+    pub const TOKEN_EXPIRED: u16 = 4401;
+    /// Auth is required and no `auth` frame came within the auth timeout.
+    pub const AUTH_TIMEOUT: u16 = 4408;
+}
+
 /// `{"type":"<kind>",…the fields of frame…}`: how every frame is written.
 pub fn encode(kind: &str, frame: &impl Serialize) -> String {
     // These structs hold strings, numbers and JSON values only: serializing cannot fail, and
