@@ -45,16 +45,28 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 pub struct Data(Bytes);
 
 impl Data {
-    /// Parses `text` as JSON and keeps its compact form.
+    /// Parses `text` as JSON and keeps its compact form: the same text without the whitespace
+    /// between tokens, every number, string escape and member order as written.
+    ///
+    /// The text is checked by serde_json's parser but never read into a
+    /// [`serde_json::Value`], so numbers keep every digit without the host program needing
+    /// serde_json's `arbitrary_precision` (which this crate does not turn on).
     ///
     /// ```
     /// # use pushgate_hub::Data;
     /// assert_eq!(Data::from_json("[1, 2]")?.as_str(), "[1,2]");
+    /// assert_eq!(Data::from_json(r#" {"big": 12345678901234567890.12, "s": "a b\" c"} "#)?.as_str(),
+    ///            r#"{"big":12345678901234567890.12,"s":"a b\" c"}"#);
     /// # Ok::<(), serde_json::Error>(())
     /// ```
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
-        let value: serde_json::Value = serde_json::from_str(text)?;
-        Ok(Self::from(&value))
+        let raw: &serde_json::value::RawValue = serde_json::from_str(text)?;
+        match compact(raw.get()) {
+            Some(compact) => Ok(Self(Bytes::from(compact))),
+            // Nested deeper than serde_json reads a `Value`: its parser says why (and the
+            // `Ok` cannot happen, but would be the same data).
+            None => serde_json::from_str::<serde_json::Value>(text).map(Self::from),
+        }
     }
 
     /// The compact JSON text.
@@ -119,6 +131,44 @@ impl From<&serde_json::Value> for Data {
         text.shrink_to_fit();
         Self(Bytes::from(text))
     }
+}
+
+/// How deep values may nest: serde_json's own limit for a `Value`, so data can always be read
+/// back ([`Data::to_value`]).
+const MAX_DEPTH: usize = 128;
+
+/// Valid JSON `json` without the whitespace between its tokens; `None` when it nests deeper
+/// than [`MAX_DEPTH`].
+fn compact(json: &str) -> Option<String> {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped, mut depth) = (false, false, 0_usize);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            ' ' | '\t' | '\n' | '\r' => continue,
+            '"' => in_string = true,
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return None;
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        out.push(c);
+    }
+    Some(out)
 }
 
 impl From<serde_json::Value> for Data {

@@ -235,8 +235,8 @@ impl std::fmt::Display for ErrorCode {
 
 /// The inside of an error answer: `{"code","message"}`.
 ///
-/// `code` is kept as text so a client reading a newer server's code still has it; [`code`]
-/// (Self::code) reads it as an [`ErrorCode`].
+/// The code is kept as text so a client reading a newer server's code still has it;
+/// [`code`](Self::code) reads it as an [`ErrorCode`].
 ///
 /// ```
 /// use pushgate_protocol::{ErrorBody, ErrorCode, ErrorObject};

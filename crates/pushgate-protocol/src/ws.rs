@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::{Cursor, ErrorObject, EventObject, PublishedObject, ResetObject};
@@ -59,11 +58,15 @@ pub struct PublishFrame {
 }
 
 /// `{"type":"ping","id":…}`, answered with a `pong` carrying the same `id`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PingFrame {
-    /// Any JSON value.
-    #[serde(default)]
-    pub id: Value,
+    /// Any JSON value, kept as its text so the pong echoes it exactly; `null` when absent.
+    #[serde(default = "null")]
+    pub id: Box<RawValue>,
+}
+
+fn null() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
 }
 
 /// `{"type":"auth","token":"…"}`: authenticate, or replace the token before it expires.
@@ -222,10 +225,16 @@ pub struct ErrorFrame {
 }
 
 /// `{"type":"pong","id":…}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PongFrame {
-    /// The ping's `id`.
-    pub id: Value,
+    /// The ping's `id`, as sent.
+    pub id: Box<RawValue>,
+}
+
+impl PartialEq for PongFrame {
+    fn eq(&self, other: &Self) -> bool {
+        self.id.get() == other.id.get()
+    }
 }
 
 /// `{"type":"authed","expires":<unix seconds or null>}`, the answer to an `auth` frame.
@@ -280,6 +289,21 @@ impl ServerFrame {
             _ => Self::Other(kind),
         })
     }
+}
+
+/// The close codes of the server's own reasons (RFC 6455's private range), besides the standard
+/// 1000 (normal), 1001 (going away: shutting down, ping timeout), 1002, 1007, 1009 and 1011.
+pub mod close {
+    /// The connection's backlog overflowed: reconnect with the last cursor.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// The connection's token expired and was not refreshed: reconnect with a fresh token.
+    pub const TOKEN_EXPIRED: u16 = 4401;
+    /// Auth is required and no `auth` frame came within the auth timeout.
+    pub const AUTH_TIMEOUT: u16 = 4408;
+    /// The application's server disconnected the connection (server API): do not reconnect.
+    pub const DISCONNECTED: u16 = 4410;
+    /// The user's tokens were revoked (server API): reconnect only with a fresh token.
+    pub const TOKEN_REVOKED: u16 = 4411;
 }
 
 /// `{"type":"<kind>",…the fields of frame…}`: how every frame is written.

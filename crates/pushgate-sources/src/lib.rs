@@ -113,8 +113,8 @@
 //! - On MariaDB/MySQL and SQLite the triggers list the columns: run [`install`] again after
 //!   `ALTER TABLE`, or new columns are missing from events (and, on MariaDB, writes fail once a
 //!   listed column is dropped). PostgreSQL's triggers list only `bytea` columns.
-//! - Numbers keep every digit the database wrote (the workspace's JSON keeps arbitrary
-//!   precision); a browser's `JSON.parse` still rounds beyond about 15 significant digits.
+//! - Numbers keep every digit the database wrote (this crate turns on serde_json's `arbitrary_precision`, for the whole program that embeds it;
+//!   see docs/embedding.md); a browser's `JSON.parse` still rounds beyond about 15 significant digits.
 //! - One tailer per database (and set of names) publishes at a time: every node may run the
 //!   same source, and the others stand by until its lease is free (see [`Source`]).
 //! - Every change is written twice (the row and its outbox copy) and updated once more when

@@ -35,15 +35,15 @@ pub(crate) enum CloseReason {
 }
 
 /// The close code of a slow consumer: backlog overflowed, reconnect with the last cursor.
-pub(crate) const SLOW_CONSUMER: u16 = 4008;
+pub(crate) const SLOW_CONSUMER: u16 = pushgate_protocol::ws::close::SLOW_CONSUMER;
 /// The close code of a connection whose token expired: reconnect with a fresh token.
-pub(crate) const TOKEN_EXPIRED: u16 = 4401;
+pub(crate) const TOKEN_EXPIRED: u16 = pushgate_protocol::ws::close::TOKEN_EXPIRED;
 /// The close code of a connection that sent no token in time.
-pub(crate) const AUTH_TIMEOUT: u16 = 4408;
+pub(crate) const AUTH_TIMEOUT: u16 = pushgate_protocol::ws::close::AUTH_TIMEOUT;
 /// The close code of a connection the application's server disconnected: do not reconnect.
-pub(crate) const DISCONNECTED: u16 = 4410;
+pub(crate) const DISCONNECTED: u16 = pushgate_protocol::ws::close::DISCONNECTED;
 /// The close code of a connection whose token was revoked: reconnect only with a fresh token.
-pub(crate) const TOKEN_REVOKED: u16 = 4411;
+pub(crate) const TOKEN_REVOKED: u16 = pushgate_protocol::ws::close::TOKEN_REVOKED;
 
 impl CloseReason {
     /// The close code.
