@@ -197,7 +197,7 @@ impl PollAnswer {
         options: &FetchOptions,
         grant: &Grant,
     ) -> Result<Response, ApiError> {
-        let SubscribeParams { topics, cursor } = &self.params;
+        let SubscribeParams { topics, cursor, .. } = &self.params;
         let batch = hub.fetch(topics, *cursor, options).await?;
         if batch.events.is_empty() && batch.reset.is_none() && grant.has_expired() && !hub.is_closed() {
             return Err(AuthError::TokenExpired.into());

@@ -214,7 +214,7 @@ impl From<HubError> for ApiError {
             HubError::TopicLimit { .. } => ErrorCode::Overloaded,
             HubError::Closed => ErrorCode::ShuttingDown,
             HubError::Unavailable { .. } => ErrorCode::Unavailable,
-            HubError::InvalidIdempotencyKey(_) => ErrorCode::InvalidParameter,
+            HubError::InvalidIdempotencyKey(_) | HubError::InvalidLatestKey(_) => ErrorCode::InvalidParameter,
             _ => ErrorCode::Internal,
         };
         Self::new(code, err.to_string())

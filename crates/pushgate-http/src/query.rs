@@ -120,12 +120,15 @@ impl fmt::Debug for Query {
     }
 }
 
-/// What every transport's subscribe request carries: topics and a starting cursor.
+/// What every transport's subscribe request carries: topics, a starting cursor, and whether
+/// to read latest value only.
 ///
 /// Topics come from repeated `topic` parameters and/or a comma-separated `topics` parameter.
 /// The cursor comes from, in order of precedence: the `Last-Event-ID` header (what a
 /// reconnecting `EventSource` sends), the `cursor` parameter, the `last_event_id` parameter (for
-/// clients that cannot set headers); absent, it is `now`.
+/// clients that cannot set headers); absent, it is `now`. `latest=1` (or `true`) reads every
+/// topic latest value only (`SubscribeOptions::latest` of the hub); `0`, `false` or no
+/// parameter reads every event, except on topics the server reads latest-only for everyone.
 ///
 /// As an axum extractor it rejects a bad request with [`ApiError`] (400 and a JSON body).
 ///
@@ -142,6 +145,9 @@ impl fmt::Debug for Query {
 /// assert_eq!(header_wins.cursor, Cursor::Now);
 ///
 /// assert!(SubscribeParams::from_query(&Query::parse(Some("topic=a&cursor=junk")), None).is_err());
+/// assert!(SubscribeParams::from_query(&Query::parse(Some("topic=a&latest=1")), None)?.latest);
+/// assert!(!params.latest);
+/// assert!(SubscribeParams::from_query(&Query::parse(Some("topic=a&latest=yes")), None).is_err());
 /// # Ok::<(), pushgate_http::ApiError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -151,6 +157,8 @@ pub struct SubscribeParams {
     pub topics: Vec<TopicName>,
     /// Where to start.
     pub cursor: Cursor,
+    /// Read latest value only (`latest=1`).
+    pub latest: bool,
 }
 
 impl SubscribeParams {
@@ -175,7 +183,17 @@ impl SubscribeParams {
                 .parse::<Cursor>()
                 .map_err(|err| ApiError::new(ErrorCode::InvalidCursor, format!("{err} (got {text:?})")))?,
         };
-        Ok(Self { topics, cursor })
+        let latest = match query.get("latest") {
+            None | Some("" | "0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("latest must be 1, true, 0 or false (got {other:?})"),
+                ));
+            }
+        };
+        Ok(Self { topics, cursor, latest })
     }
 
     /// Reads topics and cursor from `query` and the request's `Last-Event-ID` header; a header

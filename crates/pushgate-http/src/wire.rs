@@ -1,11 +1,12 @@
 //! The JSON every transport shares: one event object, one reset object, one poll batch.
 //!
 //! The event object is `{"topic","seq","id","event","data","ts"}`, plus `"from"` (who published
-//! it) when the publisher was identified. It is written by hand rather than through serde:
+//! it) when the publisher was identified and `"key"` (what it is the newest value of) when the
+//! publisher gave one. It is written by hand rather than through serde:
 //! topics and event types are restricted to characters that need no JSON escaping, the id is a
 //! hex cursor, and `data` is already compact JSON, so the object is a few concatenations, done
-//! once per event and shared by every subscriber; only the sender, any UTF-8, goes through the
-//! JSON string escaper.
+//! once per event and shared by every subscriber; only the sender and the key go through the JSON string
+//! escaper.
 
 use std::sync::LazyLock;
 
@@ -38,6 +39,11 @@ static EVENT_JSON: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
 /// let said = hub.publish(&TopicName::new("chat")?, NewEvent::new(serde_json::json!("hi")).from("Zoë \"z\"")).await?;
 /// let json: serde_json::Value = serde_json::from_slice(&pushgate_http::event_json(&said))?;
 /// assert_eq!(json["from"], "Zoë \"z\"");
+/// assert!(json.get("key").is_none());
+///
+/// let keyed = hub.publish(&TopicName::new("prices")?, NewEvent::new(serde_json::json!(1)).latest_key("EUR\"USD")).await?;
+/// let json: serde_json::Value = serde_json::from_slice(&pushgate_http::event_json(&keyed))?;
+/// assert_eq!(json["key"], "EUR\"USD");
 /// # Ok(()) }
 /// ```
 pub fn event_json(event: &Event) -> Bytes {
@@ -47,12 +53,12 @@ pub fn event_json(event: &Event) -> Bytes {
 fn encode_event(event: &Event) -> Bytes {
     use std::fmt::Write as _;
     let data = event.data().as_str();
-    let from = event.from().map(|from| {
-        // Serializing a string cannot fail; `null` keeps the object valid if it ever did.
-        serde_json::to_string(from).unwrap_or_else(|_| "null".to_owned())
-    });
-    let from_len = from.as_ref().map_or(0, |f| f.len() + 8);
-    let mut out = String::with_capacity(96 + data.len() + event.topic().as_str().len() + from_len);
+    // Serializing a string cannot fail; `null` keeps the object valid if it ever did.
+    let quoted = |text: &str| serde_json::to_string(text).unwrap_or_else(|_| "null".to_owned());
+    let from = event.from().map(quoted);
+    let key = event.latest_key().map(quoted);
+    let extra = from.as_ref().map_or(0, |f| f.len() + 8) + key.as_ref().map_or(0, |k| k.len() + 7);
+    let mut out = String::with_capacity(96 + data.len() + event.topic().as_str().len() + extra);
     // Writing to a String cannot fail.
     let _ = write!(
         out,
@@ -67,6 +73,10 @@ fn encode_event(event: &Event) -> Bytes {
     if let Some(from) = from {
         out.push_str(r#","from":"#);
         out.push_str(&from);
+    }
+    if let Some(key) = key {
+        out.push_str(r#","key":"#);
+        out.push_str(&key);
     }
     out.push('}');
     Bytes::from(out)
@@ -108,6 +118,7 @@ pub fn batch_body(batch: &Batch) -> Bytes {
                 + e.topic().as_str().len()
                 + e.type_name().len()
                 + e.from().map_or(0, |f| f.len() + 16)
+                + e.latest_key().map_or(0, |k| k.len() + 16)
                 + 100
         })
         .sum();

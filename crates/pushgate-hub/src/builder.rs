@@ -46,6 +46,7 @@ pub struct HubBuilder {
     resume: Option<(Epoch, u64)>,
     tiers: Vec<Arc<dyn HistoryTier>>,
     tier_timeout: Duration,
+    latest: Option<crate::latest::TopicPolicy>,
 }
 
 impl Default for HubBuilder {
@@ -61,6 +62,7 @@ impl Default for HubBuilder {
             resume: None,
             tiers: Vec::new(),
             tier_timeout: Duration::from_secs(5),
+            latest: None,
         }
     }
 }
@@ -218,6 +220,23 @@ impl HubBuilder {
         self
     }
 
+    /// The topics every reader reads latest value only, as if each had asked for it
+    /// ([`SubscribeOptions::latest`](crate::SubscribeOptions::latest)): tickers, dashboards,
+    /// counters. Asked once per topic when a subscription or fetch starts. Default: none.
+    ///
+    /// ```
+    /// # use pushgate_hub::Hub;
+    /// let hub = Hub::builder().latest_topics(|topic| topic.as_str().starts_with("prices.")).build();
+    /// # let _ = hub;
+    /// ```
+    pub fn latest_topics(
+        mut self,
+        topics: impl Fn(&crate::TopicName) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.latest = Some(Arc::new(topics));
+        self
+    }
+
     /// Builds the hub.
     pub fn build(self) -> Hub {
         let storage = self.storage.unwrap_or_else(|| {
@@ -240,6 +259,7 @@ impl HubBuilder {
                 counters: Counters::default(),
                 limits: self.limits.unwrap_or_default(),
                 tiers,
+                latest: self.latest,
             }),
         }
     }

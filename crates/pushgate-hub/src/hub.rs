@@ -46,6 +46,8 @@ pub(crate) struct Inner {
     pub(crate) limits: Limits,
     /// The history tiers, if any: asked only when a read finds a gap.
     pub(crate) tiers: Option<Arc<Tiers>>,
+    /// The topics every reader reads latest value only ([`HubBuilder::latest_topics`]).
+    pub(crate) latest: Option<crate::latest::TopicPolicy>,
 }
 
 /// Live readers of a topic, per label. See [`Hub::presence`].
@@ -170,6 +172,7 @@ impl Hub {
                 data: parts.data,
                 from: parts.from,
                 idempotency_key: parts.idempotency_key,
+                latest_key: parts.latest_key,
             })
             .await?;
         let counter = if published.is_replay() {
@@ -270,6 +273,7 @@ impl Hub {
             topics,
             self.inner.limits.max_topics_per_subscription,
             self.inner.tiers.is_some(),
+            |topic| crate::latest::applies(&options.latest, self.inner.latest.as_ref(), topic),
         )
         .inspect_err(|err| self.inner.counters.refused(err))?;
         if options.max_backlog.is_none() {

@@ -160,6 +160,7 @@ mod tests {
             epoch: Epoch::from_u32(1),
             timestamp_ms: now_ms - ms,
             from: None,
+            latest_key: None,
         }))
     }
 

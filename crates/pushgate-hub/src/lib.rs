@@ -228,6 +228,7 @@ mod fetch;
 mod hub;
 mod idempotency;
 mod latency;
+mod latest;
 mod memory;
 mod publish;
 mod reader;

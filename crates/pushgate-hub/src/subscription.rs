@@ -43,11 +43,17 @@ pub struct SubscribeOptions {
     pub(crate) label: Label,
     pub(crate) max_backlog: Option<usize>,
     pub(crate) coalesce: Duration,
+    pub(crate) latest: crate::latest::Choice,
 }
 
 impl Default for SubscribeOptions {
     fn default() -> Self {
-        Self { label: Label::Borrowed("embedded"), max_backlog: None, coalesce: Duration::ZERO }
+        Self {
+            label: Label::Borrowed("embedded"),
+            max_backlog: None,
+            coalesce: Duration::ZERO,
+            latest: crate::latest::Choice::Policy,
+        }
     }
 }
 
@@ -77,6 +83,42 @@ impl SubscribeOptions {
     /// read.
     pub fn coalesce(mut self, window: Duration) -> Self {
         self.coalesce = window;
+        self
+    }
+
+    /// Read every topic latest value only: when the subscriber is behind, an event with a
+    /// [key](crate::NewEvent::latest_key) is skipped if a newer event of the same topic and key
+    /// is read with it. Events without a key are never skipped; the cursor moves past what is
+    /// skipped, and `seq` then jumps (a gap that is not a loss: no reset is reported). Off by
+    /// default, except for the topics the hub's [policy](crate::HubBuilder::latest_topics)
+    /// names, which are read that way whatever this says.
+    ///
+    /// ```
+    /// use pushgate_hub::{Cursor, Hub, Item, NewEvent, SubscribeOptions, TopicName};
+    /// use serde_json::json;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let prices = TopicName::new("prices")?;
+    /// let mut sub = hub.subscribe_with(&[prices.clone()], Cursor::Now, SubscribeOptions::default().latest(true))?;
+    /// for (symbol, price) in [("AAPL", 1), ("MSFT", 2), ("AAPL", 3)] {
+    ///     hub.publish(&prices, NewEvent::new(json!(price)).latest_key(symbol)).await?;
+    /// }
+    /// let mut items = Vec::new();
+    /// sub.recv_many(&mut items, 100).await?;
+    /// let seen: Vec<_> = items.iter().map(|i| match i { Item::Event(e) => e.data().as_str().to_owned(), _ => unreachable!() }).collect();
+    /// assert_eq!(seen, ["2", "3"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn latest(mut self, on: bool) -> Self {
+        self.latest = if on { crate::latest::Choice::All } else { crate::latest::Choice::Policy };
+        self
+    }
+
+    /// Read these topics latest value only (as [`latest`](Self::latest) does for all), the
+    /// others in full.
+    pub fn latest_topics(mut self, topics: impl IntoIterator<Item = TopicName>) -> Self {
+        self.latest = crate::latest::Choice::Topics(topics.into_iter().collect());
         self
     }
 }
@@ -254,6 +296,22 @@ impl Subscription {
     /// ```
     pub fn topics(&self) -> impl Iterator<Item = &TopicName> {
         self.reader.names()
+    }
+
+    /// The topics read [latest value only](SubscribeOptions::latest), by the subscription's
+    /// choice or the hub's policy, sorted.
+    ///
+    /// ```
+    /// # use pushgate_hub::{Cursor, Hub, SubscribeOptions, TopicName};
+    /// let hub = Hub::new();
+    /// let (a, b) = (TopicName::new("a")?, TopicName::new("b")?);
+    /// let options = SubscribeOptions::default().latest_topics([b.clone()]);
+    /// let sub = hub.subscribe_with(&[a, b.clone()], Cursor::Now, options)?;
+    /// assert_eq!(sub.latest_topics().collect::<Vec<_>>(), [&b]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn latest_topics(&self) -> impl Iterator<Item = &TopicName> {
+        self.reader.latest_names()
     }
 
     /// The next item, waiting for one if needed. Cancel-safe: dropping the future loses nothing.

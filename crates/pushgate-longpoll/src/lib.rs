@@ -175,7 +175,12 @@ fn longpoll(
 /// The request's fetch and its wait, before the token caps the wait.
 fn prepare(config: &LongPollConfig, request: &PollRequest) -> Result<(FetchOptions, Duration), ApiError> {
     let wait = config.timeout(&request.query)?;
-    let options = config.answers.fetch_options(&request.query)?.coalesce(config.coalesce).label(LABEL);
+    let options = config
+        .answers
+        .fetch_options(&request.query)?
+        .latest(request.params().latest)
+        .coalesce(config.coalesce)
+        .label(LABEL);
     Ok((options, wait))
 }
 

@@ -86,6 +86,7 @@ async fn poll(State(shared): State<Arc<Shared>>, request: PollRequest) -> Result
     shared.config.authorize.check(&request.auth_request(LABEL)).await?;
     // Short polls never wait, so they never show in presence; the label names them in the
     // hub's per-label counters (fetches, delivery latency).
-    let options = shared.config.answers.fetch_options(&request.query)?.label(LABEL);
+    let options =
+        shared.config.answers.fetch_options(&request.query)?.latest(request.params().latest).label(LABEL);
     request.answer(&shared.hub, &options).await
 }

@@ -33,6 +33,7 @@ pub(crate) struct Entry {
     pub(crate) timestamp_ms: u64,
     pub(crate) epoch: Epoch,
     pub(crate) from: Option<Box<str>>,
+    pub(crate) latest_key: Option<Box<str>>,
 }
 
 impl Entry {
@@ -47,6 +48,7 @@ impl Entry {
             epoch: self.epoch,
             timestamp_ms: self.timestamp_ms,
             from: self.from,
+            latest_key: self.latest_key,
         }
     }
 
@@ -79,6 +81,10 @@ impl Entry {
             from: match entry.map.get("from") {
                 None => None,
                 Some(_) => Some(field("from")?.into()),
+            },
+            latest_key: match entry.map.get("key") {
+                None => None,
+                Some(_) => Some(field("key")?.into()),
             },
         })
     }

@@ -69,7 +69,8 @@ async fn subscribe(
     let options = SubscribeOptions::default()
         .label(LABEL)
         .max_backlog(endpoint.config.max_backlog)
-        .coalesce(endpoint.config.coalesce);
+        .coalesce(endpoint.config.coalesce)
+        .latest(params.latest);
     let subscription = match endpoint.hub.subscribe_with(&params.topics, params.cursor, options) {
         Ok(subscription) => subscription,
         Err(err) => return ApiError::from(err).into_response(),

@@ -19,8 +19,9 @@ static EVENT_FRAME: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
 /// A client frame, validated.
 #[derive(Debug)]
 pub(crate) enum ClientFrame {
-    /// Add `topics`; `cursor` overrides the connection's position.
-    Subscribe { topics: Vec<TopicName>, cursor: Option<Cursor> },
+    /// Add `topics`; `cursor` overrides the connection's position; `latest` reads them latest
+    /// value only.
+    Subscribe { topics: Vec<TopicName>, cursor: Option<Cursor>, latest: bool },
     /// Remove `topics`.
     Unsubscribe { topics: Vec<TopicName> },
     /// Publish `event` to `topic`.
@@ -49,6 +50,8 @@ enum RawFrame {
         topics: Vec<String>,
         #[serde(default)]
         cursor: Option<String>,
+        #[serde(default)]
+        latest: bool,
     },
     Unsubscribe {
         topics: Vec<String>,
@@ -66,6 +69,9 @@ enum RawFrame {
         /// answers the original event's numbers.
         #[serde(default)]
         idempotency_key: Option<String>,
+        /// What the event is the newest value of, for latest-only readers.
+        #[serde(default)]
+        key: Option<String>,
     },
     Ping {
         #[serde(default)]
@@ -109,17 +115,17 @@ pub(crate) fn parse(text: &str) -> Result<ClientFrame, BadFrame> {
 
 fn validate(raw: RawFrame) -> Result<ClientFrame, ApiError> {
     Ok(match raw {
-        RawFrame::Subscribe { topics, cursor } => {
+        RawFrame::Subscribe { topics, cursor, latest } => {
             let cursor = match cursor.as_deref() {
                 None | Some("") => None,
                 Some(text) => Some(text.parse::<Cursor>().map_err(|err| {
                     ApiError::new(ErrorCode::InvalidCursor, format!("{err} (got {text:?})"))
                 })?),
             };
-            ClientFrame::Subscribe { topics: topic_names(&topics)?, cursor }
+            ClientFrame::Subscribe { topics: topic_names(&topics)?, cursor, latest }
         }
         RawFrame::Unsubscribe { topics } => ClientFrame::Unsubscribe { topics: topic_names(&topics)? },
-        RawFrame::Publish { topic, event, data, from, idempotency_key } => {
+        RawFrame::Publish { topic, event, data, from, idempotency_key, key } => {
             if from.is_some() {
                 return Err(ApiError::new(
                     ErrorCode::InvalidJson,
@@ -135,6 +141,9 @@ fn validate(raw: RawFrame) -> Result<ClientFrame, ApiError> {
             }
             if let Some(key) = idempotency_key {
                 new = new.idempotency_key(key);
+            }
+            if let Some(key) = key {
+                new = new.latest_key(key);
             }
             ClientFrame::Publish { topic: topic_name(&topic)?, event: new }
         }
@@ -309,7 +318,7 @@ mod tests {
 
     #[test]
     fn parses_each_client_frame() {
-        let Ok(ClientFrame::Subscribe { topics, cursor }) =
+        let Ok(ClientFrame::Subscribe { topics, cursor, .. }) =
             parse(r#"{"type":"subscribe","topics":["a","b"],"cursor":"oldest","extra":1}"#)
         else {
             panic!("subscribe")
