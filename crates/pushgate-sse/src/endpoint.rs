@@ -70,7 +70,8 @@ async fn subscribe(
         .label(LABEL)
         .max_backlog(endpoint.config.max_backlog)
         .coalesce(endpoint.config.coalesce)
-        .latest(params.latest);
+        .latest(params.latest)
+        .auto_batch(true);
     let subscription = match endpoint.hub.subscribe_with(&params.topics, params.cursor, options) {
         Ok(subscription) => subscription,
         Err(err) => return ApiError::from(err).into_response(),

@@ -218,7 +218,8 @@ impl Connection {
         let options = SubscribeOptions::default()
             .label("ws")
             .max_backlog(Some(self.max_backlog))
-            .coalesce(self.coalesce);
+            .coalesce(self.coalesce)
+            .auto_batch(true);
         if latest.is_empty() { options } else { options.latest_topics(latest) }
     }
 
