@@ -9,6 +9,7 @@
 #
 # Usage: crates/pushgate-bench/scripts/benchmarks.sh [section...]
 #   sections: default c18k knee knee2k pollcost coalesce charts (default: all of them, in that order)
+#   issue 17 (not in the default list): lp20 lp50 stream40k stream100k overload200k, or issue17 for all five
 set -euo pipefail
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 BENCH=${BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/pushgate-bench}
@@ -48,6 +49,18 @@ for section in "${@:-default c18k knee knee2k pollcost coalesce charts}"; do
         done ;;
       # What one short-poll request costs: 10,000 pollers, almost no publishing.
       pollcost) both pollcost --transports poll --subscribers 10000 --topics 10 --rate 10 ;;
+      # Issue 17: every publish on ONE ordered keep-alive connection (open loop: each is sent at its
+      # scheduled time, and latency counts from that time), 1,000 subscribers of one topic.
+      # Long pollers re-poll at once, so at 20 and 50 publishes/s each answer carries one event
+      # (the report's req/msg is then about 1.00; compare with the default scenario's 0.46).
+      lp20) both lp20 --transports longpoll --subscribers 1000 --topics 1 --rate 20 --publish-connections 1 ;;
+      lp50) both lp50 --transports longpoll --subscribers 1000 --topics 1 --rate 50 --publish-connections 1 ;;
+      # 1,000 SSE and 1,000 WebSocket subscribers at once: 40,000 and 100,000 deliveries/s.
+      stream40k) both stream40k --transports sse,ws --subscribers 1000 --topics 1 --rate 20 --concurrent --publish-connections 1 ;;
+      stream100k) both stream100k --transports sse,ws --subscribers 1000 --topics 1 --rate 50 --concurrent --publish-connections 1 ;;
+      # Past the knee: 200,000 deliveries/s offered; what counts is loss (none allowed) and p99.
+      overload200k) both overload200k --transports sse,ws --subscribers 1000 --topics 1 --rate 100 --concurrent --publish-connections 1 --drain 30s ;;
+      issue17) "$0" lp20 lp50 stream40k stream100k overload200k ;;
       charts) "$BENCH" charts --out "$OUT" "$OUT/results/default-pushgate.json" "$OUT/results/default-nchan.json" ;;
       *) echo "unknown section $s" >&2; exit 2 ;;
     esac

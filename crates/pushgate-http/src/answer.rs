@@ -210,7 +210,7 @@ impl PollAnswer {
         options: &FetchOptions,
         grant: &Grant,
     ) -> Result<Response, ApiError> {
-        let SubscribeParams { topics, cursor } = &self.params;
+        let SubscribeParams { topics, cursor, .. } = &self.params;
         let fetch = hub.fetch(topics, *cursor, options);
         let batch = match grant.cutoff() {
             None => fetch.await?,

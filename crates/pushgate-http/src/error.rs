@@ -71,7 +71,7 @@ impl From<HubError> for ApiError {
             HubError::Closed => ErrorCode::ShuttingDown,
             HubError::Disconnected => ErrorCode::Disconnected,
             HubError::Unavailable { .. } => ErrorCode::Unavailable,
-            HubError::InvalidIdempotencyKey(_) => ErrorCode::InvalidParameter,
+            HubError::InvalidIdempotencyKey(_) | HubError::InvalidLatestKey(_) => ErrorCode::InvalidParameter,
             _ => ErrorCode::Internal,
         };
         Self::new(code, err.to_string())

@@ -120,8 +120,11 @@ impl fmt::Debug for Query {
     }
 }
 
-/// What every transport's subscribe request carries: topics and a starting cursor, read by the
-/// protocol's rules ([`pushgate_protocol::params`]); absent, the cursor is `now`.
+/// What every transport's subscribe request carries: topics, a starting cursor and whether to
+/// read latest value only, read by the protocol's rules ([`pushgate_protocol::params`]); absent,
+/// the cursor is `now`. `latest=1` (or `true`) reads every topic latest value only
+/// (`SubscribeOptions::latest` of the hub); `0`, `false` or no parameter reads every event,
+/// except on topics the server reads latest-only for everyone.
 ///
 /// As an axum extractor it rejects a bad request with [`ApiError`] (400 and a JSON body).
 ///
@@ -138,6 +141,9 @@ impl fmt::Debug for Query {
 /// assert_eq!(header_wins.cursor, Cursor::Now);
 ///
 /// assert!(SubscribeParams::from_query(&Query::parse(Some("topic=a&cursor=junk")), None).is_err());
+/// assert!(SubscribeParams::from_query(&Query::parse(Some("topic=a&latest=1")), None)?.latest);
+/// assert!(!params.latest);
+/// assert!(SubscribeParams::from_query(&Query::parse(Some("topic=a&latest=yes")), None).is_err());
 /// # Ok::<(), pushgate_http::ApiError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -147,6 +153,8 @@ pub struct SubscribeParams {
     pub topics: Vec<TopicName>,
     /// Where to start.
     pub cursor: Cursor,
+    /// Read latest value only (`latest=1`).
+    pub latest: bool,
 }
 
 impl SubscribeParams {
@@ -166,7 +174,17 @@ impl SubscribeParams {
                 .parse::<Cursor>()
                 .map_err(|err| ApiError::new(ErrorCode::InvalidCursor, format!("{err} (got {text:?})")))?,
         };
-        Ok(Self { topics, cursor })
+        let latest = match query.get("latest") {
+            None | Some("" | "0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("latest must be 1, true, 0 or false (got {other:?})"),
+                ));
+            }
+        };
+        Ok(Self { topics, cursor, latest })
     }
 
     /// Reads topics and cursor from `query` and the request's `Last-Event-ID` header; a header

@@ -1,6 +1,8 @@
 //! The JSON every transport shares, for hub events: one event object, one reset object, one
-//! poll batch. Their shapes are the protocol's (`pushgate-protocol`); this writes them from the
-//! hub's types and caches the event object on each event.
+//! poll batch. Their shapes are the protocol's (`pushgate-protocol`): the event object is
+//! `{"topic","seq","id","event","data","ts"}`, plus `"from"` (who published it) when the
+//! publisher was identified and `"key"` (what it is the newest value of) when the publisher
+//! gave one. This writes them from the hub's types and caches the event object on each event.
 
 use std::sync::LazyLock;
 
@@ -36,6 +38,11 @@ static EVENT_JSON: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
 /// let said = hub.publish(&TopicName::new("chat")?, NewEvent::new(serde_json::json!("hi")).from("Zoë \"z\"")).await?;
 /// let json: serde_json::Value = serde_json::from_slice(&pushgate_http::event_json(&said))?;
 /// assert_eq!(json["from"], "Zoë \"z\"");
+/// assert!(json.get("key").is_none());
+///
+/// let keyed = hub.publish(&TopicName::new("prices")?, NewEvent::new(serde_json::json!(1)).latest_key("EUR\"USD")).await?;
+/// let json: serde_json::Value = serde_json::from_slice(&pushgate_http::event_json(&keyed))?;
+/// assert_eq!(json["key"], "EUR\"USD");
 /// # Ok(()) }
 /// ```
 pub fn event_json(event: &Event) -> Bytes {
@@ -51,6 +58,7 @@ fn encode_event(event: &Event) -> Bytes {
         data: event.data().as_str(),
         ts: event.timestamp_ms(),
         from: event.from(),
+        key: event.latest_key(),
     });
     Bytes::from(text)
 }
@@ -94,6 +102,7 @@ pub fn batch_body(batch: &Batch) -> Bytes {
                 + e.topic().as_str().len()
                 + e.type_name().len()
                 + e.from().map_or(0, |f| f.len() + 16)
+                + e.latest_key().map_or(0, |k| k.len() + 16)
                 + 100
         })
         .sum();

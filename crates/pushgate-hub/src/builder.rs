@@ -49,6 +49,7 @@ pub struct HubBuilder {
     tiers: Vec<Arc<dyn HistoryTier>>,
     tier_timeout: Duration,
     leases: (usize, usize),
+    latest: Option<crate::latest::TopicPolicy>,
 }
 
 impl Default for HubBuilder {
@@ -65,6 +66,7 @@ impl Default for HubBuilder {
             tiers: Vec::new(),
             tier_timeout: Duration::from_secs(5),
             leases: (DEFAULT_MAX_LEASES, DEFAULT_MAX_LEASES_PER_GROUP),
+            latest: None,
         }
     }
 }
@@ -229,6 +231,23 @@ impl HubBuilder {
         self
     }
 
+    /// The topics every reader reads latest value only, as if each had asked for it
+    /// ([`SubscribeOptions::latest`](crate::SubscribeOptions::latest)): tickers, dashboards,
+    /// counters. Asked once per topic when a subscription or fetch starts. Default: none.
+    ///
+    /// ```
+    /// # use pushgate_hub::Hub;
+    /// let hub = Hub::builder().latest_topics(|topic| topic.as_str().starts_with("prices.")).build();
+    /// # let _ = hub;
+    /// ```
+    pub fn latest_topics(
+        mut self,
+        topics: impl Fn(&crate::TopicName) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.latest = Some(Arc::new(topics));
+        self
+    }
+
     /// Builds the hub.
     pub fn build(self) -> Hub {
         let storage = self.storage.unwrap_or_else(|| {
@@ -253,6 +272,7 @@ impl HubBuilder {
                 tiers,
                 leases: Leases::new(self.leases.0, self.leases.1),
                 disconnects: Disconnects::default(),
+                latest: self.latest,
             }),
         }
     }

@@ -9,7 +9,7 @@ use crate::topic::{InvalidTopic, TopicName};
 /// Why a publish, subscribe or fetch was refused.
 ///
 /// Variants that come from client input (`InvalidTopic`, `InvalidEventType`, `InvalidCursor`,
-/// `CursorAhead`, `NoTopics`, `TooManyTopics`, `DataTooLarge`, `InvalidIdempotencyKey`) map to a
+/// `CursorAhead`, `NoTopics`, `TooManyTopics`, `DataTooLarge`, `InvalidIdempotencyKey`, `InvalidLatestKey`) map to a
 /// 4xx status or a WebSocket error frame; `InvalidSender` is the server's own (it sets the
 /// sender), and so are `TopicLimit`, `Closed`, `Unavailable`, `Storage` and `RestoreConflict`.
 /// `Duplicate` is only returned by [`Hub::publish`](crate::Hub::publish): a server that takes
@@ -93,6 +93,10 @@ pub enum HubError {
     /// An idempotency key is empty, too long or holds a character outside printable ASCII.
     #[error("invalid idempotency key: {0}")]
     InvalidIdempotencyKey(#[source] InvalidIdempotencyKey),
+    /// A latest-value key ([`NewEvent::latest_key`](crate::NewEvent::latest_key)) breaks the
+    /// idempotency key's rules.
+    #[error("invalid key: {0}")]
+    InvalidLatestKey(#[source] InvalidIdempotencyKey),
     /// A sender ([`NewEvent::from`](crate::NewEvent::from)) is empty or longer than
     /// [`MAX_SENDER_LEN`] bytes.
     #[error("sender is {len} bytes; 1 to {MAX_SENDER_LEN} are allowed")]

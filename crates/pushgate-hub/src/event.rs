@@ -201,6 +201,7 @@ pub struct NewEvent {
     data: Data,
     from: Option<Box<str>>,
     idempotency_key: Option<Box<str>>,
+    latest_key: Option<Box<str>>,
 }
 
 impl NewEvent {
@@ -212,7 +213,7 @@ impl NewEvent {
     /// assert_eq!(event.data().as_str(), "\"hello\"");
     /// ```
     pub fn new(data: impl Into<Data>) -> Self {
-        Self { event_type: None, data: data.into(), from: None, idempotency_key: None }
+        Self { event_type: None, data: data.into(), from: None, idempotency_key: None, latest_key: None }
     }
 
     /// Sets the event type. It is validated at publish time: 1 to 64 characters from
@@ -260,6 +261,36 @@ impl NewEvent {
     pub fn idempotency_key(mut self, key: impl Into<Box<str>>) -> Self {
         self.idempotency_key = Some(key.into());
         self
+    }
+
+    /// Names what the event is the newest value of (a ticker symbol, a counter's name), for
+    /// readers that want only the latest value: a reader with the *latest only* policy
+    /// ([`SubscribeOptions::latest`](crate::SubscribeOptions::latest),
+    /// [`FetchOptions::latest`](crate::FetchOptions::latest),
+    /// [`HubBuilder::latest_topics`](crate::HubBuilder::latest_topics)) that is behind skips an
+    /// event when a newer one of the same topic and key is already waiting for it. Events
+    /// without a key are never skipped. Same rules as an idempotency key: 1 to
+    /// [`MAX_IDEMPOTENCY_KEY_LEN`] bytes of printable ASCII, checked at publish time
+    /// ([`HubError::InvalidLatestKey`]).
+    ///
+    /// ```
+    /// # use pushgate_hub::NewEvent;
+    /// let event = NewEvent::new(serde_json::json!(101.5)).latest_key("AAPL");
+    /// assert_eq!(event.latest_key_name(), Some("AAPL"));
+    /// ```
+    pub fn latest_key(mut self, key: impl Into<Box<str>>) -> Self {
+        self.latest_key = Some(key.into());
+        self
+    }
+
+    /// The key set with [`latest_key`](Self::latest_key), if any.
+    ///
+    /// ```
+    /// # use pushgate_hub::NewEvent;
+    /// assert_eq!(NewEvent::new(serde_json::json!(2)).latest_key_name(), None);
+    /// ```
+    pub fn latest_key_name(&self) -> Option<&str> {
+        self.latest_key.as_deref()
     }
 
     /// The event type, or `"message"` when none was set.
@@ -320,6 +351,9 @@ impl NewEvent {
         if let Some(key) = &self.idempotency_key {
             validate_key(key).map_err(HubError::InvalidIdempotencyKey)?;
         }
+        if let Some(key) = &self.latest_key {
+            validate_key(key).map_err(HubError::InvalidLatestKey)?;
+        }
         Ok(())
     }
 
@@ -330,6 +364,7 @@ impl NewEvent {
             data: self.data,
             from: self.from,
             idempotency_key: self.idempotency_key,
+            latest_key: self.latest_key,
         }
     }
 }
@@ -340,6 +375,7 @@ pub(crate) struct NewEventParts {
     pub(crate) data: Data,
     pub(crate) from: Option<Box<str>>,
     pub(crate) idempotency_key: Option<Box<str>>,
+    pub(crate) latest_key: Option<Box<str>>,
 }
 
 fn validate_key(key: &str) -> Result<(), InvalidIdempotencyKey> {
@@ -376,6 +412,8 @@ pub struct EventParts {
     pub timestamp_ms: u64,
     /// Who published it ([`NewEvent::from`]), when the publisher said.
     pub from: Option<Box<str>>,
+    /// What it is the newest value of ([`NewEvent::latest_key`]), when the publisher said.
+    pub latest_key: Option<Box<str>>,
 }
 
 /// The number of distinct encodings an event caches; see [`EncodingSlot`].
@@ -422,6 +460,7 @@ impl Event {
     ///     epoch: Epoch::from_u32(3),
     ///     timestamp_ms: 0,
     ///     from: None,
+    ///     latest_key: None,
     /// });
     /// assert_eq!(event.cursor().to_string(), "00000003-a");
     /// # Ok::<(), pushgate_hub::InvalidTopic>(())
@@ -496,6 +535,11 @@ impl Event {
         self.parts.from.as_deref()
     }
 
+    /// What the event is the newest value of ([`NewEvent::latest_key`]), if the publisher said.
+    pub fn latest_key(&self) -> Option<&str> {
+        self.parts.latest_key.as_deref()
+    }
+
     /// The cursor that resumes right after this event, for any subscription that includes its
     /// topic. It is the same for every subscriber, which is what lets a transport encode an
     /// event once and send the same bytes to all.
@@ -521,7 +565,10 @@ impl Event {
     }
 
     fn variable_size(&self) -> usize {
-        self.parts.data.len() + self.parts.event_type.len() + self.parts.from.as_ref().map_or(0, |f| f.len())
+        self.parts.data.len()
+            + self.parts.event_type.len()
+            + self.parts.from.as_ref().map_or(0, |f| f.len())
+            + self.parts.latest_key.as_ref().map_or(0, |k| k.len())
     }
 
     /// This event encoded by `encode`, computed once per slot and shared by every later caller.
@@ -585,6 +632,7 @@ impl fmt::Debug for Event {
             .field("type", &self.parts.event_type)
             .field("data", &self.parts.data)
             .field("from", &self.parts.from)
+            .field("latest_key", &self.parts.latest_key)
             .finish_non_exhaustive()
     }
 }

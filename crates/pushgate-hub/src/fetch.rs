@@ -39,6 +39,7 @@ pub struct FetchOptions {
     who: Who,
     hold: Option<PresenceHold>,
     notices: bool,
+    latest: crate::latest::Choice,
 }
 
 impl Default for FetchOptions {
@@ -51,6 +52,7 @@ impl Default for FetchOptions {
             who: Who { label: Cow::Borrowed("fetch"), user: None, announced: false },
             notices: false,
             hold: None,
+            latest: crate::latest::Choice::Policy,
         }
     }
 }
@@ -84,6 +86,32 @@ impl FetchOptions {
     /// zero: answer as soon as there is something.
     pub fn coalesce(mut self, window: Duration) -> Self {
         self.coalesce = window;
+        self
+    }
+
+    /// Answer latest value only: of the events with a [key](crate::NewEvent::latest_key) that
+    /// one answer would hold, only the newest of each topic and key, as
+    /// [`SubscribeOptions::latest`](crate::SubscribeOptions::latest) does for a subscription.
+    /// The cursor moves past what is skipped. Off by default, except for the topics of the
+    /// hub's [policy](crate::HubBuilder::latest_topics).
+    ///
+    /// ```
+    /// use pushgate_hub::{Cursor, FetchOptions, Hub, NewEvent, TopicName};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let topic = TopicName::new("score")?;
+    /// for n in 0..3 {
+    ///     hub.publish(&topic, NewEvent::new(serde_json::json!(n)).latest_key("home")).await?;
+    /// }
+    /// let batch = hub.fetch(&[topic], Cursor::Oldest, &FetchOptions::default().latest(true)).await?;
+    /// assert_eq!(batch.events.len(), 1);
+    /// assert_eq!(batch.events[0].seq(), 3);
+    /// assert_eq!(batch.cursor, batch.events[0].cursor());
+    /// # Ok(()) }
+    /// ```
+    pub fn latest(mut self, on: bool) -> Self {
+        self.latest = if on { crate::latest::Choice::All } else { crate::latest::Choice::Policy };
         self
     }
 
@@ -191,6 +219,7 @@ impl Hub {
             topics,
             inner.limits.max_topics_per_subscription,
             inner.tiers.is_some(),
+            |topic| crate::latest::applies(&options.latest, inner.latest.as_ref(), topic),
         )
         .inspect_err(|err| inner.counters.refused(err))?;
         let label = inner.registry.label_counters(&options.who.label);
@@ -330,6 +359,8 @@ impl Hub {
             }
         }
         drop(waiting);
+        // A coalescing window's steps each skipped within themselves; the answer as a whole.
+        reader.conflate(&mut events, 0);
         inner.counters.delivered(events.len());
         label.fetched();
         label.delivered(&events);

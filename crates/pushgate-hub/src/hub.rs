@@ -53,6 +53,8 @@ pub(crate) struct Inner {
     pub(crate) leases: Leases,
     /// Topics whose readers were disconnected on purpose, recently.
     pub(crate) disconnects: Disconnects,
+    /// The topics every reader reads latest value only ([`HubBuilder::latest_topics`]).
+    pub(crate) latest: Option<crate::latest::TopicPolicy>,
 }
 
 /// The most users [`Hub::presence`] lists.
@@ -231,6 +233,7 @@ impl Hub {
                 data: parts.data,
                 from: parts.from,
                 idempotency_key: parts.idempotency_key,
+                latest_key: parts.latest_key,
             })
             .await?;
         let counter = if published.is_replay() {
@@ -331,6 +334,7 @@ impl Hub {
             topics,
             self.inner.limits.max_topics_per_subscription,
             self.inner.tiers.is_some(),
+            |topic| crate::latest::applies(&options.latest, self.inner.latest.as_ref(), topic),
         )
         .inspect_err(|err| self.inner.counters.refused(err))?;
         if options.max_backlog.is_none() {

@@ -92,10 +92,12 @@ impl LabelCounters {
         self.fetches.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records the latency of each of `events`, handed to a reader now.
-    pub(crate) fn delivered(&self, events: &[Arc<Event>]) {
+    /// Records the latency of each of `events`, handed to a reader now; returns the first's,
+    /// in microseconds (0 for none), so a reader learns how far behind it is without reading
+    /// the clock again.
+    pub(crate) fn delivered(&self, events: &[Arc<Event>]) -> u64 {
         if events.is_empty() {
-            return;
+            return 0;
         }
         let now_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -104,9 +106,11 @@ impl LabelCounters {
         // Consecutive events of a batch were mostly published close together: add up runs of
         // the same bucket locally and touch the shared counter once per run.
         let mut run: Option<(usize, u64)> = None;
+        let mut first = None;
         for event in events {
             let latency = now_us.saturating_sub(event.timestamp_ms().saturating_mul(1000));
             sum = sum.saturating_add(latency);
+            first.get_or_insert(latency);
             let bucket = BOUNDS_US.partition_point(|bound| *bound < latency);
             run = match run {
                 Some((b, n)) if b == bucket => Some((b, n + 1)),
@@ -121,6 +125,7 @@ impl LabelCounters {
             self.buckets[b].fetch_add(n, Ordering::Relaxed);
         }
         self.sum_us.fetch_add(sum, Ordering::Relaxed);
+        first.unwrap_or(0)
     }
 
     pub(crate) fn snapshot(&self) -> LabelStats {
@@ -160,6 +165,7 @@ mod tests {
             epoch: Epoch::from_u32(1),
             timestamp_ms: now_ms - ms,
             from: None,
+            latest_key: None,
         }))
     }
 

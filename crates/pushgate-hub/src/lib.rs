@@ -233,6 +233,7 @@ mod fetch;
 mod hub;
 mod idempotency;
 mod latency;
+mod latest;
 mod lease;
 mod memory;
 mod notice;

@@ -192,6 +192,7 @@ impl MemoryStorage {
     ///     epoch,
     ///     timestamp_ms: 0,
     ///     from: Some("ada".into()),
+    ///     latest_key: None,
     /// };
     /// let event = replica.apply(entry())?;
     /// assert_eq!(event.map(|e| (e.position(), e.seq(), e.from().map(str::to_owned))), Some((5, 1, Some("ada".into()))));
@@ -448,6 +449,7 @@ impl MemoryStorage {
                 epoch: self.epoch,
                 timestamp_ms,
                 from: request.from,
+                latest_key: request.latest_key,
             });
             sequencer.last = position;
             if let Some((id, now)) = key {
@@ -606,6 +608,7 @@ mod tests {
                     data: Data::from(serde_json::json!(n)),
                     from: None,
                     idempotency_key: None,
+                    latest_key: None,
                 };
                 storage.append_now(request).expect("append");
             }

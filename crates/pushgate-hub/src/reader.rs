@@ -20,6 +20,8 @@ struct TopicState {
     floor: u64,
     /// The `seq` this reader expects next from the topic, once it has seen one of its events.
     expected: Option<u64>,
+    /// Read latest value only: see [`crate::latest`].
+    latest: bool,
 }
 
 /// A reader's per-topic state over one storage.
@@ -33,6 +35,8 @@ pub(crate) struct Reader {
     tiered: bool,
     /// A gap being read from the tiers; boxed, so readers without one pay a pointer.
     backfill: Option<Box<Backfill>>,
+    /// Whether any topic is read latest-only.
+    latest: bool,
 }
 
 /// The topics whose events memory lost after the reader's cursor, and what the tiers gave of
@@ -79,12 +83,14 @@ pub(crate) struct Start {
 
 impl Reader {
     /// Resolves the logs of `topics`, deduplicated, within `max_topics`. With `tiered`, gaps
-    /// are read from the hub's tiers before they are reported.
+    /// are read from the hub's tiers before they are reported. The topics `latest` names are
+    /// read latest value only.
     pub(crate) fn new(
         storage: &Arc<dyn Storage>,
         topics: &[TopicName],
         max_topics: usize,
         tiered: bool,
+        latest: impl Fn(&TopicName) -> bool,
     ) -> Result<Self, HubError> {
         let mut names: Vec<&TopicName> = topics.iter().collect();
         names.sort_unstable();
@@ -101,17 +107,25 @@ impl Reader {
             max_lead: storage.max_lead(),
             tiered,
             backfill: None,
+            latest: false,
         };
         for name in names {
             // On an error, dropping the reader gives back the logs watched so far.
             let log = storage.watch(name)?;
-            reader.topics.push(TopicState { name: name.clone(), log, floor: 0, expected: None });
+            let latest = latest(name);
+            reader.latest |= latest;
+            reader.topics.push(TopicState { name: name.clone(), log, floor: 0, expected: None, latest });
         }
         Ok(reader)
     }
 
     pub(crate) fn names(&self) -> impl Iterator<Item = &TopicName> {
         self.topics.iter().map(|t| &t.name)
+    }
+
+    /// The topics read latest value only.
+    pub(crate) fn latest_names(&self) -> impl Iterator<Item = &TopicName> {
+        self.topics.iter().filter(|t| t.latest).map(|t| &t.name)
     }
 
     /// Turns `cursor` into a start position and the reset it implies, moving each topic's floor
@@ -278,7 +292,24 @@ impl Reader {
                 }
             }
         }
+        // The cursor still moves past what is skipped; `expected` is unaffected, since the
+        // newest event of each topic is never skipped.
+        self.conflate(out, first);
         Step { cursor: next, backlog, tier: false }
+    }
+
+    /// Skips, in `events[first..]`, what a newer event of the same key replaces in the topics
+    /// read latest-only; returns how many.
+    pub(crate) fn conflate(&self, events: &mut Vec<Arc<Event>>, first: usize) -> usize {
+        if !self.latest {
+            return 0;
+        }
+        crate::latest::conflate(events, first, |topic| {
+            match self.topics.binary_search_by(|t| t.name.cmp(topic)) {
+                Ok(index) => self.topics[index].latest,
+                Err(_) => false,
+            }
+        })
     }
 
     /// Whether a gap is being read from the tiers.

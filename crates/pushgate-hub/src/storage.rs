@@ -171,6 +171,9 @@ pub struct AppendRequest {
     /// The publish's idempotency key ([`NewEvent::idempotency_key`](crate::NewEvent::idempotency_key)),
     /// scoped to `topic`: see [`Storage::append`].
     pub idempotency_key: Option<Box<str>>,
+    /// What the event is the newest value of ([`NewEvent::latest_key`](crate::NewEvent::latest_key));
+    /// stored with the event.
+    pub latest_key: Option<Box<str>>,
 }
 
 /// The outcome of [`TopicLog::read`] besides the events themselves.

@@ -48,6 +48,8 @@ pub struct SubscribeOptions {
     pub(crate) max_backlog: Option<usize>,
     pub(crate) coalesce: Duration,
     pub(crate) notices: bool,
+    pub(crate) latest: crate::latest::Choice,
+    pub(crate) auto_batch: bool,
 }
 
 impl Default for SubscribeOptions {
@@ -57,6 +59,8 @@ impl Default for SubscribeOptions {
             max_backlog: None,
             coalesce: Duration::ZERO,
             notices: false,
+            latest: crate::latest::Choice::Policy,
+            auto_batch: false,
         }
     }
 }
@@ -102,6 +106,50 @@ impl SubscribeOptions {
     /// read.
     pub fn coalesce(mut self, window: Duration) -> Self {
         self.coalesce = window;
+        self
+    }
+
+    /// Read every topic latest value only: when the subscriber is behind, an event with a
+    /// [key](crate::NewEvent::latest_key) is skipped if a newer event of the same topic and key
+    /// is read with it. Events without a key are never skipped; the cursor moves past what is
+    /// skipped, and `seq` then jumps (a gap that is not a loss: no reset is reported). Off by
+    /// default, except for the topics the hub's [policy](crate::HubBuilder::latest_topics)
+    /// names, which are read that way whatever this says.
+    ///
+    /// ```
+    /// use pushgate_hub::{Cursor, Hub, Item, NewEvent, SubscribeOptions, TopicName};
+    /// use serde_json::json;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let prices = TopicName::new("prices")?;
+    /// let mut sub = hub.subscribe_with(&[prices.clone()], Cursor::Now, SubscribeOptions::default().latest(true))?;
+    /// for (symbol, price) in [("AAPL", 1), ("MSFT", 2), ("AAPL", 3)] {
+    ///     hub.publish(&prices, NewEvent::new(json!(price)).latest_key(symbol)).await?;
+    /// }
+    /// let mut items = Vec::new();
+    /// sub.recv_many(&mut items, 100).await?;
+    /// let seen: Vec<_> = items.iter().map(|i| match i { Item::Event(e) => e.data().as_str().to_owned(), _ => unreachable!() }).collect();
+    /// assert_eq!(seen, ["2", "3"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn latest(mut self, on: bool) -> Self {
+        self.latest = if on { crate::latest::Choice::All } else { crate::latest::Choice::Policy };
+        self
+    }
+
+    /// Batch automatically under overload: see [`Subscription::recv_many`]. Off by default, so
+    /// that a subscription with events waiting is always ready; a transport that writes each
+    /// batch in one go (SSE, WebSocket) turns it on.
+    pub fn auto_batch(mut self, on: bool) -> Self {
+        self.auto_batch = on;
+        self
+    }
+
+    /// Read these topics latest value only (as [`latest`](Self::latest) does for all), the
+    /// others in full.
+    pub fn latest_topics(mut self, topics: impl IntoIterator<Item = TopicName>) -> Self {
+        self.latest = crate::latest::Choice::Topics(topics.into_iter().collect());
         self
     }
 }
@@ -169,8 +217,9 @@ pub struct Subscription {
     started: bool,
     /// Its label's counters: live readers and delivery latency.
     label: Arc<LabelCounters>,
-    /// The coalescing window, if any: boxed, so that subscriptions without one (and every
-    /// idle connection holds one) pay a pointer for it.
+    /// The coalescing window, if any; or, with a zero window, the pause of automatic batching
+    /// while one is on. Boxed, so that subscriptions without one (and every idle connection
+    /// holds one) pay a pointer for it.
     coalesce: Option<Box<Coalesce>>,
     /// A read of the history tiers in flight: only while backfilling a gap.
     tier_read: Option<BoxFuture<'static, Result<Chunk, crate::HubError>>>,
@@ -178,9 +227,12 @@ pub struct Subscription {
     disconnects_seen: u64,
     /// Where its join and leave notices wait, when it asked for them.
     notices: Option<Arc<Notices>>,
+    /// [`SubscribeOptions::auto_batch`], without a coalescing window.
+    auto_batch: bool,
 }
 
 struct Coalesce {
+    /// Zero for automatic batching's pause, whose `timer` is the pause.
     window: Duration,
     /// Ends the window of the items in `buffer`; exists only while one is open, so an idle
     /// subscription holds no timer.
@@ -192,6 +244,19 @@ struct Coalesce {
 
 /// Events a subscription reads from history in one step.
 const BATCH: usize = 256;
+
+/// Automatic batching starts when the oldest event of a batch waited this long: a subscriber
+/// that keeps up is never paused.
+const AUTO_BATCH_LAG: Duration = Duration::from_millis(5);
+/// The longest pause automatic batching takes between two reads.
+const AUTO_BATCH_MAX: Duration = Duration::from_millis(50);
+
+/// The pause before the next read of a subscriber whose batch's oldest event waited `lag`: a
+/// quarter of it, so the pause grows with the backlog and adds at most a quarter to a delay
+/// the event had already; `None` below [`AUTO_BATCH_LAG`].
+fn auto_batch_pause(lag: Duration) -> Option<Duration> {
+    (lag >= AUTO_BATCH_LAG).then(|| (lag / 4).min(AUTO_BATCH_MAX))
+}
 
 impl Subscription {
     pub(crate) fn new(
@@ -232,6 +297,7 @@ impl Subscription {
             tier_read: None,
             disconnects_seen,
             notices,
+            auto_batch: options.auto_batch && options.coalesce.is_zero(),
         };
         // On error the half-built subscription is dropped, which unregisters it.
         if subscription.hub.registry.is_closed() {
@@ -291,6 +357,22 @@ impl Subscription {
         self.reader.names()
     }
 
+    /// The topics read [latest value only](SubscribeOptions::latest), by the subscription's
+    /// choice or the hub's policy, sorted.
+    ///
+    /// ```
+    /// # use pushgate_hub::{Cursor, Hub, SubscribeOptions, TopicName};
+    /// let hub = Hub::new();
+    /// let (a, b) = (TopicName::new("a")?, TopicName::new("b")?);
+    /// let options = SubscribeOptions::default().latest_topics([b.clone()]);
+    /// let sub = hub.subscribe_with(&[a, b.clone()], Cursor::Now, options)?;
+    /// assert_eq!(sub.latest_topics().collect::<Vec<_>>(), [&b]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn latest_topics(&self) -> impl Iterator<Item = &TopicName> {
+        self.reader.latest_names()
+    }
+
     /// The next item, waiting for one if needed. Cancel-safe: dropping the future loses nothing.
     pub async fn recv(&mut self) -> Result<Item, RecvError> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
@@ -309,7 +391,16 @@ impl Subscription {
     /// checked when the window's events are read, at its end: `max_backlog` must exceed what
     /// arrives within a window. If the subscription fails, the items read go out first, then
     /// the error; a closing hub ends a window at once. [`recv`](Self::recv) is never delayed.
-    /// Without a window no timer is created and no clock is read.
+    /// Without a window no timer is created.
+    ///
+    /// **Automatic batching** ([`auto_batch`](SubscribeOptions::auto_batch)). Without a window, a
+    /// subscriber that is behind because the
+    /// process is (a live batch that does not fill `limit` whose oldest event waited 5 ms or
+    /// more) reads next only after a pause of a quarter of that wait, at most 50 ms, muted to
+    /// publishes meanwhile: under overload each read, and each write of the transport, carries
+    /// more events as the backlog grows, instead of a wake-up, a read and a write per event. A
+    /// subscriber that keeps up, or replays history, or drains a backlog of its own (full
+    /// batches), is never paused. What was read goes out at once; only the next read waits.
     ///
     /// ```
     /// # use pushgate_hub::{Cursor, Hub, NewEvent, TopicName};
@@ -350,12 +441,23 @@ impl Subscription {
         limit: usize,
     ) -> Poll<Result<usize, RecvError>> {
         let limit = limit.max(1);
-        if let Some(mut coalesce) = self.coalesce.take() {
+        if let Some(mut coalesce) = self.coalesce.take_if(|c| !c.window.is_zero()) {
             let polled = self.poll_recv_coalesced(cx, buf, limit, &mut coalesce);
             self.coalesce = Some(coalesce);
             return polled;
         }
         if self.buffer.is_empty() {
+            // Automatic batching's pause.
+            if let Some(pause) = self.coalesce.as_mut().and_then(|c| c.timer.as_mut()) {
+                if pause.as_mut().poll(cx).is_pending() {
+                    // Muted before the closed flag is read: a close after the read interrupts us.
+                    self.signal.mute(cx);
+                    if !self.hub.registry.is_closed() {
+                        return Poll::Pending;
+                    }
+                }
+                self.coalesce = None;
+            }
             match self.poll_fill(cx, limit) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
@@ -365,6 +467,32 @@ impl Subscription {
         let n = self.buffer.len().min(limit);
         buf.extend(self.buffer.drain(..n));
         Poll::Ready(Ok(n))
+    }
+
+    /// Automatic batching: after a live batch that did not fill `limit` but whose oldest event
+    /// waited [`AUTO_BATCH_LAG`] or more, the subscriber is behind because the process is (a
+    /// subscriber's own backlog fills whole batches). Deliveries then cost a wake-up, a read
+    /// and a write each, so the next read waits a little ([`auto_batch_pause`]), muted to
+    /// publishes: what arrives meanwhile goes out in one read and one write, and the work
+    /// per delivery falls as the load rises.
+    ///
+    /// Called with the batch in `scratch`, read with `limit`, whose oldest event waited
+    /// `lag_us` (as the latency histogram measured it, to the publisher's millisecond).
+    fn pause_if_behind(&mut self, limit: usize, lag_us: u64) {
+        if !self.auto_batch || self.scratch.len() >= limit {
+            return;
+        }
+        let Some(oldest) = self.scratch.first() else { return };
+        if oldest.position() <= self.live_from || self.reader.backfilling() {
+            // History asked for, or read back from the tiers: old, but no sign of overload.
+            return;
+        }
+        let Some(pause) = auto_batch_pause(Duration::from_micros(lag_us)) else { return };
+        // A timer needs tokio's; a reader driven by another executor reads without pauses.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let timer = Some(Box::pin(tokio::time::sleep(pause)));
+            self.coalesce = Some(Box::new(Coalesce { window: Duration::ZERO, timer, draining: false }));
+        }
     }
 
     /// [`poll_recv_many`](Self::poll_recv_many) with a window. The first items read open it;
@@ -502,7 +630,8 @@ impl Subscription {
                 if !self.scratch.is_empty() {
                     self.open_with_reset();
                     self.hub.counters.delivered(self.scratch.len());
-                    self.label.delivered(&self.scratch);
+                    let lag_us = self.label.delivered(&self.scratch);
+                    self.pause_if_behind(limit, lag_us);
                     self.buffer.extend(self.scratch.drain(..).map(Item::Event));
                     self.started = true;
                     return Poll::Ready(Ok(()));

@@ -229,6 +229,7 @@ async fn a_replica_keeps_within_its_budget_and_reports_what_it_evicted_as_a_gap(
             epoch,
             timestamp_ms: 0,
             from: None,
+            latest_key: None,
         };
         replica.apply(parts).unwrap().expect("applied");
         assert!(replica.history_use().bytes <= 4 * cost);

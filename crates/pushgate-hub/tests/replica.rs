@@ -33,6 +33,7 @@ fn entry(
         epoch: Epoch::from_u32(0xabc),
         timestamp_ms: ts,
         from: None,
+        latest_key: None,
     }
 }
 

@@ -354,6 +354,7 @@ async fn a_replica_reads_what_its_shared_log_lost_or_never_gave_it_from_a_tier()
             epoch,
             timestamp_ms: 0,
             from: Some("node-a".into()),
+            latest_key: None,
         };
         archive.keep(&replica.apply(parts).unwrap().unwrap());
     }

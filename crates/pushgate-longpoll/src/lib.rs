@@ -178,6 +178,7 @@ fn prepare(config: &LongPollConfig, request: &PollRequest) -> Result<(FetchOptio
     let options = config
         .answers
         .fetch_options(&request.query)?
+        .latest(request.params().latest)
         .coalesce(config.coalesce)
         .label(LABEL)
         .hold(request.presence_hold(LABEL)?)

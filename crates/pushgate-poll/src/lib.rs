@@ -91,6 +91,7 @@ async fn poll(State(shared): State<Arc<Shared>>, request: PollRequest) -> Result
         .config
         .answers
         .fetch_options(&request.query)?
+        .latest(request.params().latest)
         .label(LABEL)
         .user(grant.user_arc().cloned())
         .hold(request.presence_hold(LABEL)?);

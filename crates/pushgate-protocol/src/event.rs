@@ -24,6 +24,7 @@ use crate::Cursor;
 /// let id = Cursor::at(Epoch::from_u32(1), 7);
 /// let text = write_event_object(&EventParts {
 ///     topic: "db.orders", seq: 3, id, event: "insert", data: r#"{"total":12.50}"#, ts: 1700000000000, from: None,
+///     key: None,
 /// });
 /// let event: EventObject = serde_json::from_str(&text)?;
 /// assert_eq!((event.topic.as_str(), event.seq, event.id), ("db.orders", 3, id));
@@ -49,6 +50,10 @@ pub struct EventObject {
     /// Who published it, when the publisher was identified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// What the event is the newest value of, for readers that read latest value only; absent
+    /// when the publisher gave no key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl EventObject {
@@ -60,8 +65,17 @@ impl EventObject {
 
 impl PartialEq for EventObject {
     fn eq(&self, other: &Self) -> bool {
-        (&self.topic, self.seq, self.id, &self.event, self.data.get(), self.ts, &self.from)
-            == (&other.topic, other.seq, other.id, &other.event, other.data.get(), other.ts, &other.from)
+        (&self.topic, self.seq, self.id, &self.event, self.data.get(), self.ts, &self.from, &self.key)
+            == (
+                &other.topic,
+                other.seq,
+                other.id,
+                &other.event,
+                other.data.get(),
+                other.ts,
+                &other.from,
+                &other.key,
+            )
     }
 }
 
@@ -82,17 +96,19 @@ pub struct EventParts<'a> {
     pub ts: u64,
     /// The sender, any UTF-8 (escaped).
     pub from: Option<&'a str>,
+    /// The latest-value key, any UTF-8 (escaped).
+    pub key: Option<&'a str>,
 }
 
 /// The event object's JSON text.
 pub fn write_event_object(parts: &EventParts<'_>) -> String {
     use std::fmt::Write as _;
-    let from = parts.from.map(|from| {
-        // Serializing a string cannot fail; `null` keeps the object valid if it ever did.
-        serde_json::to_string(from).unwrap_or_else(|_| "null".to_owned())
-    });
-    let from_len = from.as_ref().map_or(0, |f| f.len() + 8);
-    let mut out = String::with_capacity(96 + parts.data.len() + parts.topic.len() + from_len);
+    // Serializing a string cannot fail; `null` keeps the object valid if it ever did.
+    let quoted = |text: &str| serde_json::to_string(text).unwrap_or_else(|_| "null".to_owned());
+    let from = parts.from.map(quoted);
+    let key = parts.key.map(quoted);
+    let extra = from.as_ref().map_or(0, |f| f.len() + 8) + key.as_ref().map_or(0, |k| k.len() + 7);
+    let mut out = String::with_capacity(96 + parts.data.len() + parts.topic.len() + extra);
     // Writing to a String cannot fail.
     let _ = write!(
         out,
@@ -102,6 +118,10 @@ pub fn write_event_object(parts: &EventParts<'_>) -> String {
     if let Some(from) = from {
         out.push_str(r#","from":"#);
         out.push_str(&from);
+    }
+    if let Some(key) = key {
+        out.push_str(r#","key":"#);
+        out.push_str(&key);
     }
     out.push('}');
     out
@@ -122,17 +142,19 @@ mod tests {
             data: r#"{"n":12345678901234567890.12,"tiny":1e-400}"#,
             ts: 5,
             from: Some("Zoë \"z\"\n"),
+            key: Some("k\"1"),
         };
         let text = write_event_object(&parts);
         let event: EventObject = serde_json::from_str(&text).expect("parses");
         assert_eq!(event.data.get(), parts.data);
         assert_eq!(event.from.as_deref(), parts.from);
+        assert_eq!(event.key.as_deref(), parts.key);
         assert_eq!(event.id, parts.id);
         // Serde writes the same object back (field for field).
         let again: EventObject =
             serde_json::from_str(&serde_json::to_string(&event).expect("ser")).expect("de");
         assert_eq!(again, event);
-        let anonymous = write_event_object(&EventParts { from: None, ..parts });
-        assert!(!anonymous.contains("from"), "{anonymous}");
+        let anonymous = write_event_object(&EventParts { from: None, key: None, ..parts });
+        assert!(!anonymous.contains("from") && !anonymous.contains("key"), "{anonymous}");
     }
 }

@@ -24,6 +24,9 @@ pub struct PublishBody {
     /// The sender; only the application's own server (the admin key, or no auth) may name it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// What the event is the newest value of, for readers that read latest value only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// What a publish is answered with: the event's topic, `seq` and cursor; `replayed` when an

@@ -16,8 +16,9 @@ use serde_json::value::RawValue;
 
 use crate::{Cursor, ErrorObject, EventObject, PublishedObject, ResetObject};
 
-/// `{"type":"subscribe","topics":[…],"cursor"?:"…","presence"?:true}`: add topics; `cursor`
-/// overrides the connection's position; `presence` asks for the topics' join and leave notices.
+/// `{"type":"subscribe","topics":[…],"cursor"?:"…","presence"?:true,"latest"?:true}`: add
+/// topics; `cursor` overrides the connection's position; `presence` asks for the topics' join
+/// and leave notices; `latest` reads them latest value only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscribeFrame {
     /// Topics to add.
@@ -28,6 +29,9 @@ pub struct SubscribeFrame {
     /// Whether to receive the topics' join and leave notices (`presence` frames).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence: Option<bool>,
+    /// Whether to read the frame's topics latest value only (`false`, in full, when absent).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub latest: bool,
 }
 
 /// `{"type":"unsubscribe","topics":[…]}`.
@@ -55,6 +59,9 @@ pub struct PublishFrame {
     /// answered with the original event's numbers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// What the event is the newest value of, for readers that read latest value only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// `{"type":"ping","id":…}`, answered with a `pong` carrying the same `id`.
@@ -191,7 +198,7 @@ impl ClientFrame {
     /// ```
     /// use pushgate_protocol::ws::{ClientFrame, SubscribeFrame};
     ///
-    /// let frame = ClientFrame::Subscribe(SubscribeFrame { topics: vec!["t".into()], cursor: None, presence: None });
+    /// let frame = ClientFrame::Subscribe(SubscribeFrame { topics: vec!["t".into()], cursor: None, presence: None, latest: false });
     /// assert_eq!(frame.to_json(), r#"{"type":"subscribe","topics":["t"]}"#);
     /// ```
     pub fn to_json(&self) -> String {

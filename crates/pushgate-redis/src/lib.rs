@@ -15,7 +15,7 @@
 //! | `epoch` | string | the shared [`Epoch`] (8 hex digits), `SET NX` by the first node to start |
 //! | `pos` | string (integer) | the last position handed out |
 //! | `seq` | hash | topic → the last `seq` handed out in it |
-//! | `log` | stream | one entry per event, ID `<position>-0`, fields `topic`, `seq`, `type`, `data`, `ts`, `epoch` (and `from`, the sender, when set); trimmed with `MAXLEN ~` ([`RedisOptions::history_events`]); plus a `restored_after` marker where a restore moved `pos` on |
+//! | `log` | stream | one entry per event, ID `<position>-0`, fields `topic`, `seq`, `type`, `data`, `ts`, `epoch` (and `from`, the sender, and `key`, the latest-value key, when set); trimmed with `MAXLEN ~` ([`RedisOptions::history_events`]); plus a `restored_after` marker where a restore moved `pos` on |
 //! | `idem:<topic length>:<topic>:<key>` | string | `<position>:<seq>` of the event an idempotency key published, expiring after [`RedisOptions::idempotency_window`] |
 //! | `ack` | string | written by a node before `WAIT`, when replicas must confirm the log ([`RedisOptions::min_replicas_ack`]) |
 //! | `presence:node:<id>`, `presence:nodes` | hash, sorted set | each node's readers per topic, expiring: see [`RedisPresence`] |

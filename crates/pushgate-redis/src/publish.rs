@@ -46,7 +46,8 @@ pub(crate) async fn append(shared: &Shared, request: AppendRequest) -> Result<Pu
         .arg(timestamp_ms)
         .arg(shared.options.history_events)
         .arg(request.from.as_deref().unwrap_or(""))
-        .arg(window_ms.max(1));
+        .arg(window_ms.max(1))
+        .arg(request.latest_key.as_deref().unwrap_or(""));
     let mut waiter = shared.applied.subscribe();
     let (position, seq, replayed): (u64, u64, u8) =
         invocation.invoke_async(&mut connection).await.map_err(|err| refused(shared, err))?;
@@ -91,6 +92,7 @@ pub(crate) async fn append(shared: &Shared, request: AppendRequest) -> Result<Pu
             epoch: shared.replica.epoch(),
             timestamp_ms,
             from: request.from,
+            latest_key: request.latest_key,
         })),
     }))
 }

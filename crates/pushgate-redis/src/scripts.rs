@@ -12,7 +12,8 @@ use crate::{ConnectError, Keys};
 pub(crate) const EPOCH_MISMATCH: &str = "PUSHGATE_EPOCH";
 
 /// KEYS: epoch, pos, seq, log, and the idempotency key's record when the publish has one.
-/// ARGV: epoch, topic, type, data, ts, maxlen, sender (empty: none), window in ms. Returns
+/// ARGV: epoch, topic, type, data, ts, maxlen, sender (empty: none), window in ms, latest-value
+/// key (empty: none). Returns
 /// `{position, seq, replayed}`.
 ///
 /// The epoch check stops a node from handing out positions from 1 again in a store that lost its
@@ -41,13 +42,17 @@ local pos = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
 local seq = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') + 1
 local id = string.format('%d-0', pos)
 local seq_text = string.format('%d', seq)
-if ARGV[7] == '' then
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], id, 'topic', ARGV[2], 'seq', seq_text,
-    'type', ARGV[3], 'data', ARGV[4], 'ts', ARGV[5], 'epoch', ARGV[1])
-else
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], id, 'topic', ARGV[2], 'seq', seq_text,
-    'type', ARGV[3], 'data', ARGV[4], 'ts', ARGV[5], 'epoch', ARGV[1], 'from', ARGV[7])
+local entry = {'XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], id, 'topic', ARGV[2], 'seq', seq_text,
+  'type', ARGV[3], 'data', ARGV[4], 'ts', ARGV[5], 'epoch', ARGV[1]}
+if ARGV[7] ~= '' then
+  entry[#entry + 1] = 'from'
+  entry[#entry + 1] = ARGV[7]
 end
+if ARGV[9] ~= '' then
+  entry[#entry + 1] = 'key'
+  entry[#entry + 1] = ARGV[9]
+end
+redis.call(unpack(entry))
 redis.call('SET', KEYS[2], string.format('%d', pos))
 redis.call('HSET', KEYS[3], ARGV[2], seq_text)
 if KEYS[5] then

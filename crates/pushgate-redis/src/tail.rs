@@ -35,6 +35,7 @@ pub(crate) struct Entry {
     pub(crate) timestamp_ms: u64,
     pub(crate) epoch: Epoch,
     pub(crate) from: Option<Box<str>>,
+    pub(crate) latest_key: Option<Box<str>>,
 }
 
 impl Entry {
@@ -49,6 +50,7 @@ impl Entry {
             epoch: self.epoch,
             timestamp_ms: self.timestamp_ms,
             from: self.from,
+            latest_key: self.latest_key,
         }
     }
 
@@ -81,6 +83,10 @@ impl Entry {
             from: match entry.map.get("from") {
                 None => None,
                 Some(_) => Some(field("from")?.into()),
+            },
+            latest_key: match entry.map.get("key") {
+                None => None,
+                Some(_) => Some(field("key")?.into()),
             },
         })
     }

@@ -1,6 +1,6 @@
 //! Idempotent publish across nodes: the append script deduplicates a key atomically, so the same
 //! key on the same topic stores one event whichever of two nodes it reaches, and a repeat
-//! answers the original numbers. The sender travels through the log too.
+//! answers the original numbers. The sender and the latest-value key travel through the log too.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
@@ -99,5 +99,27 @@ async fn the_sender_reaches_other_nodes_and_nodes_started_later() {
     for hub in [&b, &c] {
         let batch = hub.fetch(&[t.clone()], Cursor::Oldest, &FetchOptions::default()).await.unwrap();
         assert_eq!(batch.events.iter().map(|e| e.from()).collect::<Vec<_>>(), [Some("alice"), None]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_latest_key_reaches_other_nodes_and_nodes_started_later() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, _) = node(&redis.url(), RedisOptions::default()).await;
+    let (b, state_b) = node(&redis.url(), RedisOptions::default()).await;
+    let t = topic("prices");
+    let first = a.publish(&t, NewEvent::new(json!(1)).latest_key("AAPL").from("feed")).await.unwrap();
+    assert_eq!((first.latest_key(), first.from()), (Some("AAPL"), Some("feed")));
+    a.publish(&t, NewEvent::new(json!(2))).await.unwrap();
+    let last = a.publish(&t, NewEvent::new(json!(3)).latest_key("AAPL")).await.unwrap();
+    until("b to apply", || state_b.applied_position() == last.position()).await;
+    let (c, _) = node(&redis.url(), RedisOptions::default()).await;
+    for hub in [&b, &c] {
+        let all = hub.fetch(&[t.clone()], Cursor::Oldest, &FetchOptions::default()).await.unwrap();
+        let keys: Vec<_> = all.events.iter().map(|e| (e.latest_key(), e.from())).collect();
+        assert_eq!(keys, [(Some("AAPL"), Some("feed")), (None, None), (Some("AAPL"), None)]);
+        let latest =
+            hub.fetch(&[t.clone()], Cursor::Oldest, &FetchOptions::default().latest(true)).await.unwrap();
+        assert_eq!(latest.events.iter().map(|e| e.seq()).collect::<Vec<_>>(), [2, 3]);
     }
 }

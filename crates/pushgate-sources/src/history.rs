@@ -174,6 +174,7 @@ fn event(
         epoch,
         timestamp_ms: number(recorded.ts),
         from: None,
+        latest_key: None,
     }))
 }
 

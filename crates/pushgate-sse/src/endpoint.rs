@@ -75,7 +75,9 @@ async fn subscribe(
         .user(grant.user_arc().cloned())
         .presence_events(notices)
         .max_backlog(endpoint.config.max_backlog)
-        .coalesce(endpoint.config.coalesce);
+        .coalesce(endpoint.config.coalesce)
+        .latest(params.latest)
+        .auto_batch(true);
     let subscription = match endpoint.hub.subscribe_with(&params.topics, params.cursor, options) {
         Ok(subscription) => subscription,
         Err(err) => return ApiError::from(err).into_response(),

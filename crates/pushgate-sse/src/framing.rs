@@ -178,6 +178,7 @@ mod tests {
             epoch: Epoch::from_u32(0x9f03c1d2),
             timestamp_ms: 1_763_750_000_000,
             from: None,
+            latest_key: None,
         })
     }
 

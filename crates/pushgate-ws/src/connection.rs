@@ -80,7 +80,7 @@ type Checking = Pin<Box<dyn Future<Output = Box<(Asked, Result<Grant, AuthError>
 /// What a frame under check will do once allowed.
 enum Asked {
     Auth { token: String },
-    Subscribe { topics: Vec<TopicName>, cursor: Option<Cursor> },
+    Subscribe { topics: Vec<TopicName>, cursor: Option<Cursor>, latest: bool },
     Publish { topic: TopicName, event: NewEvent },
 }
 
@@ -201,22 +201,43 @@ impl Connection {
             checking: None,
         };
         if !params.topics.is_empty() {
-            connection.subscription = Some(connection.open(&params.topics, params.cursor)?);
+            let latest = if params.latest { params.topics.clone() } else { Vec::new() };
+            connection.subscription = Some(connection.open(&params.topics, params.cursor, latest)?);
         }
         Ok(connection)
     }
 
-    fn open(&self, topics: &[TopicName], cursor: Cursor) -> Result<Subscription, HubError> {
-        self.hub.subscribe_with(topics, cursor, self.options())
+    fn open(
+        &self,
+        topics: &[TopicName],
+        cursor: Cursor,
+        latest: Vec<TopicName>,
+    ) -> Result<Subscription, HubError> {
+        self.hub.subscribe_with(topics, cursor, self.options(latest))
     }
 
-    fn options(&self) -> SubscribeOptions {
-        SubscribeOptions::default()
+    /// The options of a subscription reading `latest` latest value only. Which topics those
+    /// are is kept by the subscription itself, not in the connection, whose every byte each
+    /// idle connection pays.
+    fn options(&self, latest: Vec<TopicName>) -> SubscribeOptions {
+        let options = SubscribeOptions::default()
             .label("ws")
             .user(self.auth.user_arc().cloned())
             .presence_events(self.notices)
             .max_backlog(Some(self.max_backlog))
             .coalesce(self.coalesce)
+            .auto_batch(true);
+        if latest.is_empty() { options } else { options.latest_topics(latest) }
+    }
+
+    /// The topics now read latest value only, but for `except`.
+    fn latest_except(&self, except: &[TopicName]) -> Vec<TopicName> {
+        self.subscription
+            .iter()
+            .flat_map(Subscription::latest_topics)
+            .filter(|topic| !except.contains(topic))
+            .cloned()
+            .collect()
     }
 
     /// Waits for hyper to hand over the socket (after the 101 is sent), then serves it.
@@ -400,18 +421,19 @@ impl Connection {
             Err(bad) => frame::error(bad.request.as_deref(), &bad.error),
             Ok(ClientFrame::Ping { id }) => frame::pong(&id),
             Ok(ClientFrame::Auth { token }) => return self.check(Asked::Auth { token }).await,
-            Ok(ClientFrame::Subscribe { topics, cursor, presence }) => {
+            Ok(ClientFrame::Subscribe { topics, cursor, presence, latest }) => {
                 // The connection's one subscription gets notices for all its topics or none;
                 // the frame's choice holds from the next time it is built.
                 if let Some(presence) = presence {
                     self.notices = presence;
                 }
-                return self.check(Asked::Subscribe { topics, cursor }).await;
+                return self.check(Asked::Subscribe { topics, cursor, latest }).await;
             }
             Ok(ClientFrame::Unsubscribe { topics }) => {
                 let rest: Vec<TopicName> = self.topics().filter(|t| !topics.contains(t)).cloned().collect();
                 if !rest.is_empty() {
-                    return self.change(&rest, &[], None, "unsubscribe").await;
+                    let latest = self.latest_except(&topics);
+                    return self.change(&rest, &[], None, latest, "unsubscribe").await;
                 }
                 self.position = self.cursor();
                 self.subscription = None;
@@ -465,13 +487,18 @@ impl Connection {
                 self.auth.hold(grant, Some(token));
                 self.outbox.push_reply(frame::authed(expires));
             }
-            Asked::Subscribe { topics, cursor } => {
+            Asked::Subscribe { topics, cursor, latest } => {
                 self.auth.hold(grant, None);
+                // Each subscribe frame says how its topics are read.
+                let mut reads_latest = self.latest_except(&topics);
+                if latest {
+                    reads_latest.extend(topics.iter().cloned());
+                }
                 if self.subscription.is_some() {
                     let keep: Vec<TopicName> = self.topics().cloned().collect();
-                    return self.change(&keep, &topics, cursor, "subscribe").await;
+                    return self.change(&keep, &topics, cursor, reads_latest, "subscribe").await;
                 }
-                let reply = self.start(&topics, cursor.unwrap_or(self.position));
+                let reply = self.start(&topics, cursor.unwrap_or(self.position), reads_latest);
                 self.outbox.push_reply(reply);
             }
             Asked::Publish { topic, event } => {
@@ -521,9 +548,10 @@ impl Connection {
         self.subscription.as_ref().map_or(self.position, Subscription::cursor)
     }
 
-    /// Subscribes a connection that follows nothing to `topics` from `cursor`.
-    fn start(&mut self, topics: &[TopicName], cursor: Cursor) -> bytes::Bytes {
-        match self.open(topics, cursor) {
+    /// Subscribes a connection that follows nothing to `topics` from `cursor`, reading `latest`
+    /// latest value only.
+    fn start(&mut self, topics: &[TopicName], cursor: Cursor, latest: Vec<TopicName>) -> bytes::Bytes {
+        match self.open(topics, cursor, latest) {
             Ok(subscription) => {
                 let reply = frame::subscribed(subscription.topics(), subscription.cursor());
                 self.subscription = Some(subscription);
@@ -539,9 +567,17 @@ impl Connection {
     /// where the connection stands), without losing or repeating events of the kept topics;
     /// see [`reopen`]. Queues the reply, then the resets due, before any event of the new
     /// subscription. On error the old subscription stays.
-    async fn change(&mut self, keep: &[TopicName], add: &[TopicName], cursor: Option<Cursor>, request: &str) {
+    /// `latest` are the topics to read latest value only.
+    async fn change(
+        &mut self,
+        keep: &[TopicName],
+        add: &[TopicName],
+        cursor: Option<Cursor>,
+        latest: Vec<TopicName>,
+        request: &str,
+    ) {
         let plan = reopen::plan(self.cursor(), &self.floors, keep, add, cursor);
-        let reopened = match reopen::reopen(&self.hub, self.options(), plan).await {
+        let reopened = match reopen::reopen(&self.hub, self.options(latest), plan).await {
             Ok(reopened) => reopened,
             Err(err) => return self.outbox.push_reply(frame::error(Some(request), &ApiError::from(err))),
         };

@@ -24,8 +24,9 @@ static EVENT_FRAME: LazyLock<EncodingSlot> = LazyLock::new(EncodingSlot::new);
 /// A client frame, validated.
 #[derive(Debug)]
 pub(crate) enum ClientFrame {
-    /// Add `topics`; `cursor` overrides the connection's position.
-    Subscribe { topics: Vec<TopicName>, cursor: Option<Cursor>, presence: Option<bool> },
+    /// Add `topics`; `cursor` overrides the connection's position; `presence` turns join and
+    /// leave notices on or off; `latest` reads them latest value only.
+    Subscribe { topics: Vec<TopicName>, cursor: Option<Cursor>, presence: Option<bool>, latest: bool },
     /// Remove `topics`.
     Unsubscribe { topics: Vec<TopicName> },
     /// Publish `event` to `topic`.
@@ -67,19 +68,19 @@ pub(crate) fn parse(text: &str) -> Result<ClientFrame, BadFrame> {
 
 fn validate(frame: WireFrame) -> Result<ClientFrame, ApiError> {
     Ok(match frame {
-        WireFrame::Subscribe(SubscribeFrame { topics, cursor, presence }) => {
+        WireFrame::Subscribe(SubscribeFrame { topics, cursor, presence, latest }) => {
             let cursor = match cursor.as_deref() {
                 None | Some("") => None,
                 Some(text) => Some(text.parse::<Cursor>().map_err(|err| {
                     ApiError::new(ErrorCode::InvalidCursor, format!("{err} (got {text:?})"))
                 })?),
             };
-            ClientFrame::Subscribe { topics: topic_names(&topics)?, cursor, presence }
+            ClientFrame::Subscribe { topics: topic_names(&topics)?, cursor, presence, latest }
         }
         WireFrame::Unsubscribe(UnsubscribeFrame { topics }) => {
             ClientFrame::Unsubscribe { topics: topic_names(&topics)? }
         }
-        WireFrame::Publish(PublishFrame { topic, event, data, from, idempotency_key }) => {
+        WireFrame::Publish(PublishFrame { topic, event, data, from, idempotency_key, key }) => {
             if from.is_some() {
                 return Err(ApiError::new(
                     ErrorCode::InvalidJson,
@@ -98,6 +99,9 @@ fn validate(frame: WireFrame) -> Result<ClientFrame, ApiError> {
             }
             if let Some(key) = idempotency_key {
                 new = new.idempotency_key(key);
+            }
+            if let Some(key) = key {
+                new = new.latest_key(key);
             }
             ClientFrame::Publish { topic: topic_name(&topic)?, event: new }
         }

@@ -254,7 +254,8 @@ async fn read_body(
     }
 }
 
-/// `{"event"?: "<type>", "data": <any JSON>, "from"?: "<sender>"}` as a hub event. `data` is
+/// `{"event"?: "<type>", "data": <any JSON>, "key"?: "<key>", "from"?: "<sender>"}` as a hub
+/// event (`key`: what the event is the newest value of, for latest-only readers). `data` is
 /// required (`null` is a value); `from` only from a server (`may_set_from`: the admin key, or
 /// no auth at all), since it is the sender every subscriber trusts; other members are refused
 /// so a misspelt `event` is not silently ignored.
@@ -275,6 +276,11 @@ fn parse_publish(body: &[u8], may_set_from: bool) -> Result<NewEvent, ApiError> 
         Some(Value::String(event_type)) => Some(event_type),
         Some(other) => return Err(invalid(format!("`event` must be a string, got {other}"))),
     };
+    let key = match object.remove("key") {
+        None => None,
+        Some(Value::String(key)) => Some(key),
+        Some(other) => return Err(invalid(format!("`key` must be a string, got {other}"))),
+    };
     let from = match object.remove("from") {
         None => None,
         Some(_) if !may_set_from => {
@@ -288,7 +294,7 @@ fn parse_publish(body: &[u8], may_set_from: bool) -> Result<NewEvent, ApiError> 
     };
     if let Some(unknown) = object.keys().next() {
         return Err(invalid(format!(
-            "unknown member {unknown:?}; a publish body has only `event`, `data` and (from a server) `from`"
+            "unknown member {unknown:?}; a publish body has only `event`, `data`, `key` and (from a server) `from`"
         )));
     }
     let mut event = NewEvent::new(data);
@@ -297,6 +303,9 @@ fn parse_publish(body: &[u8], may_set_from: bool) -> Result<NewEvent, ApiError> 
     }
     if let Some(from) = from {
         event = event.from(from);
+    }
+    if let Some(key) = key {
+        event = event.latest_key(key);
     }
     Ok(event)
 }
@@ -326,6 +335,9 @@ mod tests {
         assert_eq!(parse_publish(from, true).expect("a server's").sender(), Some("42"));
         assert_eq!(parse_publish(from, false).expect_err("a client's").code(), ErrorCode::InvalidJson);
         assert!(parse_publish(br#"{"data":1,"from":42}"#, true).is_err());
+        let keyed = parse_publish(br#"{"data":1,"key":"AAPL"}"#, false).expect("a key");
+        assert_eq!(keyed.latest_key_name(), Some("AAPL"));
+        assert!(parse_publish(br#"{"data":1,"key":7}"#, false).is_err());
 
         for bad in [
             &b"not json"[..],

@@ -258,6 +258,7 @@ mod tests {
                     epoch: Epoch::from_u32(1),
                     timestamp_ms: 0,
                     from: None,
+                    latest_key: None,
                 }))
             })
             .collect()

@@ -224,7 +224,7 @@ fn user_patterns(name: &'static str, list: &[String]) -> Result<Vec<UserPattern>
 }
 
 /// Every pattern of `list`, parsed.
-fn patterns(name: &'static str, list: &[String]) -> Result<Vec<TopicPattern>, ConfigError> {
+pub(super) fn patterns(name: &'static str, list: &[String]) -> Result<Vec<TopicPattern>, ConfigError> {
     list.iter()
         .map(|pattern| pattern.parse().map_err(|source| ConfigError::Pattern { name, source }))
         .collect()

@@ -5,6 +5,7 @@ use pushgate_hub::{
     HubBuilder,
 };
 
+use super::access::patterns;
 use super::{ByteSize, Config, ConfigError, TimeSpan, nonzero};
 
 section! {
@@ -46,12 +47,20 @@ section! {
         /// Most polling clients of one address counted in presence at once.
         #[arg(long, env = "PUSHGATE_PRESENCE_LEASES_PER_ADDRESS", value_name = "N")]
         pub presence_leases_per_address: usize = DEFAULT_MAX_LEASES_PER_GROUP,
+
+        /// A topic pattern (`prices.*`, `score`, `*`) whose topics every reader reads latest
+        /// value only: a subscriber or poller that is behind gets, of the events published with
+        /// a `key`, only the newest of each key (as if it had asked with `latest=1`). Events
+        /// without a key are always delivered. Repeatable (in the variable: comma-separated).
+        #[arg(long, env = "PUSHGATE_LATEST_TOPICS", value_name = "PATTERN", value_delimiter = ',')]
+        pub latest_topics: Vec<String>,
     }
 }
 
 impl Topics {
-    /// Every limit is positive.
+    /// Every limit is positive, every pattern valid.
     pub(super) fn check(&self) -> Result<(), ConfigError> {
+        patterns("latest_topics", &self.latest_topics)?;
         nonzero([
             ("max_topics_per_subscription", self.max_topics_per_subscription == 0),
             ("max_topics", self.max_topics == 0),
@@ -70,12 +79,19 @@ impl Topics {
 
     /// A hub builder with these limits, and `max_data_bytes` of data per event.
     pub(super) fn hub_builder(&self, max_data_bytes: usize) -> HubBuilder {
-        Hub::builder()
+        let builder = Hub::builder()
             .history_max_bytes(*self.history_max_bytes)
             .max_topics(self.max_topics)
             .max_topics_per_subscription(self.max_topics_per_subscription)
             .max_data_bytes(max_data_bytes)
-            .presence_leases(self.presence_leases, self.presence_leases_per_address)
+            .presence_leases(self.presence_leases, self.presence_leases_per_address);
+        // `check` refused a bad pattern before any hub is built.
+        match patterns("latest_topics", &self.latest_topics) {
+            Ok(latest) if !latest.is_empty() => {
+                builder.latest_topics(move |topic| latest.iter().any(|pattern| pattern.matches(topic)))
+            }
+            _ => builder,
+        }
     }
 }
 
