@@ -23,8 +23,15 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// The longest `interval` honoured, in seconds.
 pub const MAX_POLL_INTERVAL_SECS: u64 = 300;
 
-/// The lease of a poll whose query names a `client` (see the [module docs](self)), counted under
-/// `label`; `None` without one.
+/// The lease of a poll whose query names a `client`, counted under `label`; `None` without one.
+///
+/// A short poll holds no connection, so the server sees a client only while it asks; a long
+/// poll is gone for a moment between two waits. A request naming `client=<id>` (1 to 64 of
+/// `[A-Za-z0-9_.:-]`, chosen by the client, e.g. a random id per tab) is counted from that
+/// request until twice its `interval` (seconds between its polls, default 5, at most 300) after
+/// it. Ids are told apart per client address, so one client cannot renew another's. Without an
+/// id nothing identifies two requests as the same client, so a short poll is not counted, and a
+/// long poll is counted only while it waits.
 ///
 /// ```
 /// use pushgate_http::{ClientInfo, Query, presence_hold};

@@ -518,6 +518,13 @@ impl Hub {
         self.inner.registry.notify(change);
     }
 
+    /// Ends the presence leases that expired now (their leave notices go out then). Reading
+    /// presence, holding a lease and [`maintain`](Self::maintain) do it too; an embedder that
+    /// relays notices calls it often, so that a poller's leave is not late.
+    pub fn expire_leases(&self) {
+        self.inner.leases.sweep(&self.inner.registry);
+    }
+
     /// Presence leases held now.
     pub fn presence_leases(&self) -> usize {
         self.inner.leases.len()

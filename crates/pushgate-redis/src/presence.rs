@@ -1,16 +1,4 @@
-//! Presence across nodes: each node writes its readers per topic to Redis now and then, with
-//! an expiry, and sums the other nodes' reports into what it counts itself.
-//!
-//! | key | type | what it holds |
-//! | --- | --- | --- |
-//! | `presence:node:<id>` | hash, expiring | topic → `{"t":{"<label>":n,…},"u":["<user>",…],"n":<users>}`: one node's readers of each topic it reported |
-//! | `presence:nodes` | sorted set | node ids, scored by when their report expires (Unix ms, the node's clock) |
-//!
-//! A report replaces the node's hash as a whole (one `MULTI`: `DEL`, `HSET`, `PEXPIRE`) and
-//! adds the node to the set. The hash's expiry, kept by Redis, is what ends a node that stopped
-//! reporting (killed, cut off): once it passed, reads find no hash and count nothing of it. The
-//! set only lists the nodes to look at; entries long expired are pruned by every report, with a
-//! margin so that nodes' clocks need not agree. A node that stops cleanly deletes its report.
+//! Presence across nodes: see [`RedisPresence`].
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,7 +26,20 @@ pub enum PresenceError {
     Redis(#[from] redis::RedisError),
 }
 
-/// This node's presence reports, and the other nodes': see the [module docs](self).
+/// Presence across nodes: each node writes its readers per topic to Redis now and then, with
+/// an expiry, and sums the other nodes' reports into what it counts itself.
+///
+/// | key | type | what it holds |
+/// | --- | --- | --- |
+/// | `presence:node:<id>` | hash, expiring | topic → `{"t":{"<label>":n,…},"u":["<user>",…],"n":<users>}`: one node's readers of each topic it reported |
+/// | `presence:nodes` | sorted set | node ids, scored by when their report expires (Unix ms, the node's clock) |
+///
+/// A report replaces the node's hash as a whole (one `MULTI`: `DEL`, `HSET`, `PEXPIRE`) and
+/// adds the node to the set. The hash's expiry, kept by Redis, is what ends a node that stopped
+/// reporting (killed, cut off): once it passed, reads find no hash and count nothing of it. The
+/// set only lists the nodes to look at; entries long expired are pruned by every report, with a
+/// margin so that nodes' clocks need not agree. A node that stops cleanly deletes its report.
+///
 /// Made by [`RedisStorage::presence`](crate::RedisStorage::presence); cheap to clone.
 #[derive(Clone)]
 pub struct RedisPresence {

@@ -25,6 +25,8 @@ use pushgate_redis::RedisPresence;
 pub(crate) const MAX_REPORT_TOPICS: usize = 10_000;
 /// The most users one node's report lists, over all its topics.
 pub(crate) const MAX_REPORT_USERS: usize = 100_000;
+/// How often expired poll leases are ended while notices are relayed.
+const LEASE_SWEEP: Duration = Duration::from_millis(500);
 /// How many report intervals a report counts for.
 const REPORT_LIFETIMES: u32 = 3;
 
@@ -157,9 +159,16 @@ impl PresenceView {
         let Some(mut changes) = self.hub.presence_changes() else {
             return;
         };
+        // A poller leaves when its lease expires, which someone must notice.
+        let mut sweeps = tokio::time::interval(LEASE_SWEEP);
+        sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let change = tokio::select! {
                 () = self.hub.closed() => return,
+                _ = sweeps.tick() => {
+                    self.hub.expire_leases();
+                    continue;
+                }
                 change = changes.recv() => change,
             };
             let Some(mut change) = change else { return };

@@ -301,3 +301,23 @@ async fn joins_and_leaves_reach_the_readers_that_asked_on_sse_websocket_and_long
         .unwrap();
     assert_eq!(forged.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poller_that_stops_leaves_two_intervals_after_its_last_poll() {
+    let node = gateway(&[]).await;
+    let mut watcher = SseReader::from_response(sse(&node, None, "&presence=1").await);
+    assert_eq!(next_sse(&mut watcher, "pushgate.join").await, notice("join", None, "sse", 1));
+    let erin = token("erin");
+    let url = node.url(&format!("/v1/poll?topic=room&client=tab-e&interval=1&token={erin}"));
+    assert_eq!(http().get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(next_sse(&mut watcher, "pushgate.join").await, notice("join", Some("erin"), "poll", 2));
+    // Polls within its interval keep it present without another join.
+    sleep(Duration::from_millis(500)).await;
+    assert_eq!(http().get(&url).send().await.unwrap().status(), 200);
+    let last_poll = Instant::now();
+    // Then it stops, as a closed tab does: it leaves two intervals later, with nobody asking.
+    let left = next_sse(&mut watcher, "pushgate.leave").await;
+    assert_eq!(left, notice("leave", Some("erin"), "poll", 1));
+    let after = last_poll.elapsed();
+    assert!(after >= Duration::from_millis(1900) && after < Duration::from_secs(4), "left after {after:?}");
+}
