@@ -289,16 +289,16 @@ pub struct Publish<'a, T: ?Sized> {
     idempotency_key: Option<&'a str>,
 }
 
-impl<T: Serialize + ?Sized> Publish<'_, T> {
+impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
     /// The event type (`message` when not given).
-    pub fn event_type(mut self, event: &'static str) -> Self {
+    pub fn event_type(mut self, event: &'a str) -> Self {
         self.event = Some(event);
         self
     }
 
     /// Sends an `Idempotency-Key`: the same key on the same topic within the server's window
     /// publishes once, and a repeat is answered with the original's numbers (`replayed`).
-    pub fn idempotency_key(mut self, key: &'static str) -> Self {
+    pub fn idempotency_key(mut self, key: &'a str) -> Self {
         self.idempotency_key = Some(key);
         self
     }

@@ -47,6 +47,7 @@ pub(crate) async fn run(attempt: &mut Attempt<'_>, wait: Option<Duration>) -> Re
             attempt.deliver(Item::Event(event), Some(id)).await?;
         }
         attempt.advance(answer.cursor);
+        attempt.connected();
         first = false;
         if wait.is_none() {
             tokio::time::sleep(attempt.client.poll_interval).await;

@@ -26,6 +26,7 @@ pub(crate) async fn run(attempt: &mut Attempt<'_>) -> Result<(), Error> {
     if status != 200 {
         return Err(Error::from_answer(status, &fetch::body(response).await?));
     }
+    attempt.connected();
     let mut body = response.into_body();
     let mut buffer = BytesMut::new();
     let idle = attempt.client.idle_timeout;

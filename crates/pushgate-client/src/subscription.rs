@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::Stream;
 use pushgate_protocol::{Cursor, EventObject, ResetObject};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::Retry;
@@ -43,6 +43,7 @@ pub struct Subscription {
     items: mpsc::Receiver<Result<(Item, Option<Cursor>), Error>>,
     task: JoinHandle<()>,
     cursor: Option<Cursor>,
+    connected: watch::Receiver<bool>,
 }
 
 impl Subscription {
@@ -53,8 +54,16 @@ impl Subscription {
         transport: Transport,
     ) -> Self {
         let (sender, items) = mpsc::channel(READ_AHEAD);
-        let task = tokio::spawn(run(client, topics, cursor, transport, sender));
-        Self { items, task, cursor }
+        let (connect, connected) = watch::channel(false);
+        let task = tokio::spawn(run(client, topics, cursor, transport, sender, connect));
+        Self { items, task, cursor, connected }
+    }
+
+    /// Waits until the subscription is first in place (the poll answered, the SSE stream or
+    /// the WebSocket open), so that everything published from now on is delivered; `false`
+    /// when it ended before (its error is the stream's next item).
+    pub async fn connected(&mut self) -> bool {
+        self.connected.wait_for(|connected| *connected).await.is_ok()
     }
 
     /// Where to resume after everything read so far: the `id` of the last event, or the cursor
@@ -102,6 +111,7 @@ pub(crate) struct Attempt<'a> {
     pub(crate) topics: &'a [String],
     pub(crate) cursor: Option<Cursor>,
     sender: &'a mpsc::Sender<Result<(Item, Option<Cursor>), Error>>,
+    connected: &'a watch::Sender<bool>,
     delivered: bool,
 }
 
@@ -118,6 +128,11 @@ impl Attempt<'_> {
             .map_err(|_| Error::Connection("the subscription was dropped".to_owned()))
     }
 
+    /// The attempt is in place: the server fixed its position.
+    pub(crate) fn connected(&self) {
+        self.connected.send_if_modified(|connected| !std::mem::replace(connected, true));
+    }
+
     /// Moves the cursor without an item (a poll answer's cursor, the WebSocket's position).
     pub(crate) fn advance(&mut self, cursor: Cursor) {
         self.cursor = Some(cursor);
@@ -131,12 +146,19 @@ async fn run(
     mut cursor: Option<Cursor>,
     transport: Transport,
     sender: mpsc::Sender<Result<(Item, Option<Cursor>), Error>>,
+    connected: watch::Sender<bool>,
 ) {
     // Failed attempts in a row: the backoff's exponent.
     let mut failures = 0_u32;
     loop {
-        let mut attempt =
-            Attempt { client: &client, topics: &topics, cursor, sender: &sender, delivered: false };
+        let mut attempt = Attempt {
+            client: &client,
+            topics: &topics,
+            cursor,
+            sender: &sender,
+            connected: &connected,
+            delivered: false,
+        };
         let outcome = match transport {
             Transport::WebSocket => ws::run(&mut attempt).await,
             Transport::Sse => sse::run(&mut attempt).await,

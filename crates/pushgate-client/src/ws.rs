@@ -37,6 +37,7 @@ pub(crate) async fn run(attempt: &mut Attempt<'_>) -> Result<(), Error> {
         }
         Err(err) => return Err(Error::Connection(format!("WebSocket handshake: {err}"))),
     };
+    attempt.connected();
     let idle = attempt.client.idle_timeout;
     loop {
         let message = tokio::time::timeout(idle, socket.next())

@@ -17,7 +17,8 @@
 //!   defines them) with a bounded-wait [`next`](Feed::next), and the cursor to resume from.
 //!   A rejected subscribe request is a [`Rejected`] error carrying the status and JSON body.
 //!   Every client counts its HTTP requests (a WebSocket handshake is one) and the bytes of
-//!   payload it received ([`Traffic`]).
+//!   payload it received ([`Traffic`]). [`RustClient`] is `pushgate-client` behind the same
+//!   interface, so the conformance suite checks the Rust client too.
 //! - [`RawHttp`]: a raw HTTP/1 connection that writes any bytes and reads answers framed by
 //!   their `content-length` ([`RawAnswer`]), for tests of malformed requests, pipelining and
 //!   closing.
@@ -65,7 +66,7 @@ pub mod skip;
 pub mod sse;
 mod tls;
 
-pub use client::{LongPollClient, PollClient, SseClient, Transport, TransportClient, WsClient};
+pub use client::{LongPollClient, PollClient, RustClient, SseClient, Transport, TransportClient, WsClient};
 pub use feed::{Delivery, Feed, Rejected, Traffic};
 pub use process::GatewayProcess;
 pub use raw::{RawAnswer, RawHttp};

@@ -1,13 +1,15 @@
 //! The conformance suite: what docs/protocol.md promises on every transport, checked over real
 //! sockets against a real gateway.
 //!
-//! Each test is an `async fn name(transport: Transport, path: ServerPath) -> anyhow::Result<()>`
+//! Each test is an `async fn name(subscriber: Subscriber, path: ServerPath) -> anyhow::Result<()>`
 //! written once; `conformance!(poll, longpoll, sse, ws)` instantiates every test of the list in
 //! `suite!` once per transport and per server path (the gateway's keep-alive loop in front, as
 //! by default, or every request on hyper), as `<transport>::<path>::<test>` (`cargo test -p
 //! pushgate-testkit sse::` runs one transport, `cargo test -p pushgate-testkit hyper::` one
 //! path, `cargo test -p pushgate-testkit resume` one test everywhere). Adding a test means
-//! writing the function and adding its name to `suite!`.
+//! writing the function and adding its name to `suite!`. The tests of `rust_client_suite!` also
+//! run through the Rust client (`pushgate-client`) on each transport, as
+//! `<transport>::rust_client::keep_alive_loop::<test>`.
 //!
 //! Every wait is bounded ([`WAIT`]), so a transport that does not deliver fails in seconds with
 //! what it did instead. Real time, not tokio's paused clock: client and server talk over real
@@ -18,7 +20,9 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
-use pushgate_testkit::{Delivery, Feed, Published, Rejected, TestServer, Transport};
+use pushgate_testkit::{
+    Delivery, Feed, Published, Rejected, RustClient, TestServer, Transport, TransportClient,
+};
 use serde_json::{Value, json};
 
 /// The longest any single expectation waits.
@@ -40,11 +44,25 @@ macro_rules! suite {
     };
 }
 
+/// The tests that hold for the Rust client too: the others check what a raw transport does on
+/// refusals and shutdowns, which the client answers by reconnecting (its own tests cover that).
+macro_rules! rust_client_suite {
+    ($path:expr) => {
+        instantiate!(
+            $path;
+            receive_exact_event_object,
+            resume_from_last_cursor,
+            stale_cursor_resets_then_replays,
+            multi_topic_in_publish_order,
+        );
+    };
+}
+
 macro_rules! instantiate {
     ($path:expr; $($test:ident),+ $(,)?) => {$(
         #[tokio::test]
         async fn $test() -> anyhow::Result<()> {
-            crate::$test(super::transport(), $path).await
+            crate::$test(super::subscriber(), $path).await
         }
     )+};
 }
@@ -57,6 +75,10 @@ macro_rules! conformance {
                 stringify!($transport).parse().expect("a transport name")
             }
 
+            fn subscriber() -> crate::Subscriber {
+                crate::Subscriber { transport: transport(), rust_client: false }
+            }
+
             mod keep_alive_loop {
                 suite!(crate::ServerPath::KeepAliveLoop);
             }
@@ -64,11 +86,45 @@ macro_rules! conformance {
             mod hyper {
                 suite!(crate::ServerPath::Hyper);
             }
+
+            /// The same tests through `pushgate-client`.
+            mod rust_client {
+                fn subscriber() -> crate::Subscriber {
+                    crate::Subscriber { transport: super::transport(), rust_client: true }
+                }
+
+                mod keep_alive_loop {
+                    rust_client_suite!(crate::ServerPath::KeepAliveLoop);
+                }
+            }
         }
     )+};
 }
 
 conformance!(poll, longpoll, sse, ws);
+
+/// Who subscribes: the testkit's raw client of a transport, or the Rust client over it.
+#[derive(Debug, Clone, Copy)]
+struct Subscriber {
+    transport: Transport,
+    rust_client: bool,
+}
+
+impl Subscriber {
+    fn client(self) -> anyhow::Result<Box<dyn TransportClient>> {
+        if self.rust_client { Ok(Box::new(RustClient::new(self.transport))) } else { self.transport.client() }
+    }
+}
+
+impl std::fmt::Display for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.rust_client {
+            write!(f, "{} (Rust client)", self.transport)
+        } else {
+            write!(f, "{}", self.transport)
+        }
+    }
+}
 
 /// How the gateway under test serves HTTP: polls, long polls and SSE streams in its own
 /// keep-alive loop (the default), or every request on hyper (`Config::keep_alive_loop` off).
@@ -91,9 +147,9 @@ impl ServerPath {
 // The tests, each for any transport.
 
 /// (a) An event published over HTTP arrives as exactly the event object.
-async fn receive_exact_event_object(transport: Transport, path: ServerPath) -> anyhow::Result<()> {
+async fn receive_exact_event_object(subscriber: Subscriber, path: ServerPath) -> anyhow::Result<()> {
     let server = path.start().await?;
-    let mut feed = connect(transport, &server, &["chat"], None).await?;
+    let mut feed = connect(subscriber, &server, &["chat"], None).await?;
 
     let typed = json!({"text": "hé \"quoted\"\nsecond line", "n": [1, 2.5, true, null], "nested": {}});
     let before = now_ms();
@@ -117,9 +173,9 @@ async fn receive_exact_event_object(transport: Transport, path: ServerPath) -> a
 
 /// (b) Disconnect after one event, miss five, reconnect with the last cursor: exactly those five,
 /// in order, once.
-async fn resume_from_last_cursor(transport: Transport, path: ServerPath) -> anyhow::Result<()> {
+async fn resume_from_last_cursor(subscriber: Subscriber, path: ServerPath) -> anyhow::Result<()> {
     let server = path.start().await?;
-    let mut feed = connect(transport, &server, &["orders"], None).await?;
+    let mut feed = connect(subscriber, &server, &["orders"], None).await?;
     let seen = server.publish("orders", json!({"n": 0})).await?;
     expect_exactly(&mut *feed, std::slice::from_ref(&seen)).await?;
     let cursor = feed.cursor().context("the feed has no cursor after an event")?.to_owned();
@@ -129,7 +185,7 @@ async fn resume_from_last_cursor(transport: Transport, path: ServerPath) -> anyh
     for n in 1..=5 {
         missed.push(server.publish("orders", json!({ "n": n })).await?);
     }
-    let mut feed = connect(transport, &server, &["orders"], Some(&cursor)).await?;
+    let mut feed = connect(subscriber, &server, &["orders"], Some(&cursor)).await?;
     expect_exactly(&mut *feed, &missed).await.context("replaying the five missed events")?;
     // A duplicate or an extra event would arrive before this one.
     let live = server.publish("orders", json!({"n": 6})).await?;
@@ -138,7 +194,7 @@ async fn resume_from_last_cursor(transport: Transport, path: ServerPath) -> anyh
 }
 
 /// (c) A cursor from another server (another epoch) gets a reset first, then the retained events.
-async fn stale_cursor_resets_then_replays(transport: Transport, path: ServerPath) -> anyhow::Result<()> {
+async fn stale_cursor_resets_then_replays(subscriber: Subscriber, path: ServerPath) -> anyhow::Result<()> {
     let stale = {
         let other = path.start().await?;
         other.publish("news", json!("from another epoch")).await?.id
@@ -149,7 +205,7 @@ async fn stale_cursor_resets_then_replays(transport: Transport, path: ServerPath
         retained.push(server.publish("news", json!({ "n": n })).await?);
     }
 
-    let mut feed = connect(transport, &server, &["news"], Some(&stale)).await?;
+    let mut feed = connect(subscriber, &server, &["news"], Some(&stale)).await?;
     let expected = json!({
         "reason": "epoch_changed",
         "topics": [{"topic": "news", "missed": {"at_least": 0, "at_most": null}, "resume_seq": 1}],
@@ -165,9 +221,9 @@ async fn stale_cursor_resets_then_replays(transport: Transport, path: ServerPath
 }
 
 /// (d) Two topics arrive interleaved in publish order; a third, unsubscribed topic never does.
-async fn multi_topic_in_publish_order(transport: Transport, path: ServerPath) -> anyhow::Result<()> {
+async fn multi_topic_in_publish_order(subscriber: Subscriber, path: ServerPath) -> anyhow::Result<()> {
     let server = path.start().await?;
-    let mut feed = connect(transport, &server, &["alpha", "beta"], None).await?;
+    let mut feed = connect(subscriber, &server, &["alpha", "beta"], None).await?;
     let plan = ["alpha", "gamma", "beta", "alpha", "gamma", "beta", "beta", "alpha", "gamma", "beta"];
     let mut expected = Vec::new();
     for (n, topic) in plan.iter().enumerate() {
@@ -182,13 +238,13 @@ async fn multi_topic_in_publish_order(transport: Transport, path: ServerPath) ->
 
 /// (e) A malformed cursor and an invalid topic are refused with 400 and `{"error":{"code","message"}}`
 /// (on WebSocket: before the upgrade).
-async fn bad_input_is_a_400_with_json_error(transport: Transport, path: ServerPath) -> anyhow::Result<()> {
+async fn bad_input_is_a_400_with_json_error(subscriber: Subscriber, path: ServerPath) -> anyhow::Result<()> {
     let server = path.start().await?;
     let cases: [(&[&str], Option<&str>, &str); 2] =
         [(&["fine"], Some("not-a-cursor"), "invalid_cursor"), (&["not a topic!"], None, "invalid_topic")];
     for (topics, cursor, code) in cases {
         let case = format!("topics {topics:?}, cursor {cursor:?}");
-        let rejected = match transport.client()?.connect(&server, topics, cursor).await {
+        let rejected = match subscriber.client()?.connect(&server, topics, cursor).await {
             Ok(mut feed) => match feed.next(WAIT).await {
                 Ok(delivery) => bail!("{case}: accepted, then delivered {delivery:?}"),
                 Err(error) => bail!("{case}: accepted, then failed: {error:#}"),
@@ -204,9 +260,9 @@ async fn bad_input_is_a_400_with_json_error(transport: Transport, path: ServerPa
 }
 
 /// Shutting the server down ends a live feed promptly, whatever it was doing.
-async fn shutdown_ends_the_feed(transport: Transport, path: ServerPath) -> anyhow::Result<()> {
+async fn shutdown_ends_the_feed(subscriber: Subscriber, path: ServerPath) -> anyhow::Result<()> {
     let server = path.start().await?;
-    let mut feed = connect(transport, &server, &["bye"], None).await?;
+    let mut feed = connect(subscriber, &server, &["bye"], None).await?;
     let stopped = server.shutdown().await;
     let ended = match feed.next(WAIT).await {
         Err(_) => Ok(()),
@@ -276,16 +332,16 @@ async fn same_event_object_on_every_transport() -> anyhow::Result<()> {
 // Helpers.
 
 async fn connect(
-    transport: Transport,
+    subscriber: Subscriber,
     server: &TestServer,
     topics: &[&str],
     cursor: Option<&str>,
 ) -> anyhow::Result<Box<dyn Feed>> {
-    let client = transport.client()?;
+    let client = subscriber.client()?;
     client
         .connect(server, topics, cursor)
         .await
-        .with_context(|| format!("{transport}: subscribing to {topics:?} from {cursor:?}"))
+        .with_context(|| format!("{subscriber}: subscribing to {topics:?} from {cursor:?}"))
 }
 
 /// The next delivery, failing after [`WAIT`].

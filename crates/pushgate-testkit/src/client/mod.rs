@@ -2,6 +2,7 @@
 //! [`TransportClient`] opens a [`Feed`] on any of them.
 
 mod poll;
+mod rust;
 mod sse;
 mod ws;
 
@@ -15,6 +16,7 @@ use crate::feed::{Feed, Traffic};
 use crate::server::TestServer;
 
 pub use poll::{LongPollClient, PollClient};
+pub use rust::RustClient;
 pub use sse::SseClient;
 pub use ws::WsClient;
 
