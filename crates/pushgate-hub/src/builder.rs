@@ -49,6 +49,7 @@ pub struct HubBuilder {
     tiers: Vec<Arc<dyn HistoryTier>>,
     tier_timeout: Duration,
     leases: (usize, usize),
+    announce_everywhere: bool,
     latest: Option<crate::latest::TopicPolicy>,
 }
 
@@ -66,6 +67,7 @@ impl Default for HubBuilder {
             tiers: Vec::new(),
             tier_timeout: Duration::from_secs(5),
             leases: (DEFAULT_MAX_LEASES, DEFAULT_MAX_LEASES_PER_GROUP),
+            announce_everywhere: false,
             latest: None,
         }
     }
@@ -134,6 +136,14 @@ impl HubBuilder {
     /// is per client address (default 64). Past either, a client is answered but not counted.
     pub fn presence_leases(mut self, max: usize, max_per_group: usize) -> Self {
         self.leases = (max, max_per_group);
+        self
+    }
+
+    /// Reports joins and leaves ([`Hub::presence_changes`]) of every topic, not only of topics
+    /// that a reader of this hub asked notices for (default `false`): for an embedder that
+    /// relays them to other nodes, whose readers may be the ones that asked.
+    pub fn announce_everywhere(mut self, yes: bool) -> Self {
+        self.announce_everywhere = yes;
         self
     }
 
@@ -259,7 +269,7 @@ impl HubBuilder {
             }
             Arc::new(storage)
         });
-        let registry = Arc::new(Registry::default());
+        let registry = Arc::new(Registry::new(self.announce_everywhere));
         storage.attach(Notifier(Arc::clone(&registry)));
         let tiers = (!self.tiers.is_empty())
             .then(|| Arc::new(Tiers { tiers: self.tiers, timeout: self.tier_timeout }));

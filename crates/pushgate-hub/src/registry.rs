@@ -78,6 +78,11 @@ pub(crate) struct Registry {
     labels: RwLock<Vec<Arc<LabelCounters>>>,
     /// Where joins and leaves of watched topics go, once someone asked for them.
     changes: OnceLock<mpsc::Sender<PresenceChange>>,
+    /// Whether joins and leaves of every topic are reported, not only of topics a reader here
+    /// watches: readers on other nodes may watch them ([`HubBuilder::announce_everywhere`]).
+    ///
+    /// [`HubBuilder::announce_everywhere`]: crate::HubBuilder::announce_everywhere
+    announce_everywhere: bool,
 }
 
 /// Changes waiting for the embedder: past this, changes are dropped (and logged).
@@ -96,6 +101,11 @@ pub(crate) struct Registration {
 }
 
 impl Registry {
+    /// A registry that reports joins and leaves of every topic when `announce_everywhere`.
+    pub(crate) fn new(announce_everywhere: bool) -> Self {
+        Self { announce_everywhere, ..Self::default() }
+    }
+
     /// Registers a reader woken through `signal` (or, with none, a lease) on `topic`, counted
     /// in presence as `who` (or not at all), given the topic's notices in `notices` (if any).
     pub(crate) fn add(
@@ -121,7 +131,7 @@ impl Registry {
             if let Some(user) = &who.user {
                 *readers.users.entry(Arc::clone(user)).or_default() += 1;
             }
-            if who.announced && readers.watching > 0 {
+            if who.announced && (readers.watching > 0 || self.announce_everywhere) {
                 self.changed(topic, ChangeKind::Join, who, readers.counted);
             }
         }
@@ -172,7 +182,7 @@ impl Registry {
                     return readers.records.is_empty();
                 };
                 readers.counted -= 1;
-                if who.announced && readers.watching > 0 {
+                if who.announced && (readers.watching > 0 || self.announce_everywhere) {
                     self.changed(&registration.topic, ChangeKind::Leave, &who, readers.counted);
                 }
                 if let Some(i) = readers.by_label.iter().position(|(l, _)| *l == who.label) {

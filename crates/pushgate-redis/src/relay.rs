@@ -1,4 +1,5 @@
-//! The server API's commands relayed to every node: disconnects and revocations.
+//! The server API's commands relayed to every node: disconnects and revocations; and the
+//! join and leave notices of readers, for readers on other nodes that asked for them.
 //!
 //! A node that takes a command applies it itself and `PUBLISH`es it on the channel
 //! `<prefix>server`; every node subscribes to that channel ([`ServerRelay::listen`]) and
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
-use pushgate_hub::TopicName;
+use pushgate_hub::{ChangeKind, PresenceChange, TopicName};
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
 
@@ -43,6 +44,9 @@ pub enum ServerCommand {
         /// When the revocation no longer matters (every such token has expired).
         until: SystemTime,
     },
+    /// A reader joined or left a topic on the sending node (its `total` counts every node):
+    /// hand it to this node's readers that asked for notices.
+    Presence(PresenceChange),
 }
 
 /// This node's end of the relay; cheap to clone. From
@@ -113,6 +117,13 @@ impl ServerRelay {
                     .await?;
                 json!({"node": self.node, "revoke": {"user": user, "issued_before": before, "until": until}})
             }
+            ServerCommand::Presence(change) => json!({"node": self.node, "presence": {
+                "topic": change.topic.as_str(),
+                "event": change.kind.as_str(),
+                "user": change.user.as_deref(),
+                "transport": change.label,
+                "total": change.total,
+            }}),
         };
         let _: () = connection.publish(self.channel(), message.to_string()).await?;
         Ok(())
@@ -196,6 +207,20 @@ impl ServerRelay {
         }
         if let Some(topic) = value.get("disconnect_topic").and_then(Value::as_str) {
             return TopicName::new(topic).ok().map(ServerCommand::DisconnectTopic);
+        }
+        if let Some(notice) = value.get("presence") {
+            let kind = match notice.get("event")?.as_str()? {
+                "join" => ChangeKind::Join,
+                "leave" => ChangeKind::Leave,
+                _ => return None,
+            };
+            return Some(ServerCommand::Presence(PresenceChange::new(
+                TopicName::new(notice.get("topic")?.as_str()?).ok()?,
+                kind,
+                notice.get("user").and_then(Value::as_str).map(Into::into),
+                notice.get("transport")?.as_str()?.to_owned(),
+                usize::try_from(notice.get("total")?.as_u64()?).ok()?,
+            )));
         }
         let revoke = value.get("revoke")?;
         Some(ServerCommand::Revoke {

@@ -458,7 +458,7 @@ async fn serve_with(
         api::server::load_revocations(relay, &hub, policy).await;
     }
     let relayed =
-        relay.map(|relay| tokio::spawn(api::server::follow(relay, hub.clone(), plan.policy.clone())));
+        relay.clone().map(|relay| tokio::spawn(api::server::follow(relay, hub.clone(), plan.policy.clone())));
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(error) => tracing::warn!(%error, "listening on an unknown address"),
@@ -470,7 +470,7 @@ async fn serve_with(
     let ticker = tokio::spawn(ticker::run(hub.clone(), plan.ticker_rate));
     // Both end once the hub closes; the report is withdrawn then.
     let reporting = tokio::spawn(presence.clone().keep_reporting(plan.presence_interval));
-    let relaying = tokio::spawn(presence.relay_changes());
+    let relaying = tokio::spawn(presence.relay_changes(relay));
     let running = sources.spawn(&hub, redis.is_some());
     // The sources stop when the server closes the hub, in parallel with the connections'
     // drain, and get the same time for it.

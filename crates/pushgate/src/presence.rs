@@ -9,7 +9,7 @@
 //! counted live, never from its report.
 //!
 //! It also relays the hub's join and leave notices ([`PresenceView::relay_changes`]) with the
-//! topic's total over every node.
+//! topic's total over every node, to this node's readers and, through Redis, to the others'.
 //!
 //! Everything is bounded: a report holds at most [`MAX_REPORT_TOPICS`] topics (those with the
 //! most readers) and [`MAX_REPORT_USERS`] users over all of them, each topic at most
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pushgate_hub::{Hub, MAX_PRESENCE_USERS, Presence, TopicName};
-use pushgate_redis::RedisPresence;
+use pushgate_redis::{RedisPresence, ServerCommand, ServerRelay};
 
 /// The most topics one node reports.
 pub(crate) const MAX_REPORT_TOPICS: usize = 10_000;
@@ -153,9 +153,10 @@ impl PresenceView {
 
 impl PresenceView {
     /// Relays the hub's joins and leaves to the readers that asked for them, each with the
-    /// topic's total over every node, until the hub closes. (Only one relay per hub: a second
-    /// returns at once.)
-    pub(crate) async fn relay_changes(self) {
+    /// topic's total over every node, until the hub closes; with a cluster's `relay`, to the
+    /// other nodes' readers as well (they hand them on in `api::server::apply`). (Only one
+    /// relay per hub: a second returns at once.)
+    pub(crate) async fn relay_changes(self, relay: Option<ServerRelay>) {
         let Some(mut changes) = self.hub.presence_changes() else {
             return;
         };
@@ -174,6 +175,12 @@ impl PresenceView {
             let Some(mut change) = change else { return };
             if self.cluster.is_some() {
                 change.total = self.of(&change.topic).await.presence.total;
+            }
+            if let Some(relay) = &relay {
+                let notice = ServerCommand::Presence(change.clone());
+                if let Err(error) = relay.send(&notice).await {
+                    tracing::debug!(%error, "a join or leave notice did not reach the other nodes");
+                }
             }
             self.hub.notify_presence(change);
         }

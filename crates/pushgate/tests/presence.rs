@@ -321,3 +321,21 @@ async fn a_poller_that_stops_leaves_two_intervals_after_its_last_poll() {
     let after = last_poll.elapsed();
     assert!(after >= Duration::from_millis(1900) && after < Duration::from_secs(4), "left after {after:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_and_leaves_on_one_node_reach_the_readers_of_another() {
+    let redis = RedisServer::start().await.unwrap();
+    let url = redis.url();
+    let cluster = ["--redis", url.as_str(), "--redis-presence-interval", "1s"];
+    let a = gateway(&cluster).await;
+    let b = gateway(&cluster).await;
+    let mut watcher = SseReader::from_response(sse(&a, None, "&presence=1").await);
+    assert_eq!(next_sse(&mut watcher, "pushgate.join").await["user"], Value::Null, "its own join first");
+    // A's watcher is in A's report before Bob joins on B, so B's total counts it.
+    presence_until(&b, WAIT, |p| p["total"] == 1).await;
+
+    let bob = sse(&b, Some(&token("bob")), "").await;
+    assert_eq!(next_sse(&mut watcher, "pushgate.join").await, notice("join", Some("bob"), "sse", 2));
+    drop(bob);
+    assert_eq!(next_sse(&mut watcher, "pushgate.leave").await, notice("leave", Some("bob"), "sse", 1));
+}

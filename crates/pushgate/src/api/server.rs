@@ -106,6 +106,10 @@ pub(crate) fn apply(hub: &Hub, policy: Option<&AccessPolicy>, command: &ServerCo
             }
             0
         }
+        ServerCommand::Presence(change) => {
+            hub.notify_presence(change.clone());
+            0
+        }
         _ => 0,
     }
 }

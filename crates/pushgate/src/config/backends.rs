@@ -175,7 +175,8 @@ impl Config {
         // The Redis log answers cursors older than this node's memory history first (it holds
         // every topic); the outboxes, asked next, reach further back for their sources' topics.
         let tier = storage.history_tier();
-        let builder = self.hub_builder().storage(Arc::new(storage)).tier(tier);
+        // Readers on other nodes may want this node's joins and leaves.
+        let builder = self.hub_builder().storage(Arc::new(storage)).tier(tier).announce_everywhere(true);
         Ok((with_tiers(builder, tiers).build(), Some(node)))
     }
 
