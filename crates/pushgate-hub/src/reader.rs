@@ -312,6 +312,11 @@ impl Reader {
         })
     }
 
+    /// Whether any topic is read latest value only.
+    pub(crate) fn reads_latest(&self) -> bool {
+        self.latest
+    }
+
     /// Whether a gap is being read from the tiers.
     pub(crate) fn backfilling(&self) -> bool {
         self.backfill.is_some()

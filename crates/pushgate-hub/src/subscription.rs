@@ -552,6 +552,9 @@ impl Subscription {
 
     /// Reads the next batch into `buffer`, or registers to be woken.
     fn poll_fill(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<Result<(), RecvError>> {
+        // A reader of latest values reads a whole batch, whatever the caller takes at a time:
+        // the more one read holds, the more it skips, and one that was away catches up at once.
+        let limit = if self.reader.reads_latest() { limit.max(BATCH) } else { limit };
         if let Some(err) = self.failed {
             return Poll::Ready(Err(err));
         }

@@ -181,3 +181,21 @@ fn a_reader_behind_catches_up_with_one_event_per_key() {
     assert_eq!(data, ["297", "298", "299", "\"no key\""]);
     assert_eq!(sub.cursor(), Cursor::at(hub.epoch(), 301));
 }
+
+/// A caller that takes two items at a time still gets the newest of each key at once: a
+/// latest-only subscription reads a whole batch, not the caller's two.
+#[test]
+fn small_takes_do_not_shrink_what_one_read_skips() {
+    let topic = TopicName::new("prices").unwrap();
+    let hub = Hub::new();
+    let mut sub =
+        hub.subscribe_with(&[topic.clone()], Cursor::Now, SubscribeOptions::default().latest(true)).unwrap();
+    for n in 0..200u32 {
+        let key = ["AAPL", "MSFT", "GOOG"][n as usize % 3];
+        hub.publish(&topic, NewEvent::new(json!(n)).latest_key(key)).now_or_never().unwrap().unwrap();
+    }
+    let mut got = Vec::new();
+    recv_ready(&mut sub, 2, &mut got);
+    let data: Vec<&str> = got.iter().map(|e| e.data().as_str()).collect();
+    assert_eq!(data, ["197", "198", "199"]);
+}

@@ -115,3 +115,17 @@ impl Config {
             .idempotency_window(*self.publishing.idempotency_window)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+    use crate::config::ConfigError;
+
+    #[test]
+    fn latest_topics_are_patterns() {
+        let base = Config::default().with_demo_db(None);
+        assert!(base.clone().with_latest_topics(vec!["prices.*".into(), "score".into()]).validate().is_ok());
+        let bad = base.with_latest_topics(vec!["a b".into()]).validate();
+        assert!(matches!(bad, Err(ConfigError::Pattern { name: "latest_topics", .. })), "{bad:?}");
+    }
+}
