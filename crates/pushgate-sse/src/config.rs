@@ -27,6 +27,7 @@ pub struct SseConfig {
     pub(crate) batch_size: usize,
     pub(crate) max_chunk_bytes: usize,
     pub(crate) coalesce: Duration,
+    pub(crate) auto_batch: bool,
     pub(crate) authorize: Arc<dyn Authorize>,
 }
 
@@ -39,6 +40,7 @@ impl Default for SseConfig {
             batch_size: 64,
             max_chunk_bytes: crate::framing::DEFAULT_MAX_CHUNK_BYTES,
             coalesce: Duration::ZERO,
+            auto_batch: false,
             authorize: pushgate_http::allow_all(),
         }
     }
@@ -103,6 +105,15 @@ impl SseConfig {
     /// [`SubscribeOptions::coalesce`]: pushgate_hub::SubscribeOptions::coalesce
     pub fn coalesce(mut self, window: Duration) -> Self {
         self.coalesce = window;
+        self
+    }
+
+    /// Batch on its own when a subscriber falls behind (default off): see
+    /// [`SubscribeOptions::auto_batch`]. A [`coalesce`](Self::coalesce) window wins when set.
+    ///
+    /// [`SubscribeOptions::auto_batch`]: pushgate_hub::SubscribeOptions::auto_batch
+    pub fn auto_batch(mut self, on: bool) -> Self {
+        self.auto_batch = on;
         self
     }
 

@@ -77,7 +77,7 @@ async fn subscribe(
         .max_backlog(endpoint.config.max_backlog)
         .coalesce(endpoint.config.coalesce)
         .latest(params.latest)
-        .auto_batch(true);
+        .auto_batch(endpoint.config.auto_batch);
     let subscription = match endpoint.hub.subscribe_with(&params.topics, params.cursor, options) {
         Ok(subscription) => subscription,
         Err(err) => return ApiError::from(err).into_response(),

@@ -36,6 +36,7 @@ pub struct WsConfig {
     pub(crate) pong_timeout: Duration,
     pub(crate) max_backlog: usize,
     pub(crate) coalesce: Duration,
+    pub(crate) auto_batch: bool,
     pub(crate) close_timeout: Duration,
     pub(crate) publish_rate: PublishRate,
     pub(crate) refusals: Refusals,
@@ -58,6 +59,7 @@ impl Default for WsConfig {
             pong_timeout: Duration::from_secs(30),
             max_backlog: 1024,
             coalesce: Duration::ZERO,
+            auto_batch: false,
             close_timeout: Duration::from_secs(5),
             publish_rate: PublishRate::default(),
             refusals: Refusals::default(),
@@ -148,6 +150,15 @@ impl WsConfig {
     /// [`SubscribeOptions::coalesce`]: pushgate_hub::SubscribeOptions::coalesce
     pub fn coalesce(mut self, window: Duration) -> Self {
         self.coalesce = window;
+        self
+    }
+
+    /// Batch on its own when a subscriber falls behind (default off): see
+    /// [`SubscribeOptions::auto_batch`]. A [`coalesce`](Self::coalesce) window wins when set.
+    ///
+    /// [`SubscribeOptions::auto_batch`]: pushgate_hub::SubscribeOptions::auto_batch
+    pub fn auto_batch(mut self, on: bool) -> Self {
+        self.auto_batch = on;
         self
     }
 

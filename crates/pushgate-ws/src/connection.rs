@@ -135,6 +135,7 @@ pub(crate) struct Connection {
     hub: Hub,
     max_backlog: usize,
     coalesce: Duration,
+    auto_batch: bool,
     /// Whether its subscription gets join and leave notices (`presence=1` on the upgrade, or
     /// `"presence": true` in a `subscribe` frame).
     notices: bool,
@@ -184,6 +185,7 @@ impl Connection {
             hub,
             max_backlog: config.max_backlog,
             coalesce: config.coalesce,
+            auto_batch: config.auto_batch,
             notices,
             subscription: None,
             floors: Floors::default(),
@@ -226,7 +228,7 @@ impl Connection {
             .presence_events(self.notices)
             .max_backlog(Some(self.max_backlog))
             .coalesce(self.coalesce)
-            .auto_batch(true);
+            .auto_batch(self.auto_batch);
         if latest.is_empty() { options } else { options.latest_topics(latest) }
     }
 

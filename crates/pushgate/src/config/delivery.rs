@@ -48,6 +48,13 @@ section! {
         #[arg(long, env = "PUSHGATE_COALESCE", value_name = "DURATION")]
         pub coalesce: TimeSpan = TimeSpan::millis(0),
 
+        /// Batch SSE and WebSocket deliveries on their own when they fall behind: a subscriber
+        /// whose oldest unread event waited 5 ms or more pauses a quarter of that (at most
+        /// 50 ms) before its next read, so that one write carries more events. Off by default
+        /// until a quiet benchmark shows it pays (docs/benchmarks.md); --coalesce wins when set.
+        #[arg(long, env = "PUSHGATE_AUTO_BATCH")]
+        pub auto_batch: bool,
+
         /// Largest WebSocket message accepted from a client (close 1009 beyond).
         #[arg(long, env = "PUSHGATE_WS_MAX_MESSAGE_BYTES", value_name = "BYTES")]
         pub ws_max_message_bytes: ByteSize = ByteSize::kib(64),

@@ -77,6 +77,7 @@ impl Plan {
             .heartbeat(*delivery.sse_heartbeat)
             .retry(*delivery.sse_retry)
             .coalesce(*delivery.coalesce)
+            .auto_batch(delivery.auto_batch)
             .authorize(authorize.clone());
         // The write-buffer cap follows the body limit: an event frame larger than the cap would
         // close every WebSocket with 1011.
@@ -84,6 +85,7 @@ impl Plan {
             .max_message_size(*delivery.ws_max_message_bytes)
             .max_write_buffer_size(delivery.ws_write_buffer_cap(publishing))
             .coalesce(*delivery.coalesce)
+            .auto_batch(delivery.auto_batch)
             .publish_rate(publishing.rate())
             .authorize(authorize.clone())
             .allowed_origins(access.ws_origins()?);
