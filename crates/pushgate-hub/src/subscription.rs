@@ -189,6 +189,7 @@ impl SubscribeOptions {
 ///     match sub.recv().await? {
 ///         Item::Event(event) => seen.push(event.data().as_str().to_owned()),
 ///         Item::Reset(reset) => panic!("unexpected {reset:?}"),
+///         Item::Presence(change) => panic!("notices were not asked for: {change:?}"),
 ///     }
 /// }
 /// assert_eq!(seen, ["\"old\"", "\"new\""]);
