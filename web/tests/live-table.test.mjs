@@ -113,7 +113,7 @@ for (const transport of lib.TRANSPORTS) {
   });
 }
 
-test('a page whose gateway restarts reloads the snapshot and misses no row (all four transports)', { timeout: TEST_TIMEOUT_MS }, async () => {
+test('a page whose gateway restarts misses no row (all four transports)', { timeout: TEST_TIMEOUT_MS }, async () => {
   const own = await lib.startGateway();
   const pages = [];
   try {
@@ -122,14 +122,12 @@ test('a page whose gateway restarts reloads the snapshot and misses no row (all 
     for (const page of pages) await waitForRow(page, first.id, first.name, 2000 + POLL_INTERVAL_MS);
 
     await own.restart();
-    // At once, before the pages are back (their retries wait a random backoff): the new
-    // gateway's history starts after the epoch change, so only the fresh snapshot has it.
+    // At once, before the pages are back (their retries wait a random backoff). The gateway
+    // keeps its epoch across the restart (the state file beside the demo database) and reads
+    // the changes its memory lost back from the outbox, so the pages resume from their cursors
+    // without a reset, and nothing is missed either way.
     const during = await lib.requestJson(own, '/demo/users', { method: 'POST', body: nextPerson() });
     for (const page of pages) {
-      await lib.waitUntil(async () => Number(await page.locator('[data-testid="sync"]').getAttribute('data-resets')) >= 1, {
-        timeout: RESTART_TIMEOUT_MS,
-        what: 'the reset handled',
-      });
       await lib.waitForTestId(page, 'status', 'open', { timeout: RESTART_TIMEOUT_MS });
     }
     const later = await lib.requestJson(own, '/demo/users', { method: 'POST', body: nextPerson() });
