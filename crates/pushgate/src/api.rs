@@ -1,13 +1,16 @@
 //! The gateway's own HTTP API, next to the transports: publish, presence, health, and the JSON
 //! answers for unknown routes.
 //!
-//! - `POST /v1/publish/{topic}` with `{"event"?: "<type>", "data": <any JSON>}` →
+//! - `POST /v1/publish/{topic}` with `{"event"?: "<type>", "data": <any JSON>, "key"?: "…"}` →
 //!   `200 {"topic","seq","id"}`; with auth on, the admin key or a token allowed to publish on
 //!   the topic (`Authorization: Bearer …` or `?token=`), else `401`/`403`;
 //! - `GET /v1/presence/{topic}` → who reads the topic, on every node (see [`presence`]);
 //! - `GET /healthz` → `{"status":"ok"|"degraded","sources":[{"url","state","error","attempt"},…]}`:
 //!   always `200` while the process answers; `degraded` when a database source is neither live
 //!   nor standing by (see [`Sources::health`]).
+//!
+//! The server API (admin key: disconnect, revoke, topics, events) and `GET /v1/cursor` are in
+//! [`server`].
 //!
 //! Errors use the shared `{"error":{"code","message"}}` body from [`pushgate_http::ApiError`].
 //!
