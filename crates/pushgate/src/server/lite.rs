@@ -37,9 +37,10 @@
 //! so parked polls answer) and the connection closed, and an idle one is closed at once.
 
 use std::cell::RefCell;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -47,7 +48,7 @@ use axum::body::{Body, HttpBody as _};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead as _, AsyncReadExt as _, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -145,7 +146,8 @@ async fn run(
                 }
             }
             if first_byte {
-                match read_fresh(stream, buf, limits.keep_alive_loop) {
+                let lite = limits.keep_alive_loop;
+                match poll_fn(|cx| Poll::Ready(read_fresh(stream, cx, buf, lite))).await {
                     Ok(Fresh::Request(request, close, http10)) => {
                         activity.touch();
                         break (request, close, http10);
@@ -160,7 +162,7 @@ async fn run(
                 }
                 continue;
             }
-            match read_some(stream, buf) {
+            match poll_fn(|cx| Poll::Ready(read_some(stream, cx, buf))).await {
                 Ok(Some(0)) | Err(_) => return End::Drop,
                 Ok(Some(_)) => activity.touch(),
                 Ok(None) => {}
@@ -207,7 +209,7 @@ async fn run(
                         if ready.is_err() {
                             return End::Drop;
                         }
-                        match read_some(stream, buf) {
+                        match poll_fn(|cx| Poll::Ready(read_some(stream, cx, buf))).await {
                             Ok(Some(0)) | Err(_) => return End::Drop,
                             Ok(Some(_)) => activity.touch(),
                             Ok(None) => {}
@@ -258,13 +260,17 @@ enum Fresh {
 /// Reads a head's first bytes into the thread's scratch buffer and parses them there (`lite`:
 /// whether the keep-alive loop serves its requests); only what is not a whole request of the
 /// loop's is copied into `buf`.
-fn read_fresh(stream: &TcpStream, buf: &mut Vec<u8>, lite: bool) -> io::Result<Fresh> {
+fn read_fresh(
+    stream: &mut TcpStream,
+    cx: &mut Context<'_>,
+    buf: &mut Vec<u8>,
+    lite: bool,
+) -> io::Result<Fresh> {
     SCRATCH.with_borrow_mut(|scratch| {
-        let read = match stream.try_read(scratch) {
-            Ok(0) => return Ok(Fresh::Eof),
-            Ok(n) => &scratch[..n],
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(Fresh::Stale),
-            Err(error) => return Err(error),
+        let read = match read_now(stream, cx, scratch)? {
+            None => return Ok(Fresh::Stale),
+            Some(0) => return Ok(Fresh::Eof),
+            Some(n) => &scratch[..n],
         };
         let parsed = request::parse(read, lite);
         if let Ok(Parsed::Lite { request, head_len, close, http10 }) = parsed {
@@ -298,29 +304,40 @@ async fn refuse(
     if written.await.is_ok() { End::Close } else { End::Drop }
 }
 
-/// Reads what the socket has into `buf`, growing it toward [`MAX_HEAD_BYTES`]: `None` when the
+/// Reads what the socket has into `buf`, up to [`MAX_HEAD_BYTES`] in all: `None` when the
 /// readiness was stale, `Some(0)` at the end of the stream.
-fn read_some(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
-    if buf.is_empty() {
-        // Into the thread's scratch first: a parked poll's socket is watched with an empty
-        // buffer, and its first wake-up is nearly always the readiness left over from reading
-        // the request; a buffer reserved for it would stay for the whole wait.
-        return SCRATCH.with_borrow_mut(|scratch| match stream.try_read(scratch) {
-            Ok(n) => {
-                buf.extend_from_slice(&scratch[..n]);
-                Ok(Some(n))
+///
+/// Through the thread's scratch buffer: a parked poll's socket is watched with an empty
+/// buffer, and a buffer reserved for a read that finds nothing would stay for the whole wait;
+/// the copy is only ever of a head that came in pieces or of a pipelined request.
+fn read_some(stream: &mut TcpStream, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let room = MAX_HEAD_BYTES.saturating_sub(buf.len()).min(scratch.len());
+        let read = read_now(stream, cx, &mut scratch[..room])?;
+        if let Some(n) = read {
+            if buf.capacity() == 0 {
+                buf.reserve_exact(n.max(INITIAL_HEAD_BYTES).min(MAX_HEAD_BYTES));
             }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(error) => Err(error),
-        });
-    }
-    if buf.capacity() == buf.len() {
-        buf.reserve_exact(buf.len().max(INITIAL_HEAD_BYTES).min(MAX_HEAD_BYTES - buf.len()));
-    }
-    match stream.try_read_buf(buf) {
-        Ok(n) => Ok(Some(n)),
-        Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
-        Err(error) => Err(error),
+            buf.extend_from_slice(&scratch[..n]);
+        }
+        Ok(read)
+    })
+}
+
+/// Reads what the socket has into `into`, without waiting: `None` when it has nothing yet
+/// (the task is then woken when it has).
+///
+/// Through `AsyncRead`, not `try_read`: a read that leaves room in `into` has drained the
+/// socket, and `poll_read` then clears the socket's readiness (epoll is edge-triggered), where
+/// `try_read` keeps it until a read fails with `WouldBlock`. With `try_read`, the watch on a
+/// parked poll's socket (and the wait for the next request) would begin with a read that
+/// fails: a wasted system call on every request. nginx skips that read the same way.
+fn read_now(stream: &mut TcpStream, cx: &mut Context<'_>, into: &mut [u8]) -> io::Result<Option<usize>> {
+    let mut read = ReadBuf::new(into);
+    match Pin::new(stream).poll_read(cx, &mut read) {
+        Poll::Ready(Ok(())) => Ok(Some(read.filled().len())),
+        Poll::Ready(Err(error)) => Err(error),
+        Poll::Pending => Ok(None),
     }
 }
 
