@@ -13,6 +13,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// pushgate: a push gateway that delivers ordered events to clients over short polling, long
 /// polling, Server-Sent Events and WebSocket. With no subcommand it serves, with the options below:
 /// with none at all, it also runs the demo on an SQLite file (./pushgate-demo.db).
