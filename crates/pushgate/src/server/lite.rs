@@ -316,7 +316,7 @@ fn read_some(stream: &mut TcpStream, cx: &mut Context<'_>, buf: &mut Vec<u8>) ->
         let read = read_now(stream, cx, &mut scratch[..room])?;
         if let Some(n) = read {
             if buf.capacity() == 0 {
-                buf.reserve_exact(n.max(INITIAL_HEAD_BYTES).min(MAX_HEAD_BYTES));
+                buf.reserve_exact(n.clamp(INITIAL_HEAD_BYTES, MAX_HEAD_BYTES));
             }
             buf.extend_from_slice(&scratch[..n]);
         }
