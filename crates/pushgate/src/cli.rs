@@ -59,6 +59,13 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHGATE_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
 
+    /// Threads that run the connections (default: one per CPU core). Fewer threads wake each
+    /// other less often: where one core carries the load, 1 spends less CPU per delivery, and
+    /// each delivery waits for the others on its thread (docs/benchmarks.md has both measured).
+    #[arg(long, env = "PUSHGATE_WORKER_THREADS", value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_threads: Option<std::num::NonZeroUsize>,
+
     /// The gateway's options.
     #[command(flatten)]
     #[serde(flatten)]

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::io::IsTerminal as _;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -51,9 +52,8 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run().await {
+fn main() -> ExitCode {
+    match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // Not anyhow's `Debug`, which adds a backtrace when RUST_BACKTRACE is set: a user's
@@ -62,6 +62,16 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The runtime `serve` and `db` run on: `worker_threads` threads, else one per CPU core.
+fn runtime(worker_threads: Option<NonZeroUsize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = worker_threads {
+        builder.worker_threads(threads.get());
+    }
+    builder.build().context("cannot start the async runtime")
 }
 
 /// `error` and its causes on one line, `: `-separated; a cause whose text its parent already
@@ -83,7 +93,7 @@ fn one_line(error: &anyhow::Error) -> String {
 }
 
 /// Parses the command line and runs what it asks for.
-async fn run() -> anyhow::Result<()> {
+fn run() -> anyhow::Result<()> {
     // The `--config` file's values become the defaults of the options it sets.
     let (matches, file) = pushgate::cli::parse(Cli::command())?;
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
@@ -91,7 +101,7 @@ async fn run() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => (*args, matches.subcommand_matches("serve").unwrap_or(&matches)),
         Some(Command::Db { command }) => {
             install_tracing_subscriber(LogFormat::Text);
-            print!("{}", command.run().await?);
+            print!("{}", runtime(None)?.block_on(command.run())?);
             return Ok(());
         }
         None => (cli.serve, &matches),
@@ -104,8 +114,12 @@ async fn run() -> anyhow::Result<()> {
         return Ok(());
     }
     install_tracing_subscriber(args.log_format);
-    pushgate::serve(args.config, shutdown_signal()?).await?;
-    Ok(())
+    runtime(args.worker_threads)?.block_on(async {
+        let threads = tokio::runtime::Handle::current().metrics().num_workers();
+        tracing::info!(worker_threads = threads, "runtime started");
+        pushgate::serve(args.config, shutdown_signal()?).await?;
+        Ok(())
+    })
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`; tungstenite never below `debug`):

@@ -175,3 +175,27 @@ fn user_errors_are_one_line_without_a_backtrace_even_with_rust_backtrace_set() -
     fails_in_one_line(&["--max-connections", "many"], 2, "--max-connections")?;
     Ok(())
 }
+
+/// `--worker-threads N` runs the gateway on N runtime threads, as the runtime itself counts
+/// them and the startup log reports; 3 differs from the default on any machine without exactly
+/// three cores.
+#[tokio::test]
+async fn worker_threads_sets_the_number_of_runtime_threads() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_pushgate"));
+    for threads in [1_usize, 3] {
+        let mut gateway = pushgate_testkit::GatewayProcess::start(
+            binary,
+            dir.path(),
+            &["--no-demo", "--worker-threads", &threads.to_string()],
+        )
+        .await?;
+        let logged = gateway.wait_for_log(&["runtime started"], std::time::Duration::from_secs(10)).await;
+        gateway.kill().await?;
+        let line = logged?;
+        let needle = format!("\"worker_threads\":{threads}");
+        ensure!(line.contains(&needle), "--worker-threads {threads}: the runtime reported {line}");
+    }
+    fails_in_one_line(&["--no-demo", "--worker-threads", "0"], 2, "--worker-threads")?;
+    Ok(())
+}
