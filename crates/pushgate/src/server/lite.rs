@@ -297,6 +297,7 @@ async fn refuse(
     // task.
     let written = Box::pin(async {
         tokio::select! {
+            biased;
             written = write_head_and_body(stream, &answer, &[], activity) => written,
             () = idle => Err(io::ErrorKind::TimedOut.into()),
         }
@@ -368,6 +369,7 @@ async fn answer(
     let mut out = Vec::with_capacity(256);
     response::write_head(&mut out, &Response::from_parts(parts, ()), framing);
     tokio::select! {
+        biased;
         written = write_head_and_body(stream, &out, &body, activity) => written?,
         () = idle => return Err(io::ErrorKind::TimedOut.into()),
     }
@@ -415,10 +417,13 @@ async fn stream_response(
     let (mut reader, mut writer) = stream.split();
     let mut body = pin!(body);
     let mut idle = pin!(activity.idle_for(idle_timeout));
-    // The client sends nothing more; reading only tells when it closes.
+    // The client sends nothing more; reading only tells when it closes. The selects are biased
+    // (the next frame first, then the close, then the timer): a fair select draws a random
+    // number for every frame written.
     let mut scrap = [0_u8; 64];
     loop {
         let data = tokio::select! {
+            biased;
             frame = body.frame() => match frame {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => data,
@@ -435,6 +440,7 @@ async fn stream_response(
             () = &mut idle => return Err(io::ErrorKind::TimedOut.into()),
         };
         tokio::select! {
+            biased;
             written = writer.write_all(&data) => written?,
             () = &mut idle => return Err(io::ErrorKind::TimedOut.into()),
         }
