@@ -9,7 +9,8 @@
 #
 # Usage: crates/pushgate-bench/scripts/benchmarks.sh [section...]
 #   sections: default c18k knee knee2k pollcost coalesce charts (default: all of them, in that order)
-#   issue 17 (not in the default list): lp20 lp50 stream40k stream100k overload200k, or issue17 for all five
+#   issue 17 (not in the default list): lp20 lp50 stream40k stream100k overload200k, or issue17 for all five;
+#   redis10 redis1 (two nodes on Redis against one node; needs redis-server)
 set -euo pipefail
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 BENCH=${BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/pushgate-bench}
@@ -27,6 +28,37 @@ both() { # name, then the scenario's arguments: pushgate (a child), then nchan
   local name=$1; shift
   run "$name-pushgate" "$@"
   run "$name-nchan" --target-profile "$NCHAN" "$@"
+}
+
+# Two gateway nodes on one Redis (a private redis-server without persistence, ports 16390, 18081 and
+# 18082), all three children of one shell whose pid the bench is given, so its "server CPU" and memory
+# are the three processes' together. Subscribers and the publisher use node A; node B applies every
+# event and delivers none, so this is the least a second node adds. Then the same scenario on one
+# node without Redis, back to back.
+cluster() { # name, then the scenario's arguments
+  local name=$1; shift
+  local gw=${GATEWAY:-$(dirname "$BENCH")/pushgate} dir
+  command -v redis-server >/dev/null || { echo "redis-server is not installed (apt-get install redis-server)" >&2; exit 1; }
+  dir=$(mktemp -d)
+  (
+    trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM INT EXIT
+    redis-server --port 16390 --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >"$dir/redis.log" &
+    for node in 1 2; do
+      PUSHGATE_MAX_CONNECTIONS_PER_IP=0 PUSHGATE_PUBLISH_RATE=0 "$gw" serve --no-demo \
+        --listen "127.0.0.1:1808$node" --redis redis://127.0.0.1:16390 --state-file "$dir/state$node" \
+        >"$dir/node$node.log" 2>&1 &
+    done
+    wait
+  ) &
+  local group=$!
+  for port in 16390 18081 18082; do
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  done
+  sleep 1
+  run "$name-redis2" --url http://127.0.0.1:18081 --server-pid "$group" "$@" || true
+  kill "$group"; wait "$group" 2>/dev/null || true
+  rm -rf "$dir"
+  run "$name-one" "$@"
 }
 
 for section in "${@:-default c18k knee knee2k pollcost coalesce charts}"; do
@@ -61,6 +93,11 @@ for section in "${@:-default c18k knee knee2k pollcost coalesce charts}"; do
       # Past the knee: 200,000 deliveries/s offered; what counts is loss (none allowed) and p99.
       overload200k) both overload200k --transports sse,ws --subscribers 1000 --topics 1 --rate 100 --concurrent --publish-connections 1 --drain 30s ;;
       issue17) "$0" lp20 lp50 stream40k stream100k overload200k ;;
+      # Issue 17's Redis path: CPU per delivery of two nodes and Redis against one node alone, with
+      # 100 SSE subscribers per topic (10 topics, 1,000 publishes/s) and with 1,000 on one topic
+      # (50 publishes/s), both 100,000 deliveries/s.
+      redis10) cluster redis10 --transports sse --subscribers 1000 --topics 10 --rate 1000 --publish-connections 1 ;;
+      redis1) cluster redis1 --transports sse --subscribers 1000 --topics 1 --rate 50 --publish-connections 1 ;;
       charts) "$BENCH" charts --out "$OUT" "$OUT/results/default-pushgate.json" "$OUT/results/default-nchan.json" ;;
       *) echo "unknown section $s" >&2; exit 2 ;;
     esac
