@@ -35,6 +35,11 @@ both() { # name, then the scenario's arguments: pushgate (a child), then nchan
 # are the three processes' together. Subscribers and the publisher use node A; node B applies every
 # event and delivers none, so this is the least a second node adds. Then the same scenario on one
 # node without Redis, back to back.
+listening() { # port: waits up to 10 s for something to listen on 127.0.0.1:port
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "nothing listens on 127.0.0.1:$1" >&2; return 1
+}
+
 cluster() { # name, then the scenario's arguments
   local name=$1; shift
   local gw=${GATEWAY:-$(dirname "$BENCH")/pushgate} dir
@@ -43,6 +48,7 @@ cluster() { # name, then the scenario's arguments
   (
     trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM INT EXIT
     redis-server --port 16390 --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >"$dir/redis.log" &
+    listening 16390
     for node in 1 2; do
       PUSHGATE_MAX_CONNECTIONS_PER_IP=0 PUSHGATE_PUBLISH_RATE=0 "$gw" serve --no-demo \
         --listen "127.0.0.1:1808$node" --redis redis://127.0.0.1:16390 --state-file "$dir/state$node" \
@@ -51,10 +57,7 @@ cluster() { # name, then the scenario's arguments
     wait
   ) &
   local group=$!
-  for port in 16390 18081 18082; do
-    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-  done
-  sleep 1
+  listening 18081 && listening 18082 || { cat "$dir"/*.log >&2; kill "$group"; exit 1; }
   run "$name-redis2" --url http://127.0.0.1:18081 --server-pid "$group" "$@" || true
   kill "$group"; wait "$group" 2>/dev/null || true
   rm -rf "$dir"
