@@ -1,6 +1,11 @@
 //! Depending on pushgate-hub does not change how the host program parses JSON: the fixture
 //! `tests/fixtures/host/main.rs` is built as a workspace of its own (within this workspace,
 //! features of all members unify and would hide what the hub alone turns on) and run.
+//!
+//! A test binary of its own, not a module of `tests/it`: the cargo build it runs takes both
+//! cores for a while, and `cargo test` runs one binary's tests in parallel threads, so beside the
+//! hub's tests it would starve their real-time bounds (`it/auto_batch.rs`). It links nothing but
+//! the standard library, so being separate costs little.
 
 use std::path::Path;
 use std::process::Command;

@@ -35,7 +35,7 @@
 //! - [`TestCa`]: a throwaway certificate authority and the server or client certificates it
 //!   signs, as PEM files, for tests against real TLS endpoints.
 //!
-//! The conformance suite lives in `tests/conformance.rs`: each test is written once and the
+//! The conformance suite lives in `tests/it/conformance.rs`: each test is written once and the
 //! `conformance!` macro instantiates it for every transport.
 //!
 //! ```

@@ -3,6 +3,12 @@
 //! lets it must leave the process's memory within its history budget plus a stated margin, and
 //! a thousand short polls (with held SSE streams) naming topics nobody published to must leave
 //! publishers room to make new ones. Others keep publishing and reading throughout.
+//!
+//! A test binary of its own, not a module of `tests/it`: `cargo test` runs one binary's tests in
+//! parallel threads, and these floods keep both cores busy for seconds while they sample the
+//! gateway's peak memory, which depends on how fast the flood gets through. Alone (binaries run
+//! one after another), the bound is checked against the flood only, as docs/deployment.md
+//! quotes it, and no other test's time bound has to share the machine with it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
