@@ -31,9 +31,11 @@ pub fn database_unreachable(server: &str, why: &str) {
     let test = std::thread::current().name().unwrap_or("a database test").to_owned();
     let line = format!("SKIPPED {test}: {server} is not reachable ({why})");
     eprintln!("{line}");
+    // One write of the whole line: tests skip in parallel threads, and `writeln!` may write the
+    // text and its newline apart, joining two skips on one line of the log.
     let logged = skip_log().and_then(|path| {
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).ok()?;
-        writeln!(file, "{line}").ok()
+        file.write_all(format!("{line}\n").as_bytes()).ok()
     });
     if logged.is_none() {
         eprintln!("(the skip could not be written to the skip log)");
