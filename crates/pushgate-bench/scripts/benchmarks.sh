@@ -10,7 +10,8 @@
 # Usage: crates/pushgate-bench/scripts/benchmarks.sh [section...]
 #   sections: default c18k knee knee2k pollcost coalesce charts (default: all of them, in that order)
 #   issue 17 (not in the default list): lp20 lp50 stream40k stream100k overload200k, or issue17 for all five;
-#   redis10 redis1 (two nodes on Redis against one node; needs redis-server)
+#   redis10 redis1 (two nodes on Redis against one node; needs redis-server);
+#   overload1core (each server pinned to CPU 0, the bench to CPU 1: 200k, 400k, 600k deliveries/s offered)
 set -euo pipefail
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 BENCH=${BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/pushgate-bench}
@@ -18,10 +19,12 @@ OUT=$ROOT/docs/images/bench
 NCHAN=$ROOT/crates/pushgate-bench/profiles/nchan.toml
 mkdir -p "$OUT/results"
 
-run() { # name, then the bench's arguments
+run() { # name, then the bench's arguments; PIN=N runs the bench on CPU N alone
   local name=$1; shift
+  local pin=()
+  [[ -n ${PIN:-} ]] && pin=(taskset -c "$PIN")
   echo "== $name: load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  "$BENCH" "$@" --json "$OUT/results/$name.json" | tee "$OUT/results/$name.txt"
+  "${pin[@]}" "$BENCH" "$@" --json "$OUT/results/$name.json" | tee "$OUT/results/$name.txt"
 }
 
 both() { # name, then the scenario's arguments: pushgate (a child), then nchan
@@ -64,6 +67,31 @@ cluster() { # name, then the scenario's arguments
   run "$name-one" "$@"
 }
 
+# Past the knee on purpose: the server pinned to CPU 0 and the bench to CPU 1 (taskset), so the
+# server has one core whatever the bench needs. pushgate is started here (port 18090) and given to
+# the bench by --url and --server-pid; nchan through a copy of its profile whose start command pins
+# it. name, then the scenario's arguments.
+pinned() {
+  local name=$1; shift
+  local gw=${GATEWAY:-$(dirname "$BENCH")/pushgate} dir here
+  command -v taskset >/dev/null || { echo "taskset is not installed (util-linux)" >&2; exit 1; }
+  dir=$(mktemp -d)
+  PUSHGATE_MAX_CONNECTIONS_PER_IP=0 PUSHGATE_PUBLISH_RATE=0 taskset -c 0 "$gw" serve --no-demo \
+    --listen 127.0.0.1:18090 --max-connections 20000 >"$dir/pushgate.log" 2>&1 &
+  local gateway=$!
+  listening 18090 || { cat "$dir/pushgate.log" >&2; kill "$gateway"; exit 1; }
+  PIN=1 run "$name-pushgate" --url http://127.0.0.1:18090 --server-pid "$gateway" "$@" || true
+  kill "$gateway"; wait "$gateway" 2>/dev/null || true
+  here=$(dirname "$NCHAN")/../nchan
+  here=$(cd "$here" && pwd)
+  sed -e "s#^stop_command = .*#stop_command = [\"$here/stop.sh\"]#" \
+      -e "s#^start_command = .*#start_command = [\"taskset\", \"-c\", \"0\", \"$here/start.sh\"]#" \
+      "$NCHAN" >"$dir/nchan.toml"
+  PIN=1 run "$name-nchan" --target-profile "$dir/nchan.toml" "$@"
+  "$here/stop.sh" >/dev/null
+  rm -rf "$dir"
+}
+
 for section in "${@:-default c18k knee knee2k pollcost coalesce charts}"; do
   for s in $section; do
     case $s in
@@ -96,6 +124,13 @@ for section in "${@:-default c18k knee knee2k pollcost coalesce charts}"; do
       # Past the knee: 200,000 deliveries/s offered; what counts is loss (none allowed) and p99.
       overload200k) both overload200k --transports sse,ws --subscribers 1000 --topics 1 --rate 100 --concurrent --publish-connections 1 --drain 30s ;;
       issue17) "$0" lp20 lp50 stream40k stream100k overload200k ;;
+      # Issue 17's graceful overload past the knee: each server on one core, 1,000 SSE and 1,000
+      # WebSocket subscribers of one topic, 100, 200 and 300 publishes/s (200k to 600k deliveries/s).
+      overload1core)
+        for rate in 100 200 300; do
+          pinned "overload1core-$((rate * 2))k" --transports sse,ws --subscribers 1000 --topics 1 --rate "$rate" \
+            --concurrent --publish-connections 1 --duration 10s --drain 30s
+        done ;;
       # Issue 17's Redis path: CPU per delivery of two nodes and Redis against one node alone, with
       # 100 SSE subscribers per topic (10 topics, 1,000 publishes/s) and with 1,000 on one topic
       # (50 publishes/s), both 100,000 deliveries/s.

@@ -50,8 +50,9 @@ section! {
 
         /// Batch SSE and WebSocket deliveries on their own when they fall behind: a subscriber
         /// whose oldest unread event waited 5 ms or more pauses a quarter of that (at most
-        /// 50 ms) before its next read, so that one write carries more events. Off by default
-        /// until a quiet benchmark shows it pays (docs/benchmarks.md); --coalesce wins when set.
+        /// 50 ms) before its next read, so that one write carries more events. Off by default:
+        /// past the knee the gateway batches without it (docs/benchmarks.md); --coalesce wins
+        /// when set.
         #[arg(long, env = "PUSHGATE_AUTO_BATCH")]
         pub auto_batch: bool,
 
