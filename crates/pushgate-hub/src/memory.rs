@@ -296,14 +296,40 @@ impl MemoryStorage {
     ///
     /// # Errors
     /// None today; the `Result` leaves room for a bounded copy.
-    pub fn apply(&self, mut parts: EventParts) -> Result<Option<Arc<Event>>, HubError> {
-        let entry = self.find_or_insert(&parts.topic);
+    pub fn apply(&self, parts: EventParts) -> Result<Option<Arc<Event>>, HubError> {
+        Ok(self.apply_when(parts, false)?.ok())
+    }
+
+    /// As [`apply`](Self::apply), but only when the event comes right after the head (at
+    /// `head + 1`): the node that sequenced an event in the shared log stores it at once when
+    /// nothing of the log before it is still unread here, instead of waiting to read it back.
+    /// Otherwise it changes nothing and gives `parts` back; whoever then reads the event from
+    /// the log applies it as usual, and reading it again once it is here changes nothing.
+    ///
+    /// # Errors
+    /// As [`apply`](Self::apply).
+    pub fn apply_next(&self, parts: EventParts) -> Result<Result<Arc<Event>, EventParts>, HubError> {
+        self.apply_when(parts, true)
+    }
+
+    /// [`apply`](Self::apply) and [`apply_next`](Self::apply_next): `Err(parts)` when the event
+    /// is not taken.
+    fn apply_when(
+        &self,
+        mut parts: EventParts,
+        next_only: bool,
+    ) -> Result<Result<Arc<Event>, EventParts>, HubError> {
         let position = parts.position;
+        if next_only && self.head.load(Ordering::Acquire) + 1 != position {
+            // Checked again under the lock; this spares the topic lookup when it cannot be.
+            return Ok(Err(parts));
+        }
+        let entry = self.find_or_insert(&parts.topic);
         parts.epoch = self.epoch;
         let (event, queue) = {
             let mut sequencer = self.sequencer.lock();
-            if position <= sequencer.last {
-                return Ok(None);
+            if position <= sequencer.last || (next_only && sequencer.last + 1 != position) {
+                return Ok(Err(parts));
             }
             if sequencer.last == 0 {
                 // The first entry this copy sees: whatever came before it was never seen here.
@@ -321,7 +347,7 @@ impl MemoryStorage {
         if let Some(notifier) = self.notifier.get() {
             notifier.committed(event.topic());
         }
-        Ok(Some(event))
+        Ok(Ok(event))
     }
 
     /// Declares that this copy never saw the shared log's entries up to `position` (it passed

@@ -29,7 +29,8 @@
 //! sent to: a repeat within [`RedisOptions::idempotency_window`] answers the original `seq` and
 //! position. Every node runs one *tail* task that reads the stream (`XREAD BLOCK` after the last
 //! ID it applied) and applies entries, in order, to its copy; that moves the node's head and
-//! wakes its subscribers. A publish resolves once this node's tail has applied it, so a
+//! wakes its subscribers. A publish resolves once this node has applied it (from the script's
+//! answer when nothing of the log before it is unread here, else through its tail), so a
 //! publisher reads its own write on the node it used (or, past [`RedisOptions::apply_wait`]
 //! and without replica acknowledgements, with the event Redis took: once Redis answered with a
 //! position the publish never fails). When Redis's answer itself is lost or late (the response
@@ -138,8 +139,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use pushgate_hub::{
-    AppendRequest, Epoch, HistoryTier, HistoryUse, HubError, MemoryStorage, Notifier, Published, Storage,
-    TopicLog, TopicName,
+    AppendRequest, Epoch, Event, EventParts, HistoryTier, HistoryUse, HubError, MemoryStorage, Notifier,
+    Published, Storage, TopicLog, TopicName,
 };
 use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
@@ -222,6 +223,9 @@ pub(crate) struct Shared {
     pub(crate) last_applied: Mutex<Option<Applied>>,
     /// The newest log position passed over as unreadable; reading resumes after it.
     pub(crate) skipped_through: AtomicU64,
+    /// Whether the tail follows the log: its session checked the store and caught up, and has
+    /// not ended. Only then does a publish apply its own event (`publish.rs`).
+    pub(crate) following: AtomicBool,
     /// Set by a publish that found the store without this node's epoch (or on a replica): the
     /// tail reconnects and checks the store. A flag of its own, since the tail may mark itself
     /// connected after the publish marked it disconnected.
@@ -254,11 +258,30 @@ impl Shared {
     /// Applies one log entry to the copy and publishes the new head.
     pub(crate) fn apply(&self, entry: tail::Entry) -> Result<(), HubError> {
         let (position, topic, seq) = (entry.position, entry.topic.clone(), entry.seq);
-        let applied = self.replica.apply(entry.into_parts())?;
-        if applied.is_some() {
+        if self.replica.apply(entry.into_parts())?.is_some() {
             *self.last_applied.lock().unwrap_or_else(PoisonError::into_inner) =
                 Some(Applied { position, topic, seq });
         }
+        self.head_moved();
+        Ok(())
+    }
+
+    /// Applies an event this node just appended to the log, when it comes right after what the
+    /// copy holds (see `publish.rs`); gives `parts` back when it does not, for the tail to apply.
+    pub(crate) fn apply_own(&self, parts: EventParts) -> Result<Result<Arc<Event>, EventParts>, HubError> {
+        let (position, seq) = (parts.position, parts.seq);
+        let topic = parts.topic.clone();
+        let applied = self.replica.apply_next(parts)?;
+        if applied.is_ok() {
+            *self.last_applied.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(Applied { position, topic, seq });
+            self.head_moved();
+        }
+        Ok(applied)
+    }
+
+    /// Tells the state and the publishes waiting to read their own write where the head is.
+    fn head_moved(&self) {
         let head = self.replica.head();
         self.state.set_applied(head);
         self.applied.send_if_modified(|applied| {
@@ -266,7 +289,6 @@ impl Shared {
             *applied = head.max(*applied);
             moved
         });
-        Ok(())
     }
 }
 
@@ -323,6 +345,7 @@ impl RedisStorage {
             applied: watch::Sender::new(0),
             last_applied: Mutex::new(None),
             skipped_through: AtomicU64::new(0),
+            following: AtomicBool::new(false),
             recheck: AtomicBool::new(false),
             append_script: redis::Script::new(scripts::APPEND),
             restore_seqs_script: redis::Script::new(scripts::RESTORE_SEQS),

@@ -1,6 +1,14 @@
 //! A publish: the append script on the master (which also deduplicates idempotency keys), then
-//! waiting for this node to apply the entry: read-your-writes on this node and, with replica
-//! acknowledgements, proof that a replica holds it.
+//! the entry applied on this node before the publish answers: read-your-writes on this node and,
+//! with replica acknowledgements, proof that a replica holds it.
+//!
+//! Without replica acknowledgements, and while the tail follows the log (its session checked the
+//! store and caught up), a new event that comes right after what this node holds (nothing of the
+//! log before it is still unread here: the usual case when this node's publishes are not
+//! interleaved with other nodes' faster than the tail reads) is applied from the script's answer
+//! at once; the tail, reading it back, passes over it. Otherwise the publish waits for the
+//! tail to apply it. Waiting on every publish made one ordered connection's publishes queue
+//! behind the tail's round trip as well as the script's.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -51,6 +59,26 @@ pub(crate) async fn append(shared: &Shared, request: AppendRequest) -> Result<Pu
     let mut waiter = shared.applied.subscribe();
     let (position, seq, replayed): (u64, u64, u8) =
         invocation.invoke_async(&mut connection).await.map_err(|err| refused(shared, err))?;
+    let parts = EventParts {
+        topic: request.topic,
+        event_type: request.event_type,
+        data: request.data,
+        seq,
+        position,
+        epoch: shared.replica.epoch(),
+        timestamp_ms,
+        from: request.from,
+        latest_key: request.latest_key,
+    };
+    let own = replayed == 0 && shared.min_replicas_ack == 0 && shared.following.load(Ordering::Acquire);
+    let parts = if own {
+        match shared.apply_own(parts)? {
+            Ok(event) => return Ok(Published::New(event)),
+            Err(parts) => parts,
+        }
+    } else {
+        parts
+    };
     // The event is stored from here on (or was, for a replay): without replica
     // acknowledgements, failing now would only make the client publish it again.
     let applied = tokio::time::timeout(shared.options.apply_wait, waiter.wait_for(|&a| a >= position)).await;
@@ -64,16 +92,11 @@ pub(crate) async fn append(shared: &Shared, request: AppendRequest) -> Result<Pu
         )));
     }
     if replayed == 1 {
-        return Ok(Published::Replayed(Replay {
-            topic: request.topic,
-            seq,
-            position,
-            epoch: shared.replica.epoch(),
-        }));
+        return Ok(Published::Replayed(Replay { topic: parts.topic, seq, position, epoch: parts.epoch }));
     }
     let mut out = Vec::with_capacity(1);
     if applied {
-        if let Ok(log) = shared.replica.topic(&request.topic) {
+        if let Ok(log) = shared.replica.topic(&parts.topic) {
             log.read(position - 1, position, 1, &mut out);
         }
     } else {
@@ -83,17 +106,7 @@ pub(crate) async fn append(shared: &Shared, request: AppendRequest) -> Result<Pu
         Some(event) if event.position() == position => event,
         // Not applied here in time, or already evicted again (a tiny history): the caller
         // still gets what was stored, built from Redis's answer.
-        _ => Arc::new(Event::from_parts(EventParts {
-            topic: request.topic,
-            event_type: request.event_type,
-            data: request.data,
-            seq,
-            position,
-            epoch: shared.replica.epoch(),
-            timestamp_ms,
-            from: request.from,
-            latest_key: request.latest_key,
-        })),
+        _ => Arc::new(Event::from_parts(parts)),
     }))
 }
 

@@ -133,6 +133,11 @@ fn apply_or_skip(shared: &Shared, entry: &StreamId, foreign: Foreign) -> Result<
         passed_restore_marker(shared, entry, through);
         return Ok(());
     }
+    if entry_position(entry).is_some_and(|position| position <= shared.replica.head()) {
+        // Applied already, from the answer of this node's own publish (`publish.rs`): an
+        // `XREAD` asked before that has it too. Not decoded again.
+        return Ok(());
+    }
     let ours = shared.replica.epoch();
     let applied = Entry::parse(entry).and_then(|parsed| {
         if parsed.epoch != ours {
@@ -233,7 +238,9 @@ impl From<redis::RedisError> for Ended {
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
-        match session(&shared, &mut backoff).await {
+        let ended = session(&shared, &mut backoff).await;
+        shared.following.store(false, Ordering::Release);
+        match ended {
             Ended::Fatal(reason) => {
                 tracing::error!(%reason, "redis storage stopped; restart this node to adopt the store's epoch");
                 shared.set_connection(None);
@@ -277,6 +284,7 @@ async fn session(shared: &Shared, backoff: &mut Backoff) -> Ended {
         read_batch(shared, &mut blocking, None).await?;
         shared.set_connection(Some(command));
         shared.state.set_connected(true);
+        shared.following.store(true, Ordering::Release);
         backoff.reset();
         if was_down {
             tracing::info!(head = shared.replica.head(), "redis connected; following the log");

@@ -100,3 +100,29 @@ async fn a_swept_topic_subscribed_to_again_is_not_cut_off_by_its_next_event() {
     let batch = hub.fetch(&[quiet], Cursor::at(epoch, 0), &FetchOptions::default()).await.unwrap();
     assert_eq!(batch.reset.expect("a reset").topics()[0].resume_seq, 2);
 }
+
+#[tokio::test]
+async fn apply_next_takes_only_the_position_right_after_the_head() {
+    let storage = replica();
+    let hub = Hub::builder().storage(storage.clone()).build();
+    let topic = TopicName::new("t").unwrap();
+    let mut sub = hub.subscribe(&[topic.clone()], Cursor::Now).unwrap();
+    storage.apply(entry(4, &topic, 1, "message", json!(1), 42)).unwrap();
+    // A gap before it (position 5 is still unread here): given back, nothing changes.
+    let given_back = storage.apply_next(entry(6, &topic, 3, "message", json!(3), 44)).unwrap();
+    assert_eq!(given_back.map(|event| event.position()).unwrap_err().position, 6);
+    assert_eq!(storage.head(), 4);
+    // Right after the head: taken, and readers are woken.
+    let taken = storage.apply_next(entry(5, &topic, 2, "message", json!(2), 43)).unwrap().unwrap();
+    assert_eq!((taken.position(), taken.seq()), (5, 2));
+    assert_eq!(storage.head(), 5);
+    // Already here: given back; the log's copy of it, read later, changes nothing either.
+    assert!(storage.apply_next(entry(5, &topic, 2, "message", json!(2), 43)).unwrap().is_err());
+    assert!(storage.apply(entry(5, &topic, 2, "message", json!(2), 43)).unwrap().is_none());
+    storage.apply(entry(6, &topic, 3, "message", json!(3), 44)).unwrap();
+    for (position, seq) in [(4, 1), (5, 2), (6, 3)] {
+        let item = tokio::time::timeout(Duration::from_secs(5), sub.recv()).await.unwrap().unwrap();
+        let Item::Event(event) = item else { panic!("expected an event, got {item:?}") };
+        assert_eq!((event.position(), event.seq()), (position, seq));
+    }
+}

@@ -532,3 +532,60 @@ async fn a_redis_cluster_node_is_refused_with_a_clear_error() {
     assert!(matches!(err, pushgate_redis::ConnectError::Cluster), "{err:?}");
     assert!(err.to_string().contains("cluster mode"), "{err}");
 }
+
+/// A node applies its own publish from the script's answer when nothing before it is unread
+/// (`publish.rs`), and from its tail otherwise: with two nodes each publishing from two tasks at
+/// once, the two paths race all the time. Every node's subscribers must still see every event
+/// once, in log order, with each topic's `seq` counting up by one, and each publish's answer must
+/// be the event they see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_on_two_nodes_reach_both_once_and_in_log_order() {
+    const PER_TASK: u64 = 150;
+    let redis = RedisServer::start().await.unwrap();
+    let (a, _) = node(&redis, RedisOptions::default()).await;
+    let (b, _) = node(&redis, RedisOptions::default()).await;
+    let topics = [topic("race.one"), topic("race.two")];
+    let mut readers = Vec::new();
+    for hub in [&a, &b] {
+        readers.push(hub.subscribe(&topics, Cursor::Now).unwrap());
+    }
+    let mut tasks = Vec::new();
+    for (n, hub) in [&a, &a, &b, &b].into_iter().enumerate() {
+        let (hub, t) = (hub.clone(), topics[n % 2].clone());
+        tasks.push(tokio::spawn(async move {
+            let mut sent = Vec::new();
+            for i in 0..PER_TASK {
+                sent.push(hub.publish(&t, NewEvent::new(json!(format!("{n}:{i}")))).await.unwrap());
+            }
+            sent
+        }));
+    }
+    let mut sent = std::collections::HashMap::new();
+    for task in tasks {
+        for event in task.await.unwrap() {
+            assert!(sent.insert(event.position(), event).is_none(), "a position answered twice");
+        }
+    }
+    let total = sent.len();
+    assert_eq!(total as u64, 4 * PER_TASK);
+    for reader in &mut readers {
+        let mut last_position = 0;
+        let mut next_seq = std::collections::HashMap::new();
+        for _ in 0..total {
+            let got = next_event(reader).await;
+            assert!(got.position() > last_position, "out of log order at {}", got.position());
+            last_position = got.position();
+            let seq = next_seq.entry(got.topic().clone()).or_insert(1);
+            assert_eq!(got.seq(), *seq, "{}: seq skipped or repeated", got.topic());
+            *seq += 1;
+            let answered = &sent[&got.position()];
+            assert_eq!(
+                (got.topic(), got.seq(), got.data().as_str()),
+                (answered.topic(), answered.seq(), answered.data().as_str()),
+                "the event seen is not the one the publish answered"
+            );
+        }
+        let extra = tokio::time::timeout(Duration::from_millis(200), reader.recv()).await;
+        assert!(extra.is_err(), "an event delivered twice: {extra:?}");
+    }
+}
