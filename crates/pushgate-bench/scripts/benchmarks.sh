@@ -11,7 +11,8 @@
 #   sections: default c18k knee knee2k pollcost coalesce charts (default: all of them, in that order)
 #   issue 17 (not in the default list): lp20 lp50 stream40k stream100k overload200k, or issue17 for all five;
 #   redis10 redis1 (two nodes on Redis against one node; needs redis-server);
-#   overload1core (each server pinned to CPU 0, the bench to CPU 1: 200k, 400k, 600k deliveries/s offered)
+#   overload1core (each server pinned to CPU 0, the bench to CPU 1: 200k, 400k, 600k deliveries/s offered);
+#   floor (user and system CPU per delivery of both servers, lp50 and stream100k)
 set -euo pipefail
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 BENCH=${BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/pushgate-bench}
@@ -92,6 +93,47 @@ pinned() {
   rm -rf "$dir"
 }
 
+ticks() { # pid...: user and system clock ticks of the processes and their children, summed
+  local user=0 system=0 pid child u s
+  for pid in "$@"; do
+    for child in "$pid" $(pgrep -P "$pid"); do
+      read -r u s < <(awk '{print $14, $15}' "/proc/$child/stat")
+      user=$((user + u)); system=$((system + s))
+    done
+  done
+  echo "$user $system"
+}
+
+# User and system CPU per delivery of one server (pushgate or nchan) while the bench drives it for
+# 20 s; sampled from /proc between 8 s and 18 s. name, target, deliveries per second, then the
+# scenario's arguments.
+split() {
+  local name=$1 target=$2 rate=$3; shift 3
+  local dir pid bench before after hz
+  dir=$(mktemp -d); hz=$(getconf CLK_TCK)
+  if [[ $target == pushgate ]]; then
+    PUSHGATE_MAX_CONNECTIONS_PER_IP=0 PUSHGATE_PUBLISH_RATE=0 "${GATEWAY:-$(dirname "$BENCH")/pushgate}" serve \
+      --no-demo --listen 127.0.0.1:18090 --max-connections 20000 >"$dir/pushgate.log" 2>&1 &
+    pid=$!
+    listening 18090 || { cat "$dir/pushgate.log" >&2; kill "$pid"; exit 1; }
+    "$BENCH" --url http://127.0.0.1:18090 --server-pid "$pid" --duration 20s "$@" >"$dir/bench.txt" 2>&1 &
+  else
+    "$BENCH" --target-profile "$NCHAN" --duration 20s "$@" >"$dir/bench.txt" 2>&1 &
+  fi
+  bench=$!
+  sleep 8
+  [[ $target == pushgate ]] || pid=$(cat /tmp/nchan-peer/nginx.pid)
+  before=$(ticks "$pid"); sleep 10; after=$(ticks "$pid")
+  wait "$bench" || true
+  [[ $target == pushgate ]] && { kill "$pid"; wait "$pid" 2>/dev/null || true; }
+  read -r u0 s0 <<<"$before"; read -r u1 s1 <<<"$after"
+  awk -v n="$name" -v t="$target" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" -v r="$rate" 'BEGIN {
+    printf "%s %s: user %.2f us, system %.2f us per delivery (%d and %d ticks in 10 s at %d/s)\n",
+      n, t, u / hz * 1e6 / (r * 10), s / hz * 1e6 / (r * 10), u, s, r }' | tee -a "$OUT/results/floor.txt"
+  grep -E "^ *$target " "$dir/bench.txt" | tee -a "$OUT/results/floor.txt"
+  rm -rf "$dir"
+}
+
 for section in "${@:-default c18k knee knee2k pollcost coalesce charts}"; do
   for s in $section; do
     case $s in
@@ -124,6 +166,15 @@ for section in "${@:-default c18k knee knee2k pollcost coalesce charts}"; do
       # Past the knee: 200,000 deliveries/s offered; what counts is loss (none allowed) and p99.
       overload200k) both overload200k --transports sse,ws --subscribers 1000 --topics 1 --rate 100 --concurrent --publish-connections 1 --drain 30s ;;
       issue17) "$0" lp20 lp50 stream40k stream100k overload200k ;;
+      # Issue 17's floor: how much of each server's CPU per delivery is the kernel's (system time).
+      floor)
+        : >"$OUT/results/floor.txt"
+        for target in pushgate nchan; do
+          split lp50 "$target" 50000 --transports longpoll --subscribers 1000 --topics 1 --rate 50 --publish-connections 1
+          split stream100k "$target" 100000 --transports sse,ws --subscribers 1000 --topics 1 --rate 50 --concurrent \
+            --publish-connections 1
+        done
+        "$(dirname "$NCHAN")/../nchan/stop.sh" >/dev/null ;;
       # Issue 17's graceful overload past the knee: each server on one core, 1,000 SSE and 1,000
       # WebSocket subscribers of one topic, 100, 200 and 300 publishes/s (200k to 600k deliveries/s).
       overload1core)
