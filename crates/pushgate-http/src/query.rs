@@ -34,8 +34,32 @@ impl Query {
     /// Parses `application/x-www-form-urlencoded` text (a URI's query); `None` is empty.
     pub fn parse(raw: Option<&str>) -> Self {
         let Some(raw) = raw.filter(|raw| !raw.is_empty()) else { return Self::default() };
+        let bytes = raw.as_bytes();
+        let (mut ampersands, mut escaped) = (0, false);
+        for &byte in bytes {
+            ampersands += usize::from(byte == b'&');
+            escaped |= byte == b'%' || byte == b'+';
+        }
+        let mut pairs = Vec::with_capacity(ampersands + 1);
+        if !escaped {
+            // Nothing to decode (a poll's query, nearly always): the pairs are ranges of the raw
+            // text, split as `form_urlencoded` splits it (empty pieces skipped, a piece without
+            // `=` a name with an empty value). `&` and `=` are ASCII, so the ranges fall on
+            // character boundaries.
+            let mut start = 0;
+            while start <= bytes.len() {
+                let end =
+                    bytes[start..].iter().position(|&byte| byte == b'&').map_or(bytes.len(), |at| start + at);
+                if end > start {
+                    let equals =
+                        bytes[start..end].iter().position(|&byte| byte == b'=').map_or(end, |at| start + at);
+                    pairs.push((start..equals, (equals + 1).min(end)..end));
+                }
+                start = end + 1;
+            }
+            return Self { text: raw.to_owned(), pairs };
+        }
         let mut text = String::with_capacity(raw.len());
-        let mut pairs = Vec::with_capacity(raw.bytes().filter(|&byte| byte == b'&').count() + 1);
         for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
             let name_at = text.len();
             text.push_str(&name);
@@ -300,5 +324,31 @@ mod tests {
         assert_eq!(format!("{q:?}").matches("topic").count(), 3);
         assert!(Query::parse(Some("")).iter().next().is_none());
         assert!(Query::parse(None).iter().next().is_none());
+    }
+
+    fn decoded(raw: &str) -> Vec<(String, String)> {
+        form_urlencoded::parse(raw.as_bytes())
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_query_without_escapes_splits_as_form_urlencoded_does() {
+        for raw in
+            ["a=1&b=2", "a", "a=", "=v", "&&a=1&&", "a=1=2&b", "&", "=", "topic=t0&cursor=abc-12&timeout=25"]
+        {
+            let q = Query::parse(Some(raw));
+            let ours: Vec<(String, String)> = q.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+            assert_eq!(ours, decoded(raw), "{raw:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_query_parses_as_form_urlencoded_does(raw in "[a-z0-9=&%+.,é-]{0,40}") {
+            let q = Query::parse(Some(&raw));
+            let ours: Vec<(String, String)> = q.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+            proptest::prop_assert_eq!(ours, decoded(&raw));
+        }
     }
 }

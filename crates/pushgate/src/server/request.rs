@@ -164,6 +164,9 @@ pub(super) struct Checked<'b, 'h> {
     pub(super) len: usize,
     pub(super) method: Method,
     pub(super) target: &'b [u8],
+    /// The target as parsed while checking it, so a request built from the head does not
+    /// parse it again.
+    pub(super) uri: Uri,
     pub(super) http10: bool,
     pub(super) headers: &'h [httparse::Header<'b>],
     pub(super) body: BodyLength,
@@ -178,9 +181,9 @@ pub(super) fn parse(buf: &[u8], lite: bool) -> Result<Parsed, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let Some(head) = check(buf, &mut headers)? else { return Ok(Parsed::Partial) };
     if lite && is_lite(&head) {
-        let request = build(&head)?;
-        let close = head.close;
-        return Ok(Parsed::Lite { request, head_len: head.len, close, http10: head.http10 });
+        let (head_len, close, http10) = (head.len, head.close, head.http10);
+        let request = build(head)?;
+        return Ok(Parsed::Lite { request, head_len, close, http10 });
     }
     Ok(Parsed::Hyper)
 }
@@ -214,7 +217,7 @@ pub(super) fn check<'b, 'h>(
     }
     let method = Method::from_bytes(method.as_bytes())
         .map_err(|_| HeadError::Malformed(Malformation::Syntax("bad method")))?;
-    check_target(&method, target)?;
+    let uri = check_target(&method, target)?;
     let http10 = version == 0;
     let headers = parsed.headers;
 
@@ -281,7 +284,7 @@ pub(super) fn check<'b, 'h>(
     }
     let body = if chunked { BodyLength::Chunked } else { BodyLength::Fixed(length.unwrap_or(0)) };
     let close = close || (http10 && !keep_alive);
-    Ok(Some(Checked { len, method, target, http10, headers, body, close, upgrade, expect }))
+    Ok(Some(Checked { len, method, target, uri, http10, headers, body, close, upgrade, expect }))
 }
 
 /// Whether the keep-alive loop serves it: a `GET` to one of [`LITE_PATHS`] in origin-form,
@@ -298,12 +301,11 @@ fn is_lite(head: &Checked<'_, '_>) -> bool {
 }
 
 /// The request of a checked head, with an empty body.
-pub(super) fn build(head: &Checked<'_, '_>) -> Result<Request<Body>, HeadError> {
-    let uri = Uri::try_from(head.target).map_err(|_| HeadError::Malformed(Malformation::Target))?;
+pub(super) fn build(head: Checked<'_, '_>) -> Result<Request<Body>, HeadError> {
     let version = if head.http10 { Version::HTTP_10 } else { Version::HTTP_11 };
     let mut request = Request::new(Body::empty());
-    *request.method_mut() = head.method.clone();
-    *request.uri_mut() = uri;
+    *request.method_mut() = head.method;
+    *request.uri_mut() = head.uri;
     *request.version_mut() = version;
     let map = request.headers_mut();
     map.reserve(head.headers.len());
@@ -348,8 +350,8 @@ fn syntax_error(error: httparse::Error, buf: &[u8]) -> HeadError {
 }
 
 /// The request-target forms of RFC 9112 §3.2, each with the method it belongs to, and the
-/// target one `http::Uri` accepts (as hyper requires).
-fn check_target(method: &Method, target: &[u8]) -> Result<(), HeadError> {
+/// target one `http::Uri` accepts (as hyper requires); returns it parsed.
+fn check_target(method: &Method, target: &[u8]) -> Result<Uri, HeadError> {
     let bad = HeadError::Malformed(Malformation::Target);
     let uri = Uri::try_from(target).map_err(|_| bad)?;
     let fits = match target.first() {
@@ -358,13 +360,13 @@ fn check_target(method: &Method, target: &[u8]) -> Result<(), HeadError> {
         _ if *method == Method::CONNECT => uri.scheme().is_none() && uri.authority().is_some(),
         _ => uri.scheme().is_some() && uri.authority().is_some(),
     };
-    if fits { Ok(()) } else { Err(bad) }
+    if fits { Ok(uri) } else { Err(bad) }
 }
 
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), or empty: no user info, no path.
 fn check_host(value: &[u8]) -> Result<(), HeadError> {
     let bad = HeadError::Malformed(Malformation::HostValue);
-    if value.is_empty() {
+    if value.is_empty() || plain_host(value) {
         return Ok(());
     }
     if value.contains(&b'@') {
@@ -376,6 +378,23 @@ fn check_host(value: &[u8]) -> Result<(), HeadError> {
     let port_ok = text.ends_with(']')
         || text.rsplit_once(':').is_none_or(|(_, port)| port.is_empty() || port.parse::<u16>().is_ok());
     if port_ok { Ok(()) } else { Err(bad) }
+}
+
+/// Whether `value` is a host name or IPv4 address of letters, digits, dots and hyphens, with
+/// an optional port of 1 to 5 digits within 16 bits: the usual `Host`, taken without building
+/// an [`http::uri::Authority`] (every such value is one it accepts). Anything else is judged
+/// by the full check.
+fn plain_host(value: &[u8]) -> bool {
+    let (host, port) = match value.iter().position(|&b| b == b':') {
+        Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
+        None => (value, None),
+    };
+    let host_ok =
+        !host.is_empty() && host.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port_ok = port.is_none_or(|port| {
+        (1..=5).contains(&port.len()) && digits(port).is_some_and(|n| n <= u64::from(u16::MAX))
+    });
+    host_ok && port_ok
 }
 
 /// A `Content-Length` value: one or more digits, nothing else (as hyper: no sign, no spaces,

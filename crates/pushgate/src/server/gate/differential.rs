@@ -112,12 +112,14 @@ fn we_see(input: &[u8]) -> Option<(Seen, bool)> {
         // Compared through where the next request starts instead.
         request::BodyLength::Chunked => None,
     };
+    let (method, version, close) =
+        (head.method.to_string(), if head.http10 { Version::HTTP_10 } else { Version::HTTP_11 }, head.close);
     let seen = Seen {
-        method: head.method.to_string(),
+        method,
         uri,
-        version: if head.http10 { Version::HTTP_10 } else { Version::HTTP_11 },
+        version,
         // Through a `HeaderMap`, as hyper gives them: the values of one name together.
-        headers: request::build(&head)
+        headers: request::build(head)
             .ok()?
             .headers()
             .iter()
@@ -125,7 +127,7 @@ fn we_see(input: &[u8]) -> Option<(Seen, bool)> {
             .collect(),
         body,
     };
-    Some((seen, head.close))
+    Some((seen, close))
 }
 
 /// Where the gate finds request heads in `input`: their offsets, and how it stopped.

@@ -193,6 +193,17 @@ fn outcome(parsed: &Result<Parsed, HeadError>) -> Result<Option<usize>, HeadErro
 proptest! {
     #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(512) })]
 
+    /// The `Host` values taken without an `Authority` are ones the full check takes too.
+    #[test]
+    fn a_plain_host_is_a_valid_authority(value in "[a-z0-9.:\\[\\]@_%-]{0,24}") {
+        if plain_host(value.as_bytes()) {
+            let authority = http::uri::Authority::try_from(value.as_bytes());
+            prop_assert!(authority.is_ok(), "{value:?}: {authority:?}");
+            let port = value.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
+            prop_assert!(port.is_none_or(|port| port.is_ok()), "{value:?}");
+        }
+    }
+
     /// Every input gets an answer without a panic; the keep-alive loop and the gate agree on it;
     /// a head that passes is within the limits, and every prefix of it is just incomplete, so
     /// a head that arrives in pieces is judged as if it came whole.
