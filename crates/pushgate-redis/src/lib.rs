@@ -223,9 +223,11 @@ pub(crate) struct Shared {
     pub(crate) last_applied: Mutex<Option<Applied>>,
     /// The newest log position passed over as unreadable; reading resumes after it.
     pub(crate) skipped_through: AtomicU64,
-    /// Whether the tail follows the log: its session checked the store and caught up, and has
-    /// not ended. Only then does a publish apply its own event (`publish.rs`).
-    pub(crate) following: AtomicBool,
+    /// The number of the tail's session while it follows the log (it checked the store and
+    /// caught up, and has not ended), else 0. A publish applies its own event (`publish.rs`)
+    /// only when the session it sent the script in still follows: an answer from an earlier
+    /// session's connection (an old master) must go through the tail.
+    pub(crate) following: AtomicU64,
     /// Set by a publish that found the store without this node's epoch (or on a replica): the
     /// tail reconnects and checks the store. A flag of its own, since the tail may mark itself
     /// connected after the publish marked it disconnected.
@@ -259,8 +261,7 @@ impl Shared {
     pub(crate) fn apply(&self, entry: tail::Entry) -> Result<(), HubError> {
         let (position, topic, seq) = (entry.position, entry.topic.clone(), entry.seq);
         if self.replica.apply(entry.into_parts())?.is_some() {
-            *self.last_applied.lock().unwrap_or_else(PoisonError::into_inner) =
-                Some(Applied { position, topic, seq });
+            self.note_applied(Applied { position, topic, seq });
         }
         self.head_moved();
         Ok(())
@@ -273,11 +274,19 @@ impl Shared {
         let topic = parts.topic.clone();
         let applied = self.replica.apply_next(parts)?;
         if applied.is_ok() {
-            *self.last_applied.lock().unwrap_or_else(PoisonError::into_inner) =
-                Some(Applied { position, topic, seq });
+            self.note_applied(Applied { position, topic, seq });
             self.head_moved();
         }
         Ok(applied)
+    }
+
+    /// Records `applied` as the newest event applied, unless a later one was recorded first:
+    /// publishes and the tail apply concurrently, and the failover check must see the newest.
+    fn note_applied(&self, applied: Applied) {
+        let mut last = self.last_applied.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.as_ref().is_none_or(|last| last.position < applied.position) {
+            *last = Some(applied);
+        }
     }
 
     /// Tells the state and the publishes waiting to read their own write where the head is.
@@ -345,7 +354,7 @@ impl RedisStorage {
             applied: watch::Sender::new(0),
             last_applied: Mutex::new(None),
             skipped_through: AtomicU64::new(0),
-            following: AtomicBool::new(false),
+            following: AtomicU64::new(0),
             recheck: AtomicBool::new(false),
             append_script: redis::Script::new(scripts::APPEND),
             restore_seqs_script: redis::Script::new(scripts::RESTORE_SEQS),

@@ -25,6 +25,8 @@ pub(crate) async fn append(shared: &Shared, request: AppendRequest) -> Result<Pu
     if let Some(reason) = shared.state.fatal() {
         return Err(HubError::Unavailable { reason });
     }
+    // Read before taking the connection: a session that follows set its connection first.
+    let session = shared.following.load(Ordering::Acquire);
     let Some(mut connection) = shared.connection().filter(|_| shared.state.connected()) else {
         return Err(unavailable("not connected"));
     };
@@ -70,7 +72,10 @@ pub(crate) async fn append(shared: &Shared, request: AppendRequest) -> Result<Pu
         from: request.from,
         latest_key: request.latest_key,
     };
-    let own = replayed == 0 && shared.min_replicas_ack == 0 && shared.following.load(Ordering::Acquire);
+    let own = replayed == 0
+        && shared.min_replicas_ack == 0
+        && session != 0
+        && shared.following.load(Ordering::Acquire) == session;
     let parts = if own {
         match shared.apply_own(parts)? {
             Ok(event) => return Ok(Published::New(event)),

@@ -237,9 +237,11 @@ impl From<redis::RedisError> for Ended {
 /// Follows the log until the storage is dropped (the task is aborted then) or fatal.
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
+    let mut number = 0;
     loop {
-        let ended = session(&shared, &mut backoff).await;
-        shared.following.store(false, Ordering::Release);
+        number += 1;
+        let ended = session(&shared, &mut backoff, number).await;
+        shared.following.store(0, Ordering::Release);
         match ended {
             Ended::Fatal(reason) => {
                 tracing::error!(%reason, "redis storage stopped; restart this node to adopt the store's epoch");
@@ -263,7 +265,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-async fn session(shared: &Shared, backoff: &mut Backoff) -> Ended {
+async fn session(shared: &Shared, backoff: &mut Backoff, number: u64) -> Ended {
     let timeout = shared.options.timeout;
     let result = async {
         // With Sentinels, the master they name now: after a failover, the promoted replica.
@@ -284,7 +286,7 @@ async fn session(shared: &Shared, backoff: &mut Backoff) -> Ended {
         read_batch(shared, &mut blocking, None).await?;
         shared.set_connection(Some(command));
         shared.state.set_connected(true);
-        shared.following.store(true, Ordering::Release);
+        shared.following.store(number, Ordering::Release);
         backoff.reset();
         if was_down {
             tracing::info!(head = shared.replica.head(), "redis connected; following the log");

@@ -111,50 +111,54 @@ impl SseBody {
         self._grant = grant;
         self
     }
+}
 
-    /// Moves whatever the subscription has ready, up to one batch, into `self.chunk`. Returns
-    /// the error that ended the subscription, if it did.
-    fn read_ready(&mut self, subscription: &mut Subscription, cx: &mut Context<'_>) -> Option<RecvError> {
-        // A reset comes first, and its `id:` should let a client that reconnects right after it
-        // resume without being reset again. The subscription's own cursor at that point is still
-        // the stale one; the event that follows (from history, so normally in the same read)
-        // tells where delivery really resumes: just before it.
-        let mut reset: Option<(Reset, Cursor)> = None;
-        let mut failed = None;
-        let mut taken = 0;
-        let mut items = ITEMS.take();
-        while taken < self.batch_size {
-            match subscription.poll_recv_many(cx, &mut items, self.batch_size - taken) {
-                Poll::Pending => break,
-                Poll::Ready(Err(err)) => {
-                    failed = Some(err);
-                    break;
-                }
-                Poll::Ready(Ok(n)) => {
-                    taken += n.max(1);
-                    for item in items.drain(..) {
-                        match item {
-                            Item::Event(event) => {
-                                if let Some((reset, _)) = reset.take() {
-                                    let resume =
-                                        Cursor::at(event.epoch(), event.position().saturating_sub(1));
-                                    self.chunk.push(framing::reset_frame(&reset, resume));
-                                }
-                                self.chunk.push(framing::event_frame(&event));
+/// Moves whatever `subscription` has ready, up to `batch_size` items, into `chunk`. Returns the
+/// error that ended the subscription, if it did.
+fn read_ready(
+    chunk: &mut Chunk,
+    batch_size: usize,
+    subscription: &mut Subscription,
+    cx: &mut Context<'_>,
+) -> Option<RecvError> {
+    // A reset comes first, and its `id:` should let a client that reconnects right after it
+    // resume without being reset again. The subscription's own cursor at that point is still
+    // the stale one; the event that follows (from history, so normally in the same read)
+    // tells where delivery really resumes: just before it.
+    let mut reset: Option<(Reset, Cursor)> = None;
+    let mut failed = None;
+    let mut taken = 0;
+    let mut items = ITEMS.take();
+    while taken < batch_size {
+        match subscription.poll_recv_many(cx, &mut items, batch_size - taken) {
+            Poll::Pending => break,
+            Poll::Ready(Err(err)) => {
+                failed = Some(err);
+                break;
+            }
+            Poll::Ready(Ok(n)) => {
+                taken += n.max(1);
+                for item in items.drain(..) {
+                    match item {
+                        Item::Event(event) => {
+                            if let Some((reset, _)) = reset.take() {
+                                let resume = Cursor::at(event.epoch(), event.position().saturating_sub(1));
+                                chunk.push(framing::reset_frame(&reset, resume));
                             }
-                            Item::Reset(next) => reset = Some((next, subscription.cursor())),
-                            Item::Presence(change) => self.chunk.push(framing::presence_frame(&change)),
+                            chunk.push(framing::event_frame(&event));
                         }
+                        Item::Reset(next) => reset = Some((next, subscription.cursor())),
+                        Item::Presence(change) => chunk.push(framing::presence_frame(&change)),
                     }
                 }
             }
         }
-        ITEMS.set(items);
-        if let Some((reset, resume)) = reset {
-            self.chunk.push(framing::reset_frame(&reset, resume));
-        }
-        failed
     }
+    ITEMS.set(items);
+    if let Some((reset, resume)) = reset {
+        chunk.push(framing::reset_frame(&reset, resume));
+    }
+    failed
 }
 
 impl Stream for SseBody {
@@ -167,39 +171,37 @@ impl Stream for SseBody {
         if !this.chunk.is_empty() {
             return Poll::Ready(Some(Ok(this.write())));
         }
-        let Some(mut subscription) = this.subscription.take() else {
+        // Used where it lies: a subscription is a few hundred bytes, and taking it out and
+        // putting it back copied it twice on every poll.
+        let Some(subscription) = this.subscription.as_mut() else {
             return Poll::Ready(None);
         };
         if let Some(retry) = this.retry.take() {
             this.chunk.push(retry);
         }
-        if this.expiry.as_mut().is_some_and(|expiry| expiry.as_mut().poll(cx).is_ready()) {
-            let topics: Vec<_> = subscription.topics().collect();
-            tracing::debug!(transport = "sse", ?topics, "token expired, stream ended");
-            drop(subscription);
-            this.chunk.push(framing::expired_frame());
-            return Poll::Ready(Some(Ok(this.write())));
-        }
-        if let Some(cut) = this.cutoff.as_mut().and_then(|cutoff| match cutoff.as_mut().poll(cx) {
+        let last = if this.expiry.as_mut().is_some_and(|expiry| expiry.as_mut().poll(cx).is_ready()) {
+            tracing::debug!(transport = "sse", topics = ?subscription.topics().collect::<Vec<_>>(), "token expired, stream ended");
+            Some(framing::expired_frame())
+        } else if let Some(cut) = this.cutoff.as_mut().and_then(|cutoff| match cutoff.as_mut().poll(cx) {
             Poll::Ready(cut) => Some(cut),
             Poll::Pending => None,
         }) {
-            let topics: Vec<_> = subscription.topics().collect();
-            tracing::debug!(transport = "sse", ?topics, ?cut, "stream cut off by the server");
-            drop(subscription);
-            this.chunk.push(framing::cut_frame(cut));
+            tracing::debug!(transport = "sse", topics = ?subscription.topics().collect::<Vec<_>>(), ?cut, "stream cut off by the server");
+            Some(framing::cut_frame(cut))
+        } else if let Some(err) = read_ready(&mut this.chunk, this.batch_size, subscription, cx) {
+            // The final frame goes out with whatever was read before the failure.
+            tracing::debug!(transport = "sse", topics = ?subscription.topics().collect::<Vec<_>>(), %err, "stream ended");
+            Some(framing::end_frame(err))
+        } else {
+            None
+        };
+        if let Some(last) = last {
+            // Dropped here, the subscription is released before the client has even read the
+            // final frame.
+            this.subscription = None;
+            this.chunk.push(last);
             return Poll::Ready(Some(Ok(this.write())));
         }
-        if let Some(err) = this.read_ready(&mut subscription, cx) {
-            // The final frame goes out with whatever was read before the failure; dropping the
-            // subscription here releases it before the client has even read the frame.
-            let topics: Vec<_> = subscription.topics().collect();
-            tracing::debug!(transport = "sse", ?topics, %err, "stream ended");
-            drop(subscription);
-            this.chunk.push(framing::end_frame(err));
-            return Poll::Ready(Some(Ok(this.write())));
-        }
-        this.subscription = Some(subscription);
         if this.chunk.is_empty() {
             let due = this.heartbeat.as_mut().is_some_and(|heartbeat| heartbeat.poll_due(cx));
             if !due {
