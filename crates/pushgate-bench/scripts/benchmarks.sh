@@ -68,21 +68,29 @@ cluster() { # name, then the scenario's arguments
   run "$name-one" "$@"
 }
 
+# Starts a gateway on 127.0.0.1:18090 as the bench starts its own child (no per-address or
+# publish limits), logging to dir/pushgate.log, behind an optional command prefix (taskset -c 0);
+# leaves its pid in $gateway_pid. dir, then the prefix.
+start_gateway() {
+  local dir=$1; shift
+  PUSHGATE_MAX_CONNECTIONS_PER_IP=0 PUSHGATE_PUBLISH_RATE=0 "$@" "${GATEWAY:-$(dirname "$BENCH")/pushgate}" serve \
+    --no-demo --listen 127.0.0.1:18090 --max-connections 20000 >"$dir/pushgate.log" 2>&1 &
+  gateway_pid=$!
+  listening 18090 || { cat "$dir/pushgate.log" >&2; kill "$gateway_pid"; exit 1; }
+}
+
 # Past the knee on purpose: the server pinned to CPU 0 and the bench to CPU 1 (taskset), so the
 # server has one core whatever the bench needs. pushgate is started here (port 18090) and given to
 # the bench by --url and --server-pid; nchan through a copy of its profile whose start command pins
 # it. name, then the scenario's arguments.
 pinned() {
   local name=$1; shift
-  local gw=${GATEWAY:-$(dirname "$BENCH")/pushgate} dir here
+  local dir here
   command -v taskset >/dev/null || { echo "taskset is not installed (util-linux)" >&2; exit 1; }
   dir=$(mktemp -d)
-  PUSHGATE_MAX_CONNECTIONS_PER_IP=0 PUSHGATE_PUBLISH_RATE=0 taskset -c 0 "$gw" serve --no-demo \
-    --listen 127.0.0.1:18090 --max-connections 20000 >"$dir/pushgate.log" 2>&1 &
-  local gateway=$!
-  listening 18090 || { cat "$dir/pushgate.log" >&2; kill "$gateway"; exit 1; }
-  PIN=1 run "$name-pushgate" --url http://127.0.0.1:18090 --server-pid "$gateway" "$@" || true
-  kill "$gateway"; wait "$gateway" 2>/dev/null || true
+  start_gateway "$dir" taskset -c 0
+  PIN=1 run "$name-pushgate" --url http://127.0.0.1:18090 --server-pid "$gateway_pid" "$@" || true
+  kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true
   here=$(dirname "$NCHAN")/../nchan
   here=$(cd "$here" && pwd)
   sed -e "s#^stop_command = .*#stop_command = [\"$here/stop.sh\"]#" \
@@ -112,10 +120,8 @@ split() {
   local dir pid bench before after hz
   dir=$(mktemp -d); hz=$(getconf CLK_TCK)
   if [[ $target == pushgate ]]; then
-    PUSHGATE_MAX_CONNECTIONS_PER_IP=0 PUSHGATE_PUBLISH_RATE=0 "${GATEWAY:-$(dirname "$BENCH")/pushgate}" serve \
-      --no-demo --listen 127.0.0.1:18090 --max-connections 20000 >"$dir/pushgate.log" 2>&1 &
-    pid=$!
-    listening 18090 || { cat "$dir/pushgate.log" >&2; kill "$pid"; exit 1; }
+    start_gateway "$dir"
+    pid=$gateway_pid
     "$BENCH" --url http://127.0.0.1:18090 --server-pid "$pid" --duration 20s "$@" >"$dir/bench.txt" 2>&1 &
   else
     "$BENCH" --target-profile "$NCHAN" --duration 20s "$@" >"$dir/bench.txt" 2>&1 &
