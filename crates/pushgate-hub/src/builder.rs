@@ -8,7 +8,9 @@ use crate::cursor::Epoch;
 use crate::disconnect::Disconnects;
 use crate::hub::{Hub, Inner};
 use crate::lease::{DEFAULT_MAX_LEASES, DEFAULT_MAX_LEASES_PER_GROUP, Leases};
-use crate::memory::{DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_MAX_IDEMPOTENCY_KEYS, HistoryLimit, MemoryStorage};
+use crate::memory::{
+    DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_MAX_IDEMPOTENCY_KEYS, HistoryLimit, KeyJournal, MemoryStorage,
+};
 use crate::registry::Registry;
 use crate::stats::Counters;
 use crate::storage::{Notifier, Storage};
@@ -46,6 +48,7 @@ pub struct HubBuilder {
     idempotency_window: Duration,
     max_idempotency_keys: usize,
     resume: Option<(Epoch, u64)>,
+    key_journal: Option<Arc<KeyJournal>>,
     tiers: Vec<Arc<dyn HistoryTier>>,
     tier_timeout: Duration,
     leases: (usize, usize),
@@ -64,6 +67,7 @@ impl Default for HubBuilder {
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
             max_idempotency_keys: DEFAULT_MAX_IDEMPOTENCY_KEYS,
             resume: None,
+            key_journal: None,
             tiers: Vec::new(),
             tier_timeout: Duration::from_secs(5),
             leases: (DEFAULT_MAX_LEASES, DEFAULT_MAX_LEASES_PER_GROUP),
@@ -206,6 +210,15 @@ impl HubBuilder {
         self
     }
 
+    /// Writes the in-memory storage's idempotency keys to `journal`, and remembers those it
+    /// holds from before a restart: with [`resume`](Self::resume), a keyed publish retried after
+    /// a crash is answered with the original event. Ignored when a [`storage`](Self::storage) is
+    /// given. See [`MemoryStorage::key_journal`].
+    pub fn key_journal(mut self, journal: Arc<KeyJournal>) -> Self {
+        self.key_journal = Some(journal);
+        self
+    }
+
     /// Adds a deeper store of past events, asked (in the order added) for what memory no
     /// longer holds before a reader is told it missed anything. See [`HistoryTier`].
     ///
@@ -266,6 +279,9 @@ impl HubBuilder {
                 .idempotency(self.idempotency_window, self.max_idempotency_keys);
             if let Some((epoch, floor)) = self.resume {
                 storage = storage.resume(epoch, floor);
+            }
+            if let Some(journal) = self.key_journal {
+                storage = storage.key_journal(journal);
             }
             Arc::new(storage)
         });

@@ -261,7 +261,7 @@ pub use fetch::{Batch, FetchOptions};
 pub use hub::{Hub, MAX_PRESENCE_USERS, Presence};
 pub use latency::{LATENCY_BUCKETS, LabelStats, LatencyHistogram};
 pub use lease::{DEFAULT_MAX_LEASES, DEFAULT_MAX_LEASES_PER_GROUP, MAX_CLIENT_ID_LEN, PresenceHold};
-pub use memory::{HistoryLimit, MemoryStorage};
+pub use memory::{HistoryLimit, KeyJournal, MemoryStorage};
 pub use notice::{ChangeKind, MAX_QUEUED_NOTICES, PresenceChange};
 pub use publish::{Published, Replay};
 pub use reset::{Missed, Reset, ResetReason, TopicReset};

@@ -1,6 +1,7 @@
 //! The in-process storage: history in bounded per-topic rings, positions from one counter, and
 //! one byte budget over all of it (see `budget`).
 
+mod journal;
 mod topic;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,6 +13,8 @@ use futures_util::future::{self, BoxFuture};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+pub use self::journal::KeyJournal;
+use self::topic::Ring;
 pub(crate) use self::topic::{MemoryTopic, Oldest};
 use crate::budget::{Budget, DEFAULT_HISTORY_MAX_BYTES};
 use crate::cursor::Epoch;
@@ -144,6 +147,8 @@ pub struct MemoryStorage {
     /// of a topic first met past `seq` 1 can lie.
     unseen_through: AtomicU64,
     notifier: OnceLock<Notifier>,
+    /// Where new idempotency keys are written down before their events are readable.
+    journal: Option<Arc<KeyJournal>>,
 }
 
 impl MemoryStorage {
@@ -171,6 +176,7 @@ impl MemoryStorage {
             horizon: AtomicU64::new(0),
             unseen_through: AtomicU64::new(0),
             notifier: OnceLock::new(),
+            journal: None,
         }
     }
 
@@ -274,6 +280,48 @@ impl MemoryStorage {
         self.sequencer.get_mut().last = position_floor;
         *self.head.get_mut() = position_floor;
         *self.horizon.get_mut() = position_floor;
+        self
+    }
+
+    /// Writes every idempotency key it takes to `journal` before the event is readable, and
+    /// remembers the keys the journal holds from before a restart, each for what was left of
+    /// its window, continuing their topics' `seq` after them; see [`KeyJournal`]. So a keyed
+    /// publish retried after the process crashed (a database source republishing changes it
+    /// had not marked yet) is answered with the original event's numbers instead of being
+    /// delivered twice.
+    ///
+    /// Call it after [`idempotency`](Self::idempotency) and [`resume`](Self::resume): the
+    /// journal must be of the resumed epoch (one of another epoch is not used, and a warning
+    /// says so), and with keys off it is not used either.
+    #[must_use]
+    pub fn key_journal(mut self, journal: Arc<KeyJournal>) -> Self {
+        if journal.epoch() != self.epoch {
+            tracing::warn!(
+                journal = %journal.epoch(), storage = %self.epoch,
+                "the idempotency-key journal is of another epoch; not used"
+            );
+            return self;
+        }
+        if self.idempotency_window.is_zero() || self.max_idempotency_keys == 0 {
+            return self;
+        }
+        let now = Instant::now();
+        for remembered in journal.start(self.idempotency_window, self.max_idempotency_keys) {
+            let line = remembered.line;
+            // A topic the limit refuses keeps its key; its `seq` is continued on a replay.
+            if let Ok(topic) = self.topic_entry(&line.topic) {
+                let mut ring = topic.ring.write();
+                if ring.events.is_empty() && ring.next_seq <= line.seq {
+                    self.continue_after(&mut ring, line.seq, line.position);
+                }
+            }
+            let id = Arc::new(KeyId { topic: line.topic, key: line.key });
+            let original = Original { seq: line.seq, position: line.position };
+            let budget = Arc::clone(&self.budget);
+            let keys = &mut self.sequencer.get_mut().keys;
+            keys.insert(id, original, now + remembered.left, self.max_idempotency_keys, &budget);
+        }
+        self.journal = Some(journal);
         self
     }
 
@@ -457,6 +505,13 @@ impl MemoryStorage {
             if let Some((id, now)) = &key {
                 sequencer.keys.expire(*now, &self.budget);
                 if let Some(original) = sequencer.keys.get(id) {
+                    let mut ring = topic.ring.write();
+                    if ring.events.is_empty() && ring.next_seq <= original.seq {
+                        // The topic's record went (swept, or a restart) while its key stayed:
+                        // its `seq` continues after the original, as if the record had stayed.
+                        self.continue_after(&mut ring, original.seq, original.position);
+                    }
+                    drop(ring);
                     return Ok(Published::Replayed(Replay {
                         topic: request.topic,
                         seq: original.seq,
@@ -466,6 +521,12 @@ impl MemoryStorage {
                 }
             }
             let position = sequencer.last + 1;
+            if let (Some((id, _)), Some(journal)) = (&key, &self.journal) {
+                // Before the push: from then on a reader may see the event. The sequencer's
+                // lock keeps the topic's next `seq` as read here.
+                let seq = topic.ring.read().next_seq;
+                journal.record(&id.topic, &id.key, seq, position);
+            }
             let pushed = topic.push(EventParts {
                 topic: request.topic,
                 event_type: request.event_type,
@@ -519,9 +580,20 @@ impl MemoryStorage {
         if current == last_seq {
             return Ok(());
         }
-        if current > 0 {
+        if !ring.events.is_empty() {
             return Err(HubError::RestoreConflict { topic: topic.clone(), current, requested: last_seq });
         }
+        // It holds no event: both numbers were used, and the greater one continues (the key
+        // journal may know of events the caller's record does not, or the other way round).
+        if last_seq > current {
+            self.continue_after(&mut ring, last_seq, last_position);
+        }
+        Ok(())
+    }
+
+    /// Continues a topic that holds no event here after its event `last_seq` at
+    /// `last_position`, published before this storage started (or before its record went).
+    fn continue_after(&self, ring: &mut Ring, last_seq: u64, last_position: u64) {
         ring.next_seq = last_seq + 1;
         // Its newest event was at `last_position`: a reader from before it missed at least that,
         // and one after it missed nothing of the topic before the restart (all this storage
@@ -530,7 +602,6 @@ impl MemoryStorage {
         if ring.uncertain_through <= self.resumed_floor {
             ring.uncertain_through = ring.uncertain_through.min(last_position);
         }
-        Ok(())
     }
 }
 

@@ -314,7 +314,7 @@ async fn serve_planned(
 ) -> Result<(), ServeError> {
     let prepared = prepare(&plan).await?;
     let state = if prepared.sources.is_empty() { None } else { open_state(&plan) };
-    let resume = state.as_ref().map(|state| (state.epoch(), state.floor()));
+    let resume = state.as_ref().map(state::StateFile::resume);
     let (hub, redis) = config.connect_hub_with(prepared.sources.history_tiers(), resume).await?;
     let Some(redis) = redis else {
         return serve_with(listener, hub, plan, shutdown, None, prepared, state).await;

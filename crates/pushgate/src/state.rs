@@ -15,6 +15,12 @@
 //! more, for a clock set back): a hub publishing less than a million events a second cannot have
 //! gone past it.
 //!
+//! Beside it, `<file>.keys` (and `<file>.keys.old`) is the hub's idempotency-key journal
+//! ([`KeyJournal`]): a database source publishes each change with a key and marks it published in
+//! the outbox only afterwards, so a crash between the two makes the restarted node publish the
+//! change again; the journal answers it with the event's original numbers, and a subscriber that
+//! already got it does not get it twice.
+//!
 //! The file is locked (`flock`) for as long as the process runs. A second process pointed at the
 //! same file (two `pushgate serve` in one folder) does not share it: it runs with a fresh epoch
 //! and says so. The format is one line of JSON, `{"epoch":"9f03c1d2","head":1234,"saved_at_ms":…}`.
@@ -24,7 +30,9 @@ use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pushgate_hub::{Epoch, Hub};
+use std::sync::Arc;
+
+use pushgate_hub::{Epoch, Hub, KeyJournal};
 use serde::{Deserialize, Serialize};
 
 /// How often the running hub's `head` is written down.
@@ -49,6 +57,17 @@ pub(crate) struct StateFile {
     path: PathBuf,
     epoch: Epoch,
     floor: u64,
+    /// The hub's idempotency-key journal beside it; `None` when it could not be opened (said).
+    journal: Option<Arc<KeyJournal>>,
+}
+
+/// What a hub resumes from the state file.
+#[derive(Debug, Clone)]
+pub(crate) struct Resume {
+    pub(crate) epoch: Epoch,
+    /// Every position the epoch used is at or below it.
+    pub(crate) floor: u64,
+    pub(crate) journal: Option<Arc<KeyJournal>>,
 }
 
 /// Why the state file cannot be used.
@@ -89,7 +108,18 @@ impl StateFile {
                 (Epoch::random(), 0)
             }
         };
-        let state = Self { file, path: path.to_owned(), epoch, floor };
+        let journal_path = journal_path(path);
+        let journal = match KeyJournal::open(&journal_path, epoch) {
+            Ok(journal) => Some(Arc::new(journal)),
+            Err(error) => {
+                tracing::warn!(
+                    path = %journal_path.display(), %error,
+                    "cannot use the idempotency-key journal: a change published just before a crash may be delivered again"
+                );
+                None
+            }
+        };
+        let state = Self { file, path: path.to_owned(), epoch, floor, journal };
         state.save(floor).map_err(failed)?;
         Ok(Some(state))
     }
@@ -99,9 +129,9 @@ impl StateFile {
         self.epoch
     }
 
-    /// The position floor to resume above.
-    pub(crate) fn floor(&self) -> u64 {
-        self.floor
+    /// What the hub resumes: the epoch, above its position floor, with the key journal.
+    pub(crate) fn resume(&self) -> Resume {
+        Resume { epoch: self.epoch, floor: self.floor, journal: self.journal.clone() }
     }
 
     /// The path, for logs.
@@ -134,11 +164,23 @@ impl StateFile {
             if let Err(error) = self.save(head) {
                 tracing::warn!(path = %self.path.display(), %error, "cannot write the state file");
             }
+            if let Some(journal) = &self.journal
+                && let Err(error) = journal.sync()
+            {
+                tracing::warn!(path = %self.path.display(), %error, "cannot sync the idempotency-key journal");
+            }
             if closed {
                 return;
             }
         }
     }
+}
+
+/// The key journal's path beside the state file at `path`: `<path>.keys`.
+fn journal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".keys");
+    PathBuf::from(name)
 }
 
 /// The floor a restart resumes above: the recorded head, plus one position per microsecond
@@ -180,7 +222,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pushgate-state");
         let first = StateFile::open(&path).unwrap().expect("free");
-        assert_eq!(first.floor(), 0);
+        assert_eq!(first.floor, 0);
         let epoch = first.epoch();
         // A second process finds it locked.
         assert!(StateFile::open(&path).unwrap().is_none());
@@ -189,13 +231,13 @@ mod tests {
 
         let second = StateFile::open(&path).unwrap().expect("free again");
         assert_eq!(second.epoch(), epoch);
-        assert!(second.floor() > 5000 + 1_000_000 - 1, "{}", second.floor());
+        assert!(second.floor > 5000 + 1_000_000 - 1, "{}", second.floor);
         drop(second);
 
         std::fs::write(&path, "not json").unwrap();
         let third = StateFile::open(&path).unwrap().expect("free");
         assert_ne!(third.epoch(), epoch);
-        assert_eq!(third.floor(), 0);
+        assert_eq!(third.floor, 0);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod budget;
 mod coalesce;
 mod hub;
 mod idempotency;
+mod journal;
 mod latest;
 mod properties;
 mod replica;

@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use pushgate_hub::{Epoch, HistoryTier, Hub, HubBuilder};
+use pushgate_hub::{HistoryTier, Hub, HubBuilder};
 use pushgate_redis::{DEFAULT_HISTORY_EVENTS, RedisOptions, RedisState, RedisStorage, ServerRelay};
 use pushgate_sources::SourceConfig;
 
 use super::{Config, ConfigError, ConnectionUrl, TimeSpan};
+use crate::state::Resume;
 
 /// The state file's name beside the demo database.
 const STATE_FILE_NAME: &str = "pushgate-state";
@@ -155,16 +156,20 @@ impl Config {
     }
 
     /// [`connect_hub`](Self::connect_hub) with history `tiers` (the sources' outboxes) and,
-    /// for the in-memory hub, an epoch to `resume` above a position floor (from the state file).
+    /// for the in-memory hub, an epoch to `resume` above a position floor, with its idempotency-key
+    /// journal (from the state file).
     pub(crate) async fn connect_hub_with(
         &self,
         tiers: Vec<Arc<dyn HistoryTier>>,
-        resume: Option<(Epoch, u64)>,
+        resume: Option<Resume>,
     ) -> Result<(Hub, Option<RedisNode>), crate::ServeError> {
         let Some(url) = &self.backends.redis else {
             let mut builder = self.hub_builder().history(self.topics.history_limit());
-            if let Some((epoch, floor)) = resume {
-                builder = builder.resume(epoch, floor);
+            if let Some(resume) = resume {
+                builder = builder.resume(resume.epoch, resume.floor);
+                if let Some(journal) = resume.journal {
+                    builder = builder.key_journal(journal);
+                }
             }
             return Ok((with_tiers(builder, tiers).build(), None));
         };

@@ -493,3 +493,47 @@ async fn with_redis_changes_made_while_every_gateway_was_down_reach_resuming_sub
 async fn on_one_node_changes_made_while_it_was_down_reach_resuming_subscribers() {
     changes_made_while_every_gateway_is_down(Kind::Sqlite, None, 1).await;
 }
+
+/// The crash window between delivering a batch and marking it published: the outbox refuses
+/// every mark (a trigger), so the node delivers changes it cannot record; it is killed there, the
+/// trigger goes, and the restarted node publishes those changes again. Its subscribers, resuming
+/// with their last id, must get each change once: the republished ones are answered with the
+/// numbers they were delivered with (the idempotency keys the node wrote down before delivering
+/// them), not delivered again as new events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_node_a_crash_between_delivering_and_marking_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = Db::create(Kind::Sqlite, dir.path()).await else { return };
+    let state = dir.path().join("pushgate-state");
+    let args = ["--no-demo", "--source", &db.url, "--state-file", state.to_str().unwrap()];
+    let gateway = GatewayProcess::start(binary(), dir.path(), &args).await.unwrap();
+    until_one_leader(std::slice::from_ref(&gateway)).await;
+
+    db.sql(
+        "CREATE TRIGGER hold_marks BEFORE UPDATE ON pushgate_outbox \
+         BEGIN SELECT RAISE(ABORT, 'marks held by the test'); END",
+    )
+    .await;
+    let mut subscribers = Vec::new();
+    for transport in Transport::ALL {
+        subscribers.push((Subscriber::connect(transport, &gateway, None).await, None));
+    }
+    db.insert(1, 5).await;
+    let subscribers = read_all(subscribers, 5).await;
+    let mut gateway = gateway;
+    gateway.kill().await.unwrap();
+    db.sql("DROP TRIGGER hold_marks").await;
+    db.insert(6, 5).await;
+
+    let restarted = GatewayProcess::start(binary(), dir.path(), &args).await.unwrap();
+    let mut resumed = Vec::new();
+    for mut subscriber in subscribers {
+        let cursor = subscriber.feed.cursor().map(str::to_owned);
+        subscriber.feed =
+            subscriber.client.connect_url(restarted.base_url(), &[TOPIC], cursor.as_deref()).await.unwrap();
+        resumed.push((subscriber, None));
+    }
+    for subscriber in read_all(resumed, 10).await {
+        subscriber.assert_exactly(1, 10);
+    }
+}
