@@ -53,10 +53,11 @@ use crate::config::WsConfig;
 use crate::frame::{self, ClientFrame};
 use crate::outbox::Outbox;
 use crate::reopen::{self, Floors};
+use crate::woken::Woken;
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 type Sink = SplitSink<Socket, Message>;
-type Stream = SplitStream<Socket>;
+type Stream = Woken<SplitStream<Socket>>;
 
 /// Most items taken from the hub at once; they are written back to back and flushed once. It
 /// also bounds the connection's queue: nothing more is taken until they are all written.
@@ -257,7 +258,8 @@ impl Connection {
             Some(config.tungstenite()),
         ))
         .await;
-        let (mut sink, mut stream) = socket.split();
+        let (mut sink, stream) = socket.split();
+        let mut stream = Woken::new(stream);
         let end = self.run(&mut sink, &mut stream, &config).await;
         self.subscription = None;
         if let End::Close(CloseReason::TooBig { .. }) = end {
@@ -696,7 +698,7 @@ async fn finish(mut sink: Sink, mut stream: Stream, end: End, wait: Duration) {
                 // Half-close, then read to the end instead of dropping the socket: closing with
                 // unread input (the rest of a too-big message) makes the kernel send a reset,
                 // which can destroy our Close frame before the client reads it.
-                if let Ok(mut socket) = stream.reunite(sink) {
+                if let Ok(mut socket) = stream.into_inner().reunite(sink) {
                     let io = socket.get_mut();
                     let _ = io.shutdown().await;
                     let mut scrap = [0u8; 1024];

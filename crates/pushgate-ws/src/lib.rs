@@ -54,6 +54,7 @@ mod handshake;
 mod origin;
 mod outbox;
 mod reopen;
+mod woken;
 
 pub use config::WsConfig;
 pub use endpoint::router;
