@@ -4,6 +4,7 @@
 mod journal;
 mod topic;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -14,7 +15,6 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 pub use self::journal::KeyJournal;
-use self::topic::Ring;
 pub(crate) use self::topic::{MemoryTopic, Oldest};
 use crate::budget::{Budget, DEFAULT_HISTORY_MAX_BYTES};
 use crate::cursor::Epoch;
@@ -167,7 +167,7 @@ impl MemoryStorage {
             max_topics,
             counted: AtomicUsize::new(0),
             budget: Arc::new(Budget::new(DEFAULT_HISTORY_MAX_BYTES)),
-            sequencer: Mutex::new(Sequencer { last: 0, keys: KeyMap::default() }),
+            sequencer: Mutex::new(Sequencer { last: 0, keys: KeyMap::default(), continued: HashMap::new() }),
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
             max_idempotency_keys: DEFAULT_MAX_IDEMPOTENCY_KEYS,
             resumed_floor: 0,
@@ -285,7 +285,10 @@ impl MemoryStorage {
 
     /// Writes every idempotency key it takes to `journal` before the event is readable, and
     /// remembers the keys the journal holds from before a restart, each for what was left of
-    /// its window, continuing their topics' `seq` after them; see [`KeyJournal`]. So a keyed
+    /// its window; a topic's next new event is numbered after the newest `seq` the journal
+    /// holds of it (and after a [restored](Storage::restore_topic) one); see [`KeyJournal`].
+    /// Readers from before the restart are told what they may have missed as without the
+    /// journal (it knows keyed events only). So a keyed
     /// publish retried after the process crashed (a database source republishing changes it
     /// had not marked yet) is answered with the original event's numbers instead of being
     /// delivered twice.
@@ -300,26 +303,23 @@ impl MemoryStorage {
                 journal = %journal.epoch(), storage = %self.epoch,
                 "the idempotency-key journal is of another epoch; not used"
             );
+            journal.forget();
             return self;
         }
         if self.idempotency_window.is_zero() || self.max_idempotency_keys == 0 {
+            journal.forget();
             return self;
         }
         let now = Instant::now();
+        let budget = Arc::clone(&self.budget);
+        let sequencer = self.sequencer.get_mut();
         for remembered in journal.start(self.idempotency_window, self.max_idempotency_keys) {
             let line = remembered.line;
-            // A topic the limit refuses keeps its key; its `seq` is continued on a replay.
-            if let Ok(topic) = self.topic_entry(&line.topic) {
-                let mut ring = topic.ring.write();
-                if ring.events.is_empty() && ring.next_seq <= line.seq {
-                    self.continue_after(&mut ring, line.seq, line.position);
-                }
-            }
+            let last = sequencer.continued.entry(line.topic.clone()).or_default();
+            *last = (*last).max(line.seq);
             let id = Arc::new(KeyId { topic: line.topic, key: line.key });
             let original = Original { seq: line.seq, position: line.position };
-            let budget = Arc::clone(&self.budget);
-            let keys = &mut self.sequencer.get_mut().keys;
-            keys.insert(id, original, now + remembered.left, self.max_idempotency_keys, &budget);
+            sequencer.keys.insert(id, original, now + remembered.left, self.max_idempotency_keys, &budget);
         }
         self.journal = Some(journal);
         self
@@ -505,13 +505,6 @@ impl MemoryStorage {
             if let Some((id, now)) = &key {
                 sequencer.keys.expire(*now, &self.budget);
                 if let Some(original) = sequencer.keys.get(id) {
-                    let mut ring = topic.ring.write();
-                    if ring.events.is_empty() && ring.next_seq <= original.seq {
-                        // The topic's record went (swept, or a restart) while its key stayed:
-                        // its `seq` continues after the original, as if the record had stayed.
-                        self.continue_after(&mut ring, original.seq, original.position);
-                    }
-                    drop(ring);
                     return Ok(Published::Replayed(Replay {
                         topic: request.topic,
                         seq: original.seq,
@@ -521,6 +514,13 @@ impl MemoryStorage {
                 }
             }
             let position = sequencer.last + 1;
+            if !sequencer.continued.is_empty()
+                && let Some(last_seq) = sequencer.continued.remove(&request.topic)
+            {
+                // The journal knows of the topic's events up to `last_seq` before a restart.
+                let mut ring = topic.ring.write();
+                ring.next_seq = ring.next_seq.max(last_seq + 1);
+            }
             if let (Some((id, _)), Some(journal)) = (&key, &self.journal) {
                 // Before the push: from then on a reader may see the event. The sequencer's
                 // lock keeps the topic's next `seq` as read here.
@@ -580,20 +580,9 @@ impl MemoryStorage {
         if current == last_seq {
             return Ok(());
         }
-        if !ring.events.is_empty() {
+        if current > 0 {
             return Err(HubError::RestoreConflict { topic: topic.clone(), current, requested: last_seq });
         }
-        // It holds no event: both numbers were used, and the greater one continues (the key
-        // journal may know of events the caller's record does not, or the other way round).
-        if last_seq > current {
-            self.continue_after(&mut ring, last_seq, last_position);
-        }
-        Ok(())
-    }
-
-    /// Continues a topic that holds no event here after its event `last_seq` at
-    /// `last_position`, published before this storage started (or before its record went).
-    fn continue_after(&self, ring: &mut Ring, last_seq: u64, last_position: u64) {
         ring.next_seq = last_seq + 1;
         // Its newest event was at `last_position`: a reader from before it missed at least that,
         // and one after it missed nothing of the topic before the restart (all this storage
@@ -602,6 +591,7 @@ impl MemoryStorage {
         if ring.uncertain_through <= self.resumed_floor {
             ring.uncertain_through = ring.uncertain_through.min(last_position);
         }
+        Ok(())
     }
 }
 
@@ -614,6 +604,10 @@ pub(crate) const DEFAULT_MAX_IDEMPOTENCY_KEYS: usize = 100_000;
 struct Sequencer {
     last: u64,
     keys: KeyMap,
+    /// The newest `seq` the key journal holds of each topic, from before a restart: its next
+    /// new event is numbered after it (taken at that publish, whatever swept the topic's record
+    /// meanwhile).
+    continued: HashMap<TopicName, u64>,
 }
 
 impl Storage for MemoryStorage {

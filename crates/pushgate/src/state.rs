@@ -164,10 +164,16 @@ impl StateFile {
             if let Err(error) = self.save(head) {
                 tracing::warn!(path = %self.path.display(), %error, "cannot write the state file");
             }
-            if let Some(journal) = &self.journal
-                && let Err(error) = journal.sync()
-            {
-                tracing::warn!(path = %self.path.display(), %error, "cannot sync the idempotency-key journal");
+            if let Some(journal) = &self.journal {
+                // Off the runtime's threads: a sync waits for the disk.
+                let journal = Arc::clone(journal);
+                match tokio::task::spawn_blocking(move || journal.sync()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(path = %self.path.display(), %error, "cannot sync the idempotency-key journal");
+                    }
+                    Err(error) => tracing::warn!(%error, "the idempotency-key journal's sync failed"),
+                }
             }
             if closed {
                 return;

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::cursor::Epoch;
 use crate::topic::TopicName;
 
-/// The first word of a journal file's header line; the format's version follows it.
+/// The header line's first words; the epoch follows.
 const MAGIC: &str = "pushgate-keys 1";
 
 /// Where a [`MemoryStorage`](crate::MemoryStorage) writes down the idempotency keys it takes, so
@@ -23,37 +23,35 @@ const MAGIC: &str = "pushgate-keys 1";
 /// Why: a publisher that retries after the process died (a database source republishing the
 /// changes it had not yet marked published) must get the original event's `seq` and position
 /// back, not a second event, or readers that saw the first one get it twice. So each new key
-/// is written, with its topic, `seq` and position, in the same critical section that sequences
-/// the event and before the head moves past it: once a reader can see an event, its key is in
-/// the file.
+/// is written, with its topic, `seq` and position, in the critical section that sequences the
+/// event and before the event is stored where readers look: once a reader can see an event,
+/// its key is in the file.
 ///
-/// What it survives: a crash of the process (the write is in the kernel before anyone reads the
-/// event). A crash of the machine can lose what the kernel had not written to disk; call
-/// [`sync`](Self::sync) periodically to bound that (the gateway does every second).
+/// What it survives: a crash of the process (the line is in the kernel before anyone reads the
+/// event). A crash of the machine can lose what the kernel had not written to disk yet.
 ///
-/// A key's window does not run while the process is down: a key taken 60 s before the crash
-/// is remembered for the rest of its window after the restart.
+/// **Call [`sync`](Self::sync) periodically** (the gateway does every second, off its runtime's
+/// threads): it puts what was written on disk, dates the file (a key's window does not run
+/// while the process is down: a key taken 60 s before the crash is remembered for the rest of
+/// its window after the restart), and keeps the journal bounded: when the current file holds
+/// as many keys as the storage remembers, or is older than the window, it alone holds every
+/// key still remembered, so it becomes `path.old` (the previous one is deleted) and a new
+/// `path` starts. Without `sync` the journal only grows.
 ///
-/// The file is bounded: writes go to `path`; when it holds as many keys as the storage
-/// remembers, or is older than the window, it becomes `path.old` (replacing the previous one)
-/// and a new `path` starts, so the two together hold every key the storage may still remember.
 /// Each line after a header (`pushgate-keys 1 <epoch>`) is
-/// `<unix ms> <seq> <position> <topic> <key>`; a file of another epoch is emptied on open.
+/// `<unix ms> <seq> <position> <topic> <key length> <key>`; a line cut short by a crash fails
+/// its length and is passed over. A file of another epoch is emptied on open. The clock is the
+/// wall clock: a clock set back or forward while the process is down shortens or stretches
+/// what is left of the windows.
 pub struct KeyJournal {
     path: PathBuf,
     old_path: PathBuf,
+    /// Where a new file is prepared before it takes `path`'s place.
+    next_path: PathBuf,
     epoch: Epoch,
     writer: Mutex<Writer>,
     /// The keys read on open, until the storage takes them.
     remembered: Mutex<Remembering>,
-}
-
-/// What [`KeyJournal::open`] read, for [`KeyJournal::start`].
-#[derive(Default)]
-struct Remembering {
-    lines: Vec<Line>,
-    /// When the file was last written or synced: the process lived at least until then.
-    alive_ms: u64,
 }
 
 impl std::fmt::Debug for KeyJournal {
@@ -67,15 +65,25 @@ impl std::fmt::Debug for KeyJournal {
 
 struct Writer {
     file: File,
-    /// Keys written to the current file.
+    /// Keys in the current file.
     written: usize,
-    /// When the current file was started (or opened).
+    /// When the current file was started (or its keys rewritten).
     started: Instant,
-    /// When to start a new file: after this many keys, or this long.
+    /// When the current file alone holds every key still remembered.
     max_keys: usize,
     max_age: Duration,
     /// A write failed and was reported; the next failures are not.
     failing: bool,
+    /// A write failed, maybe halfway: the next line starts on a line of its own.
+    torn: bool,
+}
+
+/// What [`KeyJournal::open`] read, for [`KeyJournal::start`].
+#[derive(Default)]
+struct Remembering {
+    lines: Vec<Line>,
+    /// When the file was last written or synced: the process lived at least until then.
+    alive_ms: u64,
 }
 
 /// A key as the file holds it.
@@ -88,6 +96,13 @@ pub(crate) struct Line {
     pub(crate) key: Box<str>,
 }
 
+impl Line {
+    fn text(&self) -> String {
+        let Self { at_ms, seq, position, topic, key } = self;
+        format!("{at_ms} {seq} {position} {topic} {} {key}\n", key.len())
+    }
+}
+
 /// A key read back, with how much of its window is left.
 pub(crate) struct Remembered {
     pub(crate) line: Line,
@@ -96,7 +111,7 @@ pub(crate) struct Remembered {
 
 impl KeyJournal {
     /// Opens the journal at `path` (and `path.old`) for a storage of `epoch`, creating it if
-    /// missing, and reads the keys it holds. Files of another epoch, or unreadable, are
+    /// missing, and reads the keys it holds. Files of another epoch, or not journals, are
     /// emptied: their keys belong to positions this epoch never handed out.
     ///
     /// Only one process may use a journal: the caller locks it (the gateway keeps it beside its
@@ -119,37 +134,39 @@ impl KeyJournal {
     /// # Ok(()) }
     /// ```
     pub fn open(path: &Path, epoch: Epoch) -> std::io::Result<Self> {
-        let mut old_path = path.as_os_str().to_owned();
-        old_path.push(".old");
-        let old_path = PathBuf::from(old_path);
-        let old = read(&old_path, epoch)?;
-        let current = read(path, epoch)?;
-        // The process was alive until about the newer of its last key and the last `sync`.
+        let beside = |suffix: &str| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        let (old_path, next_path) = (beside(".old"), beside(".next"));
+        // The process lived until about the newer of its last key and the last `sync`.
         let alive_ms = std::fs::metadata(path)
             .and_then(|meta| meta.modified())
             .ok()
             .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |at| u64::try_from(at.as_millis()).unwrap_or(u64::MAX));
-        let (remembered, written, file) = match (old, current) {
-            (Some(old), Some(current)) => {
-                let written = current.len();
-                let mut lines = old;
-                lines.extend(current);
-                (lines, written, OpenOptions::new().append(true).open(path)?)
-            }
-            (None, Some(current)) => {
-                (current.clone(), current.len(), OpenOptions::new().append(true).open(path)?)
+        let old = read(&old_path, epoch)?;
+        let current = read(path, epoch)?;
+        let (lines, written, file) = match (old, current) {
+            (old, Some(current)) => {
+                let file = OpenOptions::new().append(true).open(path)?;
+                // A line cut short by a crash would glue itself to the next one.
+                if file.metadata()?.len() > current.whole_bytes {
+                    file.set_len(current.whole_bytes)?;
+                }
+                let written = current.lines.len();
+                let mut lines = old.map(|old| old.lines).unwrap_or_default();
+                lines.extend(current.lines);
+                (lines, written, file)
             }
             (old, None) => {
-                // A new journal (or one of another epoch): start over, keeping an old file of
-                // this epoch only.
                 if old.is_none() {
                     remove_if_present(&old_path)?;
                 }
-                (old.unwrap_or_default(), 0, start(path, epoch)?)
+                (old.map(|old| old.lines).unwrap_or_default(), 0, new_file(path, epoch)?)
             }
         };
-        let remembered = Remembering { lines: remembered, alive_ms };
         let writer = Writer {
             file,
             written,
@@ -157,13 +174,15 @@ impl KeyJournal {
             max_keys: usize::MAX,
             max_age: Duration::MAX,
             failing: false,
+            torn: false,
         };
         Ok(Self {
             path: path.to_owned(),
             old_path,
+            next_path,
             epoch,
             writer: Mutex::new(writer),
-            remembered: Mutex::new(remembered),
+            remembered: Mutex::new(Remembering { lines, alive_ms }),
         })
     }
 
@@ -172,35 +191,59 @@ impl KeyJournal {
         self.epoch
     }
 
-    /// Asks the operating system to put what was written on disk, so that a crash of the
-    /// machine loses none of it.
-    /// It also dates the file now: on the next open, the keys' windows are taken to have run
-    /// until the later of this and the last key written.
+    /// Puts what was written on disk, dates the file now (the keys' windows ran until then),
+    /// and starts a new file when the current one alone holds every key still remembered; see
+    /// [`KeyJournal`]. Blocks on the disk: call it off an async runtime's worker threads.
     ///
     /// # Errors
     /// The disk refuses.
     pub fn sync(&self) -> std::io::Result<()> {
+        let due = {
+            let writer = self.writer.lock();
+            writer.written >= writer.max_keys || writer.started.elapsed() >= writer.max_age
+        };
+        if due {
+            self.rotate()?;
+        }
         // A clone of the descriptor: syncing must not hold up the storage's writes.
         let file = self.writer.lock().file.try_clone()?;
         file.set_modified(SystemTime::now())?;
         file.sync_data()
     }
 
-    /// The keys read on open that are still within `window` (the clock stopped while the process
-    /// was down), oldest first, at most the newest `max_keys`; and the journal starts a new file
-    /// after `max_keys` keys or `window`, so the two files always hold the keys a storage with
-    /// these bounds remembers. Called once, by the storage.
-    pub(crate) fn start(&self, window: Duration, max_keys: usize) -> Vec<Remembered> {
-        {
+    /// Makes the current file the old one and starts a new one. The slow parts (deleting the
+    /// old file, making the new one, syncing) happen outside the writer's lock, which the
+    /// storage's sequencing waits on.
+    fn rotate(&self) -> std::io::Result<()> {
+        // The current file alone holds every key still remembered: the old one may go first.
+        remove_if_present(&self.old_path)?;
+        let next = new_file(&self.next_path, self.epoch)?;
+        let previous = {
             let mut writer = self.writer.lock();
-            writer.max_keys = max_keys.max(1);
-            writer.max_age = window;
-        }
+            std::fs::rename(&self.path, &self.old_path)?;
+            if let Err(error) = std::fs::rename(&self.next_path, &self.path) {
+                // Back as it was: the writer keeps appending to the current file.
+                std::fs::rename(&self.old_path, &self.path)?;
+                return Err(error);
+            }
+            writer.written = 0;
+            writer.started = Instant::now();
+            writer.torn = false;
+            std::mem::replace(&mut writer.file, next)
+        };
+        previous.sync_data()?;
+        sync_folder(&self.path)
+    }
+
+    /// The keys read on open that are still within `window` (the clock stopped while the process
+    /// was down), oldest first, at most the newest `max_keys`. They are written again into a
+    /// fresh file, dated as if taken that long before now, so their windows stay stopped across
+    /// further restarts; from then on the journal is bounded for a storage with these bounds.
+    /// Called once, by the storage.
+    pub(crate) fn start(&self, window: Duration, max_keys: usize) -> Vec<Remembered> {
         let Remembering { lines, alive_ms } = std::mem::take(&mut *self.remembered.lock());
-        let Some(newest) = lines.iter().map(|line| line.at_ms).max() else { return Vec::new() };
-        // Windows ran until the process stopped, and not while it was down.
-        let last = newest.max(alive_ms);
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let last = lines.iter().map(|line| line.at_ms).max().unwrap_or(0).max(alive_ms);
         let mut alive: Vec<Remembered> = lines
             .into_iter()
             .filter_map(|line| {
@@ -210,49 +253,83 @@ impl KeyJournal {
             .collect();
         let surplus = alive.len().saturating_sub(max_keys);
         alive.drain(..surplus);
+        let mut writer = self.writer.lock();
+        writer.max_keys = max_keys.max(1);
+        writer.max_age = window;
+        let now = now_ms();
+        let rewritten = alive.iter().map(|kept| {
+            let age = window.saturating_sub(kept.left);
+            Line {
+                at_ms: now.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(0)),
+                ..kept.line.clone()
+            }
+        });
+        match self.rewrite(rewritten) {
+            Ok(file) => {
+                writer.file = file;
+                writer.written = alive.len();
+                writer.started = Instant::now();
+            }
+            Err(error) => tracing::warn!(
+                path = %self.path.display(), %error,
+                "cannot rewrite the idempotency-key journal; appending to it as it is"
+            ),
+        }
         alive
+    }
+
+    /// Replaces the journal with a new file holding `lines`; returns it, open for appending.
+    fn rewrite(&self, lines: impl Iterator<Item = Line>) -> std::io::Result<File> {
+        let mut text = format!("{MAGIC} {}\n", self.epoch);
+        lines.for_each(|line| text.push_str(&line.text()));
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&self.next_path)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_data()?;
+        std::fs::rename(&self.next_path, &self.path)?;
+        remove_if_present(&self.old_path)?;
+        sync_folder(&self.path)?;
+        drop(file);
+        OpenOptions::new().append(true).open(&self.path)
+    }
+
+    /// Lets go of the keys read on open, for a storage that will not take them.
+    pub(crate) fn forget(&self) {
+        *self.remembered.lock() = Remembering::default();
     }
 
     /// Writes a new key down; called in the storage's sequencing critical section, before the
     /// event is readable. A failure is logged (once until a write succeeds again) and the
     /// publish goes on: the key is then remembered by this process only.
     pub(crate) fn record(&self, topic: &TopicName, key: &str, seq: u64, position: u64) {
+        let line = Line { at_ms: now_ms(), seq, position, topic: topic.clone(), key: key.into() };
         let mut writer = self.writer.lock();
-        let rotated = if writer.written >= writer.max_keys || writer.started.elapsed() >= writer.max_age {
-            self.rotate(&mut writer)
-        } else {
-            Ok(())
-        };
-        let line = format!("{} {seq} {position} {topic} {key}\n", now_ms());
+        let mut text = line.text();
+        if writer.torn {
+            text.insert(0, '\n');
+        }
         // One write: the line is in the kernel whole before the event can be read.
-        match rotated.and_then(|()| writer.file.write_all(line.as_bytes())) {
+        match writer.file.write_all(text.as_bytes()) {
             Ok(()) => {
                 writer.written += 1;
                 writer.failing = false;
+                writer.torn = false;
             }
-            Err(error) if !writer.failing => {
-                writer.failing = true;
-                tracing::warn!(
-                    path = %self.path.display(), %error,
-                    "cannot write the idempotency-key journal: keys taken now are not remembered across a restart"
-                );
+            Err(error) => {
+                writer.torn = true;
+                if !writer.failing {
+                    writer.failing = true;
+                    tracing::warn!(
+                        path = %self.path.display(), %error,
+                        "cannot write the idempotency-key journal: keys taken now are not remembered across a restart"
+                    );
+                }
             }
-            Err(_) => {}
         }
-    }
-
-    /// Makes the current file the old one and starts a new one.
-    fn rotate(&self, writer: &mut Writer) -> std::io::Result<()> {
-        std::fs::rename(&self.path, &self.old_path)?;
-        writer.file = start(&self.path, self.epoch)?;
-        writer.written = 0;
-        writer.started = Instant::now();
-        Ok(())
     }
 }
 
 /// A new journal file at `path` holding only its header.
-fn start(path: &Path, epoch: Epoch) -> std::io::Result<File> {
+fn new_file(path: &Path, epoch: Epoch) -> std::io::Result<File> {
     let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
     file.write_all(format!("{MAGIC} {epoch}\n").as_bytes())?;
     Ok(file)
@@ -265,40 +342,56 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Syncs the folder holding `path`, so a rename in it survives a crash of the machine.
+fn sync_folder(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        Some(folder) => File::open(folder)?.sync_all(),
+        None => File::open(".")?.sync_all(),
+    }
+}
+
+/// A journal file's keys, and how many of its bytes are whole lines.
+struct Read {
+    lines: Vec<Line>,
+    whole_bytes: u64,
+}
+
 /// The keys of the journal file at `path`, or `None` when it is missing, empty, of another
-/// epoch or not a journal. A line that does not parse (the last one, cut short when the machine
-/// crashed) is passed over.
-fn read(path: &Path, epoch: Epoch) -> std::io::Result<Option<Vec<Line>>> {
+/// epoch or not a journal. A line that does not parse (cut short by a crash) is passed over.
+fn read(path: &Path, epoch: Epoch) -> std::io::Result<Option<Read>> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error),
     };
-    let mut lines = BufReader::new(file).lines();
-    let header = match lines.next() {
-        Some(header) => header?,
-        None => return Ok(None),
-    };
-    if header != format!("{MAGIC} {epoch}") {
+    let mut reader = BufReader::new(file);
+    let mut header = Vec::new();
+    let mut whole_bytes = reader.read_until(b'\n', &mut header)? as u64;
+    if header.strip_suffix(b"\n") != Some(format!("{MAGIC} {epoch}").as_bytes()) {
         return Ok(None);
     }
-    let mut keys = Vec::new();
-    for line in lines {
-        let Ok(line) = line else { break };
-        if let Some(parsed) = parse(&line) {
-            keys.push(parsed);
+    let mut lines = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        let Some(whole) = line.strip_suffix(b"\n") else { break };
+        whole_bytes += n as u64;
+        if let Some(parsed) = std::str::from_utf8(whole).ok().and_then(parse) {
+            lines.push(parsed);
         }
     }
-    Ok(Some(keys))
+    Ok(Some(Read { lines, whole_bytes }))
 }
 
 fn parse(line: &str) -> Option<Line> {
-    let mut fields = line.splitn(5, ' ');
+    let mut fields = line.splitn(6, ' ');
     let at_ms = fields.next()?.parse().ok()?;
     let seq = fields.next()?.parse().ok()?;
     let position = fields.next()?.parse().ok()?;
     let topic = TopicName::new(fields.next()?).ok()?;
-    let key = fields.next().filter(|key| !key.is_empty())?;
+    let len: usize = fields.next()?.parse().ok()?;
+    let key = fields.next().filter(|key| key.len() == len && len > 0)?;
     Some(Line { at_ms, seq, position, topic, key: key.into() })
 }
 
@@ -315,21 +408,22 @@ mod tests {
 
     #[test]
     fn a_line_is_read_back_as_written_and_a_cut_one_is_passed_over() {
-        let topic = TopicName::new("db.items").unwrap();
-        let line = format!("1700000000000 7 1234 {topic} src key:with spaces:9");
-        assert_eq!(
-            parse(&line),
-            Some(Line {
-                at_ms: 1_700_000_000_000,
-                seq: 7,
-                position: 1234,
-                topic,
-                key: "src key:with spaces:9".into()
-            })
-        );
-        assert_eq!(parse("1700000000000 7 1234 db.items"), None, "no key: cut short");
-        assert_eq!(parse("1700000000000 7 12"), None);
-        assert_eq!(parse("17000000000x0 7 1234 db.items k"), None);
-        assert_eq!(parse("1 7 1234 bad/topic k"), None);
+        let line = Line {
+            at_ms: 1_700_000_000_000,
+            seq: 7,
+            position: 1234,
+            topic: TopicName::new("db.items").unwrap(),
+            key: "src key:with spaces:12".into(),
+        };
+        let text = line.text();
+        assert_eq!(text, "1700000000000 7 1234 db.items 22 src key:with spaces:12\n");
+        assert_eq!(parse(text.trim_end_matches('\n')), Some(line));
+        // Cut anywhere, it fails: even where the rest would be a valid shorter key.
+        for cut in 1..text.len() - 1 {
+            assert_eq!(parse(&text[..cut]), None, "cut at {cut}: {:?}", &text[..cut]);
+        }
+        assert_eq!(parse("17000000000x0 7 1234 db.items 1 k"), None);
+        assert_eq!(parse("1 7 1234 bad/topic 1 k"), None);
+        assert_eq!(parse("1 7 1234 t 0 "), None);
     }
 }

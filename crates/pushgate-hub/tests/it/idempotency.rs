@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use pushgate_hub::{
-    Cursor, FetchOptions, HistoryLimit, Hub, HubError, InvalidIdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN,
-    MAX_SENDER_LEN, NewEvent, Published, TopicName,
+    Cursor, FetchOptions, Hub, HubError, InvalidIdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN, MAX_SENDER_LEN,
+    NewEvent, Published, TopicName,
 };
 use serde_json::json;
 
@@ -130,18 +130,4 @@ async fn keys_and_senders_are_checked() {
     let batch = hub.fetch(&[t], Cursor::Oldest, &FetchOptions::default()).await.unwrap();
     assert_eq!(batch.events.last().and_then(|e| e.from()), Some(anyone.as_str()));
     assert_eq!(hub.stats().published, 2, "refused publishes store nothing");
-}
-
-#[tokio::test]
-async fn a_key_replayed_after_its_topic_was_forgotten_continues_the_topic_after_it() {
-    let hub = Hub::builder().history(HistoryLimit::default().max_age(Some(Duration::from_millis(1)))).build();
-    let t = topic("t");
-    hub.publish_idempotent(&t, keyed("k1", 1)).await.unwrap();
-    hub.publish_idempotent(&t, keyed("k2", 2)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(hub.sweep(), 1, "the topic expired and went");
-    let again = hub.publish_idempotent(&t, keyed("k2", 2)).await.unwrap();
-    assert!(matches!(again, Published::Replayed(_)) && again.seq() == 2, "{again:?}");
-    // Without the record, numbering would start over at 1 and repeat the keyed events' numbers.
-    assert_eq!(hub.publish(&t, NewEvent::new(json!(3))).await.unwrap().seq(), 3);
 }
