@@ -154,6 +154,8 @@ impl StateFile {
     /// Writes the hub's head down every [`SAVE_EVERY`] until the hub closes, and once more then.
     pub(crate) async fn keep(self, hub: Hub) {
         let mut every = tokio::time::interval(SAVE_EVERY);
+        // A journal that cannot be synced is said once, until it can again.
+        let mut sync_failing = false;
         loop {
             let closed = tokio::select! {
                 _ = every.tick() => false,
@@ -167,12 +169,17 @@ impl StateFile {
             if let Some(journal) = &self.journal {
                 // Off the runtime's threads: a sync waits for the disk.
                 let journal = Arc::clone(journal);
-                match tokio::task::spawn_blocking(move || journal.sync()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
+                let synced = tokio::task::spawn_blocking(move || journal.sync())
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|synced| synced);
+                match synced {
+                    Ok(()) => sync_failing = false,
+                    Err(error) if !sync_failing => {
+                        sync_failing = true;
                         tracing::warn!(path = %self.path.display(), %error, "cannot sync the idempotency-key journal");
                     }
-                    Err(error) => tracing::warn!(%error, "the idempotency-key journal's sync failed"),
+                    Err(_) => {}
                 }
             }
             if closed {
