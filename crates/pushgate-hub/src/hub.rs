@@ -257,10 +257,11 @@ impl Hub {
     /// head moves the head there: those positions were used by the epoch, and are never handed
     /// out again. The shared Redis storage keeps `seq` itself and ignores this.
     ///
-    /// A topic the hub forgets ([`sweep`](Self::sweep): no event held, no reader) starts again
-    /// at `seq` 1, so a publisher that continues a topic's numbers restores it again before
-    /// publishing after a quiet spell: while the topic is held at that `seq`, the call is a
-    /// cheap no-op.
+    /// A restore holds until the topic's next publish, even if the hub forgets the empty topic
+    /// meanwhile. After that, a topic the hub forgets ([`sweep`](Self::sweep): no event held, no
+    /// reader) starts again at `seq` 1, so a publisher that continues a topic's numbers restores
+    /// it again before publishing after a quiet spell (the database sources do before every
+    /// publish): while the topic is held at that `seq`, the call is a cheap no-op.
     ///
     /// # Errors
     /// [`HubError::RestoreConflict`] when the topic already holds events with other numbers

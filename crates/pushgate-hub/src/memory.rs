@@ -517,7 +517,7 @@ impl MemoryStorage {
             if !sequencer.continued.is_empty()
                 && let Some(last_seq) = sequencer.continued.remove(&request.topic)
             {
-                // The journal knows of the topic's events up to `last_seq` before a restart.
+                // The topic's events up to `last_seq` were published before a restart.
                 let mut ring = topic.ring.write();
                 ring.next_seq = ring.next_seq.max(last_seq + 1);
             }
@@ -577,20 +577,22 @@ impl MemoryStorage {
         }
         let mut ring = entry.ring.write();
         let current = ring.next_seq - 1;
-        if current == last_seq {
-            return Ok(());
+        if current != last_seq {
+            if current > 0 {
+                return Err(HubError::RestoreConflict { topic: topic.clone(), current, requested: last_seq });
+            }
+            ring.next_seq = last_seq + 1;
+            // Its newest event was at `last_position`: a reader from before it missed at least
+            // that, and one after it missed nothing of the topic before the restart (all this
+            // storage knew of that stretch was that it might have).
+            ring.evicted_through = ring.evicted_through.max(last_position);
+            if ring.uncertain_through <= self.resumed_floor {
+                ring.uncertain_through = ring.uncertain_through.min(last_position);
+            }
         }
-        if current > 0 {
-            return Err(HubError::RestoreConflict { topic: topic.clone(), current, requested: last_seq });
-        }
-        ring.next_seq = last_seq + 1;
-        // Its newest event was at `last_position`: a reader from before it missed at least that,
-        // and one after it missed nothing of the topic before the restart (all this storage
-        // knew of that stretch was that it might have).
-        ring.evicted_through = ring.evicted_through.max(last_position);
-        if ring.uncertain_through <= self.resumed_floor {
-            ring.uncertain_through = ring.uncertain_through.min(last_position);
-        }
+        // Until the topic's next publish, also where a sweep of its empty record cannot reach.
+        let kept = sequencer.continued.entry(topic.clone()).or_default();
+        *kept = (*kept).max(last_seq);
         Ok(())
     }
 }
@@ -604,9 +606,9 @@ pub(crate) const DEFAULT_MAX_IDEMPOTENCY_KEYS: usize = 100_000;
 struct Sequencer {
     last: u64,
     keys: KeyMap,
-    /// The newest `seq` the key journal holds of each topic, from before a restart: its next
-    /// new event is numbered after it (taken at that publish, whatever swept the topic's record
-    /// meanwhile).
+    /// The newest `seq` the key journal holds of each topic from before a restart, or a
+    /// [restore](Storage::restore_topic) gave: its next new event is numbered after it (taken
+    /// at that publish, whatever swept the topic's empty record meanwhile).
     continued: HashMap<TopicName, u64>,
 }
 

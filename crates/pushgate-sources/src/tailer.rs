@@ -462,6 +462,10 @@ struct Pump {
     key: Option<String>,
     /// The hub epoch whose topics' `seq` this source has restored from the outbox.
     restored: Option<Epoch>,
+    /// The `seq` and position of the newest event of each topic this source has published (or
+    /// restored) in that epoch: restored again before each publish, since the hub forgets a
+    /// quiet topic nobody reads and would number it from 1 again (a cheap no-op otherwise).
+    numbers: HashMap<TopicName, (u64, u64)>,
 }
 
 /// Where a table's changes go and how its columns are fixed.
@@ -505,7 +509,7 @@ impl Pump {
             }
         };
         if self.restored != Some(hub.epoch()) {
-            restore_topics(backend, names, hub).await?;
+            self.numbers = restore_topics(backend, names, hub).await?;
             self.restored = Some(hub.epoch());
         }
         let mut published = Vec::with_capacity(rows.len());
@@ -559,8 +563,16 @@ impl Pump {
             }
         };
         let event = change_event(row, &target.fixes)?.idempotency_key(format!("{key}:{}", row.id));
+        if let Some(&(seq, position)) = self.numbers.get(&target.topic)
+            && let Err(error) = hub.restore_topic(&target.topic, seq, position)
+        {
+            // Numbered otherwise meanwhile (another publisher): the hub's numbers win.
+            tracing::debug!(topic = %target.topic, %error, "pushgate source did not restore a topic's seq");
+        }
         let published = hub.publish_idempotent(&target.topic, event).await?;
         self.last = Some((published.epoch(), published.position()));
+        let newest = self.numbers.entry(target.topic.clone()).or_default();
+        *newest = (*newest).max((published.seq(), published.position()));
         // A replay does not say when the original was published; it was moments ago (the
         // window is minutes), so now stands in for it.
         let ts = published.event().map_or_else(now_ms, |event| event.timestamp_ms());
@@ -606,14 +618,22 @@ impl Target {
 /// recorded `seq` and position), before anything new is published: a hub that resumed its epoch
 /// after a restart then numbers the next change of a topic as the one after the last, and a
 /// reader from before the restart is not told it missed what the outbox still holds. A no-op
-/// for a fresh epoch, and on a shared hub (Redis), which keeps the numbers itself.
-async fn restore_topics(backend: &Backend, names: &SourceNames, hub: &Hub) -> Result<(), SourceError> {
+/// for a fresh epoch, and on a shared hub (Redis), which keeps the numbers itself. Returns the
+/// numbers it restored.
+async fn restore_topics(
+    backend: &Backend,
+    names: &SourceNames,
+    hub: &Hub,
+) -> Result<HashMap<TopicName, (u64, u64)>, SourceError> {
     let epoch = i64::from(hub.epoch().as_u32());
+    let mut restored = HashMap::new();
     for (topic, seq, position) in backend.last_seqs(names, epoch).await? {
         let Ok(name) = TopicName::new(&topic) else { continue };
         let (seq, position) = (u64::try_from(seq).unwrap_or(0), u64::try_from(position).unwrap_or(0));
         match hub.restore_topic(&name, seq, position) {
-            Ok(()) => {}
+            Ok(()) => {
+                restored.insert(name, (seq, position));
+            }
             // The hub numbered the topic otherwise (another publisher was first): its numbers win.
             Err(error @ HubError::RestoreConflict { .. }) => {
                 tracing::warn!(topic = %topic, error = %error, "pushgate source could not continue a topic's seq");
@@ -621,7 +641,7 @@ async fn restore_topics(backend: &Backend, names: &SourceNames, hub: &Hub) -> Re
             Err(error) => return Err(error.into()),
         }
     }
-    Ok(())
+    Ok(restored)
 }
 
 /// Milliseconds since the Unix epoch.

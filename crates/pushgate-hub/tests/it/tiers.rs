@@ -331,6 +331,12 @@ async fn a_forgotten_restored_topic_is_restored_again_before_its_next_publish() 
     assert_eq!(hub.sweep(), 1, "no event held, no reader: forgotten, its seq with it");
     hub.restore_topic(&t, 9, 90).unwrap();
     assert_eq!(hub.publish(&t, NewEvent::new(json!(10))).await.unwrap().seq(), 10);
+    // Swept between the restore and the publish (the maintenance task runs beside the
+    // publisher): the restore still holds for that publish.
+    let u = topic("quiet-too");
+    hub.restore_topic(&u, 4, 95).unwrap();
+    assert_eq!(hub.sweep(), 1);
+    assert_eq!(hub.publish(&u, NewEvent::new(json!(5))).await.unwrap().seq(), 5);
 }
 
 /// What a shared-store backend does: a replica filled by `apply`, its shared log as a tier.

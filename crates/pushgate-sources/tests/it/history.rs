@@ -206,6 +206,39 @@ async fn a_restarted_hub_continues_from_the_outbox(kind: &str) {
     db.cleanup().await;
 }
 
+/// A topic quiet long enough for the hub to forget it (its events expired, no reader held it)
+/// goes on with the next `seq`, not 1: the tailer restores it before publishing again, as
+/// `Hub::restore_topic` asks. A reader that had the last event before the quiet spell gets the
+/// new one as the next, with no reset (a client that drops `seq` it has seen would lose it).
+async fn a_topic_the_hub_forgot_while_quiet_continues_its_seq(kind: &str) {
+    let Some(db) = Db::new(kind).await else { return };
+    db.install().await;
+    let history = HistoryLimit::default().max_age(Some(Duration::from_millis(50)));
+    let hub = Hub::builder()
+        .history(history)
+        .resume(Epoch::random(), 0)
+        .tier(Source::new(db.config()).unwrap().history_tier())
+        .build();
+    let running = Running::start(db.config(), &hub).await;
+    db.insert(1, 3).await;
+    let mut last = None;
+    common::eventually("three changes published", async || {
+        let batch = hub.fetch(&[db.topic()], Cursor::Oldest, &FetchOptions::default()).await.unwrap();
+        last = batch.events.last().cloned();
+        batch.events.len() == 3
+    })
+    .await;
+    let last = last.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(hub.sweep() >= 1, "its events expired and nobody reads it: the hub forgot it");
+    db.insert(4, 1).await;
+    let mut sub = hub.subscribe(&[db.topic()], last.cursor()).unwrap();
+    let next = next_events(&mut sub, 1).await;
+    assert_eq!((next[0].seq(), data(&next[0])["new"]["id"].clone()), (4, json!(4)));
+    running.stop().await;
+    db.cleanup().await;
+}
+
 /// Changes the hub took but the outbox still lists as unpublished (a crash between the two)
 /// are published again with the same idempotency keys: the hub answers each with the original
 /// and stores nothing twice.
@@ -319,6 +352,7 @@ on_every_database!(
     published_changes_are_recorded_and_served_as_history,
     a_restarted_hub_continues_from_the_outbox,
     changes_published_again_are_replays,
+    a_topic_the_hub_forgot_while_quiet_continues_its_seq,
     install_upgrades_an_old_outbox_in_place,
     a_database_never_installed_says_to_install,
 );
