@@ -76,6 +76,8 @@ struct Writer {
     failing: bool,
     /// A write failed, maybe halfway: the next line starts on a line of its own.
     torn: bool,
+    /// Keys were written since the last sync.
+    dirty: bool,
 }
 
 /// What [`KeyJournal::open`] read, for [`KeyJournal::start`].
@@ -175,6 +177,7 @@ impl KeyJournal {
             max_age: Duration::MAX,
             failing: false,
             torn: false,
+            dirty: false,
         };
         Ok(Self {
             path: path.to_owned(),
@@ -206,9 +209,17 @@ impl KeyJournal {
             self.rotate()?;
         }
         // A clone of the descriptor: syncing must not hold up the storage's writes.
-        let file = self.writer.lock().file.try_clone()?;
+        let (file, dirty) = {
+            let mut writer = self.writer.lock();
+            (writer.file.try_clone()?, std::mem::take(&mut writer.dirty))
+        };
         file.set_modified(SystemTime::now())?;
-        file.sync_data()
+        // Nothing new, nothing to wait for: an idle journal costs no disk flush (which would
+        // also hold up the application's own commits on the same disk).
+        if !dirty {
+            return Ok(());
+        }
+        file.sync_data().inspect_err(|_| self.writer.lock().dirty = true)
     }
 
     /// Makes the current file the old one and starts a new one. The slow parts (deleting the
@@ -313,6 +324,7 @@ impl KeyJournal {
                 writer.written += 1;
                 writer.failing = false;
                 writer.torn = false;
+                writer.dirty = true;
             }
             Err(error) => {
                 writer.torn = true;

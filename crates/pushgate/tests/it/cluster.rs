@@ -416,6 +416,11 @@ async fn two_gateways_in_one_folder_one_tails_the_demo_and_the_other_takes_over(
     let created = http().post(second.url("/demo/users")).json(&json!({"name": "Ada"})).send().await.unwrap();
     assert_eq!(created.status(), 201);
     assert_eq!(new_name(users_first.next(WAIT).await.unwrap()), Some("Ada".into()));
+    // Killed only once the change is marked published: killed between delivering and marking,
+    // the first node would leave it to the second, whose hub (an epoch of its own, no shared
+    // store) never had it and publishes it to its subscribers too. That window is the state
+    // file's and Redis's to close, not this test's.
+    until_all_marked(&dir.path().join("pushgate-demo.db")).await;
 
     first.kill().await.unwrap();
     let took = until_leader(&second, true).await;
@@ -426,6 +431,25 @@ async fn two_gateways_in_one_folder_one_tails_the_demo_and_the_other_takes_over(
         http().post(second.url("/demo/users")).json(&json!({"name": "Grace"})).send().await.unwrap();
     assert_eq!(created.status(), 201);
     assert_eq!(new_name(users_second.next(WAIT).await.unwrap()), Some("Grace".into()));
+}
+
+/// Waits until the outbox of the SQLite database at `path` holds no change still to publish.
+async fn until_all_marked(path: &Path) {
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pushgate_outbox WHERE published_at IS NULL")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        if pending == 0 {
+            return;
+        }
+        assert!(started.elapsed() < WAIT, "{pending} changes still unmarked after {WAIT:?}");
+        sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// `data.new.name` of a delivered change.
