@@ -525,7 +525,7 @@ impl MemoryStorage {
                 // Before the push: from then on a reader may see the event. The sequencer's
                 // lock keeps the topic's next `seq` as read here.
                 let seq = topic.ring.read().next_seq;
-                journal.record(&id.topic, &id.key, seq, position);
+                journal.record(timestamp_ms, &id.topic, &id.key, seq, position);
             }
             let pushed = topic.push(EventParts {
                 topic: request.topic,

@@ -100,9 +100,13 @@ pub(crate) struct Line {
 
 impl Line {
     fn text(&self) -> String {
-        let Self { at_ms, seq, position, topic, key } = self;
-        format!("{at_ms} {seq} {position} {topic} {} {key}\n", key.len())
+        line_text(self.at_ms, self.seq, self.position, &self.topic, &self.key)
     }
+}
+
+/// A key's line in the file.
+fn line_text(at_ms: u64, seq: u64, position: u64, topic: &TopicName, key: &str) -> String {
+    format!("{at_ms} {seq} {position} {topic} {} {key}\n", key.len())
 }
 
 /// A key read back, with how much of its window is left.
@@ -291,9 +295,8 @@ impl KeyJournal {
 
     /// Replaces the journal with a new file holding `lines`; returns it, open for appending.
     fn rewrite(&self, lines: impl Iterator<Item = Line>) -> std::io::Result<File> {
-        let mut text = format!("{MAGIC} {}\n", self.epoch);
-        lines.for_each(|line| text.push_str(&line.text()));
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&self.next_path)?;
+        let text: String = lines.map(|line| line.text()).collect();
+        let mut file = new_file(&self.next_path, self.epoch)?;
         file.write_all(text.as_bytes())?;
         file.sync_data()?;
         std::fs::rename(&self.next_path, &self.path)?;
@@ -311,10 +314,10 @@ impl KeyJournal {
     /// Writes a new key down; called in the storage's sequencing critical section, before the
     /// event is readable. A failure is logged (once until a write succeeds again) and the
     /// publish goes on: the key is then remembered by this process only.
-    pub(crate) fn record(&self, topic: &TopicName, key: &str, seq: u64, position: u64) {
-        let line = Line { at_ms: now_ms(), seq, position, topic: topic.clone(), key: key.into() };
+    /// `at_ms` is when the event was published (its timestamp, already read).
+    pub(crate) fn record(&self, at_ms: u64, topic: &TopicName, key: &str, seq: u64, position: u64) {
+        let mut text = line_text(at_ms, seq, position, topic, key);
         let mut writer = self.writer.lock();
-        let mut text = line.text();
         if writer.torn {
             text.insert(0, '\n');
         }
