@@ -2,8 +2,10 @@
 //! request that is parsed, fetched and rendered the same way on both (they differ only in the
 //! [`FetchOptions`] they pass: a long poll adds a wait and a presence label).
 
+use std::pin::Pin;
+
 use axum::extract::FromRequestParts;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, header};
 use pushgate_hub::{FetchOptions, Hub};
@@ -235,16 +237,134 @@ impl PollAnswer {
     }
 }
 
+impl PollRequest {
+    /// The poll request in `parts`, as the extractor reads it; the headers it keeps are moved
+    /// out of `parts`. For a server that calls a poll transport's handler without a router.
+    ///
+    /// # Errors
+    ///
+    /// `400` with the JSON body for a bad topic, cursor or `Last-Event-ID`.
+    pub fn from_parts(parts: &mut Parts) -> Result<Self, ApiError> {
+        let query = Query::parse(parts.uri.query());
+        // One pass over the headers, each moved out, not copied (nothing after this reads
+        // them): every poll request reads about seven, and a lookup each cost more.
+        let mut client = ClientInfo::of_address(&parts.extensions);
+        let (mut last_event_id, mut if_none_match, mut more_if_none_match) = (None, None, Vec::new());
+        let mut name = None;
+        for (next, value) in parts.headers.drain() {
+            // A name comes with its first value only; further values of it follow.
+            if next.is_some() {
+                name = next;
+            }
+            let Some(name) = &name else { continue };
+            let Some(value) = client.keep(name, value) else { continue };
+            if *name == header::IF_NONE_MATCH {
+                match if_none_match {
+                    None => if_none_match = Some(value),
+                    Some(_) => more_if_none_match.push(value),
+                }
+            } else if name == pushgate_protocol::params::LAST_EVENT_ID_HEADER && last_event_id.is_none() {
+                last_event_id = Some(value);
+            }
+        }
+        let params = SubscribeParams::from_header(&query, last_event_id.as_ref())?;
+        let answer = PollAnswer { params, if_none_match, more_if_none_match };
+        Ok(Self { query, answer, client })
+    }
+}
+
+/// Answers `request` as a poll transport's route does, without the router: its
+/// [`PollRequest`] (or the `400` that refuses it) handed to `handle`, and `handle`'s result as
+/// the response. The request's method and path are the caller's to check. The request itself
+/// is dropped before the answer is awaited: only what `handle`'s future keeps stays while it
+/// waits. Boxed, as a route's handler is: the future is moved once, into the box, and then
+/// only the box is (a parked poll's future is large enough for its moves to show).
+pub fn answer_request<F, Fut>(
+    request: http::Request<axum::body::Body>,
+    handle: F,
+) -> Pin<Box<dyn Future<Output = Response> + Send>>
+where
+    F: FnOnce(PollRequest) -> Fut,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    let (mut parts, _body) = request.into_parts();
+    match PollRequest::from_parts(&mut parts) {
+        Ok(request) => Box::pin(handle(request)),
+        Err(error) => Box::pin(std::future::ready(error.into_response())),
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for PollRequest {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = Query::parse(parts.uri.query());
-        let params = SubscribeParams::from_request(&query, &parts.headers)?;
-        let mut tags = parts.headers.get_all(header::IF_NONE_MATCH).iter().cloned();
-        let answer = PollAnswer { params, if_none_match: tags.next(), more_if_none_match: tags.collect() };
-        // Moved, not copied: nothing after this extractor reads them.
-        let client = ClientInfo::take(&mut parts.headers, &parts.extensions);
-        Ok(Self { query, answer, client })
+        Self::from_parts(parts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use axum::extract::ConnectInfo;
+    use http::Request;
+    use pushgate_hub::Cursor;
+
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)]) -> Parts {
+        let mut request = Request::get("/v1/poll?topic=a&cursor=now");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (mut parts, ()) = request.body(()).expect("request").into_parts();
+        parts.extensions.insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 9], 1234))));
+        parts
+    }
+
+    #[test]
+    fn a_poll_request_reads_each_header_it_needs_once_in_one_pass() {
+        let mut parts = parts(&[
+            ("cookie", "first=1"),
+            ("if-none-match", "\"a\""),
+            ("accept", "*/*"),
+            ("last-event-id", "oldest"),
+            ("cookie", "second=2"),
+            ("if-none-match", "\"b\", \"c\""),
+            ("authorization", "Bearer t"),
+            ("Origin", "https://app.example"),
+            ("user-agent", "test"),
+            ("if-none-match", "\"d\""),
+        ]);
+        let request = PollRequest::from_parts(&mut parts).expect("valid request");
+        // The header wins over the query's `cursor=now`.
+        assert_eq!(request.params().cursor, Cursor::Oldest);
+        let client = &request.client;
+        assert_eq!(client.cookie.as_ref().map(HeaderValue::as_bytes), Some(&b"first=1"[..]));
+        assert_eq!(client.authorization.as_ref().map(HeaderValue::as_bytes), Some(&b"Bearer t"[..]));
+        assert_eq!(client.origin.as_ref().map(HeaderValue::as_bytes), Some(&b"https://app.example"[..]));
+        assert_eq!(client.user_agent.as_ref().map(HeaderValue::as_bytes), Some(&b"test"[..]));
+        assert_eq!(client.ip, Some([127, 0, 0, 9].into()));
+        let answer = &request.answer;
+        assert_eq!(answer.if_none_match.as_ref().map(HeaderValue::as_bytes), Some(&b"\"a\""[..]));
+        let more: Vec<&[u8]> = answer.more_if_none_match.iter().map(HeaderValue::as_bytes).collect();
+        assert_eq!(more, [&b"\"b\", \"c\""[..], b"\"d\""]);
+    }
+
+    #[test]
+    fn a_poll_request_without_those_headers_has_none_of_them() {
+        let request = PollRequest::from_parts(&mut parts(&[("host", "x")])).expect("valid request");
+        assert_eq!(request.params().cursor, Cursor::Now);
+        assert_eq!(request.client, ClientInfo::default().with_ip(Some([127, 0, 0, 9].into())));
+        assert!(request.answer.if_none_match.is_none() && request.answer.more_if_none_match.is_empty());
+    }
+
+    #[test]
+    fn a_last_event_id_that_is_no_text_is_refused() {
+        let mut request = Request::get("/v1/poll?topic=a");
+        request = request.header("last-event-id", HeaderValue::from_bytes(b"\xff").expect("value"));
+        let (mut parts, ()) = request.body(()).expect("request").into_parts();
+        let refused = PollRequest::from_parts(&mut parts).expect_err("refused");
+        assert_eq!(refused.code(), crate::ErrorCode::InvalidCursor);
     }
 }

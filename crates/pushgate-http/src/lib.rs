@@ -18,7 +18,7 @@ mod refusal;
 mod text;
 mod wire;
 
-pub use answer::{AnswerLimits, PollAnswer, PollRequest};
+pub use answer::{AnswerLimits, PollAnswer, PollRequest, answer_request};
 pub use auth::{
     Action, AllowAll, AuthError, AuthRequest, Authorize, Check, ClientInfo, Cut, Cutoff, Grant, Switch,
     allow_all, token_from,

@@ -4,8 +4,8 @@ use std::fmt;
 use std::ops::Range;
 
 use axum::extract::FromRequestParts;
-use http::HeaderMap;
 use http::request::Parts;
+use http::{HeaderMap, HeaderValue};
 use pushgate_hub::{Cursor, TopicName};
 use pushgate_protocol::params;
 
@@ -34,32 +34,32 @@ impl Query {
     /// Parses `application/x-www-form-urlencoded` text (a URI's query); `None` is empty.
     pub fn parse(raw: Option<&str>) -> Self {
         let Some(raw) = raw.filter(|raw| !raw.is_empty()) else { return Self::default() };
+        // Nothing to decode (a poll's query, nearly always): the pairs are ranges of the raw
+        // text, split in one pass as `form_urlencoded` splits it (empty pieces skipped, a piece
+        // without `=` a name with an empty value). `&` and `=` are ASCII, so the ranges fall on
+        // character boundaries. A `%` or `+` anywhere sends the whole query to the decoder.
         let bytes = raw.as_bytes();
-        let (mut ampersands, mut escaped) = (0, false);
-        for &byte in bytes {
-            ampersands += usize::from(byte == b'&');
-            escaped |= byte == b'%' || byte == b'+';
-        }
-        let mut pairs = Vec::with_capacity(ampersands + 1);
-        if !escaped {
-            // Nothing to decode (a poll's query, nearly always): the pairs are ranges of the raw
-            // text, split as `form_urlencoded` splits it (empty pieces skipped, a piece without
-            // `=` a name with an empty value). `&` and `=` are ASCII, so the ranges fall on
-            // character boundaries.
-            let mut start = 0;
-            while start <= bytes.len() {
-                let end =
-                    bytes[start..].iter().position(|&byte| byte == b'&').map_or(bytes.len(), |at| start + at);
-                if end > start {
-                    let equals =
-                        bytes[start..end].iter().position(|&byte| byte == b'=').map_or(end, |at| start + at);
-                    pairs.push((start..equals, (equals + 1).min(end)..end));
+        let mut pairs = Vec::with_capacity(4);
+        let (mut start, mut equals) = (0, None);
+        for (at, &byte) in bytes.iter().enumerate() {
+            match byte {
+                b'&' => {
+                    push_piece(&mut pairs, start, equals, at);
+                    (start, equals) = (at + 1, None);
                 }
-                start = end + 1;
+                b'=' if equals.is_none() => equals = Some(at),
+                b'%' | b'+' => return Self::decode(raw),
+                _ => {}
             }
-            return Self { text: raw.to_owned(), pairs };
         }
+        push_piece(&mut pairs, start, equals, bytes.len());
+        Self { text: raw.to_owned(), pairs }
+    }
+
+    /// [`parse`](Self::parse) for a query with escapes to decode.
+    fn decode(raw: &str) -> Self {
         let mut text = String::with_capacity(raw.len());
+        let mut pairs = Vec::new();
         for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
             let name_at = text.len();
             text.push_str(&name);
@@ -80,14 +80,21 @@ impl Query {
         })
     }
 
+    /// The value of `pair` when it is named `name`: names are compared as bytes, and only a
+    /// match's value is taken as text (every poll request asks for about ten names).
+    fn value_if<'q>(&'q self, (key, value): &(Range<usize>, Range<usize>), name: &str) -> Option<&'q str> {
+        let named = key.len() == name.len() && self.text.as_bytes().get(key.clone()) == Some(name.as_bytes());
+        named.then(|| self.text.get(value.clone()).unwrap_or_default())
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+        self.pairs.iter().find_map(|pair| self.value_if(pair, name))
     }
 
     /// Every value of `name`, in order.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.iter().filter(move |(k, _)| *k == name).map(|(_, v)| v)
+        self.pairs.iter().filter_map(move |pair| self.value_if(pair, name))
     }
 
     /// A count in `name` from 1 up, lowered to `max`; `default` (also lowered) when absent.
@@ -138,6 +145,20 @@ impl Query {
     }
 }
 
+/// Adds the piece `start..end` of a query (`equals`: its first `=`) as a pair, unless it is
+/// empty.
+fn push_piece(
+    pairs: &mut Vec<(Range<usize>, Range<usize>)>,
+    start: usize,
+    equals: Option<usize>,
+    end: usize,
+) {
+    if end > start {
+        let equals = equals.unwrap_or(end);
+        pairs.push((start..equals, (equals + 1).min(end)..end));
+    }
+}
+
 impl fmt::Debug for Query {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
@@ -184,12 +205,12 @@ pub struct SubscribeParams {
 impl SubscribeParams {
     /// Reads topics and cursor from `query` and an optional `Last-Event-ID` header value.
     pub fn from_query(query: &Query, last_event_id: Option<&str>) -> Result<Self, ApiError> {
-        let topics = params::topic_names(query.all(params::TOPIC), query.all(params::TOPICS))
-            .map(|name| {
-                TopicName::new(name)
-                    .map_err(|err| ApiError::new(ErrorCode::InvalidTopic, format!("topic {name:?}: {err}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut topics = Vec::with_capacity(1);
+        for name in params::topic_names(query.all(params::TOPIC), query.all(params::TOPICS)) {
+            let topic = TopicName::new(name)
+                .map_err(|err| ApiError::new(ErrorCode::InvalidTopic, format!("topic {name:?}: {err}")))?;
+            topics.push(topic);
+        }
         let cursor_text =
             params::cursor_text(last_event_id, query.get(params::CURSOR), query.get(params::LAST_EVENT_ID));
         let cursor = match cursor_text {
@@ -226,7 +247,12 @@ impl SubscribeParams {
     /// assert_eq!(err.code(), ErrorCode::InvalidCursor);
     /// ```
     pub fn from_request(query: &Query, headers: &HeaderMap) -> Result<Self, ApiError> {
-        let last_event_id = match headers.get(params::LAST_EVENT_ID_HEADER) {
+        Self::from_header(query, headers.get(params::LAST_EVENT_ID_HEADER))
+    }
+
+    /// As [`from_request`](Self::from_request), given the `Last-Event-ID` header's value.
+    pub(crate) fn from_header(query: &Query, last_event_id: Option<&HeaderValue>) -> Result<Self, ApiError> {
+        let last_event_id = match last_event_id {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| {
                 ApiError::new(

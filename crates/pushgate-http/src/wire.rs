@@ -6,7 +6,8 @@
 
 use std::sync::LazyLock;
 
-use axum::response::{IntoResponse, Response};
+use axum::body::Body;
+use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use pushgate_hub::{Batch, Cursor, EncodingSlot, Event, PresenceChange, Reset, ResetReason, TopicName};
@@ -180,15 +181,15 @@ pub(crate) fn render<'a>(
     if_none_match: impl IntoIterator<Item = &'a HeaderValue>,
 ) -> Response {
     let etag = etag::etag(topics, request_cursor, batch);
+    // Every poll answer is rendered here: its three headers go into a map sized for them, once.
+    let mut headers = HeaderMap::with_capacity(3);
     // Notices move no cursor, so an answer carrying some must not be taken for the last one.
-    let mut response = if batch.presence.is_empty() && etag::if_none_match(if_none_match, etag.as_bytes()) {
-        StatusCode::NOT_MODIFIED.into_response()
+    let (status, body) = if batch.presence.is_empty() && etag::if_none_match(if_none_match, etag.as_bytes()) {
+        (StatusCode::NOT_MODIFIED, Body::empty())
     } else {
-        let mut response = (StatusCode::OK, batch_body(batch)).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        response
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        (StatusCode::OK, Body::from(batch_body(batch)))
     };
-    let headers = response.headers_mut();
     if batch.presence.is_empty()
         && let Ok(value) = HeaderValue::from_bytes(etag.as_bytes())
     {
@@ -196,6 +197,9 @@ pub(crate) fn render<'a>(
     }
     // Caches may keep the answer but must revalidate it: the ETag makes that a 304.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
     response
 }
 

@@ -91,6 +91,11 @@ pub(crate) fn validate_name(name: &str, max: usize) -> Result<(), InvalidTopic> 
     if name.len() > max {
         return Err(InvalidTopic::TooLong { len: name.len() });
     }
+    let allowed = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b':' | b'-');
+    // The alphabet is ASCII: bytes are checked first, every subscribe request names topics.
+    if name.bytes().all(allowed) {
+        return Ok(());
+    }
     match name
         .char_indices()
         .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))

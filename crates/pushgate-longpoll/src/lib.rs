@@ -26,12 +26,15 @@
 //! # let _ = app;
 //! ```
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::Request;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use pushgate_http::{AnswerLimits, ApiError, Authorize, PollRequest, Query};
 use pushgate_hub::{FetchOptions, Hub};
@@ -138,7 +141,46 @@ struct Shared {
 
 /// The long-poll route, `GET /v1/longpoll`, ready to merge into any axum app.
 pub fn router(hub: Hub, config: LongPollConfig) -> Router {
-    Router::new().route(PATH, get(longpoll)).with_state(Arc::new(Shared { hub, config }))
+    LongPollHandler::new(hub, config).router()
+}
+
+/// The long-poll handler, for a server that routes `GET /v1/longpoll` itself (the gateway's
+/// keep-alive loop calls it without the router); [`router`](Self::router) serves the same
+/// handler as the route.
+///
+/// ```
+/// use pushgate_hub::Hub;
+/// use pushgate_longpoll::{LongPollConfig, LongPollHandler};
+///
+/// let handler = LongPollHandler::new(Hub::new(), LongPollConfig::default());
+/// let app: axum::Router = handler.router();
+/// # let _ = app;
+/// ```
+#[derive(Clone)]
+pub struct LongPollHandler(Arc<Shared>);
+
+impl LongPollHandler {
+    /// Long polls of `hub`, answered by `config`.
+    pub fn new(hub: Hub, config: LongPollConfig) -> Self {
+        Self(Arc::new(Shared { hub, config }))
+    }
+
+    /// The route, `GET /v1/longpoll`, ready to merge into any axum app.
+    pub fn router(&self) -> Router {
+        Router::new().route(PATH, get(longpoll)).with_state(Arc::clone(&self.0))
+    }
+
+    /// Answers `request` as the route does; its method and path are the caller's to check.
+    pub fn answer(&self, request: Request<Body>) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+        let shared = Arc::clone(&self.0);
+        pushgate_http::answer_request(request, move |request| longpoll(State(shared), request))
+    }
+}
+
+impl std::fmt::Debug for LongPollHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LongPollHandler").field("config", &self.0.config).finish_non_exhaustive()
+    }
 }
 
 /// Checks and sizes the request at once, then returns a future that keeps only what the answer
@@ -147,27 +189,34 @@ pub fn router(hub: Hub, config: LongPollConfig) -> Router {
 fn longpoll(
     State(shared): State<Arc<Shared>>,
     request: PollRequest,
-) -> impl Future<Output = Result<Response, ApiError>> + Send {
+) -> impl Future<Output = Response> + Send + 'static {
     // A parked request holds its grant while it waits: it counts as one of its user's
     // connections.
     let check = shared.config.authorize.check(&request.auth_request(LABEL).holds_connection());
     let mut prepared =
         prepare(&shared.config, &request).map(|(options, wait)| (request.into_answer(), options, wait));
+    // The answer is a `Response` already (errors rendered here, not by a wrapper around this
+    // future), so the server can box this future as it is, without moving it again.
     async move {
         // By reference: moved out, they would take room in the future twice.
         match prepared {
             // When the client disconnects, the server drops this future; the hub unregisters
             // the parked fetch on drop, so nothing outlives the request.
-            Ok((ref answer, ref mut options, wait)) => {
-                let grant = check.await?;
-                // A parked request never outlives its token: when the token expires first, it
-                // is answered `401 token_expired` then (not an empty `200` the client would
-                // repeat at once), and the client comes back with a fresh one.
-                let wait = grant.remaining().map_or(wait, |remaining| wait.min(remaining));
-                *options = std::mem::take(options).wait(wait).user(grant.user_arc().cloned());
-                answer.answer_within(&shared.hub, options, &grant).await
-            }
-            Err(error) => Err(error),
+            Ok((ref answer, ref mut options, wait)) => match check.await {
+                Ok(grant) => {
+                    // A parked request never outlives its token: when the token expires first,
+                    // it is answered `401 token_expired` then (not an empty `200` the client
+                    // would repeat at once), and the client comes back with a fresh one.
+                    let wait = grant.remaining().map_or(wait, |remaining| wait.min(remaining));
+                    *options = std::mem::take(options).wait(wait).user(grant.user_arc().cloned());
+                    answer
+                        .answer_within(&shared.hub, options, &grant)
+                        .await
+                        .unwrap_or_else(ApiError::into_response)
+                }
+                Err(refused) => ApiError::from(refused).into_response(),
+            },
+            Err(error) => error.into_response(),
         }
     }
 }

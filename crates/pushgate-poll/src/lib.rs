@@ -20,11 +20,14 @@
 //! # let _ = app;
 //! ```
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::Request;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use pushgate_http::{AnswerLimits, ApiError, Authorize, PollRequest};
 use pushgate_hub::Hub;
@@ -76,13 +79,56 @@ struct Shared {
 
 /// The short-poll route, `GET /v1/poll`, ready to merge into any axum app.
 pub fn router(hub: Hub, config: PollConfig) -> Router {
-    Router::new().route(PATH, get(poll)).with_state(Arc::new(Shared { hub, config }))
+    PollHandler::new(hub, config).router()
+}
+
+/// The short-poll handler, for a server that routes `GET /v1/poll` itself (the gateway's
+/// keep-alive loop calls it without the router); [`router`](Self::router) serves the same
+/// handler as the route.
+///
+/// ```
+/// use pushgate_hub::Hub;
+/// use pushgate_poll::{PollConfig, PollHandler};
+///
+/// let handler = PollHandler::new(Hub::new(), PollConfig::default());
+/// let app: axum::Router = handler.router();
+/// # let _ = app;
+/// ```
+#[derive(Clone)]
+pub struct PollHandler(Arc<Shared>);
+
+impl PollHandler {
+    /// Short polls of `hub`, answered by `config`.
+    pub fn new(hub: Hub, config: PollConfig) -> Self {
+        Self(Arc::new(Shared { hub, config }))
+    }
+
+    /// The route, `GET /v1/poll`, ready to merge into any axum app.
+    pub fn router(&self) -> Router {
+        Router::new().route(PATH, get(poll)).with_state(Arc::clone(&self.0))
+    }
+
+    /// Answers `request` as the route does; its method and path are the caller's to check.
+    pub fn answer(&self, request: Request<Body>) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+        let shared = Arc::clone(&self.0);
+        pushgate_http::answer_request(request, move |request| poll(State(shared), request))
+    }
+}
+
+impl std::fmt::Debug for PollHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollHandler").field("config", &self.0.config).finish_non_exhaustive()
+    }
 }
 
 /// The label of this transport, in the hub's counters and in what the access policy is told.
 const LABEL: &str = "poll";
 
-async fn poll(State(shared): State<Arc<Shared>>, request: PollRequest) -> Result<Response, ApiError> {
+async fn poll(State(shared): State<Arc<Shared>>, request: PollRequest) -> Response {
+    answer(&shared, request).await.unwrap_or_else(ApiError::into_response)
+}
+
+async fn answer(shared: &Shared, request: PollRequest) -> Result<Response, ApiError> {
     let grant = shared.config.authorize.check(&request.auth_request(LABEL)).await?;
     // Short polls never wait: they show in presence only through the lease of a request that
     // names its `client`. The label also names them in the hub's per-label counters (fetches,

@@ -142,7 +142,7 @@ pub fn app(hub: Hub, config: &Config) -> Result<Router, ConfigError> {
     let plan = Plan::new(config)?;
     let server = Arc::new(server::ServerStatus::new(1, Refusals::default()));
     let links = Links { redis: None, presence: PresenceView::new(hub.clone(), None), relay: None };
-    Ok(routes(hub, &plan, Sources::default(), server, None, links))
+    Ok(routes(hub, &plan, Sources::default(), server, None, links).router)
 }
 
 /// What a node's routes share with the other nodes of a cluster: Redis's state (for
@@ -156,7 +156,9 @@ struct Links {
 
 /// Every route: [`app`]'s, `/healthz`, `/readyz` and `/metrics` reporting `sources`, `server`
 /// and Redis, the server API, and the demo's when there is one; access checked by the plan's
-/// policy; presence and the server API's commands across nodes through `links`.
+/// policy; presence and the server API's commands across nodes through `links`. Beside the
+/// router, the poll transports' handlers for the keep-alive loop to call without it, when
+/// nothing is layered around every route but the refusal count (no CORS).
 fn routes(
     hub: Hub,
     plan: &Plan,
@@ -164,7 +166,7 @@ fn routes(
     server: Arc<server::ServerStatus>,
     demo: Option<Arc<Demo>>,
     links: Links,
-) -> Router {
+) -> server::Routes {
     let Links { redis, presence, relay } = links;
     let authorize = plan.authorize.clone();
     let server_api = api::server::router(api::server::ServerApi {
@@ -178,9 +180,11 @@ fn routes(
         answers: AnswerLimits::default().limit(plan.poll.get_limit()).max_bytes(plan.poll.get_max_bytes()),
     });
     let ws = plan.ws.clone().refusals(server.refusals().clone());
+    let poll = pushgate_poll::PollHandler::new(hub.clone(), plan.poll.clone());
+    let longpoll = pushgate_longpoll::LongPollHandler::new(hub.clone(), plan.longpoll.clone());
     let mut router = Router::new()
-        .merge(pushgate_poll::router(hub.clone(), plan.poll.clone()))
-        .merge(pushgate_longpoll::router(hub.clone(), plan.longpoll.clone()))
+        .merge(poll.router())
+        .merge(longpoll.router())
         .merge(pushgate_sse::router(hub.clone(), plan.sse.clone()))
         .merge(pushgate_ws::router(hub.clone(), ws));
     if let Some(demo) = demo {
@@ -202,6 +206,10 @@ fn routes(
         server_refusals.clone(),
         authorize,
     );
+    let direct = plan
+        .cors
+        .is_none()
+        .then(|| Arc::new(server::Direct { poll, longpoll, refusals: server_refusals.clone() }));
     let router = router
         .merge(observability)
         .merge(api)
@@ -215,15 +223,16 @@ fn routes(
             count_access_refusal(&server_refusals, &response);
             response
         }));
-    match &plan.cors {
+    let router = match &plan.cors {
         Some(cors) => router.layer(cors.clone()),
         None => router,
-    }
+    };
+    server::Routes { router, direct }
 }
 
 /// Access is refused in every transport, the publish API and the demo; each refusal's answer
 /// carries its [`pushgate_http::ErrorCode`], so it is counted here once for all of them.
-fn count_access_refusal(refusals: &Refusals, response: &axum::response::Response) {
+pub(crate) fn count_access_refusal(refusals: &Refusals, response: &axum::response::Response) {
     let code = response.extensions().get::<pushgate_http::ErrorCode>();
     if let Some(reason) = code.and_then(|code| pushgate_http::Refusal::of_access_error(*code)) {
         refusals.count(reason);
@@ -451,7 +460,7 @@ async fn serve_with(
     };
     let presence = PresenceView::new(hub.clone(), cluster);
     let links = Links { redis: redis.clone(), presence: presence.clone(), relay: relay.clone() };
-    let router = routes(hub.clone(), &plan, sources.clone(), Arc::clone(&status), demo.clone(), links);
+    let routes = routes(hub.clone(), &plan, sources.clone(), Arc::clone(&status), demo.clone(), links);
     // The revocations Redis keeps hold from the first request on; then the server API's
     // commands from the other nodes (and the revocations again after each reconnect).
     if let (Some(relay), Some(policy)) = (&relay, &plan.policy) {
@@ -475,7 +484,7 @@ async fn serve_with(
     // The sources stop when the server closes the hub, in parallel with the connections'
     // drain, and get the same time for it.
     tokio::join!(
-        server::run(listener, router, hub.clone(), (plan.server, plan.proxies.clone()), status, shutdown),
+        server::run(listener, routes, hub.clone(), (plan.server, plan.proxies.clone()), status, shutdown),
         running.stopped(hub, plan.drain_timeout),
     );
     // The hub is closed by now, which ends maintenance and the ticker at once.

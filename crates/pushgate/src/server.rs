@@ -4,7 +4,7 @@
 //! Every accepted connection starts in the gateway's keep-alive loop (`server/lite.rs`), which
 //! reads its first request head (at most 16 KiB, within the header-read timeout) and checks it
 //! (`server/request.rs`): a request the loop serves (a `GET` to `/v1/poll`, `/v1/longpoll` or
-//! `/v1/sse`) is served there, for memory and CPU, through the same router; at the first
+//! `/v1/sse`) is served there, for memory and CPU, by the same handlers; at the first
 //! request of another kind, or at once when the loop is off, the connection goes to hyper's
 //! HTTP/1 server with upgrades (WebSocket), a header-read timeout, and the router as its
 //! service. hyper reads through a gate (`server/gate.rs`) that shows it only heads the same
@@ -160,10 +160,29 @@ pub(crate) struct SocketOptions {
     pub(crate) user_timeout: Duration,
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then closes `hub` and drains.
+/// The gateway's routes as the server calls them.
+#[derive(Clone)]
+pub(crate) struct Routes {
+    pub(crate) router: Router,
+    /// Handlers the keep-alive loop calls without the router; `None` when every route has
+    /// more layered around it than the refusal count (CORS).
+    pub(crate) direct: Option<Arc<Direct>>,
+}
+
+/// The poll transports' handlers, called by the keep-alive loop for their paths without the
+/// router: the same handlers as the routes, minus the router's matching and the boxed futures
+/// of its layers, which are a sizeable part of a long poll's CPU. What the router's one layer
+/// does (counting access refusals) is done by the loop.
+pub(crate) struct Direct {
+    pub(crate) poll: pushgate_poll::PollHandler,
+    pub(crate) longpoll: pushgate_longpoll::LongPollHandler,
+    pub(crate) refusals: Refusals,
+}
+
+/// Serves `routes` on `listener` until `shutdown` completes, then closes `hub` and drains.
 pub(crate) async fn run(
     listener: TcpListener,
-    router: Router,
+    routes: Routes,
     hub: Hub,
     (limits, proxies): (Limits, TrustedProxies),
     status: Arc<ServerStatus>,
@@ -220,7 +239,7 @@ pub(crate) async fn run(
                             stream,
                             (permit, slot),
                             proxied,
-                            router.clone(),
+                            routes.clone(),
                             limits,
                             stopping.clone(),
                         );

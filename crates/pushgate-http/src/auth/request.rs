@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
-use http::{Extensions, HeaderMap, HeaderValue, header};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, header};
 use pushgate_hub::TopicName;
 
 use super::{Action, Authorize, Grant};
@@ -67,6 +67,41 @@ impl ClientInfo {
             origin: headers.remove(header::ORIGIN),
             user_agent: headers.remove(header::USER_AGENT),
         }
+    }
+
+    /// A client known only by its address (see [`of`](Self::of)), for [`keep`](Self::keep) to
+    /// add its headers to.
+    pub(crate) fn of_address(extensions: &Extensions) -> Self {
+        Self { ip: ip_of(extensions), ..Self::default() }
+    }
+
+    /// Keeps `value` when `name` is one of the client's headers not yet seen (the first value
+    /// of each counts, as [`of`](Self::of) reads them); hands it back otherwise. For a reader
+    /// that drains a request's headers once instead of looking each one up.
+    ///
+    /// ```
+    /// use http::{HeaderValue, header};
+    /// use pushgate_http::ClientInfo;
+    ///
+    /// let mut client = ClientInfo::default();
+    /// assert!(client.keep(&header::ORIGIN, HeaderValue::from_static("https://a")).is_none());
+    /// assert!(client.keep(&header::ORIGIN, HeaderValue::from_static("https://b")).is_some());
+    /// assert!(client.keep(&header::ACCEPT, HeaderValue::from_static("*/*")).is_some());
+    /// assert_eq!(client.origin.unwrap(), "https://a");
+    /// ```
+    pub fn keep(&mut self, name: &HeaderName, value: HeaderValue) -> Option<HeaderValue> {
+        let slot = match *name {
+            header::COOKIE => &mut self.cookie,
+            header::AUTHORIZATION => &mut self.authorization,
+            header::ORIGIN => &mut self.origin,
+            header::USER_AGENT => &mut self.user_agent,
+            _ => return Some(value),
+        };
+        if slot.is_some() {
+            return Some(value);
+        }
+        *slot = Some(value);
+        None
     }
 
     /// [`of`](Self::of) when `authorize` can refuse anything, else nothing: a server without

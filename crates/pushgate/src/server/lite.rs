@@ -18,7 +18,10 @@
 //! - the request goes through the same axum router as every other request, so its handler,
 //!   validation, auth, CORS and the refusal counters run unchanged (no per-connection state is
 //!   put in its extensions: only the publish API and the WebSocket transport read it, and
-//!   those requests are hyper's);
+//!   those requests are hyper's). A poll or long poll goes straight to its transport's handler
+//!   (the one its route serves), and the loop counts its refusals as the router's layer would:
+//!   the router's matching and the boxed futures of its layers were a sixth of a long poll's
+//!   user time. With CORS configured, which wraps every route, they go through the router too;
 //! - while the answer is pending (a parked long poll) the socket is watched: a client that
 //!   goes away drops the request's future, and its hub subscription, at once;
 //! - an answer of known length goes out as one write of head and body, with `content-length`
@@ -43,9 +46,9 @@ use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::{Body, HttpBody as _};
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use tokio::io::{AsyncRead as _, AsyncReadExt as _, AsyncWriteExt as _, ReadBuf};
@@ -56,7 +59,7 @@ use tower::ServiceExt as _;
 
 use super::request::{self, HeadError, MAX_HEAD_BYTES, Parsed};
 use super::response::{self, Framing};
-use super::{Activity, Limits, Slots};
+use super::{Activity, Limits, Routes, Slots};
 use crate::limits::{Proxied, client_address};
 
 /// The buffer a head is first read into.
@@ -80,17 +83,17 @@ pub(super) async fn serve(
     mut stream: TcpStream,
     slots: Slots,
     proxied: Option<Proxied>,
-    router: Router,
+    routes: Routes,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut buf = Vec::new();
-    let end = run(&mut stream, &mut buf, proxied.as_ref(), &router, &limits, &mut stopping).await;
+    let end = run(&mut stream, &mut buf, proxied.as_ref(), &routes, &limits, &mut stopping).await;
     match end {
         End::Drop => {}
         End::Close => linger(&mut stream).await,
         End::Handoff => {
-            Box::pin(super::serve_http(stream, slots, proxied, router, limits, stopping, buf)).await;
+            Box::pin(super::serve_http(stream, slots, proxied, routes.router, limits, stopping, buf)).await;
         }
     }
 }
@@ -100,7 +103,7 @@ async fn run(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     proxied: Option<&Proxied>,
-    router: &Router,
+    routes: &Routes,
     limits: &Limits,
     stopping: &mut watch::Receiver<bool>,
 ) -> End {
@@ -196,14 +199,11 @@ async fn run(
                 let client = client_address(peer, proxied, request.headers());
                 request.extensions_mut().insert(axum::extract::ConnectInfo(client));
             }
-            let mut call = pin!(router.clone().oneshot(request));
+            let mut call = pin!(call(routes, request));
             loop {
                 tokio::select! {
                     biased;
-                    response = &mut call => match response {
-                        Ok(response) => break response,
-                        Err(infallible) => match infallible {},
-                    },
+                    response = &mut call => break response,
                     // Watch for the client going away; keep what it sends (its next request).
                     ready = stream.readable(), if buf.len() < MAX_HEAD_BYTES => {
                         if ready.is_err() {
@@ -229,6 +229,33 @@ async fn run(
             }
         }
     }
+}
+
+/// The answer to `request`: from its poll transport's handler when the loop may call it
+/// directly, else from the router.
+fn call(routes: &Routes, request: Request<Body>) -> impl Future<Output = Response<Body>> + Send + 'static {
+    let path = request.uri().path();
+    let direct = match &routes.direct {
+        Some(direct) if path == pushgate_longpoll::PATH => direct.longpoll.answer(request),
+        Some(direct) if path == pushgate_poll::PATH => direct.poll.answer(request),
+        _ => {
+            let routed = routes.router.clone().oneshot(request);
+            return Either::Right(async move {
+                match routed.await {
+                    Ok(response) => response,
+                    Err(infallible) => match infallible {},
+                }
+            });
+        }
+    };
+    let refusals = routes.direct.as_ref().map(|direct| direct.refusals.clone());
+    Either::Left(async move {
+        let response = direct.await;
+        if let Some(refusals) = refusals {
+            crate::count_access_refusal(&refusals, &response);
+        }
+        response
+    })
 }
 
 thread_local! {

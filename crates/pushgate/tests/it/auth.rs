@@ -613,6 +613,14 @@ async fn cors_answers_preflights_and_marks_answers_only_when_configured() -> any
     );
     let stranger = client.get(&url).header("origin", "https://evil.example").send().await?;
     assert!(stranger.headers().get("access-control-allow-origin").is_none());
+    // A long poll, which the keep-alive loop otherwise answers without the router, is marked
+    // too, answered at once and after a wait.
+    for query in ["timeout=0", "timeout=1"] {
+        let url = format!("http://{}/v1/longpoll?topic=a&{query}", gateway.addr);
+        let answer = client.get(&url).header("origin", origin).send().await?;
+        assert_eq!(answer.status(), 200, "{query}");
+        assert_eq!(answer.headers()["access-control-allow-origin"], origin, "{query}");
+    }
 
     let plain = start(Config::default()).await?;
     let url = format!("http://{}/v1/poll?topic=a", plain.addr);
