@@ -238,16 +238,27 @@ impl PollAnswer {
 }
 
 impl PollRequest {
-    /// The poll request in `parts`, as the extractor reads it; the headers it keeps are moved
-    /// out of `parts`. For a server that calls a poll transport's handler without a router.
+    /// The poll request in `parts`, as the extractor reads it; the four headers of its
+    /// [`ClientInfo`] are moved out of `parts`, the rest left as they were.
     ///
     /// # Errors
     ///
     /// `400` with the JSON body for a bad topic, cursor or `Last-Event-ID`.
     pub fn from_parts(parts: &mut Parts) -> Result<Self, ApiError> {
         let query = Query::parse(parts.uri.query());
-        // One pass over the headers, each moved out, not copied (nothing after this reads
-        // them): every poll request reads about seven, and a lookup each cost more.
+        let params = SubscribeParams::from_request(&query, &parts.headers)?;
+        let mut tags = parts.headers.get_all(header::IF_NONE_MATCH).iter().cloned();
+        let answer = PollAnswer { params, if_none_match: tags.next(), more_if_none_match: tags.collect() };
+        // Moved, not copied: nothing after this extractor reads them.
+        let client = ClientInfo::take(&mut parts.headers, &parts.extensions);
+        Ok(Self { query, answer, client })
+    }
+
+    /// As [`from_parts`](Self::from_parts), for a request that is used up here: every header
+    /// is moved out in one pass (about seven lookups cost more, and every poll request makes
+    /// them), so `parts` is left with none.
+    fn from_used_parts(parts: &mut Parts) -> Result<Self, ApiError> {
+        let query = Query::parse(parts.uri.query());
         let mut client = ClientInfo::of_address(&parts.extensions);
         let (mut last_event_id, mut if_none_match, mut more_if_none_match) = (None, None, Vec::new());
         let mut name = None;
@@ -288,7 +299,7 @@ where
     Fut: Future<Output = Response> + Send + 'static,
 {
     let (mut parts, _body) = request.into_parts();
-    match PollRequest::from_parts(&mut parts) {
+    match PollRequest::from_used_parts(&mut parts) {
         Ok(request) => Box::pin(handle(request)),
         Err(error) => Box::pin(std::future::ready(error.into_response())),
     }
@@ -336,7 +347,15 @@ mod tests {
             ("user-agent", "test"),
             ("if-none-match", "\"d\""),
         ]);
-        let request = PollRequest::from_parts(&mut parts).expect("valid request");
+        let mut extracted = parts.clone();
+        let request = PollRequest::from_used_parts(&mut parts).expect("valid request");
+        assert!(parts.headers.is_empty());
+        // The extractor reads the same, and leaves what is not the client's.
+        let same = PollRequest::from_parts(&mut extracted).expect("valid request");
+        assert_eq!(format!("{same:?}"), format!("{request:?}"));
+        assert_eq!(same.client, request.client);
+        assert_eq!(extracted.headers.len(), 5);
+        assert!(extracted.headers.contains_key("accept") && extracted.headers.contains_key("if-none-match"));
         // The header wins over the query's `cursor=now`.
         assert_eq!(request.params().cursor, Cursor::Oldest);
         let client = &request.client;
@@ -353,7 +372,7 @@ mod tests {
 
     #[test]
     fn a_poll_request_without_those_headers_has_none_of_them() {
-        let request = PollRequest::from_parts(&mut parts(&[("host", "x")])).expect("valid request");
+        let request = PollRequest::from_used_parts(&mut parts(&[("host", "x")])).expect("valid request");
         assert_eq!(request.params().cursor, Cursor::Now);
         assert_eq!(request.client, ClientInfo::default().with_ip(Some([127, 0, 0, 9].into())));
         assert!(request.answer.if_none_match.is_none() && request.answer.more_if_none_match.is_empty());
@@ -364,7 +383,9 @@ mod tests {
         let mut request = Request::get("/v1/poll?topic=a");
         request = request.header("last-event-id", HeaderValue::from_bytes(b"\xff").expect("value"));
         let (mut parts, ()) = request.body(()).expect("request").into_parts();
-        let refused = PollRequest::from_parts(&mut parts).expect_err("refused");
+        let extracted = PollRequest::from_parts(&mut parts.clone()).expect_err("refused");
+        let refused = PollRequest::from_used_parts(&mut parts).expect_err("refused");
         assert_eq!(refused.code(), crate::ErrorCode::InvalidCursor);
+        assert_eq!(extracted.code(), crate::ErrorCode::InvalidCursor);
     }
 }

@@ -98,7 +98,7 @@ pub(super) async fn serve(
     }
 }
 
-/// The keep-alive loop: a head, the router's answer, again.
+/// The keep-alive loop: a head, its answer (a poll handler's or the router's), again.
 async fn run(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,

@@ -23,7 +23,6 @@
 //! `400 malformed_request`; `httparse`, the parser hyper uses, does the byte-level work.
 
 use axum::body::Body;
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Uri, Version, header};
 use pushgate_http::{ApiError, ErrorCode};
 
@@ -183,7 +182,7 @@ pub(super) fn parse(buf: &[u8], lite: bool) -> Result<Parsed, HeadError> {
     let Some(head) = check(buf, &mut headers)? else { return Ok(Parsed::Partial) };
     if lite && is_lite(&head) {
         let (head_len, close, http10) = (head.len, head.close, head.http10);
-        let request = build(head, buf)?;
+        let request = build(head)?;
         return Ok(Parsed::Lite { request, head_len, close, http10 });
     }
     Ok(Parsed::Hyper)
@@ -301,21 +300,13 @@ fn is_lite(head: &Checked<'_, '_>) -> bool {
         && !head.expect
 }
 
-/// The request of a checked head (parsed from `buf`), with an empty body.
-pub(super) fn build(head: Checked<'_, '_>, buf: &[u8]) -> Result<Request<Body>, HeadError> {
+/// The request of a checked head, with an empty body.
+pub(super) fn build(head: Checked<'_, '_>) -> Result<Request<Body>, HeadError> {
     let version = if head.http10 { Version::HTTP_10 } else { Version::HTTP_11 };
     let mut request = Request::new(Body::empty());
     *request.method_mut() = head.method;
     *request.uri_mut() = head.uri;
     *request.version_mut() = version;
-    // The header values are slices of one copy of the head, not a copy (and an allocation)
-    // each.
-    let whole = Bytes::copy_from_slice(buf.get(..head.len).unwrap_or(buf));
-    let shared = |part: &[u8]| {
-        let at = part.as_ptr().addr().checked_sub(buf.as_ptr().addr())?;
-        let range = at..at.checked_add(part.len())?;
-        (range.end <= whole.len()).then(|| whole.slice(range))
-    };
     let map = request.headers_mut();
     map.reserve(head.headers.len());
     for line in head.headers {
@@ -327,11 +318,8 @@ pub(super) fn build(head: Checked<'_, '_>, buf: &[u8]) -> Result<Request<Body>, 
         // which are the bytes these accept.
         let name = HeaderName::from_bytes(line.name.as_bytes())
             .map_err(|_| HeadError::Malformed(Malformation::Syntax("bad header name")))?;
-        let value = match shared(line.value) {
-            Some(bytes) => HeaderValue::from_maybe_shared(bytes),
-            None => HeaderValue::from_bytes(line.value),
-        }
-        .map_err(|_| HeadError::Malformed(Malformation::Syntax("bad header value")))?;
+        let value = HeaderValue::from_bytes(line.value)
+            .map_err(|_| HeadError::Malformed(Malformation::Syntax("bad header value")))?;
         map.append(name, value);
     }
     Ok(request)

@@ -119,7 +119,7 @@ fn we_see(input: &[u8]) -> Option<(Seen, bool)> {
         uri,
         version,
         // Through a `HeaderMap`, as hyper gives them: the values of one name together.
-        headers: request::build(head, input)
+        headers: request::build(head)
             .ok()?
             .headers()
             .iter()
