@@ -48,6 +48,7 @@ use std::time::Duration;
 
 use axum::body::{Body, HttpBody as _};
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use futures_util::future::Either;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
@@ -232,30 +233,26 @@ async fn run(
 }
 
 /// The answer to `request`: from its poll transport's handler when the loop may call it
-/// directly, else from the router.
+/// directly, else from the router. Mapped, not wrapped in `async` blocks: a block would keep
+/// the future it awaits twice over (as its capture and as its awaitee), and this future is part
+/// of every connection's task, idle or parked.
 fn call(routes: &Routes, request: Request<Body>) -> impl Future<Output = Response<Body>> + Send + 'static {
     let path = request.uri().path();
-    let direct = match &routes.direct {
-        Some(direct) if path == pushgate_longpoll::PATH => direct.longpoll.answer(request),
-        Some(direct) if path == pushgate_poll::PATH => direct.poll.answer(request),
+    let (direct, answer) = match &routes.direct {
+        Some(direct) if path == pushgate_longpoll::PATH => (direct, direct.longpoll.answer(request)),
+        Some(direct) if path == pushgate_poll::PATH => (direct, direct.poll.answer(request)),
         _ => {
-            let routed = routes.router.clone().oneshot(request);
-            return Either::Right(async move {
-                match routed.await {
-                    Ok(response) => response,
-                    Err(infallible) => match infallible {},
-                }
-            });
+            return Either::Right(routes.router.clone().oneshot(request).map(|routed| match routed {
+                Ok(response) => response,
+                Err(infallible) => match infallible {},
+            }));
         }
     };
-    let refusals = routes.direct.as_ref().map(|direct| direct.refusals.clone());
-    Either::Left(async move {
-        let response = direct.await;
-        if let Some(refusals) = refusals {
-            crate::count_access_refusal(&refusals, &response);
-        }
+    let refusals = direct.refusals.clone();
+    Either::Left(answer.map(move |response| {
+        crate::count_access_refusal(&refusals, &response);
         response
-    })
+    }))
 }
 
 thread_local! {
