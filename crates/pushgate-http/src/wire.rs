@@ -2,7 +2,8 @@
 //! poll batch. Their shapes are the protocol's (`pushgate-protocol`): the event object is
 //! `{"topic","seq","id","event","data","ts"}`, plus `"from"` (who published it) when the
 //! publisher was identified and `"key"` (what it is the newest value of) when the publisher
-//! gave one. This writes them from the hub's types and caches the event object on each event.
+//! gave one. This writes them from the hub's types and caches the event object on each event,
+//! and each thread's last poll answer for the next request that asks the same.
 
 use std::sync::LazyLock;
 
@@ -180,27 +181,123 @@ pub(crate) fn render<'a>(
     batch: &Batch,
     if_none_match: impl IntoIterator<Item = &'a HeaderValue>,
 ) -> Response {
-    let etag = etag::etag(topics, request_cursor, batch);
     // Every poll answer is rendered here: its three headers go into a map sized for them, once.
     let mut headers = HeaderMap::with_capacity(3);
-    // Notices move no cursor, so an answer carrying some must not be taken for the last one.
-    let (status, body) = if batch.presence.is_empty() && etag::if_none_match(if_none_match, etag.as_bytes()) {
-        (StatusCode::NOT_MODIFIED, Body::empty())
+    let (status, body) = if let Some((tag, body)) = recent::find(topics, request_cursor, batch) {
+        if etag::if_none_match(if_none_match, tag.as_bytes()) {
+            headers.insert(header::ETAG, tag);
+            (StatusCode::NOT_MODIFIED, Body::empty())
+        } else {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(header::ETAG, tag);
+            (StatusCode::OK, Body::from(body))
+        }
     } else {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        (StatusCode::OK, Body::from(batch_body(batch)))
+        let etag = etag::etag(topics, request_cursor, batch);
+        // Notices move no cursor, so an answer carrying some must not be taken for the last one.
+        let tag = batch.presence.is_empty().then(|| HeaderValue::from_bytes(etag.as_bytes()).ok()).flatten();
+        let answer = if tag.is_some() && etag::if_none_match(if_none_match, etag.as_bytes()) {
+            (StatusCode::NOT_MODIFIED, Body::empty())
+        } else {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let body = batch_body(batch);
+            if let Some(tag) = &tag {
+                recent::keep(topics, request_cursor, batch, tag, &body);
+            }
+            (StatusCode::OK, Body::from(body))
+        };
+        if let Some(tag) = tag {
+            headers.insert(header::ETAG, tag);
+        }
+        answer
     };
-    if batch.presence.is_empty()
-        && let Ok(value) = HeaderValue::from_bytes(etag.as_bytes())
-    {
-        headers.insert(header::ETAG, value);
-    }
     // Caches may keep the answer but must revalidate it: the ETag makes that a 304.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// The last `200` answer each thread rendered, for the next request that asks the same: when
+/// an event is published, every parked long poll of its topic wakes with the same topics and
+/// cursor and gets the same answer, so the first renders it and the others share its body.
+mod recent {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http::HeaderValue;
+    use pushgate_hub::{Batch, Cursor, Event, TopicName};
+
+    /// Larger answers are not kept: rendering them is mostly copying, which sharing saves
+    /// little of, and a thread should not hold on to much.
+    const MAX_BODY: usize = 16 * 1024;
+
+    /// An answer and what it answered. The events are kept (not their addresses) so an event
+    /// freed and another allocated in its place can never match.
+    struct Rendered {
+        topics: Vec<TopicName>,
+        request_cursor: Cursor,
+        cursor: Cursor,
+        events: Vec<Arc<Event>>,
+        tag: HeaderValue,
+        body: Bytes,
+    }
+
+    impl Rendered {
+        /// Whether it answered this: the same topics in the same order, the same cursors and the
+        /// very same events, and nothing else in the answer (no reset, no notices), so its
+        /// tag and body are this answer's too.
+        fn answers(&self, topics: &[TopicName], request_cursor: Cursor, batch: &Batch) -> bool {
+            batch.reset.is_none()
+                && batch.presence.is_empty()
+                && self.request_cursor == request_cursor
+                && self.cursor == batch.cursor
+                && self.events.len() == batch.events.len()
+                && self.events.iter().zip(&batch.events).all(|(a, b)| Arc::ptr_eq(a, b))
+                && self.topics == topics
+        }
+    }
+
+    thread_local! {
+        static LAST: RefCell<Option<Rendered>> = const { RefCell::new(None) };
+    }
+
+    /// The tag and body of the same answer, if this thread rendered it last.
+    pub(super) fn find(
+        topics: &[TopicName],
+        request_cursor: Cursor,
+        batch: &Batch,
+    ) -> Option<(HeaderValue, Bytes)> {
+        LAST.with_borrow(|last| {
+            last.as_ref()
+                .filter(|last| last.answers(topics, request_cursor, batch))
+                .map(|last| (last.tag.clone(), last.body.clone()))
+        })
+    }
+
+    /// Keeps `body` and `tag` as this thread's last answer, when it is plain and small.
+    pub(super) fn keep(
+        topics: &[TopicName],
+        request_cursor: Cursor,
+        batch: &Batch,
+        tag: &HeaderValue,
+        body: &Bytes,
+    ) {
+        if batch.reset.is_some() || !batch.presence.is_empty() || body.len() > MAX_BODY {
+            return;
+        }
+        let rendered = Rendered {
+            topics: topics.to_vec(),
+            request_cursor,
+            cursor: batch.cursor,
+            events: batch.events.clone(),
+            tag: tag.clone(),
+            body: body.clone(),
+        };
+        LAST.with_borrow_mut(|last| *last = Some(rendered));
+    }
 }
 
 #[cfg(test)]
@@ -249,6 +346,59 @@ mod tests {
         assert_eq!(body["events"][0]["seq"], 1);
         assert_eq!(body["cursor"], busy.cursor.to_string());
         assert!(body.get("reset").is_none());
+    }
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    /// Parked long polls of one topic wake to the same answer, rendered once per thread and
+    /// shared: what is shared must be that answer and no other.
+    #[tokio::test]
+    async fn an_answer_rendered_again_is_the_same_and_only_for_the_same_question() {
+        let hub = Hub::new();
+        let t = topic("t");
+        let topics = [t.clone()];
+        let start = fetch(&hub, &topics, Cursor::Now).await.cursor;
+        for n in 1..=2 {
+            hub.publish(&t, NewEvent::new(serde_json::json!(n)).latest_key("k")).await.expect("publish");
+        }
+        let every = fetch(&hub, &topics, start).await;
+        let first = render_batch(&topics, start, &every, &HeaderMap::new());
+        let again = render_batch(&topics, start, &every, &HeaderMap::new());
+        let first_tag = tag_of(&first);
+        assert_eq!(tag_of(&again), first_tag);
+        assert_eq!(first.headers(), again.headers());
+        let (first_body, again_body) = (body_of(first).await, body_of(again).await);
+        assert_eq!(first_body, again_body);
+        assert_eq!(first_body["events"].as_array().map(Vec::len), Some(2));
+
+        // Asked again with its tag: 304, with the tag.
+        let cached = render_batch(&topics, start, &every, &if_none_match(first_tag.to_str().expect("ascii")));
+        assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(tag_of(&cached), first_tag);
+
+        // The same topics and cursors, other events (latest value only skips the first): not
+        // the answer rendered before.
+        let newest = hub.fetch(&topics, start, &FetchOptions::default().latest(true)).await.expect("fetch");
+        assert_eq!(newest.cursor, every.cursor);
+        let body = body_of(render_batch(&topics, start, &newest, &HeaderMap::new())).await;
+        assert_eq!(body["events"].as_array().map(Vec::len), Some(1));
+        assert_eq!(body["events"][0]["data"], 2);
+
+        // The same events for another topic set, or from another cursor: their own tags.
+        let other = [t.clone(), topic("u")];
+        let wider = fetch(&hub, &other, start).await;
+        let tag = |topics: &[TopicName], from: Cursor, batch: &Batch| {
+            tag_of(&render_batch(topics, from, batch, &HeaderMap::new()))
+        };
+        let every_tag = tag(&topics, start, &every);
+        assert_ne!(tag(&other, start, &wider), every_tag);
+        assert_eq!(tag(&topics, start, &every), every_tag);
+        let from_oldest = fetch(&hub, &topics, Cursor::Oldest).await;
+        assert_ne!(tag(&topics, Cursor::Oldest, &from_oldest), every_tag);
+        assert_eq!(tag(&topics, start, &every), every_tag);
     }
 
     #[tokio::test]
