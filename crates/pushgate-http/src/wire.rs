@@ -288,15 +288,87 @@ mod recent {
         if batch.reset.is_some() || !batch.presence.is_empty() || body.len() > MAX_BODY {
             return;
         }
-        let rendered = Rendered {
-            topics: topics.to_vec(),
-            request_cursor,
-            cursor: batch.cursor,
-            events: batch.events.clone(),
-            tag: tag.clone(),
-            body: body.clone(),
-        };
-        LAST.with_borrow_mut(|last| *last = Some(rendered));
+        LAST.with_borrow_mut(|last| match last {
+            // In place: an answer that is never asked again (a short poll's) should not cost
+            // two allocations as well.
+            Some(last) => {
+                last.topics.clear();
+                last.topics.extend_from_slice(topics);
+                last.events.clear();
+                last.events.extend_from_slice(&batch.events);
+                (last.request_cursor, last.cursor) = (request_cursor, batch.cursor);
+                (last.tag, last.body) = (tag.clone(), body.clone());
+            }
+            None => {
+                *last = Some(Rendered {
+                    topics: topics.to_vec(),
+                    request_cursor,
+                    cursor: batch.cursor,
+                    events: batch.events.clone(),
+                    tag: tag.clone(),
+                    body: body.clone(),
+                });
+            }
+        });
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use pushgate_hub::{ChangeKind, FetchOptions, Hub, NewEvent, PresenceChange};
+
+        /// `find` gives the kept answer back only for the very same question and a plain answer.
+        #[tokio::test]
+        async fn only_the_same_plain_answer_is_found() {
+            let hub = Hub::new();
+            let t = TopicName::new("t").expect("topic");
+            let topics = [t.clone()];
+            let start = hub
+                .fetch(&topics, pushgate_hub::Cursor::Now, &FetchOptions::default())
+                .await
+                .expect("fetch")
+                .cursor;
+            for n in 0..4 {
+                hub.publish(&t, NewEvent::new(serde_json::json!(n))).await.expect("publish");
+            }
+            let two = FetchOptions::default().limit(2);
+            let first = hub.fetch(&topics, start, &two).await.expect("fetch");
+            let next = hub.fetch(&topics, first.cursor, &two).await.expect("fetch");
+            let tag = HeaderValue::from_static("\"t\"");
+            let body = Bytes::from_static(b"{}");
+            keep(&topics, start, &first, &tag, &body);
+
+            let (found_tag, found_body) = find(&topics, start, &first).expect("the same question");
+            assert_eq!(found_tag, tag);
+            assert_eq!(found_body.as_ptr(), body.as_ptr(), "the body is shared, not copied");
+
+            // Another answer cursor, the same events.
+            let mut moved = first.clone();
+            moved.cursor = next.cursor;
+            assert!(find(&topics, start, &moved).is_none());
+            // As many events, other ones.
+            let mut other = first.clone();
+            other.events.clone_from(&next.events);
+            assert!(find(&topics, start, &other).is_none());
+            // The same events with notices: never the plain answer (no tag, no 304).
+            let mut noticed = first.clone();
+            noticed.presence.push(Arc::new(PresenceChange::new(
+                t.clone(),
+                ChangeKind::Join,
+                None,
+                "sse".into(),
+                1,
+            )));
+            assert!(find(&topics, start, &noticed).is_none());
+            // An answer with notices or too large a body is not kept: the last plain one stays.
+            keep(&topics, start, &noticed, &tag, &body);
+            keep(&topics, start, &first, &tag, &Bytes::from(vec![b' '; MAX_BODY + 1]));
+            assert_eq!(find(&topics, start, &first).map(|(_, b)| b.as_ptr()), Some(body.as_ptr()));
+            // Kept again over it, in place: the newer answer only.
+            keep(&topics, first.cursor, &next, &tag, &body);
+            assert!(find(&topics, start, &first).is_none());
+            assert!(find(&topics, first.cursor, &next).is_some());
+        }
     }
 }
 
