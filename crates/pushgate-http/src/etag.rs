@@ -7,9 +7,10 @@ use pushgate_hub::{Batch, Cursor, TopicName};
 use crate::text::{CURSOR_TEXT_LEN, StackText};
 use crate::wire::reset_json;
 
-/// The longest tag: `"ev.`, four cursors each followed by `.`, the 16-digit topic-set hash,
-/// `.reset.` and its 16-digit hash, the closing `"`.
-const TAG_LEN: usize = 4 + 4 * (CURSOR_TEXT_LEN + 1) + 16 + 7 + 16 + 1;
+/// The longest tag: `"ev.`, four cursors each followed by `.`, the 16-digit hash of the events
+/// between the first and the last and its `.`, the 16-digit topic-set hash, `.reset.` and its
+/// 16-digit hash, the closing `"`.
+const TAG_LEN: usize = 4 + 4 * (CURSOR_TEXT_LEN + 1) + 17 + 16 + 7 + 16 + 1;
 
 /// An answer's tag, quoted.
 pub(crate) type Tag = StackText<TAG_LEN>;
@@ -26,6 +27,16 @@ pub(crate) fn etag(topics: &[TopicName], request_cursor: Cursor, batch: &Batch) 
             tag.push(b"\"ev.");
             for cursor in [request_cursor, first.cursor(), last.cursor()] {
                 tag.push_cursor(cursor);
+                tag.push(b".");
+            }
+            // The first and the last do not say which events lie between them: a latest-value
+            // answer skips some that the full answer from the same cursor holds.
+            if batch.events.len() > 2 {
+                let between = batch.events.iter().fold(Fnv::default(), |hash, event| match event.cursor() {
+                    Cursor::At { position, .. } => hash.write(&position.to_le_bytes()),
+                    _ => hash,
+                });
+                tag.push_hex(between.finish(), 16);
                 tag.push(b".");
             }
         }

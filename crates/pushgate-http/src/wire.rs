@@ -160,7 +160,8 @@ pub fn presence_json(change: &PresenceChange) -> serde_json::Value {
 /// [`batch_body`], or 304 when the request's `If-None-Match` names this answer's `ETag`.
 ///
 /// The tag names the answer, so one tag never stands for two different answers: it holds the
-/// request cursor, the answer's cursor and first and last events, a short hash of the
+/// request cursor, the answer's cursor and first and last events (and a hash of the events
+/// between them, when there are any), a short hash of the
 /// request's topic set (sorted and deduplicated, so `topic=a&topic=b` and `topics=b,a` share
 /// it), and, when the answer has a reset, a marker with a hash of that reset. An idle poller
 /// (same topics, same cursor, nothing new) sends back the tag it got and is answered 304.
@@ -376,6 +377,7 @@ mod recent {
 mod tests {
     use super::*;
     use pushgate_hub::{Epoch, FetchOptions, Hub, NewEvent};
+    use std::sync::Arc;
 
     fn topic(name: &str) -> TopicName {
         TopicName::new(name).expect("topic")
@@ -471,6 +473,36 @@ mod tests {
         let from_oldest = fetch(&hub, &topics, Cursor::Oldest).await;
         assert_ne!(tag(&topics, Cursor::Oldest, &from_oldest), every_tag);
         assert_eq!(tag(&topics, start, &every), every_tag);
+    }
+
+    /// A latest-value answer and the full one from the same cursor can share their first and
+    /// last events; their tags must differ all the same.
+    #[tokio::test]
+    async fn answers_that_differ_only_between_their_ends_have_their_own_tags() {
+        let hub = Hub::new();
+        let t = topic("t");
+        let topics = [t.clone()];
+        let start = fetch(&hub, &topics, Cursor::Now).await.cursor;
+        for (n, key) in [(1, None), (2, Some("k")), (3, Some("k")), (4, None)] {
+            let event = NewEvent::new(serde_json::json!(n));
+            let event = match key {
+                Some(key) => event.latest_key(key),
+                None => event,
+            };
+            hub.publish(&t, event).await.expect("publish");
+        }
+        let full = fetch(&hub, &topics, start).await;
+        let newest = hub.fetch(&topics, start, &FetchOptions::default().latest(true)).await.expect("fetch");
+        assert_eq!((full.events.len(), newest.events.len()), (4, 3));
+        assert!(
+            Arc::ptr_eq(&full.events[0], &newest.events[0])
+                && Arc::ptr_eq(&full.events[3], &newest.events[2])
+        );
+        let full_tag = tag_of(&render_batch(&topics, start, &full, &HeaderMap::new()));
+        let newest_tag = tag_of(&render_batch(&topics, start, &newest, &HeaderMap::new()));
+        assert_ne!(full_tag, newest_tag);
+        let asked = if_none_match(full_tag.to_str().expect("ascii"));
+        assert_eq!(render_batch(&topics, start, &newest, &asked).status(), StatusCode::OK);
     }
 
     #[tokio::test]
